@@ -1,0 +1,30 @@
+//! Kafka Connect's file connectors: [`FILE_SOURCE`] tails a file line by line, [`FILE_SINK`]
+//! appends one line per record (or one JSON object per record with `format=json`).
+
+mod config;
+mod sink;
+mod source;
+
+pub use config::{FileSinkConfig, FileSourceConfig, SinkFormat};
+pub use sink::{FileSinkConnector, FileSinkTask};
+pub use source::{FileSourceConnector, FileSourceTask};
+
+use sluice_api::connector::{ConnectorFactory, ConnectorPlugin};
+
+/// `FileStreamSource`: one record per line, offset = byte position after the line.
+pub const FILE_SOURCE: ConnectorPlugin = ConnectorPlugin {
+    class: "org.apache.kafka.connect.file.FileStreamSourceConnector",
+    aliases: &["file"],
+    version: env!("CARGO_PKG_VERSION"),
+    config_def: config::source_config_def,
+    factory: ConnectorFactory::Source(|| Box::new(FileSourceConnector::default())),
+};
+
+/// `FileStreamSink`: one line per record, synced on flush.
+pub const FILE_SINK: ConnectorPlugin = ConnectorPlugin {
+    class: "org.apache.kafka.connect.file.FileStreamSinkConnector",
+    aliases: &["file"],
+    version: env!("CARGO_PKG_VERSION"),
+    config_def: config::sink_config_def,
+    factory: ConnectorFactory::Sink(|| Box::new(FileSinkConnector::default())),
+};

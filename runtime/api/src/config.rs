@@ -1,0 +1,545 @@
+//! Config definitions: typed keys with defaults and docs, validated into per-field errors.
+//!
+//! A [`ConfigDef`] plays the part of Kafka's `ConfigDef`: it documents every key (served by
+//! `GET /connector-plugins/{p}/config`), validates a flat string map into [`FieldError`]s (the
+//! `PUT …/config/validate` response), and rejects unknown keys with a suggestion.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A flat `key -> value` config, as written in `.properties` files.
+pub type Props = BTreeMap<String, String>;
+
+/// The type of a config value, named as Kafka names them in validate responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Long,
+    Double,
+    /// A comma-separated list.
+    List,
+    /// A class name or alias.
+    Class,
+    /// A secret: redacted in every response and log line.
+    Password,
+}
+
+impl ConfigType {
+    /// Kafka's upper-case type name (`STRING`, `INT`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            ConfigType::Boolean => "BOOLEAN",
+            ConfigType::String => "STRING",
+            ConfigType::Int => "INT",
+            ConfigType::Long => "LONG",
+            ConfigType::Double => "DOUBLE",
+            ConfigType::List => "LIST",
+            ConfigType::Class => "CLASS",
+            ConfigType::Password => "PASSWORD",
+        }
+    }
+}
+
+/// How much a key matters, as in Kafka's `ConfigDef.Importance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Importance {
+    High,
+    Medium,
+    Low,
+}
+
+impl Importance {
+    /// Kafka's upper-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Importance::High => "HIGH",
+            Importance::Medium => "MEDIUM",
+            Importance::Low => "LOW",
+        }
+    }
+}
+
+/// An extra check on a key's value beyond its type.
+#[derive(Debug, Clone)]
+pub enum Validator {
+    /// The value must be one of these (case-insensitive).
+    OneOf(Vec<&'static str>),
+    /// An integer within `min..=max`.
+    Range { min: i64, max: i64 },
+    /// A non-empty string.
+    NonEmpty,
+}
+
+/// One documented config key.
+#[derive(Debug, Clone)]
+pub struct ConfigKey {
+    pub name: String,
+    pub config_type: ConfigType,
+    /// `None` makes the key required.
+    pub default: Option<String>,
+    pub importance: Importance,
+    pub documentation: String,
+    pub group: String,
+    pub validator: Option<Validator>,
+}
+
+impl ConfigKey {
+    /// A key with a default value.
+    pub fn optional(
+        name: &str,
+        config_type: ConfigType,
+        default: &str,
+        importance: Importance,
+        documentation: &str,
+    ) -> ConfigKey {
+        ConfigKey {
+            name: name.to_owned(),
+            config_type,
+            default: Some(default.to_owned()),
+            importance,
+            documentation: documentation.to_owned(),
+            group: "Common".to_owned(),
+            validator: None,
+        }
+    }
+
+    /// A required key.
+    pub fn required(
+        name: &str,
+        config_type: ConfigType,
+        importance: Importance,
+        documentation: &str,
+    ) -> ConfigKey {
+        ConfigKey {
+            default: None,
+            ..ConfigKey::optional(name, config_type, "", importance, documentation)
+        }
+    }
+
+    /// Adds a validator.
+    pub fn validate_with(mut self, validator: Validator) -> ConfigKey {
+        self.validator = Some(validator);
+        self
+    }
+
+    /// Sets the group shown in validate responses.
+    pub fn in_group(mut self, group: &str) -> ConfigKey {
+        self.group = group.to_owned();
+        self
+    }
+
+    /// True when the key has no default.
+    pub fn is_required(&self) -> bool {
+        self.default.is_none()
+    }
+
+    /// Checks one value against type and validator; the error says what is expected.
+    pub fn check(&self, value: &str) -> Result<(), String> {
+        let trimmed = value.trim();
+        let type_ok = match self.config_type {
+            ConfigType::Boolean => {
+                trimmed.eq_ignore_ascii_case("true") || trimmed.eq_ignore_ascii_case("false")
+            }
+            ConfigType::Int => trimmed.parse::<i32>().is_ok(),
+            ConfigType::Long => trimmed.parse::<i64>().is_ok(),
+            ConfigType::Double => trimmed.parse::<f64>().is_ok(),
+            ConfigType::String | ConfigType::List | ConfigType::Class | ConfigType::Password => {
+                true
+            }
+        };
+        if !type_ok {
+            let expected = match self.config_type {
+                ConfigType::Boolean => "true or false",
+                ConfigType::Int => "a whole number (32-bit)",
+                ConfigType::Long => "a whole number (64-bit)",
+                ConfigType::Double => "a number",
+                _ => "a string",
+            };
+            return Err(format!(
+                "Invalid value {value} for configuration {}: expected {expected}",
+                self.name
+            ));
+        }
+        match &self.validator {
+            Some(Validator::OneOf(allowed))
+                if !allowed.iter().any(|a| a.eq_ignore_ascii_case(trimmed)) =>
+            {
+                Err(format!(
+                    "Invalid value {value} for configuration {}: must be one of {}",
+                    self.name,
+                    allowed.join(", ")
+                ))
+            }
+            Some(Validator::Range { min, max }) => match trimmed.parse::<i64>() {
+                Ok(n) if n >= *min && n <= *max => Ok(()),
+                _ => Err(format!(
+                    "Invalid value {value} for configuration {}: must be between {min} and {max}",
+                    self.name
+                )),
+            },
+            Some(Validator::NonEmpty) if trimmed.is_empty() => Err(format!(
+                "Invalid value for configuration {}: must not be empty",
+                self.name
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A problem with one field of a config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// A set of documented keys plus the prefixes whose keys are checked elsewhere
+/// (`transforms.`, `producer.override.`, …).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigDef {
+    keys: Vec<ConfigKey>,
+    open_prefixes: Vec<String>,
+}
+
+impl ConfigDef {
+    pub fn new() -> ConfigDef {
+        ConfigDef::default()
+    }
+
+    /// Adds a key; a later key with the same name replaces the earlier one.
+    pub fn key(mut self, key: ConfigKey) -> ConfigDef {
+        self.keys.retain(|k| k.name != key.name);
+        self.keys.push(key);
+        self
+    }
+
+    /// Accepts every key under `prefix` without checking it here.
+    pub fn open_prefix(mut self, prefix: &str) -> ConfigDef {
+        self.open_prefixes.push(prefix.to_owned());
+        self
+    }
+
+    /// Appends another definition's keys and prefixes.
+    pub fn merge(mut self, other: &ConfigDef) -> ConfigDef {
+        for key in &other.keys {
+            self = self.key(key.clone());
+        }
+        self.open_prefixes
+            .extend(other.open_prefixes.iter().cloned());
+        self
+    }
+
+    /// All keys, in definition order.
+    pub fn keys(&self) -> &[ConfigKey] {
+        &self.keys
+    }
+
+    /// Looks a key up by name.
+    pub fn find(&self, name: &str) -> Option<&ConfigKey> {
+        self.keys.iter().find(|k| k.name == name)
+    }
+
+    /// True when `name` is a defined key or sits under an open prefix.
+    pub fn accepts(&self, name: &str) -> bool {
+        self.find(name).is_some() || self.open_prefixes.iter().any(|p| name.starts_with(p))
+    }
+
+    /// Every problem with `props`: missing required keys, bad values, unknown keys.
+    pub fn validate(&self, props: &Props) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        for key in &self.keys {
+            match props.get(&key.name) {
+                Some(value) => {
+                    if let Err(message) = key.check(value) {
+                        errors.push(FieldError::new(&key.name, message));
+                    }
+                }
+                None if key.is_required() => errors.push(FieldError::new(
+                    &key.name,
+                    format!(
+                        "Missing required configuration \"{}\" which has no default value.",
+                        key.name
+                    ),
+                )),
+                None => {}
+            }
+        }
+        for name in props.keys() {
+            if !self.accepts(name) {
+                errors.push(FieldError::new(name, self.unknown_key_message(name)));
+            }
+        }
+        errors
+    }
+
+    /// "unknown key `x`; did you mean `y`?", with the closest known key when there is one.
+    pub fn unknown_key_message(&self, name: &str) -> String {
+        let names = self.keys.iter().map(|k| k.name.as_str());
+        match closest(name, names) {
+            Some(best) => format!("unknown key `{name}`; did you mean `{best}`?"),
+            None => format!("unknown key `{name}`; remove it (see the plugin's config reference)"),
+        }
+    }
+
+    /// The value of `name`, or its default.
+    pub fn value<'a>(&'a self, props: &'a Props, name: &str) -> Option<&'a str> {
+        props
+            .get(name)
+            .map(String::as_str)
+            .or_else(|| self.find(name).and_then(|k| k.default.as_deref()))
+    }
+
+    /// True when `name` holds a secret and must never be shown or logged.
+    pub fn is_secret(&self, name: &str) -> bool {
+        match self.find(name) {
+            Some(key) => key.config_type == ConfigType::Password,
+            None => looks_secret(name),
+        }
+    }
+
+    /// A copy of `props` with every secret replaced by `[hidden]`, safe to log or return.
+    pub fn redact(&self, props: &Props) -> Props {
+        props
+            .iter()
+            .map(|(k, v)| {
+                let shown = if self.is_secret(k) || looks_secret(k) {
+                    REDACTED.to_owned()
+                } else {
+                    v.clone()
+                };
+                (k.clone(), shown)
+            })
+            .collect()
+    }
+}
+
+/// What secrets are replaced with, as Kafka's `Password.toString()` does.
+pub const REDACTED: &str = "[hidden]";
+
+/// Key names that carry secrets even when no definition says so (client settings passed
+/// through under `producer.`/`consumer.`, transform settings, …).
+pub fn looks_secret(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas.config",
+        "credentials",
+        "token",
+        "api.key",
+        "user.info",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle))
+}
+
+/// The closest candidate by edit distance, when it is close enough to be a plausible typo.
+pub fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(2))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// A validated config with typed getters that fall back to the definition's defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    props: Props,
+    def: ConfigDef,
+}
+
+impl Config {
+    /// Validates `props` against `def`; every problem is reported at once, in one
+    /// [`ErrorKind::Config`](crate::ErrorKind::Config) error naming the fields.
+    pub fn parse(def: ConfigDef, props: Props) -> crate::Result<Config> {
+        let errors = def.validate(&props);
+        if errors.is_empty() {
+            Ok(Config { props, def })
+        } else {
+            Err(crate::Error::config(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ))
+        }
+    }
+
+    /// The raw properties as given.
+    pub fn props(&self) -> &Props {
+        &self.props
+    }
+
+    /// The definition this config was validated against.
+    pub fn def(&self) -> &ConfigDef {
+        &self.def
+    }
+
+    /// A string value or its default; `None` when neither exists.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.def.value(&self.props, name)
+    }
+
+    /// A string value that must be present.
+    pub fn string(&self, name: &str) -> crate::Result<String> {
+        self.get(name)
+            .map(str::to_owned)
+            .ok_or_else(|| crate::Error::config(format!("missing required configuration `{name}`")))
+    }
+
+    /// An integer value.
+    pub fn i64(&self, name: &str) -> crate::Result<i64> {
+        let raw = self.string(name)?;
+        raw.trim().parse().map_err(|_| {
+            crate::Error::config(format!("`{name}` must be a whole number, got `{raw}`"))
+        })
+    }
+
+    /// A boolean value.
+    pub fn bool(&self, name: &str) -> crate::Result<bool> {
+        let raw = self.string(name)?;
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(crate::Error::config(format!(
+                "`{name}` must be true or false, got `{raw}`"
+            ))),
+        }
+    }
+
+    /// A comma-separated list, trimmed, empty items dropped.
+    pub fn list(&self, name: &str) -> Vec<String> {
+        self.get(name).map(split_list).unwrap_or_default()
+    }
+}
+
+/// Splits a Kafka-style comma-separated list.
+pub fn split_list(raw: &str) -> Vec<String> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn def() -> ConfigDef {
+        ConfigDef::new()
+            .key(ConfigKey::required(
+                "file",
+                ConfigType::String,
+                Importance::High,
+                "f",
+            ))
+            .key(ConfigKey::optional(
+                "tasks.max",
+                ConfigType::Int,
+                "1",
+                Importance::High,
+                "t",
+            ))
+            .key(
+                ConfigKey::optional("mode", ConfigType::String, "a", Importance::Low, "m")
+                    .validate_with(Validator::OneOf(vec!["a", "b"])),
+            )
+            .open_prefix("transforms.")
+    }
+
+    fn props(pairs: &[(&str, &str)]) -> Props {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn reports_each_problem_against_its_field() {
+        let errors = def().validate(&props(&[
+            ("tasks.max", "abc"),
+            ("mode", "c"),
+            ("topci", "x"),
+            ("transforms.x.type", "y"),
+        ]));
+        let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["file", "tasks.max", "mode", "topci"]);
+        assert!(
+            errors[1]
+                .message
+                .contains("Invalid value abc for configuration tasks.max")
+        );
+        assert!(errors[2].message.contains("must be one of a, b"));
+    }
+
+    #[test]
+    fn suggests_the_closest_key() {
+        assert_eq!(
+            def().unknown_key_message("task.max"),
+            "unknown key `task.max`; did you mean `tasks.max`?"
+        );
+        assert!(!def().unknown_key_message("zzzzzz").contains("did you mean"));
+    }
+
+    #[test]
+    fn typed_getters_use_defaults() {
+        let config = Config::parse(def(), props(&[("file", "x")])).unwrap();
+        assert_eq!(config.i64("tasks.max").unwrap(), 1);
+        assert_eq!(config.get("mode"), Some("a"));
+    }
+
+    #[test]
+    fn redacts_secrets_by_type_and_by_name() {
+        let def = ConfigDef::new().key(ConfigKey::required(
+            "database.pass",
+            ConfigType::Password,
+            Importance::High,
+            "p",
+        ));
+        let shown = def.redact(&props(&[
+            ("database.pass", "s3cret"),
+            ("producer.sasl.jaas.config", "x"),
+            ("file", "f"),
+        ]));
+        assert_eq!(shown["database.pass"], REDACTED);
+        assert_eq!(shown["producer.sasl.jaas.config"], REDACTED);
+        assert_eq!(shown["file"], "f");
+    }
+}

@@ -1,0 +1,219 @@
+//! Source and sink connectors and their tasks, after Kafka Connect's contract.
+//!
+//! A *connector* reads its config, splits the work into at most `tasks.max` task configs and
+//! hands them out; *tasks* do the copying. The worker owns threads, retries, offsets and
+//! delivery; a connector only says what to read or write.
+//!
+//! # Delivery guarantee: at least once
+//! A source record's offset is committed only after every sink (or the Kafka producer) that
+//! received the record has made it durable. After a crash, a source task resumes from the last
+//! committed offset, so records after it may be delivered again, and none is lost. A clean stop
+//! commits everything delivered, so a clean restart repeats nothing.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::Result;
+use crate::config::{ConfigDef, FieldError, Props};
+use crate::record::{SinkRecord, SourceOffset, SourcePartition, SourceRecord, TopicPartition};
+
+/// Whether a connector reads from an external system or writes to one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectorKind {
+    Source,
+    Sink,
+}
+
+impl ConnectorKind {
+    /// `"source"` or `"sink"`, as the REST API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorKind::Source => "source",
+            ConnectorKind::Sink => "sink",
+        }
+    }
+}
+
+/// Reads committed source offsets, so a task can resume where the last run stopped.
+#[async_trait]
+pub trait OffsetReader: Send + Sync {
+    /// The last committed offset of `partition` for this connector, if any.
+    async fn offset(&self, partition: &SourcePartition) -> Result<Option<SourceOffset>>;
+}
+
+/// What a source task is given at start.
+#[derive(Clone)]
+pub struct SourceTaskContext {
+    pub connector: String,
+    pub task_id: u32,
+    /// This task's config, as returned by [`SourceConnector::task_configs`].
+    pub config: Props,
+    pub offsets: Arc<dyn OffsetReader>,
+}
+
+/// What a sink task is given at start.
+#[derive(Debug, Clone)]
+pub struct SinkTaskContext {
+    pub connector: String,
+    pub task_id: u32,
+    /// This task's config, as returned by [`SinkConnector::task_configs`].
+    pub config: Props,
+}
+
+/// A connector reading from an external system.
+#[async_trait]
+pub trait SourceConnector: Send + Sync {
+    /// Starts the connector with its full, already validated config.
+    async fn start(&mut self, config: &Props) -> Result<()>;
+
+    /// Splits the work into at most `max_tasks` task configs. Called after `start`.
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<Props>>;
+
+    /// A new, unstarted task.
+    fn create_task(&self) -> Box<dyn SourceTask>;
+
+    /// Checks beyond the [`ConfigDef`] (cross-field rules, reachability). Default: none.
+    async fn validate(&self, _config: &Props) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// Releases what `start` acquired.
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A task copying records out of an external system.
+///
+/// # Contract
+/// * `poll` returns records in the order they must be delivered within each source partition.
+///   When there is nothing to read it returns an empty batch within about a second, so the
+///   worker can pause or stop the task promptly; it must not block indefinitely.
+/// * Each record's `source_offset` is the position to resume *after* that record. The worker
+///   commits an offset only once the record and everything before it in its partition are
+///   durable downstream; the task must not assume a returned record is committed.
+/// * [`SourceTask::offsets_committed`] tells the task which offsets are now durable, so it may
+///   release upstream resources up to them (e.g. confirm a replication slot position).
+/// * After a crash the task is started again and must resume from
+///   [`SourceTaskContext::offsets`], re-reading whatever was not committed (at least once).
+#[async_trait]
+pub trait SourceTask: Send {
+    /// Starts the task; read committed offsets from `context.offsets` here.
+    async fn start(&mut self, context: SourceTaskContext) -> Result<()>;
+
+    /// The next batch of records; empty when there is nothing new.
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>>;
+
+    /// These offsets (latest per partition) are committed and durable.
+    async fn offsets_committed(
+        &mut self,
+        _offsets: &[(SourcePartition, SourceOffset)],
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Stops the task, releasing its resources. Called once, after the last `poll`.
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A connector writing into an external system.
+#[async_trait]
+pub trait SinkConnector: Send + Sync {
+    /// Starts the connector with its full, already validated config.
+    async fn start(&mut self, config: &Props) -> Result<()>;
+
+    /// Splits the work into at most `max_tasks` task configs.
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<Props>>;
+
+    /// A new, unstarted task.
+    fn create_task(&self) -> Box<dyn SinkTask>;
+
+    /// Checks beyond the [`ConfigDef`]. Default: none.
+    async fn validate(&self, _config: &Props) -> Vec<FieldError> {
+        Vec::new()
+    }
+
+    /// Releases what `start` acquired.
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// A task writing records into an external system.
+///
+/// # Contract
+/// * `put` receives records in topic-partition order. It may write them at once or buffer
+///   them; either way nothing is considered delivered until `flush` returns `Ok`.
+/// * `flush(offsets)` must make every record passed to `put` so far durable (written and
+///   synced) before returning `Ok`. Only then does the worker commit the offsets (and, in the
+///   direct pipeline, acknowledge the records to their source), so a failed or missing flush
+///   means redelivery, never loss.
+/// * An error from `put` or `flush` fails the task; records not flushed are delivered again
+///   after restart. Sinks should therefore be idempotent or tolerate duplicates.
+#[async_trait]
+pub trait SinkTask: Send {
+    /// Starts the task.
+    async fn start(&mut self, context: SinkTaskContext) -> Result<()>;
+
+    /// Accepts a batch of records.
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<()>;
+
+    /// Makes everything put so far durable; `offsets` are the next offsets to consume per
+    /// topic partition once this returns.
+    async fn flush(&mut self, offsets: &HashMap<TopicPartition, i64>) -> Result<()>;
+
+    /// Stops the task. The worker flushes before stopping when it can.
+    async fn stop(&mut self) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// How a plugin is instantiated.
+#[derive(Clone, Copy)]
+pub enum ConnectorFactory {
+    Source(fn() -> Box<dyn SourceConnector>),
+    Sink(fn() -> Box<dyn SinkConnector>),
+}
+
+/// A connector plugin as registered with the worker: its names, version, config and factory.
+#[derive(Clone, Copy)]
+pub struct ConnectorPlugin {
+    /// The Kafka Connect class name, e.g. `org.apache.kafka.connect.file.FileStreamSourceConnector`.
+    pub class: &'static str,
+    /// Extra short names accepted in `connector.class`.
+    pub aliases: &'static [&'static str],
+    pub version: &'static str,
+    /// The plugin's own keys (the worker adds the common connector keys).
+    pub config_def: fn() -> ConfigDef,
+    pub factory: ConnectorFactory,
+}
+
+impl ConnectorPlugin {
+    /// Source or sink.
+    pub fn kind(&self) -> ConnectorKind {
+        match self.factory {
+            ConnectorFactory::Source(_) => ConnectorKind::Source,
+            ConnectorFactory::Sink(_) => ConnectorKind::Sink,
+        }
+    }
+
+    /// The last segment of the class name (`FileStreamSourceConnector`).
+    pub fn simple_name(&self) -> &'static str {
+        self.class.rsplit('.').next().unwrap_or(self.class)
+    }
+
+    /// True when `name` designates this plugin the way Kafka Connect resolves
+    /// `connector.class`: the full class, the simple class name, the simple name without its
+    /// `Connector` suffix, or one of the aliases.
+    pub fn answers_to(&self, name: &str) -> bool {
+        let simple = self.simple_name();
+        name == self.class
+            || name == simple
+            || simple.strip_suffix("Connector") == Some(name)
+            || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+    }
+}

@@ -1,0 +1,292 @@
+//! Values and their optional schemas, after Kafka Connect's `org.apache.kafka.connect.data`.
+//!
+//! A [`Value`] may travel with or without a [`Schema`]. Schemaless values use
+//! [`Value::Map`] with string keys for objects, the way Kafka Connect uses `java.util.Map`.
+//! Schemaful structured values use [`Value::Struct`], whose fields are positional against the
+//! struct's schema.
+
+use std::sync::Arc;
+
+/// Schemas are shared by every record that carries them, so they are reference counted.
+pub type SchemaRef = Arc<Schema>;
+
+/// Kafka Connect's schema types; logical types (Decimal, Date, Timestamp, Debezium's semantic
+/// types) are one of these plus a [`Schema::name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SchemaType {
+    Int8,
+    Int16,
+    Int32,
+    Int64,
+    Float32,
+    Float64,
+    Boolean,
+    String,
+    Bytes,
+    Array,
+    Map,
+    Struct,
+}
+
+impl SchemaType {
+    /// The lower-case name Kafka Connect's JsonConverter writes in `"type"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SchemaType::Int8 => "int8",
+            SchemaType::Int16 => "int16",
+            SchemaType::Int32 => "int32",
+            SchemaType::Int64 => "int64",
+            SchemaType::Float32 => "float",
+            SchemaType::Float64 => "double",
+            SchemaType::Boolean => "boolean",
+            SchemaType::String => "string",
+            SchemaType::Bytes => "bytes",
+            SchemaType::Array => "array",
+            SchemaType::Map => "map",
+            SchemaType::Struct => "struct",
+        }
+    }
+
+    /// Parses a JsonConverter type name (`int32`, `float`, `double`, …).
+    pub fn from_name(name: &str) -> Option<SchemaType> {
+        Some(match name {
+            "int8" => SchemaType::Int8,
+            "int16" => SchemaType::Int16,
+            "int32" => SchemaType::Int32,
+            "int64" => SchemaType::Int64,
+            "float" => SchemaType::Float32,
+            "double" => SchemaType::Float64,
+            "boolean" => SchemaType::Boolean,
+            "string" => SchemaType::String,
+            "bytes" => SchemaType::Bytes,
+            "array" => SchemaType::Array,
+            "map" => SchemaType::Map,
+            "struct" => SchemaType::Struct,
+            _ => return None,
+        })
+    }
+}
+
+/// A field of a struct schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Field {
+    pub name: String,
+    pub schema: SchemaRef,
+}
+
+/// A Kafka Connect schema.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schema {
+    pub schema_type: SchemaType,
+    pub optional: bool,
+    /// Logical or record name, e.g. `org.apache.kafka.connect.data.Decimal` or
+    /// `dbserver1.inventory.customers.Value`.
+    pub name: Option<String>,
+    pub version: Option<i32>,
+    pub doc: Option<String>,
+    /// Schema parameters in insertion order (JsonConverter writes them in that order).
+    pub parameters: Vec<(String, String)>,
+    pub default: Option<Value>,
+    /// Fields of a struct, in order.
+    pub fields: Vec<Field>,
+    /// Key schema of a map.
+    pub key_schema: Option<SchemaRef>,
+    /// Value schema of a map, or item schema of an array.
+    pub value_schema: Option<SchemaRef>,
+}
+
+impl Schema {
+    /// A required schema of a primitive type.
+    pub fn of(schema_type: SchemaType) -> Schema {
+        Schema {
+            schema_type,
+            optional: false,
+            name: None,
+            version: None,
+            doc: None,
+            parameters: Vec::new(),
+            default: None,
+            fields: Vec::new(),
+            key_schema: None,
+            value_schema: None,
+        }
+    }
+
+    /// Kafka Connect's `Schema.STRING_SCHEMA`.
+    pub fn string() -> Schema {
+        Schema::of(SchemaType::String)
+    }
+
+    /// An empty struct schema with a name, to be filled with [`Schema::field`].
+    pub fn struct_named(name: impl Into<String>) -> Schema {
+        Schema::of(SchemaType::Struct).named(name)
+    }
+
+    /// An array of `items`.
+    pub fn array(items: SchemaRef) -> Schema {
+        let mut schema = Schema::of(SchemaType::Array);
+        schema.value_schema = Some(items);
+        schema
+    }
+
+    /// A map from `keys` to `values`.
+    pub fn map(keys: SchemaRef, values: SchemaRef) -> Schema {
+        let mut schema = Schema::of(SchemaType::Map);
+        schema.key_schema = Some(keys);
+        schema.value_schema = Some(values);
+        schema
+    }
+
+    /// Marks the schema optional (nullable).
+    pub fn optional(mut self) -> Schema {
+        self.optional = true;
+        self
+    }
+
+    /// Sets the schema name.
+    pub fn named(mut self, name: impl Into<String>) -> Schema {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Sets the schema version.
+    pub fn versioned(mut self, version: i32) -> Schema {
+        self.version = Some(version);
+        self
+    }
+
+    /// Adds a parameter.
+    pub fn parameter(mut self, key: impl Into<String>, value: impl Into<String>) -> Schema {
+        self.parameters.push((key.into(), value.into()));
+        self
+    }
+
+    /// Appends a field to a struct schema.
+    pub fn field(mut self, name: impl Into<String>, schema: impl Into<SchemaRef>) -> Schema {
+        self.fields.push(Field {
+            name: name.into(),
+            schema: schema.into(),
+        });
+        self
+    }
+
+    /// Shares the schema.
+    pub fn into_ref(self) -> SchemaRef {
+        Arc::new(self)
+    }
+
+    /// The index of a struct field by name.
+    pub fn field_index(&self, name: &str) -> Option<usize> {
+        self.fields.iter().position(|f| f.name == name)
+    }
+}
+
+/// A struct value: values positional against its schema's fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Struct {
+    pub schema: SchemaRef,
+    pub values: Vec<Value>,
+}
+
+impl Struct {
+    /// A struct whose every field is null, ready to be filled with [`Struct::put`].
+    pub fn new(schema: SchemaRef) -> Struct {
+        let values = vec![Value::Null; schema.fields.len()];
+        Struct { schema, values }
+    }
+
+    /// Sets a field by name; an unknown name is a data error naming the field.
+    pub fn put(&mut self, name: &str, value: Value) -> crate::Result<()> {
+        match self.schema.field_index(name) {
+            Some(index) => {
+                self.values[index] = value;
+                Ok(())
+            }
+            None => Err(crate::Error::data(format!(
+                "struct {} has no field `{name}`",
+                self.schema.name.as_deref().unwrap_or("(unnamed)")
+            ))),
+        }
+    }
+
+    /// Reads a field by name.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.schema.field_index(name).map(|i| &self.values[i])
+    }
+}
+
+/// A value, schemaful or schemaless.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Value {
+    #[default]
+    Null,
+    Boolean(bool),
+    Int8(i8),
+    Int16(i16),
+    Int32(i32),
+    Int64(i64),
+    Float32(f32),
+    Float64(f64),
+    String(String),
+    Bytes(Vec<u8>),
+    Array(Vec<Value>),
+    /// A map; for schemaless objects the keys are strings. Entry order is kept.
+    Map(Vec<(Value, Value)>),
+    Struct(Struct),
+}
+
+impl Value {
+    /// True for [`Value::Null`]: a tombstone when it is a record's value.
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+
+    /// The string inside a [`Value::String`].
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::String(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The value as an `i64`, for any integer variant.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            Value::Int8(v) => Some(v.into()),
+            Value::Int16(v) => Some(v.into()),
+            Value::Int32(v) => Some(v.into()),
+            Value::Int64(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(value: &str) -> Self {
+        Value::String(value.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(value: String) -> Self {
+        Value::String(value)
+    }
+}
+
+impl From<i32> for Value {
+    fn from(value: i32) -> Self {
+        Value::Int32(value)
+    }
+}
+
+impl From<i64> for Value {
+    fn from(value: i64) -> Self {
+        Value::Int64(value)
+    }
+}
+
+impl From<bool> for Value {
+    fn from(value: bool) -> Self {
+        Value::Boolean(value)
+    }
+}

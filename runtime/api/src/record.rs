@@ -1,0 +1,89 @@
+//! Records as they flow through sluice: the common [`Record`], and its source and sink forms.
+
+use std::sync::Arc;
+
+use crate::data::{SchemaRef, Value};
+
+/// A source partition (`{"filename": "test.txt"}`, `{"server": "dbserver1"}`): which stream of
+/// the external system a record came from. JSON-shaped, as in Kafka Connect.
+pub type SourcePartition = serde_json::Map<String, serde_json::Value>;
+
+/// A source offset (`{"position": 1024}`, `{"lsn": 123, "txId": 7}`): how far into its source
+/// partition a record is. Committing it means "everything up to here is durable downstream".
+pub type SourceOffset = serde_json::Map<String, serde_json::Value>;
+
+/// A record header.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Header {
+    pub key: String,
+    pub value: Value,
+    pub schema: Option<SchemaRef>,
+}
+
+/// The part of a record every stage sees: Kafka Connect's `ConnectRecord`.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Record {
+    pub topic: String,
+    /// Kafka partition, when the source or a transform chose one.
+    pub partition: Option<i32>,
+    pub key: Value,
+    pub key_schema: Option<SchemaRef>,
+    /// [`Value::Null`] makes the record a tombstone.
+    pub value: Value,
+    pub value_schema: Option<SchemaRef>,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp_ms: Option<i64>,
+    pub headers: Vec<Header>,
+}
+
+impl Record {
+    /// A record with a value and no key.
+    pub fn new(topic: impl Into<String>, value: Value, value_schema: Option<SchemaRef>) -> Record {
+        Record {
+            topic: topic.into(),
+            value,
+            value_schema,
+            ..Record::default()
+        }
+    }
+
+    /// The last header with this key.
+    pub fn header(&self, key: &str) -> Option<&Header> {
+        self.headers.iter().rev().find(|h| h.key == key)
+    }
+}
+
+/// A record produced by a source task, with the position it was read at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceRecord {
+    pub record: Record,
+    /// Shared by every record of the same partition, hence reference counted.
+    pub source_partition: Arc<SourcePartition>,
+    /// The offset to resume *after* this record.
+    pub source_offset: SourceOffset,
+}
+
+/// A Kafka topic and partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TopicPartition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+/// A record delivered to a sink task, with its position in the (Kafka or direct) topic.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRecord {
+    pub record: Record,
+    pub kafka_partition: i32,
+    pub kafka_offset: i64,
+}
+
+impl SinkRecord {
+    /// The topic partition this record was read from.
+    pub fn topic_partition(&self) -> TopicPartition {
+        TopicPartition {
+            topic: self.record.topic.clone(),
+            partition: self.kafka_partition,
+        }
+    }
+}

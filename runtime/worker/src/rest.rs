@@ -1,0 +1,408 @@
+//! Kafka Connect's REST API over a [`Herder`]: same paths, same JSON shapes, errors as
+//! `{"error_code": <status>, "message": "…"}`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use serde::de::DeserializeOwned;
+use serde_json::{Value as Json, json};
+use sluice_api::config::Props;
+use sluice_api::{Error, ErrorKind};
+
+use crate::herder::{Herder, PartitionOffset, TargetState};
+
+type Shared = Arc<dyn Herder>;
+
+/// A REST error: Kafka Connect's body shape with the matching HTTP status.
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(error: Error) -> ApiError {
+        let status = match error.kind() {
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Config | ErrorKind::Data => StatusCode::BAD_REQUEST,
+            ErrorKind::Retriable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Io | ErrorKind::Fatal => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::new(status, error.message())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"error_code": self.status.as_u16(), "message": self.message});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
+    serde_json::from_slice(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("Invalid JSON in request body: {e}"),
+        )
+    })
+}
+
+/// Config values may be written as JSON strings, numbers or booleans; all become strings.
+fn config_map(json: &Json, what: &str) -> ApiResult<Props> {
+    let object = json.as_object().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("{what} must be a JSON object"),
+        )
+    })?;
+    object
+        .iter()
+        .map(|(k, v)| match v {
+            Json::String(s) => Ok((k.clone(), s.clone())),
+            Json::Number(_) | Json::Bool(_) => Ok((k.clone(), v.to_string())),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("{what}: value of `{k}` must be a string, number or boolean"),
+            )),
+        })
+        .collect()
+}
+
+/// The router with every endpoint.
+pub fn router(herder: Shared) -> Router {
+    Router::new()
+        .route("/", get(root))
+        .route("/health", get(health))
+        .route("/connectors", get(list_connectors).post(create_connector))
+        .route(
+            "/connectors/{name}",
+            get(connector_info).delete(delete_connector),
+        )
+        .route(
+            "/connectors/{name}/config",
+            get(connector_config).put(put_config).patch(patch_config),
+        )
+        .route("/connectors/{name}/status", get(connector_status))
+        .route("/connectors/{name}/tasks", get(task_infos))
+        .route("/connectors/{name}/tasks/{task}/status", get(task_status))
+        .route(
+            "/connectors/{name}/tasks/{task}/restart",
+            post(restart_task),
+        )
+        .route("/connectors/{name}/restart", post(restart_connector))
+        .route("/connectors/{name}/pause", put(pause))
+        .route("/connectors/{name}/resume", put(resume))
+        .route("/connectors/{name}/stop", put(stop))
+        .route(
+            "/connectors/{name}/offsets",
+            get(offsets).patch(alter_offsets).delete(reset_offsets),
+        )
+        .route("/connector-plugins", get(plugins))
+        .route("/connector-plugins/{plugin}/config", get(plugin_config))
+        .route("/connector-plugins/{plugin}/config/validate", put(validate))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "HTTP 404 Not Found") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "HTTP 405 Method Not Allowed",
+            )
+        })
+        .with_state(herder)
+}
+
+async fn root() -> axum::Json<Json> {
+    axum::Json(json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "commit": option_env!("SLUICE_GIT_COMMIT").unwrap_or("unknown"),
+        "kafka_cluster_id": null,
+    }))
+}
+
+async fn health() -> axum::Json<Json> {
+    axum::Json(json!({
+        "status": "healthy",
+        "message": "Worker has completed startup and is ready to handle requests."
+    }))
+}
+
+async fn list_connectors(
+    State(herder): State<Shared>,
+    Query(query): Query<Vec<(String, String)>>,
+) -> ApiResult<axum::Json<Json>> {
+    let names = herder.connector_names().await;
+    let expand: Vec<&str> = query
+        .iter()
+        .filter(|(k, _)| k == "expand")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    if expand.is_empty() {
+        return Ok(axum::Json(json!(names)));
+    }
+    let mut out = serde_json::Map::new();
+    for name in names {
+        let mut entry = serde_json::Map::new();
+        // A connector deleted between the listing and this lookup is simply left out.
+        if expand.contains(&"status")
+            && let Ok(status) = herder.connector_status(&name).await
+        {
+            entry.insert("status".into(), json!(status));
+        }
+        if expand.contains(&"info")
+            && let Ok(info) = herder.connector_info(&name).await
+        {
+            entry.insert("info".into(), json!(info));
+        }
+        out.insert(name, Json::Object(entry));
+    }
+    Ok(axum::Json(Json::Object(out)))
+}
+
+async fn create_connector(State(herder): State<Shared>, body: Bytes) -> ApiResult<Response> {
+    let request: Json = parse_body(&body)?;
+    let config = config_map(request.get("config").unwrap_or(&Json::Null), "`config`")?;
+    let name = request
+        .get("name")
+        .and_then(Json::as_str)
+        .map(str::to_owned)
+        .or_else(|| config.get("name").cloned())
+        .filter(|n| !n.trim().is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "Connector name must be given as `name`",
+            )
+        })?;
+    let (info, _) = herder.put_connector(&name, config, false).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!(info))).into_response())
+}
+
+async fn connector_info(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Json>> {
+    Ok(axum::Json(json!(herder.connector_info(&name).await?)))
+}
+
+async fn delete_connector(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    herder.delete_connector(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn connector_config(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Json>> {
+    Ok(axum::Json(json!(
+        herder.connector_info(&name).await?.config
+    )))
+}
+
+async fn put_config(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let config = config_map(&parse_body(&body)?, "the config")?;
+    let (info, created) = herder.put_connector(&name, config, true).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, axum::Json(json!(info))).into_response())
+}
+
+async fn patch_config(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<axum::Json<Json>> {
+    let patch: BTreeMap<String, Json> = parse_body(&body)?;
+    let patch = patch
+        .into_iter()
+        .map(|(k, v)| match v {
+            Json::Null => Ok((k, None)),
+            Json::String(s) => Ok((k, Some(s))),
+            Json::Number(_) | Json::Bool(_) => Ok((k, Some(v.to_string()))),
+            _ => Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("value of `{k}` must be a string or null"),
+            )),
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    Ok(axum::Json(json!(
+        herder.patch_connector(&name, patch).await?
+    )))
+}
+
+async fn connector_status(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Json>> {
+    Ok(axum::Json(json!(herder.connector_status(&name).await?)))
+}
+
+async fn task_infos(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Json>> {
+    Ok(axum::Json(json!(herder.task_infos(&name).await?)))
+}
+
+fn task_number(task: &str) -> ApiResult<u32> {
+    task.parse().map_err(|_| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("task id `{task}` is not a number"),
+        )
+    })
+}
+
+async fn task_status(
+    State(herder): State<Shared>,
+    Path((name, task)): Path<(String, String)>,
+) -> ApiResult<axum::Json<Json>> {
+    Ok(axum::Json(json!(
+        herder.task_status(&name, task_number(&task)?).await?
+    )))
+}
+
+async fn restart_task(
+    State(herder): State<Shared>,
+    Path((name, task)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    herder.restart_task(&name, task_number(&task)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn restart_connector(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
+) -> ApiResult<Response> {
+    let flag = |k: &str| query.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let (include_tasks, only_failed) = (flag("includeTasks"), flag("onlyFailed"));
+    herder
+        .restart_connector(&name, include_tasks, only_failed)
+        .await?;
+    if include_tasks || only_failed {
+        let status = herder.connector_status(&name).await?;
+        return Ok((StatusCode::ACCEPTED, axum::Json(json!(status))).into_response());
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn pause(State(herder): State<Shared>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    herder.set_target_state(&name, TargetState::Paused).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn resume(State(herder): State<Shared>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    herder.set_target_state(&name, TargetState::Started).await?;
+    Ok(StatusCode::ACCEPTED)
+}
+
+async fn stop(State(herder): State<Shared>, Path(name): Path<String>) -> ApiResult<StatusCode> {
+    herder.set_target_state(&name, TargetState::Stopped).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn offsets(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Json>> {
+    Ok(axum::Json(json!({"offsets": herder.offsets(&name).await?})))
+}
+
+async fn alter_offsets(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> ApiResult<axum::Json<Json>> {
+    let request: Json = parse_body(&body)?;
+    let bad = |why: &str| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{why}; expected {{\"offsets\": [{{\"partition\": {{…}}, \"offset\": {{…}} | null}}]}}"
+            ),
+        )
+    };
+    let list = request
+        .get("offsets")
+        .and_then(Json::as_array)
+        .ok_or_else(|| bad("missing `offsets` list"))?;
+    let offsets = list
+        .iter()
+        .map(|item| {
+            let partition = item
+                .get("partition")
+                .and_then(Json::as_object)
+                .ok_or_else(|| bad("an entry has no `partition` object"))?;
+            let offset = match item.get("offset") {
+                None | Some(Json::Null) => None,
+                Some(Json::Object(o)) => Some(o.clone()),
+                Some(_) => return Err(bad("an `offset` is neither an object nor null")),
+            };
+            Ok(PartitionOffset {
+                partition: partition.clone(),
+                offset,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    herder.alter_offsets(&name, offsets).await?;
+    Ok(axum::Json(
+        json!({"message": "The offsets for this connector have been altered successfully"}),
+    ))
+}
+
+async fn reset_offsets(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Json>> {
+    herder.reset_offsets(&name).await?;
+    Ok(axum::Json(
+        json!({"message": "The offsets for this connector have been reset successfully"}),
+    ))
+}
+
+async fn plugins(State(herder): State<Shared>) -> axum::Json<Json> {
+    axum::Json(json!(herder.plugins()))
+}
+
+async fn plugin_config(
+    State(herder): State<Shared>,
+    Path(plugin): Path<String>,
+) -> ApiResult<axum::Json<Json>> {
+    Ok(axum::Json(herder.plugin_config(&plugin)?))
+}
+
+async fn validate(
+    State(herder): State<Shared>,
+    Path(plugin): Path<String>,
+    body: Bytes,
+) -> ApiResult<axum::Json<Json>> {
+    let config = config_map(&parse_body(&body)?, "the config")?;
+    Ok(axum::Json(herder.validate(&plugin, config).await?))
+}

@@ -1,0 +1,368 @@
+//! The per-connector transform chain (`transforms=a,b`, `transforms.a.type=…`,
+//! `transforms.a.predicate=p`, `transforms.a.negate=true`, `predicates=p`,
+//! `predicates.p.type=…`) and the built-in transforms and predicates.
+
+use regex::Regex;
+use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, split_list};
+use sluice_api::record::Record;
+use sluice_api::transform::{Predicate, PredicatePlugin, Transform, TransformPlugin};
+use sluice_api::{Error, Result};
+
+use crate::registry::Registry;
+
+struct Stage {
+    alias: String,
+    transform: Box<dyn Transform>,
+    predicate: Option<Box<dyn Predicate>>,
+    negate: bool,
+}
+
+/// A connector's transforms, applied in order.
+#[derive(Default)]
+pub struct TransformChain {
+    stages: Vec<Stage>,
+}
+
+impl TransformChain {
+    /// Builds the chain from a connector config; errors name the alias and key to fix.
+    pub fn from_config(registry: &Registry, props: &Props) -> Result<TransformChain> {
+        let predicate_aliases = props
+            .get("predicates")
+            .map(|p| split_list(p))
+            .unwrap_or_default();
+        let mut stages = Vec::new();
+        for alias in props
+            .get("transforms")
+            .map(|t| split_list(t))
+            .unwrap_or_default()
+        {
+            let prefix = format!("transforms.{alias}.");
+            let own = sub_props(props, &prefix);
+            let class = own.get("type").ok_or_else(|| {
+                Error::config(format!(
+                    "missing `{prefix}type`: say which transform `{alias}` is"
+                ))
+            })?;
+            let plugin = registry.find_transform(class).ok_or_else(|| {
+                Error::config(format!(
+                    "`{prefix}type={class}` is not a transform sluice has; available: {}",
+                    registry
+                        .transforms()
+                        .iter()
+                        .map(|t| t.class)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })?;
+            let mut settings = own.clone();
+            settings.remove("type");
+            let predicate_alias = settings.remove("predicate");
+            let negate = match settings.remove("negate").as_deref().map(str::trim) {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(other) => {
+                    return Err(Error::config(format!(
+                        "`{prefix}negate={other}` must be true or false"
+                    )));
+                }
+            };
+            let def = (plugin.config_def)();
+            let errors = def.validate(&settings);
+            if let Some(first) = errors.first() {
+                return Err(Error::config(format!(
+                    "transform `{alias}`: {prefix}{first}"
+                )));
+            }
+            let transform = (plugin.create)(&settings)
+                .map_err(|e| e.context(format!("transform `{alias}` ({class})")))?;
+            let predicate = match predicate_alias {
+                None => None,
+                Some(name) => {
+                    if !predicate_aliases.contains(&name) {
+                        return Err(Error::config(format!(
+                            "`{prefix}predicate={name}` refers to a predicate not listed in \
+                             `predicates`; add `predicates={name}` and `predicates.{name}.type=…`"
+                        )));
+                    }
+                    Some(build_predicate(registry, props, &name)?)
+                }
+            };
+            stages.push(Stage {
+                alias,
+                transform,
+                predicate,
+                negate,
+            });
+        }
+        for name in &predicate_aliases {
+            build_predicate(registry, props, name)?;
+        }
+        Ok(TransformChain { stages })
+    }
+
+    /// True when no transform is configured.
+    pub fn is_empty(&self) -> bool {
+        self.stages.is_empty()
+    }
+
+    /// Runs `record` through every stage. The error names the transform that failed.
+    pub fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<()> {
+        if self.stages.is_empty() {
+            out.push(record);
+            return Ok(());
+        }
+        let mut current = vec![record];
+        let mut next = Vec::new();
+        for stage in &mut self.stages {
+            for record in current.drain(..) {
+                let applies = match &stage.predicate {
+                    None => true,
+                    Some(predicate) => predicate.test(&record) != stage.negate,
+                };
+                if applies {
+                    stage
+                        .transform
+                        .apply(record, &mut next)
+                        .map_err(|e| e.context(format!("transform `{}`", stage.alias)))?;
+                } else {
+                    next.push(record);
+                }
+            }
+            std::mem::swap(&mut current, &mut next);
+        }
+        out.append(&mut current);
+        Ok(())
+    }
+}
+
+fn sub_props(props: &Props, prefix: &str) -> Props {
+    props
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(prefix)
+                .map(|rest| (rest.to_owned(), v.clone()))
+        })
+        .collect()
+}
+
+fn build_predicate(registry: &Registry, props: &Props, alias: &str) -> Result<Box<dyn Predicate>> {
+    let prefix = format!("predicates.{alias}.");
+    let mut settings = sub_props(props, &prefix);
+    let class = settings.remove("type").ok_or_else(|| {
+        Error::config(format!(
+            "missing `{prefix}type`: say which predicate `{alias}` is"
+        ))
+    })?;
+    let plugin = registry.find_predicate(&class).ok_or_else(|| {
+        Error::config(format!(
+            "`{prefix}type={class}` is not a predicate sluice has; available: {}",
+            registry
+                .predicates()
+                .iter()
+                .map(|p| p.class)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })?;
+    if let Some(first) = (plugin.config_def)().validate(&settings).first() {
+        return Err(Error::config(format!(
+            "predicate `{alias}`: {prefix}{first}"
+        )));
+    }
+    (plugin.create)(&settings).map_err(|e| e.context(format!("predicate `{alias}`")))
+}
+
+/// The transforms built into the runtime.
+pub fn builtin_transforms() -> Vec<TransformPlugin> {
+    vec![REGEX_ROUTER]
+}
+
+/// The predicates built into the runtime.
+pub fn builtin_predicates() -> Vec<PredicatePlugin> {
+    vec![TOPIC_NAME_MATCHES]
+}
+
+/// Kafka Connect's `RegexRouter`: when the whole topic matches `regex`, it becomes
+/// `replacement` (Java `$1` group references).
+pub const REGEX_ROUTER: TransformPlugin = TransformPlugin {
+    class: "org.apache.kafka.connect.transforms.RegexRouter",
+    aliases: &[],
+    config_def: || {
+        ConfigDef::new()
+            .key(ConfigKey::required(
+                "regex",
+                ConfigType::String,
+                Importance::High,
+                "Regular expression matched against the whole topic.",
+            ))
+            .key(ConfigKey::required(
+                "replacement",
+                ConfigType::String,
+                Importance::High,
+                "Replacement topic; `$1` refers to a group.",
+            ))
+    },
+    create: |props| {
+        let config = Config::parse((REGEX_ROUTER.config_def)(), props.clone())?;
+        let regex = full_match_regex(&config.string("regex")?, "regex")?;
+        let replacement = java_replacement(&config.string("replacement")?);
+        Ok(Box::new(RegexRouter { regex, replacement }))
+    },
+};
+
+struct RegexRouter {
+    regex: Regex,
+    replacement: String,
+}
+
+impl Transform for RegexRouter {
+    fn apply(&mut self, mut record: Record, out: &mut Vec<Record>) -> Result<()> {
+        if self.regex.is_match(&record.topic) {
+            record.topic = self
+                .regex
+                .replace(&record.topic, self.replacement.as_str())
+                .into_owned();
+        }
+        out.push(record);
+        Ok(())
+    }
+}
+
+/// Kafka Connect's `TopicNameMatches` predicate: the whole topic matches `pattern`.
+pub const TOPIC_NAME_MATCHES: PredicatePlugin = PredicatePlugin {
+    class: "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
+    aliases: &[],
+    config_def: || {
+        ConfigDef::new().key(ConfigKey::required(
+            "pattern",
+            ConfigType::String,
+            Importance::Medium,
+            "Regular expression matched against the whole topic.",
+        ))
+    },
+    create: |props| {
+        let config = Config::parse((TOPIC_NAME_MATCHES.config_def)(), props.clone())?;
+        Ok(Box::new(TopicNameMatches(full_match_regex(
+            &config.string("pattern")?,
+            "pattern",
+        )?)))
+    },
+};
+
+struct TopicNameMatches(Regex);
+
+impl Predicate for TopicNameMatches {
+    fn test(&self, record: &Record) -> bool {
+        self.0.is_match(&record.topic)
+    }
+}
+
+/// Java's `Matcher.matches()` semantics: the pattern must cover the whole input.
+fn full_match_regex(pattern: &str, key: &str) -> Result<Regex> {
+    Regex::new(&format!("^(?:{pattern})$"))
+        .map_err(|e| Error::config(format!("`{key}` is not a valid regular expression: {e}")))
+}
+
+/// Java writes `$1x` for group 1 followed by `x`; Rust would read a group named `1x`.
+fn java_replacement(replacement: &str) -> String {
+    let group = Regex::new(r"\$(\d+)").expect("static regex");
+    group.replace_all(replacement, "$${${1}}").into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_api::data::Value;
+
+    fn props(pairs: &[(&str, &str)]) -> Props {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn run(chain: &mut TransformChain, topic: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        chain
+            .apply(Record::new(topic, Value::from("v"), None), &mut out)
+            .unwrap();
+        out.into_iter().map(|r| r.topic).collect()
+    }
+
+    #[test]
+    fn regex_router_follows_the_kafka_connect_doc_example() {
+        let registry = Registry::with_builtins();
+        let mut chain = TransformChain::from_config(
+            &registry,
+            &props(&[
+                ("transforms", "dropPrefix"),
+                (
+                    "transforms.dropPrefix.type",
+                    "org.apache.kafka.connect.transforms.RegexRouter",
+                ),
+                ("transforms.dropPrefix.regex", "soe-(.*)"),
+                ("transforms.dropPrefix.replacement", "$1x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(run(&mut chain, "soe-Order"), ["Orderx"]);
+        assert_eq!(run(&mut chain, "other"), ["other"]);
+    }
+
+    #[test]
+    fn predicates_and_negate_select_records() {
+        let registry = Registry::with_builtins();
+        let base = [
+            ("transforms", "r"),
+            ("transforms.r.type", "RegexRouter"),
+            ("transforms.r.regex", ".*"),
+            ("transforms.r.replacement", "routed"),
+            ("transforms.r.predicate", "isA"),
+            ("predicates", "isA"),
+            ("predicates.isA.type", "TopicNameMatches"),
+            ("predicates.isA.pattern", "a.*"),
+        ];
+        let mut chain = TransformChain::from_config(&registry, &props(&base)).unwrap();
+        assert_eq!(run(&mut chain, "abc"), ["routed"]);
+        assert_eq!(run(&mut chain, "xyz"), ["xyz"]);
+        let mut negated = base.to_vec();
+        negated.push(("transforms.r.negate", "true"));
+        let mut chain = TransformChain::from_config(&registry, &props(&negated)).unwrap();
+        assert_eq!(run(&mut chain, "abc"), ["abc"]);
+        assert_eq!(run(&mut chain, "xyz"), ["routed"]);
+    }
+
+    #[test]
+    fn configuration_mistakes_name_the_key() {
+        let registry = Registry::with_builtins();
+        let err = |pairs: &[(&str, &str)]| {
+            TransformChain::from_config(&registry, &props(pairs))
+                .err()
+                .unwrap()
+                .message()
+                .to_owned()
+        };
+        assert!(err(&[("transforms", "x")]).contains("missing `transforms.x.type`"));
+        assert!(
+            err(&[("transforms", "x"), ("transforms.x.type", "Nope")]).contains("not a transform")
+        );
+        assert!(
+            err(&[
+                ("transforms", "x"),
+                ("transforms.x.type", "RegexRouter"),
+                ("transforms.x.regex", "(")
+            ])
+            .contains("transforms.x.replacement")
+        );
+        assert!(
+            err(&[
+                ("transforms", "x"),
+                ("transforms.x.type", "RegexRouter"),
+                ("transforms.x.regex", "a"),
+                ("transforms.x.replacement", "b"),
+                ("transforms.x.predicate", "p"),
+            ])
+            .contains("not listed in `predicates`")
+        );
+    }
+}

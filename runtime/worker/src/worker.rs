@@ -1,0 +1,705 @@
+//! Runs tasks: the source loop (poll → transform → route → commit acknowledged offsets) and the
+//! sink loop (receive → transform → put → flush → acknowledge), on the embedded direct
+//! pipeline.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use regex::Regex;
+use sluice_api::config::{Props, split_list};
+use sluice_api::connector::{
+    ConnectorFactory, ConnectorPlugin, SinkTask, SinkTaskContext, SourceTask, SourceTaskContext,
+};
+use sluice_api::record::{Record, SinkRecord, SourceRecord, TopicPartition};
+use sluice_api::{Error, Result};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::direct::{AckTracker, Delivery, DirectBus, Route, TopicFilter};
+use crate::offsets::{ConnectorOffsetReader, OffsetStore};
+use crate::registry::Registry;
+use crate::status::{State, StatusCell};
+use crate::transforms::TransformChain;
+use crate::worker_config::UnroutedPolicy;
+
+/// What every task runner shares.
+pub struct WorkerContext {
+    pub worker_id: String,
+    pub registry: Registry,
+    pub offsets: Arc<dyn OffsetStore>,
+    pub bus: Arc<DirectBus>,
+    /// How often sinks flush and sources commit (`offset.flush.interval.ms`).
+    pub flush_interval: Duration,
+    /// How long a stopping task may take to flush and commit.
+    pub shutdown_timeout: Duration,
+}
+
+/// What the herder asks a running task to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskControl {
+    Run,
+    Pause,
+    Stop,
+}
+
+/// Everything a task runner needs to (re)create its task.
+#[derive(Clone)]
+pub struct TaskSpec {
+    pub connector: String,
+    pub plugin: ConnectorPlugin,
+    /// The connector's full config (transforms, error handling, topics).
+    pub connector_config: Props,
+    pub task_id: u32,
+    pub task_config: Props,
+}
+
+/// A running task.
+pub struct TaskHandle {
+    pub id: u32,
+    pub config: Props,
+    pub status: StatusCell,
+    control: watch::Sender<TaskControl>,
+    join: JoinHandle<()>,
+}
+
+impl TaskHandle {
+    /// Starts a task runner for `spec`, running or paused.
+    pub fn spawn(ctx: Arc<WorkerContext>, spec: TaskSpec, initial: TaskControl) -> TaskHandle {
+        let status = StatusCell::new(State::Unassigned);
+        let (control, receiver) = watch::channel(initial);
+        let id = spec.task_id;
+        let config = spec.task_config.clone();
+        let runner_status = status.clone();
+        let join = tokio::spawn(async move {
+            let name = format!("{}-{}", spec.connector, spec.task_id);
+            let result = match spec.plugin.factory {
+                ConnectorFactory::Source(_) => {
+                    SourceRunner::new(ctx, spec, runner_status.clone(), receiver)
+                        .run()
+                        .await
+                }
+                ConnectorFactory::Sink(_) => {
+                    SinkRunner::new(ctx, spec, runner_status.clone(), receiver)
+                        .run()
+                        .await
+                }
+            };
+            if let Err(error) = result {
+                tracing::error!(task = %name, error = %error.trace(), "task failed");
+                runner_status.fail(error.trace());
+            }
+        });
+        TaskHandle {
+            id,
+            config,
+            status,
+            control,
+            join,
+        }
+    }
+
+    /// Asks the task to run or pause.
+    pub fn set(&self, control: TaskControl) {
+        self.control.send_replace(control);
+    }
+
+    /// Asks the task to stop and waits up to `timeout` for it to flush, commit and stop;
+    /// after that it is aborted (what it had not committed is delivered again later).
+    pub async fn stop(self, timeout: Duration) {
+        self.control.send_replace(TaskControl::Stop);
+        let abort = self.join.abort_handle();
+        if tokio::time::timeout(timeout, self.join).await.is_err() {
+            tracing::warn!(task = self.id, "task did not stop in time; aborted");
+            abort.abort();
+        }
+    }
+
+    /// True once the runner has exited (stopped or failed).
+    pub fn is_finished(&self) -> bool {
+        self.join.is_finished()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+/// How a connector treats a record that fails a transform (`errors.tolerance`).
+#[derive(Clone, Copy)]
+struct Tolerance {
+    skip: bool,
+    log: bool,
+    log_messages: bool,
+}
+
+impl Tolerance {
+    fn of(props: &Props) -> Tolerance {
+        let flag = |k: &str| {
+            props
+                .get(k)
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        };
+        Tolerance {
+            skip: props
+                .get("errors.tolerance")
+                .is_some_and(|v| v.trim().eq_ignore_ascii_case("all")),
+            log: flag("errors.log.enable"),
+            log_messages: flag("errors.log.include.messages"),
+        }
+    }
+
+    /// `Ok` when the record may be skipped, the error otherwise.
+    fn handle(&self, connector: &str, error: Error, record: &str) -> Result<()> {
+        if !self.skip {
+            return Err(error.context("record failed and errors.tolerance=none"));
+        }
+        if self.log {
+            if self.log_messages {
+                tracing::warn!(connector, error = %error, record, "record skipped (errors.tolerance=all)");
+            } else {
+                tracing::warn!(connector, error = %error, "record skipped (errors.tolerance=all)");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether dispatch finished or was cut short by a stop request.
+enum Dispatched {
+    Done,
+    Stopping,
+}
+
+struct SourceRunner {
+    ctx: Arc<WorkerContext>,
+    spec: TaskSpec,
+    status: StatusCell,
+    control: watch::Receiver<TaskControl>,
+    chain: TransformChain,
+    tolerance: Tolerance,
+    routes: HashMap<String, Vec<Route>>,
+    routes_generation: u64,
+    warned_unrouted: HashSet<String>,
+    /// The first sequence number a stop request left unsent: a clean stop waits only for the
+    /// records before it.
+    abandoned_from: Option<u64>,
+}
+
+impl SourceRunner {
+    fn new(
+        ctx: Arc<WorkerContext>,
+        spec: TaskSpec,
+        status: StatusCell,
+        control: watch::Receiver<TaskControl>,
+    ) -> SourceRunner {
+        let tolerance = Tolerance::of(&spec.connector_config);
+        SourceRunner {
+            ctx,
+            spec,
+            status,
+            control,
+            chain: TransformChain::default(),
+            tolerance,
+            routes: HashMap::new(),
+            routes_generation: u64::MAX,
+            warned_unrouted: HashSet::new(),
+            abandoned_from: None,
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.control.borrow() == TaskControl::Stop
+    }
+
+    async fn start_task(&mut self) -> Result<Box<dyn SourceTask>> {
+        let ConnectorFactory::Source(factory) = self.spec.plugin.factory else {
+            return Err(Error::fatal("a sink plugin was started as a source task"));
+        };
+        let mut task = factory().create_task();
+        task.start(SourceTaskContext {
+            connector: self.spec.connector.clone(),
+            task_id: self.spec.task_id,
+            config: self.spec.task_config.clone(),
+            offsets: Arc::new(ConnectorOffsetReader {
+                connector: self.spec.connector.clone(),
+                store: Arc::clone(&self.ctx.offsets),
+            }),
+        })
+        .await?;
+        Ok(task)
+    }
+
+    async fn run(mut self) -> Result<()> {
+        self.chain = TransformChain::from_config(&self.ctx.registry, &self.spec.connector_config)?;
+        loop {
+            let mut task = self.start_task().await?;
+            let tracker = Arc::new(AckTracker::default());
+            let rewind = self.poll_loop(task.as_mut(), &tracker).await;
+            match rewind {
+                Ok(true) => {
+                    // A sink lost records before flushing them: re-read from the last commit.
+                    self.commit(task.as_mut(), &tracker).await;
+                    if let Err(e) = task.stop().await {
+                        tracing::warn!(connector = %self.spec.connector, error = %e, "task stop failed");
+                    }
+                    continue;
+                }
+                Ok(false) => {
+                    self.finish(task.as_mut(), &tracker).await;
+                    return Ok(());
+                }
+                Err(error) => {
+                    // What was acknowledged before the failure is durable: keep it.
+                    self.commit(task.as_mut(), &tracker).await;
+                    let _ = task.stop().await;
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    /// Polls until stopped (`Ok(false)`) or until a sink lost records (`Ok(true)`).
+    async fn poll_loop(
+        &mut self,
+        task: &mut dyn SourceTask,
+        tracker: &Arc<AckTracker>,
+    ) -> Result<bool> {
+        let mut last_commit = Instant::now();
+        loop {
+            let control = *self.control.borrow_and_update();
+            match control {
+                TaskControl::Stop => return Ok(false),
+                TaskControl::Pause => {
+                    self.status.set(State::Paused);
+                    tokio::select! {
+                        _ = self.control.changed() => {}
+                        _ = tokio::time::sleep(self.ctx.flush_interval) => {}
+                    }
+                    self.commit(task, tracker).await;
+                    continue;
+                }
+                TaskControl::Run => {
+                    if self.status.get().state != State::Running {
+                        self.status.set(State::Running);
+                    }
+                }
+            }
+            if let Some(reason) = tracker.failure() {
+                tracing::warn!(
+                    connector = %self.spec.connector, task = self.spec.task_id, reason = %reason,
+                    "records were lost downstream before being flushed; re-reading from the last committed offset"
+                );
+                return Ok(true);
+            }
+            let batch = task.poll().await?;
+            if !batch.is_empty()
+                && matches!(self.dispatch(batch, tracker).await?, Dispatched::Stopping)
+            {
+                return Ok(false);
+            }
+            if last_commit.elapsed() >= self.ctx.flush_interval && self.commit(task, tracker).await
+            {
+                last_commit = Instant::now();
+            }
+        }
+    }
+
+    fn routes_for(&mut self, topic: &str) -> Vec<Route> {
+        let generation = self.ctx.bus.generation();
+        if generation != self.routes_generation {
+            self.routes.clear();
+            self.routes_generation = generation;
+        }
+        if let Some(routes) = self.routes.get(topic) {
+            return routes.clone();
+        }
+        let routes = self.ctx.bus.routes(topic);
+        self.routes.insert(topic.to_owned(), routes.clone());
+        routes
+    }
+
+    /// The routes of `topic`, waiting for a subscriber under the `wait` policy. `None`: the
+    /// task is stopping.
+    async fn wait_for_routes(&mut self, topic: &str) -> Option<Vec<Route>> {
+        loop {
+            let routes = self.routes_for(topic);
+            if !routes.is_empty() || self.ctx.bus.policy == UnroutedPolicy::Drop {
+                return Some(routes);
+            }
+            if self.warned_unrouted.insert(topic.to_owned()) {
+                tracing::warn!(
+                    connector = %self.spec.connector, topic,
+                    "no sink subscribes to this topic; the source waits (nothing is lost). Add a sink \
+                     with `topics={topic}`, or set `direct.unrouted.records=drop` in the worker config"
+                );
+            }
+            tokio::select! {
+                _ = self.ctx.bus.routes_changed() => {}
+                _ = self.control.changed() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            if self.stopping() {
+                return None;
+            }
+        }
+    }
+
+    async fn dispatch(
+        &mut self,
+        batch: Vec<SourceRecord>,
+        tracker: &Arc<AckTracker>,
+    ) -> Result<Dispatched> {
+        let first_seq = tracker.next_seq();
+        let mut outgoing: Vec<(Route, Vec<SinkRecord>, Vec<u64>)> = Vec::new();
+        let mut registrations = Vec::with_capacity(batch.len());
+        let mut transformed = Vec::new();
+        let timestamp = now_ms();
+        for (index, source) in batch.into_iter().enumerate() {
+            let seq = first_seq + index as u64;
+            let SourceRecord {
+                mut record,
+                source_partition,
+                source_offset,
+            } = source;
+            record.timestamp_ms.get_or_insert(timestamp);
+            transformed.clear();
+            let description = if self.tolerance.log_messages {
+                format!("{record:?}")
+            } else {
+                String::new()
+            };
+            if let Err(error) = self.chain.apply(record, &mut transformed) {
+                self.tolerance
+                    .handle(&self.spec.connector, error, &description)?;
+                registrations.push((source_partition, source_offset, 0));
+                continue;
+            }
+            let mut deliveries = 0u32;
+            for out in transformed.drain(..) {
+                let Some(routes) = self.wait_for_routes(&out.topic).await else {
+                    return Ok(Dispatched::Stopping);
+                };
+                let Some((last, others)) = routes.split_last() else {
+                    continue;
+                };
+                let offset = self.ctx.bus.next_offset(&out.topic);
+                for route in others {
+                    push(&mut outgoing, route, out.clone(), offset, seq);
+                }
+                push(&mut outgoing, last, out, offset, seq);
+                deliveries += routes.len() as u32;
+            }
+            registrations.push((source_partition, source_offset, deliveries));
+        }
+        tracker.register(registrations);
+        let mut outgoing = outgoing.into_iter();
+        while let Some((route, records, seqs)) = outgoing.next() {
+            let first_of_batch = seqs.iter().copied().min();
+            let delivery = Delivery {
+                records,
+                tracker: Arc::clone(tracker),
+                seqs,
+            };
+            tokio::select! {
+                sent = route.sender.send(delivery) => {
+                    if sent.is_err() {
+                        tracker.nack("a sink task stopped before taking its records");
+                    }
+                }
+                _ = wait_for_stop(&mut self.control) => {
+                    let first_of_rest = outgoing.flat_map(|(_, _, seqs)| seqs).min();
+                    self.abandoned_from = first_of_batch.into_iter().chain(first_of_rest).min();
+                    return Ok(Dispatched::Stopping);
+                }
+            }
+        }
+        Ok(Dispatched::Done)
+    }
+
+    /// Commits what every sink has acknowledged. True when something was committed.
+    async fn commit(&mut self, task: &mut dyn SourceTask, tracker: &AckTracker) -> bool {
+        let offsets = tracker.take_committable();
+        if offsets.is_empty() {
+            return false;
+        }
+        let writes = offsets
+            .iter()
+            .map(|(p, o)| (p.clone(), Some(o.clone())))
+            .collect();
+        match self.ctx.offsets.put(&self.spec.connector, writes).await {
+            Ok(()) => {
+                tracing::debug!(connector = %self.spec.connector, ?offsets, "offsets committed");
+                if let Err(e) = task.offsets_committed(&offsets).await {
+                    tracing::warn!(connector = %self.spec.connector, error = %e, "offsets_committed callback failed");
+                }
+                true
+            }
+            Err(e) => {
+                tracing::error!(connector = %self.spec.connector, error = %e.trace(), "offset commit failed; will retry");
+                tracker.restore(offsets);
+                false
+            }
+        }
+    }
+
+    /// Clean stop: wait (bounded) for sinks to acknowledge what was sent, commit, stop.
+    async fn finish(&mut self, task: &mut dyn SourceTask, tracker: &Arc<AckTracker>) {
+        self.ctx.bus.request_flush();
+        let deadline = Instant::now() + self.ctx.shutdown_timeout;
+        let sent_until = self.abandoned_from.unwrap_or_else(|| tracker.next_seq());
+        while tracker.first_unacked() < sent_until
+            && tracker.failure().is_none()
+            && Instant::now() < deadline
+        {
+            let _ = tokio::time::timeout(Duration::from_millis(50), tracker.progressed()).await;
+        }
+        if tracker.first_unacked() < sent_until {
+            tracing::warn!(
+                connector = %self.spec.connector, outstanding = tracker.outstanding(),
+                "stopping with records not yet flushed by every sink; they will be read again on restart"
+            );
+        }
+        self.commit(task, tracker).await;
+        if let Err(e) = task.stop().await {
+            tracing::warn!(connector = %self.spec.connector, error = %e, "task stop failed");
+        }
+    }
+}
+
+fn push(
+    outgoing: &mut Vec<(Route, Vec<SinkRecord>, Vec<u64>)>,
+    route: &Route,
+    record: Record,
+    offset: i64,
+    seq: u64,
+) {
+    let record = SinkRecord {
+        kafka_partition: record.partition.unwrap_or(0),
+        kafka_offset: offset,
+        record,
+    };
+    match outgoing
+        .iter_mut()
+        .find(|(r, _, _)| r.subscription == route.subscription)
+    {
+        Some((_, records, seqs)) => {
+            records.push(record);
+            seqs.push(seq);
+        }
+        None => outgoing.push((route.clone(), vec![record], vec![seq])),
+    }
+}
+
+async fn wait_for_stop(control: &mut watch::Receiver<TaskControl>) {
+    while *control.borrow_and_update() != TaskControl::Stop {
+        if control.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The topics a sink connector takes: `topics` or `topics.regex` (whole-name match).
+pub fn topic_filter(config: &Props) -> Result<TopicFilter> {
+    match config.get("topics.regex").filter(|r| !r.trim().is_empty()) {
+        Some(pattern) => Regex::new(&format!("^(?:{pattern})$"))
+            .map(TopicFilter::Regex)
+            .map_err(|e| {
+                Error::config(format!(
+                    "`topics.regex` is not a valid regular expression: {e}"
+                ))
+            }),
+        None => Ok(TopicFilter::Topics(
+            config
+                .get("topics")
+                .map(|t| split_list(t))
+                .unwrap_or_default(),
+        )),
+    }
+}
+
+struct SinkRunner {
+    ctx: Arc<WorkerContext>,
+    spec: TaskSpec,
+    status: StatusCell,
+    control: watch::Receiver<TaskControl>,
+    chain: TransformChain,
+    tolerance: Tolerance,
+    /// Deliveries put but not yet flushed, to acknowledge after the next flush.
+    unflushed: Vec<(Arc<AckTracker>, Vec<u64>)>,
+    offsets: HashMap<TopicPartition, i64>,
+}
+
+impl SinkRunner {
+    fn new(
+        ctx: Arc<WorkerContext>,
+        spec: TaskSpec,
+        status: StatusCell,
+        control: watch::Receiver<TaskControl>,
+    ) -> SinkRunner {
+        let tolerance = Tolerance::of(&spec.connector_config);
+        SinkRunner {
+            ctx,
+            spec,
+            status,
+            control,
+            chain: TransformChain::default(),
+            tolerance,
+            unflushed: Vec::new(),
+            offsets: HashMap::new(),
+        }
+    }
+
+    async fn run(mut self) -> Result<()> {
+        let ConnectorFactory::Sink(factory) = self.spec.plugin.factory else {
+            return Err(Error::fatal("a source plugin was started as a sink task"));
+        };
+        self.chain = TransformChain::from_config(&self.ctx.registry, &self.spec.connector_config)?;
+        let filter = topic_filter(&self.spec.connector_config)?;
+        let mut task = factory().create_task();
+        task.start(SinkTaskContext {
+            connector: self.spec.connector.clone(),
+            task_id: self.spec.task_id,
+            config: self.spec.task_config.clone(),
+        })
+        .await?;
+        let (subscription, mut queue) = self.ctx.bus.subscribe(&self.spec.connector, filter);
+        let result = self.consume(task.as_mut(), &mut queue).await;
+        self.ctx.bus.unsubscribe(subscription);
+        queue.close();
+        let result = match result {
+            Ok(()) => self.drain(task.as_mut(), &mut queue).await,
+            Err(e) => Err(e),
+        };
+        if let Err(error) = result {
+            self.nack_all(&mut queue, &error).await;
+            let _ = task.stop().await;
+            return Err(error);
+        }
+        task.stop().await
+    }
+
+    async fn consume(
+        &mut self,
+        task: &mut dyn SinkTask,
+        queue: &mut mpsc::Receiver<Delivery>,
+    ) -> Result<()> {
+        let mut flush_requests = self.ctx.bus.flush_requests();
+        let mut tick = tokio::time::interval(self.ctx.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            let control = *self.control.borrow_and_update();
+            match control {
+                TaskControl::Stop => return Ok(()),
+                TaskControl::Pause => self.status.set(State::Paused),
+                TaskControl::Run => {
+                    if self.status.get().state != State::Running {
+                        self.status.set(State::Running);
+                    }
+                }
+            }
+            tokio::select! {
+                changed = self.control.changed() => {
+                    if changed.is_err() { return Ok(()); }
+                    if *self.control.borrow() == TaskControl::Pause {
+                        self.flush(task).await?;
+                    }
+                }
+                _ = tick.tick() => self.flush(task).await?,
+                _ = flush_requests.changed() => self.flush(task).await?,
+                delivery = queue.recv(), if control == TaskControl::Run => match delivery {
+                    Some(delivery) => self.put(task, delivery).await?,
+                    None => return Ok(()),
+                },
+            }
+        }
+    }
+
+    async fn put(&mut self, task: &mut dyn SinkTask, delivery: Delivery) -> Result<()> {
+        let Delivery {
+            records,
+            tracker,
+            seqs,
+        } = delivery;
+        self.unflushed.push((tracker, seqs));
+        let mut out = Vec::with_capacity(records.len());
+        let mut transformed = Vec::new();
+        for record in records {
+            let tp = record.topic_partition();
+            let next = record.kafka_offset + 1;
+            let entry = self.offsets.entry(tp).or_insert(next);
+            *entry = (*entry).max(next);
+            if self.chain.is_empty() {
+                out.push(record);
+                continue;
+            }
+            let SinkRecord {
+                record: inner,
+                kafka_partition,
+                kafka_offset,
+            } = record;
+            let description = if self.tolerance.log_messages {
+                format!("{inner:?}")
+            } else {
+                String::new()
+            };
+            match self.chain.apply(inner, &mut transformed) {
+                Ok(()) => out.extend(transformed.drain(..).map(|r| SinkRecord {
+                    record: r,
+                    kafka_partition,
+                    kafka_offset,
+                })),
+                Err(error) => self
+                    .tolerance
+                    .handle(&self.spec.connector, error, &description)?,
+            }
+        }
+        if out.is_empty() {
+            return Ok(());
+        }
+        task.put(out).await
+    }
+
+    async fn flush(&mut self, task: &mut dyn SinkTask) -> Result<()> {
+        if self.unflushed.is_empty() {
+            return Ok(());
+        }
+        task.flush(&self.offsets).await?;
+        for (tracker, seqs) in self.unflushed.drain(..) {
+            tracker.ack(&seqs);
+        }
+        Ok(())
+    }
+
+    /// Takes what was queued before the subscription closed, then flushes it all.
+    async fn drain(
+        &mut self,
+        task: &mut dyn SinkTask,
+        queue: &mut mpsc::Receiver<Delivery>,
+    ) -> Result<()> {
+        while let Some(delivery) = queue.recv().await {
+            self.put(task, delivery).await?;
+        }
+        self.flush(task).await
+    }
+
+    /// After a failure: every source whose records this task held must re-read them.
+    async fn nack_all(&mut self, queue: &mut mpsc::Receiver<Delivery>, error: &Error) {
+        let reason = format!(
+            "sink {} task {} failed: {}",
+            self.spec.connector,
+            self.spec.task_id,
+            error.message()
+        );
+        for (tracker, _) in self.unflushed.drain(..) {
+            tracker.nack(reason.clone());
+        }
+        while let Some(delivery) = queue.recv().await {
+            delivery.tracker.nack(reason.clone());
+        }
+    }
+}
