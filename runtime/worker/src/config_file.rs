@@ -3,11 +3,18 @@
 //! connector behaves identically whichever format it was written in.
 //!
 //! In TOML and YAML, nested tables are flattened with dots: `connector.class = "X"` in TOML
-//! (a dotted key) and `connector: {class: X}` in YAML both mean `connector.class=X`.
+//! (a dotted key) and `connector: {class: X}` in YAML both mean `connector.class=X`. A key
+//! that is also the prefix of others (`transforms` beside `transforms.x.type`) is written
+//! quoted in TOML (`"transforms.x.type" = …`); YAML and JSON keys may simply contain dots.
+//!
+//! Files are parsed with the format crates directly rather than through the `config` crate:
+//! `config` expands dotted keys into nested paths, and a flat Kafka Connect config, where
+//! `transforms` and `transforms.x.type` coexist, cannot survive that. `config` still reads
+//! the `SLUICE__…` environment overrides, where its layering fits.
 
 use std::path::Path;
 
-use config::{Config as Layered, Environment, File, FileFormat};
+use config::{Config as Layered, Environment};
 use sluice_api::config::Props;
 use sluice_api::{Error, Result};
 
@@ -64,10 +71,54 @@ pub fn read_props(path: &Path) -> Result<Props> {
 pub fn parse_props(text: &str, format: Format) -> Result<Props> {
     match format {
         Format::Properties => parse_properties(text),
-        Format::Json => layered(text, FileFormat::Json),
-        Format::Toml => layered(text, FileFormat::Toml),
-        Format::Yaml => layered(text, FileFormat::Yaml),
+        Format::Json => serde_json::from_str(text)
+            .map_err(|e| Error::config(format!("invalid JSON: {e}")))
+            .and_then(flat_props),
+        Format::Toml => toml::from_str::<serde_json::Value>(text)
+            .map_err(|e| Error::config(format!("invalid TOML: {e}")))
+            .and_then(flat_props),
+        Format::Yaml => parse_yaml(text).and_then(flat_props),
     }
+}
+
+fn parse_yaml(text: &str) -> Result<serde_json::Value> {
+    let documents = yaml_rust2::YamlLoader::load_from_str(text)
+        .map_err(|e| Error::config(format!("invalid YAML: {e}")))?;
+    match documents.as_slice() {
+        [] => Ok(serde_json::Value::Object(serde_json::Map::new())),
+        [document] => yaml_to_json(document),
+        _ => Err(Error::config(
+            "expected one YAML document, found several (`---`)",
+        )),
+    }
+}
+
+fn yaml_to_json(yaml: &yaml_rust2::Yaml) -> Result<serde_json::Value> {
+    use serde_json::Value as Json;
+    use yaml_rust2::Yaml;
+    Ok(match yaml {
+        Yaml::Null | Yaml::BadValue => Json::Null,
+        Yaml::Boolean(b) => Json::Bool(*b),
+        Yaml::Integer(i) => Json::from(*i),
+        // Kept as written: `1.50` stays `1.50`, as it would in a .properties file.
+        Yaml::Real(r) => Json::String(r.clone()),
+        Yaml::String(s) => Json::String(s.clone()),
+        Yaml::Array(items) => Json::Array(items.iter().map(yaml_to_json).collect::<Result<_>>()?),
+        Yaml::Hash(map) => {
+            let mut object = serde_json::Map::new();
+            for (key, value) in map {
+                let key = match key {
+                    Yaml::String(s) => s.clone(),
+                    Yaml::Integer(i) => i.to_string(),
+                    Yaml::Boolean(b) => b.to_string(),
+                    other => return Err(Error::config(format!("unsupported YAML key {other:?}"))),
+                };
+                object.insert(key, yaml_to_json(value)?);
+            }
+            Json::Object(object)
+        }
+        Yaml::Alias(_) => return Err(Error::config("YAML aliases are not supported in configs")),
+    })
 }
 
 /// Reads a worker config, then applies `SLUICE__…` environment overrides:
@@ -148,12 +199,7 @@ pub fn connector_from_props(props: Props) -> Result<ConnectorSpec> {
     Ok(ConnectorSpec { name, config })
 }
 
-fn layered(text: &str, format: FileFormat) -> Result<Props> {
-    let json: serde_json::Value = Layered::builder()
-        .add_source(File::from_str(text, format))
-        .build()
-        .and_then(Layered::try_deserialize)
-        .map_err(|e| Error::config(format!("cannot parse: {e}")))?;
+fn flat_props(json: serde_json::Value) -> Result<Props> {
     if !json.is_object() {
         return Err(Error::config("expected a map of settings at the top level"));
     }
@@ -362,6 +408,32 @@ mod tests {
         assert_eq!(toml, properties);
         assert_eq!(yaml, properties);
         assert_eq!(connector_from_props(json).unwrap().config, properties);
+    }
+
+    #[test]
+    fn a_key_beside_its_own_prefix_survives_in_every_format() {
+        for _ in 0..20 {
+            let json = parse_props(
+                r#"{"transforms":"a","transforms.a.type":"x"}"#,
+                Format::Json,
+            )
+            .unwrap();
+            assert_eq!(
+                (
+                    json["transforms"].as_str(),
+                    json["transforms.a.type"].as_str()
+                ),
+                ("a", "x")
+            );
+            let yaml = parse_props("transforms: a\ntransforms.a.type: x\n", Format::Yaml).unwrap();
+            assert_eq!(yaml, json);
+            let toml = parse_props(
+                "transforms = \"a\"\n\"transforms.a.type\" = \"x\"\n",
+                Format::Toml,
+            )
+            .unwrap();
+            assert_eq!(toml, json);
+        }
     }
 
     #[test]
