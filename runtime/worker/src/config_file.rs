@@ -9,12 +9,11 @@
 //!
 //! Files are parsed with the format crates directly rather than through the `config` crate:
 //! `config` expands dotted keys into nested paths, and a flat Kafka Connect config, where
-//! `transforms` and `transforms.x.type` coexist, cannot survive that. `config` still reads
-//! the `SLUICE__…` environment overrides, where its layering fits.
+//! `transforms` and `transforms.x.type` (or `key.converter` and
+//! `key.converter.schemas.enable`) coexist, cannot survive that.
 
 use std::path::Path;
 
-use config::{Config as Layered, Environment};
 use sluice_api::config::Props;
 use sluice_api::{Error, Result};
 
@@ -129,24 +128,14 @@ pub fn read_worker_props(path: &Path) -> Result<Props> {
     Ok(props)
 }
 
-/// The worker settings given by `SLUICE__…` variables among `vars`.
+/// The worker settings given by `SLUICE__…` variables among `vars`: the rest of the name,
+/// lower-cased, with `_` read as `.`.
 pub fn env_overrides(vars: impl Iterator<Item = (String, String)>) -> Props {
-    let vars: std::collections::HashMap<String, String> = vars.collect();
-    let source = Environment::with_prefix("SLUICE")
-        .prefix_separator("__")
-        .separator("_")
-        .source(Some(vars));
-    Layered::builder()
-        .add_source(source)
-        .build()
-        .ok()
-        .and_then(|c| c.try_deserialize::<serde_json::Value>().ok())
-        .map(|json| {
-            let mut props = Props::new();
-            flatten("", &json, &mut props);
-            props
-        })
-        .unwrap_or_default()
+    vars.filter_map(|(name, value)| {
+        let key = name.strip_prefix("SLUICE__")?;
+        (!key.is_empty()).then(|| (key.to_ascii_lowercase().replace('_', "."), value))
+    })
+    .collect()
 }
 
 /// Reads a connector config and unwraps the REST body form `{"name": …, "config": {…}}`.
@@ -451,12 +440,16 @@ mod tests {
     #[test]
     fn environment_overrides_map_underscores_to_dots() {
         let vars = [
-            ("SLUICE__REST_PORT".to_owned(), "9090".to_owned()),
-            ("OTHER".to_owned(), "x".to_owned()),
+            ("SLUICE__REST_PORT", "9090"),
+            ("SLUICE__KEY_CONVERTER", "StringConverter"),
+            ("SLUICE__KEY_CONVERTER_SCHEMAS_ENABLE", "false"),
+            ("OTHER", "x"),
         ];
-        let props = env_overrides(vars.into_iter());
-        assert_eq!(props.get("rest.port").map(String::as_str), Some("9090"));
-        assert_eq!(props.len(), 1);
+        let props = env_overrides(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        assert_eq!(props["rest.port"], "9090");
+        assert_eq!(props["key.converter"], "StringConverter");
+        assert_eq!(props["key.converter.schemas.enable"], "false");
+        assert_eq!(props.len(), 3);
     }
 
     #[test]
