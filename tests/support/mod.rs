@@ -1,0 +1,278 @@
+//! Test harness: runs the real `sluice` binary in a temporary directory, finds its REST
+//! address in its log, talks to it over HTTP and waits for conditions (never fixed sleeps
+//! where a condition can be observed).
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+
+/// The binary under test.
+pub fn sluice_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+/// The repository's `configs/` folder.
+pub fn configs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+}
+
+/// A config from `configs/`.
+pub fn config(relative: &str) -> String {
+    configs_dir().join(relative).to_string_lossy().into_owned()
+}
+
+/// Polls `condition` until it holds, failing the test with `what` after `timeout`.
+pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Lines of a file (empty when it does not exist yet).
+pub fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|s| s.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// Appends lines to a file, creating it when needed.
+pub fn append_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&line);
+        text.push('\n');
+    }
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// Runs `sluice` to completion (for one-shot commands such as `validate`).
+pub fn run(dir: &Path, args: &[&str]) -> Output {
+    Command::new(sluice_bin())
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+/// A running worker.
+pub struct Worker {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    log: Arc<Mutex<String>>,
+    pub rest: String,
+    agent: ureq::Agent,
+}
+
+impl Worker {
+    /// `sluice standalone ARGS` in `dir`, REST on a free port, offsets in `dir/connect.offsets`.
+    /// Waits until the worker has started its connectors.
+    pub fn start(dir: &Path, args: &[&str]) -> Worker {
+        Worker::start_with_env(dir, args, &[])
+    }
+
+    /// Like [`Worker::start`] with extra environment variables (which may override the
+    /// defaults above).
+    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Worker {
+        let worker = Worker::spawn(dir, args, env);
+        worker.wait_for_log("the worker to start", "worker started");
+        worker
+    }
+
+    /// Spawns without waiting for start-up.
+    pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Worker {
+        let offsets = dir.join("connect.offsets");
+        let mut command = Command::new(sluice_bin());
+        command
+            .arg("standalone")
+            .args(args)
+            .current_dir(dir)
+            .env("SLUICE__LISTENERS", "http://127.0.0.1:0")
+            .env("SLUICE__OFFSET_STORAGE_FILE_FILENAME", &offsets)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into();
+        let mut worker = Worker {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            log,
+            rest: String::new(),
+            agent,
+        };
+        let addr_pattern = regex::Regex::new(r"REST API listening addr=(\S+)").unwrap();
+        let mut addr = None;
+        wait_until("the REST API to listen", Duration::from_secs(20), || {
+            addr = addr_pattern
+                .captures(&worker.logs())
+                .map(|c| c[1].to_owned());
+            addr.is_some() || worker.has_exited()
+        });
+        if let Some(addr) = addr {
+            worker.rest = format!("http://{addr}");
+        }
+        worker
+    }
+
+    /// Everything the worker logged so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, what: &str, needle: &str) {
+        wait_until(what, Duration::from_secs(20), || {
+            self.logs().contains(needle) || self.has_exited()
+        });
+        assert!(
+            self.logs().contains(needle),
+            "worker exited before {what}:\n{}",
+            self.logs()
+        );
+    }
+
+    fn has_exited(&self) -> bool {
+        // `try_wait` needs `&mut`; /proc tells the same without reaping.
+        let pid = self.child.as_ref().map(Child::id).unwrap_or(0);
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| s.split_whitespace().nth(2) == Some("Z"))
+            .unwrap_or(true)
+    }
+
+    /// The worker's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGKILL: no flush, no commit.
+    pub fn kill9(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn terminate(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let exit = child.wait().unwrap();
+        // The log reader thread ends at EOF; give it the moment it needs to catch up.
+        wait_until("the log to reach its end", Duration::from_secs(5), || {
+            self.logs().contains("stopped") || !exit.success()
+        });
+        (exit, self.logs())
+    }
+
+    fn call(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
+        let url = format!("{}{}", self.rest, path);
+        let result = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            ("POST", Some(b)) => self.agent.post(&url).send_json(b),
+            ("POST", None) => self.agent.post(&url).send_empty(),
+            ("PUT", Some(b)) => self.agent.put(&url).send_json(b),
+            ("PUT", None) => self.agent.put(&url).send_empty(),
+            ("PATCH", Some(b)) => self.agent.patch(&url).send_json(b),
+            _ => panic!("unsupported {method}"),
+        };
+        let mut response = result.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        let json = if text.is_empty() {
+            Json::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Json::String(text))
+        };
+        (status, json)
+    }
+
+    pub fn get(&self, path: &str) -> (u16, Json) {
+        self.call("GET", path, None)
+    }
+
+    pub fn post(&self, path: &str, body: Option<&Json>) -> (u16, Json) {
+        self.call("POST", path, body)
+    }
+
+    pub fn put(&self, path: &str, body: Option<&Json>) -> (u16, Json) {
+        self.call("PUT", path, body)
+    }
+
+    pub fn patch(&self, path: &str, body: &Json) -> (u16, Json) {
+        self.call("PATCH", path, Some(body))
+    }
+
+    pub fn delete(&self, path: &str) -> (u16, Json) {
+        self.call("DELETE", path, None)
+    }
+
+    /// Waits until a connector's status satisfies `check`.
+    pub fn wait_for_status(
+        &self,
+        connector: &str,
+        what: &str,
+        check: impl Fn(&Json) -> bool,
+    ) -> Json {
+        let mut last = Json::Null;
+        wait_until(what, Duration::from_secs(20), || {
+            last = self.get(&format!("/connectors/{connector}/status")).1;
+            check(&last)
+        });
+        last
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// True when every task of the status body is in `state`.
+pub fn all_tasks(status: &Json, state: &str) -> bool {
+    status["tasks"]
+        .as_array()
+        .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["state"] == state))
+}
