@@ -135,7 +135,9 @@ impl Worker {
             rest: String::new(),
             agent,
         };
-        let addr_pattern = regex::Regex::new(r"REST API listening addr=(\S+)").unwrap();
+        // Human logs say `REST API listening addr=HOST:PORT`, JSON logs `…listening","addr":"HOST:PORT"`.
+        let addr_pattern =
+            regex::Regex::new(r#"REST API listening(?: addr=|","addr":")([0-9.:\[\]]+)"#).unwrap();
         let mut addr = None;
         wait_until("the REST API to listen", Duration::from_secs(20), || {
             addr = addr_pattern

@@ -87,10 +87,11 @@ impl Error {
         Error::new(ErrorKind::Data, message)
     }
 
-    /// A local I/O error, with context saying what was being done.
+    /// A local I/O error, with context saying what was being done. The OS error is part of
+    /// the message (it is short and always wanted), so it is not repeated as a cause.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
         let context = context.into();
-        Error::new(ErrorKind::Io, format!("{context}: {source}")).with_source(source)
+        Error::new(ErrorKind::Io, format!("{context}: {source}"))
     }
 
     /// Something asked for does not exist.
