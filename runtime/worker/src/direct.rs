@@ -46,14 +46,32 @@ impl TopicFilter {
 pub struct Delivery {
     pub records: Vec<SinkRecord>,
     pub tracker: Arc<AckTracker>,
-    /// The source sequence number of each record (repeated when a record fans out).
-    pub seqs: Vec<u64>,
+    /// The source poll batch these records came from.
+    pub batch: u64,
+}
+
+/// The last offset per source partition, in first-seen order.
+pub type PartitionOffsets = Vec<(Arc<SourcePartition>, SourceOffset)>;
+
+/// Records `offset` as the latest of `partition`.
+pub fn upsert(
+    offsets: &mut PartitionOffsets,
+    partition: Arc<SourcePartition>,
+    offset: SourceOffset,
+) {
+    match offsets
+        .iter_mut()
+        .find(|(p, _)| Arc::ptr_eq(p, &partition) || **p == *partition)
+    {
+        Some(entry) => entry.1 = offset,
+        None => offsets.push((partition, offset)),
+    }
 }
 
 struct Pending {
+    /// Deliveries of this batch not yet acknowledged.
     remaining: u32,
-    partition: Arc<SourcePartition>,
-    offset: SourceOffset,
+    offsets: PartitionOffsets,
 }
 
 #[derive(Default)]
@@ -62,7 +80,7 @@ struct TrackerState {
     base: u64,
     pending: VecDeque<Pending>,
     /// Latest fully acknowledged offset per partition, not yet committed.
-    acked: Vec<(Arc<SourcePartition>, SourceOffset)>,
+    acked: PartitionOffsets,
     failure: Option<String>,
 }
 
@@ -71,26 +89,18 @@ impl TrackerState {
         while self.pending.front().is_some_and(|p| p.remaining == 0) {
             let done = self.pending.pop_front().expect("front exists");
             self.base += 1;
-            upsert(&mut self.acked, done.partition, done.offset);
+            for (partition, offset) in done.offsets {
+                upsert(&mut self.acked, partition, offset);
+            }
         }
     }
 }
 
-fn upsert(
-    acked: &mut Vec<(Arc<SourcePartition>, SourceOffset)>,
-    partition: Arc<SourcePartition>,
-    offset: SourceOffset,
-) {
-    match acked
-        .iter_mut()
-        .find(|(p, _)| Arc::ptr_eq(p, &partition) || **p == *partition)
-    {
-        Some(entry) => entry.1 = offset,
-        None => acked.push((partition, offset)),
-    }
-}
-
-/// Tracks which of one source task's records every sink has made durable.
+/// Tracks which of one source task's poll batches every sink has made durable.
+///
+/// A sink acknowledges whole deliveries, and a delivery never spans two poll batches, so the
+/// tracker keeps one small entry per batch (its delivery count and last offset per partition)
+/// rather than one per record: memory stays flat however far sinks' flushes lag behind.
 #[derive(Default)]
 pub struct AckTracker {
     state: Mutex<TrackerState>,
@@ -110,40 +120,27 @@ impl AckTracker {
         self.state.lock().expect("ack tracker lock")
     }
 
-    /// The sequence number the next registered record gets.
-    pub fn next_seq(&self) -> u64 {
-        let state = self.lock();
-        state.base + state.pending.len() as u64
-    }
-
-    /// Registers records in sequence order with their delivery counts (0 = nothing to wait
-    /// for: filtered or dropped).
-    pub fn register(
-        &self,
-        records: impl IntoIterator<Item = (Arc<SourcePartition>, SourceOffset, u32)>,
-    ) {
+    /// Registers the next poll batch: its last offset per partition and how many deliveries
+    /// it was sent as (0: nothing to wait for, e.g. all filtered). Returns its sequence number.
+    pub fn register(&self, offsets: PartitionOffsets, deliveries: u32) -> u64 {
         let mut state = self.lock();
-        for (partition, offset, remaining) in records {
-            state.pending.push_back(Pending {
-                remaining,
-                partition,
-                offset,
-            });
-        }
+        let seq = state.base + state.pending.len() as u64;
+        state.pending.push_back(Pending {
+            remaining: deliveries,
+            offsets,
+        });
         state.advance();
+        seq
     }
 
-    /// One delivery of each sequence number is durable.
-    pub fn ack(&self, seqs: &[u64]) {
+    /// One delivery of batch `seq` is durable.
+    pub fn ack(&self, seq: u64) {
         {
             let mut state = self.lock();
-            for &seq in seqs {
-                let Some(index) = seq.checked_sub(state.base) else {
-                    continue;
-                };
-                if let Some(pending) = state.pending.get_mut(index as usize) {
-                    pending.remaining = pending.remaining.saturating_sub(1);
-                }
+            if let Some(index) = seq.checked_sub(state.base)
+                && let Some(pending) = state.pending.get_mut(index as usize)
+            {
+                pending.remaining = pending.remaining.saturating_sub(1);
             }
             state.advance();
         }
@@ -165,12 +162,18 @@ impl AckTracker {
         self.lock().failure.clone()
     }
 
-    /// The sequence number of the oldest record not yet fully acknowledged.
+    /// The sequence number of the oldest batch not yet fully acknowledged.
     pub fn first_unacked(&self) -> u64 {
         self.lock().base
     }
 
-    /// Records registered and not yet fully acknowledged.
+    /// The sequence number the next registered batch gets.
+    pub fn next_seq(&self) -> u64 {
+        let state = self.lock();
+        state.base + state.pending.len() as u64
+    }
+
+    /// Batches registered and not yet fully acknowledged.
     pub fn outstanding(&self) -> usize {
         self.lock().pending.len()
     }
@@ -338,51 +341,48 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn entry(
-        position: u64,
-        remaining: u32,
-        partition: &Arc<SourcePartition>,
-    ) -> (Arc<SourcePartition>, SourceOffset, u32) {
-        let offset = json!({"position": position}).as_object().unwrap().clone();
-        (Arc::clone(partition), offset, remaining)
+    fn offsets(partition: &Arc<SourcePartition>, position: u64) -> PartitionOffsets {
+        vec![(
+            Arc::clone(partition),
+            json!({"position": position}).as_object().unwrap().clone(),
+        )]
     }
 
     #[test]
-    fn offsets_commit_only_after_every_earlier_record_is_acked() {
+    fn offsets_commit_only_after_every_earlier_batch_is_acked() {
         let partition = Arc::new(json!({"filename": "f"}).as_object().unwrap().clone());
         let tracker = AckTracker::default();
-        tracker.register([
-            entry(1, 2, &partition),
-            entry(2, 0, &partition),
-            entry(3, 1, &partition),
-        ]);
+        let first = tracker.register(offsets(&partition, 10), 2);
+        let filtered = tracker.register(offsets(&partition, 20), 0);
+        let third = tracker.register(offsets(&partition, 30), 1);
+        assert_eq!((first, filtered, third), (0, 1, 2));
         assert!(tracker.take_committable().is_empty());
-        tracker.ack(&[2]);
+        tracker.ack(third);
         assert!(
             tracker.take_committable().is_empty(),
-            "record 0 still waits for a sink"
+            "batch 0 still waits for its sinks"
         );
-        tracker.ack(&[0]);
+        tracker.ack(first);
         assert!(
             tracker.take_committable().is_empty(),
-            "record 0 fanned out to two sinks"
+            "batch 0 went to two sinks"
         );
-        tracker.ack(&[0]);
+        tracker.ack(first);
         let committable = tracker.take_committable();
         assert_eq!(committable.len(), 1);
-        assert_eq!(committable[0].1["position"], json!(3));
-        assert_eq!(tracker.outstanding(), 0);
+        assert_eq!(committable[0].1["position"], json!(30));
+        assert_eq!((tracker.outstanding(), tracker.first_unacked()), (0, 3));
     }
 
     #[test]
     fn a_failed_commit_is_restored_unless_newer_offsets_arrived() {
         let partition = Arc::new(json!({"filename": "f"}).as_object().unwrap().clone());
         let tracker = AckTracker::default();
-        tracker.register([entry(1, 0, &partition)]);
+        tracker.register(offsets(&partition, 1), 0);
         let taken = tracker.take_committable();
         tracker.restore(taken.clone());
         assert_eq!(tracker.take_committable(), taken);
-        tracker.register([entry(5, 0, &partition)]);
+        tracker.register(offsets(&partition, 5), 0);
         tracker.restore(taken);
         assert_eq!(tracker.take_committable()[0].1["position"], json!(5));
     }

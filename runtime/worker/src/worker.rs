@@ -16,7 +16,9 @@ use sluice_api::{Error, Result};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use crate::direct::{AckTracker, Delivery, DirectBus, Route, TopicFilter};
+use crate::direct::{
+    AckTracker, Delivery, DirectBus, PartitionOffsets, Route, TopicFilter, upsert,
+};
 use crate::offsets::{ConnectorOffsetReader, OffsetStore};
 use crate::registry::Registry;
 use crate::status::{State, StatusCell};
@@ -184,8 +186,8 @@ struct SourceRunner {
     routes: HashMap<String, Vec<Route>>,
     routes_generation: u64,
     warned_unrouted: HashSet<String>,
-    /// The first sequence number a stop request left unsent: a clean stop waits only for the
-    /// records before it.
+    /// The poll batch a stop request left partly unsent: a clean stop waits only for the
+    /// batches before it.
     abandoned_from: Option<u64>,
 }
 
@@ -353,18 +355,17 @@ impl SourceRunner {
         batch: Vec<SourceRecord>,
         tracker: &Arc<AckTracker>,
     ) -> Result<Dispatched> {
-        let first_seq = tracker.next_seq();
-        let mut outgoing: Vec<(Route, Vec<SinkRecord>, Vec<u64>)> = Vec::new();
-        let mut registrations = Vec::with_capacity(batch.len());
+        let mut outgoing: Vec<(Route, Vec<SinkRecord>)> = Vec::new();
+        let mut last_offsets = PartitionOffsets::new();
         let mut transformed = Vec::new();
         let timestamp = now_ms();
-        for (index, source) in batch.into_iter().enumerate() {
-            let seq = first_seq + index as u64;
+        for source in batch {
             let SourceRecord {
                 mut record,
                 source_partition,
                 source_offset,
             } = source;
+            upsert(&mut last_offsets, source_partition, source_offset);
             record.timestamp_ms.get_or_insert(timestamp);
             transformed.clear();
             let description = if self.tolerance.log_messages {
@@ -375,10 +376,8 @@ impl SourceRunner {
             if let Err(error) = self.chain.apply(record, &mut transformed) {
                 self.tolerance
                     .handle(&self.spec.connector, error, &description)?;
-                registrations.push((source_partition, source_offset, 0));
                 continue;
             }
-            let mut deliveries = 0u32;
             for out in transformed.drain(..) {
                 let Some(routes) = self.wait_for_routes(&out.topic).await else {
                     return Ok(Dispatched::Stopping);
@@ -388,21 +387,17 @@ impl SourceRunner {
                 };
                 let offset = self.ctx.bus.next_offset(&out.topic);
                 for route in others {
-                    push(&mut outgoing, route, out.clone(), offset, seq);
+                    push(&mut outgoing, route, out.clone(), offset);
                 }
-                push(&mut outgoing, last, out, offset, seq);
-                deliveries += routes.len() as u32;
+                push(&mut outgoing, last, out, offset);
             }
-            registrations.push((source_partition, source_offset, deliveries));
         }
-        tracker.register(registrations);
-        let mut outgoing = outgoing.into_iter();
-        while let Some((route, records, seqs)) = outgoing.next() {
-            let first_of_batch = seqs.iter().copied().min();
+        let seq = tracker.register(last_offsets, outgoing.len() as u32);
+        for (route, records) in outgoing {
             let delivery = Delivery {
                 records,
                 tracker: Arc::clone(tracker),
-                seqs,
+                batch: seq,
             };
             tokio::select! {
                 sent = route.sender.send(delivery) => {
@@ -411,8 +406,7 @@ impl SourceRunner {
                     }
                 }
                 _ = wait_for_stop(&mut self.control) => {
-                    let first_of_rest = outgoing.flat_map(|(_, _, seqs)| seqs).min();
-                    self.abandoned_from = first_of_batch.into_iter().chain(first_of_rest).min();
+                    self.abandoned_from = Some(seq);
                     return Ok(Dispatched::Stopping);
                 }
             }
@@ -470,13 +464,7 @@ impl SourceRunner {
     }
 }
 
-fn push(
-    outgoing: &mut Vec<(Route, Vec<SinkRecord>, Vec<u64>)>,
-    route: &Route,
-    record: Record,
-    offset: i64,
-    seq: u64,
-) {
+fn push(outgoing: &mut Vec<(Route, Vec<SinkRecord>)>, route: &Route, record: Record, offset: i64) {
     let record = SinkRecord {
         kafka_partition: record.partition.unwrap_or(0),
         kafka_offset: offset,
@@ -484,13 +472,10 @@ fn push(
     };
     match outgoing
         .iter_mut()
-        .find(|(r, _, _)| r.subscription == route.subscription)
+        .find(|(r, _)| r.subscription == route.subscription)
     {
-        Some((_, records, seqs)) => {
-            records.push(record);
-            seqs.push(seq);
-        }
-        None => outgoing.push((route.clone(), vec![record], vec![seq])),
+        Some((_, records)) => records.push(record),
+        None => outgoing.push((route.clone(), vec![record])),
     }
 }
 
@@ -529,7 +514,7 @@ struct SinkRunner {
     chain: TransformChain,
     tolerance: Tolerance,
     /// Deliveries put but not yet flushed, to acknowledge after the next flush.
-    unflushed: Vec<(Arc<AckTracker>, Vec<u64>)>,
+    unflushed: Vec<(Arc<AckTracker>, u64)>,
     offsets: HashMap<TopicPartition, i64>,
 }
 
@@ -623,9 +608,9 @@ impl SinkRunner {
         let Delivery {
             records,
             tracker,
-            seqs,
+            batch,
         } = delivery;
-        self.unflushed.push((tracker, seqs));
+        self.unflushed.push((tracker, batch));
         let mut out = Vec::with_capacity(records.len());
         let mut transformed = Vec::new();
         for record in records {
@@ -669,8 +654,8 @@ impl SinkRunner {
             return Ok(());
         }
         task.flush(&self.offsets).await?;
-        for (tracker, seqs) in self.unflushed.drain(..) {
-            tracker.ack(&seqs);
+        for (tracker, batch) in self.unflushed.drain(..) {
+            tracker.ack(batch);
         }
         Ok(())
     }
