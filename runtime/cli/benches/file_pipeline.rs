@@ -1,0 +1,138 @@
+//! Benchmark: the standalone worker's start-up time, file→file throughput on the embedded
+//! direct pipeline, and memory (idle RSS and peak RSS). Prints figures; asserts nothing.
+//!
+//!     cargo bench -p sluice --bench file_pipeline            # 1,000,000 lines of ~100 B
+//!     cargo bench -p sluice --bench file_pipeline -- --lines 50000   # quick smoke run
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn proc_status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let lines = arg("--lines", 1_000_000);
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("worker.properties"),
+        "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=1000\nlisteners=http://127.0.0.1:0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("source.properties"),
+        "name=src\nconnector.class=FileStreamSource\nfile=in.txt\ntopic=t\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("sink.properties"),
+        "name=snk\nconnector.class=FileStreamSink\nfile=out.txt\ntopics=t\n",
+    )
+    .unwrap();
+
+    let payload = "x".repeat(88);
+    let mut data = Vec::with_capacity(lines * 100);
+    for i in 0..lines {
+        writeln!(data, "{i:010} {payload}").unwrap();
+    }
+    let bytes = data.len() as u64;
+    std::fs::write(d.join("in.txt"), b"").unwrap();
+
+    let spawned = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "standalone",
+            "worker.properties",
+            "sink.properties",
+            "source.properties",
+        ])
+        .current_dir(d)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "worker exited during start-up"
+        );
+        if line.contains("worker started") {
+            break;
+        }
+    }
+    let startup = spawned.elapsed();
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+
+    // Idle before any traffic: both connectors running, nothing to copy.
+    std::thread::sleep(Duration::from_secs(2));
+    let idle_start_kb = proc_status_kb(pid, "VmRSS:");
+
+    let copy_started = Instant::now();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("in.txt"))
+        .unwrap()
+        .write_all(&data)
+        .unwrap();
+    let out = d.join("out.txt");
+    while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) < bytes {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = copy_started.elapsed();
+    let peak_kb = proc_status_kb(pid, "VmHWM:");
+
+    // Idle after the copy: let the worker settle, then read its resident set.
+    std::thread::sleep(Duration::from_secs(3));
+    let idle_kb = proc_status_kb(pid, "VmRSS:");
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = child.wait();
+
+    let seconds = elapsed.as_secs_f64();
+    println!("file -> file (embedded direct pipeline, release build)");
+    println!("  lines            {lines} of {} B", bytes / lines as u64);
+    println!(
+        "  start-up         {:.1} ms (spawn to connectors running)",
+        startup.as_secs_f64() * 1000.0
+    );
+    println!(
+        "  throughput       {:.0} lines/s, {:.1} MB/s",
+        lines as f64 / seconds,
+        bytes as f64 / seconds / 1e6
+    );
+    println!(
+        "  idle RSS         {:.1} MB (connectors running, before any traffic)",
+        idle_start_kb as f64 / 1024.0
+    );
+    println!(
+        "  peak RSS         {:.1} MB (during the copy)",
+        peak_kb as f64 / 1024.0
+    );
+    println!(
+        "  idle RSS after   {:.1} MB (3 s after the copy)",
+        idle_kb as f64 / 1024.0
+    );
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every check sluice has: formatting, lints, unit and end-to-end tests, the demo, the
+# Postgres starter smoke check and a benchmark smoke run. Installs what a fresh Debian
+# machine lacks (PostgreSQL for the starter check).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain"
+cargo --version
+cargo fmt --version
+cargo clippy --version
+
+step "format (cargo fmt --check)"
+cargo fmt --all -- --check
+
+step "lint (cargo clippy -D warnings)"
+cargo clippy --workspace --all-targets -- -D warnings
+
+step "unit and end-to-end tests"
+cargo test --workspace
+
+step "demo"
+SLUICE_DEMO_DIR="$(mktemp -d /tmp/sluice-demo.XXXXXX)" scripts/demo.sh
+
+step "postgres starter: wal_level=logical on a private port"
+export SLUICE_PG_DIR="$(mktemp -d /tmp/sluice-pg-check.XXXXXX)" SLUICE_PG_PORT=54391
+scripts/pg-start.sh
+scripts/pg-start.sh >/dev/null   # idempotent
+wal_level="$(psql -h 127.0.0.1 -p "$SLUICE_PG_PORT" -U postgres -Atc 'show wal_level')"
+scripts/pg-stop.sh --purge
+if [ "$wal_level" != "logical" ]; then echo "wal_level is $wal_level, expected logical" >&2; exit 1; fi
+echo "postgres starter ok (wal_level=$wal_level)"
+
+step "benchmark smoke run (figures for the README come from a full run)"
+cargo bench -p sluice --bench file_pipeline -- --lines 100000
