@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod connector;
+pub mod convert;
 pub mod data;
 pub mod error;
 pub mod json;

@@ -7,12 +7,7 @@ use std::time::Duration;
 use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
 use sluice_api::{Error, Result};
 
-/// Converter classes the worker knows, by full class name.
-pub const CONVERTERS: &[&str] = &[
-    "org.apache.kafka.connect.json.JsonConverter",
-    "org.apache.kafka.connect.storage.StringConverter",
-    "org.apache.kafka.connect.converters.ByteArrayConverter",
-];
+pub use sluice_api::convert::{CONVERTERS, resolve_converter};
 
 /// The worker config definition.
 pub fn worker_config_def() -> ConfigDef {
@@ -179,14 +174,6 @@ impl WorkerConfig {
     pub fn is_embedded(&self) -> bool {
         self.bootstrap_servers.is_empty()
     }
-}
-
-/// The full class name of a converter given by full or simple name.
-pub fn resolve_converter(name: &str) -> Option<&'static str> {
-    CONVERTERS
-        .iter()
-        .copied()
-        .find(|c| *c == name || c.rsplit('.').next() == Some(name))
 }
 
 fn millis(config: &Config, key: &str) -> Result<Duration> {
