@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every check sluice has: formatting, lints, unit and end-to-end tests, the demo, the
-# Postgres starter smoke check and a benchmark smoke run. Installs what a fresh Debian
-# machine lacks (PostgreSQL for the starter check).
+# Runs every check sluice has: formatting, lints, unit and end-to-end tests (the Kafka ones
+# against a Tansu broker each test starts), the demo, the Postgres starter smoke check and
+# benchmark smoke runs. Installs what a fresh Debian machine lacks: the C toolchain pieces
+# librdkafka builds with, the Tansu broker (once, cached under /opt/sluice-tools) and
+# PostgreSQL for the starter check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +13,21 @@ step "toolchain"
 cargo --version
 cargo fmt --version
 cargo clippy --version
+
+step "native build dependencies (librdkafka is built from source)"
+missing=""
+for pkg in libssl-dev pkg-config make perl; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  echo "installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq $missing >/dev/null
+fi
+
+step "Tansu broker for the Kafka tests"
+scripts/tansu-install.sh
 
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check

@@ -113,19 +113,6 @@ fn bad_worker_configs_are_refused_with_the_fix() {
         stderr.contains("`offset.storage.file.filename` is required in standalone mode"),
         "{stderr}"
     );
-    let stderr = String::from_utf8_lossy(
-        &run(
-            dir.path(),
-            &["standalone", &config("kafka/connect-standalone.properties")],
-        )
-        .stderr,
-    )
-    .into_owned();
-    assert!(
-        stderr
-            .contains("`bootstrap.servers` is set, but the Kafka transport is not implemented yet"),
-        "{stderr}"
-    );
 }
 
 #[test]

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod kafka;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -62,13 +64,26 @@ pub fn append_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
     file.write_all(text.as_bytes()).unwrap();
 }
 
-/// Runs `sluice` to completion (for one-shot commands such as `validate`).
+/// Runs `sluice` to completion (for one-shot commands such as `validate`). A command that has
+/// not exited within 30 s fails the test instead of hanging the suite.
 pub fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(sluice_bin())
+    let mut child = Command::new(sluice_bin())
         .args(args)
         .current_dir(dir)
-        .output()
-        .unwrap()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`sluice {}` did not exit within 30 s", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// A running worker.

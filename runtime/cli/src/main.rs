@@ -12,7 +12,9 @@ use sluice_api::connector::ConnectorKind;
 use sluice_runtime::config_file::{self, ConnectorSpec};
 use sluice_runtime::direct::DirectBus;
 use sluice_runtime::herder::Herder;
-use sluice_runtime::offsets::FileOffsetStore;
+use sluice_runtime::kafka::KafkaSettings;
+use sluice_runtime::kafka::offsets::KafkaOffsetStore;
+use sluice_runtime::offsets::{FileOffsetStore, OffsetStore};
 use sluice_runtime::registry::Registry;
 use sluice_runtime::standalone::StandaloneHerder;
 use sluice_runtime::worker::WorkerContext;
@@ -160,28 +162,20 @@ async fn standalone(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::
     let started = std::time::Instant::now();
     let worker = WorkerConfig::parse(config_file::read_worker_props(worker_path)?)
         .map_err(|e| anyhow::anyhow!("{}: {}", worker_path.display(), e.message()))?;
-    if !worker.is_embedded() {
-        bail!(
-            "{}: `bootstrap.servers` is set, but the Kafka transport is not implemented yet; \
-             remove `bootstrap.servers` to run the embedded direct pipeline",
-            worker_path.display()
-        );
-    }
-    let offset_file = worker.offset_file.clone().with_context(|| {
-        format!(
-            "{}: `offset.storage.file.filename` is required in standalone mode (it is where \
-             committed source offsets are kept), e.g. offset.storage.file.filename=/var/lib/sluice/connect.offsets",
-            worker_path.display()
-        )
-    })?;
+    let kafka = (!worker.is_embedded()).then(|| {
+        Arc::new(KafkaSettings::from_worker(
+            &worker.props,
+            &worker.bootstrap_servers,
+        ))
+    });
     let registry = registry();
     let specs = load_connectors(&registry, connector_paths)?;
-    let offsets =
-        FileOffsetStore::open(&offset_file).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let offsets = open_offset_store(worker_path, &worker, kafka.as_ref()).await?;
     let ctx = Arc::new(WorkerContext {
         worker_id: worker.worker_id.clone(),
         registry,
-        offsets: Arc::new(offsets),
+        offsets: offsets.0,
+        kafka: kafka.clone(),
         bus: Arc::new(DirectBus::new(worker.unrouted, worker.buffer_batches)),
         flush_interval: worker.flush_interval,
         shutdown_timeout: worker.shutdown_timeout,
@@ -219,8 +213,9 @@ async fn standalone(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::
     tracing::info!(
         connectors = specs.len(),
         startup_ms = started.elapsed().as_millis() as u64,
-        offsets = %offset_file.display(),
-        "sluice standalone worker started (embedded direct pipeline)"
+        offsets = %offsets.1,
+        transport = if kafka.is_some() { "kafka" } else { "embedded direct pipeline" },
+        "sluice standalone worker started"
     );
     wait_for_signal().await;
     tracing::info!("shutting down: stopping sources, flushing sinks, committing offsets");
@@ -237,6 +232,47 @@ async fn standalone(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::
     let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The offset store, and where it is for the log: as in Kafka Connect standalone, the file
+/// unless `offset.storage.topic` is set and Kafka is configured.
+async fn open_offset_store(
+    worker_path: &Path,
+    worker: &WorkerConfig,
+    kafka: Option<&Arc<KafkaSettings>>,
+) -> anyhow::Result<(Arc<dyn OffsetStore>, String)> {
+    let topic = worker
+        .props
+        .get("offset.storage.topic")
+        .filter(|t| !t.trim().is_empty());
+    if let (Some(settings), Some(topic)) = (kafka, topic) {
+        let int = |key: &str, default: i32| {
+            worker
+                .props
+                .get(key)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let store = KafkaOffsetStore::open(
+            Arc::clone(settings),
+            topic,
+            int("offset.storage.partitions", 25),
+            int("offset.storage.replication.factor", -1),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("offset topic {topic}: {}", e.message()))?;
+        return Ok((Arc::new(store), format!("topic {topic}")));
+    }
+    let offset_file = worker.offset_file.clone().with_context(|| {
+        format!(
+            "{}: `offset.storage.file.filename` is required in standalone mode (it is where \
+             committed source offsets are kept), e.g. offset.storage.file.filename=/var/lib/sluice/connect.offsets",
+            worker_path.display()
+        )
+    })?;
+    let store =
+        FileOffsetStore::open(&offset_file).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    Ok((Arc::new(store), offset_file.display().to_string()))
 }
 
 async fn wait_for_signal() {
@@ -284,7 +320,7 @@ fn validate_one(registry: &Registry, path: &Path) -> Result<String, Vec<String>>
                 if w.is_embedded() {
                     "worker config (embedded direct pipeline)".to_owned()
                 } else {
-                    "worker config (Kafka transport: not implemented yet)".to_owned()
+                    "worker config (Kafka transport)".to_owned()
                 }
             })
             .map_err(|e| vec![e.message().to_owned()]);

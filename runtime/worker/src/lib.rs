@@ -12,7 +12,9 @@
 pub mod config_file;
 pub mod connector_config;
 pub mod direct;
+pub mod errors;
 pub mod herder;
+pub mod kafka;
 pub mod offsets;
 pub mod registry;
 pub mod rest;

@@ -19,6 +19,10 @@ use tokio::task::JoinHandle;
 use crate::direct::{
     AckTracker, Delivery, DirectBus, PartitionOffsets, Route, TopicFilter, upsert,
 };
+use crate::errors::Tolerance;
+use crate::kafka::KafkaSettings;
+use crate::kafka::sink::KafkaSinkInput;
+use crate::kafka::source::KafkaSource;
 use crate::offsets::{ConnectorOffsetReader, OffsetStore};
 use crate::registry::Registry;
 use crate::status::{State, StatusCell};
@@ -31,6 +35,9 @@ pub struct WorkerContext {
     pub registry: Registry,
     pub offsets: Arc<dyn OffsetStore>,
     pub bus: Arc<DirectBus>,
+    /// The Kafka transport, when the worker has `bootstrap.servers`; `None`: the embedded
+    /// direct pipeline (`bus`).
+    pub kafka: Option<Arc<KafkaSettings>>,
     /// How often sinks flush and sources commit (`offset.flush.interval.ms`).
     pub flush_interval: Duration,
     /// How long a stopping task may take to flush and commit.
@@ -130,46 +137,6 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-/// How a connector treats a record that fails a transform (`errors.tolerance`).
-#[derive(Clone, Copy)]
-struct Tolerance {
-    skip: bool,
-    log: bool,
-    log_messages: bool,
-}
-
-impl Tolerance {
-    fn of(props: &Props) -> Tolerance {
-        let flag = |k: &str| {
-            props
-                .get(k)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        };
-        Tolerance {
-            skip: props
-                .get("errors.tolerance")
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("all")),
-            log: flag("errors.log.enable"),
-            log_messages: flag("errors.log.include.messages"),
-        }
-    }
-
-    /// `Ok` when the record may be skipped, the error otherwise.
-    fn handle(&self, connector: &str, error: Error, record: &str) -> Result<()> {
-        if !self.skip {
-            return Err(error.context("record failed and errors.tolerance=none"));
-        }
-        if self.log {
-            if self.log_messages {
-                tracing::warn!(connector, error = %error, record, "record skipped (errors.tolerance=all)");
-            } else {
-                tracing::warn!(connector, error = %error, "record skipped (errors.tolerance=all)");
-            }
-        }
-        Ok(())
-    }
-}
-
 /// Whether dispatch finished or was cut short by a stop request.
 enum Dispatched {
     Done,
@@ -186,6 +153,8 @@ struct SourceRunner {
     routes: HashMap<String, Vec<Route>>,
     routes_generation: u64,
     warned_unrouted: HashSet<String>,
+    /// The producer, on the Kafka transport.
+    kafka: Option<KafkaSource>,
     /// The poll batch a stop request left partly unsent: a clean stop waits only for the
     /// batches before it.
     abandoned_from: Option<u64>,
@@ -210,6 +179,7 @@ impl SourceRunner {
             routes_generation: u64::MAX,
             warned_unrouted: HashSet::new(),
             abandoned_from: None,
+            kafka: None,
         }
     }
 
@@ -237,6 +207,16 @@ impl SourceRunner {
 
     async fn run(mut self) -> Result<()> {
         self.chain = TransformChain::from_config(&self.ctx.registry, &self.spec.connector_config)?;
+        if let Some(settings) = &self.ctx.kafka {
+            let source = KafkaSource::new(
+                settings,
+                &self.spec.connector,
+                self.spec.task_id,
+                &self.spec.connector_config,
+            )
+            .await?;
+            self.kafka = Some(source);
+        }
         loop {
             let mut task = self.start_task().await?;
             let tracker = Arc::new(AckTracker::default());
@@ -252,6 +232,15 @@ impl SourceRunner {
                 }
                 Ok(false) => {
                     self.finish(task.as_mut(), &tracker).await;
+                    if let Some(kafka) = &self.kafka {
+                        let latency = &kafka.latency;
+                        tracing::info!(
+                            connector = %self.spec.connector, task = self.spec.task_id, records = latency.count(),
+                            p50_ms = latency.quantile(0.5).as_secs_f64() * 1e3,
+                            p99_ms = latency.quantile(0.99).as_secs_f64() * 1e3,
+                            "produce latency"
+                        );
+                    }
                     return Ok(());
                 }
                 Err(error) => {
@@ -355,9 +344,8 @@ impl SourceRunner {
         batch: Vec<SourceRecord>,
         tracker: &Arc<AckTracker>,
     ) -> Result<Dispatched> {
-        let mut outgoing: Vec<(Route, Vec<SinkRecord>)> = Vec::new();
         let mut last_offsets = PartitionOffsets::new();
-        let mut transformed = Vec::new();
+        let mut outputs = Vec::with_capacity(batch.len());
         let timestamp = now_ms();
         for source in batch {
             let SourceRecord {
@@ -367,30 +355,37 @@ impl SourceRunner {
             } = source;
             upsert(&mut last_offsets, source_partition, source_offset);
             record.timestamp_ms.get_or_insert(timestamp);
-            transformed.clear();
             let description = if self.tolerance.log_messages {
                 format!("{record:?}")
             } else {
                 String::new()
             };
-            if let Err(error) = self.chain.apply(record, &mut transformed) {
+            if let Err(error) = self.chain.apply(record, &mut outputs) {
                 self.tolerance
-                    .handle(&self.spec.connector, error, &description)?;
+                    .handle(&self.spec.connector, "TRANSFORMATION", &error, || {
+                        description
+                    })?;
+            }
+        }
+        if let Some(kafka) = self.kafka.as_mut() {
+            kafka
+                .send(outputs, last_offsets, tracker, &self.tolerance)
+                .await?;
+            return Ok(Dispatched::Done);
+        }
+        let mut outgoing: Vec<(Route, Vec<SinkRecord>)> = Vec::new();
+        for out in outputs {
+            let Some(routes) = self.wait_for_routes(&out.topic).await else {
+                return Ok(Dispatched::Stopping);
+            };
+            let Some((last, others)) = routes.split_last() else {
                 continue;
+            };
+            let offset = self.ctx.bus.next_offset(&out.topic);
+            for route in others {
+                push(&mut outgoing, route, out.clone(), offset);
             }
-            for out in transformed.drain(..) {
-                let Some(routes) = self.wait_for_routes(&out.topic).await else {
-                    return Ok(Dispatched::Stopping);
-                };
-                let Some((last, others)) = routes.split_last() else {
-                    continue;
-                };
-                let offset = self.ctx.bus.next_offset(&out.topic);
-                for route in others {
-                    push(&mut outgoing, route, out.clone(), offset);
-                }
-                push(&mut outgoing, last, out, offset);
-            }
+            push(&mut outgoing, last, out, offset);
         }
         let seq = tracker.register(last_offsets, outgoing.len() as u32);
         for (route, records) in outgoing {
@@ -551,6 +546,11 @@ impl SinkRunner {
             config: self.spec.task_config.clone(),
         })
         .await?;
+        if let Some(settings) = self.ctx.kafka.clone() {
+            let result = self.run_kafka(task.as_mut(), &settings).await;
+            let stopped = task.stop().await;
+            return result.and(stopped);
+        }
         let (subscription, mut queue) = self.ctx.bus.subscribe(&self.spec.connector, filter);
         let result = self.consume(task.as_mut(), &mut queue).await;
         self.ctx.bus.unsubscribe(subscription);
@@ -604,6 +604,66 @@ impl SinkRunner {
         }
     }
 
+    /// The sink loop on the Kafka transport: consume, put, and on every flush interval (and at
+    /// pause and stop) flush the task and then commit the consumer offsets.
+    async fn run_kafka(
+        &mut self,
+        task: &mut dyn SinkTask,
+        settings: &Arc<KafkaSettings>,
+    ) -> Result<()> {
+        let mut input = KafkaSinkInput::new(
+            settings,
+            &self.spec.connector,
+            self.spec.task_id,
+            &self.spec.connector_config,
+        )
+        .await?;
+        let mut tick = tokio::time::interval(self.ctx.flush_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        let mut paused = false;
+        let mut unflushed = false;
+        loop {
+            let control = *self.control.borrow_and_update();
+            match control {
+                TaskControl::Stop => break,
+                TaskControl::Pause if !paused => {
+                    flush_and_commit(task, &mut input, &mut unflushed).await?;
+                    input.set_paused(true)?;
+                    paused = true;
+                    self.status.set(State::Paused);
+                }
+                TaskControl::Run if paused || self.status.get().state != State::Running => {
+                    if paused {
+                        input.set_paused(false)?;
+                        paused = false;
+                    }
+                    self.status.set(State::Running);
+                }
+                _ => {}
+            }
+            let first = tokio::select! {
+                changed = self.control.changed() => {
+                    if changed.is_err() { break; }
+                    continue;
+                }
+                _ = tick.tick() => {
+                    flush_and_commit(task, &mut input, &mut unflushed).await?;
+                    continue;
+                }
+                message = input.recv(), if control == TaskControl::Run => message?,
+            };
+            let records = input
+                .process(first, 1000, &mut self.chain, &self.tolerance)
+                .await?;
+            unflushed = true;
+            if !records.is_empty() {
+                task.put(records).await?;
+            }
+        }
+        flush_and_commit(task, &mut input, &mut unflushed).await
+    }
+
     async fn put(&mut self, task: &mut dyn SinkTask, delivery: Delivery) -> Result<()> {
         let Delivery {
             records,
@@ -638,9 +698,12 @@ impl SinkRunner {
                     kafka_partition,
                     kafka_offset,
                 })),
-                Err(error) => self
-                    .tolerance
-                    .handle(&self.spec.connector, error, &description)?,
+                Err(error) => {
+                    self.tolerance
+                        .handle(&self.spec.connector, "TRANSFORMATION", &error, || {
+                            description
+                        })?
+                }
             }
         }
         if out.is_empty() {
@@ -687,4 +750,19 @@ impl SinkRunner {
             delivery.tracker.nack(reason.clone());
         }
     }
+}
+
+/// Flushes the sink task and, only if that succeeded, commits the consumer offsets.
+async fn flush_and_commit(
+    task: &mut dyn SinkTask,
+    input: &mut KafkaSinkInput,
+    unflushed: &mut bool,
+) -> Result<()> {
+    if !*unflushed {
+        return Ok(());
+    }
+    task.flush(&input.positions).await?;
+    input.commit()?;
+    *unflushed = false;
+    Ok(())
 }

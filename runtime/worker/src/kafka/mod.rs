@@ -1,0 +1,190 @@
+//! The Kafka transport: when the worker has `bootstrap.servers`, sources produce to Kafka,
+//! sinks consume from it, and offsets can live in a compacted topic — as in Kafka Connect.
+
+pub mod dlq;
+pub mod latency;
+pub mod log;
+pub mod offsets;
+pub mod sink;
+pub mod source;
+pub mod stores;
+
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::types::RDKafkaErrorCode;
+use sluice_api::config::Props;
+use sluice_api::convert::{Converter, converter};
+use sluice_api::{Error, Result};
+
+/// Worker settings that concern Kafka clients.
+#[derive(Debug, Clone)]
+pub struct KafkaSettings {
+    pub bootstrap_servers: String,
+    /// Settings every client gets (`security.protocol`, `ssl.*`, `sasl.*`, `client.id`).
+    common: Vec<(String, String)>,
+    /// `producer.*` worker settings, prefix removed.
+    producer: Vec<(String, String)>,
+    /// `consumer.*` worker settings, prefix removed.
+    consumer: Vec<(String, String)>,
+    /// `admin.*` worker settings, prefix removed.
+    admin: Vec<(String, String)>,
+    /// The worker's converter settings (`key.converter`, `value.converter` and their prefixes).
+    worker_props: Props,
+}
+
+fn with_prefix(props: &Props, prefix: &str) -> Vec<(String, String)> {
+    props
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(prefix)
+                .map(|rest| (rest.to_owned(), v.clone()))
+        })
+        .collect()
+}
+
+impl KafkaSettings {
+    /// Reads the Kafka client settings out of the worker config.
+    pub fn from_worker(props: &Props, bootstrap_servers: &[String]) -> KafkaSettings {
+        let common = props
+            .iter()
+            .filter(|(k, _)| {
+                k.starts_with("ssl.")
+                    || k.starts_with("sasl.")
+                    || *k == "security.protocol"
+                    || *k == "client.id"
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        KafkaSettings {
+            bootstrap_servers: bootstrap_servers.join(","),
+            common,
+            producer: with_prefix(props, "producer."),
+            consumer: with_prefix(props, "consumer."),
+            admin: with_prefix(props, "admin."),
+            worker_props: props.clone(),
+        }
+    }
+
+    fn base(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.bootstrap_servers);
+        for (k, v) in &self.common {
+            config.set(k, v);
+        }
+        config
+    }
+
+    /// A producer config: idempotent, `acks=all`, then worker `producer.*`, then the
+    /// connector's `producer.override.*`.
+    pub fn producer_config(&self, overrides: &[(String, String)]) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", "5")
+            // Java's default partitioner, so keys land where Kafka Connect would put them.
+            .set("partitioner", "murmur2_random");
+        for (k, v) in self.producer.iter().chain(overrides) {
+            config.set(k, v);
+        }
+        config
+    }
+
+    /// A consumer config for `group`: manual commits, start from the earliest offset (Kafka
+    /// Connect's sink default), then worker `consumer.*`, then `consumer.override.*`.
+    pub fn consumer_config(&self, group: &str, overrides: &[(String, String)]) -> ClientConfig {
+        let mut config = self.base();
+        config
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest");
+        for (k, v) in self.consumer.iter().chain(overrides) {
+            config.set(k, v);
+        }
+        config
+    }
+
+    /// An admin client.
+    pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>> {
+        let mut config = self.base();
+        for (k, v) in &self.admin {
+            config.set(k, v);
+        }
+        config.create().map_err(|e| client_error("admin client", e))
+    }
+
+    /// The key and value converters of a connector: its own `key.converter` /
+    /// `value.converter` when set, the worker's otherwise.
+    pub fn converters(
+        &self,
+        connector: &Props,
+    ) -> Result<(Box<dyn Converter>, Box<dyn Converter>)> {
+        let pick = |which: &str| -> Result<Box<dyn Converter>> {
+            let own = connector.get(which).filter(|c| !c.trim().is_empty());
+            let (class, source) = match own {
+                Some(class) => (class.clone(), connector),
+                None => (
+                    self.worker_props
+                        .get(which)
+                        .cloned()
+                        .unwrap_or_else(|| sluice_api::convert::JSON_CONVERTER.to_owned()),
+                    &self.worker_props,
+                ),
+            };
+            let settings: Props = with_prefix(source, &format!("{which}."))
+                .into_iter()
+                .collect();
+            converter(&class, &settings).map_err(|e| e.context(which))
+        };
+        Ok((pick("key.converter")?, pick("value.converter")?))
+    }
+}
+
+/// A Kafka client error as a sluice error, naming what failed.
+pub fn client_error(what: &str, error: rdkafka::error::KafkaError) -> Error {
+    let message = format!("Kafka {what}: {error}");
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::InvalidArgument) | None => Error::config(message),
+        _ => Error::retriable(message),
+    }
+}
+
+/// Creates `topic` unless it exists. Brokers may not auto-create topics (Tansu does not), so
+/// sluice creates what it writes to.
+pub async fn ensure_topic(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    partitions: i32,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+) -> Result<()> {
+    let mut new_topic = NewTopic::new(
+        topic,
+        partitions,
+        TopicReplication::Fixed(replication_factor),
+    );
+    for (k, v) in configs {
+        new_topic = new_topic.set(k, v);
+    }
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    let results = admin
+        .create_topics([&new_topic], &options)
+        .await
+        .map_err(|e| client_error(&format!("create topic {topic}"), e))?;
+    for result in results {
+        match result {
+            Ok(_) => tracing::info!(topic, partitions, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(Error::retriable(format!(
+                    "cannot create topic {name}: {code}; create it yourself or check the broker's permissions"
+                )));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The sink side of the Kafka transport: a consumer in group `connect-<name>` (or
+//! `consumer.override.group.id`) reads `topics`/`topics.regex`; records are converted and
+//! transformed before `put`; consumer offsets are committed only after the task's `flush`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::ClientContext;
+use rdkafka::consumer::{
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+};
+use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use sluice_api::Result;
+use sluice_api::config::Props;
+use sluice_api::convert::Converter;
+use sluice_api::data::Value;
+use sluice_api::record::{Header, Record, SinkRecord, TopicPartition};
+
+use super::dlq::{DeadLetterQueue, Original};
+use super::{KafkaSettings, client_error};
+use crate::errors::Tolerance;
+use crate::transforms::TransformChain;
+
+/// Records which partitions a rebalance took away, so their offsets are not committed by a
+/// task that no longer owns them.
+#[derive(Default)]
+pub struct RebalanceContext {
+    revoked: Mutex<Vec<(String, i32)>>,
+}
+
+impl ClientContext for RebalanceContext {}
+
+impl ConsumerContext for RebalanceContext {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(partitions) = rebalance {
+            let mut revoked = self.revoked.lock().expect("rebalance lock");
+            for element in partitions.elements() {
+                revoked.push((element.topic().to_owned(), element.partition()));
+            }
+            tracing::info!(
+                partitions = partitions.count(),
+                "partitions revoked by a rebalance"
+            );
+        }
+    }
+}
+
+/// One sink task's consumer.
+pub struct KafkaSinkInput {
+    connector: String,
+    consumer: StreamConsumer<RebalanceContext>,
+    key_converter: Box<dyn Converter>,
+    value_converter: Box<dyn Converter>,
+    dlq: Option<DeadLetterQueue>,
+    /// Next offset to consume per partition, for everything handed to the task (or skipped).
+    pub positions: HashMap<TopicPartition, i64>,
+}
+
+impl KafkaSinkInput {
+    /// Joins the connector's consumer group and subscribes.
+    pub async fn new(
+        settings: &Arc<KafkaSettings>,
+        connector: &str,
+        task: u32,
+        config: &Props,
+    ) -> Result<KafkaSinkInput> {
+        let mut overrides: Vec<(String, String)> = config
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("consumer.override.")
+                    .map(|rest| (rest.to_owned(), v.clone()))
+            })
+            .collect();
+        let group = overrides
+            .iter()
+            .position(|(k, _)| k == "group.id")
+            .map(|i| overrides.remove(i).1)
+            .unwrap_or_else(|| format!("connect-{connector}"));
+        let consumer: StreamConsumer<RebalanceContext> = settings
+            .consumer_config(&group, &overrides)
+            .create_with_context(RebalanceContext::default())
+            .map_err(|e| {
+                client_error(
+                    &format!("consumer of {connector} (check consumer.* / consumer.override.*)"),
+                    e,
+                )
+            })?;
+        let subscription: Vec<String> =
+            match config.get("topics.regex").filter(|r| !r.trim().is_empty()) {
+                // librdkafka treats a topic starting with `^` as a regular expression.
+                Some(regex) => vec![format!(
+                    "^{}$",
+                    regex.trim_start_matches('^').trim_end_matches('$')
+                )],
+                None => sluice_api::config::split_list(
+                    config.get("topics").map(String::as_str).unwrap_or_default(),
+                ),
+            };
+        let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
+        consumer
+            .subscribe(&topics)
+            .map_err(|e| client_error(&format!("subscribe to {topics:?}"), e))?;
+        let (key_converter, value_converter) = settings.converters(config)?;
+        Ok(KafkaSinkInput {
+            connector: connector.to_owned(),
+            consumer,
+            key_converter,
+            value_converter,
+            dlq: DeadLetterQueue::of(settings, config, connector, task).await?,
+            positions: HashMap::new(),
+        })
+    }
+
+    /// Waits for the next message. Cancel-safe: a message is either returned or left in the
+    /// consumer, so this can race timers in a `select!`.
+    pub async fn recv(&self) -> Result<OwnedMessage> {
+        let message = self
+            .consumer
+            .recv()
+            .await
+            .map_err(|e| client_error("consume", e))?;
+        Ok(message.detach())
+    }
+
+    /// Takes `first` and whatever else is already there (up to `max`), converting and
+    /// transforming each. Records that fail are skipped (and dead-lettered) or fail the batch,
+    /// per `tolerance`. Not cancel-safe: await it outside `select!`.
+    pub async fn process(
+        &mut self,
+        first: OwnedMessage,
+        max: usize,
+        chain: &mut TransformChain,
+        tolerance: &Tolerance,
+    ) -> Result<Vec<SinkRecord>> {
+        let mut messages = vec![first];
+        while messages.len() < max {
+            match tokio::time::timeout(Duration::from_millis(1), self.consumer.recv()).await {
+                Ok(Ok(message)) => messages.push(message.detach()),
+                Ok(Err(e)) => return Err(client_error("consume", e)),
+                Err(_) => break,
+            }
+        }
+        let mut records = Vec::with_capacity(messages.len());
+        for message in &messages {
+            self.take(message, chain, tolerance, &mut records).await?;
+        }
+        // Covered by the next commit, which only follows the `put` and `flush` of this batch.
+        for message in &messages {
+            let tp = TopicPartition {
+                topic: message.topic().to_owned(),
+                partition: message.partition(),
+            };
+            let next = self.positions.entry(tp).or_insert(0);
+            *next = (*next).max(message.offset() + 1);
+        }
+        Ok(records)
+    }
+
+    async fn take(
+        &self,
+        message: &OwnedMessage,
+        chain: &mut TransformChain,
+        tolerance: &Tolerance,
+        out: &mut Vec<SinkRecord>,
+    ) -> Result<()> {
+        let topic = message.topic();
+        let headers: Vec<(String, Option<Vec<u8>>)> = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let converted = self
+            .key_converter
+            .deserialize(topic, message.key())
+            .map_err(|e| ("KEY_CONVERTER", e))
+            .and_then(|key| {
+                self.value_converter
+                    .deserialize(topic, message.payload())
+                    .map(|v| (key, v))
+                    .map_err(|e| ("VALUE_CONVERTER", e))
+            });
+        let outcome = converted.and_then(|((key_schema, key), (value_schema, value))| {
+            let record = Record {
+                topic: topic.to_owned(),
+                partition: Some(message.partition()),
+                key,
+                key_schema,
+                value,
+                value_schema,
+                timestamp_ms: message.timestamp().to_millis(),
+                headers: headers
+                    .iter()
+                    .map(|(k, v)| Header {
+                        key: k.clone(),
+                        value: v
+                            .as_ref()
+                            .map(|b| Value::String(String::from_utf8_lossy(b).into_owned()))
+                            .unwrap_or(Value::Null),
+                        schema: None,
+                    })
+                    .collect(),
+            };
+            let mut transformed = Vec::new();
+            chain
+                .apply(record, &mut transformed)
+                .map(|()| transformed)
+                .map_err(|e| ("TRANSFORMATION", e))
+        });
+        match outcome {
+            Ok(transformed) => out.extend(transformed.into_iter().map(|record| SinkRecord {
+                record,
+                kafka_partition: message.partition(),
+                kafka_offset: message.offset(),
+            })),
+            Err((stage, error)) => {
+                let error = error.context(format!(
+                    "record at topic {topic} partition {} offset {}",
+                    message.partition(),
+                    message.offset()
+                ));
+                let describe = || format!("{topic}-{}@{}", message.partition(), message.offset());
+                tolerance.handle(&self.connector, stage, &error, describe)?;
+                if let Some(dlq) = &self.dlq {
+                    let original = Original {
+                        topic: topic.to_owned(),
+                        partition: message.partition(),
+                        offset: message.offset(),
+                        key: message.key().map(<[u8]>::to_vec),
+                        value: message.payload().map(<[u8]>::to_vec),
+                        headers,
+                    };
+                    dlq.send(&original, stage, &error).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Commits `positions` (after a successful flush), leaving out partitions a rebalance took.
+    pub fn commit(&mut self) -> Result<()> {
+        let revoked: Vec<(String, i32)> = std::mem::take(
+            &mut *self
+                .consumer
+                .context()
+                .revoked
+                .lock()
+                .expect("rebalance lock"),
+        );
+        self.positions.retain(|tp, _| {
+            !revoked
+                .iter()
+                .any(|(t, p)| *t == tp.topic && *p == tp.partition)
+        });
+        if self.positions.is_empty() {
+            return Ok(());
+        }
+        let mut list = TopicPartitionList::new();
+        for (tp, next) in &self.positions {
+            list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))
+                .map_err(|e| client_error("commit", e))?;
+        }
+        self.consumer
+            .commit(&list, CommitMode::Sync)
+            .map_err(|e| client_error("commit consumer offsets", e))
+    }
+
+    /// Stops fetching (pause) or starts again (resume).
+    pub fn set_paused(&self, paused: bool) -> Result<()> {
+        let assignment = self
+            .consumer
+            .assignment()
+            .map_err(|e| client_error("assignment", e))?;
+        let result = if paused {
+            self.consumer.pause(&assignment)
+        } else {
+            self.consumer.resume(&assignment)
+        };
+        result.map_err(|e| client_error(if paused { "pause" } else { "resume" }, e))
+    }
+}

@@ -1,0 +1,257 @@
+//! The source side of the Kafka transport: converted records go to an idempotent producer
+//! (`acks=all`); a poll batch is acknowledged — and its offsets become committable — only when
+//! Kafka has acknowledged every record of it.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::AdminClient;
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use sluice_api::Result;
+use sluice_api::config::Props;
+use sluice_api::convert::Converter;
+use sluice_api::data::Value;
+use sluice_api::json::value_to_json;
+use sluice_api::record::Record;
+
+use super::dlq::{DeadLetterQueue, Original};
+use super::latency::Histogram;
+use super::{KafkaSettings, client_error, ensure_topic};
+use crate::direct::{AckTracker, PartitionOffsets};
+use crate::errors::Tolerance;
+
+/// Poll batches a task may have in flight to Kafka before it waits (bounds memory).
+const MAX_BATCHES_IN_FLIGHT: usize = 32;
+
+/// KIP-158 settings for topics a source writes to.
+#[derive(Debug, Clone)]
+struct TopicCreation {
+    partitions: i32,
+    replication_factor: i32,
+    configs: Vec<(String, String)>,
+}
+
+impl TopicCreation {
+    /// `topic.creation.default.*` from the connector. Without them sluice still creates a
+    /// missing topic (one partition, the broker's replication factor), since brokers may not
+    /// auto-create topics.
+    fn of(config: &Props) -> TopicCreation {
+        let int = |key: &str, default: i32| {
+            config
+                .get(key)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(default)
+        };
+        let configs = config
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("topic.creation.default.")
+                    .map(|rest| (rest.to_owned(), v.clone()))
+            })
+            .filter(|(k, _)| k != "partitions" && k != "replication.factor")
+            .collect();
+        TopicCreation {
+            partitions: int("topic.creation.default.partitions", 1),
+            replication_factor: int("topic.creation.default.replication.factor", -1),
+            configs,
+        }
+    }
+}
+
+/// One source task's way into Kafka.
+pub struct KafkaSource {
+    connector: String,
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    key_converter: Box<dyn Converter>,
+    value_converter: Box<dyn Converter>,
+    creation: TopicCreation,
+    known_topics: HashSet<String>,
+    dlq: Option<DeadLetterQueue>,
+    /// Time from handing a record to the producer to its acknowledgement.
+    pub latency: Arc<Histogram>,
+}
+
+fn header_bytes(value: &Value) -> Option<Vec<u8>> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.as_bytes().to_vec()),
+        Value::Bytes(b) => Some(b.clone()),
+        other => Some(value_to_json(other).to_string().into_bytes()),
+    }
+}
+
+impl KafkaSource {
+    /// Creates the producer for a source task of `connector` (with its `producer.override.*`).
+    pub async fn new(
+        settings: &Arc<KafkaSettings>,
+        connector: &str,
+        task: u32,
+        config: &Props,
+    ) -> Result<KafkaSource> {
+        let overrides: Vec<(String, String)> = config
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("producer.override.")
+                    .map(|rest| (rest.to_owned(), v.clone()))
+            })
+            .collect();
+        let producer = settings.producer_config(&overrides).create().map_err(|e| {
+            client_error(
+                &format!("producer of {connector} (check producer.* / producer.override.*)"),
+                e,
+            )
+        })?;
+        let (key_converter, value_converter) = settings.converters(config)?;
+        Ok(KafkaSource {
+            connector: connector.to_owned(),
+            producer,
+            admin: settings.admin()?,
+            key_converter,
+            value_converter,
+            creation: TopicCreation::of(config),
+            known_topics: HashSet::new(),
+            dlq: DeadLetterQueue::of(settings, config, connector, task).await?,
+            latency: Arc::new(Histogram::default()),
+        })
+    }
+
+    async fn ensure_topic(&mut self, topic: &str) -> Result<()> {
+        if self.known_topics.contains(topic) {
+            return Ok(());
+        }
+        let configs: Vec<(&str, &str)> = self
+            .creation
+            .configs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        ensure_topic(
+            &self.admin,
+            topic,
+            self.creation.partitions,
+            self.creation.replication_factor,
+            &configs,
+        )
+        .await?;
+        self.known_topics.insert(topic.to_owned());
+        Ok(())
+    }
+
+    /// Produces one poll batch's records and registers the batch with `tracker`, which is
+    /// acknowledged once every record is in Kafka (or nacked if any cannot be delivered).
+    pub async fn send(
+        &mut self,
+        records: Vec<Record>,
+        offsets: PartitionOffsets,
+        tracker: &Arc<AckTracker>,
+        tolerance: &Tolerance,
+    ) -> Result<()> {
+        while tracker.outstanding() >= MAX_BATCHES_IN_FLIGHT && tracker.failure().is_none() {
+            let _ = tokio::time::timeout(Duration::from_millis(50), tracker.progressed()).await;
+        }
+        let mut deliveries: Vec<(DeliveryFuture, Instant)> = Vec::with_capacity(records.len());
+        for record in records {
+            let converted = self
+                .key_converter
+                .serialize(&record.topic, record.key_schema.as_deref(), &record.key)
+                .map_err(|e| ("KEY_CONVERTER", e))
+                .and_then(|key| {
+                    self.value_converter
+                        .serialize(&record.topic, record.value_schema.as_deref(), &record.value)
+                        .map(|value| (key, value))
+                        .map_err(|e| ("VALUE_CONVERTER", e))
+                });
+            let (key, value) = match converted {
+                Ok(converted) => converted,
+                Err((stage, error)) => {
+                    tolerance.handle(&self.connector, stage, &error, || format!("{record:?}"))?;
+                    if let Some(dlq) = &self.dlq {
+                        let original = Original {
+                            topic: record.topic.clone(),
+                            partition: record.partition.unwrap_or(-1),
+                            offset: -1,
+                            key: header_bytes(&record.key),
+                            value: Some(value_to_json(&record.value).to_string().into_bytes()),
+                            headers: Vec::new(),
+                        };
+                        dlq.send(&original, stage, &error).await?;
+                    }
+                    continue;
+                }
+            };
+            self.ensure_topic(&record.topic).await?;
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for header in &record.headers {
+                let bytes = header_bytes(&header.value);
+                headers = headers.insert(Header {
+                    key: &header.key,
+                    value: bytes.as_deref(),
+                });
+            }
+            let mut message = FutureRecord::<Vec<u8>, Vec<u8>>::to(&record.topic).headers(headers);
+            if let Some(key) = &key {
+                message = message.key(key);
+            }
+            if let Some(value) = &value {
+                message = message.payload(value);
+            }
+            if let Some(timestamp) = record.timestamp_ms {
+                message = message.timestamp(timestamp);
+            }
+            if let Some(partition) = record.partition {
+                message = message.partition(partition);
+            }
+            loop {
+                match self.producer.send_result(message) {
+                    Ok(delivery) => {
+                        deliveries.push((delivery, Instant::now()));
+                        break;
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                        // The producer's queue is full: let deliveries drain, then retry.
+                        message = returned;
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                    }
+                    Err((error, _)) => {
+                        return Err(client_error(&format!("produce to {}", record.topic), error));
+                    }
+                }
+            }
+        }
+        let seq = tracker.register(offsets, u32::from(!deliveries.is_empty()));
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let tracker = Arc::clone(tracker);
+        let latency = Arc::clone(&self.latency);
+        tokio::spawn(async move {
+            for (delivery, sent) in deliveries {
+                match delivery.await {
+                    Ok(Ok(_)) => latency.record(sent.elapsed()),
+                    Ok(Err((error, _))) => {
+                        tracker.nack(format!("Kafka did not take a record: {error}"));
+                        return;
+                    }
+                    Err(_) => {
+                        tracker.nack("the producer was dropped before delivering");
+                        return;
+                    }
+                }
+            }
+            tracker.ack(seq);
+        });
+        Ok(())
+    }
+
+    /// Waits (bounded) for everything handed to the producer to be delivered.
+    pub fn flush(&self, timeout: Duration) {
+        use rdkafka::producer::Producer;
+        let _ = self.producer.flush(timeout);
+    }
+}

@@ -1,0 +1,402 @@
+//! The Kafka transport against a real Kafka-protocol broker: Tansu, started privately by each
+//! test (in-memory storage). Where Tansu differs from Apache Kafka it is said at the spot:
+//! Tansu does not auto-create topics (sluice creates what it writes to), and its in-memory
+//! storage does not compact, so readers of the compacted topics see every record and keep the
+//! last value per key, as Kafka Connect's readers do.
+
+mod support;
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+use support::kafka::Broker;
+use support::{Worker, all_tasks, append_lines, config, lines, wait_until};
+
+const KAFKA_WORKER: &str = "kafka/connect-standalone.properties";
+const SOURCE: &str = "quickstart/connect-file-source.properties";
+const SINK: &str = "quickstart/connect-file-sink.properties";
+
+fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("line-{i:06}")).collect()
+}
+
+/// The quickstart worker file is used unchanged; only the broker address is pointed at the
+/// test's broker through the documented environment override.
+fn kafka_env(broker: &Broker) -> Vec<(&'static str, String)> {
+    vec![("SLUICE__BOOTSTRAP_SERVERS", broker.addr.clone())]
+}
+
+fn start(dir: &Path, broker: &Broker, args: &[&str], extra: &[(&'static str, &str)]) -> Worker {
+    let mut env: Vec<(&str, String)> = kafka_env(broker);
+    env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    Worker::start_with_env(dir, args, &env)
+}
+
+#[test]
+fn quickstart_trio_runs_unchanged_through_kafka_with_json_converter_values() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("test.txt");
+    append_lines(&source, ["foo".to_owned(), "bar".to_owned()]);
+    let worker = start(
+        dir.path(),
+        &broker,
+        &[&config(KAFKA_WORKER), &config(SOURCE), &config(SINK)],
+        &[],
+    );
+    append_lines(&source, numbered(0..100));
+    let sink = dir.path().join("test.sink.txt");
+    wait_until(
+        "every line reaches test.sink.txt",
+        Duration::from_secs(30),
+        || lines(&sink).len() == 102,
+    );
+    let mut expected = vec!["foo".to_owned(), "bar".to_owned()];
+    expected.extend(numbered(0..100));
+    assert_eq!(lines(&sink), expected);
+
+    let topic = broker.read("connect-test", 102);
+    assert_eq!(
+        topic[0].text(),
+        r#"{"schema":{"type":"string","optional":false},"payload":"foo"}"#
+    );
+    assert_eq!(
+        topic[1].text(),
+        r#"{"schema":{"type":"string","optional":false},"payload":"bar"}"#
+    );
+    assert_eq!(topic[0].key, None, "FileStreamSource records have no key");
+    assert!(
+        worker
+            .logs()
+            .contains("created topic topic=\"connect-test\""),
+        "Tansu does not auto-create: sluice did"
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    assert!(logs.contains("produce latency"), "{logs}");
+}
+
+/// Every jump in the sink goes back to an earlier line (a replay), never forward past one.
+fn assert_replays_only(sink: &[String], source: &[String]) -> usize {
+    let index: std::collections::HashMap<&String, usize> =
+        source.iter().enumerate().map(|(i, s)| (s, i)).collect();
+    let mut expected_next = 0;
+    let mut replays = 0;
+    for line in sink {
+        let at = *index
+            .get(line)
+            .unwrap_or_else(|| panic!("the sink has a line the source never had: {line}"));
+        if at != expected_next {
+            assert!(
+                at < expected_next,
+                "line {line} skipped ahead: lines {expected_next}..{at} were lost"
+            );
+            replays += 1;
+        }
+        expected_next = at + 1;
+    }
+    assert_eq!(
+        expected_next,
+        source.len(),
+        "the sink ends with the source's last line"
+    );
+    replays
+}
+
+#[test]
+fn kill_9_during_a_100k_line_stream_loses_nothing_and_a_clean_restart_repeats_nothing() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let source_path = dir.path().join("test.txt");
+    let sink_path = dir.path().join("test.sink.txt");
+    let source = numbered(0..100_000);
+    let args = [config(KAFKA_WORKER), config(SOURCE), config(SINK)];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    // Commits every second, so kills land between commits with records in flight. A killed
+    // worker's consumer stays in the group until its session times out; a short session
+    // (consumer.session.timeout.ms, passed to the client) lets the restarted one in sooner.
+    let extra = [
+        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "1000"),
+        ("SLUICE__CONSUMER_SESSION_TIMEOUT_MS", "6000"),
+    ];
+    let chunk = source.len() / 4;
+    for round in 0..3 {
+        append_lines(
+            &source_path,
+            source[round * chunk..(round + 1) * chunk].to_vec(),
+        );
+        let worker = start(dir.path(), &broker, &args, &extra);
+        let before = lines(&sink_path).len();
+        wait_until("the sink to grow", Duration::from_secs(60), || {
+            lines(&sink_path).len() > before
+        });
+        worker.kill9();
+    }
+    append_lines(&source_path, source[3 * chunk..].to_vec());
+    let worker = start(dir.path(), &broker, &args, &extra);
+    let last = source.last().unwrap().clone();
+    wait_until(
+        "the last line reaches the sink",
+        Duration::from_secs(120),
+        || lines(&sink_path).last() == Some(&last),
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    let replays = assert_replays_only(&lines(&sink_path), &source);
+    eprintln!(
+        "{} sink lines for {} source lines, {replays} replay(s)",
+        lines(&sink_path).len(),
+        source.len()
+    );
+
+    let before = lines(&sink_path);
+    append_lines(&source_path, ["after-clean-restart".to_owned()]);
+    let worker = start(dir.path(), &broker, &args, &extra);
+    wait_until("the new line arrives", Duration::from_secs(30), || {
+        lines(&sink_path).len() > before.len()
+    });
+    let (exit, _) = worker.terminate();
+    assert!(exit.success());
+    let after = lines(&sink_path);
+    assert_eq!(
+        after[before.len()..],
+        ["after-clean-restart".to_owned()],
+        "a clean restart repeats nothing"
+    );
+}
+
+#[test]
+fn offsets_in_a_topic_use_kafka_connect_s_format_both_ways() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let worker_file = dir.path().join("worker.properties");
+    std::fs::write(
+        &worker_file,
+        std::fs::read_to_string(config(KAFKA_WORKER)).unwrap()
+            + "offset.storage.topic=connect-offsets\noffset.storage.partitions=3\n",
+    )
+    .unwrap();
+    // Kafka Connect wrote this offset for the same connector: sluice must resume after "skip\n".
+    broker.create_topic("connect-offsets", 3);
+    broker.produce(
+        "connect-offsets",
+        &[(
+            Some(br#"["local-file-source",{"filename":"test.txt"}]"#),
+            Some(br#"{"position":5}"#),
+        )],
+    );
+    let source = dir.path().join("test.txt");
+    append_lines(
+        &source,
+        ["skip".to_owned(), "one".to_owned(), "two".to_owned()],
+    );
+    let args = [
+        worker_file.to_str().unwrap().to_owned(),
+        config(SOURCE),
+        config(SINK),
+    ];
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let worker = start(dir.path(), &broker, &args, &[]);
+    let sink = dir.path().join("test.sink.txt");
+    wait_until(
+        "the lines after the committed position arrive",
+        Duration::from_secs(30),
+        || lines(&sink).len() == 2,
+    );
+    assert_eq!(
+        lines(&sink),
+        ["one", "two"],
+        "resumed from Kafka Connect's offset"
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+
+    // sluice's own commit, read with a plain consumer: Kafka Connect's key and value bytes.
+    let size = std::fs::metadata(&source).unwrap().len();
+    let records = broker.read("connect-offsets", 2);
+    let ours = records.last().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(ours.key.as_deref().unwrap()),
+        r#"["local-file-source",{"filename":"test.txt"}]"#
+    );
+    assert_eq!(ours.text(), format!(r#"{{"position":{size}}}"#));
+    assert_eq!(
+        ours.partition, records[0].partition,
+        "same key, same partition (Java's murmur2 partitioner)"
+    );
+
+    append_lines(&source, ["three".to_owned()]);
+    let worker = start(dir.path(), &broker, &args, &[]);
+    wait_until("the new line arrives", Duration::from_secs(30), || {
+        lines(&sink).len() == 3
+    });
+    drop(worker);
+    assert_eq!(lines(&sink), ["one", "two", "three"]);
+}
+
+fn sink_config(dir: &Path, name: &str, extra: &str) -> String {
+    let path = dir.join(format!("{name}.properties"));
+    std::fs::write(
+        &path,
+        format!(
+            "name={name}\nconnector.class=FileStreamSink\nfile={name}.txt\ntopics=orders\n{extra}"
+        ),
+    )
+    .unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn a_poison_record_goes_to_the_dead_letter_queue_or_fails_the_task() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    broker.create_topic("orders", 1);
+    let good = |text: &str| {
+        format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":"{text}"}}"#)
+    };
+    let (good1, good2) = (good("good-1"), good("good-2"));
+    broker.produce(
+        "orders",
+        &[
+            (None, Some(good1.as_bytes())),
+            (None, Some(b"not json")),
+            (None, Some(good2.as_bytes())),
+        ],
+    );
+    let tolerant = sink_config(
+        dir.path(),
+        "tolerant",
+        "errors.tolerance=all\nerrors.log.enable=true\nerrors.deadletterqueue.topic.name=orders-dlq\n\
+         errors.deadletterqueue.topic.replication.factor=1\nerrors.deadletterqueue.context.headers.enable=true\n",
+    );
+    let strict = sink_config(dir.path(), "strict", "");
+    let worker = start(
+        dir.path(),
+        &broker,
+        &[&config(KAFKA_WORKER), &tolerant, &strict],
+        &[],
+    );
+
+    wait_until("the good records pass", Duration::from_secs(30), || {
+        lines(&dir.path().join("tolerant.txt")).len() == 2
+    });
+    assert_eq!(
+        lines(&dir.path().join("tolerant.txt")),
+        ["good-1", "good-2"]
+    );
+    let dead = broker.read("orders-dlq", 1);
+    assert_eq!(dead[0].text(), "not json");
+    assert_eq!(dead[0].key, None);
+    assert_eq!(dead[0].header("__connect.errors.topic"), Some("orders"));
+    assert_eq!(dead[0].header("__connect.errors.partition"), Some("0"));
+    assert_eq!(dead[0].header("__connect.errors.offset"), Some("1"));
+    assert_eq!(
+        dead[0].header("__connect.errors.stage"),
+        Some("VALUE_CONVERTER")
+    );
+    assert_eq!(
+        dead[0].header("__connect.errors.connector.name"),
+        Some("tolerant")
+    );
+    assert_eq!(dead[0].header("__connect.errors.task.id"), Some("0"));
+    assert_eq!(
+        dead[0].header("__connect.errors.exception.class.name"),
+        Some("org.apache.kafka.connect.errors.DataException")
+    );
+    assert!(
+        dead[0]
+            .header("__connect.errors.exception.message")
+            .unwrap()
+            .contains("JsonConverter")
+    );
+
+    let status = worker.wait_for_status("strict", "the strict sink fails", |s| {
+        all_tasks(s, "FAILED")
+    });
+    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    assert!(
+        trace.contains("VALUE_CONVERTER failed and errors.tolerance=none"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("serialization error of topic orders"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("record at topic orders partition 0 offset 1"),
+        "the trace names the record: {trace}"
+    );
+    // As in Kafka Connect, a polled batch is converted before `put`, so nothing past the poison
+    // record (here: nothing of its batch) reaches the strict sink.
+    assert!(!lines(&dir.path().join("strict.txt")).contains(&"good-2".to_owned()));
+}
+
+#[test]
+fn config_and_status_records_use_kafka_connect_s_formats() {
+    use sluice_runtime::herder::TargetState;
+    use sluice_runtime::kafka::KafkaSettings;
+    use sluice_runtime::kafka::stores::{KafkaConfigStore, KafkaStatusStore};
+    use sluice_runtime::status::State;
+    use std::sync::Arc;
+
+    let broker = Broker::start();
+    let settings = Arc::new(KafkaSettings::from_worker(
+        &Default::default(),
+        std::slice::from_ref(&broker.addr),
+    ));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let props: sluice_api_props::Props =
+        [("connector.class".to_owned(), "FileStreamSource".to_owned())].into();
+    runtime.block_on(async {
+        let configs = KafkaConfigStore::open(Arc::clone(&settings), "connect-configs", -1).await.unwrap();
+        configs.put_connector("src", &props, std::slice::from_ref(&props)).await.unwrap();
+        configs.put_target_state("src", TargetState::Paused).await.unwrap();
+        let snapshot = configs.snapshot().await.unwrap();
+        assert_eq!(snapshot.connectors["src"], props);
+        assert_eq!(snapshot.tasks["src"], vec![props.clone()]);
+        assert_eq!(snapshot.target_states["src"], TargetState::Paused);
+
+        let statuses = KafkaStatusStore::open(Arc::clone(&settings), "connect-status", 5, -1, "127.0.0.1:8083").await.unwrap();
+        statuses.put("src", None, State::Running, None, 1).await.unwrap();
+        statuses.put("src", Some(0), State::Failed, Some("boom"), 1).await.unwrap();
+        let snapshot = statuses.snapshot().await.unwrap();
+        assert_eq!(snapshot["status-task-src-0"], json!({"state": "FAILED", "trace": "boom", "worker_id": "127.0.0.1:8083", "generation": 1}));
+    });
+    let records = broker.read("connect-configs", 4);
+    let pairs: Vec<(String, String)> = records
+        .iter()
+        .map(|r| {
+            (
+                String::from_utf8_lossy(r.key.as_deref().unwrap()).into_owned(),
+                r.text(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        pairs,
+        [
+            (
+                "connector-src".to_owned(),
+                r#"{"properties":{"connector.class":"FileStreamSource"}}"#.to_owned()
+            ),
+            (
+                "task-src-0".to_owned(),
+                r#"{"properties":{"connector.class":"FileStreamSource"}}"#.to_owned()
+            ),
+            ("commit-src".to_owned(), r#"{"tasks":1}"#.to_owned()),
+            (
+                "target-state-src".to_owned(),
+                r#"{"state":"PAUSED"}"#.to_owned()
+            ),
+        ]
+    );
+    let status = broker.read("connect-status", 2);
+    assert!(status.iter().any(|r| r.key.as_deref() == Some(&b"status-connector-src"[..])
+        && r.text() == r#"{"state":"RUNNING","trace":null,"worker_id":"127.0.0.1:8083","generation":1}"#));
+}
+
+mod sluice_api_props {
+    pub type Props = std::collections::BTreeMap<String, String>;
+}

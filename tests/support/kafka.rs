@@ -1,0 +1,207 @@
+//! A private Tansu broker per test (in-memory storage, free port) and plain Kafka clients to
+//! look at topics the way any Kafka user would.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+
+use super::wait_until;
+
+/// Where the Tansu binary is: `SLUICE_TANSU`, or where `scripts/tansu-install.sh` puts it.
+fn tansu_bin() -> String {
+    let bin = std::env::var("SLUICE_TANSU")
+        .unwrap_or_else(|_| "/opt/sluice-tools/tansu/bin/tansu".to_owned());
+    assert!(
+        Path::new(&bin).exists(),
+        "the Kafka tests need the Tansu broker at {bin}: run scripts/tansu-install.sh (or set SLUICE_TANSU)"
+    );
+    bin
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A record to produce: key and value, either may be null.
+pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+
+/// A running broker, stopped when dropped.
+pub struct Broker {
+    child: Child,
+    pub addr: String,
+}
+
+impl Broker {
+    /// Starts a broker and waits until it accepts connections.
+    pub fn start() -> Broker {
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{addr}");
+        let child = Command::new(tansu_bin())
+            .args([
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(
+            "the broker to accept connections",
+            Duration::from_secs(20),
+            || std::net::TcpStream::connect(&addr).is_ok(),
+        );
+        Broker { child, addr }
+    }
+
+    fn client(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.addr);
+        config
+    }
+
+    /// Creates a topic (Tansu does not auto-create).
+    pub fn create_topic(&self, topic: &str, partitions: i32) {
+        let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let results = runtime
+            .block_on(admin.create_topics(
+                [&NewTopic::new(
+                    topic,
+                    partitions,
+                    TopicReplication::Fixed(-1),
+                )],
+                &AdminOptions::new(),
+            ))
+            .unwrap();
+        for result in results {
+            result.unwrap();
+        }
+    }
+
+    /// Produces records (key, value) to `topic` and waits until the broker has them.
+    pub fn produce(&self, topic: &str, records: &[KeyValue<'_>]) {
+        // Java's default partitioner, as Kafka Connect itself would place the records.
+        let producer: BaseProducer = self
+            .client()
+            .set("partitioner", "murmur2_random")
+            .create()
+            .unwrap();
+        for (key, value) in records {
+            let mut record = BaseRecord::<[u8], [u8]>::to(topic);
+            if let Some(key) = key {
+                record = record.key(*key);
+            }
+            if let Some(value) = value {
+                record = record.payload(*value);
+            }
+            producer.send(record).map_err(|(e, _)| e).unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    }
+
+    /// Reads `topic` from the beginning until `count` records arrived (all partitions).
+    pub fn read(&self, topic: &str, count: usize) -> Vec<Consumed> {
+        let consumer: BaseConsumer = self
+            .client()
+            .set("group.id", "sluice-test-reader")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let metadata = consumer
+            .fetch_metadata(Some(topic), Duration::from_secs(10))
+            .unwrap();
+        let mut assignment = TopicPartitionList::new();
+        for partition in metadata.topics()[0].partitions() {
+            assignment
+                .add_partition_offset(topic, partition.id(), Offset::Beginning)
+                .unwrap();
+        }
+        consumer.assign(&assignment).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut out = Vec::new();
+        while out.len() < count {
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {count} records arrived in {topic}",
+                out.len()
+            );
+            if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+                let message = message.unwrap();
+                out.push(Consumed {
+                    partition: message.partition(),
+                    offset: message.offset(),
+                    key: message.key().map(<[u8]>::to_vec),
+                    value: message.payload().map(<[u8]>::to_vec),
+                    headers: message
+                        .headers()
+                        .map(|h| {
+                            h.iter()
+                                .map(|h| {
+                                    (
+                                        h.key.to_owned(),
+                                        h.value.map(|v| String::from_utf8_lossy(v).into_owned()),
+                                    )
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                });
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A record as a plain consumer sees it.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<String>)>,
+}
+
+impl Consumed {
+    /// The value as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(self.value.as_deref().unwrap_or_default()).into_owned()
+    }
+
+    /// A header's text value.
+    pub fn header(&self, key: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.as_deref())
+    }
+}
