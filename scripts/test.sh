@@ -52,3 +52,4 @@ echo "postgres starter ok (wal_level=$wal_level)"
 
 step "benchmark smoke run (figures for the README come from a full run)"
 cargo bench -p sluice --bench file_pipeline -- --lines 100000
+cargo bench -p sluice --bench kafka_pipeline -- --lines 20000

@@ -1,0 +1,114 @@
+//! Benchmark: file → Kafka (a Tansu broker on loopback, in-memory storage) → file through one
+//! standalone worker, with the unchanged quickstart converters (JsonConverter, schemas on).
+//! Prints lines/s, produce latency p50/p99 (enqueue → broker acknowledgement, measured inside
+//! the worker) and peak RSS; asserts nothing.
+//!
+//!     cargo bench -p sluice --bench kafka_pipeline                 # 200,000 lines of ~100 B
+//!     cargo bench -p sluice --bench kafka_pipeline -- --lines 20000
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn peak_rss_mb(pid: u32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn main() {
+    let lines = arg("--lines", 200_000);
+    let tansu = std::env::var("SLUICE_TANSU").unwrap_or_else(|_| "/opt/sluice-tools/tansu/bin/tansu".to_owned());
+    assert!(std::path::Path::new(&tansu).exists(), "needs Tansu at {tansu}: run scripts/tansu-install.sh");
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut broker = Command::new(&tansu)
+        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("worker.properties"),
+        format!(
+            "bootstrap.servers=127.0.0.1:{port}\nkey.converter=org.apache.kafka.connect.json.JsonConverter\n\
+             value.converter=org.apache.kafka.connect.json.JsonConverter\noffset.storage.file.filename=connect.offsets\n\
+             offset.flush.interval.ms=1000\nlisteners=http://127.0.0.1:0\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(d.join("source.properties"), "name=src\nconnector.class=FileStreamSource\nfile=in.txt\ntopic=bench\n").unwrap();
+    std::fs::write(d.join("sink.properties"), "name=snk\nconnector.class=FileStreamSink\nfile=out.txt\ntopics=bench\n").unwrap();
+    let payload = "x".repeat(88);
+    let mut data = Vec::with_capacity(lines * 100);
+    for i in 0..lines {
+        writeln!(data, "{i:010} {payload}").unwrap();
+    }
+    let bytes = data.len() as u64;
+    std::fs::write(d.join("in.txt"), b"").unwrap();
+
+    let mut worker = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args(["standalone", "worker.properties", "sink.properties", "source.properties"])
+        .current_dir(d)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = worker.id();
+    let stderr = BufReader::new(worker.stderr.take().unwrap());
+    let (log_tx, log_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = log_tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    while !log.iter().any(|l: &String| l.contains("worker started")) {
+        log.push(log_rx.recv_timeout(Duration::from_secs(30)).expect("worker start-up"));
+    }
+
+    let started = Instant::now();
+    std::fs::OpenOptions::new().append(true).open(d.join("in.txt")).unwrap().write_all(&data).unwrap();
+    while std::fs::metadata(d.join("out.txt")).map(|m| m.len()).unwrap_or(0) < bytes {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let peak = peak_rss_mb(pid);
+    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = worker.wait();
+    log.extend(log_rx.try_iter());
+    let _ = broker.kill();
+    let _ = broker.wait();
+
+    let latency = regex::Regex::new(r"records=(\d+) p50_ms=([0-9.]+) p99_ms=([0-9.]+)").unwrap();
+    let figures = log.iter().find_map(|l| latency.captures(l)).map(|c| (c[1].to_owned(), c[2].to_owned(), c[3].to_owned()));
+    println!("file -> Kafka (Tansu, in-memory) -> file, JsonConverter, release build");
+    println!("  lines            {lines} of {} B", bytes / lines as u64);
+    println!("  throughput       {:.0} lines/s end to end, {:.1} MB/s", lines as f64 / elapsed, bytes as f64 / elapsed / 1e6);
+    match figures {
+        Some((records, p50, p99)) => {
+            let p50: f64 = p50.parse().unwrap_or(0.0);
+            let p99: f64 = p99.parse().unwrap_or(0.0);
+            println!("  produce latency  p50 {p50:.2} ms, p99 {p99:.2} ms over {records} records (enqueue -> ack)");
+        }
+        None => println!("  produce latency  not reported (no `produce latency` log line)"),
+    }
+    println!("  peak RSS         {peak:.1} MB (worker)");
+}
