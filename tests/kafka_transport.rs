@@ -400,3 +400,50 @@ fn config_and_status_records_use_kafka_connect_s_formats() {
 mod sluice_api_props {
     pub type Props = std::collections::BTreeMap<String, String>;
 }
+
+#[test]
+fn a_source_record_that_fails_conversion_is_dead_lettered_and_the_stream_goes_on() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source.properties");
+    // ByteArrayConverter cannot serialize the string lines FileStreamSource emits.
+    std::fs::write(
+        &source,
+        "name=src\nconnector.class=FileStreamSource\nfile=in.txt\ntopic=lines\n\
+         value.converter=org.apache.kafka.connect.converters.ByteArrayConverter\n\
+         errors.tolerance=all\nerrors.deadletterqueue.topic.name=src-dlq\n\
+         errors.deadletterqueue.context.headers.enable=true\n",
+    )
+    .unwrap();
+    append_lines(&dir.path().join("in.txt"), ["a".to_owned(), "b".to_owned()]);
+    let worker = start(
+        dir.path(),
+        &broker,
+        &[&config(KAFKA_WORKER), source.to_str().unwrap()],
+        &[],
+    );
+    let dead = broker.read("src-dlq", 2);
+    assert_eq!([dead[0].text(), dead[1].text()], [r#""a""#, r#""b""#]);
+    assert_eq!(
+        dead[0].header("__connect.errors.stage"),
+        Some("VALUE_CONVERTER")
+    );
+    assert_eq!(dead[0].header("__connect.errors.topic"), Some("lines"));
+    assert_eq!(
+        dead[0].header("__connect.errors.connector.name"),
+        Some("src")
+    );
+    assert!(
+        dead[0]
+            .header("__connect.errors.exception.message")
+            .unwrap()
+            .contains("ByteArrayConverter is not compatible")
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    let offsets = std::fs::read_to_string(dir.path().join("connect.offsets")).unwrap();
+    assert!(
+        offsets.contains("\"position\": 4"),
+        "skipped records still advance the offset:\n{offsets}"
+    );
+}

@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn peak_rss_mb(pid: u32) -> f64 {
@@ -28,12 +32,28 @@ fn peak_rss_mb(pid: u32) -> f64 {
 
 fn main() {
     let lines = arg("--lines", 200_000);
-    let tansu = std::env::var("SLUICE_TANSU").unwrap_or_else(|_| "/opt/sluice-tools/tansu/bin/tansu".to_owned());
-    assert!(std::path::Path::new(&tansu).exists(), "needs Tansu at {tansu}: run scripts/tansu-install.sh");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let tansu = std::env::var("SLUICE_TANSU")
+        .unwrap_or_else(|_| "/opt/sluice-tools/tansu/bin/tansu".to_owned());
+    assert!(
+        std::path::Path::new(&tansu).exists(),
+        "needs Tansu at {tansu}: run scripts/tansu-install.sh"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let url = format!("tcp://127.0.0.1:{port}");
     let mut broker = Command::new(&tansu)
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url, "--storage-engine", "memory://tansu/"])
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            "memory://tansu/",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -53,8 +73,16 @@ fn main() {
         ),
     )
     .unwrap();
-    std::fs::write(d.join("source.properties"), "name=src\nconnector.class=FileStreamSource\nfile=in.txt\ntopic=bench\n").unwrap();
-    std::fs::write(d.join("sink.properties"), "name=snk\nconnector.class=FileStreamSink\nfile=out.txt\ntopics=bench\n").unwrap();
+    std::fs::write(
+        d.join("source.properties"),
+        "name=src\nconnector.class=FileStreamSource\nfile=in.txt\ntopic=bench\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("sink.properties"),
+        "name=snk\nconnector.class=FileStreamSink\nfile=out.txt\ntopics=bench\n",
+    )
+    .unwrap();
     let payload = "x".repeat(88);
     let mut data = Vec::with_capacity(lines * 100);
     for i in 0..lines {
@@ -64,7 +92,12 @@ fn main() {
     std::fs::write(d.join("in.txt"), b"").unwrap();
 
     let mut worker = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args(["standalone", "worker.properties", "sink.properties", "source.properties"])
+        .args([
+            "standalone",
+            "worker.properties",
+            "sink.properties",
+            "source.properties",
+        ])
         .current_dir(d)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -81,32 +114,56 @@ fn main() {
     });
     let mut log = Vec::new();
     while !log.iter().any(|l: &String| l.contains("worker started")) {
-        log.push(log_rx.recv_timeout(Duration::from_secs(30)).expect("worker start-up"));
+        log.push(
+            log_rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("worker start-up"),
+        );
     }
 
     let started = Instant::now();
-    std::fs::OpenOptions::new().append(true).open(d.join("in.txt")).unwrap().write_all(&data).unwrap();
-    while std::fs::metadata(d.join("out.txt")).map(|m| m.len()).unwrap_or(0) < bytes {
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("in.txt"))
+        .unwrap()
+        .write_all(&data)
+        .unwrap();
+    while std::fs::metadata(d.join("out.txt"))
+        .map(|m| m.len())
+        .unwrap_or(0)
+        < bytes
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = started.elapsed().as_secs_f64();
     let peak = peak_rss_mb(pid);
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = worker.wait();
     log.extend(log_rx.try_iter());
     let _ = broker.kill();
     let _ = broker.wait();
 
     let latency = regex::Regex::new(r"records=(\d+) p50_ms=([0-9.]+) p99_ms=([0-9.]+)").unwrap();
-    let figures = log.iter().find_map(|l| latency.captures(l)).map(|c| (c[1].to_owned(), c[2].to_owned(), c[3].to_owned()));
+    let figures = log
+        .iter()
+        .find_map(|l| latency.captures(l))
+        .map(|c| (c[1].to_owned(), c[2].to_owned(), c[3].to_owned()));
     println!("file -> Kafka (Tansu, in-memory) -> file, JsonConverter, release build");
     println!("  lines            {lines} of {} B", bytes / lines as u64);
-    println!("  throughput       {:.0} lines/s end to end, {:.1} MB/s", lines as f64 / elapsed, bytes as f64 / elapsed / 1e6);
+    println!(
+        "  throughput       {:.0} lines/s end to end, {:.1} MB/s",
+        lines as f64 / elapsed,
+        bytes as f64 / elapsed / 1e6
+    );
     match figures {
         Some((records, p50, p99)) => {
             let p50: f64 = p50.parse().unwrap_or(0.0);
             let p99: f64 = p99.parse().unwrap_or(0.0);
-            println!("  produce latency  p50 {p50:.2} ms, p99 {p99:.2} ms over {records} records (enqueue -> ack)");
+            println!(
+                "  produce latency  p50 {p50:.2} ms, p99 {p99:.2} ms over {records} records (enqueue -> ack)"
+            );
         }
         None => println!("  produce latency  not reported (no `produce latency` log line)"),
     }

@@ -142,6 +142,38 @@ pub fn common_def(kind: ConnectorKind) -> ConfigDef {
             )
             .in_group("Error Handling"),
         )
+        .key(
+            ConfigKey::optional(
+                "errors.deadletterqueue.topic.name",
+                String,
+                "",
+                Low,
+                "Dead letter queue topic (Kafka transport): where skipped records go. Sinks as in \
+             Kafka Connect; sources too, with key and value as JSON.",
+            )
+            .in_group("Error Handling"),
+        )
+        .key(
+            ConfigKey::optional(
+                "errors.deadletterqueue.topic.replication.factor",
+                Int,
+                "-1",
+                Low,
+                "Replication factor of the dead letter queue topic when sluice creates it; -1: the \
+             broker's default (Kafka Connect defaults to 3, which a single broker cannot host).",
+            )
+            .in_group("Error Handling"),
+        )
+        .key(
+            ConfigKey::optional(
+                "errors.deadletterqueue.context.headers.enable",
+                Boolean,
+                "false",
+                Low,
+                "Add `__connect.errors.*` headers to dead letters.",
+            )
+            .in_group("Error Handling"),
+        )
         .open_prefix("transforms.")
         .open_prefix("predicates.")
         .open_prefix("key.converter.")
@@ -173,36 +205,6 @@ pub fn common_def(kind: ConnectorKind) -> ConfigDef {
                 High,
                 "Regular expression of topics to consume.",
             ))
-            .key(
-                ConfigKey::optional(
-                    "errors.deadletterqueue.topic.name",
-                    String,
-                    "",
-                    Low,
-                    "Dead letter queue topic (Kafka transport).",
-                )
-                .in_group("Error Handling"),
-            )
-            .key(
-                ConfigKey::optional(
-                    "errors.deadletterqueue.topic.replication.factor",
-                    Int,
-                    "3",
-                    Low,
-                    "Dead letter queue replication factor.",
-                )
-                .in_group("Error Handling"),
-            )
-            .key(
-                ConfigKey::optional(
-                    "errors.deadletterqueue.context.headers.enable",
-                    Boolean,
-                    "false",
-                    Low,
-                    "Add `__connect.errors.*` headers to dead letter records.",
-                )
-                .in_group("Error Handling"),
-            )
             .open_prefix("consumer.override."),
     }
 }

@@ -360,11 +360,19 @@ impl SourceRunner {
             } else {
                 String::new()
             };
+            let kept = self
+                .kafka
+                .as_ref()
+                .filter(|k| k.has_dead_letter_queue())
+                .map(|_| record.clone());
             if let Err(error) = self.chain.apply(record, &mut outputs) {
                 self.tolerance
                     .handle(&self.spec.connector, "TRANSFORMATION", &error, || {
                         description
                     })?;
+                if let (Some(kafka), Some(record)) = (self.kafka.as_ref(), kept) {
+                    kafka.dead_letter(&record, "TRANSFORMATION", &error).await?;
+                }
             }
         }
         if let Some(kafka) = self.kafka.as_mut() {

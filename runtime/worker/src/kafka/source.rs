@@ -171,17 +171,7 @@ impl KafkaSource {
                 Ok(converted) => converted,
                 Err((stage, error)) => {
                     tolerance.handle(&self.connector, stage, &error, || format!("{record:?}"))?;
-                    if let Some(dlq) = &self.dlq {
-                        let original = Original {
-                            topic: record.topic.clone(),
-                            partition: record.partition.unwrap_or(-1),
-                            offset: -1,
-                            key: header_bytes(&record.key),
-                            value: Some(value_to_json(&record.value).to_string().into_bytes()),
-                            headers: Vec::new(),
-                        };
-                        dlq.send(&original, stage, &error).await?;
-                    }
+                    self.dead_letter(&record, stage, &error).await?;
                     continue;
                 }
             };
@@ -247,6 +237,37 @@ impl KafkaSource {
             tracker.ack(seq);
         });
         Ok(())
+    }
+
+    /// True when the connector has a dead letter queue.
+    pub fn has_dead_letter_queue(&self) -> bool {
+        self.dlq.is_some()
+    }
+
+    /// Writes a record that failed at `stage` to the dead letter queue, if there is one. A
+    /// source record has no bytes of its own yet, so the key and value go as JSON.
+    pub async fn dead_letter(
+        &self,
+        record: &Record,
+        stage: &str,
+        error: &sluice_api::Error,
+    ) -> Result<()> {
+        let Some(dlq) = &self.dlq else { return Ok(()) };
+        let original = Original {
+            topic: record.topic.clone(),
+            partition: record.partition.unwrap_or(-1),
+            offset: -1,
+            key: (!record.key.is_null())
+                .then(|| value_to_json(&record.key).to_string().into_bytes()),
+            value: (!record.value.is_null())
+                .then(|| value_to_json(&record.value).to_string().into_bytes()),
+            headers: record
+                .headers
+                .iter()
+                .map(|h| (h.key.clone(), header_bytes(&h.value)))
+                .collect(),
+        };
+        dlq.send(&original, stage, error).await
     }
 
     /// Waits (bounded) for everything handed to the producer to be delivered.
