@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 use crate::direct::{
     AckTracker, Delivery, DirectBus, PartitionOffsets, Route, TopicFilter, upsert,
 };
-use crate::errors::Tolerance;
+use crate::errors::{RetryPolicy, Tolerance};
 use crate::kafka::KafkaSettings;
 use crate::kafka::sink::KafkaSinkInput;
 use crate::kafka::source::KafkaSource;
@@ -516,6 +516,8 @@ struct SinkRunner {
     control: watch::Receiver<TaskControl>,
     chain: TransformChain,
     tolerance: Tolerance,
+    /// Retries of retriable `put`/`flush` failures.
+    retry: RetryPolicy,
     /// Deliveries put but not yet flushed, to acknowledge after the next flush.
     unflushed: Vec<(Arc<AckTracker>, u64)>,
     offsets: HashMap<TopicPartition, i64>,
@@ -529,6 +531,7 @@ impl SinkRunner {
         control: watch::Receiver<TaskControl>,
     ) -> SinkRunner {
         let tolerance = Tolerance::of(&spec.connector_config);
+        let retry = RetryPolicy::of(&spec.connector_config);
         SinkRunner {
             ctx,
             spec,
@@ -536,6 +539,7 @@ impl SinkRunner {
             control,
             chain: TransformChain::default(),
             tolerance,
+            retry,
             unflushed: Vec::new(),
             offsets: HashMap::new(),
         }
@@ -636,7 +640,14 @@ impl SinkRunner {
             match control {
                 TaskControl::Stop => break,
                 TaskControl::Pause if !paused => {
-                    flush_and_commit(task, &mut input, &mut unflushed).await?;
+                    flush_and_commit(
+                        &self.retry,
+                        &self.spec.connector,
+                        task,
+                        &mut input,
+                        &mut unflushed,
+                    )
+                    .await?;
                     input.set_paused(true)?;
                     paused = true;
                     self.status.set(State::Paused);
@@ -656,7 +667,7 @@ impl SinkRunner {
                     continue;
                 }
                 _ = tick.tick() => {
-                    flush_and_commit(task, &mut input, &mut unflushed).await?;
+                    flush_and_commit(&self.retry, &self.spec.connector, task, &mut input, &mut unflushed).await?;
                     continue;
                 }
                 message = input.recv(), if control == TaskControl::Run => message?,
@@ -666,10 +677,17 @@ impl SinkRunner {
                 .await?;
             unflushed = true;
             if !records.is_empty() {
-                task.put(records).await?;
+                put_retrying(&self.retry, &self.spec.connector, task, records).await?;
             }
         }
-        flush_and_commit(task, &mut input, &mut unflushed).await
+        flush_and_commit(
+            &self.retry,
+            &self.spec.connector,
+            task,
+            &mut input,
+            &mut unflushed,
+        )
+        .await
     }
 
     async fn put(&mut self, task: &mut dyn SinkTask, delivery: Delivery) -> Result<()> {
@@ -717,14 +735,19 @@ impl SinkRunner {
         if out.is_empty() {
             return Ok(());
         }
-        task.put(out).await
+        put_retrying(&self.retry, &self.spec.connector, task, out).await
     }
 
     async fn flush(&mut self, task: &mut dyn SinkTask) -> Result<()> {
         if self.unflushed.is_empty() {
             return Ok(());
         }
-        task.flush(&self.offsets).await?;
+        let mut attempts = self.retry.attempts();
+        while let Err(error) = task.flush(&self.offsets).await {
+            attempts
+                .after_failure(&self.spec.connector, "flush", error)
+                .await?;
+        }
         for (tracker, batch) in self.unflushed.drain(..) {
             tracker.ack(batch);
         }
@@ -762,6 +785,8 @@ impl SinkRunner {
 
 /// Flushes the sink task and, only if that succeeded, commits the consumer offsets.
 async fn flush_and_commit(
+    retry: &RetryPolicy,
+    connector: &str,
     task: &mut dyn SinkTask,
     input: &mut KafkaSinkInput,
     unflushed: &mut bool,
@@ -769,8 +794,28 @@ async fn flush_and_commit(
     if !*unflushed {
         return Ok(());
     }
-    task.flush(&input.positions).await?;
+    let mut attempts = retry.attempts();
+    while let Err(error) = task.flush(&input.positions).await {
+        attempts.after_failure(connector, "flush", error).await?;
+    }
     input.commit()?;
     *unflushed = false;
+    Ok(())
+}
+
+/// `put`, retried per `errors.retry.*` when it fails with a retriable error.
+async fn put_retrying(
+    retry: &RetryPolicy,
+    connector: &str,
+    task: &mut dyn SinkTask,
+    records: Vec<SinkRecord>,
+) -> Result<()> {
+    if retry.is_off() {
+        return task.put(records).await;
+    }
+    let mut attempts = retry.attempts();
+    while let Err(error) = task.put(records.clone()).await {
+        attempts.after_failure(connector, "put", error).await?;
+    }
     Ok(())
 }
