@@ -18,6 +18,7 @@ use crate::herder::{
     ConnectorInfo, ConnectorStatus, Herder, PartitionOffset, PluginInfo, StateInfo, TargetState,
     TaskId, TaskInfo, TaskState, kind_name,
 };
+use crate::kafka::group_offsets;
 use crate::status::{State, StatusCell};
 use crate::worker::{TaskControl, TaskHandle, TaskSpec, WorkerContext};
 
@@ -460,8 +461,18 @@ impl Herder for StandaloneHerder {
                 .kind()
         };
         if kind == ConnectorKind::Sink {
-            // Sinks of the embedded pipeline consume no durable topic, so they have no offsets.
-            return Ok(Vec::new());
+            let Some(settings) = self.ctx.kafka.clone() else {
+                // Sinks of the embedded pipeline consume no durable topic: no offsets.
+                return Ok(Vec::new());
+            };
+            let config = self.config_of(name).await?;
+            let committed =
+                group_offsets::committed(settings, group_offsets::group_of(name, &config), config)
+                    .await?;
+            return Ok(committed
+                .into_iter()
+                .map(|(partition, offset)| PartitionOffset { partition, offset })
+                .collect());
         }
         Ok(self
             .ctx
@@ -477,6 +488,14 @@ impl Herder for StandaloneHerder {
     }
 
     async fn alter_offsets(&self, name: &str, offsets: Vec<PartitionOffset>) -> Result<()> {
+        if let Some(settings) = self.stopped_kafka_sink(name).await? {
+            let group = group_offsets::group_of(name, &self.config_of(name).await?);
+            let entries = offsets
+                .into_iter()
+                .map(|o| (o.partition, o.offset))
+                .collect();
+            return group_offsets::alter(settings, group, entries).await;
+        }
         self.require_stopped_source(name).await?;
         let writes = offsets
             .into_iter()
@@ -486,6 +505,17 @@ impl Herder for StandaloneHerder {
     }
 
     async fn reset_offsets(&self, name: &str) -> Result<()> {
+        if let Some(settings) = self.stopped_kafka_sink(name).await? {
+            let config = self.config_of(name).await?;
+            let group = group_offsets::group_of(name, &config);
+            let committed =
+                group_offsets::committed(Arc::clone(&settings), group.clone(), config).await?;
+            let resets = committed
+                .into_iter()
+                .map(|(partition, _)| (partition, None))
+                .collect();
+            return group_offsets::alter(settings, group, resets).await;
+        }
         self.require_stopped_source(name).await?;
         let writes = self
             .ctx
@@ -566,6 +596,37 @@ impl Herder for StandaloneHerder {
 }
 
 impl StandaloneHerder {
+    async fn config_of(&self, name: &str) -> Result<Props> {
+        let connectors = self.connectors.lock().await;
+        Ok(connectors
+            .get(name)
+            .ok_or_else(|| not_found(name))?
+            .config
+            .clone())
+    }
+
+    /// The Kafka settings when `name` is a STOPPED sink on the Kafka transport; an error when
+    /// it is a sink that is not stopped; `None` for anything else.
+    async fn stopped_kafka_sink(
+        &self,
+        name: &str,
+    ) -> Result<Option<Arc<crate::kafka::KafkaSettings>>> {
+        let connectors = self.connectors.lock().await;
+        let entry = connectors.get(name).ok_or_else(|| not_found(name))?;
+        match (&self.ctx.kafka, entry.plugin.kind()) {
+            (Some(settings), ConnectorKind::Sink) => {
+                if entry.target != TargetState::Stopped {
+                    return Err(Error::config(format!(
+                        "Connectors must be in the STOPPED state before their offsets can be modified. \
+                         Stop it first with PUT /connectors/{name}/stop"
+                    )));
+                }
+                Ok(Some(Arc::clone(settings)))
+            }
+            _ => Ok(None),
+        }
+    }
+
     async fn require_stopped_source(&self, name: &str) -> Result<()> {
         let connectors = self.connectors.lock().await;
         let entry = connectors.get(name).ok_or_else(|| not_found(name))?;

@@ -2,6 +2,7 @@
 //! sinks consume from it, and offsets can live in a compacted topic — as in Kafka Connect.
 
 pub mod dlq;
+pub mod group_offsets;
 pub mod latency;
 pub mod log;
 pub mod offsets;
