@@ -11,15 +11,13 @@ use std::time::Duration;
 
 use serde_json::json;
 use support::kafka::Broker;
-use support::{Worker, all_tasks, append_lines, config, lines, wait_until};
+use support::{
+    Worker, all_tasks, append_lines, assert_replays_only, config, lines, numbered, wait_until,
+};
 
 const KAFKA_WORKER: &str = "kafka/connect-standalone.properties";
 const SOURCE: &str = "quickstart/connect-file-source.properties";
 const SINK: &str = "quickstart/connect-file-sink.properties";
-
-fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("line-{i:06}")).collect()
-}
 
 /// The quickstart worker file is used unchanged; only the broker address is pointed at the
 /// test's broker through the documented environment override.
@@ -76,33 +74,6 @@ fn quickstart_trio_runs_unchanged_through_kafka_with_json_converter_values() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
     assert!(logs.contains("produce latency"), "{logs}");
-}
-
-/// Every jump in the sink goes back to an earlier line (a replay), never forward past one.
-fn assert_replays_only(sink: &[String], source: &[String]) -> usize {
-    let index: std::collections::HashMap<&String, usize> =
-        source.iter().enumerate().map(|(i, s)| (s, i)).collect();
-    let mut expected_next = 0;
-    let mut replays = 0;
-    for line in sink {
-        let at = *index
-            .get(line)
-            .unwrap_or_else(|| panic!("the sink has a line the source never had: {line}"));
-        if at != expected_next {
-            assert!(
-                at < expected_next,
-                "line {line} skipped ahead: lines {expected_next}..{at} were lost"
-            );
-            replays += 1;
-        }
-        expected_next = at + 1;
-    }
-    assert_eq!(
-        expected_next,
-        source.len(),
-        "the sink ends with the source's last line"
-    );
-    replays
 }
 
 #[test]

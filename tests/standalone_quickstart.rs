@@ -8,13 +8,9 @@ mod support;
 use std::path::Path;
 use std::time::Duration;
 
-use support::{Worker, append_lines, config, lines, wait_until};
+use support::{Worker, append_lines, assert_replays_only, config, lines, numbered, wait_until};
 
 const WORKER: &str = "quickstart/connect-standalone.properties";
-
-fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
-    range.map(|i| format!("line-{i:06}")).collect()
-}
 
 fn start_trio(dir: &Path, source: &str, sink: &str) -> Worker {
     Worker::start(dir, &[&config(WORKER), &config(source), &config(sink)])
@@ -67,42 +63,6 @@ fn lines_flow_in_order_exactly_once_and_a_clean_restart_repeats_nothing() {
     );
 }
 
-/// The sink after crashes must be the source with replays only: each replay restarts at a
-/// committed offset at or before the point reached, so the file reads `s[0..k] ++ s[j..n]`
-/// with `j <= k` (possibly several times over), and every line is present.
-fn assert_replays_only(sink: &[String], source: &[String]) {
-    let index: std::collections::HashMap<&String, usize> =
-        source.iter().enumerate().map(|(i, s)| (s, i)).collect();
-    let position = |line: &String| {
-        *index
-            .get(line)
-            .unwrap_or_else(|| panic!("sink has a line the source never had: {line}"))
-    };
-    let mut expected_next = 0;
-    let mut replays = 0;
-    for line in sink {
-        let at = position(line);
-        if at != expected_next {
-            assert!(
-                at < expected_next,
-                "line {line} skipped ahead: lines {expected_next}..{at} were lost"
-            );
-            replays += 1;
-        }
-        expected_next = at + 1;
-    }
-    assert_eq!(
-        expected_next,
-        source.len(),
-        "the sink ends with the source's last line"
-    );
-    eprintln!(
-        "sink holds {} lines for {} source lines ({replays} replay(s))",
-        sink.len(),
-        source.len()
-    );
-}
-
 #[test]
 fn kill_9_mid_stream_loses_no_line_and_only_replays_from_the_last_commit() {
     let dir = tempfile::tempdir().unwrap();
@@ -141,7 +101,12 @@ fn kill_9_mid_stream_loses_no_line_and_only_replays_from_the_last_commit() {
     );
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
-    assert_replays_only(&lines(&sink_path), &source);
+    let replays = assert_replays_only(&lines(&sink_path), &source);
+    eprintln!(
+        "{} sink lines for {} source lines, {replays} replay(s)",
+        lines(&sink_path).len(),
+        source.len()
+    );
 
     // After the clean stop, a restart adds nothing.
     let before = lines(&sink_path);

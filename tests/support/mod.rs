@@ -41,6 +41,40 @@ pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
     }
 }
 
+/// `line-000000`, `line-000001`, … for the given range.
+pub fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
+    range.map(|i| format!("line-{i:06}")).collect()
+}
+
+/// Checks that the sink holds the source with replays only: every jump goes back to an
+/// earlier line (a restart from a committed offset at or before the point reached), never
+/// forward past one, and the last source line is the last sink line. Returns the replays.
+pub fn assert_replays_only(sink: &[String], source: &[String]) -> usize {
+    let index: std::collections::HashMap<&String, usize> =
+        source.iter().enumerate().map(|(i, s)| (s, i)).collect();
+    let mut expected_next = 0;
+    let mut replays = 0;
+    for line in sink {
+        let at = *index
+            .get(line)
+            .unwrap_or_else(|| panic!("the sink has a line the source never had: {line}"));
+        if at != expected_next {
+            assert!(
+                at < expected_next,
+                "line {line} skipped ahead: lines {expected_next}..{at} were lost"
+            );
+            replays += 1;
+        }
+        expected_next = at + 1;
+    }
+    assert_eq!(
+        expected_next,
+        source.len(),
+        "the sink ends with the source's last line"
+    );
+    replays
+}
+
 /// Lines of a file (empty when it does not exist yet).
 pub fn lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)

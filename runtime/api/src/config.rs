@@ -449,6 +449,14 @@ impl Config {
     }
 }
 
+/// A config from `(key, value)` pairs: handy in tests and for connectors building task configs.
+pub fn props(pairs: &[(&str, &str)]) -> Props {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// Splits a Kafka-style comma-separated list.
 pub fn split_list(raw: &str) -> Vec<String> {
     raw.split(',')
@@ -482,13 +490,6 @@ mod tests {
                     .validate_with(Validator::OneOf(vec!["a", "b"])),
             )
             .open_prefix("transforms.")
-    }
-
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]

@@ -4,31 +4,14 @@
 //!     cargo bench -p sluice --bench file_pipeline            # 1,000,000 lines of ~100 B
 //!     cargo bench -p sluice --bench file_pipeline -- --lines 50000   # quick smoke run
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn proc_status_kb(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn main() {
-    let lines = arg("--lines", 1_000_000);
+    let lines = common::arg("--lines", 1_000_000);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(
@@ -87,7 +70,7 @@ fn main() {
 
     // Idle before any traffic: both connectors running, nothing to copy.
     std::thread::sleep(Duration::from_secs(2));
-    let idle_start_kb = proc_status_kb(pid, "VmRSS:");
+    let idle_start_kb = common::proc_status_kb(pid, "VmRSS:");
 
     let copy_started = Instant::now();
     std::fs::OpenOptions::new()
@@ -101,11 +84,11 @@ fn main() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = copy_started.elapsed();
-    let peak_kb = proc_status_kb(pid, "VmHWM:");
+    let peak_kb = common::proc_status_kb(pid, "VmHWM:");
 
     // Idle after the copy: let the worker settle, then read its resident set.
     std::thread::sleep(Duration::from_secs(3));
-    let idle_kb = proc_status_kb(pid, "VmRSS:");
+    let idle_kb = common::proc_status_kb(pid, "VmRSS:");
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();

@@ -6,32 +6,14 @@
 //!     cargo bench -p sluice --bench kafka_pipeline                 # 200,000 lines of ~100 B
 //!     cargo bench -p sluice --bench kafka_pipeline -- --lines 20000
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_mb(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 fn main() {
-    let lines = arg("--lines", 200_000);
+    let lines = common::arg("--lines", 200_000);
     let tansu = std::env::var("SLUICE_TANSU")
         .unwrap_or_else(|_| "/opt/sluice-tools/tansu/bin/tansu".to_owned());
     assert!(
@@ -136,7 +118,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = started.elapsed().as_secs_f64();
-    let peak = peak_rss_mb(pid);
+    let peak = common::proc_status_kb(pid, "VmHWM:") as f64 / 1024.0;
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status();

@@ -48,38 +48,70 @@ pub fn offset_key(connector: &str, partition: &SourcePartition) -> String {
     json!([connector, partition]).to_string()
 }
 
-type Entries = BTreeMap<String, (String, SourcePartition, SourceOffset)>;
+/// The last offset per (connector, partition), as every store keeps it in memory; readers of
+/// Kafka Connect's offset topic fold records the same way.
+#[derive(Debug, Clone, Default)]
+pub struct OffsetTable {
+    entries: BTreeMap<String, (String, SourcePartition, SourceOffset)>,
+}
 
-fn apply(
-    entries: &mut Entries,
-    connector: &str,
-    offsets: Vec<(SourcePartition, Option<SourceOffset>)>,
-) {
-    for (partition, offset) in offsets {
-        let key = offset_key(connector, &partition);
-        match offset {
-            Some(offset) => {
-                entries.insert(key, (connector.to_owned(), partition, offset));
-            }
-            None => {
-                entries.remove(&key);
+impl OffsetTable {
+    /// The offset of a connector's partition.
+    pub fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset> {
+        self.entries
+            .get(&offset_key(connector, partition))
+            .map(|(_, _, o)| o.clone())
+    }
+
+    /// Every partition and offset of a connector.
+    pub fn of_connector(&self, connector: &str) -> Vec<OffsetEntry> {
+        self.entries
+            .values()
+            .filter(|(c, _, _)| c == connector)
+            .map(|(_, p, o)| (p.clone(), o.clone()))
+            .collect()
+    }
+
+    /// Applies writes in order; `None` deletes.
+    pub fn apply(
+        &mut self,
+        connector: &str,
+        offsets: Vec<(SourcePartition, Option<SourceOffset>)>,
+    ) {
+        for (partition, offset) in offsets {
+            let key = offset_key(connector, &partition);
+            match offset {
+                Some(offset) => {
+                    self.entries
+                        .insert(key, (connector.to_owned(), partition, offset));
+                }
+                None => {
+                    self.entries.remove(&key);
+                }
             }
         }
     }
-}
 
-fn of_connector(entries: &Entries, connector: &str) -> Vec<OffsetEntry> {
-    entries
-        .values()
-        .filter(|(c, _, _)| c == connector)
-        .map(|(_, p, o)| (p.clone(), o.clone()))
-        .collect()
+    /// Every entry: connector, partition, offset.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &SourcePartition, &SourceOffset)> {
+        self.entries.values().map(|(c, p, o)| (c.as_str(), p, o))
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
 }
 
 /// Offsets in memory only: for tests and connectors that need no persistence.
 #[derive(Default)]
 pub struct MemoryOffsetStore {
-    entries: Mutex<Entries>,
+    table: Mutex<OffsetTable>,
 }
 
 #[async_trait]
@@ -89,17 +121,19 @@ impl OffsetStore for MemoryOffsetStore {
         connector: &str,
         partition: &SourcePartition,
     ) -> Result<Option<SourceOffset>> {
-        let entries = self.entries.lock().expect("offset store lock");
-        Ok(entries
-            .get(&offset_key(connector, partition))
-            .map(|(_, _, o)| o.clone()))
+        Ok(self
+            .table
+            .lock()
+            .expect("offset store lock")
+            .get(connector, partition))
     }
 
     async fn connector_offsets(&self, connector: &str) -> Result<Vec<OffsetEntry>> {
-        Ok(of_connector(
-            &self.entries.lock().expect("offset store lock"),
-            connector,
-        ))
+        Ok(self
+            .table
+            .lock()
+            .expect("offset store lock")
+            .of_connector(connector))
     }
 
     async fn put(
@@ -107,11 +141,10 @@ impl OffsetStore for MemoryOffsetStore {
         connector: &str,
         offsets: Vec<(SourcePartition, Option<SourceOffset>)>,
     ) -> Result<()> {
-        apply(
-            &mut self.entries.lock().expect("offset store lock"),
-            connector,
-            offsets,
-        );
+        self.table
+            .lock()
+            .expect("offset store lock")
+            .apply(connector, offsets);
         Ok(())
     }
 }
@@ -120,16 +153,16 @@ impl OffsetStore for MemoryOffsetStore {
 /// commit: written to a temporary file, synced, renamed over the old one, directory synced.
 pub struct FileOffsetStore {
     path: PathBuf,
-    entries: Mutex<Entries>,
+    table: Mutex<OffsetTable>,
 }
 
 impl FileOffsetStore {
     /// Opens the store, loading the file when it exists.
     pub fn open(path: impl Into<PathBuf>) -> Result<FileOffsetStore> {
         let path = path.into();
-        let entries = match std::fs::read(&path) {
+        let table = match std::fs::read(&path) {
             Ok(bytes) => parse_file(&path, &bytes)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Entries::new(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => OffsetTable::default(),
             Err(e) => {
                 return Err(Error::io(
                     format!("cannot read offsets file {}", path.display()),
@@ -139,13 +172,13 @@ impl FileOffsetStore {
         };
         Ok(FileOffsetStore {
             path,
-            entries: Mutex::new(entries),
+            table: Mutex::new(table),
         })
     }
 
-    fn write(&self, entries: &Entries) -> Result<()> {
-        let list: Vec<Json> = entries
-            .values()
+    fn write(&self, table: &OffsetTable) -> Result<()> {
+        let list: Vec<Json> = table
+            .iter()
             .map(|(c, p, o)| json!({"key": [c, p], "value": o}))
             .collect();
         let body = serde_json::to_vec_pretty(&json!({"version": 1, "offsets": list}))
@@ -159,7 +192,7 @@ impl FileOffsetStore {
     }
 }
 
-fn parse_file(path: &Path, bytes: &[u8]) -> Result<Entries> {
+fn parse_file(path: &Path, bytes: &[u8]) -> Result<OffsetTable> {
     if bytes.starts_with(&[0xAC, 0xED]) {
         return Err(Error::config(format!(
             "offsets file {} was written by Kafka Connect (Java serialization), which sluice \
@@ -175,7 +208,7 @@ fn parse_file(path: &Path, bytes: &[u8]) -> Result<Entries> {
         ))
     };
     let json: Json = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
-    let mut entries = Entries::new();
+    let mut table = OffsetTable::default();
     for entry in json["offsets"]
         .as_array()
         .ok_or_else(|| bad("no `offsets` list".into()))?
@@ -187,13 +220,9 @@ fn parse_file(path: &Path, bytes: &[u8]) -> Result<Entries> {
         ) else {
             return Err(bad(format!("unreadable entry {entry}")));
         };
-        apply(
-            &mut entries,
-            connector,
-            vec![(partition.clone(), Some(offset.clone()))],
-        );
+        table.apply(connector, vec![(partition.clone(), Some(offset.clone()))]);
     }
-    Ok(entries)
+    Ok(table)
 }
 
 fn write_atomically(path: &Path, body: &[u8]) -> std::io::Result<()> {
@@ -223,17 +252,19 @@ impl OffsetStore for FileOffsetStore {
         connector: &str,
         partition: &SourcePartition,
     ) -> Result<Option<SourceOffset>> {
-        let entries = self.entries.lock().expect("offset store lock");
-        Ok(entries
-            .get(&offset_key(connector, partition))
-            .map(|(_, _, o)| o.clone()))
+        Ok(self
+            .table
+            .lock()
+            .expect("offset store lock")
+            .get(connector, partition))
     }
 
     async fn connector_offsets(&self, connector: &str) -> Result<Vec<OffsetEntry>> {
-        Ok(of_connector(
-            &self.entries.lock().expect("offset store lock"),
-            connector,
-        ))
+        Ok(self
+            .table
+            .lock()
+            .expect("offset store lock")
+            .of_connector(connector))
     }
 
     async fn put(
@@ -241,11 +272,11 @@ impl OffsetStore for FileOffsetStore {
         connector: &str,
         offsets: Vec<(SourcePartition, Option<SourceOffset>)>,
     ) -> Result<()> {
-        let mut entries = self.entries.lock().expect("offset store lock");
-        let mut updated = entries.clone();
-        apply(&mut updated, connector, offsets);
+        let mut table = self.table.lock().expect("offset store lock");
+        let mut updated = table.clone();
+        updated.apply(connector, offsets);
         self.write(&updated)?;
-        *entries = updated;
+        *table = updated;
         Ok(())
     }
 }

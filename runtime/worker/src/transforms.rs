@@ -272,14 +272,8 @@ fn java_replacement(replacement: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_api::config::props;
     use sluice_api::data::Value;
-
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
 
     fn run(chain: &mut TransformChain, topic: &str) -> Vec<String> {
         let mut out = Vec::new();

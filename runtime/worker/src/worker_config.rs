@@ -237,13 +237,7 @@ fn rest_address(config: &Config) -> Result<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use sluice_api::config::props;
 
     #[test]
     fn quickstart_worker_parses_with_defaults() {

@@ -2,7 +2,6 @@
 //! Connect: key `["<connector>",{partition}]`, value the offset map, both compact JSON
 //! (JsonConverter, schemas off); a null value deletes.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -12,14 +11,12 @@ use sluice_api::record::{SourceOffset, SourcePartition};
 
 use super::KafkaSettings;
 use super::log::KafkaLog;
-use crate::offsets::{OffsetEntry, OffsetStore, offset_key};
-
-type Entries = BTreeMap<String, (String, SourcePartition, SourceOffset)>;
+use crate::offsets::{OffsetEntry, OffsetStore, OffsetTable, offset_key};
 
 /// Offsets kept in a compacted Kafka topic, read to its end at start.
 pub struct KafkaOffsetStore {
     log: KafkaLog,
-    entries: Mutex<Entries>,
+    table: Mutex<OffsetTable>,
 }
 
 impl KafkaOffsetStore {
@@ -31,7 +28,7 @@ impl KafkaOffsetStore {
         replication_factor: i32,
     ) -> Result<KafkaOffsetStore> {
         let log = KafkaLog::open(settings, topic, partitions, replication_factor).await?;
-        let mut entries = Entries::new();
+        let mut table = OffsetTable::default();
         let mut skipped = 0usize;
         for (key, value) in log.read_to_end().await? {
             let parsed: Option<(String, SourcePartition)> =
@@ -45,18 +42,10 @@ impl KafkaOffsetStore {
                 skipped += 1;
                 continue;
             };
-            let id = offset_key(&connector, &partition);
-            match value
+            let offset = value
                 .and_then(|v| serde_json::from_slice::<Json>(&v).ok())
-                .and_then(|v| v.as_object().cloned())
-            {
-                Some(offset) => {
-                    entries.insert(id, (connector, partition, offset));
-                }
-                None => {
-                    entries.remove(&id);
-                }
-            }
+                .and_then(|v| v.as_object().cloned());
+            table.apply(&connector, vec![(partition, offset)]);
         }
         if skipped > 0 {
             tracing::warn!(
@@ -67,12 +56,12 @@ impl KafkaOffsetStore {
         }
         tracing::info!(
             topic,
-            entries = entries.len(),
+            entries = table.len(),
             "offsets read from the offset topic"
         );
         Ok(KafkaOffsetStore {
             log,
-            entries: Mutex::new(entries),
+            table: Mutex::new(table),
         })
     }
 }
@@ -84,19 +73,19 @@ impl OffsetStore for KafkaOffsetStore {
         connector: &str,
         partition: &SourcePartition,
     ) -> Result<Option<SourceOffset>> {
-        let entries = self.entries.lock().expect("offset store lock");
-        Ok(entries
-            .get(&offset_key(connector, partition))
-            .map(|(_, _, o)| o.clone()))
+        Ok(self
+            .table
+            .lock()
+            .expect("offset store lock")
+            .get(connector, partition))
     }
 
     async fn connector_offsets(&self, connector: &str) -> Result<Vec<OffsetEntry>> {
-        let entries = self.entries.lock().expect("offset store lock");
-        Ok(entries
-            .values()
-            .filter(|(c, _, _)| c == connector)
-            .map(|(_, p, o)| (p.clone(), o.clone()))
-            .collect())
+        Ok(self
+            .table
+            .lock()
+            .expect("offset store lock")
+            .of_connector(connector))
     }
 
     async fn put(
@@ -115,18 +104,10 @@ impl OffsetStore for KafkaOffsetStore {
             })
             .collect();
         self.log.write(records).await?;
-        let mut entries = self.entries.lock().expect("offset store lock");
-        for (partition, offset) in offsets {
-            let id = offset_key(connector, &partition);
-            match offset {
-                Some(offset) => {
-                    entries.insert(id, (connector.to_owned(), partition, offset));
-                }
-                None => {
-                    entries.remove(&id);
-                }
-            }
-        }
+        self.table
+            .lock()
+            .expect("offset store lock")
+            .apply(connector, offsets);
         Ok(())
     }
 }

@@ -271,13 +271,7 @@ impl KafkaStatusStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn props(pairs: &[(&str, &str)]) -> Props {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
+    use sluice_api::config::props;
 
     #[test]
     fn records_use_kafka_connect_keys_and_values() {
