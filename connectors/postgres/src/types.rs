@@ -1,0 +1,462 @@
+//! Postgres values (text form, as pgoutput and snapshots deliver them with `DateStyle=ISO`,
+//! `TimeZone=UTC`, `IntervalStyle=iso_8601`) mapped to Debezium's default types and semantic
+//! schema names. Unknown types fall back to their text form — never an error.
+
+use std::sync::Arc;
+
+use sluice_api::data::{Schema, SchemaRef, SchemaType, Value};
+use sluice_api::{Error, Result};
+
+/// How `numeric` columns are emitted (`decimal.handling.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecimalMode {
+    /// `org.apache.kafka.connect.data.Decimal` bytes (fixed scale) or
+    /// `io.debezium.data.VariableScaleDecimal` (unconstrained numeric).
+    Precise,
+    Double,
+    String,
+}
+
+/// Well-known type OIDs.
+pub mod oid {
+    pub const BOOL: u32 = 16;
+    pub const BYTEA: u32 = 17;
+    pub const CHAR: u32 = 18;
+    pub const NAME: u32 = 19;
+    pub const INT8: u32 = 20;
+    pub const INT2: u32 = 21;
+    pub const INT4: u32 = 23;
+    pub const TEXT: u32 = 25;
+    pub const OID: u32 = 26;
+    pub const JSON: u32 = 114;
+    pub const FLOAT4: u32 = 700;
+    pub const FLOAT8: u32 = 701;
+    pub const BPCHAR: u32 = 1042;
+    pub const VARCHAR: u32 = 1043;
+    pub const DATE: u32 = 1082;
+    pub const TIME: u32 = 1083;
+    pub const TIMESTAMP: u32 = 1114;
+    pub const TIMESTAMPTZ: u32 = 1184;
+    pub const NUMERIC: u32 = 1700;
+    pub const UUID: u32 = 2950;
+    pub const JSONB: u32 = 3802;
+}
+
+/// A column's type as the mapping needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnType {
+    pub oid: u32,
+    /// `atttypmod`: precision/scale of numeric, fractional digits of time types; -1 when unset.
+    pub modifier: i32,
+}
+
+impl ColumnType {
+    fn numeric_scale(self) -> Option<i32> {
+        (self.oid == oid::NUMERIC && self.modifier >= 4).then(|| (self.modifier - 4) & 0xFFFF)
+    }
+
+    fn time_precision(self) -> i32 {
+        if self.modifier >= 0 { self.modifier } else { 6 }
+    }
+}
+
+fn named(schema_type: SchemaType, name: &str) -> Schema {
+    Schema::of(schema_type).named(name).versioned(1)
+}
+
+/// The Connect schema of a column (optional unless `required`).
+pub fn column_schema(column: ColumnType, decimals: DecimalMode, required: bool) -> SchemaRef {
+    let schema = match column.oid {
+        oid::BOOL => Schema::of(SchemaType::Boolean),
+        oid::INT2 => Schema::of(SchemaType::Int16),
+        oid::INT4 => Schema::of(SchemaType::Int32),
+        oid::INT8 | oid::OID => Schema::of(SchemaType::Int64),
+        oid::FLOAT4 => Schema::of(SchemaType::Float32),
+        oid::FLOAT8 => Schema::of(SchemaType::Float64),
+        oid::BYTEA => Schema::of(SchemaType::Bytes),
+        oid::UUID => named(SchemaType::String, "io.debezium.data.Uuid"),
+        oid::JSON | oid::JSONB => named(SchemaType::String, "io.debezium.data.Json"),
+        oid::DATE => named(SchemaType::Int32, "io.debezium.time.Date"),
+        oid::TIME if column.time_precision() <= 3 => {
+            named(SchemaType::Int32, "io.debezium.time.Time")
+        }
+        oid::TIME => named(SchemaType::Int64, "io.debezium.time.MicroTime"),
+        oid::TIMESTAMP if column.time_precision() <= 3 => {
+            named(SchemaType::Int64, "io.debezium.time.Timestamp")
+        }
+        oid::TIMESTAMP => named(SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
+        oid::TIMESTAMPTZ => named(SchemaType::String, "io.debezium.time.ZonedTimestamp"),
+        oid::NUMERIC => match (decimals, column.numeric_scale()) {
+            (DecimalMode::Double, _) => Schema::of(SchemaType::Float64),
+            (DecimalMode::String, _) => Schema::of(SchemaType::String),
+            (DecimalMode::Precise, Some(scale)) => {
+                let precision = ((column.modifier - 4) >> 16) & 0xFFFF;
+                Schema::of(SchemaType::Bytes)
+                    .named("org.apache.kafka.connect.data.Decimal")
+                    .versioned(1)
+                    .parameter("scale", scale.to_string())
+                    .parameter("connect.decimal.precision", precision.to_string())
+            }
+            (DecimalMode::Precise, None) => {
+                Schema::struct_named("io.debezium.data.VariableScaleDecimal")
+                    .versioned(1)
+                    .field("scale", Schema::of(SchemaType::Int32).into_ref())
+                    .field("value", Schema::of(SchemaType::Bytes).into_ref())
+            }
+        },
+        _ => Schema::of(SchemaType::String),
+    };
+    Arc::new(if required { schema } else { schema.optional() })
+}
+
+/// Converts a value's text form to the value `column_schema` describes.
+pub fn column_value(
+    column: ColumnType,
+    decimals: DecimalMode,
+    schema: &SchemaRef,
+    text: &str,
+) -> Result<Value> {
+    let bad = |what: &str| Error::data(format!("cannot read `{text}` as {what}"));
+    Ok(match column.oid {
+        oid::BOOL => Value::Boolean(text == "t" || text == "true"),
+        oid::INT2 => Value::Int16(text.parse().map_err(|_| bad("int2"))?),
+        oid::INT4 => Value::Int32(text.parse().map_err(|_| bad("int4"))?),
+        oid::INT8 | oid::OID => Value::Int64(text.parse().map_err(|_| bad("int8"))?),
+        oid::FLOAT4 => Value::Float32(parse_float(text).ok_or_else(|| bad("float4"))? as f32),
+        oid::FLOAT8 => Value::Float64(parse_float(text).ok_or_else(|| bad("float8"))?),
+        oid::BYTEA => Value::Bytes(parse_bytea(text).ok_or_else(|| bad("bytea"))?),
+        oid::DATE => Value::Int32(parse_date(text).ok_or_else(|| bad("date"))? as i32),
+        oid::TIME => {
+            let micros = parse_time(text).ok_or_else(|| bad("time"))?;
+            if column.time_precision() <= 3 {
+                Value::Int32((micros / 1000) as i32)
+            } else {
+                Value::Int64(micros)
+            }
+        }
+        oid::TIMESTAMP => {
+            let micros = parse_timestamp(text).ok_or_else(|| bad("timestamp"))?;
+            if column.time_precision() <= 3 {
+                Value::Int64(micros.div_euclid(1000))
+            } else {
+                Value::Int64(micros)
+            }
+        }
+        oid::TIMESTAMPTZ => Value::String(zoned_timestamp(text).ok_or_else(|| bad("timestamptz"))?),
+        oid::NUMERIC => match decimals {
+            DecimalMode::Double => Value::Float64(parse_float(text).ok_or_else(|| bad("numeric"))?),
+            DecimalMode::String => Value::String(text.to_owned()),
+            DecimalMode::Precise => {
+                let (unscaled, scale) = parse_decimal(text).ok_or_else(|| bad("numeric"))?;
+                match column.numeric_scale() {
+                    Some(fixed) => Value::Bytes(twos_complement(
+                        unscaled * 10i128.pow((fixed - scale).max(0) as u32),
+                    )),
+                    None => {
+                        let mut s = sluice_api::data::Struct::new(Arc::clone(schema));
+                        s.put("scale", Value::Int32(scale))?;
+                        s.put("value", Value::Bytes(twos_complement(unscaled)))?;
+                        Value::Struct(s)
+                    }
+                }
+            }
+        },
+        _ => Value::String(text.to_owned()),
+    })
+}
+
+fn parse_float(text: &str) -> Option<f64> {
+    match text {
+        "NaN" => Some(f64::NAN),
+        "Infinity" => Some(f64::INFINITY),
+        "-Infinity" => Some(f64::NEG_INFINITY),
+        _ => text.parse().ok(),
+    }
+}
+
+fn parse_bytea(text: &str) -> Option<Vec<u8>> {
+    let hex = text.strip_prefix("\\x")?;
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+fn parse_date(text: &str) -> Option<i64> {
+    let (text, bc) = match text.strip_suffix(" BC") {
+        Some(t) => (t, true),
+        None => (text, false),
+    };
+    let mut parts = text.splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    Some(days_from_civil(
+        if bc { 1 - year } else { year },
+        month,
+        day,
+    ))
+}
+
+/// Microseconds since midnight of `HH:MM:SS[.ffffff]`.
+fn parse_time(text: &str) -> Option<i64> {
+    let mut parts = text.splitn(3, ':');
+    let hours: i64 = parts.next()?.parse().ok()?;
+    let minutes: i64 = parts.next()?.parse().ok()?;
+    let (seconds, fraction) = match parts.next()?.split_once('.') {
+        Some((s, f)) => (s, f),
+        None => (parts_rest(text)?, ""),
+    };
+    let seconds: i64 = seconds.parse().ok()?;
+    let micros: i64 = if fraction.is_empty() {
+        0
+    } else {
+        format!("{fraction:0<6}").get(..6)?.parse().ok()?
+    };
+    Some(((hours * 60 + minutes) * 60 + seconds) * 1_000_000 + micros)
+}
+
+fn parts_rest(text: &str) -> Option<&str> {
+    text.rsplit(':').next()
+}
+
+/// Microseconds since the epoch of `YYYY-MM-DD HH:MM:SS[.ffffff]` (no zone).
+fn parse_timestamp(text: &str) -> Option<i64> {
+    match text {
+        "infinity" => return Some(i64::MAX),
+        "-infinity" => return Some(i64::MIN),
+        _ => {}
+    }
+    let (date, time) = text.split_once(' ')?;
+    Some(parse_date(date)? * 86_400_000_000 + parse_time(time)?)
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]+HH[:MM]` (with `TimeZone=UTC` the offset is `+00`) as
+/// Debezium's ZonedTimestamp: ISO-8601 in UTC, e.g. `2024-03-01T10:20:30.5Z`.
+fn zoned_timestamp(text: &str) -> Option<String> {
+    let split = text.rfind(['+', '-']).filter(|i| *i > 10)?;
+    let (local, offset) = text.split_at(split);
+    let sign = if offset.starts_with('-') { -1 } else { 1 };
+    let mut fields = offset[1..].split(':');
+    let hours: i64 = fields.next()?.parse().ok()?;
+    let minutes: i64 = fields.next().map(|m| m.parse().ok()).unwrap_or(Some(0))?;
+    let micros = parse_timestamp(local)? - sign * (hours * 60 + minutes) * 60_000_000;
+    let (days, of_day) = (
+        micros.div_euclid(86_400_000_000),
+        micros.rem_euclid(86_400_000_000),
+    );
+    let (year, month, day) = civil_from_days(days);
+    let seconds = of_day / 1_000_000;
+    let fraction = of_day % 1_000_000;
+    let mut out = format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
+        seconds / 3600,
+        seconds / 60 % 60,
+        seconds % 60
+    );
+    if fraction > 0 {
+        out.push_str(format!(".{fraction:06}").trim_end_matches('0'));
+    }
+    out.push('Z');
+    Some(out)
+}
+
+/// A decimal's unscaled value and scale (`-12.340` → (-12340, 3)); `None` beyond 38 digits.
+fn parse_decimal(text: &str) -> Option<(i128, i32)> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let all = format!("{whole}{fraction}");
+    if all.is_empty() || all.len() > 38 || !all.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let unscaled: i128 = all.parse().ok()?;
+    Some((
+        if negative { -unscaled } else { unscaled },
+        fraction.len() as i32,
+    ))
+}
+
+/// Big-endian two's complement in the fewest bytes (Java's `BigInteger.toByteArray`).
+fn twos_complement(value: i128) -> Vec<u8> {
+    let bytes = value.to_be_bytes();
+    let mut start = 0;
+    while start < 15 {
+        let (here, next) = (bytes[start], bytes[start + 1]);
+        let redundant = (here == 0x00 && next & 0x80 == 0) || (here == 0xFF && next & 0x80 != 0);
+        if !redundant {
+            break;
+        }
+        start += 1;
+    }
+    bytes[start..].to_vec()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn value(oid: u32, modifier: i32, text: &str) -> Value {
+        let column = ColumnType { oid, modifier };
+        let schema = column_schema(column, DecimalMode::Precise, false);
+        column_value(column, DecimalMode::Precise, &schema, text).unwrap()
+    }
+
+    #[test]
+    fn numbers_booleans_and_text() {
+        assert_eq!(value(oid::INT2, -1, "-7"), Value::Int16(-7));
+        assert_eq!(
+            value(oid::INT8, -1, "9007199254740993"),
+            Value::Int64(9_007_199_254_740_993)
+        );
+        assert_eq!(value(oid::BOOL, -1, "t"), Value::Boolean(true));
+        assert!(matches!(value(oid::FLOAT8, -1, "NaN"), Value::Float64(v) if v.is_nan()));
+        assert_eq!(
+            value(oid::FLOAT8, -1, "-Infinity"),
+            Value::Float64(f64::NEG_INFINITY)
+        );
+        assert_eq!(
+            value(oid::BYTEA, -1, "\\x00ff10"),
+            Value::Bytes(vec![0, 255, 16])
+        );
+        assert_eq!(
+            value(600, -1, "(1,2)"),
+            Value::from("(1,2)"),
+            "unknown types keep their text form"
+        );
+    }
+
+    #[test]
+    fn decimals_follow_decimal_handling_mode() {
+        // numeric(10,2): modifier = ((10 << 16) | 2) + 4
+        let modifier = ((10 << 16) | 2) + 4;
+        assert_eq!(
+            value(oid::NUMERIC, modifier, "12.5"),
+            Value::Bytes(vec![0x04, 0xE2]),
+            "1250 at scale 2"
+        );
+        assert_eq!(
+            value(oid::NUMERIC, modifier, "-1.00"),
+            Value::Bytes(vec![0x9C]),
+            "-100 is one byte, as Java's BigInteger writes it"
+        );
+        let schema = column_schema(
+            ColumnType {
+                oid: oid::NUMERIC,
+                modifier,
+            },
+            DecimalMode::Precise,
+            false,
+        );
+        assert_eq!(
+            schema.name.as_deref(),
+            Some("org.apache.kafka.connect.data.Decimal")
+        );
+        assert_eq!(
+            schema.parameters,
+            [
+                ("scale".to_owned(), "2".to_owned()),
+                ("connect.decimal.precision".to_owned(), "10".to_owned())
+            ]
+        );
+        let Value::Struct(variable) = value(oid::NUMERIC, -1, "3.14159") else {
+            panic!()
+        };
+        assert_eq!(variable.get("scale"), Some(&Value::Int32(5)));
+        assert_eq!(
+            variable.get("value"),
+            Some(&Value::Bytes(vec![0x04, 0xCB, 0x2F]))
+        );
+        let column = ColumnType {
+            oid: oid::NUMERIC,
+            modifier,
+        };
+        let double = column_schema(column, DecimalMode::Double, false);
+        assert_eq!(
+            column_value(column, DecimalMode::Double, &double, "12.5").unwrap(),
+            Value::Float64(12.5)
+        );
+        let string = column_schema(column, DecimalMode::String, false);
+        assert_eq!(
+            column_value(column, DecimalMode::String, &string, "12.50").unwrap(),
+            Value::from("12.50")
+        );
+    }
+
+    #[test]
+    fn temporal_types_use_debezium_adaptive_precision() {
+        assert_eq!(value(oid::DATE, -1, "1970-01-02"), Value::Int32(1));
+        assert_eq!(value(oid::DATE, -1, "2024-02-29"), Value::Int32(19_782));
+        assert_eq!(value(oid::DATE, -1, "1969-12-31"), Value::Int32(-1));
+        assert_eq!(
+            value(oid::TIME, -1, "10:20:30.5"),
+            Value::Int64(37_230_500_000)
+        );
+        assert_eq!(value(oid::TIME, 3, "00:00:01.25"), Value::Int32(1250));
+        assert_eq!(
+            value(oid::TIMESTAMP, -1, "2024-02-29 10:20:30.123456"),
+            Value::Int64(1_709_202_030_123_456)
+        );
+        assert_eq!(
+            value(oid::TIMESTAMP, 0, "1970-01-01 00:00:01"),
+            Value::Int64(1000)
+        );
+        assert_eq!(
+            value(oid::TIMESTAMPTZ, -1, "2024-02-29 10:20:30.5+00"),
+            Value::from("2024-02-29T10:20:30.5Z")
+        );
+        assert_eq!(
+            value(oid::TIMESTAMPTZ, -1, "2024-03-01 01:00:00+02"),
+            Value::from("2024-02-29T23:00:00Z")
+        );
+        assert_eq!(
+            column_schema(
+                ColumnType {
+                    oid: oid::TIMESTAMP,
+                    modifier: -1
+                },
+                DecimalMode::Precise,
+                false
+            )
+            .name
+            .as_deref(),
+            Some("io.debezium.time.MicroTimestamp")
+        );
+    }
+
+    #[test]
+    fn bad_text_is_a_data_error_naming_the_value() {
+        let column = ColumnType {
+            oid: oid::INT4,
+            modifier: -1,
+        };
+        let schema = column_schema(column, DecimalMode::Precise, true);
+        let err = column_value(column, DecimalMode::Precise, &schema, "x").unwrap_err();
+        assert!(err.message().contains("cannot read `x` as int4"), "{err}");
+    }
+}
