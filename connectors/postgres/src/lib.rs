@@ -8,6 +8,21 @@
 //! The connector itself (replication stream, snapshot, Debezium envelopes) is not registered
 //! with the worker yet.
 
+pub mod config;
+pub mod envelope;
 pub mod lsn;
 pub mod pgoutput;
 pub mod types;
+
+pub mod source;
+
+use sluice_api::connector::{ConnectorFactory, ConnectorPlugin};
+
+/// Debezium's PostgreSQL connector, by its class name and the alias `postgres`.
+pub const POSTGRES_SOURCE: ConnectorPlugin = ConnectorPlugin {
+    class: "io.debezium.connector.postgresql.PostgresConnector",
+    aliases: &["postgres"],
+    version: env!("CARGO_PKG_VERSION"),
+    config_def: config::config_def,
+    factory: ConnectorFactory::Source(|| Box::new(source::PostgresSourceConnector::default())),
+};

@@ -2,76 +2,11 @@
 //! cluster with `scripts/pg-start.sh` (own directory, free port, `wal_level=logical`), makes
 //! changes, and decodes what `pg_logical_slot_get_binary_changes` returns for `pgoutput`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+#[path = "../../../tests/support/postgres.rs"]
+mod cluster;
 
+use cluster::Cluster;
 use sluice_connector_postgres::pgoutput::{Column, Decoder, Message, OldTuple, ReplicaIdentity};
-
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
-}
-
-/// A cluster of our own, stopped and deleted when dropped.
-struct Cluster {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Cluster {
-    fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let status = Command::new(scripts().join("pg-start.sh"))
-            .env("SLUICE_PG_DIR", dir.path())
-            .env("SLUICE_PG_PORT", port.to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/pg-start.sh failed");
-        Cluster { dir, port }
-    }
-
-    /// Runs SQL with psql; returns its output rows.
-    fn sql(&self, sql: &str) -> Vec<String> {
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-v",
-                "ON_ERROR_STOP=1",
-                "-Atc",
-                sql,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new(scripts().join("pg-stop.sh"))
-            .env("SLUICE_PG_DIR", self.dir.path())
-            .status();
-    }
-}
 
 fn hex(text: &str) -> Vec<u8> {
     (0..text.len())

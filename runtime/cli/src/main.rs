@@ -81,6 +81,7 @@ fn registry() -> Registry {
     Registry::with_builtins()
         .connector(sluice_connector_file::FILE_SOURCE)
         .connector(sluice_connector_file::FILE_SINK)
+        .connector(sluice_connector_postgres::POSTGRES_SOURCE)
 }
 
 fn main() -> ExitCode {

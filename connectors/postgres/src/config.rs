@@ -1,0 +1,113 @@
+//! The Postgres connector's settings, under Debezium's key names and defaults (a subset so far:
+//! keys not listed here are rejected rather than silently ignored).
+
+use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
+use sluice_api::{Error, Result};
+
+use crate::types::DecimalMode;
+
+/// The connector's config definition.
+pub fn config_def() -> ConfigDef {
+    use ConfigType::*;
+    use Importance::*;
+    ConfigDef::new()
+        .key(ConfigKey::required("database.hostname", String, High, "Postgres host."))
+        .key(ConfigKey::optional("database.port", Int, "5432", High, "Postgres port."))
+        .key(ConfigKey::required("database.user", String, High, "User with the REPLICATION attribute (and SELECT for snapshots)."))
+        .key(ConfigKey::optional("database.password", Password, "", High, "Password (trust/peer setups may leave it empty)."))
+        .key(ConfigKey::required("database.dbname", String, High, "Database to capture."))
+        .key(ConfigKey::required("topic.prefix", String, High, "Logical server name: topics are <prefix>.<schema>.<table>.")
+            .validate_with(Validator::NonEmpty))
+        .key(ConfigKey::optional("plugin.name", String, "pgoutput", Medium, "Logical decoding plugin; only pgoutput.")
+            .validate_with(Validator::OneOf(vec!["pgoutput"])))
+        .key(ConfigKey::optional("slot.name", String, "debezium", Medium, "Replication slot, created when missing."))
+        .key(ConfigKey::optional("publication.name", String, "dbz_publication", Medium, "Publication, created per publication.autocreate.mode."))
+        .key(ConfigKey::optional("publication.autocreate.mode", String, "all_tables", Medium,
+            "all_tables: FOR ALL TABLES; filtered: FOR the tables in table.include.list; disabled: must exist.")
+            .validate_with(Validator::OneOf(vec!["all_tables", "filtered", "disabled"])))
+        .key(ConfigKey::optional("table.include.list", List, "", Medium, "Tables (schema.table) to capture; empty: all in the publication."))
+        .key(ConfigKey::optional("snapshot.mode", String, "initial", Medium,
+            "initial: snapshot once when the slot is created, then stream; no_data: stream only.")
+            .validate_with(Validator::OneOf(vec!["initial", "no_data"])))
+        .key(ConfigKey::optional("tombstones.on.delete", Boolean, "true", Medium, "Follow each delete with a tombstone (same key, null value)."))
+        .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "numeric as precise (Decimal), double or string.")
+            .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
+        .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll (a transaction is never split)."))
+        .key(ConfigKey::optional("slot.drop.on.stop", Boolean, "false", Low, "Drop the slot when the task stops (for tests; loses the position)."))
+}
+
+/// Parsed settings.
+#[derive(Debug, Clone)]
+pub struct PostgresConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub dbname: String,
+    pub topic_prefix: String,
+    pub slot: String,
+    pub publication: String,
+    pub autocreate: String,
+    pub tables: Vec<String>,
+    pub snapshot: bool,
+    pub tombstones: bool,
+    pub decimals: DecimalMode,
+    pub max_batch: usize,
+    pub drop_slot_on_stop: bool,
+}
+
+impl PostgresConfig {
+    /// Reads the connector's own keys (the worker checked the common ones).
+    pub fn from_props(props: &Props) -> Result<PostgresConfig> {
+        let def = config_def();
+        let own: Props = props
+            .iter()
+            .filter(|(k, _)| def.find(k).is_some())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let config = Config::parse(def, own)?;
+        let port = config.i64("database.port")?;
+        Ok(PostgresConfig {
+            host: config.string("database.hostname")?,
+            port: u16::try_from(port)
+                .map_err(|_| Error::config(format!("`database.port={port}` is not a port")))?,
+            user: config.string("database.user")?,
+            password: config.string("database.password")?,
+            dbname: config.string("database.dbname")?,
+            topic_prefix: config.string("topic.prefix")?,
+            slot: config.string("slot.name")?,
+            publication: config.string("publication.name")?,
+            autocreate: config.string("publication.autocreate.mode")?,
+            tables: config.list("table.include.list"),
+            snapshot: config.string("snapshot.mode")? == "initial",
+            tombstones: config.bool("tombstones.on.delete")?,
+            decimals: match config.string("decimal.handling.mode")?.as_str() {
+                "double" => DecimalMode::Double,
+                "string" => DecimalMode::String,
+                _ => DecimalMode::Precise,
+            },
+            max_batch: usize::try_from(config.i64("max.batch.size")?)
+                .unwrap_or(2048)
+                .max(1),
+            drop_slot_on_stop: config.bool("slot.drop.on.stop")?,
+        })
+    }
+
+    /// A libpq-style connection string for tokio-postgres.
+    pub fn connection_string(&self) -> String {
+        let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
+        format!(
+            "host={} port={} user={} password={} dbname={} options={}",
+            quote(&self.host),
+            self.port,
+            quote(&self.user),
+            quote(&self.password),
+            quote(&self.dbname),
+            quote(SESSION_OPTIONS)
+        )
+    }
+}
+
+/// Session settings that make text values parse the same way everywhere.
+pub const SESSION_OPTIONS: &str =
+    "-c datestyle=ISO -c timezone=UTC -c intervalstyle=iso_8601 -c extra_float_digits=3";

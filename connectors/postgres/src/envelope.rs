@@ -1,0 +1,262 @@
+//! Debezium's change-event envelope for Postgres: key struct, value struct with `before`,
+//! `after`, `source`, `op`, `ts_ms`/`ts_us`/`ts_ns`, and their Connect schemas (named as
+//! Debezium names them, so JsonConverter output matches).
+
+use std::sync::Arc;
+
+use sluice_api::Result;
+use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
+
+use crate::pgoutput::Column;
+use crate::types::{ColumnType, DecimalMode, column_schema, column_value};
+
+/// The value of `source.version`.
+pub const DEBEZIUM_COMPAT_VERSION: &str = concat!("sluice-", env!("CARGO_PKG_VERSION"));
+
+/// One captured column.
+#[derive(Debug, Clone)]
+pub struct TableColumn {
+    pub name: String,
+    pub column_type: ColumnType,
+    pub key: bool,
+}
+
+/// A table's schemas, built once per relation (and again when its columns change).
+#[derive(Debug, Clone)]
+pub struct TableSchema {
+    pub schema: String,
+    pub table: String,
+    pub topic: String,
+    pub columns: Vec<TableColumn>,
+    pub key: Option<SchemaRef>,
+    pub row: SchemaRef,
+    pub envelope: SchemaRef,
+    column_schemas: Vec<SchemaRef>,
+    decimals: DecimalMode,
+}
+
+/// Debezium's `io.debezium.connector.postgresql.Source` schema.
+pub fn source_schema() -> SchemaRef {
+    let string = || Schema::string().into_ref();
+    let optional_string = || Schema::string().optional().into_ref();
+    let int64 = || Schema::of(SchemaType::Int64).into_ref();
+    let optional_int64 = || Schema::of(SchemaType::Int64).optional().into_ref();
+    let mut snapshot = Schema::string()
+        .optional()
+        .named("io.debezium.data.Enum")
+        .versioned(1)
+        .parameter(
+            "allowed",
+            "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
+        );
+    snapshot.default = Some(Value::from("false"));
+    Schema::struct_named("io.debezium.connector.postgresql.Source")
+        .field("version", string())
+        .field("connector", string())
+        .field("name", string())
+        .field("ts_ms", int64())
+        .field("snapshot", snapshot.into_ref())
+        .field("db", string())
+        .field("sequence", optional_string())
+        .field("ts_us", optional_int64())
+        .field("ts_ns", optional_int64())
+        .field("schema", string())
+        .field("table", string())
+        .field("txId", optional_int64())
+        .field("lsn", optional_int64())
+        .field("xmin", optional_int64())
+        .into_ref()
+}
+
+fn transaction_schema() -> SchemaRef {
+    Schema::struct_named("event.block")
+        .versioned(1)
+        .field("id", Schema::string().into_ref())
+        .field("total_order", Schema::of(SchemaType::Int64).into_ref())
+        .field(
+            "data_collection_order",
+            Schema::of(SchemaType::Int64).into_ref(),
+        )
+        .optional()
+        .into_ref()
+}
+
+impl TableSchema {
+    /// Builds the schemas of `schema.table` for topic prefix `prefix`.
+    pub fn new(
+        prefix: &str,
+        schema: &str,
+        table: &str,
+        columns: Vec<TableColumn>,
+        decimals: DecimalMode,
+        source: &SchemaRef,
+    ) -> TableSchema {
+        let base = format!("{prefix}.{schema}.{table}");
+        let column_schemas: Vec<SchemaRef> = columns
+            .iter()
+            .map(|c| column_schema(c.column_type, decimals, c.key))
+            .collect();
+        let mut row = Schema::struct_named(format!("{base}.Value")).optional();
+        let mut key = Schema::struct_named(format!("{base}.Key"));
+        for (column, schema) in columns.iter().zip(&column_schemas) {
+            row = row.field(&column.name, Arc::clone(schema));
+            if column.key {
+                key = key.field(&column.name, Arc::clone(schema));
+            }
+        }
+        let row = row.into_ref();
+        let envelope = Schema::struct_named(format!("{base}.Envelope"))
+            .versioned(2)
+            .field("before", Arc::clone(&row))
+            .field("after", Arc::clone(&row))
+            .field("source", Arc::clone(source))
+            .field("transaction", transaction_schema())
+            .field("op", Schema::string().into_ref())
+            .field("ts_ms", Schema::of(SchemaType::Int64).optional().into_ref())
+            .field("ts_us", Schema::of(SchemaType::Int64).optional().into_ref())
+            .field("ts_ns", Schema::of(SchemaType::Int64).optional().into_ref())
+            .into_ref();
+        TableSchema {
+            schema: schema.to_owned(),
+            table: table.to_owned(),
+            topic: base,
+            key: (!key.fields.is_empty()).then(|| key.into_ref()),
+            row,
+            envelope,
+            column_schemas,
+            columns,
+            decimals,
+        }
+    }
+
+    /// A row value from pgoutput columns (text form). Unchanged TOAST values become
+    /// `__debezium_unavailable_value` for text-like columns, as Debezium does.
+    pub fn row(&self, tuple: &[Column]) -> Result<Value> {
+        let mut row = Struct::new(Arc::clone(&self.row));
+        for (index, column) in self.columns.iter().enumerate() {
+            let value = match tuple.get(index) {
+                None | Some(Column::Null) => Value::Null,
+                Some(Column::UnchangedToast) => match self.column_schemas[index].schema_type {
+                    SchemaType::String => Value::from("__debezium_unavailable_value"),
+                    SchemaType::Bytes => Value::Bytes(b"__debezium_unavailable_value".to_vec()),
+                    _ => Value::Null,
+                },
+                Some(Column::Text(bytes)) | Some(Column::Binary(bytes)) => {
+                    let text = String::from_utf8_lossy(bytes);
+                    column_value(
+                        column.column_type,
+                        self.decimals,
+                        &self.column_schemas[index],
+                        &text,
+                    )
+                    .map_err(|e| {
+                        e.context(format!(
+                            "{}.{} column {}",
+                            self.schema, self.table, column.name
+                        ))
+                    })?
+                }
+            };
+            row.values[index] = value;
+        }
+        Ok(Value::Struct(row))
+    }
+
+    /// The key of a row value (the key columns), or null for a table without a key.
+    pub fn key_of(&self, row: &Value) -> Value {
+        let (Some(key_schema), Value::Struct(row)) = (&self.key, row) else {
+            return Value::Null;
+        };
+        let mut key = Struct::new(Arc::clone(key_schema));
+        for (index, field) in key_schema.fields.iter().enumerate() {
+            key.values[index] = row.get(&field.name).cloned().unwrap_or_default();
+        }
+        Value::Struct(key)
+    }
+
+    /// The envelope value.
+    pub fn envelope(
+        &self,
+        before: Value,
+        after: Value,
+        source: Value,
+        op: &str,
+        ts_micros: i64,
+    ) -> Value {
+        let mut envelope = Struct::new(Arc::clone(&self.envelope));
+        let values = [
+            ("before", before),
+            ("after", after),
+            ("source", source),
+            ("op", Value::from(op)),
+            ("ts_ms", Value::Int64(ts_micros / 1000)),
+            ("ts_us", Value::Int64(ts_micros)),
+            ("ts_ns", Value::Int64(ts_micros.saturating_mul(1000))),
+        ];
+        for (name, value) in values {
+            let _ = envelope.put(name, value);
+        }
+        Value::Struct(envelope)
+    }
+}
+
+/// What goes into `source`.
+#[derive(Debug, Clone)]
+pub struct SourceInfo<'a> {
+    pub prefix: &'a str,
+    pub db: &'a str,
+    pub schema: &'a str,
+    pub table: &'a str,
+    pub commit_micros: i64,
+    pub snapshot: &'a str,
+    pub tx_id: Option<u32>,
+    pub lsn: Option<u64>,
+    pub last_commit_lsn: Option<u64>,
+}
+
+/// The `source` block.
+pub fn source_value(schema: &SchemaRef, info: &SourceInfo<'_>) -> Value {
+    let mut source = Struct::new(Arc::clone(schema));
+    let sequence = format!(
+        "[{},{}]",
+        info.last_commit_lsn
+            .map(|l| format!("\"{l}\""))
+            .unwrap_or_else(|| "null".into()),
+        info.lsn
+            .map(|l| format!("\"{l}\""))
+            .unwrap_or_else(|| "null".into())
+    );
+    let values = [
+        ("version", Value::from(DEBEZIUM_COMPAT_VERSION)),
+        ("connector", Value::from("postgresql")),
+        ("name", Value::from(info.prefix)),
+        ("ts_ms", Value::Int64(info.commit_micros / 1000)),
+        ("snapshot", Value::from(info.snapshot)),
+        ("db", Value::from(info.db)),
+        ("sequence", Value::String(sequence)),
+        ("ts_us", Value::Int64(info.commit_micros)),
+        (
+            "ts_ns",
+            Value::Int64(info.commit_micros.saturating_mul(1000)),
+        ),
+        ("schema", Value::from(info.schema)),
+        ("table", Value::from(info.table)),
+        (
+            "txId",
+            info.tx_id
+                .map(|x| Value::Int64(i64::from(x)))
+                .unwrap_or(Value::Null),
+        ),
+        (
+            "lsn",
+            info.lsn
+                .map(|l| Value::Int64(l as i64))
+                .unwrap_or(Value::Null),
+        ),
+        ("xmin", Value::Null),
+    ];
+    for (name, value) in values {
+        let _ = source.put(name, value);
+    }
+    Value::Struct(source)
+}

@@ -1,0 +1,846 @@
+//! The Postgres source: an initial snapshot read through the snapshot the replication slot
+//! exported at its creation (so snapshot and stream meet without gap or overlap), then the
+//! slot's pgoutput stream, one poll batch per committed transaction.
+//!
+//! Offsets follow Debezium's layout (`lsn`, `lsn_commit`, `lsn_proc`, `txId`, `ts_usec`, and
+//! `snapshot`/`last_snapshot_record` while snapshotting) under partition
+//! `{"server": <topic.prefix>}`. A transaction's records share its end LSN as `lsn`, so a
+//! committed offset always covers whole transactions; the slot's confirmed position moves only
+//! in [`SourceTask::offsets_committed`], i.e. after the records are durable downstream.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use pgwire_replication::{Lsn as WireLsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
+use serde_json::json;
+use sluice_api::config::Props;
+use sluice_api::connector::{SourceConnector, SourceTask, SourceTaskContext};
+use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
+use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
+use sluice_api::{Error, Result};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::config::{PostgresConfig, SESSION_OPTIONS};
+use crate::envelope::{SourceInfo, TableColumn, TableSchema, source_schema, source_value};
+use crate::lsn::Lsn;
+use crate::pgoutput::{Decoder, Message, OldTuple, Relation, unix_micros};
+use crate::types::ColumnType;
+
+/// How long one poll waits for the stream before returning an empty batch.
+const POLL_WAIT: Duration = Duration::from_millis(500);
+
+/// The connector: one task (a slot has one reader).
+#[derive(Default)]
+pub struct PostgresSourceConnector {
+    props: Props,
+}
+
+#[async_trait]
+impl SourceConnector for PostgresSourceConnector {
+    async fn start(&mut self, config: &Props) -> Result<()> {
+        PostgresConfig::from_props(config)?;
+        self.props = config.clone();
+        Ok(())
+    }
+
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<Props>> {
+        Ok(vec![self.props.clone()])
+    }
+
+    fn create_task(&self) -> Box<dyn SourceTask> {
+        Box::new(PostgresSourceTask::default())
+    }
+}
+
+struct Transaction {
+    xid: u32,
+    commit_micros: i64,
+    records: Vec<SourceRecord>,
+}
+
+/// The task.
+#[derive(Default)]
+pub struct PostgresSourceTask {
+    config: Option<PostgresConfig>,
+    partition: Arc<SourcePartition>,
+    source_schema: Option<SchemaRef>,
+    tables: HashMap<u32, TableSchema>,
+    snapshot: VecDeque<SourceRecord>,
+    stream: Option<ReplicationClient>,
+    decoder: Decoder,
+    transaction: Option<Transaction>,
+    last_commit_lsn: Option<u64>,
+}
+
+fn pg_error(what: &str, config: &PostgresConfig, error: tokio_postgres::Error) -> Error {
+    let message = format!(
+        "{what} failed on Postgres {}:{} database {} as {}: {}",
+        config.host,
+        config.port,
+        config.dbname,
+        config.user,
+        error
+            .as_db_error()
+            .map(|e| e.message().to_owned())
+            .unwrap_or_else(|| error.to_string())
+    );
+    if error.as_db_error().is_some() {
+        Error::config(message)
+    } else {
+        Error::retriable(message)
+    }
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn rows(messages: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+impl PostgresSourceTask {
+    fn config(&self) -> Result<&PostgresConfig> {
+        self.config
+            .as_ref()
+            .ok_or_else(|| Error::fatal("Postgres task used before start"))
+    }
+
+    async fn connect(config: &PostgresConfig) -> Result<Client> {
+        let (client, connection) = tokio_postgres::connect(&config.connection_string(), NoTls).await.map_err(|e| {
+            pg_error("connecting (check database.hostname, database.port, database.user, database.password)", config, e)
+        })?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "postgres connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    async fn check_server(client: &Client, config: &PostgresConfig) -> Result<()> {
+        let wal_level = rows(
+            client
+                .simple_query("show wal_level")
+                .await
+                .map_err(|e| pg_error("show wal_level", config, e))?,
+        );
+        let level = wal_level
+            .first()
+            .and_then(|r| r[0].clone())
+            .unwrap_or_default();
+        if level != "logical" {
+            return Err(Error::config(format!(
+                "Postgres {}:{} runs with wal_level={level}; logical decoding needs wal_level=logical in postgresql.conf (then restart Postgres)",
+                config.host, config.port
+            )));
+        }
+        let role = rows(
+            client
+                .simple_query(&format!(
+                    "select rolreplication or rolsuper from pg_roles where rolname = {}",
+                    quote_literal(&config.user)
+                ))
+                .await
+                .map_err(|e| pg_error("reading the user's privileges", config, e))?,
+        );
+        if role.first().and_then(|r| r[0].as_deref()) != Some("t") {
+            return Err(Error::config(format!(
+                "user {} lacks the REPLICATION privilege; run ALTER ROLE {} REPLICATION",
+                config.user,
+                quote_ident(&config.user)
+            )));
+        }
+        Ok(())
+    }
+
+    async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<()> {
+        let exists = rows(
+            client
+                .simple_query(&format!(
+                    "select 1 from pg_publication where pubname = {}",
+                    quote_literal(&config.publication)
+                ))
+                .await
+                .map_err(|e| pg_error("looking up the publication", config, e))?,
+        );
+        if !exists.is_empty() {
+            return Ok(());
+        }
+        let target = match config.autocreate.as_str() {
+            "all_tables" => "FOR ALL TABLES".to_owned(),
+            "filtered" if !config.tables.is_empty() => format!(
+                "FOR TABLE {}",
+                config
+                    .tables
+                    .iter()
+                    .map(|t| t.split('.').map(quote_ident).collect::<Vec<_>>().join("."))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            "filtered" => {
+                return Err(Error::config(
+                    "publication.autocreate.mode=filtered needs table.include.list",
+                ));
+            }
+            _ => {
+                return Err(Error::config(format!(
+                    "publication {} does not exist and publication.autocreate.mode=disabled; create it \
+                     (CREATE PUBLICATION {} FOR ALL TABLES) or change the mode",
+                    config.publication,
+                    quote_ident(&config.publication)
+                )));
+            }
+        };
+        client
+            .simple_query(&format!(
+                "CREATE PUBLICATION {} {target}",
+                quote_ident(&config.publication)
+            ))
+            .await
+            .map_err(|e| pg_error("creating the publication", config, e))?;
+        tracing::info!(publication = %config.publication, "created publication");
+        Ok(())
+    }
+
+    fn replication_config(config: &PostgresConfig, start: Option<u64>) -> ReplicationConfig {
+        let mut wire = ReplicationConfig::new(
+            &config.host,
+            &config.user,
+            &config.password,
+            &config.dbname,
+            &config.slot,
+            config.publication.as_str(),
+        );
+        wire.port = config.port;
+        wire.start_lsn = WireLsn(start.unwrap_or(0));
+        wire.ack_lsn = start.map(WireLsn);
+        wire.options = Some(SESSION_OPTIONS.to_owned());
+        wire.status_interval = Duration::from_secs(1);
+        wire.idle_wakeup_interval = Duration::from_secs(1);
+        // With an observer the client tracks unsent confirmations, which `stop` waits for.
+        wire.feedback_observer = Some(pgwire_replication::FeedbackObserver::new(|sent| {
+            tracing::debug!(
+                withheld_ms = sent.pending_for.as_millis() as u64,
+                "slot position confirmed to Postgres"
+            );
+        }));
+        wire
+    }
+
+    /// Reads every captured table inside `snapshot` (an exported snapshot name, or a fresh
+    /// repeatable-read view) and queues the rows as `op=r` records.
+    async fn take_snapshot(
+        &mut self,
+        client: &Client,
+        snapshot: Option<&str>,
+        lsn: u64,
+    ) -> Result<()> {
+        let config = self.config()?.clone();
+        client
+            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await
+            .map_err(|e| pg_error("beginning the snapshot", &config, e))?;
+        if let Some(name) = snapshot {
+            client
+                .batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", quote_literal(name)))
+                .await
+                .map_err(|e| pg_error("using the slot's exported snapshot", &config, e))?;
+        }
+        let tables = rows(
+            client
+                .simple_query(&format!(
+                    "select schemaname, tablename from pg_publication_tables where pubname = {} order by 1, 2",
+                    quote_literal(&config.publication)
+                ))
+                .await
+                .map_err(|e| pg_error("listing the publication's tables", &config, e))?,
+        );
+        let source = self.source_schema.clone().unwrap_or_else(source_schema);
+        let started = unix_now_micros();
+        let mut queued = Vec::new();
+        for table in tables {
+            let (Some(schema), Some(name)) = (table[0].clone(), table[1].clone()) else {
+                continue;
+            };
+            if !config.tables.is_empty() && !config.tables.contains(&format!("{schema}.{name}")) {
+                continue;
+            }
+            let columns = rows(
+                client
+                    .simple_query(&format!(
+                        "select a.attname, a.atttypid::int8, a.atttypmod, coalesce(a.attnum = any(i.indkey), false) \
+                         from pg_attribute a left join pg_index i on i.indrelid = a.attrelid and i.indisprimary \
+                         where a.attrelid = {}::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum",
+                        quote_literal(&format!("{}.{}", quote_ident(&schema), quote_ident(&name)))
+                    ))
+                    .await
+                    .map_err(|e| pg_error("reading table columns", &config, e))?,
+            );
+            let columns: Vec<TableColumn> = columns
+                .into_iter()
+                .map(|c| TableColumn {
+                    name: c[0].clone().unwrap_or_default(),
+                    column_type: ColumnType {
+                        oid: c[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
+                        modifier: c[2].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1),
+                    },
+                    key: c[3].as_deref() == Some("t"),
+                })
+                .collect();
+            let table_schema = TableSchema::new(
+                &config.topic_prefix,
+                &schema,
+                &name,
+                columns,
+                config.decimals,
+                &source,
+            );
+            let data = client
+                .simple_query(&format!(
+                    "select * from {}.{}",
+                    quote_ident(&schema),
+                    quote_ident(&name)
+                ))
+                .await
+                .map_err(|e| pg_error(&format!("reading {schema}.{name}"), &config, e))?;
+            for row in rows(data) {
+                let tuple: Vec<crate::pgoutput::Column> = row
+                    .into_iter()
+                    .map(|v| {
+                        v.map(|t| crate::pgoutput::Column::Text(t.into_bytes()))
+                            .unwrap_or(crate::pgoutput::Column::Null)
+                    })
+                    .collect();
+                let after = table_schema.row(&tuple)?;
+                let info = SourceInfo {
+                    prefix: &config.topic_prefix,
+                    db: &config.dbname,
+                    schema: &schema,
+                    table: &name,
+                    commit_micros: started,
+                    snapshot: "true",
+                    tx_id: None,
+                    lsn: Some(lsn),
+                    last_commit_lsn: None,
+                };
+                queued.push((table_schema.clone(), after, source_value(&source, &info)));
+            }
+            tracing::info!(table = %format!("{schema}.{name}"), rows = queued.len(), "snapshot read");
+        }
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| pg_error("ending the snapshot", &config, e))?;
+        let total = queued.len();
+        for (index, (table, after, mut source_block)) in queued.into_iter().enumerate() {
+            let last = index + 1 == total;
+            if last && let Value::Struct(s) = &mut source_block {
+                let _ = s.put("snapshot", Value::from("last"));
+            }
+            let mut offset = SourceOffset::new();
+            offset.insert("lsn".into(), json!(lsn));
+            offset.insert("snapshot".into(), json!(true));
+            offset.insert("last_snapshot_record".into(), json!(last));
+            let key = table.key_of(&after);
+            let value = table.envelope(Value::Null, after, source_block, "r", started);
+            self.snapshot
+                .push_back(self.record(&table, key, value, offset, started));
+        }
+        if total == 0 {
+            tracing::info!("snapshot found no rows");
+        }
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        table: &TableSchema,
+        key: Value,
+        value: Value,
+        offset: SourceOffset,
+        micros: i64,
+    ) -> SourceRecord {
+        let mut record = Record::new(&table.topic, value, Some(Arc::clone(&table.envelope)));
+        record.key_schema = if key.is_null() {
+            None
+        } else {
+            table.key.clone()
+        };
+        record.key = key;
+        record.timestamp_ms = Some(micros / 1000);
+        SourceRecord {
+            record,
+            source_partition: Arc::clone(&self.partition),
+            source_offset: offset,
+        }
+    }
+
+    fn on_relation(&mut self, relation: Relation) -> Result<()> {
+        let config = self.config()?.clone();
+        let source = self.source_schema.clone().unwrap_or_else(source_schema);
+        let columns = relation
+            .columns
+            .iter()
+            .map(|c| TableColumn {
+                name: c.name.clone(),
+                column_type: ColumnType {
+                    oid: c.type_oid,
+                    modifier: c.type_modifier,
+                },
+                key: c.key,
+            })
+            .collect();
+        let table = TableSchema::new(
+            &config.topic_prefix,
+            &relation.namespace,
+            &relation.name,
+            columns,
+            config.decimals,
+            &source,
+        );
+        self.tables.insert(relation.oid, table);
+        Ok(())
+    }
+
+    fn table(&self, oid: u32) -> Result<&TableSchema> {
+        self.tables.get(&oid).ok_or_else(|| {
+            Error::data(format!(
+                "pgoutput: a change for relation {oid} arrived before its Relation message"
+            ))
+        })
+    }
+
+    fn on_change(&mut self, message: Message, lsn: u64) -> Result<()> {
+        let Some(transaction) = self.transaction.as_ref() else {
+            return Err(Error::data(
+                "pgoutput: a change arrived outside a transaction",
+            ));
+        };
+        let (xid, micros) = (transaction.xid, transaction.commit_micros);
+        let config = self.config()?.clone();
+        let source_schema = self.source_schema.clone().unwrap_or_else(source_schema);
+        let mut out = Vec::new();
+        let (oid, op, before, after) = match message {
+            Message::Insert { relation, new, .. } => {
+                (relation, "c", Value::Null, self.table(relation)?.row(&new)?)
+            }
+            Message::Update {
+                relation, old, new, ..
+            } => {
+                let table = self.table(relation)?;
+                let before = match old {
+                    Some(OldTuple::Key(t) | OldTuple::Full(t)) => table.row(&t)?,
+                    None => Value::Null,
+                };
+                (relation, "u", before, table.row(&new)?)
+            }
+            Message::Delete { relation, old, .. } => {
+                let table = self.table(relation)?;
+                let (OldTuple::Key(t) | OldTuple::Full(t)) = old;
+                (relation, "d", table.row(&t)?, Value::Null)
+            }
+            Message::Truncate { relations, .. } => {
+                for oid in relations {
+                    let table = self.table(oid)?.clone();
+                    let info = SourceInfo {
+                        prefix: &config.topic_prefix,
+                        db: &config.dbname,
+                        schema: &table.schema,
+                        table: &table.table,
+                        commit_micros: micros,
+                        snapshot: "false",
+                        tx_id: Some(xid),
+                        lsn: Some(lsn),
+                        last_commit_lsn: self.last_commit_lsn,
+                    };
+                    let value = table.envelope(
+                        Value::Null,
+                        Value::Null,
+                        source_value(&source_schema, &info),
+                        "t",
+                        micros,
+                    );
+                    out.push(self.record(
+                        &table,
+                        Value::Null,
+                        value,
+                        self.change_offset(lsn),
+                        micros,
+                    ));
+                }
+                self.push(out);
+                return Ok(());
+            }
+            _ => return Ok(()),
+        };
+        let table = self.table(oid)?.clone();
+        let info = SourceInfo {
+            prefix: &config.topic_prefix,
+            db: &config.dbname,
+            schema: &table.schema,
+            table: &table.table,
+            commit_micros: micros,
+            snapshot: "false",
+            tx_id: Some(xid),
+            lsn: Some(lsn),
+            last_commit_lsn: self.last_commit_lsn,
+        };
+        let key = table.key_of(if op == "d" { &before } else { &after });
+        let value = table.envelope(
+            before,
+            after,
+            source_value(&source_schema, &info),
+            op,
+            micros,
+        );
+        out.push(self.record(&table, key.clone(), value, self.change_offset(lsn), micros));
+        if op == "d" && config.tombstones {
+            let mut tombstone =
+                self.record(&table, key, Value::Null, self.change_offset(lsn), micros);
+            tombstone.record.value_schema = None;
+            out.push(tombstone);
+        }
+        self.push(out);
+        Ok(())
+    }
+
+    fn change_offset(&self, lsn: u64) -> SourceOffset {
+        let mut offset = SourceOffset::new();
+        offset.insert("lsn_proc".into(), json!(lsn));
+        offset
+    }
+
+    fn push(&mut self, records: Vec<SourceRecord>) {
+        if let Some(transaction) = self.transaction.as_mut() {
+            transaction.records.extend(records);
+        }
+    }
+
+    /// Completes the open transaction: every record gets the commit's offset.
+    fn on_commit(&mut self, commit_lsn: u64, end_lsn: u64) -> Vec<SourceRecord> {
+        let Some(transaction) = self.transaction.take() else {
+            return Vec::new();
+        };
+        let mut records = transaction.records;
+        for record in &mut records {
+            let offset = &mut record.source_offset;
+            offset.insert("lsn".into(), json!(end_lsn));
+            offset.insert("lsn_commit".into(), json!(commit_lsn));
+            offset.insert("txId".into(), json!(transaction.xid));
+            offset.insert("ts_usec".into(), json!(transaction.commit_micros));
+        }
+        self.last_commit_lsn = Some(commit_lsn);
+        records
+    }
+
+    fn on_message(
+        &mut self,
+        transactional: bool,
+        lsn: u64,
+        prefix: &str,
+        content: &[u8],
+    ) -> Option<SourceRecord> {
+        let config = self.config.as_ref()?;
+        let message_schema = Schema::struct_named("io.debezium.connector.postgresql.Message")
+            .field("prefix", Schema::string().into_ref())
+            .field(
+                "content",
+                Schema::of(SchemaType::Bytes).optional().into_ref(),
+            )
+            .into_ref();
+        let source = self.source_schema.clone().unwrap_or_else(source_schema);
+        let value_schema = Schema::struct_named("io.debezium.connector.postgresql.MessageValue")
+            .field("op", Schema::string().into_ref())
+            .field("ts_ms", Schema::of(SchemaType::Int64).optional().into_ref())
+            .field("source", Arc::clone(&source))
+            .field("message", Arc::clone(&message_schema))
+            .into_ref();
+        let key_schema = Schema::struct_named("io.debezium.connector.postgresql.MessageKey")
+            .field("prefix", Schema::string().into_ref())
+            .into_ref();
+        let micros = self
+            .transaction
+            .as_ref()
+            .map(|t| t.commit_micros)
+            .unwrap_or_else(unix_now_micros);
+        let info = SourceInfo {
+            prefix: &config.topic_prefix,
+            db: &config.dbname,
+            schema: "",
+            table: "",
+            commit_micros: micros,
+            snapshot: "false",
+            tx_id: self.transaction.as_ref().map(|t| t.xid),
+            lsn: Some(lsn),
+            last_commit_lsn: self.last_commit_lsn,
+        };
+        let mut message = Struct::new(message_schema);
+        let _ = message.put("prefix", Value::from(prefix));
+        let _ = message.put("content", Value::Bytes(content.to_vec()));
+        let mut value = Struct::new(Arc::clone(&value_schema));
+        let _ = value.put("op", Value::from("m"));
+        let _ = value.put("ts_ms", Value::Int64(micros / 1000));
+        let _ = value.put("source", source_value(&source, &info));
+        let _ = value.put("message", Value::Struct(message));
+        let mut key = Struct::new(Arc::clone(&key_schema));
+        let _ = key.put("prefix", Value::from(prefix));
+        let mut record = Record::new(
+            format!("{}.message", config.topic_prefix),
+            Value::Struct(value),
+            Some(value_schema),
+        );
+        record.key = Value::Struct(key);
+        record.key_schema = Some(key_schema);
+        record.timestamp_ms = Some(micros / 1000);
+        let mut offset = self.change_offset(lsn);
+        if !transactional {
+            offset.insert("lsn".into(), json!(lsn));
+        }
+        Some(SourceRecord {
+            record,
+            source_partition: Arc::clone(&self.partition),
+            source_offset: offset,
+        })
+    }
+}
+
+fn unix_now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl SourceTask for PostgresSourceTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<()> {
+        let config = PostgresConfig::from_props(&context.config)?;
+        let mut partition = SourcePartition::new();
+        partition.insert("server".into(), json!(config.topic_prefix));
+        let committed = context.offsets.offset(&partition).await?;
+        let committed_lsn = committed
+            .as_ref()
+            .and_then(|o| o.get("lsn"))
+            .and_then(|l| l.as_u64());
+        let snapshot_done = committed.as_ref().is_some_and(|o| {
+            o.get("snapshot").and_then(|s| s.as_bool()) != Some(true)
+                || o.get("last_snapshot_record").and_then(|s| s.as_bool()) == Some(true)
+        });
+        self.partition = Arc::new(partition);
+        self.source_schema = Some(source_schema());
+        self.config = Some(config.clone());
+
+        let client = Self::connect(&config).await?;
+        Self::check_server(&client, &config).await?;
+        Self::ensure_publication(&client, &config).await?;
+        let slot = rows(
+            client
+                .simple_query(&format!(
+                    "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = {} and database = current_database()",
+                    quote_literal(&config.slot)
+                ))
+                .await
+                .map_err(|e| pg_error("looking up the replication slot", &config, e))?,
+        );
+        if slot.is_empty() {
+            if committed_lsn.is_some() && !config.drop_slot_on_stop {
+                return Err(Error::config(format!(
+                    "replication slot {} is gone, but offsets say streaming had reached LSN {}: changes since then cannot \
+                     be read any more. Reset the connector's offsets (PUT /connectors/<name>/stop, then DELETE \
+                     /connectors/<name>/offsets) to start over with a new snapshot",
+                    config.slot,
+                    Lsn(committed_lsn.unwrap_or_default())
+                )));
+            }
+            // Create the slot on a replication session and read the snapshot it exports, so the
+            // snapshot and the stream meet exactly at the slot's consistent point.
+            let mut wire =
+                ReplicationClient::connect_gated(Self::replication_config(&config, None))
+                    .await
+                    .map_err(|e| {
+                        Error::retriable(format!(
+                            "replication connection to {}:{} failed: {e}",
+                            config.host, config.port
+                        ))
+                    })?;
+            let created = wire
+                .simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
+                    quote_ident(&config.slot)
+                ))
+                .await
+                .map_err(|e| {
+                    Error::config(format!(
+                        "creating replication slot {} failed: {e}",
+                        config.slot
+                    ))
+                })?;
+            let text = |i: usize| {
+                created
+                    .first()
+                    .and_then(|r| r.get(i))
+                    .and_then(|v| v.as_ref())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            };
+            let consistent: Lsn = text(1).unwrap_or_default().parse().map_err(Error::data)?;
+            tracing::info!(slot = %config.slot, consistent_point = %consistent, "created replication slot");
+            if config.snapshot {
+                let name = text(2);
+                self.take_snapshot(&client, name.as_deref(), consistent.0)
+                    .await?;
+            }
+            wire.start()
+                .await
+                .map_err(|e| Error::retriable(format!("starting replication: {e}")))?;
+            self.stream = Some(wire);
+        } else {
+            if config.snapshot && !snapshot_done {
+                // The slot exists but no snapshot completed: read a fresh snapshot; changes
+                // between the slot's position and it may be seen twice (at least once).
+                let lsn = slot[0][0]
+                    .as_deref()
+                    .and_then(|l| l.parse::<Lsn>().ok())
+                    .unwrap_or_default();
+                self.take_snapshot(&client, None, lsn.0).await?;
+            }
+            let start = committed_lsn.filter(|_| snapshot_done);
+            let wire = ReplicationClient::connect(Self::replication_config(&config, start))
+                .await
+                .map_err(|e| {
+                    Error::retriable(format!(
+                        "replication connection to {}:{} failed: {e}",
+                        config.host, config.port
+                    ))
+                })?;
+            tracing::info!(slot = %config.slot, from = %start.map(Lsn).unwrap_or_default(), "streaming from the slot");
+            self.stream = Some(wire);
+        }
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        if !self.snapshot.is_empty() {
+            let take = self.config()?.max_batch.min(self.snapshot.len());
+            return Ok(self.snapshot.drain(..take).collect());
+        }
+        let deadline = tokio::time::Instant::now() + POLL_WAIT;
+        let mut batch = Vec::new();
+        loop {
+            let Some(stream) = self.stream.as_mut() else {
+                return Ok(batch);
+            };
+            let event = match tokio::time::timeout_at(deadline, stream.recv()).await {
+                Err(_) => return Ok(batch),
+                Ok(Err(e)) => {
+                    return Err(Error::retriable(format!("replication stream failed: {e}")));
+                }
+                Ok(Ok(None)) => return Err(Error::retriable("the replication stream ended")),
+                Ok(Ok(Some(event))) => event,
+            };
+            match event {
+                ReplicationEvent::Begin {
+                    xid,
+                    commit_time_micros,
+                    ..
+                } => {
+                    self.transaction = Some(Transaction {
+                        xid,
+                        commit_micros: unix_micros(commit_time_micros),
+                        records: Vec::new(),
+                    });
+                }
+                ReplicationEvent::XLogData {
+                    data, wal_start, ..
+                } => match self.decoder.decode(&data)? {
+                    Message::Relation { relation, .. } => self.on_relation(relation)?,
+                    change @ (Message::Insert { .. }
+                    | Message::Update { .. }
+                    | Message::Delete { .. }
+                    | Message::Truncate { .. }) => self.on_change(change, u64::from(wal_start))?,
+                    _ => {}
+                },
+                ReplicationEvent::Commit { lsn, end_lsn, .. } => {
+                    batch.extend(self.on_commit(u64::from(lsn), u64::from(end_lsn)));
+                    if batch.len() >= self.config()?.max_batch {
+                        return Ok(batch);
+                    }
+                }
+                ReplicationEvent::Message {
+                    transactional,
+                    lsn,
+                    prefix,
+                    content,
+                } => {
+                    if let Some(record) =
+                        self.on_message(transactional, u64::from(lsn), &prefix, &content)
+                    {
+                        if transactional && self.transaction.is_some() {
+                            self.push(vec![record]);
+                        } else {
+                            batch.push(record);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    async fn offsets_committed(
+        &mut self,
+        offsets: &[(SourcePartition, SourceOffset)],
+    ) -> Result<()> {
+        let durable = offsets
+            .iter()
+            .filter(|(p, _)| *p == *self.partition)
+            .filter(|(_, o)| o.get("snapshot").and_then(|s| s.as_bool()) != Some(true))
+            .filter_map(|(_, o)| o.get("lsn").and_then(|l| l.as_u64()))
+            .max();
+        if let (Some(lsn), Some(stream)) = (durable, &self.stream) {
+            stream.update_applied_lsn(WireLsn(lsn));
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        if let Some(mut stream) = self.stream.take() {
+            // Let the last confirmed position reach the server before closing, so the slot
+            // stands exactly at what is durable downstream (bounded: the server may be gone).
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+            while stream.feedback_pending_since().is_some()
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let _ = stream.shutdown().await;
+        }
+        if let Some(config) = self.config.clone().filter(|c| c.drop_slot_on_stop) {
+            let client = Self::connect(&config).await?;
+            client
+                .simple_query(&format!(
+                    "select pg_drop_replication_slot({})",
+                    quote_literal(&config.slot)
+                ))
+                .await
+                .map_err(|e| pg_error("dropping the slot (slot.drop.on.stop)", &config, e))?;
+        }
+        Ok(())
+    }
+}

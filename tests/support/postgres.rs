@@ -1,0 +1,78 @@
+//! A throwaway PostgreSQL 15 cluster per test, started with `scripts/pg-start.sh` (own data
+//! directory, free port, `wal_level=logical`) and stopped and deleted when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+/// A running cluster.
+pub struct Cluster {
+    dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl Cluster {
+    /// Starts a cluster; installs Debian's postgresql first when the machine lacks it.
+    pub fn start() -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let status = Command::new(scripts().join("pg-start.sh"))
+            .env("SLUICE_PG_DIR", dir.path())
+            .env("SLUICE_PG_PORT", port.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/pg-start.sh failed");
+        Cluster { dir, port }
+    }
+
+    /// Runs SQL (several statements run as one transaction) and returns the rows, `|`-separated.
+    pub fn sql(&self, sql: &str) -> Vec<String> {
+        self.sql_as("postgres", sql)
+    }
+
+    /// Like [`Cluster::sql`] as another user.
+    pub fn sql_as(&self, user: &str, sql: &str) -> Vec<String> {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                user,
+                "-d",
+                "postgres",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-Atc",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new(scripts().join("pg-stop.sh"))
+            .env("SLUICE_PG_DIR", self.dir.path())
+            .status();
+    }
+}
