@@ -38,7 +38,14 @@ as_pg() {
 }
 
 mkdir -p "$PG_DIR"
-if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$PG_DIR"; fi
+if [ "$(id -u)" -eq 0 ]; then
+  chown postgres:postgres "$PG_DIR"
+  if ! runuser -u postgres -- test -x "$PG_DIR"; then
+    echo "pg-start: the postgres user cannot reach $PG_DIR (a parent directory is private);" \
+         "use a directory of its own, e.g. SLUICE_PG_DIR=\$(mktemp -d)" >&2
+    exit 1
+  fi
+fi
 
 if [ ! -f "$PG_DIR/data/PG_VERSION" ]; then
   as_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres --auth=trust --encoding=UTF8 --locale=C >/dev/null
