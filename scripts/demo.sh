@@ -19,7 +19,7 @@ REST=http://127.0.0.1:18083
 export SLUICE_PG_DIR="${SLUICE_DEMO_PG_DIR:-$(mktemp -d /tmp/sluice-demo-pg.XXXXXX)}" SLUICE_PG_PORT=54329
 echo "==> starting PostgreSQL 15 (wal_level=logical) in $SLUICE_PG_DIR on port $SLUICE_PG_PORT"
 scripts/pg-start.sh >/dev/null
-trap 'scripts/pg-stop.sh --purge >/dev/null 2>&1 || true' EXIT
+trap '"$ROOT"/scripts/pg-stop.sh --purge >/dev/null 2>&1 || true' EXIT
 psql_() { PGOPTIONS="-c client_min_messages=warning" psql -h 127.0.0.1 -p "$SLUICE_PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 -Atq "$@"; }
 psql_ -c "drop table if exists customers" -c "select pg_drop_replication_slot('sluice_demo') from pg_replication_slots where slot_name = 'sluice_demo'" >/dev/null
 psql_ -c "create table customers (id int primary key, email text not null, balance numeric(10,2))"
