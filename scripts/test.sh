@@ -35,13 +35,7 @@ cargo fmt --all -- --check
 step "lint (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
-step "unit and end-to-end tests"
-cargo test --workspace
-
-step "demo"
-SLUICE_DEMO_DIR="$(mktemp -d /tmp/sluice-demo.XXXXXX)" scripts/demo.sh
-
-step "postgres starter: wal_level=logical on a private port"
+step "postgres starter: wal_level=logical on a private port (installs PostgreSQL before the tests need it)"
 export SLUICE_PG_DIR="$(mktemp -d /tmp/sluice-pg-check.XXXXXX)" SLUICE_PG_PORT=54391
 scripts/pg-start.sh
 scripts/pg-start.sh >/dev/null   # idempotent
@@ -49,6 +43,13 @@ wal_level="$(psql -h 127.0.0.1 -p "$SLUICE_PG_PORT" -U postgres -Atc 'show wal_l
 scripts/pg-stop.sh --purge
 if [ "$wal_level" != "logical" ]; then echo "wal_level is $wal_level, expected logical" >&2; exit 1; fi
 echo "postgres starter ok (wal_level=$wal_level)"
+unset SLUICE_PG_DIR SLUICE_PG_PORT
+
+step "unit and end-to-end tests"
+cargo test --workspace
+
+step "demo"
+SLUICE_DEMO_DIR="$(mktemp -d /tmp/sluice-demo.XXXXXX)" scripts/demo.sh
 
 step "benchmark smoke run (figures for the README come from a full run)"
 cargo bench -p sluice --bench file_pipeline -- --lines 100000
