@@ -435,7 +435,6 @@ impl PostgresSourceTask {
         };
         let (xid, micros) = (transaction.xid, transaction.commit_micros);
         let config = self.config()?.clone();
-        let source_schema = self.source_schema.clone().unwrap_or_else(source_schema);
         let mut out = Vec::new();
         let (oid, op, before, after) = match message {
             Message::Insert { relation, new, .. } => {
@@ -459,21 +458,10 @@ impl PostgresSourceTask {
             Message::Truncate { relations, .. } => {
                 for oid in relations {
                     let table = self.table(oid)?.clone();
-                    let info = SourceInfo {
-                        prefix: &config.topic_prefix,
-                        db: &config.dbname,
-                        schema: &table.schema,
-                        table: &table.table,
-                        commit_micros: micros,
-                        snapshot: "false",
-                        tx_id: Some(xid),
-                        lsn: Some(lsn),
-                        last_commit_lsn: self.last_commit_lsn,
-                    };
                     let value = table.envelope(
                         Value::Null,
                         Value::Null,
-                        source_value(&source_schema, &info),
+                        self.stream_source(&table, xid, micros, lsn),
                         "t",
                         micros,
                     );
@@ -491,22 +479,11 @@ impl PostgresSourceTask {
             _ => return Ok(()),
         };
         let table = self.table(oid)?.clone();
-        let info = SourceInfo {
-            prefix: &config.topic_prefix,
-            db: &config.dbname,
-            schema: &table.schema,
-            table: &table.table,
-            commit_micros: micros,
-            snapshot: "false",
-            tx_id: Some(xid),
-            lsn: Some(lsn),
-            last_commit_lsn: self.last_commit_lsn,
-        };
         let key = table.key_of(if op == "d" { &before } else { &after });
         let value = table.envelope(
             before,
             after,
-            source_value(&source_schema, &info),
+            self.stream_source(&table, xid, micros, lsn),
             op,
             micros,
         );
@@ -519,6 +496,26 @@ impl PostgresSourceTask {
         }
         self.push(out);
         Ok(())
+    }
+
+    /// The `source` block of a streamed change to `table`.
+    fn stream_source(&self, table: &TableSchema, xid: u32, micros: i64, lsn: u64) -> Value {
+        let Some(config) = self.config.as_ref() else {
+            return Value::Null;
+        };
+        let schema = self.source_schema.clone().unwrap_or_else(source_schema);
+        let info = SourceInfo {
+            prefix: &config.topic_prefix,
+            db: &config.dbname,
+            schema: &table.schema,
+            table: &table.table,
+            commit_micros: micros,
+            snapshot: "false",
+            tx_id: Some(xid),
+            lsn: Some(lsn),
+            last_commit_lsn: self.last_commit_lsn,
+        };
+        source_value(&schema, &info)
     }
 
     fn change_offset(&self, lsn: u64) -> SourceOffset {
