@@ -264,3 +264,45 @@ fn a_user_without_replication_privilege_gets_a_clear_error() {
         "{trace}"
     );
 }
+
+#[test]
+fn every_mapped_type_arrives_as_debezium_maps_it() {
+    let pg = Cluster::start();
+    pg.sql(
+        "create table accounts (id bigint primary key, owner text, balance bigint, \
+         i2 int2, i4 int4, price numeric(10,2), ratio numeric, f4 float4, f8 float8, flag bool, \
+         name varchar(20), code char(3), data bytea, uid uuid, doc jsonb, day date, at time, \
+         ts timestamp, tz timestamptz, addr inet, nothing text)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &pg);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let _worker = Worker::start(dir.path(), &args);
+    pg.sql(
+        "set synchronous_commit = on; insert into accounts values (1, 'o', 2, -3, 4, 12.50, 3.14159, 1.5, 'NaN', true, \
+         'v', 'abc', '\\x00ff', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"k\": [1, 2]}', '2024-02-29', '10:20:30.5', \
+         '2024-02-29 10:20:30.123456', '2024-03-01 01:00:00+02', '192.168.0.1/24', null)",
+    );
+    wait_until("the insert arrives", Duration::from_secs(30), || {
+        !lines(&events).is_empty()
+    });
+    let event: Json = serde_json::from_str(&lines(&events)[0]).unwrap();
+    let after = &event["value"]["after"];
+    let expected = json!({
+        "id": 1, "owner": "o", "balance": 2, "i2": -3, "i4": 4,
+        "price": "BOI=",                            // Decimal 1250 at scale 2, big-endian two's complement
+        "ratio": {"scale": 5, "value": "BMsv"},     // VariableScaleDecimal 314159
+        "f4": 1.5, "f8": "NaN", "flag": true, "name": "v", "code": "abc",
+        "data": "AP8=",                             // bytes as base64
+        "uid": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "doc": "{\"k\": [1, 2]}",
+        "day": 19782,                               // io.debezium.time.Date: days since epoch
+        "at": 37230500000i64,                       // MicroTime
+        "ts": 1709202030123456i64,                  // MicroTimestamp
+        "tz": "2024-02-29T23:00:00Z",               // ZonedTimestamp in UTC
+        "addr": "192.168.0.1/24",                   // not mapped yet: its text form
+        "nothing": null,
+    });
+    assert_eq!(*after, expected);
+}
