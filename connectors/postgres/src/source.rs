@@ -101,6 +101,20 @@ fn quote_literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// Runs SQL and returns its rows as text, with an error that says what was being done.
+async fn query(
+    client: &Client,
+    config: &PostgresConfig,
+    what: &str,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>> {
+    client
+        .simple_query(sql)
+        .await
+        .map(rows)
+        .map_err(|e| pg_error(what, config, e))
+}
+
 fn rows(messages: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
     messages
         .into_iter()
@@ -135,12 +149,7 @@ impl PostgresSourceTask {
     }
 
     async fn check_server(client: &Client, config: &PostgresConfig) -> Result<()> {
-        let wal_level = rows(
-            client
-                .simple_query("show wal_level")
-                .await
-                .map_err(|e| pg_error("show wal_level", config, e))?,
-        );
+        let wal_level = query(client, config, "show wal_level", "show wal_level").await?;
         let level = wal_level
             .first()
             .and_then(|r| r[0].clone())
@@ -151,15 +160,16 @@ impl PostgresSourceTask {
                 config.host, config.port
             )));
         }
-        let role = rows(
-            client
-                .simple_query(&format!(
-                    "select rolreplication or rolsuper from pg_roles where rolname = {}",
-                    quote_literal(&config.user)
-                ))
-                .await
-                .map_err(|e| pg_error("reading the user's privileges", config, e))?,
-        );
+        let role = query(
+            client,
+            config,
+            "reading the user's privileges",
+            &format!(
+                "select rolreplication or rolsuper from pg_roles where rolname = {}",
+                quote_literal(&config.user)
+            ),
+        )
+        .await?;
         if role.first().and_then(|r| r[0].as_deref()) != Some("t") {
             return Err(Error::config(format!(
                 "user {} lacks the REPLICATION privilege; run ALTER ROLE {} REPLICATION",
@@ -171,15 +181,16 @@ impl PostgresSourceTask {
     }
 
     async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<()> {
-        let exists = rows(
-            client
-                .simple_query(&format!(
-                    "select 1 from pg_publication where pubname = {}",
-                    quote_literal(&config.publication)
-                ))
-                .await
-                .map_err(|e| pg_error("looking up the publication", config, e))?,
-        );
+        let exists = query(
+            client,
+            config,
+            "looking up the publication",
+            &format!(
+                "select 1 from pg_publication where pubname = {}",
+                quote_literal(&config.publication)
+            ),
+        )
+        .await?;
         if !exists.is_empty() {
             return Ok(());
         }
@@ -263,15 +274,10 @@ impl PostgresSourceTask {
                 .await
                 .map_err(|e| pg_error("using the slot's exported snapshot", &config, e))?;
         }
-        let tables = rows(
-            client
-                .simple_query(&format!(
+        let tables = query(client, &config, "listing the publication's tables", &format!(
                     "select schemaname, tablename from pg_publication_tables where pubname = {} order by 1, 2",
                     quote_literal(&config.publication)
-                ))
-                .await
-                .map_err(|e| pg_error("listing the publication's tables", &config, e))?,
-        );
+                )).await?;
         let source = self.source_schema.clone().unwrap_or_else(source_schema);
         let started = unix_now_micros();
         let mut queued = Vec::new();
@@ -282,17 +288,12 @@ impl PostgresSourceTask {
             if !config.tables.is_empty() && !config.tables.contains(&format!("{schema}.{name}")) {
                 continue;
             }
-            let columns = rows(
-                client
-                    .simple_query(&format!(
+            let columns = query(client, &config, "reading table columns", &format!(
                         "select a.attname, a.atttypid::int8, a.atttypmod, coalesce(a.attnum = any(i.indkey), false) \
                          from pg_attribute a left join pg_index i on i.indrelid = a.attrelid and i.indisprimary \
                          where a.attrelid = {}::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum",
                         quote_literal(&format!("{}.{}", quote_ident(&schema), quote_ident(&name)))
-                    ))
-                    .await
-                    .map_err(|e| pg_error("reading table columns", &config, e))?,
-            );
+                    )).await?;
             let columns: Vec<TableColumn> = columns
                 .into_iter()
                 .map(|c| TableColumn {
@@ -647,15 +648,10 @@ impl SourceTask for PostgresSourceTask {
         let client = Self::connect(&config).await?;
         Self::check_server(&client, &config).await?;
         Self::ensure_publication(&client, &config).await?;
-        let slot = rows(
-            client
-                .simple_query(&format!(
+        let slot = query(&client, &config, "looking up the replication slot", &format!(
                     "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = {} and database = current_database()",
                     quote_literal(&config.slot)
-                ))
-                .await
-                .map_err(|e| pg_error("looking up the replication slot", &config, e))?,
-        );
+                )).await?;
         if slot.is_empty() {
             if committed_lsn.is_some() && !config.drop_slot_on_stop {
                 return Err(Error::config(format!(

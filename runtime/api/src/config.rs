@@ -457,6 +457,18 @@ pub fn props(pairs: &[(&str, &str)]) -> Props {
         .collect()
 }
 
+/// The settings under `prefix`, with the prefix removed (`transforms.x.` → the transform's own
+/// settings, `producer.override.` → client settings).
+pub fn with_prefix(props: &Props, prefix: &str) -> Props {
+    props
+        .iter()
+        .filter_map(|(k, v)| {
+            k.strip_prefix(prefix)
+                .map(|rest| (rest.to_owned(), v.clone()))
+        })
+        .collect()
+}
+
 /// Splits a Kafka-style comma-separated list.
 pub fn split_list(raw: &str) -> Vec<String> {
     raw.split(',')

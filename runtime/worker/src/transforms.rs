@@ -3,7 +3,9 @@
 //! `predicates.p.type=…`) and the built-in transforms and predicates.
 
 use regex::Regex;
-use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, split_list};
+use sluice_api::config::{
+    Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, split_list, with_prefix,
+};
 use sluice_api::record::Record;
 use sluice_api::transform::{Predicate, PredicatePlugin, Transform, TransformPlugin};
 use sluice_api::{Error, Result};
@@ -37,7 +39,7 @@ impl TransformChain {
             .unwrap_or_default()
         {
             let prefix = format!("transforms.{alias}.");
-            let own = sub_props(props, &prefix);
+            let own = with_prefix(props, &prefix);
             let class = own.get("type").ok_or_else(|| {
                 Error::config(format!(
                     "missing `{prefix}type`: say which transform `{alias}` is"
@@ -135,19 +137,9 @@ impl TransformChain {
     }
 }
 
-fn sub_props(props: &Props, prefix: &str) -> Props {
-    props
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix(prefix)
-                .map(|rest| (rest.to_owned(), v.clone()))
-        })
-        .collect()
-}
-
 fn build_predicate(registry: &Registry, props: &Props, alias: &str) -> Result<Box<dyn Predicate>> {
     let prefix = format!("predicates.{alias}.");
-    let mut settings = sub_props(props, &prefix);
+    let mut settings = with_prefix(props, &prefix);
     let class = settings.remove("type").ok_or_else(|| {
         Error::config(format!(
             "missing `{prefix}type`: say which predicate `{alias}` is"

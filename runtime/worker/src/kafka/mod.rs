@@ -16,7 +16,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use sluice_api::config::Props;
+use sluice_api::config::{Props, with_prefix};
 use sluice_api::convert::{Converter, converter};
 use sluice_api::{Error, Result};
 
@@ -36,16 +36,6 @@ pub struct KafkaSettings {
     worker_props: Props,
 }
 
-fn with_prefix(props: &Props, prefix: &str) -> Vec<(String, String)> {
-    props
-        .iter()
-        .filter_map(|(k, v)| {
-            k.strip_prefix(prefix)
-                .map(|rest| (rest.to_owned(), v.clone()))
-        })
-        .collect()
-}
-
 impl KafkaSettings {
     /// Reads the Kafka client settings out of the worker config.
     pub fn from_worker(props: &Props, bootstrap_servers: &[String]) -> KafkaSettings {
@@ -62,9 +52,9 @@ impl KafkaSettings {
         KafkaSettings {
             bootstrap_servers: bootstrap_servers.join(","),
             common,
-            producer: with_prefix(props, "producer."),
-            consumer: with_prefix(props, "consumer."),
-            admin: with_prefix(props, "admin."),
+            producer: with_prefix(props, "producer.").into_iter().collect(),
+            consumer: with_prefix(props, "consumer.").into_iter().collect(),
+            admin: with_prefix(props, "admin.").into_iter().collect(),
             worker_props: props.clone(),
         }
     }
@@ -136,9 +126,7 @@ impl KafkaSettings {
                     &self.worker_props,
                 ),
             };
-            let settings: Props = with_prefix(source, &format!("{which}."))
-                .into_iter()
-                .collect();
+            let settings = with_prefix(source, &format!("{which}."));
             converter(&class, &settings).map_err(|e| e.context(which))
         };
         Ok((pick("key.converter")?, pick("value.converter")?))

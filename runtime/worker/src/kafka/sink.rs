@@ -13,7 +13,7 @@ use rdkafka::consumer::{
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use sluice_api::Result;
-use sluice_api::config::Props;
+use sluice_api::config::{Props, with_prefix};
 use sluice_api::convert::Converter;
 use sluice_api::data::Value;
 use sluice_api::record::{Header, Record, SinkRecord, TopicPartition};
@@ -66,12 +66,8 @@ impl KafkaSinkInput {
         task: u32,
         config: &Props,
     ) -> Result<KafkaSinkInput> {
-        let mut overrides: Vec<(String, String)> = config
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("consumer.override.")
-                    .map(|rest| (rest.to_owned(), v.clone()))
-            })
+        let mut overrides: Vec<(String, String)> = with_prefix(config, "consumer.override.")
+            .into_iter()
             .collect();
         let group = overrides
             .iter()

@@ -13,7 +13,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use sluice_api::Result;
-use sluice_api::config::Props;
+use sluice_api::config::{Props, with_prefix};
 use sluice_api::convert::Converter;
 use sluice_api::data::Value;
 use sluice_api::json::value_to_json;
@@ -94,12 +94,8 @@ impl KafkaSource {
         task: u32,
         config: &Props,
     ) -> Result<KafkaSource> {
-        let overrides: Vec<(String, String)> = config
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("producer.override.")
-                    .map(|rest| (rest.to_owned(), v.clone()))
-            })
+        let overrides: Vec<(String, String)> = with_prefix(config, "producer.override.")
+            .into_iter()
             .collect();
         let producer = settings.producer_config(&overrides).create().map_err(|e| {
             client_error(
