@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use crate::config::Props;
 use crate::data::{Field, Schema, SchemaRef, SchemaType, Struct, Value};
-use crate::json::{envelope, json_to_value, schema_to_json, value_to_json};
+use crate::json::{envelope, json_to_value, value_to_json};
 use crate::{Error, Result};
 
 /// Turns a value into bytes and back.
@@ -395,11 +395,6 @@ fn value_kind(value: &Value) -> &'static str {
         Value::Map(_) => "map",
         Value::Struct(_) => "struct",
     }
-}
-
-/// The schema JSON of a value schema, for diagnostics.
-pub fn describe_schema(schema: &Schema) -> String {
-    schema_to_json(schema).to_string()
 }
 
 #[cfg(test)]

@@ -6,7 +6,6 @@ use serde::Serialize;
 use serde_json::Value as Json;
 use sluice_api::Result;
 use sluice_api::config::Props;
-use sluice_api::connector::ConnectorKind;
 use sluice_api::record::{SourceOffset, SourcePartition};
 
 use crate::status::State;
@@ -87,11 +86,6 @@ pub struct PluginInfo {
 pub struct PartitionOffset {
     pub partition: SourcePartition,
     pub offset: Option<SourceOffset>,
-}
-
-/// A connector's kind name for REST responses.
-pub fn kind_name(kind: ConnectorKind) -> &'static str {
-    kind.as_str()
 }
 
 /// What the REST API can ask of a worker (or worker group).

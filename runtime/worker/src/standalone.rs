@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use crate::connector_config::{self, full_def, tasks_max};
 use crate::herder::{
     ConnectorInfo, ConnectorStatus, Herder, PartitionOffset, PluginInfo, StateInfo, TargetState,
-    TaskId, TaskInfo, TaskState, kind_name,
+    TaskId, TaskInfo, TaskState,
 };
 use crate::kafka::group_offsets;
 use crate::status::{State, StatusCell};
@@ -53,7 +53,7 @@ impl Entry {
                     task: t.id,
                 })
                 .collect(),
-            kind: kind_name(self.plugin.kind()),
+            kind: self.plugin.kind().as_str(),
         }
     }
 }
@@ -251,7 +251,7 @@ impl Herder for StandaloneHerder {
                     }
                 })
                 .collect(),
-            kind: kind_name(entry.plugin.kind()),
+            kind: entry.plugin.kind().as_str(),
         })
     }
 
@@ -535,7 +535,7 @@ impl Herder for StandaloneHerder {
             .iter()
             .map(|p| PluginInfo {
                 class: p.class,
-                kind: kind_name(p.kind()),
+                kind: p.kind().as_str(),
                 version: p.version,
             })
             .collect()

@@ -123,11 +123,6 @@ impl TaskHandle {
             abort.abort();
         }
     }
-
-    /// True once the runner has exited (stopped or failed).
-    pub fn is_finished(&self) -> bool {
-        self.join.is_finished()
-    }
 }
 
 fn now_ms() -> i64 {

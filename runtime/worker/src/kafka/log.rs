@@ -51,11 +51,6 @@ impl KafkaLog {
         })
     }
 
-    /// The topic's name.
-    pub fn topic(&self) -> &str {
-        &self.topic
-    }
-
     /// Writes entries in order; durable (acknowledged by all in-sync replicas) on `Ok`.
     pub async fn write(&self, entries: Vec<LogEntry>) -> Result<()> {
         let mut deliveries = Vec::with_capacity(entries.len());

@@ -265,10 +265,4 @@ impl KafkaSource {
         };
         dlq.send(&original, stage, error).await
     }
-
-    /// Waits (bounded) for everything handed to the producer to be delivered.
-    pub fn flush(&self, timeout: Duration) {
-        use rdkafka::producer::Producer;
-        let _ = self.producer.flush(timeout);
-    }
 }
