@@ -93,6 +93,14 @@ fn pg_error(what: &str, config: &PostgresConfig, error: tokio_postgres::Error) -
     }
 }
 
+/// A failed replication connection: transient, so the task may be restarted to retry.
+fn replication_error(config: &PostgresConfig, error: pgwire_replication::PgWireError) -> Error {
+    Error::retriable(format!(
+        "replication connection to {}:{} failed: {error}",
+        config.host, config.port
+    ))
+}
+
 fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
@@ -667,12 +675,7 @@ impl SourceTask for PostgresSourceTask {
             let mut wire =
                 ReplicationClient::connect_gated(Self::replication_config(&config, None))
                     .await
-                    .map_err(|e| {
-                        Error::retriable(format!(
-                            "replication connection to {}:{} failed: {e}",
-                            config.host, config.port
-                        ))
-                    })?;
+                    .map_err(|e| replication_error(&config, e))?;
             let created = wire
                 .simple_query(&format!(
                     "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
@@ -716,12 +719,7 @@ impl SourceTask for PostgresSourceTask {
             let start = committed_lsn.filter(|_| snapshot_done);
             let wire = ReplicationClient::connect(Self::replication_config(&config, start))
                 .await
-                .map_err(|e| {
-                    Error::retriable(format!(
-                        "replication connection to {}:{} failed: {e}",
-                        config.host, config.port
-                    ))
-                })?;
+                .map_err(|e| replication_error(&config, e))?;
             tracing::info!(slot = %config.slot, from = %start.map(Lsn).unwrap_or_default(), "streaming from the slot");
             self.stream = Some(wire);
         }
