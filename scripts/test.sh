@@ -7,7 +7,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+step() { printf '\n==> [%ss] %s\n' "$((SECONDS - started))" "$*"; }
+# Every long step has a time limit, so a hang fails the run with its step named instead of
+# eating CI's whole budget. `timeout` signals the step's whole process group.
+limit() {
+  local seconds=$1; shift
+  local rc=0
+  timeout -k 15 "$seconds" "$@" || rc=$?
+  if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+    echo "TIMED OUT after ${seconds}s: $*" >&2
+  fi
+  return "$rc"
+}
 
 step "toolchain"
 cargo --version
@@ -46,11 +58,13 @@ echo "postgres starter ok (wal_level=$wal_level)"
 unset SLUICE_PG_DIR SLUICE_PG_PORT
 
 step "unit and end-to-end tests"
-cargo test --workspace
+limit 1800 cargo test --workspace
 
 step "demo"
-SLUICE_DEMO_DIR="$(mktemp -d /tmp/sluice-demo.XXXXXX)" scripts/demo.sh
+SLUICE_DEMO_DIR="$(mktemp -d /tmp/sluice-demo.XXXXXX)" limit 900 scripts/demo.sh
 
 step "benchmark smoke run (figures for the README come from a full run)"
-cargo bench -p sluice --bench file_pipeline -- --lines 100000
-cargo bench -p sluice --bench kafka_pipeline -- --lines 20000
+limit 900 cargo bench -p sluice --bench file_pipeline -- --lines 100000
+limit 900 cargo bench -p sluice --bench kafka_pipeline -- --lines 20000
+
+step "all checks passed"

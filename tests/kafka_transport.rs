@@ -495,3 +495,43 @@ fn sink_offsets_are_the_consumer_group_s_and_can_be_altered_and_reset_when_stopp
         "reset to the earliest offset"
     );
 }
+
+/// A sink may start before its topic exists (its source has not produced yet, and Tansu, like a
+/// broker with `auto.create.topics.enable=false`, does not create it on subscription). The
+/// consumer then reports "unknown topic"; the sink waits for the topic instead of failing.
+#[test]
+fn a_sink_whose_topic_does_not_exist_yet_waits_for_it() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let worker = start(
+        dir.path(),
+        &broker,
+        &[&config(KAFKA_WORKER), &config(SINK)],
+        &[("RUST_LOG", "info,sluice_runtime::kafka=debug")],
+    );
+    worker.wait_for_log(
+        "the consumer to find the topic missing",
+        "a subscribed topic does not exist yet",
+    );
+    broker.create_topic("connect-test", 1);
+    let values: Vec<String> = (0..5)
+        .map(|i| {
+            format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":"late-{i}"}}"#)
+        })
+        .collect();
+    let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+    broker.produce("connect-test", &records);
+    let sink = dir.path().join("test.sink.txt");
+    wait_until(
+        "the late topic's records arrive",
+        Duration::from_secs(30),
+        || lines(&sink).len() == 5,
+    );
+    assert_eq!(
+        lines(&sink),
+        (0..5).map(|i| format!("late-{i}")).collect::<Vec<_>>()
+    );
+    let (status, body) = worker.get("/connectors/local-file-sink/status");
+    assert_eq!(status, 200);
+    assert!(all_tasks(&body, "RUNNING"), "{body}");
+}

@@ -48,6 +48,7 @@ fn main() {
         ])
         .current_dir(d)
         .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -80,7 +81,13 @@ fn main() {
         .write_all(&data)
         .unwrap();
     let out = d.join("out.txt");
+    let deadline = copy_started + Duration::from_secs(120);
     while std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0) < bytes {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            eprintln!("file_pipeline: the copy did not finish within 120 s");
+            std::process::exit(1);
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = copy_started.elapsed();
@@ -89,10 +96,7 @@ fn main() {
     // Idle after the copy: let the worker settle, then read its resident set.
     std::thread::sleep(Duration::from_secs(3));
     let idle_kb = common::proc_status_kb(pid, "VmRSS:");
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = child.wait();
+    common::terminate(&mut child, Duration::from_secs(30));
 
     let seconds = elapsed.as_secs_f64();
     println!("file -> file (embedded direct pipeline, release build)");

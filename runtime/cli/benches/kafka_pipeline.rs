@@ -36,6 +36,7 @@ fn main() {
             "--storage-engine",
             "memory://tansu/",
         ])
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -81,7 +82,11 @@ fn main() {
             "source.properties",
         ])
         .current_dir(d)
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+        )
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -110,19 +115,31 @@ fn main() {
         .unwrap()
         .write_all(&data)
         .unwrap();
-    while std::fs::metadata(d.join("out.txt"))
-        .map(|m| m.len())
-        .unwrap_or(0)
-        < bytes
-    {
+    // A stalled pipeline must end the run with the worker's log, not hang CI.
+    let deadline = started + Duration::from_secs(common::arg("--deadline-secs", 180) as u64);
+    loop {
+        let copied = std::fs::metadata(d.join("out.txt"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if copied >= bytes {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = worker.kill();
+            let _ = broker.kill();
+            log.extend(log_rx.recv_timeout(Duration::from_secs(1)));
+            log.extend(log_rx.try_iter());
+            eprintln!("{}", log.join("\n"));
+            eprintln!(
+                "kafka_pipeline: only {copied} of {bytes} bytes reached the sink file before the deadline; the worker's log is above"
+            );
+            std::process::exit(1);
+        }
         std::thread::sleep(Duration::from_millis(5));
     }
     let elapsed = started.elapsed().as_secs_f64();
     let peak = common::proc_status_kb(pid, "VmHWM:") as f64 / 1024.0;
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = worker.wait();
+    common::terminate(&mut worker, Duration::from_secs(30));
     log.extend(log_rx.try_iter());
     let _ = broker.kill();
     let _ = broker.wait();

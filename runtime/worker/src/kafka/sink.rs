@@ -10,6 +10,7 @@ use rdkafka::ClientContext;
 use rdkafka::consumer::{
     BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
 };
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use sluice_api::Result;
@@ -112,12 +113,17 @@ impl KafkaSinkInput {
     /// Waits for the next message. Cancel-safe: a message is either returned or left in the
     /// consumer, so this can race timers in a `select!`.
     pub async fn recv(&self) -> Result<OwnedMessage> {
-        let message = self
-            .consumer
-            .recv()
-            .await
-            .map_err(|e| client_error("consume", e))?;
-        Ok(message.detach())
+        loop {
+            match self.consumer.recv().await {
+                Ok(message) => return Ok(message.detach()),
+                // A subscribed topic that does not exist yet (its source has not produced, and
+                // the broker does not auto-create): wait for it, as Kafka Connect's consumer does.
+                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                    tracing::debug!(connector = %self.connector, "a subscribed topic does not exist yet; waiting for it");
+                }
+                Err(e) => return Err(client_error("consume", e)),
+            }
+        }
     }
 
     /// Takes `first` and whatever else is already there (up to `max`), converting and
