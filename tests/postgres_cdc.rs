@@ -13,20 +13,29 @@ use support::postgres::Cluster;
 use support::{Worker, lines, wait_until};
 
 fn write_configs(dir: &Path, pg: &Cluster) -> Vec<String> {
+    write_configs_with(dir, pg, json!({}))
+}
+
+/// The worker, the Debezium-style connector (with `extra` keys merged in) and the JSON oracle
+/// sink.
+fn write_configs_with(dir: &Path, pg: &Cluster, extra: Json) -> Vec<String> {
     std::fs::write(
         dir.join("worker.properties"),
         "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
     )
     .unwrap();
+    let mut connector = json!({
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1", "database.port": pg.port.to_string(),
+        "database.user": "postgres", "database.password": "", "database.dbname": "postgres",
+        "topic.prefix": "dbserver1", "table.include.list": "public.accounts",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        connector[k] = v.clone();
+    }
     std::fs::write(
         dir.join("inventory.json"),
-        json!({"name": "inventory", "config": {
-            "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
-            "database.hostname": "127.0.0.1", "database.port": pg.port.to_string(),
-            "database.user": "postgres", "database.password": "", "database.dbname": "postgres",
-            "topic.prefix": "dbserver1", "table.include.list": "public.accounts",
-        }})
-        .to_string(),
+        json!({"name": "inventory", "config": connector}).to_string(),
     )
     .unwrap();
     std::fs::write(dir.join("oracle.properties"), "name=oracle\nconnector.class=FileStreamSink\nfile=events.jsonl\nformat=json\ntopics.regex=dbserver1\\..*\n").unwrap();
@@ -305,4 +314,210 @@ fn every_mapped_type_arrives_as_debezium_maps_it() {
         "nothing": null,
     });
     assert_eq!(*after, expected);
+}
+
+fn slot_confirmed(pg: &Cluster, slot: &str) -> i64 {
+    pg.sql(&format!(
+        "select (confirmed_flush_lsn - '0/0')::bigint from pg_replication_slots where slot_name = '{slot}'"
+    ))[0]
+        .parse()
+        .unwrap()
+}
+
+/// While the captured tables are idle but the rest of the database is not, the slot keeps
+/// advancing (on the server's keepalives, once everything sent is committed downstream), so
+/// WAL does not pile up behind it; and nothing is lost by that.
+#[test]
+fn the_slot_advances_while_captured_tables_are_idle_and_the_rest_of_the_database_writes() {
+    let pg = Cluster::start();
+    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.sql("create table busy (id bigserial primary key, note text)");
+    pg.sql("create publication accounts_only for table accounts");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({"publication.name": "accounts_only", "publication.autocreate.mode": "disabled"}),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    pg.sql("set synchronous_commit = on; insert into accounts values (1, 'ann', 5)");
+    wait_until("the insert arrives", Duration::from_secs(30), || {
+        lines(&events).len() == 1
+    });
+
+    let before_busy: i64 = pg.sql("select (pg_current_wal_insert_lsn() - '0/0')::bigint")[0]
+        .parse()
+        .unwrap();
+    for i in 0..20 {
+        pg.sql(&format!("insert into busy (note) values ('unrelated {i}')"));
+    }
+    pg.sql("set synchronous_commit = on; insert into busy (note) values ('last')");
+    wait_until(
+        "the slot moves past WAL written only by an uncaptured table",
+        Duration::from_secs(30),
+        || slot_confirmed(&pg, "debezium") > before_busy,
+    );
+    assert_eq!(
+        lines(&events).len(),
+        1,
+        "the uncaptured table emits nothing"
+    );
+
+    pg.sql("set synchronous_commit = on; update accounts set balance = 6 where id = 1");
+    wait_until(
+        "the next change still arrives",
+        Duration::from_secs(30),
+        || lines(&events).len() == 2,
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
+/// `snapshot.mode=always` reads the table again at every start; `initial` does not.
+#[test]
+fn snapshot_mode_always_reads_the_table_at_every_start() {
+    let pg = Cluster::start();
+    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 3) g");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(dir.path(), &pg, json!({"snapshot.mode": "always"}));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let ops = || -> Vec<String> {
+        lines(&events)
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<Json>(l).unwrap()["value"]["op"]
+                    .as_str()
+                    .unwrap_or("tombstone")
+                    .to_owned()
+            })
+            .collect()
+    };
+
+    let worker = Worker::start(dir.path(), &args);
+    wait_until("the first snapshot", Duration::from_secs(30), || {
+        ops().len() == 3
+    });
+    pg.sql("set synchronous_commit = on; insert into accounts values (4, 'dan', 4)");
+    wait_until("the insert", Duration::from_secs(30), || ops().len() == 4);
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+
+    let worker = Worker::start(dir.path(), &args);
+    wait_until("the second snapshot", Duration::from_secs(30), || {
+        ops().len() == 8
+    });
+    assert_eq!(ops(), ["r", "r", "r", "c", "r", "r", "r", "r"]);
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
+/// `snapshot.mode=initial_only` sends the snapshot and nothing after it, and keeps no slot.
+/// A second connector in `initial` mode on the same database shows when a later change would
+/// have arrived.
+#[test]
+fn snapshot_mode_initial_only_sends_the_snapshot_and_no_changes() {
+    let pg = Cluster::start();
+    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 3) g");
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({"snapshot.mode": "initial_only", "slot.name": "only_snapshot"}),
+    );
+    std::fs::write(
+        dir.path().join("witness.json"),
+        json!({"name": "witness", "config": {
+            "connector.class": "postgres",
+            "database.hostname": "127.0.0.1", "database.port": pg.port.to_string(),
+            "database.user": "postgres", "database.dbname": "postgres",
+            "topic.prefix": "witness", "table.include.list": "public.accounts", "slot.name": "witness",
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("witness-sink.properties"), "name=witness-sink\nconnector.class=FileStreamSink\nfile=witness.jsonl\nformat=json\ntopics.regex=witness\\..*\n").unwrap();
+    args.push(
+        dir.path()
+            .join("witness.json")
+            .to_string_lossy()
+            .into_owned(),
+    );
+    args.push(
+        dir.path()
+            .join("witness-sink.properties")
+            .to_string_lossy()
+            .into_owned(),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let witness = dir.path().join("witness.jsonl");
+
+    let worker = Worker::start(dir.path(), &args);
+    wait_until("both snapshots", Duration::from_secs(30), || {
+        lines(&events).len() == 3 && lines(&witness).len() == 3
+    });
+    pg.sql("set synchronous_commit = on; insert into accounts values (4, 'dan', 4)");
+    wait_until(
+        "the witness sees the insert",
+        Duration::from_secs(30),
+        || lines(&witness).len() == 4,
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    assert_eq!(lines(&events).len(), 3, "initial_only streams nothing");
+    assert!(logs.contains("snapshot.mode=initial_only"), "{logs}");
+    assert_eq!(
+        pg.sql("select slot_name from pg_replication_slots order by 1"),
+        ["witness"],
+        "initial_only keeps no slot"
+    );
+}
+
+/// When the slot is lost while the connector is down, `initial` refuses to go on with a
+/// message naming the fix, and `when_needed` takes a new snapshot on a new slot.
+#[test]
+fn a_lost_slot_fails_initial_and_resnapshots_under_when_needed() {
+    let pg = Cluster::start();
+    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 3) g");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &pg);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    pg.sql("set synchronous_commit = on; insert into accounts values (4, 'dan', 4)");
+    wait_until("snapshot and insert", Duration::from_secs(30), || {
+        lines(&events).len() == 4
+    });
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    pg.sql("select pg_drop_replication_slot('debezium')");
+
+    let worker = Worker::start(dir.path(), &args);
+    let status = worker.wait_for_status("inventory", "the task fails", |s| {
+        support::all_tasks(s, "FAILED")
+    });
+    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    assert!(
+        trace.contains("replication slot debezium is gone"),
+        "{trace}"
+    );
+    assert!(trace.contains("snapshot.mode=when_needed"), "{trace}");
+    let (_, _) = worker.terminate();
+
+    let args = write_configs_with(dir.path(), &pg, json!({"snapshot.mode": "when_needed"}));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let worker = Worker::start(dir.path(), &args);
+    wait_until("a new snapshot", Duration::from_secs(30), || {
+        lines(&events).len() == 8
+    });
+    pg.sql("set synchronous_commit = on; delete from accounts where id = 1");
+    wait_for_state(&pg, &events);
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
 }

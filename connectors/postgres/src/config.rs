@@ -27,13 +27,38 @@ pub fn config_def() -> ConfigDef {
             .validate_with(Validator::OneOf(vec!["all_tables", "filtered", "disabled"])))
         .key(ConfigKey::optional("table.include.list", List, "", Medium, "Tables (schema.table) to capture; empty: all in the publication."))
         .key(ConfigKey::optional("snapshot.mode", String, "initial", Medium,
-            "initial: snapshot once when the slot is created, then stream; no_data: stream only.")
-            .validate_with(Validator::OneOf(vec!["initial", "no_data"])))
+            "initial: snapshot when no snapshot has completed, then stream; always: snapshot at every start, then stream; \
+             initial_only: snapshot when none has completed, never stream (no slot is kept); no_data (or never): stream only; \
+             when_needed: like initial, and take a new snapshot instead of failing when the slot or its position is gone.")
+            .validate_with(Validator::OneOf(vec!["initial", "always", "initial_only", "no_data", "never", "when_needed"])))
         .key(ConfigKey::optional("tombstones.on.delete", Boolean, "true", Medium, "Follow each delete with a tombstone (same key, null value)."))
         .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "numeric as precise (Decimal), double or string.")
             .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
         .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll (a transaction is never split)."))
         .key(ConfigKey::optional("slot.drop.on.stop", Boolean, "false", Low, "Drop the slot when the task stops (for tests; loses the position)."))
+}
+
+/// `snapshot.mode`, as Debezium defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    Initial,
+    Always,
+    InitialOnly,
+    NoData,
+    WhenNeeded,
+}
+
+impl SnapshotMode {
+    /// Whether to read a snapshot at start, given whether one completed before and whether
+    /// the slot still exists.
+    pub fn snapshot_now(self, completed_before: bool, slot_exists: bool) -> bool {
+        match self {
+            SnapshotMode::Initial | SnapshotMode::InitialOnly => !completed_before,
+            SnapshotMode::Always => true,
+            SnapshotMode::NoData => false,
+            SnapshotMode::WhenNeeded => !completed_before || !slot_exists,
+        }
+    }
 }
 
 /// Parsed settings.
@@ -49,7 +74,7 @@ pub struct PostgresConfig {
     pub publication: String,
     pub autocreate: String,
     pub tables: Vec<String>,
-    pub snapshot: bool,
+    pub snapshot: SnapshotMode,
     pub tombstones: bool,
     pub decimals: DecimalMode,
     pub max_batch: usize,
@@ -79,7 +104,13 @@ impl PostgresConfig {
             publication: config.string("publication.name")?,
             autocreate: config.string("publication.autocreate.mode")?,
             tables: config.list("table.include.list"),
-            snapshot: config.string("snapshot.mode")? == "initial",
+            snapshot: match config.string("snapshot.mode")?.as_str() {
+                "always" => SnapshotMode::Always,
+                "initial_only" => SnapshotMode::InitialOnly,
+                "no_data" | "never" => SnapshotMode::NoData,
+                "when_needed" => SnapshotMode::WhenNeeded,
+                _ => SnapshotMode::Initial,
+            },
             tombstones: config.bool("tombstones.on.delete")?,
             decimals: match config.string("decimal.handling.mode")?.as_str() {
                 "double" => DecimalMode::Double,

@@ -22,7 +22,7 @@ use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, Result};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use crate::config::{PostgresConfig, SESSION_OPTIONS};
+use crate::config::{PostgresConfig, SESSION_OPTIONS, SnapshotMode};
 use crate::envelope::{SourceInfo, TableColumn, TableSchema, source_schema, source_value};
 use crate::lsn::Lsn;
 use crate::pgoutput::{Decoder, Message, OldTuple, Relation, unix_micros};
@@ -72,6 +72,12 @@ pub struct PostgresSourceTask {
     decoder: Decoder,
     transaction: Option<Transaction>,
     last_commit_lsn: Option<u64>,
+    /// The offset of the last record handed out, and whether it has since been committed: only
+    /// then may the slot be moved past it on the server's keepalives.
+    last_emitted: Option<SourceOffset>,
+    everything_committed: bool,
+    /// The position most recently confirmed to the server.
+    confirmed_lsn: u64,
 }
 
 fn pg_error(what: &str, config: &PostgresConfig, error: tokio_postgres::Error) -> Error {
@@ -625,108 +631,35 @@ impl PostgresSourceTask {
             source_offset: offset,
         })
     }
-}
 
-fn unix_now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
-
-#[async_trait]
-impl SourceTask for PostgresSourceTask {
-    async fn start(&mut self, context: SourceTaskContext) -> Result<()> {
-        let config = PostgresConfig::from_props(&context.config)?;
-        let mut partition = SourcePartition::new();
-        partition.insert("server".into(), json!(config.topic_prefix));
-        let committed = context.offsets.offset(&partition).await?;
-        let committed_lsn = committed
-            .as_ref()
-            .and_then(|o| o.get("lsn"))
-            .and_then(|l| l.as_u64());
-        let snapshot_done = committed.as_ref().is_some_and(|o| {
-            o.get("snapshot").and_then(|s| s.as_bool()) != Some(true)
-                || o.get("last_snapshot_record").and_then(|s| s.as_bool()) == Some(true)
-        });
-        self.partition = Arc::new(partition);
-        self.source_schema = Some(source_schema());
-        self.config = Some(config.clone());
-
-        let client = Self::connect(&config).await?;
-        Self::check_server(&client, &config).await?;
-        Self::ensure_publication(&client, &config).await?;
-        let slot = query(&client, &config, "looking up the replication slot", &format!(
-                    "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = {} and database = current_database()",
-                    quote_literal(&config.slot)
-                )).await?;
-        if slot.is_empty() {
-            if committed_lsn.is_some() && !config.drop_slot_on_stop {
-                return Err(Error::config(format!(
-                    "replication slot {} is gone, but offsets say streaming had reached LSN {}: changes since then cannot \
-                     be read any more. Reset the connector's offsets (PUT /connectors/<name>/stop, then DELETE \
-                     /connectors/<name>/offsets) to start over with a new snapshot",
-                    config.slot,
-                    Lsn(committed_lsn.unwrap_or_default())
-                )));
-            }
-            // Create the slot on a replication session and read the snapshot it exports, so the
-            // snapshot and the stream meet exactly at the slot's consistent point.
-            let mut wire =
-                ReplicationClient::connect_gated(Self::replication_config(&config, None))
-                    .await
-                    .map_err(|e| replication_error(&config, e))?;
-            let created = wire
-                .simple_query(&format!(
-                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
-                    quote_ident(&config.slot)
-                ))
-                .await
-                .map_err(|e| {
-                    Error::config(format!(
-                        "creating replication slot {} failed: {e}",
-                        config.slot
-                    ))
-                })?;
-            let text = |i: usize| {
-                created
-                    .first()
-                    .and_then(|r| r.get(i))
-                    .and_then(|v| v.as_ref())
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-            };
-            let consistent: Lsn = text(1).unwrap_or_default().parse().map_err(Error::data)?;
-            tracing::info!(slot = %config.slot, consistent_point = %consistent, "created replication slot");
-            if config.snapshot {
-                let name = text(2);
-                self.take_snapshot(&client, name.as_deref(), consistent.0)
-                    .await?;
-            }
-            wire.start()
-                .await
-                .map_err(|e| Error::retriable(format!("starting replication: {e}")))?;
-            self.stream = Some(wire);
-        } else {
-            if config.snapshot && !snapshot_done {
-                // The slot exists but no snapshot completed: read a fresh snapshot; changes
-                // between the slot's position and it may be seen twice (at least once).
-                let lsn = slot[0][0]
-                    .as_deref()
-                    .and_then(|l| l.parse::<Lsn>().ok())
-                    .unwrap_or_default();
-                self.take_snapshot(&client, None, lsn.0).await?;
-            }
-            let start = committed_lsn.filter(|_| snapshot_done);
-            let wire = ReplicationClient::connect(Self::replication_config(&config, start))
-                .await
-                .map_err(|e| replication_error(&config, e))?;
-            tracing::info!(slot = %config.slot, from = %start.map(Lsn).unwrap_or_default(), "streaming from the slot");
-            self.stream = Some(wire);
+    /// Tells the server the slot may move to `lsn` (never backwards).
+    fn confirm(&mut self, lsn: u64) {
+        if lsn <= self.confirmed_lsn {
+            return;
         }
-        Ok(())
+        if let Some(stream) = &self.stream {
+            stream.update_applied_lsn(WireLsn(lsn));
+            self.confirmed_lsn = lsn;
+        }
     }
 
-    async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+    /// A keepalive carries the server's decoding position. When no transaction is open, no
+    /// snapshot row is queued and every record handed out is committed downstream, nothing
+    /// before that position is still owed to anyone (changes to tables outside the
+    /// publication decode to nothing), so the slot may advance to it. This keeps WAL from
+    /// piling up behind a slot whose tables are idle while the rest of the database is not.
+    fn on_keepalive(&mut self, wal_end: u64) {
+        let idle = self.transaction.is_none() && self.snapshot.is_empty();
+        let caught_up = self.last_emitted.is_none() || self.everything_committed;
+        if idle && caught_up && wal_end > self.confirmed_lsn {
+            tracing::debug!(lsn = %Lsn(wal_end), "nothing pending: slot advanced on keepalive");
+            self.confirm(wal_end);
+        }
+    }
+
+    /// The next batch: queued snapshot rows first, then whole committed transactions from the
+    /// stream (up to `max.batch.size`, or what arrived within [`POLL_WAIT`]).
+    async fn next_batch(&mut self) -> Result<Vec<SourceRecord>> {
         if !self.snapshot.is_empty() {
             let take = self.config()?.max_batch.min(self.snapshot.len());
             return Ok(self.snapshot.drain(..take).collect());
@@ -735,6 +668,8 @@ impl SourceTask for PostgresSourceTask {
         let mut batch = Vec::new();
         loop {
             let Some(stream) = self.stream.as_mut() else {
+                // snapshot.mode=initial_only: nothing more will come.
+                tokio::time::sleep_until(deadline).await;
                 return Ok(batch);
             };
             let event = match tokio::time::timeout_at(deadline, stream.recv()).await {
@@ -773,6 +708,9 @@ impl SourceTask for PostgresSourceTask {
                         return Ok(batch);
                     }
                 }
+                ReplicationEvent::KeepAlive { wal_end, .. } => {
+                    self.on_keepalive(u64::from(wal_end));
+                }
                 ReplicationEvent::Message {
                     transactional,
                     lsn,
@@ -793,6 +731,147 @@ impl SourceTask for PostgresSourceTask {
             }
         }
     }
+}
+
+fn unix_now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+#[async_trait]
+impl SourceTask for PostgresSourceTask {
+    async fn start(&mut self, context: SourceTaskContext) -> Result<()> {
+        let config = PostgresConfig::from_props(&context.config)?;
+        let mut partition = SourcePartition::new();
+        partition.insert("server".into(), json!(config.topic_prefix));
+        let committed = context.offsets.offset(&partition).await?;
+        let committed_lsn = committed
+            .as_ref()
+            .and_then(|o| o.get("lsn"))
+            .and_then(|l| l.as_u64());
+        let snapshot_done = committed.as_ref().is_some_and(|o| {
+            o.get("snapshot").and_then(|s| s.as_bool()) != Some(true)
+                || o.get("last_snapshot_record").and_then(|s| s.as_bool()) == Some(true)
+        });
+        self.partition = Arc::new(partition);
+        self.source_schema = Some(source_schema());
+        self.config = Some(config.clone());
+
+        let client = Self::connect(&config).await?;
+        Self::check_server(&client, &config).await?;
+        Self::ensure_publication(&client, &config).await?;
+        let slot = query(&client, &config, "looking up the replication slot", &format!(
+                    "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = {} and database = current_database()",
+                    quote_literal(&config.slot)
+                )).await?;
+        let slot_exists = !slot.is_empty();
+        let snapshot_now = config.snapshot.snapshot_now(snapshot_done, slot_exists);
+        if config.snapshot == SnapshotMode::InitialOnly {
+            // No stream will follow, so no slot is needed: a plain repeatable-read view is the
+            // snapshot, stamped with the WAL position it reflects.
+            if snapshot_now {
+                let lsn = query(
+                    &client,
+                    &config,
+                    "reading the WAL position",
+                    "select pg_current_wal_lsn()::text",
+                )
+                .await?;
+                let lsn = lsn
+                    .first()
+                    .and_then(|r| r[0].as_deref())
+                    .unwrap_or_default()
+                    .parse::<Lsn>()
+                    .map_err(Error::data)?;
+                self.take_snapshot(&client, None, lsn.0).await?;
+            }
+            tracing::info!(
+                "snapshot.mode=initial_only: the snapshot is all this connector sends; not streaming"
+            );
+            return Ok(());
+        }
+        if !slot_exists {
+            let may_start_over =
+                config.drop_slot_on_stop || config.snapshot == SnapshotMode::WhenNeeded;
+            if committed_lsn.is_some() && !may_start_over {
+                return Err(Error::config(format!(
+                    "replication slot {} is gone, but offsets say streaming had reached LSN {}: changes since then cannot \
+                     be read any more. Set snapshot.mode=when_needed to start over with a new snapshot, or reset the \
+                     connector's offsets (PUT /connectors/<name>/stop, then DELETE /connectors/<name>/offsets)",
+                    config.slot,
+                    Lsn(committed_lsn.unwrap_or_default())
+                )));
+            }
+            if committed_lsn.is_some() {
+                tracing::warn!(slot = %config.slot, "the slot is gone; snapshot.mode=when_needed: taking a new snapshot on a new slot");
+            }
+            // Create the slot on a replication session and read the snapshot it exports, so the
+            // snapshot and the stream meet exactly at the slot's consistent point.
+            let mut wire =
+                ReplicationClient::connect_gated(Self::replication_config(&config, None))
+                    .await
+                    .map_err(|e| replication_error(&config, e))?;
+            let created = wire
+                .simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
+                    quote_ident(&config.slot)
+                ))
+                .await
+                .map_err(|e| {
+                    Error::config(format!(
+                        "creating replication slot {} failed: {e}",
+                        config.slot
+                    ))
+                })?;
+            let text = |i: usize| {
+                created
+                    .first()
+                    .and_then(|r| r.get(i))
+                    .and_then(|v| v.as_ref())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            };
+            let consistent: Lsn = text(1).unwrap_or_default().parse().map_err(Error::data)?;
+            tracing::info!(slot = %config.slot, consistent_point = %consistent, "created replication slot");
+            if snapshot_now {
+                let name = text(2);
+                self.take_snapshot(&client, name.as_deref(), consistent.0)
+                    .await?;
+            }
+            wire.start()
+                .await
+                .map_err(|e| Error::retriable(format!("starting replication: {e}")))?;
+            self.stream = Some(wire);
+        } else {
+            if snapshot_now {
+                // The slot exists, so its exported snapshot is long gone: read a fresh view.
+                // Changes between the slot's position and that view may be seen twice (at
+                // least once, never missed).
+                let lsn = slot[0][0]
+                    .as_deref()
+                    .and_then(|l| l.parse::<Lsn>().ok())
+                    .unwrap_or_default();
+                self.take_snapshot(&client, None, lsn.0).await?;
+            }
+            let start = committed_lsn.filter(|_| snapshot_done);
+            let wire = ReplicationClient::connect(Self::replication_config(&config, start))
+                .await
+                .map_err(|e| replication_error(&config, e))?;
+            tracing::info!(slot = %config.slot, from = %start.map(Lsn).unwrap_or_default(), "streaming from the slot");
+            self.stream = Some(wire);
+        }
+        Ok(())
+    }
+
+    async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        let batch = self.next_batch().await?;
+        if let Some(last) = batch.last() {
+            self.last_emitted = Some(last.source_offset.clone());
+            self.everything_committed = false;
+        }
+        Ok(batch)
+    }
 
     async fn offsets_committed(
         &mut self,
@@ -804,8 +883,14 @@ impl SourceTask for PostgresSourceTask {
             .filter(|(_, o)| o.get("snapshot").and_then(|s| s.as_bool()) != Some(true))
             .filter_map(|(_, o)| o.get("lsn").and_then(|l| l.as_u64()))
             .max();
-        if let (Some(lsn), Some(stream)) = (durable, &self.stream) {
-            stream.update_applied_lsn(WireLsn(lsn));
+        if offsets
+            .iter()
+            .any(|(p, o)| *p == *self.partition && Some(o) == self.last_emitted.as_ref())
+        {
+            self.everything_committed = true;
+        }
+        if let Some(lsn) = durable {
+            self.confirm(lsn);
         }
         Ok(())
     }
