@@ -277,11 +277,17 @@ fn a_user_without_replication_privilege_gets_a_clear_error() {
 #[test]
 fn every_mapped_type_arrives_as_debezium_maps_it() {
     let pg = Cluster::start();
+    pg.sql("create extension hstore");
+    pg.sql("create type mood as enum ('sad', 'ok', 'happy')");
+    pg.sql("create domain price2 as numeric(6,2)");
     pg.sql(
         "create table accounts (id bigint primary key, owner text, balance bigint, \
          i2 int2, i4 int4, price numeric(10,2), ratio numeric, f4 float4, f8 float8, flag bool, \
          name varchar(20), code char(3), data bytea, uid uuid, doc jsonb, day date, at time, \
-         ts timestamp, tz timestamptz, addr inet, nothing text)",
+         ts timestamp, tz timestamptz, addr inet, nothing text, \
+         ints int4[], tags text[], feeling mood, moods mood[], cost price2, net cidr, mac macaddr, \
+         cash money, on_off bit(1), nibble bit(4), bits varbit(16), attrs hstore, span interval, \
+         spot point)",
     );
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
@@ -291,7 +297,9 @@ fn every_mapped_type_arrives_as_debezium_maps_it() {
     pg.sql(
         "set synchronous_commit = on; insert into accounts values (1, 'o', 2, -3, 4, 12.50, 3.14159, 1.5, 'NaN', true, \
          'v', 'abc', '\\x00ff', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"k\": [1, 2]}', '2024-02-29', '10:20:30.5', \
-         '2024-02-29 10:20:30.123456', '2024-03-01 01:00:00+02', '192.168.0.1/24', null)",
+         '2024-02-29 10:20:30.123456', '2024-03-01 01:00:00+02', '192.168.0.1/24', null, \
+         '{1,NULL,3}', '{\"a b\",c}', 'happy', '{sad,ok}', 12.5, '10.0.0.0/8', '08:00:2b:01:02:03', \
+         1234.5, '1', '1010', '0000000100000010', 'a=>1, b=>NULL', '1 day 2 hours 3.5 seconds', '(1.5,-2)')",
     );
     wait_until("the insert arrives", Duration::from_secs(30), || {
         !lines(&events).is_empty()
@@ -310,8 +318,21 @@ fn every_mapped_type_arrives_as_debezium_maps_it() {
         "at": 37230500000i64,                       // MicroTime
         "ts": 1709202030123456i64,                  // MicroTimestamp
         "tz": "2024-02-29T23:00:00Z",               // ZonedTimestamp in UTC
-        "addr": "192.168.0.1/24",                   // not mapped yet: its text form
+        "addr": "192.168.0.1/24",                   // inet, cidr, macaddr: strings
         "nothing": null,
+        "ints": [1, null, 3],                       // arrays of the element type
+        "tags": ["a b", "c"],
+        "feeling": "happy",                         // io.debezium.data.Enum
+        "moods": ["sad", "ok"],
+        "cost": "BOI=",                             // a domain maps as its base type, numeric(6,2)
+        "net": "10.0.0.0/8", "mac": "08:00:2b:01:02:03",
+        "cash": "AeI6",                             // money: Decimal, scale 2 (123450)
+        "on_off": true,                             // bit(1): boolean
+        "nibble": "Cg==",                           // io.debezium.data.Bits, little-endian (0b1010)
+        "bits": "AgE=",                             // 0x0102 little-endian
+        "attrs": "{\"a\":\"1\",\"b\":null}",          // hstore as io.debezium.data.Json
+        "span": 93603500000i64,                     // io.debezium.time.MicroDuration
+        "spot": "(1.5,-2)",                         // geometric types: their text form
     });
     assert_eq!(*after, expected);
 }

@@ -94,7 +94,7 @@ impl TableSchema {
         let base = format!("{prefix}.{schema}.{table}");
         let column_schemas: Vec<SchemaRef> = columns
             .iter()
-            .map(|c| column_schema(c.column_type, decimals, c.key))
+            .map(|c| column_schema(&c.column_type, decimals, c.key))
             .collect();
         let mut row = Schema::struct_named(format!("{base}.Value")).optional();
         let mut key = Schema::struct_named(format!("{base}.Key"));
@@ -144,7 +144,7 @@ impl TableSchema {
                 Some(Column::Text(bytes)) | Some(Column::Binary(bytes)) => {
                     let text = String::from_utf8_lossy(bytes);
                     column_value(
-                        column.column_type,
+                        &column.column_type,
                         self.decimals,
                         &self.column_schemas[index],
                         &text,

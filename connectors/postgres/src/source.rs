@@ -26,7 +26,7 @@ use crate::config::{PostgresConfig, SESSION_OPTIONS, SnapshotMode};
 use crate::envelope::{SourceInfo, TableColumn, TableSchema, source_schema, source_value};
 use crate::lsn::Lsn;
 use crate::pgoutput::{Decoder, Message, OldTuple, Relation, unix_micros};
-use crate::types::ColumnType;
+use crate::types::{ColumnType, Shape};
 
 /// How long one poll waits for the stream before returning an empty batch.
 const POLL_WAIT: Duration = Duration::from_millis(500);
@@ -78,6 +78,142 @@ pub struct PostgresSourceTask {
     everything_committed: bool,
     /// The position most recently confirmed to the server.
     confirmed_lsn: u64,
+    /// A normal (query) connection, kept for catalog look-ups while streaming.
+    client: Option<Arc<Client>>,
+    types: TypeCatalog,
+}
+
+/// Column types resolved through `pg_type`, cached per OID: domains become their base type,
+/// arrays carry their element type, enums their labels; the hstore extension type is known by
+/// name. Built-in scalars need no look-up.
+#[derive(Default)]
+struct TypeCatalog {
+    entries: HashMap<u32, CatalogEntry>,
+}
+
+#[derive(Clone)]
+struct CatalogEntry {
+    kind: String,
+    category: String,
+    element: u32,
+    base: u32,
+    base_modifier: i32,
+    name: String,
+    labels: Arc<[String]>,
+}
+
+impl TypeCatalog {
+    async fn entry(
+        &mut self,
+        client: &Client,
+        config: &PostgresConfig,
+        oid: u32,
+    ) -> Result<Option<CatalogEntry>> {
+        if let Some(entry) = self.entries.get(&oid) {
+            return Ok(Some(entry.clone()));
+        }
+        let rows = query(
+            client,
+            config,
+            "looking up a column type in pg_type",
+            &format!(
+                "select t.typtype::text, t.typcategory::text, t.typelem::int8, t.typbasetype::int8, t.typtypmod, t.typname::text, \
+                 coalesce((select string_agg(e.enumlabel, E'\\x1f' order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid), '') \
+                 from pg_type t where t.oid = {oid}"
+            ),
+        )
+        .await?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let labels = text(6);
+        let entry = CatalogEntry {
+            kind: text(0),
+            category: text(1),
+            element: text(2).parse().unwrap_or(0),
+            base: text(3).parse().unwrap_or(0),
+            base_modifier: text(4).parse().unwrap_or(-1),
+            name: text(5),
+            labels: if labels.is_empty() {
+                Arc::from(Vec::new())
+            } else {
+                labels.split('\u{1f}').map(str::to_owned).collect()
+            },
+        };
+        self.entries.insert(oid, entry.clone());
+        Ok(Some(entry))
+    }
+
+    /// A non-array type: domains (possibly nested) down to their base type.
+    async fn scalar(
+        &mut self,
+        client: &Client,
+        config: &PostgresConfig,
+        mut oid: u32,
+        mut modifier: i32,
+    ) -> Result<ColumnType> {
+        for _ in 0..16 {
+            if crate::types::is_builtin_scalar(oid) {
+                break;
+            }
+            let Some(entry) = self.entry(client, config, oid).await? else {
+                break;
+            };
+            match entry.kind.as_str() {
+                "d" => {
+                    if modifier < 0 {
+                        modifier = entry.base_modifier;
+                    }
+                    oid = entry.base;
+                }
+                "e" => {
+                    return Ok(ColumnType {
+                        oid,
+                        modifier,
+                        shape: Shape::Enum(entry.labels),
+                    });
+                }
+                _ if entry.name == "hstore" => {
+                    return Ok(ColumnType {
+                        oid,
+                        modifier,
+                        shape: Shape::Hstore,
+                    });
+                }
+                _ => break,
+            }
+        }
+        Ok(ColumnType::scalar(oid, modifier))
+    }
+
+    /// A column's type: arrays of any scalar (domain, enum, hstore included), or a scalar.
+    async fn resolve(
+        &mut self,
+        client: &Client,
+        config: &PostgresConfig,
+        oid: u32,
+        modifier: i32,
+    ) -> Result<ColumnType> {
+        if crate::types::is_builtin_scalar(oid) {
+            return Ok(ColumnType::scalar(oid, modifier));
+        }
+        let array_of = match self.entry(client, config, oid).await? {
+            Some(entry) if entry.category == "A" && entry.element != 0 => Some(entry.element),
+            _ => None,
+        };
+        match array_of {
+            Some(element) => {
+                let element = self.scalar(client, config, element, modifier).await?;
+                Ok(ColumnType {
+                    oid,
+                    modifier,
+                    shape: Shape::Array(Box::new(element)),
+                })
+            }
+            None => self.scalar(client, config, oid, modifier).await,
+        }
+    }
 }
 
 fn pg_error(what: &str, config: &PostgresConfig, error: tokio_postgres::Error) -> Error {
@@ -194,8 +330,8 @@ impl PostgresSourceTask {
         Ok(())
     }
 
-    async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<()> {
-        let exists = query(
+    async fn publication_exists(client: &Client, config: &PostgresConfig) -> Result<bool> {
+        let found = query(
             client,
             config,
             "looking up the publication",
@@ -205,7 +341,11 @@ impl PostgresSourceTask {
             ),
         )
         .await?;
-        if !exists.is_empty() {
+        Ok(!found.is_empty())
+    }
+
+    async fn ensure_publication(client: &Client, config: &PostgresConfig) -> Result<()> {
+        if Self::publication_exists(client, config).await? {
             return Ok(());
         }
         let target = match config.autocreate.as_str() {
@@ -233,13 +373,19 @@ impl PostgresSourceTask {
                 )));
             }
         };
-        client
+        let created = client
             .simple_query(&format!(
                 "CREATE PUBLICATION {} {target}",
                 quote_ident(&config.publication)
             ))
-            .await
-            .map_err(|e| pg_error("creating the publication", config, e))?;
+            .await;
+        if let Err(e) = created {
+            // Another connector on the same database may have created it just now.
+            if Self::publication_exists(client, config).await? {
+                return Ok(());
+            }
+            return Err(pg_error("creating the publication", config, e));
+        }
         tracing::info!(publication = %config.publication, "created publication");
         Ok(())
     }
@@ -308,17 +454,17 @@ impl PostgresSourceTask {
                          where a.attrelid = {}::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum",
                         quote_literal(&format!("{}.{}", quote_ident(&schema), quote_ident(&name)))
                     )).await?;
-            let columns: Vec<TableColumn> = columns
-                .into_iter()
-                .map(|c| TableColumn {
+            let mut table_columns = Vec::with_capacity(columns.len());
+            for c in columns {
+                let oid = c[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
+                let modifier = c[2].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1);
+                table_columns.push(TableColumn {
                     name: c[0].clone().unwrap_or_default(),
-                    column_type: ColumnType {
-                        oid: c[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0),
-                        modifier: c[2].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1),
-                    },
+                    column_type: self.types.resolve(client, &config, oid, modifier).await?,
                     key: c[3].as_deref() == Some("t"),
-                })
-                .collect();
+                });
+            }
+            let columns = table_columns;
             let table_schema = TableSchema::new(
                 &config.topic_prefix,
                 &schema,
@@ -407,21 +553,24 @@ impl PostgresSourceTask {
         }
     }
 
-    fn on_relation(&mut self, relation: Relation) -> Result<()> {
+    async fn on_relation(&mut self, relation: Relation) -> Result<()> {
         let config = self.config()?.clone();
         let source = self.source_schema.clone().unwrap_or_else(source_schema);
-        let columns = relation
-            .columns
-            .iter()
-            .map(|c| TableColumn {
+        let client = self
+            .client
+            .clone()
+            .ok_or_else(|| Error::fatal("Postgres task streaming without a query connection"))?;
+        let mut columns = Vec::with_capacity(relation.columns.len());
+        for c in &relation.columns {
+            columns.push(TableColumn {
                 name: c.name.clone(),
-                column_type: ColumnType {
-                    oid: c.type_oid,
-                    modifier: c.type_modifier,
-                },
+                column_type: self
+                    .types
+                    .resolve(&client, &config, c.type_oid, c.type_modifier)
+                    .await?,
                 key: c.key,
-            })
-            .collect();
+            });
+        }
         let table = TableSchema::new(
             &config.topic_prefix,
             &relation.namespace,
@@ -695,7 +844,7 @@ impl PostgresSourceTask {
                 ReplicationEvent::XLogData {
                     data, wal_start, ..
                 } => match self.decoder.decode(&data)? {
-                    Message::Relation { relation, .. } => self.on_relation(relation)?,
+                    Message::Relation { relation, .. } => self.on_relation(relation).await?,
                     change @ (Message::Insert { .. }
                     | Message::Update { .. }
                     | Message::Delete { .. }
@@ -759,7 +908,8 @@ impl SourceTask for PostgresSourceTask {
         self.source_schema = Some(source_schema());
         self.config = Some(config.clone());
 
-        let client = Self::connect(&config).await?;
+        let client = Arc::new(Self::connect(&config).await?);
+        self.client = Some(Arc::clone(&client));
         Self::check_server(&client, &config).await?;
         Self::ensure_publication(&client, &config).await?;
         let slot = query(&client, &config, "looking up the replication slot", &format!(
@@ -896,6 +1046,7 @@ impl SourceTask for PostgresSourceTask {
     }
 
     async fn stop(&mut self) -> Result<()> {
+        self.client = None;
         if let Some(mut stream) = self.stream.take() {
             // Let the last confirmed position reach the server before closing, so the slot
             // stands exactly at what is durable downstream (bounded: the server may be gone).

@@ -40,22 +40,83 @@ pub mod oid {
     pub const NUMERIC: u32 = 1700;
     pub const UUID: u32 = 2950;
     pub const JSONB: u32 = 3802;
+    pub const MONEY: u32 = 790;
+    pub const INTERVAL: u32 = 1186;
+    pub const BIT: u32 = 1560;
+    pub const VARBIT: u32 = 1562;
 }
 
-/// A column's type as the mapping needs it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The OIDs the mapping handles itself; any other type is looked up in `pg_type` (arrays,
+/// enums, domains, extension types) and otherwise falls back to its text form.
+pub fn is_builtin_scalar(type_oid: u32) -> bool {
+    use oid::*;
+    matches!(
+        type_oid,
+        BOOL | BYTEA
+            | CHAR
+            | NAME
+            | INT8
+            | INT2
+            | INT4
+            | TEXT
+            | OID
+            | JSON
+            | FLOAT4
+            | FLOAT8
+            | BPCHAR
+            | VARCHAR
+            | DATE
+            | TIME
+            | TIMESTAMP
+            | TIMESTAMPTZ
+            | NUMERIC
+            | UUID
+            | JSONB
+            | MONEY
+            | INTERVAL
+            | BIT
+            | VARBIT
+    )
+}
+
+/// What the catalog says a column holds beyond its scalar OID.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Shape {
+    /// A built-in scalar (or a type shown as its text form).
+    Scalar,
+    /// A one-dimensional array of the element type.
+    Array(Box<ColumnType>),
+    /// An enum, with its labels in sort order.
+    Enum(Arc<[String]>),
+    /// The `hstore` extension type, emitted as a JSON object (`hstore.handling.mode=json`).
+    Hstore,
+}
+
+/// A column's type as the mapping needs it (domains already resolved to their base type).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ColumnType {
     pub oid: u32,
-    /// `atttypmod`: precision/scale of numeric, fractional digits of time types; -1 when unset.
+    /// `atttypmod`: precision/scale of numeric, fractional digits of time types, bit length;
+    /// -1 when unset.
     pub modifier: i32,
+    pub shape: Shape,
 }
 
 impl ColumnType {
-    fn numeric_scale(self) -> Option<i32> {
+    /// A scalar type.
+    pub fn scalar(oid: u32, modifier: i32) -> ColumnType {
+        ColumnType {
+            oid,
+            modifier,
+            shape: Shape::Scalar,
+        }
+    }
+
+    fn numeric_scale(&self) -> Option<i32> {
         (self.oid == oid::NUMERIC && self.modifier >= 4).then(|| (self.modifier - 4) & 0xFFFF)
     }
 
-    fn time_precision(self) -> i32 {
+    fn time_precision(&self) -> i32 {
         if self.modifier >= 0 { self.modifier } else { 6 }
     }
 }
@@ -65,8 +126,19 @@ fn named(schema_type: SchemaType, name: &str) -> Schema {
 }
 
 /// The Connect schema of a column (optional unless `required`).
-pub fn column_schema(column: ColumnType, decimals: DecimalMode, required: bool) -> SchemaRef {
-    let schema = match column.oid {
+pub fn column_schema(column: &ColumnType, decimals: DecimalMode, required: bool) -> SchemaRef {
+    let schema = match &column.shape {
+        Shape::Array(element) => Schema::array(column_schema(element, decimals, false)),
+        Shape::Enum(labels) => named(SchemaType::String, "io.debezium.data.Enum")
+            .parameter("allowed", labels.join(",")),
+        Shape::Hstore => named(SchemaType::String, "io.debezium.data.Json"),
+        Shape::Scalar => scalar_schema(column, decimals),
+    };
+    Arc::new(if required { schema } else { schema.optional() })
+}
+
+fn scalar_schema(column: &ColumnType, decimals: DecimalMode) -> Schema {
+    match column.oid {
         oid::BOOL => Schema::of(SchemaType::Boolean),
         oid::INT2 => Schema::of(SchemaType::Int16),
         oid::INT4 => Schema::of(SchemaType::Int32),
@@ -104,19 +176,64 @@ pub fn column_schema(column: ColumnType, decimals: DecimalMode, required: bool) 
                     .field("value", Schema::of(SchemaType::Bytes).into_ref())
             }
         },
+        oid::MONEY => match decimals {
+            DecimalMode::Double => Schema::of(SchemaType::Float64),
+            DecimalMode::String => Schema::of(SchemaType::String),
+            DecimalMode::Precise => Schema::of(SchemaType::Bytes)
+                .named("org.apache.kafka.connect.data.Decimal")
+                .versioned(1)
+                .parameter("scale", MONEY_FRACTION_DIGITS.to_string()),
+        },
+        oid::INTERVAL => named(SchemaType::Int64, "io.debezium.time.MicroDuration"),
+        oid::BIT if column.modifier <= 1 => Schema::of(SchemaType::Boolean),
+        oid::BIT | oid::VARBIT if column.modifier > 0 => {
+            named(SchemaType::Bytes, "io.debezium.data.Bits")
+                .parameter("length", column.modifier.to_string())
+        }
+        oid::BIT | oid::VARBIT => named(SchemaType::Bytes, "io.debezium.data.Bits"),
         _ => Schema::of(SchemaType::String),
-    };
-    Arc::new(if required { schema } else { schema.optional() })
+    }
 }
+
+/// Debezium's `money.fraction.digits` default.
+const MONEY_FRACTION_DIGITS: i32 = 2;
+
+/// Debezium's average month for `io.debezium.time.MicroDuration` (365.25 / 12 days).
+const DAYS_PER_MONTH_AVG: f64 = 365.25 / 12.0;
 
 /// Converts a value's text form to the value `column_schema` describes.
 pub fn column_value(
-    column: ColumnType,
+    column: &ColumnType,
     decimals: DecimalMode,
     schema: &SchemaRef,
     text: &str,
 ) -> Result<Value> {
     let bad = |what: &str| Error::data(format!("cannot read `{text}` as {what}"));
+    match &column.shape {
+        Shape::Scalar => {}
+        Shape::Enum(_) => return Ok(Value::String(text.to_owned())),
+        Shape::Hstore => {
+            let map = parse_hstore(text).ok_or_else(|| bad("hstore"))?;
+            return Ok(Value::String(serde_json::Value::Object(map).to_string()));
+        }
+        Shape::Array(element) => {
+            let items = parse_array(text).ok_or_else(|| {
+                bad("a one-dimensional array (multi-dimensional arrays are not supported)")
+            })?;
+            let element_schema = schema
+                .value_schema
+                .clone()
+                .unwrap_or_else(|| column_schema(element, decimals, false));
+            return items
+                .into_iter()
+                .map(|item| match item {
+                    None => Ok(Value::Null),
+                    Some(item) => column_value(element, decimals, &element_schema, &item),
+                })
+                .collect::<Result<Vec<_>>>()
+                .map(Value::Array);
+        }
+    }
     Ok(match column.oid {
         oid::BOOL => Value::Boolean(text == "t" || text == "true"),
         oid::INT2 => Value::Int16(text.parse().map_err(|_| bad("int2"))?),
@@ -161,8 +278,172 @@ pub fn column_value(
                 }
             }
         },
+        oid::MONEY => {
+            let plain: String = text
+                .chars()
+                .filter(|c| c.is_ascii_digit() || *c == '.' || *c == '-')
+                .collect();
+            let negative = text.contains('(') || plain.starts_with('-');
+            let (unscaled, scale) =
+                parse_decimal(plain.trim_start_matches('-')).ok_or_else(|| bad("money"))?;
+            let unscaled = if negative { -unscaled } else { unscaled };
+            match decimals {
+                DecimalMode::Double => Value::Float64(unscaled as f64 / 10f64.powi(scale)),
+                DecimalMode::String => Value::String(format!(
+                    "{}{}",
+                    if negative { "-" } else { "" },
+                    plain.trim_start_matches('-')
+                )),
+                DecimalMode::Precise => Value::Bytes(twos_complement(
+                    unscaled * 10i128.pow((MONEY_FRACTION_DIGITS - scale).max(0) as u32),
+                )),
+            }
+        }
+        oid::INTERVAL => Value::Int64(parse_interval(text).ok_or_else(|| bad("interval"))?),
+        oid::BIT if column.modifier <= 1 => Value::Boolean(text == "1"),
+        oid::BIT | oid::VARBIT => Value::Bytes(parse_bits(text).ok_or_else(|| bad("bit string"))?),
         _ => Value::String(text.to_owned()),
     })
+}
+
+/// A one-dimensional array literal (`{1,NULL,"a b","q\"x"}`) into its elements' text forms.
+/// `None` for anything else, including nested (multi-dimensional) arrays.
+fn parse_array(text: &str) -> Option<Vec<Option<String>>> {
+    let inner = text.strip_prefix('{')?.strip_suffix('}')?;
+    let mut items = Vec::new();
+    if inner.is_empty() {
+        return Some(items);
+    }
+    let mut chars = inner.chars().peekable();
+    loop {
+        if chars.peek() == Some(&'"') {
+            chars.next();
+            let mut item = String::new();
+            loop {
+                match chars.next()? {
+                    '\\' => item.push(chars.next()?),
+                    '"' => break,
+                    c => item.push(c),
+                }
+            }
+            items.push(Some(item));
+        } else {
+            let mut item = String::new();
+            while let Some(&c) = chars.peek() {
+                if c == ',' {
+                    break;
+                }
+                if c == '{' || c == '}' || c == '"' {
+                    return None;
+                }
+                item.push(c);
+                chars.next();
+            }
+            let item = item.trim().to_owned();
+            items.push((item != "NULL").then_some(item));
+        }
+        match chars.next() {
+            None => return Some(items),
+            Some(',') => {}
+            Some(_) => return None,
+        }
+    }
+}
+
+/// hstore's text form (`"a"=>"1", "b"=>NULL`) into a JSON object.
+fn parse_hstore(text: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    fn quoted(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<String> {
+        if chars.next()? != '"' {
+            return None;
+        }
+        let mut out = String::new();
+        loop {
+            match chars.next()? {
+                '\\' => out.push(chars.next()?),
+                '"' => return Some(out),
+                c => out.push(c),
+            }
+        }
+    }
+    let mut map = serde_json::Map::new();
+    let mut chars = text.trim().chars().peekable();
+    while chars.peek().is_some() {
+        let key = quoted(&mut chars)?;
+        if chars.next()? != '=' || chars.next()? != '>' {
+            return None;
+        }
+        let value = if chars.peek() == Some(&'"') {
+            serde_json::Value::String(quoted(&mut chars)?)
+        } else {
+            let word: String = chars.by_ref().take(4).collect();
+            if word != "NULL" {
+                return None;
+            }
+            serde_json::Value::Null
+        };
+        map.insert(key, value);
+        match chars.next() {
+            None => break,
+            Some(',') => {
+                while chars.peek() == Some(&' ') {
+                    chars.next();
+                }
+            }
+            Some(_) => return None,
+        }
+    }
+    Some(map)
+}
+
+/// An ISO 8601 interval (`P1Y2M3DT4H5M6.5S`, components may be negative) as Debezium's
+/// `MicroDuration`: months count as 365.25/12 days.
+fn parse_interval(text: &str) -> Option<i64> {
+    let body = text.strip_prefix('P')?;
+    let (date, time) = body.split_once('T').unwrap_or((body, ""));
+    let mut micros = 0f64;
+    for (part, units) in [(date, "YMWD"), (time, "HMS")] {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' || c == '-' {
+                number.push(c);
+                continue;
+            }
+            if !units.contains(c) {
+                return None;
+            }
+            let n: f64 = number.parse().ok()?;
+            number.clear();
+            let day = 86_400e6;
+            micros += n * match (units, c) {
+                ("YMWD", 'Y') => 12.0 * DAYS_PER_MONTH_AVG * day,
+                ("YMWD", 'M') => DAYS_PER_MONTH_AVG * day,
+                ("YMWD", 'W') => 7.0 * day,
+                ("YMWD", _) => day,
+                (_, 'H') => 3_600e6,
+                (_, 'M') => 60e6,
+                _ => 1e6,
+            };
+        }
+        if !number.is_empty() {
+            return None;
+        }
+    }
+    Some(micros.round() as i64)
+}
+
+/// A bit string (`0101`) as Debezium's `io.debezium.data.Bits`: the bits as an unsigned
+/// number, little-endian, in as many bytes as the bits need.
+fn parse_bits(text: &str) -> Option<Vec<u8>> {
+    let bits = text.as_bytes();
+    let mut bytes = vec![0u8; bits.len().div_ceil(8).max(1)];
+    for (i, bit) in bits.iter().rev().enumerate() {
+        match bit {
+            b'1' => bytes[i / 8] |= 1 << (i % 8),
+            b'0' => {}
+            _ => return None,
+        }
+    }
+    Some(bytes)
 }
 
 fn parse_float(text: &str) -> Option<f64> {
@@ -322,9 +603,74 @@ mod tests {
     use super::*;
 
     fn value(oid: u32, modifier: i32, text: &str) -> Value {
-        let column = ColumnType { oid, modifier };
-        let schema = column_schema(column, DecimalMode::Precise, false);
-        column_value(column, DecimalMode::Precise, &schema, text).unwrap()
+        let column = ColumnType::scalar(oid, modifier);
+        let schema = column_schema(&column, DecimalMode::Precise, false);
+        column_value(&column, DecimalMode::Precise, &schema, text).unwrap()
+    }
+
+    #[test]
+    fn arrays_hstore_intervals_bits_and_money() {
+        assert_eq!(
+            parse_array(r#"{1,NULL,"a b","q\"x",""}"#),
+            Some(vec![
+                Some("1".into()),
+                None,
+                Some("a b".into()),
+                Some("q\"x".into()),
+                Some(String::new())
+            ])
+        );
+        assert_eq!(parse_array("{}"), Some(vec![]));
+        assert_eq!(parse_array("{{1,2},{3,4}}"), None, "multi-dimensional");
+        let ints = ColumnType {
+            oid: 1007,
+            modifier: -1,
+            shape: Shape::Array(Box::new(ColumnType::scalar(oid::INT4, -1))),
+        };
+        let schema = column_schema(&ints, DecimalMode::Precise, false);
+        assert_eq!(schema.schema_type, SchemaType::Array);
+        assert_eq!(
+            column_value(&ints, DecimalMode::Precise, &schema, "{1,NULL,-3}").unwrap(),
+            Value::Array(vec![Value::Int32(1), Value::Null, Value::Int32(-3)])
+        );
+
+        let hstore = parse_hstore(r#""a"=>"1", "b"=>NULL, "c \"q\""=>"x,y""#).unwrap();
+        assert_eq!(
+            serde_json::Value::Object(hstore),
+            serde_json::json!({"a": "1", "b": null, "c \"q\"": "x,y"})
+        );
+        assert_eq!(parse_hstore(""), Some(serde_json::Map::new()));
+
+        assert_eq!(
+            value(oid::INTERVAL, -1, "PT1H2M3.5S"),
+            Value::Int64(3_723_500_000)
+        );
+        assert_eq!(
+            value(oid::INTERVAL, -1, "P1D"),
+            Value::Int64(86_400_000_000)
+        );
+        assert_eq!(
+            value(oid::INTERVAL, -1, "P1M"),
+            Value::Int64(2_629_800_000_000),
+            "a month is 365.25/12 days, as in Debezium"
+        );
+        assert_eq!(
+            value(oid::INTERVAL, -1, "P-1DT-1H"),
+            Value::Int64(-90_000_000_000)
+        );
+
+        assert_eq!(value(oid::BIT, 1, "1"), Value::Boolean(true));
+        assert_eq!(value(oid::BIT, 3, "101"), Value::Bytes(vec![0x05]));
+        assert_eq!(
+            value(oid::VARBIT, 16, "0000000100000010"),
+            Value::Bytes(vec![0x02, 0x01]),
+            "little-endian"
+        );
+        assert_eq!(
+            value(oid::MONEY, -1, "$1,234.50"),
+            Value::Bytes(vec![0x01, 0xE2, 0x3A])
+        );
+        assert_eq!(value(oid::MONEY, -1, "-$0.05"), Value::Bytes(vec![0xFB]));
     }
 
     #[test]
@@ -366,10 +712,7 @@ mod tests {
             "-100 is one byte, as Java's BigInteger writes it"
         );
         let schema = column_schema(
-            ColumnType {
-                oid: oid::NUMERIC,
-                modifier,
-            },
+            &ColumnType::scalar(oid::NUMERIC, modifier),
             DecimalMode::Precise,
             false,
         );
@@ -392,18 +735,15 @@ mod tests {
             variable.get("value"),
             Some(&Value::Bytes(vec![0x04, 0xCB, 0x2F]))
         );
-        let column = ColumnType {
-            oid: oid::NUMERIC,
-            modifier,
-        };
-        let double = column_schema(column, DecimalMode::Double, false);
+        let column = ColumnType::scalar(oid::NUMERIC, modifier);
+        let double = column_schema(&column, DecimalMode::Double, false);
         assert_eq!(
-            column_value(column, DecimalMode::Double, &double, "12.5").unwrap(),
+            column_value(&column, DecimalMode::Double, &double, "12.5").unwrap(),
             Value::Float64(12.5)
         );
-        let string = column_schema(column, DecimalMode::String, false);
+        let string = column_schema(&column, DecimalMode::String, false);
         assert_eq!(
-            column_value(column, DecimalMode::String, &string, "12.50").unwrap(),
+            column_value(&column, DecimalMode::String, &string, "12.50").unwrap(),
             Value::from("12.50")
         );
     }
@@ -436,10 +776,7 @@ mod tests {
         );
         assert_eq!(
             column_schema(
-                ColumnType {
-                    oid: oid::TIMESTAMP,
-                    modifier: -1
-                },
+                &ColumnType::scalar(oid::TIMESTAMP, -1),
                 DecimalMode::Precise,
                 false
             )
@@ -451,12 +788,9 @@ mod tests {
 
     #[test]
     fn bad_text_is_a_data_error_naming_the_value() {
-        let column = ColumnType {
-            oid: oid::INT4,
-            modifier: -1,
-        };
-        let schema = column_schema(column, DecimalMode::Precise, true);
-        let err = column_value(column, DecimalMode::Precise, &schema, "x").unwrap_err();
+        let column = ColumnType::scalar(oid::INT4, -1);
+        let schema = column_schema(&column, DecimalMode::Precise, true);
+        let err = column_value(&column, DecimalMode::Precise, &schema, "x").unwrap_err();
         assert!(err.message().contains("cannot read `x` as int4"), "{err}");
     }
 }
