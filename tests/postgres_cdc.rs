@@ -542,3 +542,83 @@ fn a_lost_slot_fails_initial_and_resnapshots_under_when_needed() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// Under the default FOR ALL TABLES publication the connector itself applies Debezium's
+/// filters: `table.include.list` (regular expressions) drops other tables' changes,
+/// `column.exclude.list` drops columns, and an update that changes the key becomes a delete
+/// (and tombstone) under the old key and a create under the new one, as in Debezium.
+#[test]
+fn filters_apply_to_streamed_changes_and_key_changes_become_delete_and_create() {
+    let pg = Cluster::start();
+    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.sql("create table audit (id bigserial primary key, note text)");
+    pg.sql("insert into accounts values (1, 'ann', 5)");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({"table.include.list": "public\\.acc.*", "column.exclude.list": "public\\.accounts\\.owner"}),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    wait_until("the snapshot", Duration::from_secs(30), || {
+        lines(&events).len() == 1
+    });
+    pg.sql("insert into audit (note) values ('not captured')");
+    pg.sql("set synchronous_commit = on; update accounts set id = 2, balance = 6 where id = 1");
+    wait_until("the key change", Duration::from_secs(30), || {
+        lines(&events).len() == 4
+    });
+    let e: Vec<Json> = lines(&events)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        e[0]["value"]["after"],
+        json!({"id": 1, "balance": 5}),
+        "owner is excluded"
+    );
+    assert_eq!(
+        (e[1]["value"]["op"].as_str(), e[1]["key"].clone()),
+        (Some("d"), json!({"id": 1}))
+    );
+    assert_eq!(
+        (e[2]["key"].clone(), e[2]["value"].clone()),
+        (json!({"id": 1}), Json::Null)
+    );
+    assert_eq!(
+        (
+            e[3]["value"]["op"].as_str(),
+            e[3]["key"].clone(),
+            e[3]["value"]["after"].clone()
+        ),
+        (Some("c"), json!({"id": 2}), json!({"id": 2, "balance": 6}))
+    );
+    assert!(
+        e.iter().all(|e| e["topic"] == "dbserver1.public.accounts"),
+        "nothing from public.audit"
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
+#[test]
+fn an_include_list_beside_an_exclude_list_is_refused_with_the_fix() {
+    let pg = Cluster::start();
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({"table.exclude.list": "public\\.audit"}),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = support::run(dir.path(), &["validate", args[2]]);
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("table.include.list and table.exclude.list are both set"),
+        "{text}"
+    );
+}

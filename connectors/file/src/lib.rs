@@ -9,7 +9,7 @@ pub use config::{FileSinkConfig, FileSourceConfig, SinkFormat};
 pub use sink::{FileSinkConnector, FileSinkTask};
 pub use source::{FileSourceConnector, FileSourceTask};
 
-use sluice_api::connector::{ConnectorFactory, ConnectorPlugin};
+use sluice_api::connector::{ConnectorFactory, ConnectorPlugin, no_cross_field_checks};
 
 /// `FileStreamSource`: one record per line, offset = byte position after the line.
 pub const FILE_SOURCE: ConnectorPlugin = ConnectorPlugin {
@@ -17,6 +17,7 @@ pub const FILE_SOURCE: ConnectorPlugin = ConnectorPlugin {
     aliases: &["file"],
     version: env!("CARGO_PKG_VERSION"),
     config_def: config::source_config_def,
+    validate: no_cross_field_checks,
     factory: ConnectorFactory::Source(|| Box::new(FileSourceConnector::default())),
 };
 
@@ -26,5 +27,6 @@ pub const FILE_SINK: ConnectorPlugin = ConnectorPlugin {
     aliases: &["file"],
     version: env!("CARGO_PKG_VERSION"),
     config_def: config::sink_config_def,
+    validate: no_cross_field_checks,
     factory: ConnectorFactory::Sink(|| Box::new(FileSinkConnector::default())),
 };

@@ -1,7 +1,10 @@
 //! The Postgres connector's settings, under Debezium's key names and defaults (a subset so far:
 //! keys not listed here are rejected rather than silently ignored).
 
-use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
+use regex::Regex;
+use sluice_api::config::{
+    Config, ConfigDef, ConfigKey, ConfigType, FieldError, Importance, Props, Validator,
+};
 use sluice_api::{Error, Result};
 
 use crate::types::DecimalMode;
@@ -25,7 +28,12 @@ pub fn config_def() -> ConfigDef {
         .key(ConfigKey::optional("publication.autocreate.mode", String, "all_tables", Medium,
             "all_tables: FOR ALL TABLES; filtered: FOR the tables in table.include.list; disabled: must exist.")
             .validate_with(Validator::OneOf(vec!["all_tables", "filtered", "disabled"])))
-        .key(ConfigKey::optional("table.include.list", List, "", Medium, "Tables (schema.table) to capture; empty: all in the publication."))
+        .key(ConfigKey::optional("schema.include.list", List, "", Medium, "Regular expressions matching the schema names to capture; empty: every schema."))
+        .key(ConfigKey::optional("schema.exclude.list", List, "", Medium, "Regular expressions matching schema names not to capture (not with schema.include.list)."))
+        .key(ConfigKey::optional("table.include.list", List, "", Medium, "Regular expressions matching the tables (schema.table) to capture; empty: every table in the publication."))
+        .key(ConfigKey::optional("table.exclude.list", List, "", Medium, "Regular expressions matching tables (schema.table) not to capture (not with table.include.list)."))
+        .key(ConfigKey::optional("column.include.list", List, "", Medium, "Regular expressions matching the columns (schema.table.column) to emit; empty: every column. Key columns are always emitted."))
+        .key(ConfigKey::optional("column.exclude.list", List, "", Medium, "Regular expressions matching columns (schema.table.column) to leave out (not with column.include.list). Key columns are always emitted."))
         .key(ConfigKey::optional("snapshot.mode", String, "initial", Medium,
             "initial: snapshot when no snapshot has completed, then stream; always: snapshot at every start, then stream; \
              initial_only: snapshot when none has completed, never stream (no slot is kept); no_data (or never): stream only; \
@@ -36,6 +44,83 @@ pub fn config_def() -> ConfigDef {
             .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
         .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll (a transaction is never split)."))
         .key(ConfigKey::optional("slot.drop.on.stop", Boolean, "false", Low, "Drop the slot when the task stops (for tests; loses the position)."))
+}
+
+/// One include/exclude pair of Debezium's filter lists: comma-separated regular expressions,
+/// each matching a whole identifier.
+#[derive(Debug, Clone, Default)]
+struct Filter {
+    include: Option<Regex>,
+    exclude: Option<Regex>,
+}
+
+impl Filter {
+    fn new(config: &Config, kind: &str) -> Result<Filter> {
+        let include = config.list(&format!("{kind}.include.list"));
+        let exclude = config.list(&format!("{kind}.exclude.list"));
+        if !include.is_empty() && !exclude.is_empty() {
+            return Err(Error::config(format!(
+                "{kind}.include.list and {kind}.exclude.list are both set; Debezium allows one of them: keep one"
+            )));
+        }
+        let compile = |key: &str, patterns: Vec<String>| -> Result<Option<Regex>> {
+            if patterns.is_empty() {
+                return Ok(None);
+            }
+            let alternatives: Vec<String> = patterns.iter().map(|p| format!("(?:{p})")).collect();
+            Regex::new(&format!("^(?:{})$", alternatives.join("|")))
+                .map(Some)
+                .map_err(|e| {
+                    Error::config(format!("`{key}` holds an invalid regular expression: {e}"))
+                })
+        };
+        Ok(Filter {
+            include: compile(&format!("{kind}.include.list"), include)?,
+            exclude: compile(&format!("{kind}.exclude.list"), exclude)?,
+        })
+    }
+
+    fn allows(&self, name: &str) -> bool {
+        self.include.as_ref().is_none_or(|r| r.is_match(name))
+            && !self.exclude.as_ref().is_some_and(|r| r.is_match(name))
+    }
+
+    fn is_empty(&self) -> bool {
+        self.include.is_none() && self.exclude.is_none()
+    }
+}
+
+/// The schema, table and column filters.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    schemas: Filter,
+    tables: Filter,
+    columns: Filter,
+}
+
+impl Filters {
+    fn new(config: &Config) -> Result<Filters> {
+        Ok(Filters {
+            schemas: Filter::new(config, "schema")?,
+            tables: Filter::new(config, "table")?,
+            columns: Filter::new(config, "column")?,
+        })
+    }
+
+    /// Whether changes of `schema.table` are captured.
+    pub fn captures_table(&self, schema: &str, table: &str) -> bool {
+        self.schemas.allows(schema) && self.tables.allows(&format!("{schema}.{table}"))
+    }
+
+    /// Whether `column` of `schema.table` is emitted.
+    pub fn emits_column(&self, schema: &str, table: &str, column: &str) -> bool {
+        self.columns.is_empty() || self.columns.allows(&format!("{schema}.{table}.{column}"))
+    }
+
+    /// Whether any table or schema filter is set (publication.autocreate.mode=filtered needs one).
+    pub fn filters_tables(&self) -> bool {
+        !self.schemas.is_empty() || !self.tables.is_empty()
+    }
 }
 
 /// `snapshot.mode`, as Debezium defines it.
@@ -61,6 +146,27 @@ impl SnapshotMode {
     }
 }
 
+/// Checks across keys: an include list beside its exclude list, invalid regular expressions.
+pub fn validate(props: &Props) -> Vec<FieldError> {
+    let def = config_def();
+    let own: Props = props
+        .iter()
+        .filter(|(k, _)| def.find(k).is_some())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let Ok(config) = Config::parse(def, own) else {
+        return Vec::new();
+    };
+    ["schema", "table", "column"]
+        .into_iter()
+        .filter_map(|kind| {
+            Filter::new(&config, kind)
+                .err()
+                .map(|e| FieldError::new(format!("{kind}.include.list"), e.message().to_owned()))
+        })
+        .collect()
+}
+
 /// Parsed settings.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
@@ -73,7 +179,7 @@ pub struct PostgresConfig {
     pub slot: String,
     pub publication: String,
     pub autocreate: String,
-    pub tables: Vec<String>,
+    pub filters: Filters,
     pub snapshot: SnapshotMode,
     pub tombstones: bool,
     pub decimals: DecimalMode,
@@ -103,7 +209,7 @@ impl PostgresConfig {
             slot: config.string("slot.name")?,
             publication: config.string("publication.name")?,
             autocreate: config.string("publication.autocreate.mode")?,
-            tables: config.list("table.include.list"),
+            filters: Filters::new(&config)?,
             snapshot: match config.string("snapshot.mode")?.as_str() {
                 "always" => SnapshotMode::Always,
                 "initial_only" => SnapshotMode::InitialOnly,

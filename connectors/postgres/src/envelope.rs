@@ -19,6 +19,8 @@ pub struct TableColumn {
     pub name: String,
     pub column_type: ColumnType,
     pub key: bool,
+    /// False for a column left out by `column.include.list`/`column.exclude.list`.
+    pub emitted: bool,
 }
 
 /// A table's schemas, built once per relation (and again when its columns change).
@@ -31,7 +33,11 @@ pub struct TableSchema {
     pub key: Option<SchemaRef>,
     pub row: SchemaRef,
     pub envelope: SchemaRef,
+    /// False for a table the schema/table filters leave out (its changes are dropped).
+    pub captured: bool,
     column_schemas: Vec<SchemaRef>,
+    /// Each column's field in the row struct (`None`: not emitted).
+    fields: Vec<Option<usize>>,
     decimals: DecimalMode,
 }
 
@@ -98,7 +104,15 @@ impl TableSchema {
             .collect();
         let mut row = Schema::struct_named(format!("{base}.Value")).optional();
         let mut key = Schema::struct_named(format!("{base}.Key"));
+        let mut fields = Vec::with_capacity(columns.len());
+        let mut emitted = 0;
         for (column, schema) in columns.iter().zip(&column_schemas) {
+            if !column.emitted && !column.key {
+                fields.push(None);
+                continue;
+            }
+            fields.push(Some(emitted));
+            emitted += 1;
             row = row.field(&column.name, Arc::clone(schema));
             if column.key {
                 key = key.field(&column.name, Arc::clone(schema));
@@ -123,7 +137,9 @@ impl TableSchema {
             key: (!key.fields.is_empty()).then(|| key.into_ref()),
             row,
             envelope,
+            captured: true,
             column_schemas,
+            fields,
             columns,
             decimals,
         }
@@ -134,6 +150,9 @@ impl TableSchema {
     pub fn row(&self, tuple: &[Column]) -> Result<Value> {
         let mut row = Struct::new(Arc::clone(&self.row));
         for (index, column) in self.columns.iter().enumerate() {
+            let Some(field) = self.fields[index] else {
+                continue;
+            };
             let value = match tuple.get(index) {
                 None | Some(Column::Null) => Value::Null,
                 Some(Column::UnchangedToast) => match self.column_schemas[index].schema_type {
@@ -157,7 +176,7 @@ impl TableSchema {
                     })?
                 }
             };
-            row.values[index] = value;
+            row.values[field] = value;
         }
         Ok(Value::Struct(row))
     }

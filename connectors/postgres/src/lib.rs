@@ -24,5 +24,6 @@ pub const POSTGRES_SOURCE: ConnectorPlugin = ConnectorPlugin {
     aliases: &["postgres"],
     version: env!("CARGO_PKG_VERSION"),
     config_def: config::config_def,
+    validate: config::validate,
     factory: ConnectorFactory::Source(|| Box::new(source::PostgresSourceConnector::default())),
 };

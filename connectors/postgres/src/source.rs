@@ -350,18 +350,34 @@ impl PostgresSourceTask {
         }
         let target = match config.autocreate.as_str() {
             "all_tables" => "FOR ALL TABLES".to_owned(),
-            "filtered" if !config.tables.is_empty() => format!(
-                "FOR TABLE {}",
-                config
-                    .tables
-                    .iter()
-                    .map(|t| t.split('.').map(quote_ident).collect::<Vec<_>>().join("."))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            "filtered" if config.filters.filters_tables() => {
+                let tables = query(
+                    client,
+                    config,
+                    "listing tables for the publication",
+                    "select schemaname, tablename from pg_tables \
+                     where schemaname not in ('pg_catalog', 'information_schema') order by 1, 2",
+                )
+                .await?;
+                let captured: Vec<String> = tables
+                    .into_iter()
+                    .filter_map(|t| Some((t.first()?.clone()?, t.get(1)?.clone()?)))
+                    .filter(|(schema, table)| config.filters.captures_table(schema, table))
+                    .map(|(schema, table)| {
+                        format!("{}.{}", quote_ident(&schema), quote_ident(&table))
+                    })
+                    .collect();
+                if captured.is_empty() {
+                    return Err(Error::config(
+                        "publication.autocreate.mode=filtered: no existing table matches the schema/table include \
+                         and exclude lists; create the tables first or fix the lists",
+                    ));
+                }
+                format!("FOR TABLE {}", captured.join(", "))
+            }
             "filtered" => {
                 return Err(Error::config(
-                    "publication.autocreate.mode=filtered needs table.include.list",
+                    "publication.autocreate.mode=filtered needs table.include.list (or schema.include.list, or an exclude list)",
                 ));
             }
             _ => {
@@ -445,7 +461,7 @@ impl PostgresSourceTask {
             let (Some(schema), Some(name)) = (table[0].clone(), table[1].clone()) else {
                 continue;
             };
-            if !config.tables.is_empty() && !config.tables.contains(&format!("{schema}.{name}")) {
+            if !config.filters.captures_table(&schema, &name) {
                 continue;
             }
             let columns = query(client, &config, "reading table columns", &format!(
@@ -458,8 +474,10 @@ impl PostgresSourceTask {
             for c in columns {
                 let oid = c[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
                 let modifier = c[2].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1);
+                let column_name = c[0].clone().unwrap_or_default();
                 table_columns.push(TableColumn {
-                    name: c[0].clone().unwrap_or_default(),
+                    emitted: config.filters.emits_column(&schema, &name, &column_name),
+                    name: column_name,
                     column_type: self.types.resolve(client, &config, oid, modifier).await?,
                     key: c[3].as_deref() == Some("t"),
                 });
@@ -560,18 +578,30 @@ impl PostgresSourceTask {
             .client
             .clone()
             .ok_or_else(|| Error::fatal("Postgres task streaming without a query connection"))?;
+        // A table the filters leave out (under a FOR ALL TABLES publication) is remembered
+        // only so its changes can be recognised and dropped; its types need no look-up.
+        let captured = config
+            .filters
+            .captures_table(&relation.namespace, &relation.name);
         let mut columns = Vec::with_capacity(relation.columns.len());
         for c in &relation.columns {
-            columns.push(TableColumn {
-                name: c.name.clone(),
-                column_type: self
-                    .types
+            let column_type = if captured {
+                self.types
                     .resolve(&client, &config, c.type_oid, c.type_modifier)
-                    .await?,
+                    .await?
+            } else {
+                ColumnType::scalar(c.type_oid, c.type_modifier)
+            };
+            columns.push(TableColumn {
+                emitted: config
+                    .filters
+                    .emits_column(&relation.namespace, &relation.name, &c.name),
+                name: c.name.clone(),
+                column_type,
                 key: c.key,
             });
         }
-        let table = TableSchema::new(
+        let mut table = TableSchema::new(
             &config.topic_prefix,
             &relation.namespace,
             &relation.name,
@@ -579,6 +609,7 @@ impl PostgresSourceTask {
             config.decimals,
             &source,
         );
+        table.captured = captured;
         self.tables.insert(relation.oid, table);
         Ok(())
     }
@@ -598,65 +629,83 @@ impl PostgresSourceTask {
             ));
         };
         let (xid, micros) = (transaction.xid, transaction.commit_micros);
-        let config = self.config()?.clone();
         let mut out = Vec::new();
-        let (oid, op, before, after) = match message {
+        let emit =
+            |task: &Self, out: &mut Vec<SourceRecord>, table: &TableSchema, op, before, after| {
+                let key = table.key_of(if op == "d" { &before } else { &after });
+                let value = table.envelope(
+                    before,
+                    after,
+                    task.stream_source(table, xid, micros, lsn),
+                    op,
+                    micros,
+                );
+                out.push(task.record(table, key.clone(), value, task.change_offset(lsn), micros));
+                if op == "d" && task.config.as_ref().is_some_and(|c| c.tombstones) {
+                    let mut tombstone =
+                        task.record(table, key, Value::Null, task.change_offset(lsn), micros);
+                    tombstone.record.value_schema = None;
+                    out.push(tombstone);
+                }
+            };
+        match message {
             Message::Insert { relation, new, .. } => {
-                (relation, "c", Value::Null, self.table(relation)?.row(&new)?)
+                let table = self.table(relation)?;
+                if table.captured {
+                    emit(self, &mut out, table, "c", Value::Null, table.row(&new)?);
+                }
             }
             Message::Update {
                 relation, old, new, ..
             } => {
                 let table = self.table(relation)?;
-                let before = match old {
-                    Some(OldTuple::Key(t) | OldTuple::Full(t)) => table.row(&t)?,
-                    None => Value::Null,
-                };
-                (relation, "u", before, table.row(&new)?)
+                if table.captured {
+                    let before = match old {
+                        Some(OldTuple::Key(t) | OldTuple::Full(t)) => table.row(&t)?,
+                        None => Value::Null,
+                    };
+                    let after = table.row(&new)?;
+                    let old_key = table.key_of(&before);
+                    if !old_key.is_null() && old_key != table.key_of(&after) {
+                        // The key changed: as Debezium does, a delete (and tombstone) under the
+                        // old key, then a create under the new one.
+                        emit(self, &mut out, table, "d", before, Value::Null);
+                        emit(self, &mut out, table, "c", Value::Null, after);
+                    } else {
+                        emit(self, &mut out, table, "u", before, after);
+                    }
+                }
             }
             Message::Delete { relation, old, .. } => {
                 let table = self.table(relation)?;
-                let (OldTuple::Key(t) | OldTuple::Full(t)) = old;
-                (relation, "d", table.row(&t)?, Value::Null)
+                if table.captured {
+                    let (OldTuple::Key(t) | OldTuple::Full(t)) = old;
+                    emit(self, &mut out, table, "d", table.row(&t)?, Value::Null);
+                }
             }
             Message::Truncate { relations, .. } => {
                 for oid in relations {
-                    let table = self.table(oid)?.clone();
+                    let table = self.table(oid)?;
+                    if !table.captured {
+                        continue;
+                    }
                     let value = table.envelope(
                         Value::Null,
                         Value::Null,
-                        self.stream_source(&table, xid, micros, lsn),
+                        self.stream_source(table, xid, micros, lsn),
                         "t",
                         micros,
                     );
                     out.push(self.record(
-                        &table,
+                        table,
                         Value::Null,
                         value,
                         self.change_offset(lsn),
                         micros,
                     ));
                 }
-                self.push(out);
-                return Ok(());
             }
-            _ => return Ok(()),
-        };
-        let table = self.table(oid)?.clone();
-        let key = table.key_of(if op == "d" { &before } else { &after });
-        let value = table.envelope(
-            before,
-            after,
-            self.stream_source(&table, xid, micros, lsn),
-            op,
-            micros,
-        );
-        out.push(self.record(&table, key.clone(), value, self.change_offset(lsn), micros));
-        if op == "d" && config.tombstones {
-            let mut tombstone =
-                self.record(&table, key, Value::Null, self.change_offset(lsn), micros);
-            tombstone.record.value_schema = None;
-            out.push(tombstone);
+            _ => {}
         }
         self.push(out);
         Ok(())

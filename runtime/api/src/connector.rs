@@ -189,7 +189,15 @@ pub struct ConnectorPlugin {
     pub version: &'static str,
     /// The plugin's own keys (the worker adds the common connector keys).
     pub config_def: fn() -> ConfigDef,
+    /// Checks that span several keys (Kafka Connect's `Connector.validate`), run when every key
+    /// passed its own check: one error per offending field.
+    pub validate: fn(&Props) -> Vec<FieldError>,
     pub factory: ConnectorFactory,
+}
+
+/// A [`ConnectorPlugin::validate`] for plugins whose keys are checked one by one.
+pub fn no_cross_field_checks(_: &Props) -> Vec<FieldError> {
+    Vec::new()
 }
 
 impl ConnectorPlugin {

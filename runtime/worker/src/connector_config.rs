@@ -348,6 +348,9 @@ pub fn validate(registry: &Registry, props: &Props) -> Validation {
     };
     let def = full_def(&plugin);
     let mut errors = def.validate(props);
+    if errors.is_empty() {
+        errors.extend((plugin.validate)(props));
+    }
     for key in ["key.converter", "value.converter"] {
         if let Some(class) = props.get(key).filter(|c| !c.is_empty())
             && resolve_converter(class).is_none()
