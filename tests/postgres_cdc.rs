@@ -622,3 +622,51 @@ fn an_include_list_beside_an_exclude_list_is_refused_with_the_fix() {
         "{text}"
     );
 }
+
+/// `provide.transaction.metadata=true`: BEGIN and END records on `<prefix>.transaction`
+/// around each transaction's events, which carry Debezium's `transaction` block.
+#[test]
+fn transaction_metadata_wraps_each_transaction_in_begin_and_end() {
+    let pg = Cluster::start();
+    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({"provide.transaction.metadata": "true", "tombstones.on.delete": "false"}),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    pg.sql("set synchronous_commit = on; begin; insert into accounts values (1, 'a', 1), (2, 'b', 2); delete from accounts where id = 1; commit");
+    wait_until("BEGIN, three events, END", Duration::from_secs(30), || {
+        lines(&events).len() == 5
+    });
+    let e: Vec<Json> = lines(&events)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let id = e[0]["value"]["id"].as_str().unwrap().to_owned();
+    let tx_id = e[1]["value"]["source"]["txId"].as_i64().unwrap();
+    assert!(id.starts_with(&format!("{tx_id}:")), "{id}");
+    assert_eq!(e[0]["topic"], "dbserver1.transaction");
+    assert_eq!(e[0]["key"], json!({"id": id}));
+    assert_eq!(
+        e[0]["value"],
+        json!({"status": "BEGIN", "id": id, "event_count": null, "data_collections": null, "ts_ms": e[0]["value"]["ts_ms"]})
+    );
+    for (i, event) in e[1..4].iter().enumerate() {
+        assert_eq!(
+            event["value"]["transaction"],
+            json!({"id": id, "total_order": i + 1, "data_collection_order": i + 1})
+        );
+    }
+    assert_eq!(
+        e[4]["value"],
+        json!({"status": "END", "id": id, "event_count": 3,
+               "data_collections": [{"data_collection": "public.accounts", "event_count": 3}],
+               "ts_ms": e[0]["value"]["ts_ms"]})
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

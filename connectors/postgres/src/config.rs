@@ -39,6 +39,8 @@ pub fn config_def() -> ConfigDef {
              initial_only: snapshot when none has completed, never stream (no slot is kept); no_data (or never): stream only; \
              when_needed: like initial, and take a new snapshot instead of failing when the slot or its position is gone.")
             .validate_with(Validator::OneOf(vec!["initial", "always", "initial_only", "no_data", "never", "when_needed"])))
+        .key(ConfigKey::optional("provide.transaction.metadata", Boolean, "false", Medium,
+            "Send BEGIN/END records per transaction to <topic.prefix>.transaction and a transaction block (id, total_order, data_collection_order) in each change event."))
         .key(ConfigKey::optional("tombstones.on.delete", Boolean, "true", Medium, "Follow each delete with a tombstone (same key, null value)."))
         .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "numeric as precise (Decimal), double or string.")
             .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
@@ -182,6 +184,7 @@ pub struct PostgresConfig {
     pub filters: Filters,
     pub snapshot: SnapshotMode,
     pub tombstones: bool,
+    pub transaction_metadata: bool,
     pub decimals: DecimalMode,
     pub max_batch: usize,
     pub drop_slot_on_stop: bool,
@@ -218,6 +221,7 @@ impl PostgresConfig {
                 _ => SnapshotMode::Initial,
             },
             tombstones: config.bool("tombstones.on.delete")?,
+            transaction_metadata: config.bool("provide.transaction.metadata")?,
             decimals: match config.string("decimal.handling.mode")?.as_str() {
                 "double" => DecimalMode::Double,
                 "string" => DecimalMode::String,

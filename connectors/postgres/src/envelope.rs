@@ -74,7 +74,8 @@ pub fn source_schema() -> SchemaRef {
         .into_ref()
 }
 
-fn transaction_schema() -> SchemaRef {
+/// Debezium's `transaction` block of a change event (`event.block`).
+pub fn transaction_schema() -> SchemaRef {
     Schema::struct_named("event.block")
         .versioned(1)
         .field("id", Schema::string().into_ref())

@@ -15,6 +15,7 @@ pub mod pgoutput;
 pub mod types;
 
 pub mod source;
+pub mod transaction;
 
 use sluice_api::connector::{ConnectorFactory, ConnectorPlugin};
 

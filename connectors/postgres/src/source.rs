@@ -26,6 +26,7 @@ use crate::config::{PostgresConfig, SESSION_OPTIONS, SnapshotMode};
 use crate::envelope::{SourceInfo, TableColumn, TableSchema, source_schema, source_value};
 use crate::lsn::Lsn;
 use crate::pgoutput::{Decoder, Message, OldTuple, Relation, unix_micros};
+use crate::transaction::{TransactionInfo, TransactionSchemas};
 use crate::types::{ColumnType, Shape};
 
 /// How long one poll waits for the stream before returning an empty batch.
@@ -81,6 +82,7 @@ pub struct PostgresSourceTask {
     /// A normal (query) connection, kept for catalog look-ups while streaming.
     client: Option<Arc<Client>>,
     types: TypeCatalog,
+    transaction_schemas: TransactionSchemas,
 }
 
 /// Column types resolved through `pg_type`, cached per OID: domains become their base type,
@@ -757,7 +759,18 @@ impl PostgresSourceTask {
             offset.insert("ts_usec".into(), json!(transaction.commit_micros));
         }
         self.last_commit_lsn = Some(commit_lsn);
-        records
+        match self.config.as_ref().filter(|c| c.transaction_metadata) {
+            Some(config) => {
+                let info = TransactionInfo {
+                    xid: transaction.xid,
+                    commit_lsn,
+                    commit_micros: transaction.commit_micros,
+                    topic_prefix: &config.topic_prefix,
+                };
+                self.transaction_schemas.wrap(&info, records)
+            }
+            None => records,
+        }
     }
 
     fn on_message(
