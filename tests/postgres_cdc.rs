@@ -670,3 +670,39 @@ fn transaction_metadata_wraps_each_transaction_in_begin_and_end() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// A Postgres restart while streaming: the task reconnects with backoff (it stays RUNNING,
+/// the worker logs each attempt) and resumes after the last transaction it handed out, so the
+/// replayed events still equal the table.
+#[test]
+fn a_postgres_restart_mid_stream_is_survived_by_reconnecting() {
+    let pg = Cluster::start();
+    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &pg);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    workload(&pg, 7, 20);
+    wait_for_state(&pg, &events);
+
+    pg.stop();
+    worker.wait_for_log(
+        "the connection loss is noticed",
+        "lost the connection to Postgres",
+    );
+    worker.wait_for_log(
+        "a failed attempt while Postgres is down",
+        "reconnecting to Postgres failed",
+    );
+    pg.start_again();
+    worker.wait_for_log("the reconnection", "reconnected to Postgres");
+    workload(&pg, 8, 20);
+    pg.sql("set synchronous_commit = on; insert into accounts values (1000, 'last', 1)");
+    wait_for_state(&pg, &events);
+    let (status, body) = worker.get("/connectors/inventory/status");
+    assert_eq!(status, 200);
+    assert!(support::all_tasks(&body, "RUNNING"), "{body}");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

@@ -69,6 +69,29 @@ impl Cluster {
     }
 }
 
+impl Cluster {
+    /// Stops the server (fast shutdown: sessions are cut), keeping its data.
+    pub fn stop(&self) {
+        let status = Command::new(scripts().join("pg-stop.sh"))
+            .env("SLUICE_PG_DIR", self.dir.path())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/pg-stop.sh failed");
+    }
+
+    /// Starts the stopped server again on the same port.
+    pub fn start_again(&self) {
+        let status = Command::new(scripts().join("pg-start.sh"))
+            .env("SLUICE_PG_DIR", self.dir.path())
+            .env("SLUICE_PG_PORT", self.port.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/pg-start.sh failed");
+    }
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let _ = Command::new(scripts().join("pg-stop.sh"))

@@ -44,6 +44,8 @@ pub fn config_def() -> ConfigDef {
         .key(ConfigKey::optional("tombstones.on.delete", Boolean, "true", Medium, "Follow each delete with a tombstone (same key, null value)."))
         .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "numeric as precise (Decimal), double or string.")
             .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
+        .key(ConfigKey::optional("errors.max.retries", Int, "-1", Low,
+            "How often to try reconnecting after the connection to Postgres is lost (with backoff from 250 ms to 30 s); -1: without limit, 0: fail at once."))
         .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll (a transaction is never split)."))
         .key(ConfigKey::optional("slot.drop.on.stop", Boolean, "false", Low, "Drop the slot when the task stops (for tests; loses the position)."))
 }
@@ -188,6 +190,7 @@ pub struct PostgresConfig {
     pub decimals: DecimalMode,
     pub max_batch: usize,
     pub drop_slot_on_stop: bool,
+    pub max_retries: i64,
 }
 
 impl PostgresConfig {
@@ -231,6 +234,7 @@ impl PostgresConfig {
                 .unwrap_or(2048)
                 .max(1),
             drop_slot_on_stop: config.bool("slot.drop.on.stop")?,
+            max_retries: config.i64("errors.max.retries")?,
         })
     }
 

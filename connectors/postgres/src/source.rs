@@ -19,7 +19,7 @@ use sluice_api::config::Props;
 use sluice_api::connector::{SourceConnector, SourceTask, SourceTaskContext};
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
-use sluice_api::{Error, Result};
+use sluice_api::{Error, ErrorKind, Result};
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use crate::config::{PostgresConfig, SESSION_OPTIONS, SnapshotMode};
@@ -83,7 +83,23 @@ pub struct PostgresSourceTask {
     client: Option<Arc<Client>>,
     types: TypeCatalog,
     transaction_schemas: TransactionSchemas,
+    /// Set while the connection is lost.
+    reconnect: Option<Reconnect>,
+    /// Where a new stream resumes: the end of the last transaction handed out, else where
+    /// this run started streaming.
+    resume_lsn: Option<u64>,
+    start_lsn: Option<u64>,
 }
+
+struct Reconnect {
+    attempt: u32,
+    next_at: tokio::time::Instant,
+    cause: Error,
+}
+
+/// Reconnection backoff: doubling from the first delay up to the cap.
+const RECONNECT_BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
 /// Column types resolved through `pg_type`, cached per OID: domains become their base type,
 /// arrays carry their element type, enums their labels; the hstore extension type is known by
@@ -843,6 +859,73 @@ impl PostgresSourceTask {
         })
     }
 
+    /// The stream (or the query connection) failed: drop both and the half-read transaction,
+    /// and schedule reconnecting. Records already handed out are in the pipeline; everything
+    /// after them is read again from the slot.
+    fn lose_connection(&mut self, cause: Error) {
+        tracing::warn!(error = %cause, "lost the connection to Postgres; reconnecting with backoff");
+        self.stream = None;
+        self.client = None;
+        self.transaction = None;
+        self.decoder = Decoder::default();
+        self.reconnect = Some(Reconnect {
+            attempt: 0,
+            next_at: tokio::time::Instant::now(),
+            cause,
+        });
+    }
+
+    /// One reconnection attempt when it is due (waiting at most one poll interval for it).
+    async fn try_reconnect(&mut self) -> Result<()> {
+        let config = self.config()?.clone();
+        let Some(state) = self.reconnect.as_mut() else {
+            return Ok(());
+        };
+        let now = tokio::time::Instant::now();
+        if state.next_at > now {
+            tokio::time::sleep_until(state.next_at.min(now + POLL_WAIT)).await;
+            return Ok(());
+        }
+        let attempt = state.attempt;
+        let resume = self.resume_lsn.or(self.start_lsn);
+        let connected = async {
+            let client = Self::connect(&config).await?;
+            let wire = ReplicationClient::connect(Self::replication_config(&config, resume))
+                .await
+                .map_err(|e| replication_error(&config, e))?;
+            Ok::<_, Error>((client, wire))
+        }
+        .await;
+        match connected {
+            Ok((client, wire)) => {
+                tracing::info!(attempt = attempt + 1, from = %resume.map(Lsn).unwrap_or_default(), "reconnected to Postgres; streaming again");
+                self.client = Some(Arc::new(client));
+                self.stream = Some(wire);
+                self.reconnect = None;
+                Ok(())
+            }
+            Err(e) => {
+                let state = self.reconnect.as_mut().expect("reconnecting");
+                state.attempt += 1;
+                if config.max_retries >= 0 && i64::from(state.attempt) > config.max_retries {
+                    return Err(Error::retriable(format!(
+                        "gave up reconnecting to Postgres after {} attempts (errors.max.retries={}); first failure: {}; last: {}",
+                        state.attempt,
+                        config.max_retries,
+                        state.cause.message(),
+                        e.message()
+                    )));
+                }
+                let delay = RECONNECT_BACKOFF_FIRST
+                    .saturating_mul(1 << state.attempt.min(10))
+                    .min(RECONNECT_BACKOFF_MAX);
+                tracing::warn!(attempt = state.attempt, retry_in_ms = delay.as_millis() as u64, error = %e, "reconnecting to Postgres failed");
+                state.next_at = tokio::time::Instant::now() + delay;
+                Ok(())
+            }
+        }
+    }
+
     /// Tells the server the slot may move to `lsn` (never backwards).
     fn confirm(&mut self, lsn: u64) {
         if lsn <= self.confirmed_lsn {
@@ -1067,6 +1150,7 @@ impl SourceTask for PostgresSourceTask {
                 self.take_snapshot(&client, None, lsn.0).await?;
             }
             let start = committed_lsn.filter(|_| snapshot_done);
+            self.start_lsn = start;
             let wire = ReplicationClient::connect(Self::replication_config(&config, start))
                 .await
                 .map_err(|e| replication_error(&config, e))?;
@@ -1077,10 +1161,28 @@ impl SourceTask for PostgresSourceTask {
     }
 
     async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
-        let batch = self.next_batch().await?;
+        if self.reconnect.is_some() {
+            return self.try_reconnect().await.map(|()| Vec::new());
+        }
+        let batch = match self.next_batch().await {
+            Ok(batch) => batch,
+            Err(e) if e.kind() == ErrorKind::Retriable && self.stream.is_some() => {
+                self.lose_connection(e);
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        };
         if let Some(last) = batch.last() {
             self.last_emitted = Some(last.source_offset.clone());
             self.everything_committed = false;
+            if let Some(lsn) = last
+                .source_offset
+                .get("lsn")
+                .and_then(|l| l.as_u64())
+                .filter(|_| last.source_offset.get("snapshot").is_none())
+            {
+                self.resume_lsn = Some(lsn);
+            }
         }
         Ok(batch)
     }

@@ -2,6 +2,8 @@
 //! cluster with `scripts/pg-start.sh` (own directory, free port, `wal_level=logical`), makes
 //! changes, and decodes what `pg_logical_slot_get_binary_changes` returns for `pgoutput`.
 
+// Shared with the end-to-end tests, which use more of it.
+#[allow(dead_code)]
 #[path = "../../../tests/support/postgres.rs"]
 mod cluster;
 
