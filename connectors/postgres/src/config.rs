@@ -41,6 +41,12 @@ pub fn config_def() -> ConfigDef {
             .validate_with(Validator::OneOf(vec!["initial", "always", "initial_only", "no_data", "never", "when_needed"])))
         .key(ConfigKey::optional("provide.transaction.metadata", Boolean, "false", Medium,
             "Send BEGIN/END records per transaction to <topic.prefix>.transaction and a transaction block (id, total_order, data_collection_order) in each change event."))
+        .key(ConfigKey::optional("snapshot.max.threads", Int, "0", Medium,
+            "Connections reading snapshot chunks at once; 0: one per CPU core (Debezium's default is 1).")
+            .validate_with(Validator::Range { min: 0, max: 64 }))
+        .key(ConfigKey::optional("snapshot.fetch.size", Int, "10240", Low,
+            "Rows per snapshot chunk (and per cursor fetch for tables without a primary key).")
+            .validate_with(Validator::Range { min: 1, max: i64::MAX }))
         .key(ConfigKey::optional("tombstones.on.delete", Boolean, "true", Medium, "Follow each delete with a tombstone (same key, null value)."))
         .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "numeric as precise (Decimal), double or string.")
             .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
@@ -191,6 +197,8 @@ pub struct PostgresConfig {
     pub max_batch: usize,
     pub drop_slot_on_stop: bool,
     pub max_retries: i64,
+    pub snapshot_max_threads: usize,
+    pub snapshot_fetch_size: usize,
 }
 
 impl PostgresConfig {
@@ -235,7 +243,19 @@ impl PostgresConfig {
                 .max(1),
             drop_slot_on_stop: config.bool("slot.drop.on.stop")?,
             max_retries: config.i64("errors.max.retries")?,
+            snapshot_max_threads: usize::try_from(config.i64("snapshot.max.threads")?).unwrap_or(0),
+            snapshot_fetch_size: usize::try_from(config.i64("snapshot.fetch.size")?)
+                .unwrap_or(10240)
+                .max(1),
         })
+    }
+
+    /// How many connections read snapshot chunks at once.
+    pub fn snapshot_threads(&self) -> usize {
+        match self.snapshot_max_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// A libpq-style connection string for tokio-postgres.

@@ -14,7 +14,9 @@ pub mod lsn;
 pub mod pgoutput;
 pub mod types;
 
+pub mod snapshot;
 pub mod source;
+pub mod sql;
 pub mod transaction;
 
 use sluice_api::connector::{ConnectorFactory, ConnectorPlugin};

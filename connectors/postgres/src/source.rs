@@ -8,7 +8,7 @@
 //! committed offset always covers whole transactions; the slot's confirmed position moves only
 //! in [`SourceTask::offsets_committed`], i.e. after the records are durable downstream.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,14 +20,19 @@ use sluice_api::connector::{SourceConnector, SourceTask, SourceTaskContext};
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, ErrorKind, Result};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::Client;
 
 use crate::config::{PostgresConfig, SESSION_OPTIONS, SnapshotMode};
 use crate::envelope::{SourceInfo, TableColumn, TableSchema, source_schema, source_value};
 use crate::lsn::Lsn;
 use crate::pgoutput::{Decoder, Message, OldTuple, Relation, unix_micros};
+use crate::snapshot::{ResumePoint, SnapshotJob, SnapshotProgress, SnapshotReader, SnapshotTable};
+use crate::sql::{
+    TypeCatalog, connect, pg_error, query, quote_ident, quote_literal, replication_error,
+    unix_now_micros,
+};
 use crate::transaction::{TransactionInfo, TransactionSchemas};
-use crate::types::{ColumnType, Shape};
+use crate::types::ColumnType;
 
 /// How long one poll waits for the stream before returning an empty batch.
 const POLL_WAIT: Duration = Duration::from_millis(500);
@@ -68,7 +73,10 @@ pub struct PostgresSourceTask {
     partition: Arc<SourcePartition>,
     source_schema: Option<SchemaRef>,
     tables: HashMap<u32, TableSchema>,
-    snapshot: VecDeque<SourceRecord>,
+    snapshot: Option<SnapshotReader>,
+    snapshot_progress: Arc<SnapshotProgress>,
+    /// What starts the stream once the snapshot is read.
+    after_snapshot: Option<AfterSnapshot>,
     stream: Option<ReplicationClient>,
     decoder: Decoder,
     transaction: Option<Transaction>,
@@ -91,6 +99,13 @@ pub struct PostgresSourceTask {
     start_lsn: Option<u64>,
 }
 
+enum AfterSnapshot {
+    /// Start the slot's session, kept idle so its exported snapshot stays importable.
+    Start(ReplicationClient),
+    /// Connect to the existing slot, from this position.
+    Connect(Option<u64>),
+}
+
 struct Reconnect {
     attempt: u32,
     next_at: tokio::time::Instant,
@@ -101,219 +116,11 @@ struct Reconnect {
 const RECONNECT_BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const RECONNECT_BACKOFF_MAX: Duration = Duration::from_secs(30);
 
-/// Column types resolved through `pg_type`, cached per OID: domains become their base type,
-/// arrays carry their element type, enums their labels; the hstore extension type is known by
-/// name. Built-in scalars need no look-up.
-#[derive(Default)]
-struct TypeCatalog {
-    entries: HashMap<u32, CatalogEntry>,
-}
-
-#[derive(Clone)]
-struct CatalogEntry {
-    kind: String,
-    category: String,
-    element: u32,
-    base: u32,
-    base_modifier: i32,
-    name: String,
-    labels: Arc<[String]>,
-}
-
-impl TypeCatalog {
-    async fn entry(
-        &mut self,
-        client: &Client,
-        config: &PostgresConfig,
-        oid: u32,
-    ) -> Result<Option<CatalogEntry>> {
-        if let Some(entry) = self.entries.get(&oid) {
-            return Ok(Some(entry.clone()));
-        }
-        let rows = query(
-            client,
-            config,
-            "looking up a column type in pg_type",
-            &format!(
-                "select t.typtype::text, t.typcategory::text, t.typelem::int8, t.typbasetype::int8, t.typtypmod, t.typname::text, \
-                 coalesce((select string_agg(e.enumlabel, E'\\x1f' order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid), '') \
-                 from pg_type t where t.oid = {oid}"
-            ),
-        )
-        .await?;
-        let Some(row) = rows.into_iter().next() else {
-            return Ok(None);
-        };
-        let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
-        let labels = text(6);
-        let entry = CatalogEntry {
-            kind: text(0),
-            category: text(1),
-            element: text(2).parse().unwrap_or(0),
-            base: text(3).parse().unwrap_or(0),
-            base_modifier: text(4).parse().unwrap_or(-1),
-            name: text(5),
-            labels: if labels.is_empty() {
-                Arc::from(Vec::new())
-            } else {
-                labels.split('\u{1f}').map(str::to_owned).collect()
-            },
-        };
-        self.entries.insert(oid, entry.clone());
-        Ok(Some(entry))
-    }
-
-    /// A non-array type: domains (possibly nested) down to their base type.
-    async fn scalar(
-        &mut self,
-        client: &Client,
-        config: &PostgresConfig,
-        mut oid: u32,
-        mut modifier: i32,
-    ) -> Result<ColumnType> {
-        for _ in 0..16 {
-            if crate::types::is_builtin_scalar(oid) {
-                break;
-            }
-            let Some(entry) = self.entry(client, config, oid).await? else {
-                break;
-            };
-            match entry.kind.as_str() {
-                "d" => {
-                    if modifier < 0 {
-                        modifier = entry.base_modifier;
-                    }
-                    oid = entry.base;
-                }
-                "e" => {
-                    return Ok(ColumnType {
-                        oid,
-                        modifier,
-                        shape: Shape::Enum(entry.labels),
-                    });
-                }
-                _ if entry.name == "hstore" => {
-                    return Ok(ColumnType {
-                        oid,
-                        modifier,
-                        shape: Shape::Hstore,
-                    });
-                }
-                _ => break,
-            }
-        }
-        Ok(ColumnType::scalar(oid, modifier))
-    }
-
-    /// A column's type: arrays of any scalar (domain, enum, hstore included), or a scalar.
-    async fn resolve(
-        &mut self,
-        client: &Client,
-        config: &PostgresConfig,
-        oid: u32,
-        modifier: i32,
-    ) -> Result<ColumnType> {
-        if crate::types::is_builtin_scalar(oid) {
-            return Ok(ColumnType::scalar(oid, modifier));
-        }
-        let array_of = match self.entry(client, config, oid).await? {
-            Some(entry) if entry.category == "A" && entry.element != 0 => Some(entry.element),
-            _ => None,
-        };
-        match array_of {
-            Some(element) => {
-                let element = self.scalar(client, config, element, modifier).await?;
-                Ok(ColumnType {
-                    oid,
-                    modifier,
-                    shape: Shape::Array(Box::new(element)),
-                })
-            }
-            None => self.scalar(client, config, oid, modifier).await,
-        }
-    }
-}
-
-fn pg_error(what: &str, config: &PostgresConfig, error: tokio_postgres::Error) -> Error {
-    let message = format!(
-        "{what} failed on Postgres {}:{} database {} as {}: {}",
-        config.host,
-        config.port,
-        config.dbname,
-        config.user,
-        error
-            .as_db_error()
-            .map(|e| e.message().to_owned())
-            .unwrap_or_else(|| error.to_string())
-    );
-    if error.as_db_error().is_some() {
-        Error::config(message)
-    } else {
-        Error::retriable(message)
-    }
-}
-
-/// A failed replication connection: transient, so the task may be restarted to retry.
-fn replication_error(config: &PostgresConfig, error: pgwire_replication::PgWireError) -> Error {
-    Error::retriable(format!(
-        "replication connection to {}:{} failed: {error}",
-        config.host, config.port
-    ))
-}
-
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
-fn quote_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
-}
-
-/// Runs SQL and returns its rows as text, with an error that says what was being done.
-async fn query(
-    client: &Client,
-    config: &PostgresConfig,
-    what: &str,
-    sql: &str,
-) -> Result<Vec<Vec<Option<String>>>> {
-    client
-        .simple_query(sql)
-        .await
-        .map(rows)
-        .map_err(|e| pg_error(what, config, e))
-}
-
-fn rows(messages: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
-    messages
-        .into_iter()
-        .filter_map(|m| match m {
-            SimpleQueryMessage::Row(row) => Some(
-                (0..row.len())
-                    .map(|i| row.get(i).map(str::to_owned))
-                    .collect(),
-            ),
-            _ => None,
-        })
-        .collect()
-}
-
 impl PostgresSourceTask {
     fn config(&self) -> Result<&PostgresConfig> {
         self.config
             .as_ref()
             .ok_or_else(|| Error::fatal("Postgres task used before start"))
-    }
-
-    async fn connect(config: &PostgresConfig) -> Result<Client> {
-        let (client, connection) = tokio_postgres::connect(&config.connection_string(), NoTls).await.map_err(|e| {
-            pg_error("connecting (check database.hostname, database.port, database.user, database.password)", config, e)
-        })?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "postgres connection ended");
-            }
-        });
-        Ok(client)
     }
 
     async fn check_server(client: &Client, config: &PostgresConfig) -> Result<()> {
@@ -449,119 +256,106 @@ impl PostgresSourceTask {
         wire
     }
 
-    /// Reads every captured table inside `snapshot` (an exported snapshot name, or a fresh
-    /// repeatable-read view) and queues the rows as `op=r` records.
-    async fn take_snapshot(
+    /// Plans the snapshot (captured tables, their schemas and key columns) and starts reading
+    /// it in the background, inside `exported` (the slot's exported snapshot) or a fresh view.
+    async fn start_snapshot(
         &mut self,
         client: &Client,
-        snapshot: Option<&str>,
+        exported: Option<String>,
         lsn: u64,
+        resume: Option<ResumePoint>,
     ) -> Result<()> {
         let config = self.config()?.clone();
-        client
-            .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .await
-            .map_err(|e| pg_error("beginning the snapshot", &config, e))?;
-        if let Some(name) = snapshot {
-            client
-                .batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", quote_literal(name)))
-                .await
-                .map_err(|e| pg_error("using the slot's exported snapshot", &config, e))?;
-        }
-        let tables = query(client, &config, "listing the publication's tables", &format!(
-                    "select schemaname, tablename from pg_publication_tables where pubname = {} order by 1, 2",
+        let listed = query(client, &config, "listing the publication's tables", &format!(
+                    "select p.schemaname, p.tablename, greatest(c.reltuples, -1)::int8 from pg_publication_tables p \
+                     join pg_class c on c.oid = (quote_ident(p.schemaname) || '.' || quote_ident(p.tablename))::regclass \
+                     where p.pubname = {} order by 1, 2",
                     quote_literal(&config.publication)
                 )).await?;
         let source = self.source_schema.clone().unwrap_or_else(source_schema);
-        let started = unix_now_micros();
-        let mut queued = Vec::new();
-        for table in tables {
+        let mut tables = Vec::new();
+        for table in listed {
             let (Some(schema), Some(name)) = (table[0].clone(), table[1].clone()) else {
                 continue;
             };
             if !config.filters.captures_table(&schema, &name) {
                 continue;
             }
+            let estimated_rows = table[2]
+                .as_deref()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(-1);
             let columns = query(client, &config, "reading table columns", &format!(
-                        "select a.attname, a.atttypid::int8, a.atttypmod, coalesce(a.attnum = any(i.indkey), false) \
+                        "select a.attname, a.atttypid::int8, a.atttypmod, array_position(i.indkey::int2[], a.attnum) \
                          from pg_attribute a left join pg_index i on i.indrelid = a.attrelid and i.indisprimary \
                          where a.attrelid = {}::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum",
                         quote_literal(&format!("{}.{}", quote_ident(&schema), quote_ident(&name)))
                     )).await?;
             let mut table_columns = Vec::with_capacity(columns.len());
-            for c in columns {
+            let mut keys: Vec<(i64, usize)> = Vec::new();
+            for (position, c) in columns.into_iter().enumerate() {
                 let oid = c[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
                 let modifier = c[2].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1);
+                let key_order: Option<i64> = c[3].as_deref().and_then(|v| v.parse().ok());
+                if let Some(order) = key_order {
+                    keys.push((order, position));
+                }
                 let column_name = c[0].clone().unwrap_or_default();
                 table_columns.push(TableColumn {
                     emitted: config.filters.emits_column(&schema, &name, &column_name),
                     name: column_name,
                     column_type: self.types.resolve(client, &config, oid, modifier).await?,
-                    key: c[3].as_deref() == Some("t"),
+                    key: key_order.is_some(),
                 });
             }
-            let columns = table_columns;
+            keys.sort();
             let table_schema = TableSchema::new(
                 &config.topic_prefix,
                 &schema,
                 &name,
-                columns,
+                table_columns,
                 config.decimals,
                 &source,
             );
-            let data = client
-                .simple_query(&format!(
-                    "select * from {}.{}",
-                    quote_ident(&schema),
-                    quote_ident(&name)
-                ))
-                .await
-                .map_err(|e| pg_error(&format!("reading {schema}.{name}"), &config, e))?;
-            for row in rows(data) {
-                let tuple: Vec<crate::pgoutput::Column> = row
-                    .into_iter()
-                    .map(|v| {
-                        v.map(|t| crate::pgoutput::Column::Text(t.into_bytes()))
-                            .unwrap_or(crate::pgoutput::Column::Null)
-                    })
-                    .collect();
-                let after = table_schema.row(&tuple)?;
-                let info = SourceInfo {
-                    prefix: &config.topic_prefix,
-                    db: &config.dbname,
-                    schema: &schema,
-                    table: &name,
-                    commit_micros: started,
-                    snapshot: "true",
-                    tx_id: None,
-                    lsn: Some(lsn),
-                    last_commit_lsn: None,
-                };
-                queued.push((table_schema.clone(), after, source_value(&source, &info)));
-            }
-            tracing::info!(table = %format!("{schema}.{name}"), rows = queued.len(), "snapshot read");
+            tables.push(SnapshotTable {
+                schema,
+                name,
+                table: Arc::new(table_schema),
+                key_positions: keys.into_iter().map(|(_, position)| position).collect(),
+                estimated_rows,
+            });
         }
-        client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| pg_error("ending the snapshot", &config, e))?;
-        let total = queued.len();
-        for (index, (table, after, mut source_block)) in queued.into_iter().enumerate() {
-            let last = index + 1 == total;
-            if last && let Value::Struct(s) = &mut source_block {
-                let _ = s.put("snapshot", Value::from("last"));
+        self.snapshot = Some(SnapshotReader::start(SnapshotJob {
+            config,
+            tables,
+            exported,
+            lsn,
+            resume,
+            source,
+            partition: Arc::clone(&self.partition),
+            progress: Arc::clone(&self.snapshot_progress),
+        }));
+        Ok(())
+    }
+
+    /// Starts the stream once the snapshot is read.
+    async fn begin_streaming(&mut self) -> Result<()> {
+        let config = self.config()?.clone();
+        match self.after_snapshot.take() {
+            Some(AfterSnapshot::Start(mut wire)) => {
+                wire.start()
+                    .await
+                    .map_err(|e| Error::retriable(format!("starting replication: {e}")))?;
+                self.stream = Some(wire);
             }
-            let mut offset = SourceOffset::new();
-            offset.insert("lsn".into(), json!(lsn));
-            offset.insert("snapshot".into(), json!(true));
-            offset.insert("last_snapshot_record".into(), json!(last));
-            let key = table.key_of(&after);
-            let value = table.envelope(Value::Null, after, source_block, "r", started);
-            self.snapshot
-                .push_back(self.record(&table, key, value, offset, started));
-        }
-        if total == 0 {
-            tracing::info!("snapshot found no rows");
+            Some(AfterSnapshot::Connect(start)) => {
+                let wire = ReplicationClient::connect(Self::replication_config(&config, start))
+                    .await
+                    .map_err(|e| replication_error(&config, e))?;
+                tracing::info!(slot = %config.slot, from = %start.map(Lsn).unwrap_or_default(), "streaming from the slot");
+                self.stream = Some(wire);
+            }
+            None => {}
         }
         Ok(())
     }
@@ -889,7 +683,7 @@ impl PostgresSourceTask {
         let attempt = state.attempt;
         let resume = self.resume_lsn.or(self.start_lsn);
         let connected = async {
-            let client = Self::connect(&config).await?;
+            let client = connect(&config).await?;
             let wire = ReplicationClient::connect(Self::replication_config(&config, resume))
                 .await
                 .map_err(|e| replication_error(&config, e))?;
@@ -943,7 +737,7 @@ impl PostgresSourceTask {
     /// publication decode to nothing), so the slot may advance to it. This keeps WAL from
     /// piling up behind a slot whose tables are idle while the rest of the database is not.
     fn on_keepalive(&mut self, wal_end: u64) {
-        let idle = self.transaction.is_none() && self.snapshot.is_empty();
+        let idle = self.transaction.is_none() && self.snapshot.is_none();
         let caught_up = self.last_emitted.is_none() || self.everything_committed;
         if idle && caught_up && wal_end > self.confirmed_lsn {
             tracing::debug!(lsn = %Lsn(wal_end), "nothing pending: slot advanced on keepalive");
@@ -954,9 +748,15 @@ impl PostgresSourceTask {
     /// The next batch: queued snapshot rows first, then whole committed transactions from the
     /// stream (up to `max.batch.size`, or what arrived within [`POLL_WAIT`]).
     async fn next_batch(&mut self) -> Result<Vec<SourceRecord>> {
-        if !self.snapshot.is_empty() {
-            let take = self.config()?.max_batch.min(self.snapshot.len());
-            return Ok(self.snapshot.drain(..take).collect());
+        if let Some(reader) = self.snapshot.as_mut() {
+            let max = self.config.as_ref().map_or(2048, |c| c.max_batch);
+            match reader.next_batch(max, POLL_WAIT).await? {
+                Some(batch) => return Ok(batch),
+                None => {
+                    self.snapshot = None;
+                    self.begin_streaming().await?;
+                }
+            }
         }
         let deadline = tokio::time::Instant::now() + POLL_WAIT;
         let mut batch = Vec::new();
@@ -1027,13 +827,6 @@ impl PostgresSourceTask {
     }
 }
 
-fn unix_now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default()
-}
-
 #[async_trait]
 impl SourceTask for PostgresSourceTask {
     async fn start(&mut self, context: SourceTaskContext) -> Result<()> {
@@ -1053,7 +846,7 @@ impl SourceTask for PostgresSourceTask {
         self.source_schema = Some(source_schema());
         self.config = Some(config.clone());
 
-        let client = Arc::new(Self::connect(&config).await?);
+        let client = Arc::new(connect(&config).await?);
         self.client = Some(Arc::clone(&client));
         Self::check_server(&client, &config).await?;
         Self::ensure_publication(&client, &config).await?;
@@ -1062,6 +855,11 @@ impl SourceTask for PostgresSourceTask {
                     quote_literal(&config.slot)
                 )).await?;
         let slot_exists = !slot.is_empty();
+        // A snapshot interrupted by a crash goes on after its last committed row.
+        let resume = committed.as_ref().and_then(ResumePoint::from_offset);
+        if let Some(resume) = &resume {
+            tracing::info!(table = %resume.table, after_key = ?resume.after_key, "resuming an interrupted snapshot");
+        }
         let snapshot_now = config.snapshot.snapshot_now(snapshot_done, slot_exists);
         if config.snapshot == SnapshotMode::InitialOnly {
             // No stream will follow, so no slot is needed: a plain repeatable-read view is the
@@ -1080,7 +878,7 @@ impl SourceTask for PostgresSourceTask {
                     .unwrap_or_default()
                     .parse::<Lsn>()
                     .map_err(Error::data)?;
-                self.take_snapshot(&client, None, lsn.0).await?;
+                self.start_snapshot(&client, None, lsn.0, resume).await?;
             }
             tracing::info!(
                 "snapshot.mode=initial_only: the snapshot is all this connector sends; not streaming"
@@ -1130,15 +928,20 @@ impl SourceTask for PostgresSourceTask {
             let consistent: Lsn = text(1).unwrap_or_default().parse().map_err(Error::data)?;
             tracing::info!(slot = %config.slot, consistent_point = %consistent, "created replication slot");
             if snapshot_now {
-                let name = text(2);
-                self.take_snapshot(&client, name.as_deref(), consistent.0)
+                // The session stays idle (gated) until the snapshot is read, keeping its
+                // exported snapshot importable by the readers; then it starts streaming.
+                self.start_snapshot(&client, text(2), consistent.0, None)
                     .await?;
+                self.after_snapshot = Some(AfterSnapshot::Start(wire));
+            } else {
+                wire.start()
+                    .await
+                    .map_err(|e| Error::retriable(format!("starting replication: {e}")))?;
+                self.stream = Some(wire);
             }
-            wire.start()
-                .await
-                .map_err(|e| Error::retriable(format!("starting replication: {e}")))?;
-            self.stream = Some(wire);
         } else {
+            let start = committed_lsn.filter(|_| snapshot_done);
+            self.start_lsn = start;
             if snapshot_now {
                 // The slot exists, so its exported snapshot is long gone: read a fresh view.
                 // Changes between the slot's position and that view may be seen twice (at
@@ -1147,15 +950,12 @@ impl SourceTask for PostgresSourceTask {
                     .as_deref()
                     .and_then(|l| l.parse::<Lsn>().ok())
                     .unwrap_or_default();
-                self.take_snapshot(&client, None, lsn.0).await?;
+                self.start_snapshot(&client, None, lsn.0, resume).await?;
+                self.after_snapshot = Some(AfterSnapshot::Connect(start));
+            } else {
+                self.after_snapshot = Some(AfterSnapshot::Connect(start));
+                self.begin_streaming().await?;
             }
-            let start = committed_lsn.filter(|_| snapshot_done);
-            self.start_lsn = start;
-            let wire = ReplicationClient::connect(Self::replication_config(&config, start))
-                .await
-                .map_err(|e| replication_error(&config, e))?;
-            tracing::info!(slot = %config.slot, from = %start.map(Lsn).unwrap_or_default(), "streaming from the slot");
-            self.stream = Some(wire);
         }
         Ok(())
     }
@@ -1223,7 +1023,7 @@ impl SourceTask for PostgresSourceTask {
             let _ = stream.shutdown().await;
         }
         if let Some(config) = self.config.clone().filter(|c| c.drop_slot_on_stop) {
-            let client = Self::connect(&config).await?;
+            let client = connect(&config).await?;
             client
                 .simple_query(&format!(
                     "select pg_drop_replication_slot({})",

@@ -1,0 +1,604 @@
+//! The snapshot: every captured table read inside one consistent view, in parallel and in
+//! chunks, with memory bounded by the chunks in flight.
+//!
+//! * **One view for all readers**: the coordinator connection opens a repeatable-read
+//!   transaction on the slot's exported snapshot (or exports its own), and every reader
+//!   connection imports the same snapshot, so all chunks see the database at one instant.
+//! * **Chunks by primary key**: the coordinator walks the key index to find chunk boundaries
+//!   (`snapshot.fetch.size` rows each); up to `snapshot.max.threads` readers read chunks at
+//!   once, and the records are handed out strictly in key order, table by table.
+//! * **Resumable**: every snapshot record's offset names its table and key
+//!   (`snapshot_table`, `snapshot_key`), so a snapshot interrupted by a crash resumes after the
+//!   last committed row rather than starting over. The resumed part is read in a new view;
+//!   the stream then replays every change since the slot's position (it is not confirmed past
+//!   that during a snapshot), so the replayed history still ends at the table's state.
+//! * A table without a primary key is read whole through a cursor (and resumes from its start).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use serde_json::json;
+use sluice_api::data::{SchemaRef, Value};
+use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
+use sluice_api::{Error, Result};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio_postgres::Client;
+
+use crate::config::PostgresConfig;
+use crate::envelope::{SourceInfo, TableSchema, source_value};
+use crate::pgoutput::Column;
+use crate::sql::{connect, pg_error, query, quote_ident, quote_literal, rows, unix_now_micros};
+
+/// One table to read.
+pub struct SnapshotTable {
+    pub schema: String,
+    pub name: String,
+    pub table: Arc<TableSchema>,
+    /// Primary-key columns in index order: their positions in a row.
+    pub key_positions: Vec<usize>,
+    /// `pg_class.reltuples` (-1: never analysed).
+    pub estimated_rows: i64,
+}
+
+impl SnapshotTable {
+    fn qualified(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    fn sql_name(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+
+    fn key_list(&self) -> String {
+        self.key_positions
+            .iter()
+            .map(|&i| quote_ident(&self.table.columns[i].name))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// Where an interrupted snapshot goes on: the table, and the key of the last row delivered
+/// (`None`: the table from its start).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResumePoint {
+    pub table: String,
+    pub after_key: Option<Vec<String>>,
+}
+
+impl ResumePoint {
+    /// The resume point a committed snapshot offset describes, if it is mid-snapshot.
+    pub fn from_offset(offset: &SourceOffset) -> Option<ResumePoint> {
+        let in_snapshot = offset.get("snapshot").and_then(|s| s.as_bool()) == Some(true)
+            && offset.get("last_snapshot_record").and_then(|s| s.as_bool()) != Some(true);
+        if !in_snapshot {
+            return None;
+        }
+        let table = offset.get("snapshot_table")?.as_str()?.to_owned();
+        let after_key = offset.get("snapshot_key").and_then(|k| {
+            k.as_array()?
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        });
+        Some(ResumePoint { table, after_key })
+    }
+}
+
+/// Rows read per table, for logs and the task's status.
+#[derive(Default)]
+pub struct SnapshotProgress {
+    tables: Mutex<Vec<TableProgress>>,
+}
+
+struct TableProgress {
+    name: String,
+    estimated: i64,
+    rows: Arc<AtomicU64>,
+    done: bool,
+}
+
+impl SnapshotProgress {
+    fn add(&self, name: &str, estimated: i64) -> Arc<AtomicU64> {
+        let rows = Arc::new(AtomicU64::new(0));
+        self.tables.lock().unwrap().push(TableProgress {
+            name: name.to_owned(),
+            estimated,
+            rows: Arc::clone(&rows),
+            done: false,
+        });
+        rows
+    }
+
+    fn finish(&self, name: &str) {
+        if let Some(t) = self
+            .tables
+            .lock()
+            .unwrap()
+            .iter_mut()
+            .find(|t| t.name == name)
+        {
+            t.done = true;
+        }
+    }
+
+    /// `{"<schema.table>": {"rows": n, "estimated": m, "done": bool}, …}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        let tables = self.tables.lock().unwrap();
+        let mut out = serde_json::Map::new();
+        for t in tables.iter() {
+            out.insert(
+                t.name.clone(),
+                json!({"rows": t.rows.load(Ordering::Relaxed), "estimated": t.estimated.max(0), "done": t.done}),
+            );
+        }
+        serde_json::Value::Object(out)
+    }
+}
+
+/// Everything a snapshot run needs.
+pub struct SnapshotJob {
+    pub config: PostgresConfig,
+    pub tables: Vec<SnapshotTable>,
+    /// The slot's exported snapshot; `None`: export a fresh one.
+    pub exported: Option<String>,
+    /// The WAL position the snapshot stands for (the slot's position).
+    pub lsn: u64,
+    pub resume: Option<ResumePoint>,
+    pub source: SchemaRef,
+    pub partition: Arc<SourcePartition>,
+    pub progress: Arc<SnapshotProgress>,
+}
+
+/// Reads the snapshot's records as they come, holding the newest one back so the very last
+/// record of the snapshot can be marked (`last_snapshot_record`, `source.snapshot=last`).
+pub struct SnapshotReader {
+    records: mpsc::Receiver<SourceRecord>,
+    runner: Option<JoinHandle<Result<()>>>,
+    held: Option<SourceRecord>,
+}
+
+impl SnapshotReader {
+    /// Starts reading in the background.
+    pub fn start(job: SnapshotJob) -> SnapshotReader {
+        let capacity = job.config.snapshot_fetch_size.max(1) * 2;
+        let (sender, records) = mpsc::channel(capacity);
+        let runner = tokio::spawn(run(job, sender));
+        SnapshotReader {
+            records,
+            runner: Some(runner),
+            held: None,
+        }
+    }
+
+    /// Up to `max` records, waiting at most `wait`. `None` once the snapshot is complete and
+    /// everything was handed out; an error if reading failed.
+    pub async fn next_batch(
+        &mut self,
+        max: usize,
+        wait: Duration,
+    ) -> Result<Option<Vec<SourceRecord>>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            let received = if batch.is_empty() {
+                match tokio::time::timeout_at(deadline, self.records.recv()).await {
+                    Ok(received) => received,
+                    Err(_) => return Ok(Some(batch)),
+                }
+            } else {
+                match self.records.try_recv() {
+                    Ok(record) => Some(record),
+                    Err(mpsc::error::TryRecvError::Empty) => return Ok(Some(batch)),
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+                }
+            };
+            match received {
+                Some(record) => {
+                    if let Some(previous) = self.held.replace(record) {
+                        batch.push(previous);
+                    }
+                }
+                None => {
+                    if let Some(runner) = self.runner.take() {
+                        runner.await.map_err(|e| {
+                            Error::fatal(format!("the snapshot reader panicked: {e}"))
+                        })??;
+                    }
+                    if let Some(mut last) = self.held.take() {
+                        mark_last(&mut last);
+                        batch.push(last);
+                    }
+                    return Ok(if batch.is_empty() { None } else { Some(batch) });
+                }
+            }
+        }
+        Ok(Some(batch))
+    }
+}
+
+impl Drop for SnapshotReader {
+    fn drop(&mut self) {
+        if let Some(runner) = self.runner.take() {
+            runner.abort();
+        }
+    }
+}
+
+fn mark_last(record: &mut SourceRecord) {
+    record
+        .source_offset
+        .insert("last_snapshot_record".into(), json!(true));
+    if let Value::Struct(envelope) = &mut record.record.value
+        && let Some(Value::Struct(mut source)) = envelope.get("source").cloned()
+    {
+        let _ = source.put("snapshot", Value::from("last"));
+        let _ = envelope.put("source", Value::Struct(source));
+    }
+}
+
+/// Opens a connection inside the snapshot's transaction, importing `snapshot`.
+async fn reader_connection(config: &PostgresConfig, snapshot: &str) -> Result<Client> {
+    let client = connect(config).await?;
+    client
+        .batch_execute(&format!(
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT {}",
+            quote_literal(snapshot)
+        ))
+        .await
+        .map_err(|e| pg_error("joining the snapshot's view", config, e))?;
+    Ok(client)
+}
+
+async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()> {
+    let config = &job.config;
+    let started = Instant::now();
+    let coordinator = connect(config).await?;
+    coordinator
+        .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await
+        .map_err(|e| pg_error("beginning the snapshot", config, e))?;
+    let snapshot = match &job.exported {
+        Some(name) => {
+            coordinator
+                .batch_execute(&format!("SET TRANSACTION SNAPSHOT {}", quote_literal(name)))
+                .await
+                .map_err(|e| pg_error("using the slot's exported snapshot", config, e))?;
+            name.clone()
+        }
+        None => query(
+            &coordinator,
+            config,
+            "exporting the snapshot",
+            "select pg_export_snapshot()",
+        )
+        .await?
+        .first()
+        .and_then(|r| r[0].clone())
+        .ok_or_else(|| Error::data("pg_export_snapshot returned nothing"))?,
+    };
+    let threads = config.snapshot_threads();
+    let mut readers = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        readers.push(Arc::new(reader_connection(config, &snapshot).await?));
+    }
+    let coordinator = Arc::new(coordinator);
+    tracing::info!(
+        tables = job.tables.len(),
+        threads,
+        chunk_rows = config.snapshot_fetch_size,
+        resume = ?job.resume,
+        "snapshot started"
+    );
+
+    let snapshot_micros = unix_now_micros();
+    let mut skipping = job.resume.is_some();
+    let mut total = 0u64;
+    for table in &job.tables {
+        let qualified = table.qualified();
+        let mut after_key = None;
+        if skipping {
+            let resume = job.resume.as_ref().expect("resume point");
+            if resume.table != qualified {
+                continue;
+            }
+            skipping = false;
+            after_key = resume
+                .after_key
+                .clone()
+                .filter(|_| !table.key_positions.is_empty());
+        }
+        let counter = job.progress.add(&qualified, table.estimated_rows);
+        let context = RowContext {
+            table: Arc::clone(&table.table),
+            qualified: qualified.clone(),
+            source: Arc::clone(&job.source),
+            partition: Arc::clone(&job.partition),
+            config: config.clone(),
+            lsn: job.lsn,
+            micros: snapshot_micros,
+            key_positions: table.key_positions.clone(),
+        };
+        let read = if table.key_positions.is_empty() {
+            read_whole(&coordinator, table, &context, &sender, &counter).await?
+        } else {
+            read_chunked(
+                &coordinator,
+                &readers,
+                table,
+                after_key,
+                &context,
+                &sender,
+                &counter,
+            )
+            .await?
+        };
+        if !read {
+            return Ok(()); // the task stopped reading
+        }
+        job.progress.finish(&qualified);
+        let rows = counter.load(Ordering::Relaxed);
+        total += rows;
+        tracing::info!(table = %qualified, rows, "snapshot read table");
+    }
+    if skipping {
+        tracing::warn!(resume = ?job.resume, "the table the snapshot stopped in is no longer captured; the snapshot is complete");
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!(
+        rows = total,
+        seconds = format!("{seconds:.2}"),
+        rows_per_second = (total as f64 / seconds.max(1e-9)) as u64,
+        "snapshot complete"
+    );
+    for client in readers.iter().chain(std::iter::once(&coordinator)) {
+        let _ = client.batch_execute("COMMIT").await;
+    }
+    Ok(())
+}
+
+/// What turning a row into a record needs; cheap to clone into reader tasks.
+#[derive(Clone)]
+struct RowContext {
+    table: Arc<TableSchema>,
+    qualified: String,
+    source: SchemaRef,
+    partition: Arc<SourcePartition>,
+    config: PostgresConfig,
+    lsn: u64,
+    micros: i64,
+    key_positions: Vec<usize>,
+}
+
+impl RowContext {
+    fn records(&self, rows: Vec<Vec<Option<String>>>) -> Result<Vec<SourceRecord>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let key_text: Option<Vec<Option<String>>> = (!self.key_positions.is_empty())
+                .then(|| self.key_positions.iter().map(|&i| row[i].clone()).collect());
+            let tuple: Vec<Column> = row
+                .into_iter()
+                .map(|v| {
+                    v.map(|t| Column::Text(t.into_bytes()))
+                        .unwrap_or(Column::Null)
+                })
+                .collect();
+            let after = self.table.row(&tuple)?;
+            let info = SourceInfo {
+                prefix: &self.config.topic_prefix,
+                db: &self.config.dbname,
+                schema: &self.table.schema,
+                table: &self.table.table,
+                commit_micros: self.micros,
+                snapshot: "true",
+                tx_id: None,
+                lsn: Some(self.lsn),
+                last_commit_lsn: None,
+            };
+            let mut offset = SourceOffset::new();
+            offset.insert("lsn".into(), json!(self.lsn));
+            offset.insert("snapshot".into(), json!(true));
+            offset.insert("last_snapshot_record".into(), json!(false));
+            offset.insert("snapshot_table".into(), json!(self.qualified));
+            offset.insert("snapshot_key".into(), json!(key_text));
+            let key = self.table.key_of(&after);
+            let value = self.table.envelope(
+                Value::Null,
+                after,
+                source_value(&self.source, &info),
+                "r",
+                self.micros,
+            );
+            let mut record = Record::new(
+                &self.table.topic,
+                value,
+                Some(Arc::clone(&self.table.envelope)),
+            );
+            record.key_schema = if key.is_null() {
+                None
+            } else {
+                self.table.key.clone()
+            };
+            record.key = key;
+            record.timestamp_ms = Some(self.micros / 1000);
+            out.push(SourceRecord {
+                record,
+                source_partition: Arc::clone(&self.partition),
+                source_offset: offset,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// Hands records to the task; `false` when it stopped listening.
+async fn deliver(
+    sender: &mpsc::Sender<SourceRecord>,
+    records: Vec<SourceRecord>,
+    counter: &AtomicU64,
+) -> bool {
+    for record in records {
+        if sender.send(record).await.is_err() {
+            return false;
+        }
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    true
+}
+
+fn row_literal(values: &[Option<String>]) -> String {
+    values
+        .iter()
+        .map(|v| {
+            v.as_deref()
+                .map(quote_literal)
+                .unwrap_or_else(|| "NULL".into())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn read_chunked(
+    coordinator: &Arc<Client>,
+    readers: &[Arc<Client>],
+    table: &SnapshotTable,
+    after_key: Option<Vec<String>>,
+    context: &RowContext,
+    sender: &mpsc::Sender<SourceRecord>,
+    counter: &Arc<AtomicU64>,
+) -> Result<bool> {
+    let config = &context.config;
+    let keys = table.key_list();
+    let name = table.sql_name();
+    let chunk = config.snapshot_fetch_size.max(1);
+    // Chunk bounds `(low, high]` by key, found by walking the key index ahead of the readers.
+    let first_low: Option<Vec<Option<String>>> =
+        after_key.map(|k| k.into_iter().map(Some).collect());
+    let bounds = futures_util::stream::unfold(Some(first_low), {
+        let coordinator = Arc::clone(coordinator);
+        let keys = keys.clone();
+        let name = name.clone();
+        let config = config.clone();
+        move |low| {
+            let coordinator = Arc::clone(&coordinator);
+            let keys = keys.clone();
+            let name = name.clone();
+            let config = config.clone();
+            async move {
+                let low = low?;
+                let filter = low
+                    .as_ref()
+                    .map(|l| format!("where ({keys}) > ({})", row_literal(l)))
+                    .unwrap_or_default();
+                let high = query(
+                    &coordinator,
+                    &config,
+                    "finding snapshot chunk bounds",
+                    &format!(
+                        "select {keys} from {name} {filter} order by {keys} offset {} limit 1",
+                        chunk - 1
+                    ),
+                )
+                .await
+                .map(|rows| rows.into_iter().next());
+                match high {
+                    Err(e) => Some((Err(e), None)),
+                    Ok(Some(high)) => Some((Ok((low, Some(high.clone()))), Some(Some(high)))),
+                    Ok(None) => Some((Ok((low, None)), None)),
+                }
+            }
+        }
+    });
+    let mut chunks = std::pin::pin!(
+        bounds
+            .enumerate()
+            .map(|(index, bound)| {
+                let reader = Arc::clone(&readers[index % readers.len()]);
+                let context = context.clone();
+                let keys = keys.clone();
+                let name = name.clone();
+                tokio::spawn(async move {
+                    let (low, high) = bound?;
+                    let mut filters = Vec::new();
+                    if let Some(low) = &low {
+                        filters.push(format!("({keys}) > ({})", row_literal(low)));
+                    }
+                    if let Some(high) = &high {
+                        filters.push(format!("({keys}) <= ({})", row_literal(high)));
+                    }
+                    let filter = if filters.is_empty() {
+                        String::new()
+                    } else {
+                        format!("where {}", filters.join(" and "))
+                    };
+                    let data = reader
+                        .simple_query(&format!("select * from {name} {filter} order by {keys}"))
+                        .await
+                        .map_err(|e| {
+                            pg_error(
+                                &format!("reading {}", context.qualified),
+                                &context.config,
+                                e,
+                            )
+                        })?;
+                    context.records(rows(data))
+                })
+            })
+            .buffered(readers.len())
+    );
+    let mut last_log = Instant::now();
+    while let Some(joined) = chunks.next().await {
+        let records =
+            joined.map_err(|e| Error::fatal(format!("a snapshot reader panicked: {e}")))??;
+        if !deliver(sender, records, counter).await {
+            return Ok(false);
+        }
+        if last_log.elapsed() >= Duration::from_secs(2) {
+            last_log = Instant::now();
+            tracing::info!(table = %context.qualified, rows = counter.load(Ordering::Relaxed), estimated = table.estimated_rows.max(0), "snapshot progress");
+        }
+    }
+    Ok(true)
+}
+
+/// A table without a primary key: one cursor over the whole table.
+async fn read_whole(
+    coordinator: &Client,
+    table: &SnapshotTable,
+    context: &RowContext,
+    sender: &mpsc::Sender<SourceRecord>,
+    counter: &AtomicU64,
+) -> Result<bool> {
+    let config = &context.config;
+    coordinator
+        .batch_execute(&format!(
+            "DECLARE sluice_snapshot NO SCROLL CURSOR FOR SELECT * FROM {}",
+            table.sql_name()
+        ))
+        .await
+        .map_err(|e| pg_error(&format!("reading {}", context.qualified), config, e))?;
+    loop {
+        let data = coordinator
+            .simple_query(&format!(
+                "FETCH {} FROM sluice_snapshot",
+                config.snapshot_fetch_size.max(1)
+            ))
+            .await
+            .map_err(|e| pg_error(&format!("reading {}", context.qualified), config, e))?;
+        let batch = rows(data);
+        if batch.is_empty() {
+            break;
+        }
+        if !deliver(sender, context.records(batch)?, counter).await {
+            return Ok(false);
+        }
+    }
+    coordinator
+        .batch_execute("CLOSE sluice_snapshot")
+        .await
+        .map_err(|e| pg_error("closing the snapshot cursor", config, e))?;
+    Ok(true)
+}

@@ -1,0 +1,228 @@
+//! Plain-SQL helpers shared by the snapshot and the stream: connecting, running queries with
+//! errors that say what was being done, quoting, and the type catalog.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sluice_api::{Error, Result};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use crate::config::PostgresConfig;
+use crate::types::{ColumnType, Shape};
+
+pub fn pg_error(what: &str, config: &PostgresConfig, error: tokio_postgres::Error) -> Error {
+    let message = format!(
+        "{what} failed on Postgres {}:{} database {} as {}: {}",
+        config.host,
+        config.port,
+        config.dbname,
+        config.user,
+        error
+            .as_db_error()
+            .map(|e| e.message().to_owned())
+            .unwrap_or_else(|| error.to_string())
+    );
+    if error.as_db_error().is_some() {
+        Error::config(message)
+    } else {
+        Error::retriable(message)
+    }
+}
+
+/// A failed replication connection: transient, so the task may be restarted to retry.
+pub fn replication_error(config: &PostgresConfig, error: pgwire_replication::PgWireError) -> Error {
+    Error::retriable(format!(
+        "replication connection to {}:{} failed: {error}",
+        config.host, config.port
+    ))
+}
+
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+pub fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// Runs SQL and returns its rows as text, with an error that says what was being done.
+pub async fn query(
+    client: &Client,
+    config: &PostgresConfig,
+    what: &str,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>> {
+    client
+        .simple_query(sql)
+        .await
+        .map(rows)
+        .map_err(|e| pg_error(what, config, e))
+}
+
+pub fn rows(messages: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
+    messages
+        .into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(row) => Some(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_owned))
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A normal (query) connection with the session settings the value parsing expects.
+pub async fn connect(config: &PostgresConfig) -> Result<Client> {
+    let (client, connection) = tokio_postgres::connect(&config.connection_string(), NoTls).await.map_err(|e| {
+        pg_error("connecting (check database.hostname, database.port, database.user, database.password)", config, e)
+    })?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection ended");
+        }
+    });
+    Ok(client)
+}
+
+/// Column types resolved through `pg_type`, cached per OID: domains become their base type,
+/// arrays carry their element type, enums their labels; the hstore extension type is known by
+/// name. Built-in scalars need no look-up.
+#[derive(Default)]
+pub struct TypeCatalog {
+    entries: HashMap<u32, CatalogEntry>,
+}
+
+#[derive(Clone)]
+struct CatalogEntry {
+    kind: String,
+    category: String,
+    element: u32,
+    base: u32,
+    base_modifier: i32,
+    name: String,
+    labels: Arc<[String]>,
+}
+
+impl TypeCatalog {
+    async fn entry(
+        &mut self,
+        client: &Client,
+        config: &PostgresConfig,
+        oid: u32,
+    ) -> Result<Option<CatalogEntry>> {
+        if let Some(entry) = self.entries.get(&oid) {
+            return Ok(Some(entry.clone()));
+        }
+        let rows = query(
+            client,
+            config,
+            "looking up a column type in pg_type",
+            &format!(
+                "select t.typtype::text, t.typcategory::text, t.typelem::int8, t.typbasetype::int8, t.typtypmod, t.typname::text, \
+                 coalesce((select string_agg(e.enumlabel, E'\\x1f' order by e.enumsortorder) from pg_enum e where e.enumtypid = t.oid), '') \
+                 from pg_type t where t.oid = {oid}"
+            ),
+        )
+        .await?;
+        let Some(row) = rows.into_iter().next() else {
+            return Ok(None);
+        };
+        let text = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+        let labels = text(6);
+        let entry = CatalogEntry {
+            kind: text(0),
+            category: text(1),
+            element: text(2).parse().unwrap_or(0),
+            base: text(3).parse().unwrap_or(0),
+            base_modifier: text(4).parse().unwrap_or(-1),
+            name: text(5),
+            labels: if labels.is_empty() {
+                Arc::from(Vec::new())
+            } else {
+                labels.split('\u{1f}').map(str::to_owned).collect()
+            },
+        };
+        self.entries.insert(oid, entry.clone());
+        Ok(Some(entry))
+    }
+
+    /// A non-array type: domains (possibly nested) down to their base type.
+    async fn scalar(
+        &mut self,
+        client: &Client,
+        config: &PostgresConfig,
+        mut oid: u32,
+        mut modifier: i32,
+    ) -> Result<ColumnType> {
+        for _ in 0..16 {
+            if crate::types::is_builtin_scalar(oid) {
+                break;
+            }
+            let Some(entry) = self.entry(client, config, oid).await? else {
+                break;
+            };
+            match entry.kind.as_str() {
+                "d" => {
+                    if modifier < 0 {
+                        modifier = entry.base_modifier;
+                    }
+                    oid = entry.base;
+                }
+                "e" => {
+                    return Ok(ColumnType {
+                        oid,
+                        modifier,
+                        shape: Shape::Enum(entry.labels),
+                    });
+                }
+                _ if entry.name == "hstore" => {
+                    return Ok(ColumnType {
+                        oid,
+                        modifier,
+                        shape: Shape::Hstore,
+                    });
+                }
+                _ => break,
+            }
+        }
+        Ok(ColumnType::scalar(oid, modifier))
+    }
+
+    /// A column's type: arrays of any scalar (domain, enum, hstore included), or a scalar.
+    pub async fn resolve(
+        &mut self,
+        client: &Client,
+        config: &PostgresConfig,
+        oid: u32,
+        modifier: i32,
+    ) -> Result<ColumnType> {
+        if crate::types::is_builtin_scalar(oid) {
+            return Ok(ColumnType::scalar(oid, modifier));
+        }
+        let array_of = match self.entry(client, config, oid).await? {
+            Some(entry) if entry.category == "A" && entry.element != 0 => Some(entry.element),
+            _ => None,
+        };
+        match array_of {
+            Some(element) => {
+                let element = self.scalar(client, config, element, modifier).await?;
+                Ok(ColumnType {
+                    oid,
+                    modifier,
+                    shape: Shape::Array(Box::new(element)),
+                })
+            }
+            None => self.scalar(client, config, oid, modifier).await,
+        }
+    }
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn unix_now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
