@@ -66,5 +66,6 @@ SLUICE_DEMO_DIR="$(mktemp -d /tmp/sluice-demo.XXXXXX)" limit 900 scripts/demo.sh
 step "benchmark smoke run (figures for the README come from a full run)"
 limit 900 cargo bench -p sluice --bench file_pipeline -- --lines 100000
 limit 900 cargo bench -p sluice --bench kafka_pipeline -- --lines 20000
+limit 900 cargo bench -p sluice --bench pg_pipeline -- --rows 20000 --snapshot-rows 50000
 
 step "all checks passed"

@@ -748,6 +748,32 @@ fn a_parallel_chunked_snapshot_under_concurrent_writes_replays_to_the_table() {
     let logs = worker.logs();
     assert!(logs.contains("threads=3"), "{logs}");
     assert!(logs.contains("snapshot complete"), "{logs}");
+
+    // Progress and the slot's lag in the task's status and at /metrics.
+    let status = worker.wait_for_status("inventory", "the slot's lag is measured", |s| {
+        s["tasks"][0]["metrics"]["slot_lag_bytes"].is_number()
+    });
+    let metrics = &status["tasks"][0]["metrics"];
+    assert_eq!(
+        metrics["snapshot_rows"]["public.accounts"], 20000.0,
+        "{metrics}"
+    );
+    assert!(
+        metrics["snapshot_rows_estimated"]["public.accounts"].is_number(),
+        "{metrics}"
+    );
+    assert_eq!(metrics["snapshot_tables_done"], 1.0, "{metrics}");
+    let (code, text) = worker.get("/metrics");
+    assert_eq!(code, 200);
+    let text = text.as_str().unwrap_or_default().to_owned();
+    assert!(
+        text.contains("# TYPE sluice_slot_lag_bytes gauge\nsluice_slot_lag_bytes{connector=\"inventory\",task=\"0\"} "),
+        "{text}"
+    );
+    assert!(
+        text.contains("sluice_snapshot_rows{connector=\"inventory\",task=\"0\",table=\"public.accounts\"} 20000\n"),
+        "{text}"
+    );
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }

@@ -182,6 +182,7 @@ mod tests {
             connector: "c".into(),
             task_id: 0,
             config,
+            metrics: Default::default(),
         })
         .await
         .unwrap();
@@ -246,6 +247,7 @@ mod tests {
                 connector: "c".into(),
                 task_id: 0,
                 config,
+                metrics: Default::default(),
             })
             .await
             .unwrap_err();

@@ -204,6 +204,7 @@ mod tests {
             task_id: 0,
             config,
             offsets: Arc::new(FixedOffset(offset)),
+            metrics: Default::default(),
         }
     }
 

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 use sluice_api::data::{SchemaRef, Value};
+use sluice_api::metrics::TaskMetrics;
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, Result};
 use tokio::sync::mpsc;
@@ -88,10 +89,12 @@ impl ResumePoint {
     }
 }
 
-/// Rows read per table, for logs and the task's status.
+/// Rows read per table, for logs and the task's status and metrics (`snapshot_rows`,
+/// `snapshot_rows_estimated`, `snapshot_tables_done` gauges).
 #[derive(Default)]
 pub struct SnapshotProgress {
     tables: Mutex<Vec<TableProgress>>,
+    metrics: TaskMetrics,
 }
 
 struct TableProgress {
@@ -102,6 +105,32 @@ struct TableProgress {
 }
 
 impl SnapshotProgress {
+    /// Progress that publishes its gauges to `metrics`.
+    pub fn new(metrics: TaskMetrics) -> SnapshotProgress {
+        SnapshotProgress {
+            tables: Mutex::default(),
+            metrics,
+        }
+    }
+
+    /// Copies the counters to the task's gauges.
+    fn publish(&self) {
+        let tables = self.tables.lock().unwrap();
+        for t in tables.iter() {
+            let rows = t.rows.load(Ordering::Relaxed) as f64;
+            self.metrics
+                .set_labeled("snapshot_rows", "table", &t.name, rows);
+            self.metrics.set_labeled(
+                "snapshot_rows_estimated",
+                "table",
+                &t.name,
+                t.estimated.max(0) as f64,
+            );
+        }
+        let done = tables.iter().filter(|t| t.done).count();
+        self.metrics.set("snapshot_tables_done", done as f64);
+    }
+
     fn add(&self, name: &str, estimated: i64) -> Arc<AtomicU64> {
         let rows = Arc::new(AtomicU64::new(0));
         self.tables.lock().unwrap().push(TableProgress {
@@ -123,19 +152,7 @@ impl SnapshotProgress {
         {
             t.done = true;
         }
-    }
-
-    /// `{"<schema.table>": {"rows": n, "estimated": m, "done": bool}, …}`.
-    pub fn to_json(&self) -> serde_json::Value {
-        let tables = self.tables.lock().unwrap();
-        let mut out = serde_json::Map::new();
-        for t in tables.iter() {
-            out.insert(
-                t.name.clone(),
-                json!({"rows": t.rows.load(Ordering::Relaxed), "estimated": t.estimated.max(0), "done": t.done}),
-            );
-        }
-        serde_json::Value::Object(out)
+        self.publish();
     }
 }
 
@@ -312,6 +329,11 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
                 .filter(|_| !table.key_positions.is_empty());
         }
         let counter = job.progress.add(&qualified, table.estimated_rows);
+        let outlet = Outlet {
+            sender: &sender,
+            counter: &counter,
+            progress: &job.progress,
+        };
         let context = RowContext {
             table: Arc::clone(&table.table),
             qualified: qualified.clone(),
@@ -323,18 +345,9 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
             key_positions: table.key_positions.clone(),
         };
         let read = if table.key_positions.is_empty() {
-            read_whole(&coordinator, table, &context, &sender, &counter).await?
+            read_whole(&coordinator, table, &context, &outlet).await?
         } else {
-            read_chunked(
-                &coordinator,
-                &readers,
-                table,
-                after_key,
-                &context,
-                &sender,
-                &counter,
-            )
-            .await?
+            read_chunked(&coordinator, &readers, table, after_key, &context, &outlet).await?
         };
         if !read {
             return Ok(()); // the task stopped reading
@@ -350,7 +363,7 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         rows = total,
-        seconds = format!("{seconds:.2}"),
+        seconds = %format!("{seconds:.2}"),
         rows_per_second = (total as f64 / seconds.max(1e-9)) as u64,
         "snapshot complete"
     );
@@ -434,19 +447,25 @@ impl RowContext {
     }
 }
 
-/// Hands records to the task; `false` when it stopped listening.
-async fn deliver(
-    sender: &mpsc::Sender<SourceRecord>,
-    records: Vec<SourceRecord>,
-    counter: &AtomicU64,
-) -> bool {
-    for record in records {
-        if sender.send(record).await.is_err() {
-            return false;
+/// Where read records go: the task's queue, counted per table and published as progress.
+struct Outlet<'a> {
+    sender: &'a mpsc::Sender<SourceRecord>,
+    counter: &'a AtomicU64,
+    progress: &'a SnapshotProgress,
+}
+
+impl Outlet<'_> {
+    /// Hands records to the task; `false` when it stopped listening.
+    async fn deliver(&self, records: Vec<SourceRecord>) -> bool {
+        for record in records {
+            if self.sender.send(record).await.is_err() {
+                return false;
+            }
+            self.counter.fetch_add(1, Ordering::Relaxed);
         }
-        counter.fetch_add(1, Ordering::Relaxed);
+        self.progress.publish();
+        true
     }
-    true
 }
 
 fn row_literal(values: &[Option<String>]) -> String {
@@ -467,8 +486,7 @@ async fn read_chunked(
     table: &SnapshotTable,
     after_key: Option<Vec<String>>,
     context: &RowContext,
-    sender: &mpsc::Sender<SourceRecord>,
-    counter: &Arc<AtomicU64>,
+    outlet: &Outlet<'_>,
 ) -> Result<bool> {
     let config = &context.config;
     let keys = table.key_list();
@@ -553,12 +571,12 @@ async fn read_chunked(
     while let Some(joined) = chunks.next().await {
         let records =
             joined.map_err(|e| Error::fatal(format!("a snapshot reader panicked: {e}")))??;
-        if !deliver(sender, records, counter).await {
+        if !outlet.deliver(records).await {
             return Ok(false);
         }
         if last_log.elapsed() >= Duration::from_secs(2) {
             last_log = Instant::now();
-            tracing::info!(table = %context.qualified, rows = counter.load(Ordering::Relaxed), estimated = table.estimated_rows.max(0), "snapshot progress");
+            tracing::info!(table = %context.qualified, rows = outlet.counter.load(Ordering::Relaxed), estimated = table.estimated_rows.max(0), "snapshot progress");
         }
     }
     Ok(true)
@@ -569,8 +587,7 @@ async fn read_whole(
     coordinator: &Client,
     table: &SnapshotTable,
     context: &RowContext,
-    sender: &mpsc::Sender<SourceRecord>,
-    counter: &AtomicU64,
+    outlet: &Outlet<'_>,
 ) -> Result<bool> {
     let config = &context.config;
     coordinator
@@ -592,7 +609,7 @@ async fn read_whole(
         if batch.is_empty() {
             break;
         }
-        if !deliver(sender, context.records(batch)?, counter).await {
+        if !outlet.deliver(context.records(batch)?).await {
             return Ok(false);
         }
     }

@@ -18,6 +18,7 @@ use serde_json::json;
 use sluice_api::config::Props;
 use sluice_api::connector::{SourceConnector, SourceTask, SourceTaskContext};
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
+use sluice_api::metrics::TaskMetrics;
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, ErrorKind, Result};
 use tokio_postgres::Client;
@@ -93,6 +94,9 @@ pub struct PostgresSourceTask {
     transaction_schemas: TransactionSchemas,
     /// Set while the connection is lost.
     reconnect: Option<Reconnect>,
+    metrics: TaskMetrics,
+    /// When the slot's lag was last measured.
+    lag_measured: Option<tokio::time::Instant>,
     /// Where a new stream resumes: the end of the last transaction handed out, else where
     /// this run started streaming.
     resume_lsn: Option<u64>,
@@ -111,6 +115,9 @@ struct Reconnect {
     next_at: tokio::time::Instant,
     cause: Error,
 }
+
+/// How often the slot's lag is measured.
+const SLOT_LAG_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Reconnection backoff: doubling from the first delay up to the cap.
 const RECONNECT_BACKOFF_FIRST: Duration = Duration::from_millis(250);
@@ -720,6 +727,38 @@ impl PostgresSourceTask {
         }
     }
 
+    /// Every few seconds while streaming: how much WAL the slot holds back (the server's
+    /// current position minus the slot's confirmed one), as the `slot_lag_bytes` gauge.
+    /// A failed measurement is only logged: the stream notices a lost connection itself.
+    async fn measure_slot_lag(&mut self) {
+        let due = self
+            .lag_measured
+            .is_none_or(|at| at.elapsed() >= SLOT_LAG_INTERVAL);
+        let (Some(client), Some(config), true) = (&self.client, &self.config, due) else {
+            return;
+        };
+        if self.stream.is_none() {
+            return;
+        }
+        self.lag_measured = Some(tokio::time::Instant::now());
+        let sql = format!(
+            "select (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 from pg_replication_slots where slot_name = {}",
+            quote_literal(&config.slot)
+        );
+        match query(client, config, "measuring the slot's lag", &sql).await {
+            Ok(rows) => {
+                if let Some(lag) = rows
+                    .first()
+                    .and_then(|r| r[0].as_deref())
+                    .and_then(|v| v.parse::<f64>().ok())
+                {
+                    self.metrics.set("slot_lag_bytes", lag);
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "could not measure the slot's lag"),
+        }
+    }
+
     /// Tells the server the slot may move to `lsn` (never backwards).
     fn confirm(&mut self, lsn: u64) {
         if lsn <= self.confirmed_lsn {
@@ -843,6 +882,8 @@ impl SourceTask for PostgresSourceTask {
                 || o.get("last_snapshot_record").and_then(|s| s.as_bool()) == Some(true)
         });
         self.partition = Arc::new(partition);
+        self.metrics = context.metrics.clone();
+        self.snapshot_progress = Arc::new(SnapshotProgress::new(context.metrics.clone()));
         self.source_schema = Some(source_schema());
         self.config = Some(config.clone());
 
@@ -964,6 +1005,7 @@ impl SourceTask for PostgresSourceTask {
         if self.reconnect.is_some() {
             return self.try_reconnect().await.map(|()| Vec::new());
         }
+        self.measure_slot_lag().await;
         let batch = match self.next_batch().await {
             Ok(batch) => batch,
             Err(e) if e.kind() == ErrorKind::Retriable && self.stream.is_some() => {

@@ -17,6 +17,7 @@ use async_trait::async_trait;
 
 use crate::Result;
 use crate::config::{ConfigDef, FieldError, Props};
+use crate::metrics::TaskMetrics;
 use crate::record::{SinkRecord, SourceOffset, SourcePartition, SourceRecord, TopicPartition};
 
 /// Whether a connector reads from an external system or writes to one.
@@ -51,6 +52,8 @@ pub struct SourceTaskContext {
     /// This task's config, as returned by [`SourceConnector::task_configs`].
     pub config: Props,
     pub offsets: Arc<dyn OffsetReader>,
+    /// Where the task publishes its gauges (shown in its REST status and at `/metrics`).
+    pub metrics: TaskMetrics,
 }
 
 /// What a sink task is given at start.
@@ -60,6 +63,8 @@ pub struct SinkTaskContext {
     pub task_id: u32,
     /// This task's config, as returned by [`SinkConnector::task_configs`].
     pub config: Props,
+    /// Where the task publishes its gauges (shown in its REST status and at `/metrics`).
+    pub metrics: TaskMetrics,
 }
 
 /// A connector reading from an external system.

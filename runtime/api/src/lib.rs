@@ -10,6 +10,7 @@
 //! * [`transform`]: single-message transforms and predicates.
 //! * [`config`]: config definitions that validate into per-field errors.
 //! * [`json`]: the JsonConverter rendering of schemas and values.
+//! * [`metrics`]: gauges a task publishes about itself.
 //!
 //! This crate deliberately depends on nothing heavy (no Kafka client, no WASM engine, no
 //! database driver), so connectors and plugins can depend on it alone.
@@ -20,6 +21,7 @@ pub mod convert;
 pub mod data;
 pub mod error;
 pub mod json;
+pub mod metrics;
 pub mod record;
 pub mod transform;
 

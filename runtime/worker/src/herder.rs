@@ -53,6 +53,11 @@ pub struct TaskState {
     pub worker_id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// The task's gauges (beyond Kafka Connect's shape; clients ignore unknown fields).
+    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
+    pub metrics: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip)]
+    pub gauges: Vec<sluice_api::metrics::Gauge>,
 }
 
 /// Kafka Connect's `ConnectorStateInfo`.

@@ -91,6 +91,7 @@ pub fn router(herder: Shared) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .route("/connectors", get(list_connectors).post(create_connector))
         .route(
             "/connectors/{name}",
@@ -141,6 +142,47 @@ async fn health() -> axum::Json<Json> {
         "status": "healthy",
         "message": "Worker has completed startup and is ready to handle requests."
     }))
+}
+
+/// Every task's gauges in Prometheus' text format: `sluice_<name>{connector,task[,label]}`.
+async fn metrics(State(herder): State<Shared>) -> impl IntoResponse {
+    let escape = |v: &str| {
+        v.replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n")
+    };
+    let mut families: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for name in herder.connector_names().await {
+        let Ok(status) = herder.connector_status(&name).await else {
+            continue;
+        };
+        for task in &status.tasks {
+            for gauge in &task.gauges {
+                let mut labels = format!("connector=\"{}\",task=\"{}\"", escape(&name), task.id);
+                if let Some((label, value)) = &gauge.label {
+                    labels.push_str(&format!(",{label}=\"{}\"", escape(value)));
+                }
+                families
+                    .entry(format!("sluice_{}", gauge.name))
+                    .or_default()
+                    .push(format!("{{{labels}}} {}", gauge.value));
+            }
+        }
+    }
+    let mut body = String::new();
+    for (family, samples) in families {
+        body.push_str(&format!("# TYPE {family} gauge\n"));
+        for sample in samples {
+            body.push_str(&format!("{family}{sample}\n"));
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        body,
+    )
 }
 
 async fn list_connectors(

@@ -248,6 +248,8 @@ impl Herder for StandaloneHerder {
                         state: status.state,
                         worker_id: worker_id.clone(),
                         trace: status.trace,
+                        metrics: t.status.metrics.to_json(),
+                        gauges: t.status.metrics.gauges(),
                     }
                 })
                 .collect(),

@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
+use sluice_api::metrics::TaskMetrics;
 
 /// A connector's or task's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -23,29 +24,36 @@ pub struct Status {
     pub trace: Option<String>,
 }
 
-/// A status shared between a running task and whoever reports on it.
+/// A status shared between a running task and whoever reports on it, with the gauges the
+/// task publishes.
 #[derive(Debug, Clone)]
-pub struct StatusCell(Arc<Mutex<Status>>);
+pub struct StatusCell {
+    status: Arc<Mutex<Status>>,
+    pub metrics: TaskMetrics,
+}
 
 impl StatusCell {
     /// A cell starting in `state`.
     pub fn new(state: State) -> StatusCell {
-        StatusCell(Arc::new(Mutex::new(Status { state, trace: None })))
+        StatusCell {
+            status: Arc::new(Mutex::new(Status { state, trace: None })),
+            metrics: TaskMetrics::default(),
+        }
     }
 
     /// The current status.
     pub fn get(&self) -> Status {
-        self.0.lock().expect("status lock").clone()
+        self.status.lock().expect("status lock").clone()
     }
 
     /// Sets a non-failed state, clearing any trace.
     pub fn set(&self, state: State) {
-        *self.0.lock().expect("status lock") = Status { state, trace: None };
+        *self.status.lock().expect("status lock") = Status { state, trace: None };
     }
 
     /// Marks the task failed with its trace.
     pub fn fail(&self, trace: String) {
-        *self.0.lock().expect("status lock") = Status {
+        *self.status.lock().expect("status lock") = Status {
             state: State::Failed,
             trace: Some(trace),
         };

@@ -195,6 +195,7 @@ impl SourceRunner {
                 connector: self.spec.connector.clone(),
                 store: Arc::clone(&self.ctx.offsets),
             }),
+            metrics: self.status.metrics.clone(),
         })
         .await?;
         Ok(task)
@@ -551,6 +552,7 @@ impl SinkRunner {
             connector: self.spec.connector.clone(),
             task_id: self.spec.task_id,
             config: self.spec.task_config.clone(),
+            metrics: self.status.metrics.clone(),
         })
         .await?;
         if let Some(settings) = self.ctx.kafka.clone() {

@@ -1,0 +1,361 @@
+//! Benchmark: Postgres CDC through one standalone worker on the embedded default, against
+//! `pg_recvlogical` on the same server. Prints figures, asserts nothing.
+//!
+//! * **Streaming**: `--rows` rows of ~200 B inserted in 100-row transactions while neither
+//!   reader runs; then sluice (Debezium-config connector, records dropped after the transform
+//!   chain as no sink subscribes: a no-op sink) and `pg_recvlogical` (pgoutput to /dev/null)
+//!   each drain the same changes from their own slot. Rows/s of both and their ratio.
+//! * **Snapshot**: `--snapshot-rows` rows read by the initial snapshot of a new connector.
+//! * Peak RSS of the worker in each run.
+//!
+//! Run it with:
+//!
+//!     cargo bench -p sluice --bench pg_pipeline                            # 500k + 1M rows
+//!     cargo bench -p sluice --bench pg_pipeline -- --rows 20000 --snapshot-rows 50000
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+struct Postgres {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Postgres {
+    fn start() -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let status = Command::new(scripts().join("pg-start.sh"))
+            .env("SLUICE_PG_DIR", dir.path())
+            .env("SLUICE_PG_PORT", port.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/pg-start.sh failed");
+        Postgres { dir, port }
+    }
+
+    fn sql(&self, sql: &str) -> Vec<String> {
+        let out = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = Command::new(scripts().join("pg-stop.sh"))
+            .env("SLUICE_PG_DIR", self.dir.path())
+            .status();
+    }
+}
+
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn pg_bin(tool: &str) -> PathBuf {
+    [
+        "/usr/lib/postgresql/15/bin",
+        "/usr/lib/postgresql/16/bin",
+        "/usr/bin",
+    ]
+    .iter()
+    .map(|d| Path::new(d).join(tool))
+    .find(|p| p.exists())
+    .unwrap_or_else(|| PathBuf::from(tool))
+}
+
+/// A running worker whose log lines arrive on `log`.
+struct Worker {
+    child: Child,
+    log: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Worker {
+    fn start(dir: &Path, connector: &str) -> Worker {
+        std::fs::write(
+            dir.join("worker.properties"),
+            "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=100\n\
+             listeners=http://127.0.0.1:0\ndirect.unrouted.records=drop\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("pg.json"), connector).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["standalone", "worker.properties", "pg.json"])
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (sender, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        Worker {
+            child,
+            log,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a log line containing `needle`, at most `limit`; exits the bench on a stall.
+    fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left.min(Duration::from_millis(200))) {
+                Ok(line) => self.seen.push(line),
+                Err(_) if Instant::now() >= deadline => self.fail(&format!("no `{needle}`")),
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn fail(&mut self, what: &str) -> ! {
+        let _ = self.child.kill();
+        self.seen.extend(self.log.try_iter());
+        eprintln!("{}", self.seen.join("\n"));
+        eprintln!("pg_pipeline: {what} within the deadline; the worker's log is above");
+        std::process::exit(1);
+    }
+
+    fn peak_rss_mb(&self) -> f64 {
+        common::proc_status_kb(self.child.id(), "VmHWM:") as f64 / 1024.0
+    }
+}
+
+fn connector(pg: &Postgres, slot: &str, prefix: &str, table: &str, snapshot: &str) -> String {
+    serde_json::json!({"name": prefix, "config": {
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1", "database.port": pg.port.to_string(),
+        "database.user": "postgres", "database.dbname": "postgres",
+        "topic.prefix": prefix, "slot.name": slot, "publication.name": format!("{prefix}_pub"),
+        "publication.autocreate.mode": "filtered", "table.include.list": table,
+        "snapshot.mode": snapshot,
+    }})
+    .to_string()
+}
+
+/// The connector's committed offset (null before the first commit).
+fn committed_offset(dir: &Path) -> serde_json::Value {
+    std::fs::read_to_string(dir.join("connect.offsets"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .map(|o| o["offsets"][0]["value"].clone())
+        .unwrap_or_default()
+}
+
+fn committed_lsn(dir: &Path) -> u64 {
+    committed_offset(dir)["lsn"].as_u64().unwrap_or(0)
+}
+
+fn lsn_value(text: &str) -> u64 {
+    let (high, low) = text.trim().split_once('/').unwrap();
+    (u64::from_str_radix(high, 16).unwrap() << 32) | u64::from_str_radix(low, 16).unwrap()
+}
+
+fn main() {
+    let rows = common::arg("--rows", 500_000);
+    let snapshot_rows = common::arg("--snapshot-rows", 1_000_000);
+    let pg = Postgres::start();
+    let payload = "p".repeat(170);
+
+    // Streaming: both slots exist before the load, so both readers see exactly the same changes.
+    pg.sql(
+        "create table stream_rows (id bigint primary key, n int not null, payload text not null)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let spec = connector(
+        &pg,
+        "sluice_bench",
+        "bench",
+        "public.stream_rows",
+        "no_data",
+    );
+    let mut worker = Worker::start(dir.path(), &spec);
+    worker.wait_for("created replication slot", Duration::from_secs(60));
+    common::terminate(&mut worker.child, Duration::from_secs(30));
+    pg.sql("select pg_create_logical_replication_slot('recvlogical_bench', 'pgoutput')");
+
+    let transactions = rows.div_ceil(100);
+    let mut script = String::new();
+    for t in 0..transactions {
+        let first = t * 100 + 1;
+        let last = ((t + 1) * 100).min(rows);
+        script.push_str(&format!(
+            "begin; insert into stream_rows select g, g % 1000, '{payload}' from generate_series({first}, {last}) g; commit;\n"
+        ));
+    }
+    let last_first = (transactions - 1) * 100 + 1;
+    script.push_str(&format!(
+        "begin; delete from stream_rows where id = {last_first}; select pg_current_wal_insert_lsn(); commit;\n"
+    ));
+    let script_path = dir.path().join("load.sql");
+    std::fs::write(&script_path, script).unwrap();
+    let loaded = Instant::now();
+    let out = Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-Atq", "-f"])
+        .arg(&script_path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before_last_commit =
+        lsn_value(String::from_utf8_lossy(&out.stdout).lines().last().unwrap());
+    let load_seconds = loaded.elapsed().as_secs_f64();
+    let end = pg.sql("select pg_current_wal_lsn()")[0].clone();
+    let changes = rows + 1;
+
+    let started = Instant::now();
+    let status = Command::new(pg_bin("pg_recvlogical"))
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &pg.port.to_string(),
+            "-U",
+            "postgres",
+        ])
+        .args(["-d", "postgres", "--slot", "recvlogical_bench", "--start"])
+        .args([
+            "--endpos",
+            &end,
+            "-o",
+            "proto_version=1",
+            "-o",
+            "publication_names=bench_pub",
+        ])
+        .args(["--no-loop", "-f", "/dev/null"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "pg_recvlogical failed");
+    let recvlogical_seconds = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut worker = Worker::start(dir.path(), &spec);
+    let deadline = started + Duration::from_secs(600);
+    while committed_lsn(dir.path()) <= before_last_commit {
+        if Instant::now() > deadline {
+            worker.fail("the stream was not drained");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let sluice_seconds = started.elapsed().as_secs_f64();
+    let stream_peak = worker.peak_rss_mb();
+    common::terminate(&mut worker.child, Duration::from_secs(30));
+
+    // Snapshot: a new connector on a table filled beforehand.
+    pg.sql(&format!(
+        "create table snapshot_rows (id bigint primary key, n int not null, payload text not null); \
+         insert into snapshot_rows select g, g % 1000, '{payload}' from generate_series(1, {snapshot_rows}) g; \
+         analyze snapshot_rows"
+    ));
+    let snapshot_dir = tempfile::tempdir().unwrap();
+    let spec = connector(
+        &pg,
+        "sluice_snapshot",
+        "snap",
+        "public.snapshot_rows",
+        "initial",
+    );
+    let mut worker = Worker::start(snapshot_dir.path(), &spec);
+    let complete = worker.wait_for("snapshot complete", Duration::from_secs(600));
+    let rate = regex::Regex::new(r"rows=(\d+) seconds=([0-9.]+) rows_per_second=(\d+)").unwrap();
+    let figures = rate
+        .captures(&complete)
+        .map(|c| (c[1].to_owned(), c[2].to_owned(), c[3].to_owned()));
+    let threads = worker
+        .wait_for("snapshot started", Duration::from_secs(1))
+        .split("threads=")
+        .nth(1)
+        .and_then(|t| t.split_whitespace().next())
+        .unwrap_or("?")
+        .to_owned();
+    // Handed out too (the task reads ahead of the pipeline only by the bounded queue).
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while committed_offset(snapshot_dir.path())["last_snapshot_record"] != true {
+        if Instant::now() > deadline {
+            worker.fail("the snapshot's last record was not committed");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let snapshot_peak = worker.peak_rss_mb();
+    common::terminate(&mut worker.child, Duration::from_secs(30));
+
+    println!("Postgres 15 CDC -> sluice (embedded default, no-op sink), release build");
+    println!(
+        "  load             {changes} changes in {transactions} transactions of 100 rows, ~200 B each ({load_seconds:.1} s to write)"
+    );
+    let sluice_rate = changes as f64 / sluice_seconds;
+    let recvlogical_rate = changes as f64 / recvlogical_seconds;
+    println!(
+        "  pg_recvlogical   {recvlogical_rate:.0} rows/s ({recvlogical_seconds:.2} s, pgoutput to /dev/null)"
+    );
+    println!(
+        "  sluice stream    {sluice_rate:.0} rows/s ({sluice_seconds:.2} s incl. start-up, decoded into Debezium records, offsets committed)"
+    );
+    println!(
+        "  ratio            {:.2} (sluice / pg_recvlogical; target >= 0.8)",
+        sluice_rate / recvlogical_rate
+    );
+    println!("  peak RSS         {stream_peak:.1} MB (worker, streaming)");
+    match figures {
+        Some((rows, seconds, per_second)) => println!(
+            "  snapshot         {per_second} rows/s ({rows} rows in {seconds} s, {threads} reader connections; target >= 150k rows/s)"
+        ),
+        None => println!("  snapshot         not reported"),
+    }
+    println!("  peak RSS         {snapshot_peak:.1} MB (worker, snapshot; target < 150 MB)");
+}
