@@ -76,11 +76,15 @@ pub fn assert_replays_only(sink: &[String], source: &[String]) -> usize {
     replays
 }
 
-/// Lines of a file (empty when it does not exist yet).
+/// The complete lines of a file (empty when it does not exist yet). An unterminated last line
+/// is being written (or was cut by a kill) and is left out.
 pub fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .map(|s| s.lines().map(str::to_owned).collect())
-        .unwrap_or_default()
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = match text.rfind('\n') {
+        Some(end) => &text[..=end],
+        None => "",
+    };
+    complete.lines().map(str::to_owned).collect()
 }
 
 /// Appends lines to a file, creating it when needed.

@@ -46,6 +46,54 @@ enum Output {
     Stdout,
 }
 
+/// Every record is written as a whole line, so a file that does not end in a newline was cut
+/// mid-write (the worker was killed). That record was never flushed, so it is delivered again;
+/// cutting the fragment keeps the file one record per line.
+fn drop_partial_last_line(path: &str) -> Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut file) = OpenOptions::new().read(true).write(true).open(path) else {
+        return Ok(()); // missing: created below; unreadable: reported below
+    };
+    let length = file
+        .metadata()
+        .map_err(|e| Error::io(format!("cannot read sink file {path}"), e))?
+        .len();
+    if length == 0 {
+        return Ok(());
+    }
+    // Look back from the end for the last newline, a block at a time.
+    let mut end = length;
+    let mut block = vec![0u8; 64 * 1024];
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let size = (end - start) as usize;
+        file.seek(SeekFrom::Start(start))
+            .and_then(|_| file.read_exact(&mut block[..size]))
+            .map_err(|e| Error::io(format!("cannot read sink file {path}"), e))?;
+        if let Some(at) = block[..size].iter().rposition(|&b| b == b'\n') {
+            let keep = start + at as u64 + 1;
+            if keep < length {
+                tracing::warn!(
+                    file = path,
+                    bytes = length - keep,
+                    "the sink file ends in a partly written line (the worker was stopped mid-write); cutting it, its record is delivered again"
+                );
+                file.set_len(keep)
+                    .map_err(|e| Error::io(format!("cannot truncate sink file {path}"), e))?;
+            }
+            return Ok(());
+        }
+        end = start;
+    }
+    tracing::warn!(
+        file = path,
+        bytes = length,
+        "the sink file holds only a partly written line; cutting it"
+    );
+    file.set_len(0)
+        .map_err(|e| Error::io(format!("cannot truncate sink file {path}"), e))
+}
+
 /// The task. Lines reach the OS at the end of every `put`, so they show up promptly; `flush`
 /// syncs them to disk, which is when the worker may treat them as delivered.
 #[derive(Default)]
@@ -121,6 +169,7 @@ impl SinkTask for FileSinkTask {
         let config = FileSinkConfig::from_props(&context.config)?;
         self.output = Some(match &config.file {
             Some(path) => {
+                drop_partial_last_line(path)?;
                 let file = OpenOptions::new()
                     .create(true)
                     .append(true)
@@ -234,6 +283,19 @@ mod tests {
             json!({"topic":"t","partition":0,"offset":7,"timestamp":null,"key":1,"value":"v",
                    "headers":[{"key":"h","value":"x"}]})
         );
+    }
+
+    #[tokio::test]
+    async fn a_partly_written_last_line_is_cut_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        std::fs::write(&path, "one\ntwo\nthr").unwrap();
+        let mut task = started(&path, "text").await;
+        task.put(vec![sink_record(Value::from("three"), 3)])
+            .await
+            .unwrap();
+        task.flush(&HashMap::new()).await.unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "one\ntwo\nthree\n");
     }
 
     #[tokio::test]
