@@ -987,3 +987,57 @@ fn cdc_through_kafka_replays_to_the_table_even_across_kill_9() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// A Debezium user's unwrap chain runs unchanged: ExtractNewRecordState (rewrite deletes,
+/// add.fields) then Kafka Connect's MaskField, on the live change stream.
+#[test]
+fn debezium_s_unwrap_and_kafka_connect_smts_transform_the_stream() {
+    let pg = Cluster::start();
+    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({
+            "transforms": "unwrap,mask",
+            "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+            "transforms.unwrap.delete.handling.mode": "rewrite",
+            "transforms.unwrap.add.fields": "op,table,lsn",
+            "transforms.mask.type": "org.apache.kafka.connect.transforms.MaskField$Value",
+            "transforms.mask.fields": "owner",
+            "transforms.mask.replacement": "***",
+        }),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    pg.sql("insert into accounts values (1, 'ann', 5)");
+    pg.sql("update accounts set balance = 6 where id = 1");
+    pg.sql("set synchronous_commit = on; delete from accounts where id = 1");
+    wait_until("three rows", Duration::from_secs(30), || {
+        lines(&events).len() == 3
+    });
+    let rows: Vec<Json> = lines(&events)
+        .iter()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap()["value"].clone())
+        .collect();
+    for (row, (op, deleted)) in rows
+        .iter()
+        .zip([("c", "false"), ("u", "false"), ("d", "true")])
+    {
+        assert_eq!(row["__op"], op, "{row}");
+        assert_eq!(row["__deleted"], deleted, "{row}");
+        assert_eq!(row["__table"], "accounts");
+        assert!(row["__lsn"].is_i64());
+        assert_eq!(row["id"], 1);
+    }
+    assert_eq!(rows[0]["owner"], "***");
+    assert_eq!(rows[1]["balance"], 6);
+    assert_eq!(
+        rows[2]["owner"],
+        Json::Null,
+        "a delete's `before` holds only the key under REPLICA IDENTITY DEFAULT; null stays null"
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

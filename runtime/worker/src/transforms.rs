@@ -2,10 +2,7 @@
 //! `transforms.a.predicate=p`, `transforms.a.negate=true`, `predicates=p`,
 //! `predicates.p.type=…`) and the built-in transforms and predicates.
 
-use regex::Regex;
-use sluice_api::config::{
-    Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, split_list, with_prefix,
-};
+use sluice_api::config::{Props, split_list, with_prefix};
 use sluice_api::record::Record;
 use sluice_api::transform::{Predicate, PredicatePlugin, Transform, TransformPlugin};
 use sluice_api::{Error, Result};
@@ -164,101 +161,15 @@ fn build_predicate(registry: &Registry, props: &Props, alias: &str) -> Result<Bo
     (plugin.create)(&settings).map_err(|e| e.context(format!("predicate `{alias}`")))
 }
 
-/// The transforms built into the runtime.
+/// The transforms built into the runtime (Kafka Connect's and Debezium's, from
+/// `sluice-transforms`).
 pub fn builtin_transforms() -> Vec<TransformPlugin> {
-    vec![REGEX_ROUTER]
+    sluice_transforms::transforms()
 }
 
 /// The predicates built into the runtime.
 pub fn builtin_predicates() -> Vec<PredicatePlugin> {
-    vec![TOPIC_NAME_MATCHES]
-}
-
-/// Kafka Connect's `RegexRouter`: when the whole topic matches `regex`, it becomes
-/// `replacement` (Java `$1` group references).
-pub const REGEX_ROUTER: TransformPlugin = TransformPlugin {
-    class: "org.apache.kafka.connect.transforms.RegexRouter",
-    aliases: &[],
-    config_def: || {
-        ConfigDef::new()
-            .key(ConfigKey::required(
-                "regex",
-                ConfigType::String,
-                Importance::High,
-                "Regular expression matched against the whole topic.",
-            ))
-            .key(ConfigKey::required(
-                "replacement",
-                ConfigType::String,
-                Importance::High,
-                "Replacement topic; `$1` refers to a group.",
-            ))
-    },
-    create: |props| {
-        let config = Config::parse((REGEX_ROUTER.config_def)(), props.clone())?;
-        let regex = full_match_regex(&config.string("regex")?, "regex")?;
-        let replacement = java_replacement(&config.string("replacement")?);
-        Ok(Box::new(RegexRouter { regex, replacement }))
-    },
-};
-
-struct RegexRouter {
-    regex: Regex,
-    replacement: String,
-}
-
-impl Transform for RegexRouter {
-    fn apply(&mut self, mut record: Record, out: &mut Vec<Record>) -> Result<()> {
-        if self.regex.is_match(&record.topic) {
-            record.topic = self
-                .regex
-                .replace(&record.topic, self.replacement.as_str())
-                .into_owned();
-        }
-        out.push(record);
-        Ok(())
-    }
-}
-
-/// Kafka Connect's `TopicNameMatches` predicate: the whole topic matches `pattern`.
-pub const TOPIC_NAME_MATCHES: PredicatePlugin = PredicatePlugin {
-    class: "org.apache.kafka.connect.transforms.predicates.TopicNameMatches",
-    aliases: &[],
-    config_def: || {
-        ConfigDef::new().key(ConfigKey::required(
-            "pattern",
-            ConfigType::String,
-            Importance::Medium,
-            "Regular expression matched against the whole topic.",
-        ))
-    },
-    create: |props| {
-        let config = Config::parse((TOPIC_NAME_MATCHES.config_def)(), props.clone())?;
-        Ok(Box::new(TopicNameMatches(full_match_regex(
-            &config.string("pattern")?,
-            "pattern",
-        )?)))
-    },
-};
-
-struct TopicNameMatches(Regex);
-
-impl Predicate for TopicNameMatches {
-    fn test(&self, record: &Record) -> bool {
-        self.0.is_match(&record.topic)
-    }
-}
-
-/// Java's `Matcher.matches()` semantics: the pattern must cover the whole input.
-fn full_match_regex(pattern: &str, key: &str) -> Result<Regex> {
-    Regex::new(&format!("^(?:{pattern})$"))
-        .map_err(|e| Error::config(format!("`{key}` is not a valid regular expression: {e}")))
-}
-
-/// Java writes `$1x` for group 1 followed by `x`; Rust would read a group named `1x`.
-fn java_replacement(replacement: &str) -> String {
-    let group = Regex::new(r"\$(\d+)").expect("static regex");
-    group.replace_all(replacement, "$${${1}}").into_owned()
+    sluice_transforms::predicates()
 }
 
 #[cfg(test)]
