@@ -41,8 +41,14 @@ fi
 step "Tansu broker for the Kafka tests"
 scripts/tansu-install.sh
 
+step "WASM plugins: the wasm32-wasip2 target and the example plugins, built from source"
+rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+# Into plugins/target, where the tests load them from (they build them there themselves too).
+limit 1200 env -u CARGO_TARGET_DIR cargo build --release --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
+
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
+(cd plugins && cargo fmt --all -- --check)
 
 step "lint (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings

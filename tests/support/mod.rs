@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod kafka;
+pub mod plugins;
 pub mod postgres;
 
 use std::io::{BufRead, BufReader};
@@ -208,6 +209,20 @@ impl Worker {
     /// Everything the worker logged so far.
     pub fn logs(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Like [`wait_until`], with the worker's log in the failure message.
+    pub fn wait_until(&self, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+        let deadline = Instant::now() + timeout;
+        while !condition() {
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {timeout:?} waiting until {what}; the worker's log:\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until the log contains `needle`.

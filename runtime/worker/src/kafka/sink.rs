@@ -75,15 +75,12 @@ impl KafkaSinkInput {
             .position(|(k, _)| k == "group.id")
             .map(|i| overrides.remove(i).1)
             .unwrap_or_else(|| format!("connect-{connector}"));
-        // A `topics.regex` subscription finds topics created later only when the consumer
-        // refreshes its metadata: every 5 min by default (as in Kafka Connect), which leaves
-        // a new topic unread that long. Refresh every 5 s unless told otherwise.
+        // A subscribed topic created after the subscription (its source had not produced
+        // yet; or a new topic matching `topics.regex`) is found only when the consumer
+        // refreshes its metadata: every 5 min by default (as in Kafka Connect), which leaves it
+        // unread that long. Refresh every 5 s unless told otherwise.
         const REFRESH: &str = "topic.metadata.refresh.interval.ms";
-        let regex_subscription = config
-            .get("topics.regex")
-            .is_some_and(|r| !r.trim().is_empty());
-        if regex_subscription
-            && !settings.consumer.iter().any(|(k, _)| k == REFRESH)
+        if !settings.consumer.iter().any(|(k, _)| k == REFRESH)
             && !overrides.iter().any(|(k, _)| k == REFRESH)
         {
             overrides.push((REFRESH.to_owned(), "5000".to_owned()));

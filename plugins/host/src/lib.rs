@@ -1,0 +1,536 @@
+//! The WASM plugin host: `transforms.<alias>.type=wasm` runs a transform compiled to a
+//! WebAssembly component that implements the `transform` world of `plugins/wit/transform.wit`.
+//!
+//! * **One instance per task**, reused for every record; a new one only after a trap.
+//! * **Hard limits**, enforced by wasmtime: `max.duration.ms` per call (epoch interruption,
+//!   ticked every millisecond), `max.memory.bytes` of linear memory, and no filesystem,
+//!   network, environment or clock beyond WASI's defaults: nothing is granted.
+//! * **A failing record fails alone**: a plugin error, a trap, a timeout or a memory overrun
+//!   becomes a data error for that record (the connector's `errors.tolerance` and dead letter
+//!   queue decide what happens to it); the worker and other connectors are untouched.
+//! * **Bad plugins fail at connector start** with a message naming the module: a file that is
+//!   not a component, one that lacks the expected exports, or an `init` that rejects the config.
+
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use serde_json::Value as Json;
+use sluice_api::config::{
+    ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator, with_prefix,
+};
+use sluice_api::data::{SchemaRef, Value};
+use sluice_api::json::{json_to_value, value_to_json};
+use sluice_api::record::{Header, Record};
+use sluice_api::transform::{Transform, TransformPlugin};
+use sluice_api::{Error, Result};
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+
+mod bindings {
+    // Async exports: calls are driven by `run_bounded` below rather than by tokio, because
+    // WASI's synchronous bindings block on the ambient tokio runtime and panic inside it.
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "transform",
+        exports: { default: async },
+    });
+}
+
+use bindings::sluice::plugin::types as wit;
+
+/// How often the engine's epoch advances: the resolution of `max.duration.ms`.
+const TICK: Duration = Duration::from_millis(1);
+
+/// How much of a plugin's stderr is kept for error messages.
+const STDERR_CAPACITY: usize = 64 * 1024;
+
+/// Drives a wasmtime call to completion on this thread, giving up (`None`) after `limit`.
+/// Guest code is stopped by epochs long before; this bounds waits inside host calls.
+fn run_bounded<F: Future>(future: F, limit: Duration) -> Option<F::Output> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return Some(output);
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::park_timeout(left);
+    }
+}
+
+/// `transforms.<alias>.type=wasm`.
+pub const WASM_TRANSFORM: TransformPlugin = TransformPlugin {
+    class: "io.sluice.transforms.Wasm",
+    aliases: &["wasm"],
+    config_def,
+    create: |props| Ok(Box::new(WasmTransform::new(props)?)),
+};
+
+/// The settings of a WASM transform (under `transforms.<alias>.`).
+pub fn config_def() -> ConfigDef {
+    ConfigDef::new()
+        .key(ConfigKey::required(
+            "module",
+            ConfigType::String,
+            Importance::High,
+            "Path of the plugin: a WebAssembly component built for the `transform` world (cargo build --target wasm32-wasip2).",
+        ))
+        .key(
+            ConfigKey::optional(
+                "max.duration.ms",
+                ConfigType::Int,
+                "100",
+                Importance::Medium,
+                "Longest a call may run before it is stopped and its record fails.",
+            )
+            .validate_with(Validator::Range { min: 1, max: 3_600_000 }),
+        )
+        .key(
+            ConfigKey::optional(
+                "max.memory.bytes",
+                ConfigType::Long,
+                "67108864",
+                Importance::Medium,
+                "Most linear memory the plugin may hold (64 MiB by default); growing past it fails the record.",
+            )
+            .validate_with(Validator::Range { min: 65_536, max: 4_294_967_296 }),
+        )
+        .open_prefix("config.")
+}
+
+/// One engine for every plugin in the process, with the ticker that drives its epoch.
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config).expect("a wasmtime engine with default settings");
+        let ticking = engine.clone();
+        std::thread::Builder::new()
+            .name("sluice-wasm-epoch".into())
+            .spawn(move || {
+                loop {
+                    std::thread::sleep(TICK);
+                    ticking.increment_epoch();
+                }
+            })
+            .expect("the epoch thread");
+        engine
+    })
+}
+
+/// Compiles a plugin once per file version: validating a connector and starting its task (and
+/// every task of a connector) share the machine code.
+fn compiled(module: &PathBuf) -> wasmtime::Result<Component> {
+    type Version = (PathBuf, Option<std::time::SystemTime>, u64);
+    static CACHE: OnceLock<std::sync::Mutex<std::collections::HashMap<Version, Component>>> =
+        OnceLock::new();
+    let metadata = std::fs::metadata(module)?;
+    let version = (module.clone(), metadata.modified().ok(), metadata.len());
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(component) = cache.lock().expect("plugin cache").get(&version) {
+        return Ok(component.clone());
+    }
+    let component = Component::from_file(engine(), module)?;
+    cache
+        .lock()
+        .expect("plugin cache")
+        .insert(version, component.clone());
+    Ok(component)
+}
+
+/// Per-instance state: WASI with nothing granted, and the memory limit.
+struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory_cap: usize,
+    memory_denied: bool,
+    /// What the plugin wrote to stderr (a panic message, say), kept for error messages.
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime::ResourceLimiter for HostState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.memory_denied = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+}
+
+/// A compiled plugin and how to run it.
+struct Plugin {
+    module: PathBuf,
+    component: Component,
+    linker: Arc<Linker<HostState>>,
+    config: Vec<(String, String)>,
+    max_ticks: u64,
+    max_duration_ms: i64,
+    memory_cap: usize,
+}
+
+struct Instance {
+    store: Store<HostState>,
+    bindings: bindings::Transform,
+}
+
+/// A WASM transform: one plugin instance, reused across records.
+pub struct WasmTransform {
+    plugin: Plugin,
+    instance: Option<Instance>,
+}
+
+impl WasmTransform {
+    /// Compiles the module, instantiates it and calls its `init`: every problem shows here,
+    /// at connector start.
+    pub fn new(props: &Props) -> Result<WasmTransform> {
+        let def = config_def();
+        if let Some(first) = def.validate(props).first() {
+            return Err(Error::config(format!("WASM transform: {first}")));
+        }
+        let module = PathBuf::from(&props["module"]);
+        let number = |key: &str, default: i64| {
+            props
+                .get(key)
+                .and_then(|v| v.trim().parse::<i64>().ok())
+                .unwrap_or(default)
+        };
+        let max_duration_ms = number("max.duration.ms", 100);
+        let memory_cap = number("max.memory.bytes", 64 << 20) as usize;
+        let component = compiled(&module).map_err(|e| {
+            Error::config(format!(
+                "WASM transform: {} is not a WebAssembly component sluice can run (build it with \
+                 `cargo build --target wasm32-wasip2` against plugins/wit/transform.wit): {e:#}",
+                module.display()
+            ))
+        })?;
+        let mut linker = Linker::new(engine());
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| Error::fatal(format!("WASM transform: linking WASI failed: {e:#}")))?;
+        let config: Vec<(String, String)> = with_prefix(props, "config.").into_iter().collect();
+        let plugin = Plugin {
+            module,
+            component,
+            linker: Arc::new(linker),
+            config,
+            max_ticks: (max_duration_ms as u64).max(1),
+            max_duration_ms,
+            memory_cap,
+        };
+        let instance = plugin.instantiate()?;
+        Ok(WasmTransform {
+            plugin,
+            instance: Some(instance),
+        })
+    }
+}
+
+impl Plugin {
+    fn name(&self) -> String {
+        self.module
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.module.display().to_string())
+    }
+
+    fn instantiate(&self) -> Result<Instance> {
+        let stderr = MemoryOutputPipe::new(STDERR_CAPACITY);
+        let wasi = WasiCtxBuilder::new()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        let mut store = Store::new(
+            engine(),
+            HostState {
+                wasi,
+                table: ResourceTable::new(),
+                memory_cap: self.memory_cap,
+                memory_denied: false,
+                stderr,
+            },
+        );
+        store.limiter(|state| state);
+        store.epoch_deadline_trap();
+        store.set_epoch_deadline(self.max_ticks);
+        let instantiated = run_bounded(
+            bindings::Transform::instantiate_async(&mut store, &self.component, &self.linker),
+            self.wall_limit(),
+        );
+        let bindings = match instantiated {
+            Some(Ok(bindings)) => bindings,
+            Some(Err(e)) => {
+                return Err(Error::config(format!(
+                    "WASM transform {}: it does not fit the `transform` world of plugins/wit/transform.wit \
+                     (missing or mismatched imports/exports): {e:#}",
+                    self.name()
+                )));
+            }
+            None => {
+                return Err(Error::config(format!(
+                    "WASM transform {}: instantiating it took longer than max.duration.ms={}",
+                    self.name(),
+                    self.max_duration_ms
+                )));
+            }
+        };
+        store.set_epoch_deadline(self.max_ticks);
+        let init = run_bounded(
+            bindings.call_init(&mut store, &self.config),
+            self.wall_limit(),
+        );
+        match init {
+            Some(Ok(Ok(()))) => Ok(Instance { store, bindings }),
+            Some(Ok(Err(message))) => Err(Error::config(format!(
+                "WASM transform {} rejected its config (transforms.<alias>.config.*): {message}",
+                self.name()
+            ))),
+            Some(Err(trap)) => Err(Error::config(format!(
+                "WASM transform {}: init failed: {}",
+                self.name(),
+                self.explain(&store, &trap)
+            ))),
+            None => Err(Error::config(format!(
+                "WASM transform {}: init blocked longer than max.duration.ms={}",
+                self.name(),
+                self.max_duration_ms
+            ))),
+        }
+    }
+
+    /// The wall-clock bound of a call: the CPU limit (epochs) stops running guest code, this
+    /// stops a guest waiting in a host call (a WASI sleep, say). Generous, as epochs do the
+    /// precise work.
+    fn wall_limit(&self) -> Duration {
+        Duration::from_millis(self.max_duration_ms as u64).saturating_mul(2)
+            + Duration::from_millis(50)
+    }
+
+    /// Why a call failed, in the user's terms.
+    fn explain(&self, store: &Store<HostState>, error: &wasmtime::Error) -> String {
+        if store.data().memory_denied {
+            return format!(
+                "it needed more than max.memory.bytes={} of memory",
+                self.memory_cap
+            );
+        }
+        let stderr = store.data().stderr.contents();
+        let said = String::from_utf8_lossy(&stderr);
+        let said = said.trim();
+        let said = match said.char_indices().rev().nth(400) {
+            Some((at, _)) => &said[at..],
+            None => said,
+        };
+        let said = if said.is_empty() {
+            String::new()
+        } else {
+            format!(" (its stderr: {said})")
+        };
+        match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::Interrupt) => format!(
+                "it ran longer than max.duration.ms={} and was stopped",
+                self.max_duration_ms
+            ),
+            Some(trap) => format!("it trapped: {trap}{said}"),
+            None => format!("{error:#}{said}"),
+        }
+    }
+}
+
+fn to_json_text(value: &Value) -> Option<String> {
+    (!value.is_null()).then(|| value_to_json(value).to_string())
+}
+
+fn to_wit(record: &Record) -> wit::Record {
+    wit::Record {
+        topic: record.topic.clone(),
+        partition: record.partition,
+        key: to_json_text(&record.key),
+        value: to_json_text(&record.value),
+        timestamp_ms: record.timestamp_ms,
+        headers: record
+            .headers
+            .iter()
+            .map(|h| wit::Header {
+                key: h.key.clone(),
+                value: to_json_text(&h.value),
+            })
+            .collect(),
+    }
+}
+
+/// A value coming back: unchanged text keeps the original value and schema as they were; new
+/// text keeps the schema when it still fits, else goes on schemaless.
+fn from_json_text(
+    plugin: &str,
+    what: &str,
+    text: Option<String>,
+    sent: Option<&str>,
+    original: &Value,
+    schema: &Option<SchemaRef>,
+) -> Result<(Value, Option<SchemaRef>)> {
+    let Some(text) = text else {
+        return Ok((Value::Null, None));
+    };
+    if sent == Some(text.as_str()) {
+        return Ok((original.clone(), schema.clone()));
+    }
+    let json: Json = serde_json::from_str(&text).map_err(|e| {
+        Error::data(format!(
+            "WASM transform {plugin} returned a {what} that is not JSON ({e}): {text}"
+        ))
+    })?;
+    if let Some(schema) = schema
+        && let Ok(value) = sluice_api::convert::value_with_schema(&json, schema)
+    {
+        return Ok((value, Some(Arc::clone(schema))));
+    }
+    Ok((json_to_value(&json), None))
+}
+
+fn from_wit(
+    plugin: &str,
+    out: wit::Record,
+    sent: &wit::Record,
+    original: &Record,
+) -> Result<Record> {
+    let (key, key_schema) = from_json_text(
+        plugin,
+        "key",
+        out.key,
+        sent.key.as_deref(),
+        &original.key,
+        &original.key_schema,
+    )?;
+    let (value, value_schema) = from_json_text(
+        plugin,
+        "value",
+        out.value,
+        sent.value.as_deref(),
+        &original.value,
+        &original.value_schema,
+    )?;
+    let headers = out
+        .headers
+        .into_iter()
+        .map(|h| {
+            let value = match h.value {
+                Some(text) => serde_json::from_str::<Json>(&text)
+                    .map(|j| json_to_value(&j))
+                    .map_err(|e| {
+                        Error::data(format!(
+                            "WASM transform {plugin} returned header {} that is not JSON ({e})",
+                            h.key
+                        ))
+                    })?,
+                None => Value::Null,
+            };
+            Ok(Header {
+                key: h.key,
+                value,
+                schema: None,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Record {
+        topic: out.topic,
+        partition: out.partition,
+        key,
+        key_schema,
+        value,
+        value_schema,
+        timestamp_ms: out.timestamp_ms,
+        headers,
+    })
+}
+
+impl Transform for WasmTransform {
+    fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<()> {
+        let instance = match self.instance.as_mut() {
+            Some(instance) => instance,
+            None => self.instance.insert(self.plugin.instantiate()?),
+        };
+        let sent = to_wit(&record);
+        instance.store.set_epoch_deadline(self.plugin.max_ticks);
+        let result = run_bounded(
+            instance
+                .bindings
+                .call_apply(&mut instance.store, std::slice::from_ref(&sent)),
+            self.plugin.wall_limit(),
+        );
+        let name = self.plugin.name();
+        let Some(result) = result else {
+            self.instance = None;
+            return Err(Error::data(format!(
+                "WASM transform {name} failed on this record: it blocked longer than max.duration.ms={} and was abandoned",
+                self.plugin.max_duration_ms
+            )));
+        };
+        match result {
+            Ok(mut results) => match results.pop() {
+                Some(Ok(records)) => {
+                    for produced in records {
+                        out.push(from_wit(&name, produced, &sent, &record)?);
+                    }
+                    Ok(())
+                }
+                Some(Err(message)) => Err(Error::data(format!(
+                    "WASM transform {name} failed the record: {message}"
+                ))),
+                None => Err(Error::data(format!(
+                    "WASM transform {name} returned no result for the record"
+                ))),
+            },
+            Err(trap) => {
+                let why = self.plugin.explain(&instance.store, &trap);
+                // A trapped instance is not used again: the next record gets a fresh one.
+                self.instance = None;
+                Err(Error::data(format!(
+                    "WASM transform {name} failed on this record: {why}"
+                )))
+            }
+        }
+    }
+}
