@@ -1,0 +1,232 @@
+//! Benchmark: what a WASM transform costs. Prints figures, asserts nothing.
+//!
+//! 1. **In the pipeline**: file → file through one worker (embedded default) with ~200 B JSON
+//!    lines, three times: no transform, a native built-in (`RegexRouter` matching every
+//!    record), and the identity WASM plugin. Records/s of each and the WASM/none ratio.
+//! 2. **Per call**: the transforms alone, in this process, on a schemaless ~200 B JSON value:
+//!    ns/record of the native transform and of the identity plugin, and the plugin's overhead.
+//! 3. **Memory**: resident memory added per plugin instance.
+//!
+//! Run it with (the plugins are built first: `rustup target add wasm32-wasip2`):
+//!
+//!     cargo bench -p sluice --bench transform_pipeline                    # 200,000 records
+//!     cargo bench -p sluice --bench transform_pipeline -- --records 20000
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_api::config::props;
+use sluice_api::data::Value;
+use sluice_api::record::Record;
+use sluice_api::transform::Transform;
+
+fn plugin(name: &str) -> PathBuf {
+    let plugins = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../plugins");
+    let status = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--manifest-path",
+        ])
+        .arg(plugins.join("Cargo.toml"))
+        .env_remove("CARGO_TARGET_DIR")
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "building the plugins failed (rustup target add wasm32-wasip2?)"
+    );
+    plugins.join(format!("target/wasm32-wasip2/release/{name}.wasm"))
+}
+
+fn line(i: usize) -> String {
+    format!(
+        r#"{{"id":{i},"email":"user{i:07}@example.com","name":"Customer number {i:07}","balance":{},"active":true,"tags":["a","b","c"],"note":"{}"}}"#,
+        i * 7 % 100_000,
+        "n".repeat(40)
+    )
+}
+
+/// Lines/s of a file → file run with `transforms` (connector config lines).
+fn pipeline(records: usize, transforms: &str) -> f64 {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("worker.properties"),
+        "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=1000\nlisteners=http://127.0.0.1:0\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("source.properties"),
+        format!("name=src\nconnector.class=FileStreamSource\nfile=in.txt\ntopic=t\n{transforms}"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("sink.properties"),
+        "name=snk\nconnector.class=FileStreamSink\nfile=out.txt\ntopics=t\n",
+    )
+    .unwrap();
+    let mut data = Vec::new();
+    for i in 0..records {
+        writeln!(data, "{}", line(i)).unwrap();
+    }
+    let bytes = data.len() as u64;
+    std::fs::write(d.join("in.txt"), b"").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
+        .args([
+            "standalone",
+            "worker.properties",
+            "sink.properties",
+            "source.properties",
+        ])
+        .current_dir(d)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut text = String::new();
+    loop {
+        text.clear();
+        if stderr.read_line(&mut text).unwrap() == 0 {
+            panic!("the worker exited during start-up");
+        }
+        if text.contains("worker started") {
+            break;
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let started = Instant::now();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(d.join("in.txt"))
+        .unwrap()
+        .write_all(&data)
+        .unwrap();
+    let deadline = started + Duration::from_secs(300);
+    while std::fs::metadata(d.join("out.txt"))
+        .map(|m| m.len())
+        .unwrap_or(0)
+        < bytes
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            eprintln!("transform_pipeline: the copy did not finish within 300 s ({transforms:?})");
+            std::process::exit(1);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let rate = records as f64 / started.elapsed().as_secs_f64();
+    common::terminate(&mut child, Duration::from_secs(30));
+    rate
+}
+
+/// ns per `apply` over `records` calls (after a warm-up).
+fn per_call(transform: &mut dyn Transform, records: usize) -> f64 {
+    let values: Vec<Value> = (0..records)
+        .map(|i| {
+            let json: serde_json::Value = serde_json::from_str(&line(i)).unwrap();
+            sluice_api::json::json_to_value(&json)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(2);
+    for value in values.iter().take(1000) {
+        out.clear();
+        transform
+            .apply(Record::new("t", value.clone(), None), &mut out)
+            .unwrap();
+    }
+    let started = Instant::now();
+    for value in values {
+        out.clear();
+        transform
+            .apply(Record::new("t", value, None), &mut out)
+            .unwrap();
+    }
+    started.elapsed().as_nanos() as f64 / records as f64
+}
+
+fn rss_kb() -> u64 {
+    common::proc_status_kb(std::process::id(), "VmRSS:")
+}
+
+fn main() {
+    let records = common::arg("--records", 200_000);
+    let identity = plugin("identity");
+
+    let none = pipeline(records, "");
+    let native = pipeline(
+        records,
+        "transforms=route\ntransforms.route.type=RegexRouter\ntransforms.route.regex=(.*)\ntransforms.route.replacement=$1\n",
+    );
+    let wasm = pipeline(
+        records,
+        &format!(
+            "transforms=id\ntransforms.id.type=wasm\ntransforms.id.module={}\n",
+            identity.display()
+        ),
+    );
+
+    let mut router = (sluice_transforms::REGEX_ROUTER.create)(&props(&[
+        ("regex", "(.*)"),
+        ("replacement", "$1"),
+    ]))
+    .unwrap();
+    let settings = props(&[
+        ("module", identity.to_str().unwrap()),
+        ("max.duration.ms", "100000"),
+    ]);
+    let mut plugin = (sluice_wasm::WASM_TRANSFORM.create)(&settings).unwrap();
+    let calls = records.min(100_000);
+    let native_ns = per_call(router.as_mut(), calls);
+    let wasm_ns = per_call(plugin.as_mut(), calls);
+    let nothing_ns = per_call(&mut Passthrough, calls);
+
+    let before = rss_kb();
+    let instances: Vec<_> = (0..10)
+        .map(|_| (sluice_wasm::WASM_TRANSFORM.create)(&settings).unwrap())
+        .collect();
+    let per_instance = rss_kb().saturating_sub(before) as f64 / 10.0 / 1024.0;
+    drop(instances);
+
+    println!("WASM transforms (wasmtime 48, identity plugin built with the SDK), release build");
+    println!(
+        "  pipeline, file -> file, {records} JSON lines of ~{} B:",
+        line(0).len()
+    );
+    println!("    no transform          {none:.0} records/s");
+    println!(
+        "    RegexRouter (native)  {native:.0} records/s ({:.2} of none)",
+        native / none
+    );
+    println!(
+        "    identity WASM         {wasm:.0} records/s ({:.2} of none; target >= 0.9)",
+        wasm / none
+    );
+    println!("  per call, in process, schemaless ~200 B value:");
+    println!("    pass-through          {nothing_ns:.0} ns/record (record handling alone)");
+    println!("    RegexRouter (native)  {native_ns:.0} ns/record");
+    println!(
+        "    identity WASM         {wasm_ns:.0} ns/record: {:.0} ns of plugin overhead (target < 1000)",
+        wasm_ns - nothing_ns
+    );
+    println!("  memory per plugin instance  {per_instance:.2} MB resident");
+}
+
+struct Passthrough;
+
+impl Transform for Passthrough {
+    fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> sluice_api::Result<()> {
+        out.push(record);
+        Ok(())
+    }
+}
