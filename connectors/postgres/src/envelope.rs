@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use sluice_api::Result;
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
+use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 
 use crate::pgoutput::Column;
 use crate::types::{ColumnType, DecimalMode, column_schema, column_value};
@@ -183,6 +184,31 @@ impl TableSchema {
             row.values[field] = value;
         }
         Ok(Value::Struct(row))
+    }
+
+    /// A source record of this table: `value` (an envelope, or null for a tombstone) under
+    /// `key`, stamped with the event time.
+    pub fn source_record(
+        &self,
+        key: Value,
+        value: Value,
+        partition: &Arc<SourcePartition>,
+        offset: SourceOffset,
+        micros: i64,
+    ) -> SourceRecord {
+        let mut record = Record::new(&self.topic, value, Some(Arc::clone(&self.envelope)));
+        record.key_schema = if key.is_null() {
+            None
+        } else {
+            self.key.clone()
+        };
+        record.key = key;
+        record.timestamp_ms = Some(micros / 1000);
+        SourceRecord {
+            record,
+            source_partition: Arc::clone(partition),
+            source_offset: offset,
+        }
     }
 
     /// The key of a row value (the key columns), or null for a table without a key.

@@ -22,7 +22,7 @@ use futures_util::StreamExt;
 use serde_json::json;
 use sluice_api::data::{SchemaRef, Value};
 use sluice_api::metrics::TaskMetrics;
-use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
+use sluice_api::record::{SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -448,23 +448,10 @@ impl RowContext {
                 "r",
                 self.micros,
             );
-            let mut record = Record::new(
-                &self.table.topic,
-                value,
-                Some(Arc::clone(&self.table.envelope)),
+            out.push(
+                self.table
+                    .source_record(key, value, &self.partition, offset, self.micros),
             );
-            record.key_schema = if key.is_null() {
-                None
-            } else {
-                self.table.key.clone()
-            };
-            record.key = key;
-            record.timestamp_ms = Some(self.micros / 1000);
-            out.push(SourceRecord {
-                record,
-                source_partition: Arc::clone(&self.partition),
-                source_offset: offset,
-            });
         }
         Ok(out)
     }

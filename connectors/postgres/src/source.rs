@@ -375,19 +375,7 @@ impl PostgresSourceTask {
         offset: SourceOffset,
         micros: i64,
     ) -> SourceRecord {
-        let mut record = Record::new(&table.topic, value, Some(Arc::clone(&table.envelope)));
-        record.key_schema = if key.is_null() {
-            None
-        } else {
-            table.key.clone()
-        };
-        record.key = key;
-        record.timestamp_ms = Some(micros / 1000);
-        SourceRecord {
-            record,
-            source_partition: Arc::clone(&self.partition),
-            source_offset: offset,
-        }
+        table.source_record(key, value, &self.partition, offset, micros)
     }
 
     async fn on_relation(&mut self, relation: Relation) -> Result<()> {

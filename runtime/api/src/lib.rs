@@ -15,6 +15,7 @@
 //! This crate deliberately depends on nothing heavy (no Kafka client, no WASM engine, no
 //! database driver), so connectors and plugins can depend on it alone.
 
+pub mod calendar;
 pub mod config;
 pub mod connector;
 pub mod convert;

@@ -15,75 +15,18 @@
 
 mod common;
 
+// The same throwaway cluster the end-to-end tests use.
+#[allow(dead_code)]
+#[path = "../../../tests/support/postgres.rs"]
+mod cluster;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+
+use cluster::Cluster;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
-
-struct Postgres {
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Postgres {
-    fn start() -> Postgres {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let status = Command::new(scripts().join("pg-start.sh"))
-            .env("SLUICE_PG_DIR", dir.path())
-            .env("SLUICE_PG_PORT", port.to_string())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/pg-start.sh failed");
-        Postgres { dir, port }
-    }
-
-    fn sql(&self, sql: &str) -> Vec<String> {
-        let out = Command::new("psql")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-U",
-                "postgres",
-            ])
-            .args(["-d", "postgres", "-v", "ON_ERROR_STOP=1", "-Atq", "-c", sql])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{sql}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        let _ = Command::new(scripts().join("pg-stop.sh"))
-            .env("SLUICE_PG_DIR", self.dir.path())
-            .status();
-    }
-}
-
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn pg_bin(tool: &str) -> PathBuf {
     [
@@ -165,7 +108,7 @@ impl Worker {
     }
 }
 
-fn connector(pg: &Postgres, slot: &str, prefix: &str, table: &str, snapshot: &str) -> String {
+fn connector(pg: &Cluster, slot: &str, prefix: &str, table: &str, snapshot: &str) -> String {
     serde_json::json!({"name": prefix, "config": {
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "database.hostname": "127.0.0.1", "database.port": pg.port.to_string(),
@@ -198,7 +141,7 @@ fn lsn_value(text: &str) -> u64 {
 fn main() {
     let rows = common::arg("--rows", 500_000);
     let snapshot_rows = common::arg("--snapshot-rows", 1_000_000);
-    let pg = Postgres::start();
+    let pg = Cluster::start();
     let payload = "p".repeat(170);
 
     // Streaming: both slots exist before the load, so both readers see exactly the same changes.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use regex::Regex;
+use sluice_api::calendar::civil_from_days;
 use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Importance, Props};
 use sluice_api::data::{Schema, Value};
 use sluice_api::record::{Header, Record};
@@ -155,20 +156,6 @@ fn parse_date_format(pattern: &str) -> Result<Vec<DatePart>> {
         i += run;
     }
     Ok(parts)
-}
-
-/// (year, month, day) of days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 fn format_timestamp(parts: &[DatePart], millis: i64) -> String {
