@@ -79,11 +79,6 @@ pub trait SourceConnector: Send + Sync {
     /// A new, unstarted task.
     fn create_task(&self) -> Box<dyn SourceTask>;
 
-    /// Checks beyond the [`ConfigDef`] (cross-field rules, reachability). Default: none.
-    async fn validate(&self, _config: &Props) -> Vec<FieldError> {
-        Vec::new()
-    }
-
     /// Releases what `start` acquired.
     async fn stop(&mut self) -> Result<()> {
         Ok(())
@@ -136,11 +131,6 @@ pub trait SinkConnector: Send + Sync {
 
     /// A new, unstarted task.
     fn create_task(&self) -> Box<dyn SinkTask>;
-
-    /// Checks beyond the [`ConfigDef`]. Default: none.
-    async fn validate(&self, _config: &Props) -> Vec<FieldError> {
-        Vec::new()
-    }
 
     /// Releases what `start` acquired.
     async fn stop(&mut self) -> Result<()> {

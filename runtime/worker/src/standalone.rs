@@ -585,14 +585,8 @@ impl Herder for StandaloneHerder {
         } else {
             config.insert("connector.class".into(), found.class.to_owned());
         }
-        let mut validation = connector_config::validate(&self.ctx.registry, &config);
-        if validation.plugin.is_some() {
-            let extra = match found.factory {
-                ConnectorFactory::Source(f) => f().validate(&config).await,
-                ConnectorFactory::Sink(f) => f().validate(&config).await,
-            };
-            validation.errors.extend(extra);
-        }
+        // Includes the plugin's checks across keys (`ConnectorPlugin::validate`).
+        let validation = connector_config::validate(&self.ctx.registry, &config);
         Ok(validation.to_config_infos(&config))
     }
 }
