@@ -129,17 +129,30 @@ impl Broker {
             .set("enable.auto.commit", "false")
             .create()
             .unwrap();
-        let metadata = consumer
-            .fetch_metadata(Some(topic), Duration::from_secs(10))
-            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // The topic may be created by the worker after this call starts (a dead letter queue
+        // appears when its task starts): wait for its partitions rather than assign none.
+        let partitions = loop {
+            let metadata = consumer
+                .fetch_metadata(Some(topic), Duration::from_secs(10))
+                .unwrap();
+            let found = metadata.topics().first().filter(|t| t.error().is_none());
+            let ids: Vec<i32> = found
+                .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+                .unwrap_or_default();
+            if !ids.is_empty() {
+                break ids;
+            }
+            assert!(Instant::now() < deadline, "topic {topic} was never created");
+            std::thread::sleep(Duration::from_millis(100));
+        };
         let mut assignment = TopicPartitionList::new();
-        for partition in metadata.topics()[0].partitions() {
+        for partition in partitions {
             assignment
-                .add_partition_offset(topic, partition.id(), Offset::Beginning)
+                .add_partition_offset(topic, partition, Offset::Beginning)
                 .unwrap();
         }
         consumer.assign(&assignment).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
         let mut out = Vec::new();
         while out.len() < count {
             assert!(
