@@ -74,5 +74,6 @@ limit 900 cargo bench -p sluice --bench file_pipeline -- --lines 100000
 limit 900 cargo bench -p sluice --bench kafka_pipeline -- --lines 20000
 limit 900 cargo bench -p sluice --bench pg_pipeline -- --rows 20000 --snapshot-rows 50000
 limit 900 cargo bench -p sluice --bench transform_pipeline -- --records 5000
+limit 900 cargo bench -p sluice --bench es_pipeline -- --docs 20000
 
 step "all checks passed"

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod es_fake;
 pub mod kafka;
 pub mod plugins;
 pub mod postgres;

@@ -77,10 +77,7 @@ pub struct FileSourceConfig {
 impl FileSourceConfig {
     /// Reads and checks the settings.
     pub fn from_props(props: &Props) -> Result<FileSourceConfig> {
-        let config = Config::parse(
-            source_config_def(),
-            only_own_keys(props, &source_config_def()),
-        )?;
+        let config = Config::parse_own(source_config_def(), props)?;
         let topics = config.list("topic");
         if topics.len() != 1 {
             return Err(Error::config(format!(
@@ -117,7 +114,7 @@ pub struct FileSinkConfig {
 impl FileSinkConfig {
     /// Reads and checks the settings.
     pub fn from_props(props: &Props) -> Result<FileSinkConfig> {
-        let config = Config::parse(sink_config_def(), only_own_keys(props, &sink_config_def()))?;
+        let config = Config::parse_own(sink_config_def(), props)?;
         let file = config.string("file")?;
         let format = if config.string("format")?.eq_ignore_ascii_case("json") {
             SinkFormat::Json
@@ -129,14 +126,4 @@ impl FileSinkConfig {
             format,
         })
     }
-}
-
-/// The worker validates the common connector keys (`name`, `topics`, `transforms.*`, …);
-/// the connector checks only its own.
-fn only_own_keys(props: &Props, def: &ConfigDef) -> Props {
-    props
-        .iter()
-        .filter(|(k, _)| def.find(k).is_some())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }

@@ -227,14 +227,9 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let mut task = FileSinkTask::default();
-        task.start(SinkTaskContext {
-            connector: "c".into(),
-            task_id: 0,
-            config,
-            metrics: Default::default(),
-        })
-        .await
-        .unwrap();
+        task.start(SinkTaskContext::new("c", 0, config))
+            .await
+            .unwrap();
         task
     }
 
@@ -305,12 +300,7 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         let err = FileSinkTask::default()
-            .start(SinkTaskContext {
-                connector: "c".into(),
-                task_id: 0,
-                config,
-                metrics: Default::default(),
-            })
+            .start(SinkTaskContext::new("c", 0, config))
             .await
             .unwrap_err();
         assert!(err.message().contains("/nonexistent-dir/out.txt"), "{err}");

@@ -158,13 +158,7 @@ impl SnapshotMode {
 
 /// Checks across keys: an include list beside its exclude list, invalid regular expressions.
 pub fn validate(props: &Props) -> Vec<FieldError> {
-    let def = config_def();
-    let own: Props = props
-        .iter()
-        .filter(|(k, _)| def.find(k).is_some())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let Ok(config) = Config::parse(def, own) else {
+    let Ok(config) = Config::parse_own(config_def(), props) else {
         return Vec::new();
     };
     ["schema", "table", "column"]
@@ -204,13 +198,7 @@ pub struct PostgresConfig {
 impl PostgresConfig {
     /// Reads the connector's own keys (the worker checked the common ones).
     pub fn from_props(props: &Props) -> Result<PostgresConfig> {
-        let def = config_def();
-        let own: Props = props
-            .iter()
-            .filter(|(k, _)| def.find(k).is_some())
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let config = Config::parse(def, own)?;
+        let config = Config::parse_own(config_def(), props)?;
         let port = config.i64("database.port")?;
         Ok(PostgresConfig {
             host: config.string("database.hostname")?,

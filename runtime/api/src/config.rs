@@ -401,6 +401,17 @@ impl Config {
         }
     }
 
+    /// Like [`Config::parse`], checking only the keys `def` knows: a connector's own keys,
+    /// where the worker has already checked the common ones (`name`, `topics`, `transforms.*`…).
+    pub fn parse_own(def: ConfigDef, props: &Props) -> crate::Result<Config> {
+        let own = props
+            .iter()
+            .filter(|(k, _)| def.find(k).is_some())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Config::parse(def, own)
+    }
+
     /// The raw properties as given.
     pub fn props(&self) -> &Props {
         &self.props

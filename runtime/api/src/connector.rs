@@ -15,10 +15,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::Result;
 use crate::config::{ConfigDef, FieldError, Props};
 use crate::metrics::TaskMetrics;
 use crate::record::{SinkRecord, SourceOffset, SourcePartition, SourceRecord, TopicPartition};
+use crate::{Error, Result};
 
 /// Whether a connector reads from an external system or writes to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,35 @@ pub struct SinkTaskContext {
     pub config: Props,
     /// Where the task publishes its gauges (shown in its REST status and at `/metrics`).
     pub metrics: TaskMetrics,
+    /// Where the task reports records it cannot write (Kafka Connect's
+    /// `errantRecordReporter()`); `None` when the connector has no dead letter queue.
+    pub errant_records: Option<Arc<dyn ErrantRecordReporter>>,
+}
+
+impl SinkTaskContext {
+    /// A context with fresh gauges and no dead letter queue (tests, embedding).
+    pub fn new(connector: &str, task_id: u32, config: Props) -> SinkTaskContext {
+        SinkTaskContext {
+            connector: connector.to_owned(),
+            task_id,
+            config,
+            metrics: TaskMetrics::default(),
+            errant_records: None,
+        }
+    }
+}
+
+/// Takes records a sink task could not write, as Kafka Connect's `ErrantRecordReporter`.
+///
+/// # Contract
+/// * `report` returns once the record is durable in the dead letter queue, so the task may
+///   treat it as handled and let its offset be committed.
+/// * With `errors.tolerance=none` it returns an error instead (and writes nothing): the task
+///   should fail with it, as Kafka Connect's task does.
+#[async_trait]
+pub trait ErrantRecordReporter: Send + Sync + std::fmt::Debug {
+    /// Dead-letters `record`, which failed with `error`.
+    async fn report(&self, record: &SinkRecord, error: &Error) -> Result<()>;
 }
 
 /// A connector reading from an external system.

@@ -6,8 +6,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
+use std::io::Write;
 use std::time::{Duration, Instant};
 
 fn main() {
@@ -38,36 +37,11 @@ fn main() {
     let bytes = data.len() as u64;
     std::fs::write(d.join("in.txt"), b"").unwrap();
 
-    let spawned = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "standalone",
-            "worker.properties",
-            "sink.properties",
-            "source.properties",
-        ])
-        .current_dir(d)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut child, startup) = common::start_worker(
+        d,
+        &["worker.properties", "sink.properties", "source.properties"],
+    );
     let pid = child.id();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "worker exited during start-up"
-        );
-        if line.contains("worker started") {
-            break;
-        }
-    }
-    let startup = spawned.elapsed();
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
 
     // Idle before any traffic: both connectors running, nothing to copy.
     std::thread::sleep(Duration::from_secs(2));

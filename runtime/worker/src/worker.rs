@@ -548,18 +548,31 @@ impl SinkRunner {
         self.chain = TransformChain::from_config(&self.ctx.registry, &self.spec.connector_config)?;
         let filter = topic_filter(&self.spec.connector_config)?;
         let mut task = factory().create_task();
-        task.start(SinkTaskContext {
+        let mut context = SinkTaskContext {
             connector: self.spec.connector.clone(),
             task_id: self.spec.task_id,
             config: self.spec.task_config.clone(),
             metrics: self.status.metrics.clone(),
-        })
-        .await?;
+            errant_records: None,
+        };
         if let Some(settings) = self.ctx.kafka.clone() {
-            let result = self.run_kafka(task.as_mut(), &settings).await;
+            // The consumer (and the dead letter queue the task reports to) before the task,
+            // as in Kafka Connect.
+            let input = KafkaSinkInput::new(
+                &settings,
+                &self.spec.connector,
+                self.spec.task_id,
+                &self.spec.connector_config,
+            )
+            .await?;
+            context.errant_records =
+                input.errant_reporter(&settings, &self.spec.connector_config, self.tolerance)?;
+            task.start(context).await?;
+            let result = self.run_kafka(task.as_mut(), input).await;
             let stopped = task.stop().await;
             return result.and(stopped);
         }
+        task.start(context).await?;
         let (subscription, mut queue) = self.ctx.bus.subscribe(&self.spec.connector, filter);
         let result = self.consume(task.as_mut(), &mut queue).await;
         self.ctx.bus.unsubscribe(subscription);
@@ -618,15 +631,8 @@ impl SinkRunner {
     async fn run_kafka(
         &mut self,
         task: &mut dyn SinkTask,
-        settings: &Arc<KafkaSettings>,
+        mut input: KafkaSinkInput,
     ) -> Result<()> {
-        let mut input = KafkaSinkInput::new(
-            settings,
-            &self.spec.connector,
-            self.spec.task_id,
-            &self.spec.connector_config,
-        )
-        .await?;
         let mut tick = tokio::time::interval(self.ctx.flush_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;

@@ -13,11 +13,12 @@ use rdkafka::consumer::{
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
-use sluice_api::Result;
 use sluice_api::config::{Props, with_prefix};
+use sluice_api::connector::ErrantRecordReporter;
 use sluice_api::convert::Converter;
 use sluice_api::data::Value;
 use sluice_api::record::{Header, Record, SinkRecord, TopicPartition};
+use sluice_api::{Error, Result};
 
 use super::dlq::{DeadLetterQueue, Original};
 use super::{KafkaSettings, client_error};
@@ -54,7 +55,7 @@ pub struct KafkaSinkInput {
     consumer: StreamConsumer<RebalanceContext>,
     key_converter: Box<dyn Converter>,
     value_converter: Box<dyn Converter>,
-    dlq: Option<DeadLetterQueue>,
+    dlq: Option<Arc<DeadLetterQueue>>,
     /// Next offset to consume per partition, for everything handed to the task (or skipped).
     pub positions: HashMap<TopicPartition, i64>,
 }
@@ -115,9 +116,32 @@ impl KafkaSinkInput {
             consumer,
             key_converter,
             value_converter,
-            dlq: DeadLetterQueue::of(settings, config, connector, task).await?,
+            dlq: DeadLetterQueue::of(settings, config, connector, task)
+                .await?
+                .map(Arc::new),
             positions: HashMap::new(),
         })
+    }
+
+    /// The reporter a sink task dead-letters records with (`SinkTaskContext::errant_records`):
+    /// present when the connector has a dead letter queue.
+    pub fn errant_reporter(
+        &self,
+        settings: &KafkaSettings,
+        config: &Props,
+        tolerance: Tolerance,
+    ) -> Result<Option<Arc<dyn ErrantRecordReporter>>> {
+        let Some(dlq) = self.dlq.clone() else {
+            return Ok(None);
+        };
+        let (key_converter, value_converter) = settings.converters(config)?;
+        Ok(Some(Arc::new(ErrantRecords {
+            connector: self.connector.clone(),
+            dlq,
+            key_converter,
+            value_converter,
+            tolerance,
+        })))
     }
 
     /// Waits for the next message. Cancel-safe: a message is either returned or left in the
@@ -293,5 +317,72 @@ impl KafkaSinkInput {
             self.consumer.resume(&assignment)
         };
         result.map_err(|e| client_error(if paused { "pause" } else { "resume" }, e))
+    }
+}
+
+/// Dead-letters what a sink task reports, re-serialized with the connector's converters (the
+/// task holds the converted record, as Kafka Connect's reporter does for records it did not
+/// read itself), at stage `TASK_PUT`.
+struct ErrantRecords {
+    connector: String,
+    dlq: Arc<DeadLetterQueue>,
+    key_converter: Box<dyn Converter>,
+    value_converter: Box<dyn Converter>,
+    tolerance: Tolerance,
+}
+
+impl std::fmt::Debug for ErrantRecords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ErrantRecords")
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl ErrantRecordReporter for ErrantRecords {
+    async fn report(&self, record: &SinkRecord, error: &Error) -> Result<()> {
+        const STAGE: &str = "TASK_PUT";
+        let inner = &record.record;
+        let describe = || {
+            format!(
+                "{}-{}@{}",
+                inner.topic, record.kafka_partition, record.kafka_offset
+            )
+        };
+        self.tolerance
+            .handle(&self.connector, STAGE, error, describe)?;
+        let key =
+            self.key_converter
+                .serialize(&inner.topic, inner.key_schema.as_deref(), &inner.key)?;
+        let value = self.value_converter.serialize(
+            &inner.topic,
+            inner.value_schema.as_deref(),
+            &inner.value,
+        )?;
+        let original = Original {
+            topic: inner.topic.clone(),
+            partition: record.kafka_partition,
+            offset: record.kafka_offset,
+            key,
+            value,
+            headers: inner
+                .headers
+                .iter()
+                .map(|h| {
+                    let value = match &h.value {
+                        Value::Null => None,
+                        Value::String(s) => Some(s.clone().into_bytes()),
+                        other => Some(
+                            sluice_api::json::value_to_json(other)
+                                .to_string()
+                                .into_bytes(),
+                        ),
+                    };
+                    (h.key.clone(), value)
+                })
+                .collect(),
+        };
+        self.dlq.send(&original, STAGE, error).await
     }
 }
