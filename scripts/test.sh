@@ -26,9 +26,9 @@ cargo --version
 cargo fmt --version
 cargo clippy --version
 
-step "native build dependencies (librdkafka is built from source)"
+step "native build dependencies (librdkafka is built from source; openssl makes the TLS test's certificates)"
 missing=""
-for pkg in libssl-dev pkg-config make perl; do
+for pkg in libssl-dev pkg-config make perl openssl; do
   dpkg -s "$pkg" >/dev/null 2>&1 || missing="$missing $pkg"
 done
 if [ -n "$missing" ]; then

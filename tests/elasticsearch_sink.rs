@@ -85,29 +85,6 @@ fn table_documents(pg: &Cluster) -> BTreeMap<String, Json> {
         .collect()
 }
 
-/// Inserts, updates and deletes in single- and multi-row transactions.
-fn workload(pg: &Cluster, seed: u64, rounds: usize) {
-    let mut state = seed;
-    let mut next = move |n: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % n
-    };
-    for _ in 0..rounds {
-        let mut statements = Vec::new();
-        for _ in 0..=next(4) {
-            let id = next(40) + 1;
-            statements.push(match next(3) {
-                0 => format!("insert into accounts values ({id}, 'owner-{id}', {}) on conflict (id) do update set balance = accounts.balance + 1", next(1000)),
-                1 => format!("update accounts set balance = balance + {}, owner = 'o{}' where id = {id}", next(50), next(9)),
-                _ => format!("delete from accounts where id = {id}"),
-            });
-        }
-        pg.sql(&format!("begin; {}; commit", statements.join("; ")));
-    }
-}
-
 fn wait_for_mirror(pg: &Cluster, fake: &EsFake, worker: &Worker) {
     let want = table_documents(pg);
     worker.wait_until(
@@ -140,7 +117,7 @@ fn cdc_through_kafka_mirrors_the_table_and_a_full_replay_changes_nothing() {
     let env = [("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str())];
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let worker = Worker::start_with_env(dir.path(), &argv, &env);
-    workload(&pg, 7, 40);
+    pg.mixed_workload(7, 40);
     wait_for_mirror(&pg, &fake, &worker);
     assert!(
         !fake.history(INDEX, "1").is_empty(),
@@ -505,7 +482,7 @@ fn upserts_mirror_the_table_and_requests_fail_over_to_the_next_url() {
     ));
     let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let worker = Worker::start_with_env(dir.path(), &argv, &[]);
-    workload(&pg, 3, 30);
+    pg.mixed_workload(3, 30);
     wait_for_mirror(&pg, &fake, &worker);
     assert!(fake.stats().updates >= 10, "{:?}", fake.stats());
     let (exit, logs) = worker.terminate();

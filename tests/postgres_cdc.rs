@@ -88,30 +88,6 @@ fn table_now(pg: &Cluster) -> BTreeMap<i64, Json> {
         .collect()
 }
 
-/// A deterministic mixed workload: single-row and multi-row transactions of inserts, updates
-/// and deletes.
-fn workload(pg: &Cluster, seed: u64, rounds: usize) {
-    let mut state = seed;
-    let mut next = move |n: u64| {
-        state = state
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (state >> 33) % n
-    };
-    for _ in 0..rounds {
-        let mut statements = Vec::new();
-        for _ in 0..=next(4) {
-            let id = next(40) + 1;
-            statements.push(match next(3) {
-                0 => format!("insert into accounts values ({id}, 'owner-{id}', {}) on conflict (id) do update set balance = accounts.balance + 1", next(1000)),
-                1 => format!("update accounts set balance = balance + {}, owner = 'o{}' where id = {id}", next(50), next(9)),
-                _ => format!("delete from accounts where id = {id}"),
-            });
-        }
-        pg.sql(&format!("begin; {}; commit", statements.join("; ")));
-    }
-}
-
 fn wait_for_state(pg: &Cluster, events: &Path) {
     let want = table_now(pg);
     wait_until(
@@ -145,12 +121,12 @@ fn snapshot_plus_stream_replays_to_the_table_even_across_kill_9() {
     assert_eq!(snapshot[0]["key"], json!({"id": 1}));
     assert_eq!(snapshot[0]["topic"], "dbserver1.public.accounts");
 
-    workload(&pg, 1, 30);
+    pg.mixed_workload(1, 30);
     wait_for_state(&pg, &events);
     worker.kill9();
-    workload(&pg, 2, 30);
+    pg.mixed_workload(2, 30);
     let worker = Worker::start(dir.path(), &args);
-    workload(&pg, 3, 30);
+    pg.mixed_workload(3, 30);
     wait_for_state(&pg, &events);
 
     // Replays after the crash are re-sent whole transactions: every repeated event carries an
@@ -683,7 +659,7 @@ fn a_postgres_restart_mid_stream_is_survived_by_reconnecting() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
-    workload(&pg, 7, 20);
+    pg.mixed_workload(7, 20);
     wait_for_state(&pg, &events);
 
     pg.stop();
@@ -697,7 +673,7 @@ fn a_postgres_restart_mid_stream_is_survived_by_reconnecting() {
     );
     pg.start_again();
     worker.wait_for_log("the reconnection", "reconnected to Postgres");
-    workload(&pg, 8, 20);
+    pg.mixed_workload(8, 20);
     pg.sql("set synchronous_commit = on; insert into accounts values (1000, 'last', 1)");
     wait_for_state(&pg, &events);
     let (status, body) = worker.get("/connectors/inventory/status");
@@ -733,7 +709,7 @@ fn a_parallel_chunked_snapshot_under_concurrent_writes_replays_to_the_table() {
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     // Writes while the snapshot is read (ids 1..40 are the ones the workload touches).
-    workload(&pg, 11, 40);
+    pg.mixed_workload(11, 40);
     wait_for_state(&pg, &events);
     let all = lines(&events);
     let ids = snapshot_ids(&all);
@@ -885,14 +861,14 @@ fn a_randomized_workload_with_truncate_and_alter_survives_five_kill_9s() {
     let events = dir.path().join("events.jsonl");
     let mut worker = Worker::start(dir.path(), &args);
     for round in 0..5u64 {
-        workload(&pg, 100 + round, 15);
+        pg.mixed_workload(100 + round, 15);
         match round {
             1 => pg.sql("truncate accounts"),
             2 => pg.sql("alter table accounts add column note text"),
             3 => pg.sql("update accounts set note = 'n' || id where id % 2 = 0"),
             _ => Vec::new(),
         };
-        workload(&pg, 200 + round, 15);
+        pg.mixed_workload(200 + round, 15);
         // Kill at a different moment each round: right away, or after some events arrived.
         if round % 2 == 1 {
             let seen = lines(&events).len();
@@ -976,13 +952,13 @@ fn cdc_through_kafka_replays_to_the_table_across_a_restart() {
     ];
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start_with_env(dir.path(), &args, &env);
-    workload(&pg, 21, 20);
+    pg.mixed_workload(21, 20);
     wait_for_state(&pg, &events);
     // A clean stop and restart: kill -9 through Tansu is covered by kafka_transport.rs, where
     // Tansu's occasional failure to reassign a killed member's partitions is reported as such.
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
-    workload(&pg, 22, 20);
+    pg.mixed_workload(22, 20);
     let worker = Worker::start_with_env(dir.path(), &args, &env);
     pg.sql("set synchronous_commit = on; insert into accounts values (500, 'last', 1)");
     wait_for_state(&pg, &events);

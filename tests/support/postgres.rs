@@ -33,6 +33,30 @@ impl Cluster {
         Cluster { dir, port }
     }
 
+    /// A deterministic mixed workload on `accounts (id, owner, balance)`: single- and
+    /// multi-row transactions of inserts, updates and deletes over ids 1..=40.
+    pub fn mixed_workload(&self, seed: u64, rounds: usize) {
+        let mut state = seed;
+        let mut next = move |n: u64| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) % n
+        };
+        for _ in 0..rounds {
+            let mut statements = Vec::new();
+            for _ in 0..=next(4) {
+                let id = next(40) + 1;
+                statements.push(match next(3) {
+                    0 => format!("insert into accounts values ({id}, 'owner-{id}', {}) on conflict (id) do update set balance = accounts.balance + 1", next(1000)),
+                    1 => format!("update accounts set balance = balance + {}, owner = 'o{}' where id = {id}", next(50), next(9)),
+                    _ => format!("delete from accounts where id = {id}"),
+                });
+            }
+            self.sql(&format!("begin; {}; commit", statements.join("; ")));
+        }
+    }
+
     /// Runs SQL (several statements run as one transaction) and returns the rows, `|`-separated.
     pub fn sql(&self, sql: &str) -> Vec<String> {
         self.sql_as("postgres", sql)

@@ -142,18 +142,13 @@ pub fn outcome(item: &BulkItem) -> Outcome {
 /// (struct fields in schema order, map entries sorted), so the same key always gives the
 /// same id.
 pub fn key_id(key: &Value) -> Option<String> {
-    Some(match key {
-        Value::Null => return None,
-        Value::String(s) => s.clone(),
-        Value::Boolean(b) => b.to_string(),
-        Value::Int8(n) => n.to_string(),
-        Value::Int16(n) => n.to_string(),
-        Value::Int32(n) => n.to_string(),
-        Value::Int64(n) => n.to_string(),
-        Value::Float32(n) => n.to_string(),
-        Value::Float64(n) => n.to_string(),
-        other => sorted(value_to_json(other)).to_string(),
-    })
+    match key {
+        Value::Null => None,
+        Value::Array(_) | Value::Map(_) | Value::Struct(_) | Value::Bytes(_) => {
+            Some(sorted(value_to_json(key)).to_string())
+        }
+        primitive => primitive.primitive_text(),
+    }
 }
 
 fn sorted(json: Json) -> Json {
@@ -188,22 +183,8 @@ pub fn document(value: &Value) -> Result<Vec<u8>, String> {
         other => Err(format!(
             "a {} value cannot be a document; a document must be an object (wrap it with \
              HoistField$Value)",
-            kind(other)
+            other.kind_name()
         )),
-    }
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Boolean(_) => "boolean",
-        Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_) => "integer",
-        Value::Float32(_) | Value::Float64(_) => "floating-point",
-        Value::String(_) => "string",
-        Value::Bytes(_) => "bytes",
-        Value::Array(_) => "array",
-        Value::Map(_) => "map",
-        Value::Struct(_) => "struct",
     }
 }
 

@@ -363,7 +363,7 @@ impl Converter for ByteArrayConverter {
             Value::Bytes(bytes) => Ok(Some(bytes.clone())),
             other => Err(Error::data(format!(
                 "ByteArrayConverter is not compatible with objects of type {}; use StringConverter or JsonConverter",
-                value_kind(other)
+                other.kind_name()
             ))),
         }
     }
@@ -380,20 +380,6 @@ impl Converter for ByteArrayConverter {
                 .map(|b| Value::Bytes(b.to_vec()))
                 .unwrap_or(Value::Null),
         ))
-    }
-}
-
-fn value_kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Boolean(_) => "boolean",
-        Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_) => "integer",
-        Value::Float32(_) | Value::Float64(_) => "float",
-        Value::String(_) => "string",
-        Value::Bytes(_) => "bytes",
-        Value::Array(_) => "array",
-        Value::Map(_) => "map",
-        Value::Struct(_) => "struct",
     }
 }
 

@@ -249,6 +249,38 @@ impl Value {
         }
     }
 
+    /// What kind of value this is, for messages: `null`, `boolean`, `integer`, `float`,
+    /// `string`, `bytes`, `array`, `map` or `struct`.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Boolean(_) => "boolean",
+            Value::Int8(_) | Value::Int16(_) | Value::Int32(_) | Value::Int64(_) => "integer",
+            Value::Float32(_) | Value::Float64(_) => "float",
+            Value::String(_) => "string",
+            Value::Bytes(_) => "bytes",
+            Value::Array(_) => "array",
+            Value::Map(_) => "map",
+            Value::Struct(_) => "struct",
+        }
+    }
+
+    /// A string, boolean or number as text (`Cast` to string, document ids); `None` for
+    /// null, bytes and containers.
+    pub fn primitive_text(&self) -> Option<String> {
+        Some(match self {
+            Value::String(s) => s.clone(),
+            Value::Boolean(b) => b.to_string(),
+            Value::Int8(n) => n.to_string(),
+            Value::Int16(n) => n.to_string(),
+            Value::Int32(n) => n.to_string(),
+            Value::Int64(n) => n.to_string(),
+            Value::Float32(n) => n.to_string(),
+            Value::Float64(n) => n.to_string(),
+            _ => return None,
+        })
+    }
+
     /// The value as an `i64`, for any integer variant.
     pub fn as_i64(&self) -> Option<i64> {
         match *self {

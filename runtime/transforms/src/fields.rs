@@ -868,17 +868,7 @@ pub fn cast_value(value: Value, to: SchemaType) -> Result<Value> {
             },
             other => number(other).ok_or_else(bad)? != 0.0,
         }),
-        SchemaType::String => Value::String(match &value {
-            Value::String(s) => s.clone(),
-            Value::Boolean(b) => b.to_string(),
-            Value::Int8(n) => n.to_string(),
-            Value::Int16(n) => n.to_string(),
-            Value::Int32(n) => n.to_string(),
-            Value::Int64(n) => n.to_string(),
-            Value::Float32(n) => n.to_string(),
-            Value::Float64(n) => n.to_string(),
-            _ => return Err(bad()),
-        }),
+        SchemaType::String => Value::String(value.primitive_text().ok_or_else(bad)?),
         _ => return Err(bad()),
     })
 }
