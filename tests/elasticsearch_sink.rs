@@ -85,6 +85,23 @@ fn table_documents(pg: &Cluster) -> BTreeMap<String, Json> {
         .collect()
 }
 
+/// A URL on which nothing listens (a port just bound and released).
+fn unreachable_url() -> String {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", closed.local_addr().unwrap())
+}
+
+/// Creates a connector over REST from `base` with the keys of `extra` set; the HTTP status.
+fn create_connector(worker: &Worker, name: &str, mut config: Json, extra: Json) -> (u16, Json) {
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    worker.post(
+        "/connectors",
+        Some(&json!({"name": name, "config": config})),
+    )
+}
+
 fn wait_for_mirror(pg: &Cluster, fake: &EsFake, worker: &Worker) {
     let want = table_documents(pg);
     worker.wait_until(
@@ -103,7 +120,7 @@ fn cdc_through_kafka_mirrors_the_table_and_a_full_replay_changes_nothing() {
     let pg = Cluster::start();
     let broker = Broker::start();
     let fake = EsFake::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
     let dir = tempfile::tempdir().unwrap();
     let mut args = worker_and_source(dir.path(), &pg, "accounts");
@@ -191,7 +208,7 @@ fn cdc_through_kafka_mirrors_the_table_and_a_full_replay_changes_nothing() {
 fn retries_keep_per_document_order_and_offsets_never_pass_the_index() {
     let pg = Cluster::start();
     let fake = EsFake::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, 0 from generate_series(1, 5) g");
     let dir = tempfile::tempdir().unwrap();
     let mut args = worker_and_source(dir.path(), &pg, "accounts");
@@ -383,20 +400,12 @@ fn bad_connection_settings_fail_with_clear_errors() {
     .unwrap();
     let worker_config = dir.path().join("worker.properties");
     let worker = Worker::start(dir.path(), &[worker_config.to_str().unwrap()]);
-    let create = |name: &str, settings: Json| {
-        let mut config = json!({
-            "connector.class": "io.confluent.connect.elasticsearch.ElasticsearchSinkConnector",
-            "topics": "orders", "connection.username": "elastic", "connection.password": "s3cret",
-            "connection.url": fake.url(),
-        });
-        for (k, v) in settings.as_object().unwrap() {
-            config[k] = v.clone();
-        }
-        worker.post(
-            "/connectors",
-            Some(&json!({"name": name, "config": config})),
-        )
-    };
+    let base = json!({
+        "connector.class": "io.confluent.connect.elasticsearch.ElasticsearchSinkConnector",
+        "topics": "orders", "connection.username": "elastic", "connection.password": "s3cret",
+        "connection.url": fake.url(),
+    });
+    let create = |name: &str, extra: Json| create_connector(&worker, name, base.clone(), extra);
     let trace_of = |name: &str| {
         let status = worker.wait_for_status(name, &format!("{name} fails"), |s| {
             s["tasks"][0]["state"] == "FAILED"
@@ -412,9 +421,7 @@ fn bad_connection_settings_fail_with_clear_errors() {
         "{message}"
     );
 
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let closed_url = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let closed_url = unreachable_url();
     assert_eq!(
         create("unreachable", json!({"connection.url": closed_url})).0,
         201
@@ -466,11 +473,9 @@ fn bad_connection_settings_fail_with_clear_errors() {
 fn upserts_mirror_the_table_and_requests_fail_over_to_the_next_url() {
     let pg = Cluster::start();
     let fake = EsFake::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 10) g");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_node = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let dead_node = unreachable_url();
     let dir = tempfile::tempdir().unwrap();
     let mut args = worker_and_source(dir.path(), &pg, "accounts");
     let urls = format!("{dead_node},{}", fake.url());
@@ -560,20 +565,10 @@ fn https_with_a_custom_ca_is_trusted_only_when_configured() {
     .unwrap();
     let worker_config = d.join("worker.properties");
     let worker = Worker::start(d, &[worker_config.to_str().unwrap()]);
-    let create = |name: &str, extra: Json| {
-        let mut config = json!({
-            "connector.class": "elasticsearch", "topics": "orders", "connection.url": fake.url(),
-        });
-        for (k, v) in extra.as_object().unwrap() {
-            config[k] = v.clone();
-        }
-        worker
-            .post(
-                "/connectors",
-                Some(&json!({"name": name, "config": config})),
-            )
-            .0
-    };
+    let base = json!({
+        "connector.class": "elasticsearch", "topics": "orders", "connection.url": fake.url(),
+    });
+    let create = |name: &str, extra: Json| create_connector(&worker, name, base.clone(), extra).0;
     assert_eq!(create("untrusted", json!({})), 201);
     let status = worker.wait_for_status("untrusted", "the untrusted cluster is refused", |s| {
         s["tasks"][0]["state"] == "FAILED"

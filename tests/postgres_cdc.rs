@@ -100,7 +100,7 @@ fn wait_for_state(pg: &Cluster, events: &Path) {
 #[test]
 fn snapshot_plus_stream_replays_to_the_table_even_across_kill_9() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
@@ -159,7 +159,7 @@ fn snapshot_plus_stream_replays_to_the_table_even_across_kill_9() {
 #[test]
 fn deletes_carry_the_key_then_a_tombstone_and_updates_the_new_row() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -327,7 +327,7 @@ fn slot_confirmed(pg: &Cluster, slot: &str) -> i64 {
 #[test]
 fn the_slot_advances_while_captured_tables_are_idle_and_the_rest_of_the_database_writes() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("create table busy (id bigserial primary key, note text)");
     pg.sql("create publication accounts_only for table accounts");
     let dir = tempfile::tempdir().unwrap();
@@ -376,7 +376,7 @@ fn the_slot_advances_while_captured_tables_are_idle_and_the_rest_of_the_database
 #[test]
 fn snapshot_mode_always_reads_the_table_at_every_start() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 3) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs_with(dir.path(), &pg, json!({"snapshot.mode": "always"}));
@@ -418,7 +418,7 @@ fn snapshot_mode_always_reads_the_table_at_every_start() {
 #[test]
 fn snapshot_mode_initial_only_sends_the_snapshot_and_no_changes() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 3) g");
     let dir = tempfile::tempdir().unwrap();
     let mut args = write_configs_with(
@@ -480,7 +480,7 @@ fn snapshot_mode_initial_only_sends_the_snapshot_and_no_changes() {
 #[test]
 fn a_lost_slot_fails_initial_and_resnapshots_under_when_needed() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 3) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
@@ -526,7 +526,7 @@ fn a_lost_slot_fails_initial_and_resnapshots_under_when_needed() {
 #[test]
 fn filters_apply_to_streamed_changes_and_key_changes_become_delete_and_create() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("create table audit (id bigserial primary key, note text)");
     pg.sql("insert into accounts values (1, 'ann', 5)");
     let dir = tempfile::tempdir().unwrap();
@@ -604,7 +604,7 @@ fn an_include_list_beside_an_exclude_list_is_refused_with_the_fix() {
 #[test]
 fn transaction_metadata_wraps_each_transaction_in_begin_and_end() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs_with(
         dir.path(),
@@ -653,7 +653,7 @@ fn transaction_metadata_wraps_each_transaction_in_begin_and_end() {
 #[test]
 fn a_postgres_restart_mid_stream_is_survived_by_reconnecting() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -697,7 +697,7 @@ fn snapshot_ids(events: &[String]) -> Vec<i64> {
 #[test]
 fn a_parallel_chunked_snapshot_under_concurrent_writes_replays_to_the_table() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 20000) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs_with(
@@ -769,7 +769,7 @@ fn a_parallel_chunked_snapshot_under_concurrent_writes_replays_to_the_table() {
 #[test]
 fn a_snapshot_interrupted_by_kill_9_resumes_after_the_last_committed_row() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 100000) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs_with(
@@ -853,7 +853,7 @@ fn replayed_rows(events: &Path, columns: &[&str]) -> BTreeMap<i64, Json> {
 #[test]
 fn a_randomized_workload_with_truncate_and_alter_survives_five_kill_9s() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 30) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
@@ -934,7 +934,7 @@ fn an_unchanged_toasted_value_arrives_as_debezium_s_placeholder() {
 fn cdc_through_kafka_replays_to_the_table_across_a_restart() {
     let pg = Cluster::start();
     let broker = support::kafka::Broker::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
@@ -981,7 +981,7 @@ fn cdc_through_kafka_replays_to_the_table_across_a_restart() {
 #[test]
 fn debezium_s_unwrap_and_kafka_connect_smts_transform_the_stream() {
     let pg = Cluster::start();
-    pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    pg.create_accounts();
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs_with(
         dir.path(),

@@ -227,16 +227,7 @@ impl EsFake {
 
     /// The documents of `index` by id (empty when the index does not exist).
     pub fn documents(&self, index: &str) -> BTreeMap<String, Json> {
-        self.lock()
-            .indices
-            .get(index)
-            .map(|i| {
-                i.docs
-                    .iter()
-                    .map(|(id, d)| (id.clone(), d.source.clone()))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.each_document(index, |doc| doc.source.clone())
     }
 
     /// How many documents `index` holds.
@@ -246,13 +237,17 @@ impl EsFake {
 
     /// The stored versions of `index`'s documents.
     pub fn versions(&self, index: &str) -> BTreeMap<String, i64> {
+        self.each_document(index, |doc| doc.version)
+    }
+
+    fn each_document<T>(&self, index: &str, project: impl Fn(&Doc) -> T) -> BTreeMap<String, T> {
         self.lock()
             .indices
             .get(index)
             .map(|i| {
                 i.docs
                     .iter()
-                    .map(|(id, d)| (id.clone(), d.version))
+                    .map(|(id, d)| (id.clone(), project(d)))
                     .collect()
             })
             .unwrap_or_default()

@@ -33,6 +33,12 @@ impl Cluster {
         Cluster { dir, port }
     }
 
+    /// Creates `accounts (id, owner, balance)`, the table the CDC tests and
+    /// [`Cluster::mixed_workload`] use.
+    pub fn create_accounts(&self) {
+        self.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
+    }
+
     /// A deterministic mixed workload on `accounts (id, owner, balance)`: single- and
     /// multi-row transactions of inserts, updates and deletes over ids 1..=40.
     pub fn mixed_workload(&self, seed: u64, rounds: usize) {

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use serde_json::Value as Json;
 use sluice_api::{Error, ErrorKind, Result};
@@ -81,7 +82,7 @@ impl EsClient {
         &self,
         method: Method,
         path: &str,
-        body: Option<(&'static str, Vec<u8>)>,
+        body: Option<(&'static str, Bytes)>,
     ) -> Result<(StatusCode, Vec<u8>, String)> {
         let start = self.preferred.load(Ordering::Relaxed);
         let mut failures = Vec::new();
@@ -95,6 +96,7 @@ impl EsClient {
             if let Some((content_type, bytes)) = &body {
                 request = request
                     .header(reqwest::header::CONTENT_TYPE, *content_type)
+                    // A reference-counted handle: failing over does not copy the body.
                     .body(bytes.clone());
             }
             let outcome = match request.send().await {
@@ -185,7 +187,11 @@ impl EsClient {
     /// `POST /_bulk` with an NDJSON body; the items of a 200 answer, in request order.
     pub async fn bulk(&self, body: Vec<u8>) -> Result<Vec<BulkItem>> {
         let (status, answer, url) = self
-            .send(Method::POST, "/_bulk", Some(("application/x-ndjson", body)))
+            .send(
+                Method::POST,
+                "/_bulk",
+                Some(("application/x-ndjson", Bytes::from(body))),
+            )
             .await?;
         if !status.is_success() {
             return Err(status_error(status, &answer, &url, "POST /_bulk"));
