@@ -382,21 +382,17 @@ impl Running {
     fn send_next_batch(&mut self) {
         let mut batch = Vec::new();
         let mut bytes = 0;
-        let mut in_batch = HashSet::new();
+        // A document taken into this batch becomes busy at once, so the busy check also keeps
+        // a batch to one write per document.
         while let Some(next) = self.queue.front() {
             let key = (next.index.clone(), next.id.clone());
             let fits = batch.is_empty() || bytes + next.lines.len() <= self.config.bulk_size_bytes;
-            if batch.len() >= self.config.batch_size
-                || !fits
-                || in_batch.contains(&key)
-                || self.busy.contains(&key)
-            {
+            if batch.len() >= self.config.batch_size || !fits || self.busy.contains(&key) {
                 break;
             }
             let write = self.queue.pop_front().expect("front exists");
             bytes += write.lines.len();
             self.queued_bytes -= write.lines.len();
-            in_batch.insert(key.clone());
             self.busy.insert(key);
             batch.push(write);
         }
