@@ -113,7 +113,7 @@ fn kill_9_during_a_100k_line_stream_loses_nothing_and_a_clean_restart_repeats_no
     append_lines(&source_path, source[3 * chunk..].to_vec());
     let worker = start(dir.path(), &broker, &args, &extra);
     let last = source.last().unwrap().clone();
-    wait_until(
+    worker.wait_until(
         "the last line reaches the sink",
         Duration::from_secs(120),
         || lines(&sink_path).last() == Some(&last),
