@@ -17,6 +17,21 @@ use crate::record::Record;
 pub trait Transform: Send {
     /// Transforms `record`, appending the results to `out`.
     fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<()>;
+
+    /// Transforms a batch: exactly one result per input record, in input order, each what
+    /// [`apply`](Transform::apply) would have given for that record alone (an error fails
+    /// that record only). The default calls `apply` record by record; a transform whose calls
+    /// have a fixed cost (a WASM plugin crossing into its sandbox) overrides it to pay that
+    /// cost once per batch.
+    fn apply_batch(&mut self, records: Vec<Record>) -> Vec<Result<Vec<Record>>> {
+        records
+            .into_iter()
+            .map(|record| {
+                let mut out = Vec::with_capacity(1);
+                self.apply(record, &mut out).map(|()| out)
+            })
+            .collect()
+    }
 }
 
 /// A condition on a record, deciding whether a transform applies.

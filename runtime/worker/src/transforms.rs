@@ -110,27 +110,82 @@ impl TransformChain {
             out.push(record);
             return Ok(());
         }
-        let mut current = vec![record];
-        let mut next = Vec::new();
+        let result = self.apply_batch(vec![record]).pop();
+        out.extend(result.expect("one result per record")?);
+        Ok(())
+    }
+
+    /// Runs a batch through every stage, each stage seeing the whole batch at once (one
+    /// sandbox crossing per batch for a WASM plugin). One result per input record, in order:
+    /// the records it became, or the error of the first stage that failed it (naming that
+    /// transform); a failed record goes no further and does not hold up the others.
+    pub fn apply_batch(&mut self, records: Vec<Record>) -> Vec<Result<Vec<Record>>> {
+        let inputs = records.len();
+        if self.stages.is_empty() {
+            return records.into_iter().map(|r| Ok(vec![r])).collect();
+        }
+        // Every record in flight, tagged with the input it came from.
+        let mut current: Vec<(usize, Record)> = records.into_iter().enumerate().collect();
+        let mut failures: Vec<Option<Error>> = (0..inputs).map(|_| None).collect();
         for stage in &mut self.stages {
-            for record in current.drain(..) {
-                let applies = match &stage.predicate {
+            let applies: Vec<bool> = current
+                .iter()
+                .map(|(_, record)| match &stage.predicate {
                     None => true,
-                    Some(predicate) => predicate.test(&record) != stage.negate,
-                };
-                if applies {
-                    stage
-                        .transform
-                        .apply(record, &mut next)
-                        .map_err(|e| e.context(format!("transform `{}`", stage.alias)))?;
+                    Some(predicate) => predicate.test(record) != stage.negate,
+                })
+                .collect();
+            let mut batch = Vec::with_capacity(current.len());
+            let mut owners = Vec::with_capacity(current.len());
+            let mut passing = Vec::new();
+            for ((owner, record), applies) in current.drain(..).zip(&applies) {
+                if *applies {
+                    owners.push(owner);
+                    batch.push(record);
                 } else {
-                    next.push(record);
+                    passing.push((owner, record));
                 }
             }
-            std::mem::swap(&mut current, &mut next);
+            let sent = batch.len();
+            let mut results = stage.transform.apply_batch(batch).into_iter();
+            let mut owners = owners.into_iter();
+            let mut passing = passing.into_iter();
+            // Rebuilt in the original order: a record the stage skipped keeps its place
+            // among the outputs of the records it transformed.
+            for applies in applies {
+                if !applies {
+                    current.extend(passing.next());
+                    continue;
+                }
+                let owner = owners.next().expect("an owner per transformed record");
+                let result = results.next().unwrap_or_else(|| {
+                    Err(Error::fatal(format!(
+                        "returned fewer results than the {sent} records it was given"
+                    )))
+                });
+                match result {
+                    Ok(outputs) => current.extend(outputs.into_iter().map(|r| (owner, r))),
+                    Err(error) => {
+                        failures[owner].get_or_insert_with(|| {
+                            error.context(format!("transform `{}`", stage.alias))
+                        });
+                    }
+                }
+            }
+            current.retain(|(owner, _)| failures[*owner].is_none());
         }
-        out.append(&mut current);
-        Ok(())
+        let mut outputs: Vec<Vec<Record>> = (0..inputs).map(|_| Vec::new()).collect();
+        for (owner, record) in current {
+            outputs[owner].push(record);
+        }
+        outputs
+            .into_iter()
+            .zip(failures)
+            .map(|(records, failure)| match failure {
+                Some(error) => Err(error),
+                None => Ok(records),
+            })
+            .collect()
     }
 }
 
@@ -227,6 +282,55 @@ mod tests {
         let mut chain = TransformChain::from_config(&registry, &props(&negated)).unwrap();
         assert_eq!(run(&mut chain, "abc"), ["abc"]);
         assert_eq!(run(&mut chain, "xyz"), ["routed"]);
+    }
+
+    #[test]
+    fn a_batch_keeps_order_and_fails_only_the_records_that_fail() {
+        let registry = Registry::with_builtins();
+        let mut chain = TransformChain::from_config(
+            &registry,
+            &props(&[
+                ("transforms", "extract,route"),
+                ("transforms.extract.type", "ExtractField$Value"),
+                ("transforms.extract.field", "x"),
+                ("transforms.extract.predicate", "isA"),
+                ("transforms.route.type", "RegexRouter"),
+                ("transforms.route.regex", "(.*)"),
+                ("transforms.route.replacement", "routed.$1"),
+                ("predicates", "isA"),
+                ("predicates.isA.type", "TopicNameMatches"),
+                ("predicates.isA.pattern", "a.*"),
+            ]),
+        )
+        .unwrap();
+        let map = |x: i64| Value::Map(vec![(Value::from("x"), Value::Int64(x))]);
+        let batch = vec![
+            Record::new("a1", map(1), None),
+            Record::new("b", Value::from("skipped by the predicate"), None),
+            Record::new("a2", Value::from("not a map: ExtractField fails"), None),
+            Record::new("a3", map(3), None),
+        ];
+        let results = chain.apply_batch(batch);
+        assert_eq!(results.len(), 4, "one result per input");
+        let seen: Vec<std::result::Result<Vec<(String, Value)>, String>> = results
+            .into_iter()
+            .map(|result| {
+                result
+                    .map(|records| records.into_iter().map(|r| (r.topic, r.value)).collect())
+                    .map_err(|e| e.message().to_owned())
+            })
+            .collect();
+        assert_eq!(seen[0], Ok(vec![("routed.a1".into(), Value::Int64(1))]));
+        assert_eq!(
+            seen[1],
+            Ok(vec![(
+                "routed.b".into(),
+                Value::from("skipped by the predicate")
+            )])
+        );
+        let failure = seen[2].as_ref().unwrap_err();
+        assert!(failure.contains("transform `extract`"), "{failure}");
+        assert_eq!(seen[3], Ok(vec![("routed.a3".into(), Value::Int64(3))]));
     }
 
     #[test]

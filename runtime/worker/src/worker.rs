@@ -341,8 +341,14 @@ impl SourceRunner {
         tracker: &Arc<AckTracker>,
     ) -> Result<Dispatched> {
         let mut last_offsets = PartitionOffsets::new();
-        let mut outputs = Vec::with_capacity(batch.len());
         let timestamp = now_ms();
+        let keep_originals = self
+            .kafka
+            .as_ref()
+            .is_some_and(|k| k.has_dead_letter_queue());
+        let mut records = Vec::with_capacity(batch.len());
+        let mut descriptions = Vec::new();
+        let mut originals = Vec::new();
         for source in batch {
             let SourceRecord {
                 mut record,
@@ -351,23 +357,32 @@ impl SourceRunner {
             } = source;
             upsert(&mut last_offsets, source_partition, source_offset);
             record.timestamp_ms.get_or_insert(timestamp);
-            let description = if self.tolerance.log_messages {
-                format!("{record:?}")
-            } else {
-                String::new()
-            };
-            let kept = self
-                .kafka
-                .as_ref()
-                .filter(|k| k.has_dead_letter_queue())
-                .map(|_| record.clone());
-            if let Err(error) = self.chain.apply(record, &mut outputs) {
-                self.tolerance
-                    .handle(&self.spec.connector, "TRANSFORMATION", &error, || {
-                        description
-                    })?;
-                if let (Some(kafka), Some(record)) = (self.kafka.as_ref(), kept) {
-                    kafka.dead_letter(&record, "TRANSFORMATION", &error).await?;
+            if self.tolerance.log_messages {
+                descriptions.push(format!("{record:?}"));
+            }
+            if keep_originals {
+                originals.push(record.clone());
+            }
+            records.push(record);
+        }
+        let mut descriptions = descriptions.into_iter();
+        let mut originals = originals.into_iter();
+        let mut outputs = Vec::with_capacity(records.len());
+        for result in self.chain.apply_batch(records) {
+            let description = descriptions.next().unwrap_or_default();
+            let original = originals.next();
+            match result {
+                Ok(records) => outputs.extend(records),
+                Err(error) => {
+                    self.tolerance.handle(
+                        &self.spec.connector,
+                        "TRANSFORMATION",
+                        &error,
+                        || description,
+                    )?;
+                    if let (Some(kafka), Some(record)) = (self.kafka.as_ref(), original) {
+                        kafka.dead_letter(&record, "TRANSFORMATION", &error).await?;
+                    }
                 }
             }
         }
@@ -700,41 +715,51 @@ impl SinkRunner {
             batch,
         } = delivery;
         self.unflushed.push((tracker, batch));
-        let mut out = Vec::with_capacity(records.len());
-        let mut transformed = Vec::new();
-        for record in records {
-            let tp = record.topic_partition();
+        for record in &records {
             let next = record.kafka_offset + 1;
-            let entry = self.offsets.entry(tp).or_insert(next);
+            let entry = self.offsets.entry(record.topic_partition()).or_insert(next);
             *entry = (*entry).max(next);
-            if self.chain.is_empty() {
-                out.push(record);
-                continue;
-            }
-            let SinkRecord {
-                record: inner,
-                kafka_partition,
-                kafka_offset,
-            } = record;
-            let description = if self.tolerance.log_messages {
-                format!("{inner:?}")
-            } else {
-                String::new()
-            };
-            match self.chain.apply(inner, &mut transformed) {
-                Ok(()) => out.extend(transformed.drain(..).map(|r| SinkRecord {
-                    record: r,
+        }
+        let out = if self.chain.is_empty() {
+            records
+        } else {
+            let mut positions = Vec::with_capacity(records.len());
+            let mut descriptions = Vec::new();
+            let mut inners = Vec::with_capacity(records.len());
+            for record in records {
+                let SinkRecord {
+                    record: inner,
                     kafka_partition,
                     kafka_offset,
-                })),
-                Err(error) => {
-                    self.tolerance
-                        .handle(&self.spec.connector, "TRANSFORMATION", &error, || {
-                            description
-                        })?
+                } = record;
+                if self.tolerance.log_messages {
+                    descriptions.push(format!("{inner:?}"));
+                }
+                positions.push((kafka_partition, kafka_offset));
+                inners.push(inner);
+            }
+            let mut descriptions = descriptions.into_iter();
+            let mut out = Vec::with_capacity(inners.len());
+            for (result, (kafka_partition, kafka_offset)) in
+                self.chain.apply_batch(inners).into_iter().zip(positions)
+            {
+                let description = descriptions.next().unwrap_or_default();
+                match result {
+                    Ok(transformed) => out.extend(transformed.into_iter().map(|r| SinkRecord {
+                        record: r,
+                        kafka_partition,
+                        kafka_offset,
+                    })),
+                    Err(error) => self.tolerance.handle(
+                        &self.spec.connector,
+                        "TRANSFORMATION",
+                        &error,
+                        || description,
+                    )?,
                 }
             }
-        }
+            out
+        };
         if out.is_empty() {
             return Ok(());
         }

@@ -178,9 +178,32 @@ impl KafkaSinkInput {
                 Err(_) => break,
             }
         }
-        let mut records = Vec::with_capacity(messages.len());
+        let mut converted = Vec::with_capacity(messages.len());
+        let mut taken = Vec::with_capacity(messages.len());
         for message in &messages {
-            self.take(message, chain, tolerance, &mut records).await?;
+            match self.convert(message) {
+                Ok(record) => {
+                    converted.push(record);
+                    taken.push(message);
+                }
+                Err((stage, error)) => self.reject(message, stage, error, tolerance).await?,
+            }
+        }
+        let mut records = Vec::with_capacity(converted.len());
+        for (result, message) in chain.apply_batch(converted).into_iter().zip(taken) {
+            match result {
+                Ok(transformed) => {
+                    records.extend(transformed.into_iter().map(|record| SinkRecord {
+                        record,
+                        kafka_partition: message.partition(),
+                        kafka_offset: message.offset(),
+                    }))
+                }
+                Err(error) => {
+                    self.reject(message, "TRANSFORMATION", error, tolerance)
+                        .await?
+                }
+            }
         }
         // Covered by the next commit, which only follows the `put` and `flush` of this batch.
         for message in &messages {
@@ -194,85 +217,83 @@ impl KafkaSinkInput {
         Ok(records)
     }
 
-    async fn take(
+    /// The record a message holds, per the connector's converters; the error says which
+    /// converter failed.
+    fn convert(
         &self,
         message: &OwnedMessage,
-        chain: &mut TransformChain,
-        tolerance: &Tolerance,
-        out: &mut Vec<SinkRecord>,
-    ) -> Result<()> {
+    ) -> std::result::Result<Record, (&'static str, Error)> {
         let topic = message.topic();
-        let headers: Vec<(String, Option<Vec<u8>>)> = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let converted = self
+        let (key_schema, key) = self
             .key_converter
             .deserialize(topic, message.key())
-            .map_err(|e| ("KEY_CONVERTER", e))
-            .and_then(|key| {
-                self.value_converter
-                    .deserialize(topic, message.payload())
-                    .map(|v| (key, v))
-                    .map_err(|e| ("VALUE_CONVERTER", e))
-            });
-        let outcome = converted.and_then(|((key_schema, key), (value_schema, value))| {
-            let record = Record {
+            .map_err(|e| ("KEY_CONVERTER", e))?;
+        let (value_schema, value) = self
+            .value_converter
+            .deserialize(topic, message.payload())
+            .map_err(|e| ("VALUE_CONVERTER", e))?;
+        Ok(Record {
+            topic: topic.to_owned(),
+            partition: Some(message.partition()),
+            key,
+            key_schema,
+            value,
+            value_schema,
+            timestamp_ms: message.timestamp().to_millis(),
+            headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| Header {
+                            key: h.key.to_owned(),
+                            value: h
+                                .value
+                                .map(|b| Value::String(String::from_utf8_lossy(b).into_owned()))
+                                .unwrap_or(Value::Null),
+                            schema: None,
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+        })
+    }
+
+    /// A message that failed at `stage`: fails the task or, when tolerated, is skipped and
+    /// dead-lettered as it was received.
+    async fn reject(
+        &self,
+        message: &OwnedMessage,
+        stage: &'static str,
+        error: Error,
+        tolerance: &Tolerance,
+    ) -> Result<()> {
+        let topic = message.topic();
+        let error = error.context(format!(
+            "record at topic {topic} partition {} offset {}",
+            message.partition(),
+            message.offset()
+        ));
+        let describe = || format!("{topic}-{}@{}", message.partition(), message.offset());
+        tolerance.handle(&self.connector, stage, &error, describe)?;
+        if let Some(dlq) = &self.dlq {
+            let original = Original {
                 topic: topic.to_owned(),
-                partition: Some(message.partition()),
-                key,
-                key_schema,
-                value,
-                value_schema,
-                timestamp_ms: message.timestamp().to_millis(),
-                headers: headers
-                    .iter()
-                    .map(|(k, v)| Header {
-                        key: k.clone(),
-                        value: v
-                            .as_ref()
-                            .map(|b| Value::String(String::from_utf8_lossy(b).into_owned()))
-                            .unwrap_or(Value::Null),
-                        schema: None,
+                partition: message.partition(),
+                offset: message.offset(),
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers: message
+                    .headers()
+                    .map(|headers| {
+                        headers
+                            .iter()
+                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
                     })
-                    .collect(),
+                    .unwrap_or_default(),
             };
-            let mut transformed = Vec::new();
-            chain
-                .apply(record, &mut transformed)
-                .map(|()| transformed)
-                .map_err(|e| ("TRANSFORMATION", e))
-        });
-        match outcome {
-            Ok(transformed) => out.extend(transformed.into_iter().map(|record| SinkRecord {
-                record,
-                kafka_partition: message.partition(),
-                kafka_offset: message.offset(),
-            })),
-            Err((stage, error)) => {
-                let error = error.context(format!(
-                    "record at topic {topic} partition {} offset {}",
-                    message.partition(),
-                    message.offset()
-                ));
-                let describe = || format!("{topic}-{}@{}", message.partition(), message.offset());
-                tolerance.handle(&self.connector, stage, &error, describe)?;
-                if let Some(dlq) = &self.dlq {
-                    let original = Original {
-                        topic: topic.to_owned(),
-                        partition: message.partition(),
-                        offset: message.offset(),
-                        key: message.key().map(<[u8]>::to_vec),
-                        value: message.payload().map(<[u8]>::to_vec),
-                        headers,
-                    };
-                    dlq.send(&original, stage, &error).await?;
-                }
-            }
+            dlq.send(&original, stage, &error).await?;
         }
         Ok(())
     }
