@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value as Json, json};
 use sluice_api::data::Value;
-use sluice_api::json::value_to_json;
+use sluice_api::json::{value_to_json, value_to_json_text};
 use sluice_api::record::SinkRecord;
 
 use crate::client::BulkItem;
@@ -169,9 +169,7 @@ fn sorted(json: Json) -> Json {
 /// object as it is. Anything else cannot be a document.
 pub fn document(value: &Value) -> Result<Vec<u8>, String> {
     match value {
-        Value::Struct(_) | Value::Map(_) => {
-            serde_json::to_vec(&value_to_json(value)).map_err(|e| e.to_string())
-        }
+        Value::Struct(_) | Value::Map(_) => Ok(value_to_json_text(value).into_bytes()),
         Value::String(text) => match serde_json::from_str::<Json>(text) {
             Ok(Json::Object(_)) => Ok(text.clone().into_bytes()),
             _ => Err(

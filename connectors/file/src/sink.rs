@@ -9,7 +9,7 @@ use serde_json::{Map, Value as Json, json};
 use sluice_api::config::Props;
 use sluice_api::connector::{SinkConnector, SinkTask, SinkTaskContext};
 use sluice_api::data::Value;
-use sluice_api::json::value_to_json;
+use sluice_api::json::{value_to_json, value_to_json_text};
 use sluice_api::record::{SinkRecord, TopicPartition};
 use sluice_api::{Error, Result};
 
@@ -140,7 +140,7 @@ fn render(format: SinkFormat, record: &SinkRecord, line: &mut String) {
         SinkFormat::Text => match &record.record.value {
             Value::String(s) => line.push_str(s),
             Value::Null => line.push_str("null"),
-            other => line.push_str(&value_to_json(other).to_string()),
+            other => line.push_str(&value_to_json_text(other)),
         },
         SinkFormat::Json => {
             let r = &record.record;

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use crate::config::Props;
 use crate::data::{Field, Schema, SchemaRef, SchemaType, Struct, Value};
-use crate::json::{envelope, json_to_value, value_to_json};
+use crate::json::{envelope_text, json_to_value, value_to_json_text};
 use crate::{Error, Result};
 
 /// Turns a value into bytes and back.
@@ -94,14 +94,11 @@ impl Converter for JsonConverter {
         if schema.is_none() && value.is_null() {
             return Ok(None);
         }
-        let json = if self.schemas_enable {
-            envelope(schema, value)
+        Ok(Some(if self.schemas_enable {
+            envelope_text(schema, value)
         } else {
-            value_to_json(value)
-        };
-        Ok(Some(
-            serde_json::to_vec(&json).map_err(|e| Error::data(format!("JsonConverter: {e}")))?,
-        ))
+            value_to_json_text(value).into_bytes()
+        }))
     }
 
     fn deserialize(&self, topic: &str, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value)> {
@@ -328,7 +325,7 @@ impl Converter for StringConverter {
         Ok(match value {
             Value::Null => None,
             Value::String(s) => Some(s.as_bytes().to_vec()),
-            other => Some(value_to_json(other).to_string().into_bytes()),
+            other => Some(value_to_json_text(other).into_bytes()),
         })
     }
 

@@ -6,6 +6,7 @@
 //! `doc`, `parameters`, `default`; a struct field's schema ends with `"field": <name>`.
 
 use base64::Engine as _;
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value as Json, json};
 
 use crate::data::{Schema, SchemaType, Value};
@@ -123,6 +124,78 @@ fn float_to_json(v: f64) -> Json {
     }
 }
 
+/// A value serialised as JsonConverter's payload: the same text as [`value_to_json`] renders,
+/// written straight out without building a `serde_json::Value` tree first — converters, sinks
+/// and plugin calls do this for every record.
+pub struct AsJson<'a>(pub &'a Value);
+
+impl Serialize for AsJson<'_> {
+    fn serialize<S: Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Null => out.serialize_unit(),
+            Value::Boolean(v) => out.serialize_bool(*v),
+            Value::Int8(v) => out.serialize_i64(i64::from(*v)),
+            Value::Int16(v) => out.serialize_i64(i64::from(*v)),
+            Value::Int32(v) => out.serialize_i64(i64::from(*v)),
+            Value::Int64(v) => out.serialize_i64(*v),
+            Value::Float32(v) => serialize_float(f64::from(*v), out),
+            Value::Float64(v) => serialize_float(*v, out),
+            Value::String(v) => out.serialize_str(v),
+            Value::Bytes(v) => {
+                out.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+            }
+            Value::Array(items) => out.collect_seq(items.iter().map(AsJson)),
+            Value::Map(entries) => {
+                if entries.iter().all(|(k, _)| matches!(k, Value::String(_))) {
+                    out.collect_map(
+                        entries
+                            .iter()
+                            .map(|(k, v)| (k.as_str().unwrap_or_default(), AsJson(v))),
+                    )
+                } else {
+                    out.collect_seq(entries.iter().map(|(k, v)| [AsJson(k), AsJson(v)]))
+                }
+            }
+            Value::Struct(s) => out.collect_map(
+                s.schema
+                    .fields
+                    .iter()
+                    .zip(&s.values)
+                    .map(|(field, v)| (field.name.as_str(), AsJson(v))),
+            ),
+        }
+    }
+}
+
+fn serialize_float<S: Serializer>(v: f64, out: S) -> Result<S::Ok, S::Error> {
+    if v.is_nan() {
+        out.serialize_str("NaN")
+    } else if v.is_infinite() {
+        out.serialize_str(if v > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        out.serialize_f64(v)
+    }
+}
+
+/// The JSON text of a value's payload form (see [`AsJson`]).
+pub fn value_to_json_text(value: &Value) -> String {
+    serde_json::to_string(&AsJson(value)).expect("a value always serialises")
+}
+
+/// The JSON text of `{"schema": …, "payload": …}` (see [`envelope`]).
+pub fn envelope_text(schema: Option<&Schema>, value: &Value) -> Vec<u8> {
+    #[derive(Serialize)]
+    struct Envelope<'a> {
+        schema: Json,
+        payload: AsJson<'a>,
+    }
+    let envelope = Envelope {
+        schema: schema.map(schema_to_json).unwrap_or(Json::Null),
+        payload: AsJson(value),
+    };
+    serde_json::to_vec(&envelope).expect("an envelope always serialises")
+}
+
 /// `{"schema": <schema or null>, "payload": <value>}`: JsonConverter with `schemas.enable=true`.
 pub fn envelope(schema: Option<&Schema>, value: &Value) -> Json {
     let mut out = Map::new();
@@ -156,6 +229,8 @@ pub fn json_to_value(json: &Json) -> Value {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::data::Struct;
 
@@ -199,6 +274,44 @@ mod tests {
         );
         let map = Value::Map(vec![(Value::Int32(1), Value::from("x"))]);
         assert_eq!(value_to_json(&map), json!([[1, "x"]]));
+    }
+
+    #[test]
+    fn direct_text_is_exactly_what_the_json_tree_renders() {
+        let schema = Schema::struct_named("s")
+            .field("i", Schema::of(SchemaType::Int16).into_ref())
+            .field("f", Schema::of(SchemaType::Float32).into_ref())
+            .field("d", Schema::of(SchemaType::Float64).into_ref())
+            .field("b", Schema::of(SchemaType::Bytes).into_ref())
+            .field("n", Schema::string().optional().into_ref())
+            .into_ref();
+        let mut s = Struct::new(Arc::clone(&schema));
+        s.put("i", Value::Int16(-7)).unwrap();
+        s.put("f", Value::Float32(0.1)).unwrap();
+        s.put("d", Value::Float64(f64::NEG_INFINITY)).unwrap();
+        s.put("b", Value::Bytes(vec![0, 255])).unwrap();
+        let values = [
+            Value::Struct(s),
+            Value::Map(vec![(Value::Int32(1), Value::Float64(1.0))]),
+            Value::Map(vec![(
+                Value::from("é\"\n"),
+                Value::Array(vec![Value::Null]),
+            )]),
+            Value::Float64(f64::NAN),
+            Value::Int64(i64::MIN),
+            json_to_value(&json!({"a": [1, 2.5e300, "x", null, true], "b": {"c": -0.0}})),
+        ];
+        for value in &values {
+            assert_eq!(
+                value_to_json_text(value),
+                value_to_json(value).to_string(),
+                "{value:?}"
+            );
+            assert_eq!(
+                envelope_text(Some(&schema), value),
+                serde_json::to_vec(&envelope(Some(&schema), value)).unwrap()
+            );
+        }
     }
 
     #[test]

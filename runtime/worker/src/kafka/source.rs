@@ -16,7 +16,7 @@ use sluice_api::Result;
 use sluice_api::config::{Props, with_prefix};
 use sluice_api::convert::Converter;
 use sluice_api::data::Value;
-use sluice_api::json::value_to_json;
+use sluice_api::json::value_to_json_text;
 use sluice_api::record::Record;
 
 use super::dlq::{DeadLetterQueue, Original};
@@ -82,7 +82,7 @@ fn header_bytes(value: &Value) -> Option<Vec<u8>> {
         Value::Null => None,
         Value::String(s) => Some(s.as_bytes().to_vec()),
         Value::Bytes(b) => Some(b.clone()),
-        other => Some(value_to_json(other).to_string().into_bytes()),
+        other => Some(value_to_json_text(other).into_bytes()),
     }
 }
 
@@ -253,10 +253,9 @@ impl KafkaSource {
             topic: record.topic.clone(),
             partition: record.partition.unwrap_or(-1),
             offset: -1,
-            key: (!record.key.is_null())
-                .then(|| value_to_json(&record.key).to_string().into_bytes()),
+            key: (!record.key.is_null()).then(|| value_to_json_text(&record.key).into_bytes()),
             value: (!record.value.is_null())
-                .then(|| value_to_json(&record.value).to_string().into_bytes()),
+                .then(|| value_to_json_text(&record.value).into_bytes()),
             headers: record
                 .headers
                 .iter()
