@@ -303,3 +303,63 @@ fn bad_plugins_are_refused_at_connector_start_with_the_reason() {
         assert!(text.contains(expected), "expected `{expected}` in:\n{text}");
     }
 }
+
+/// The host sends records in batches (one sandbox call for many records); a batch holding a
+/// record that loops or traps is re-sent record by record, so only that record fails and the
+/// others come back in order, unchanged.
+#[test]
+fn a_batch_call_gives_one_result_per_record_and_fails_only_the_bad_ones() {
+    use sluice_api::config::props;
+    use sluice_api::data::Value;
+    use sluice_api::record::Record;
+
+    let module = path(&plugin("misbehave"));
+    let mut transform = (sluice_wasm::WASM_TRANSFORM.create)(&props(&[
+        ("module", module.as_str()),
+        ("max.duration.ms", "200"),
+        ("max.memory.bytes", "16777216"),
+    ]))
+    .unwrap();
+    let batch = |values: &[String]| {
+        values
+            .iter()
+            .map(|v| Record::new("t", Value::from(v.as_str()), None))
+            .collect::<Vec<_>>()
+    };
+
+    let many: Vec<String> = (0..1000).map(|i| format!("r{i}")).collect();
+    let results = transform.apply_batch(batch(&many));
+    let returned: Vec<Value> = results
+        .into_iter()
+        .flat_map(|r| r.unwrap())
+        .map(|r| r.value)
+        .collect();
+    let expected: Vec<Value> = many.iter().map(|v| Value::from(v.as_str())).collect();
+    assert_eq!(
+        returned, expected,
+        "1000 records over several calls, in order"
+    );
+
+    let mixed = ["a", "loop", "b", "trap", "fail", "c"].map(String::from);
+    let results = transform.apply_batch(batch(&mixed));
+    assert_eq!(results.len(), mixed.len());
+    let outcome: Vec<String> = results
+        .into_iter()
+        .map(|r| match r {
+            Ok(records) => format!("ok {:?}", records[0].value.as_str().unwrap()),
+            Err(e) => format!("err {}", e.message()),
+        })
+        .collect();
+    assert_eq!(outcome[0], "ok \"a\"");
+    assert!(
+        outcome[1].contains("ran longer than max.duration.ms=200"),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome[2], "ok \"b\"");
+    assert!(outcome[3].contains("told to trap"), "{outcome:?}");
+    assert!(
+        outcome[4].contains("told to fail this record"),
+        "{outcome:?}"
+    );
+    assert_eq!(outcome[5], "ok \"c\"");
+}

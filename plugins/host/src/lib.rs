@@ -2,6 +2,8 @@
 //! WebAssembly component that implements the `transform` world of `plugins/wit/transform.wit`.
 //!
 //! * **One instance per task**, reused for every record; a new one only after a trap.
+//! * **Batches**: up to [`BATCH`] records per call, so entering the sandbox is paid per batch.
+//!   A call that fails as a whole is retried record by record, so only the culprit fails.
 //! * **Hard limits**, enforced by wasmtime: `max.duration.ms` per call (epoch interruption,
 //!   ticked every millisecond), `max.memory.bytes` of linear memory, and no filesystem,
 //!   network, environment or clock beyond WASI's defaults: nothing is granted.
@@ -20,7 +22,7 @@ use sluice_api::config::{
     ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator, with_prefix,
 };
 use sluice_api::data::{SchemaRef, Value};
-use sluice_api::json::{json_to_value, value_to_json};
+use sluice_api::json::{AsJson, json_to_value};
 use sluice_api::record::{Header, Record};
 use sluice_api::transform::{Transform, TransformPlugin};
 use sluice_api::{Error, Result};
@@ -39,7 +41,7 @@ mod bindings {
     });
 }
 
-use bindings::sluice::plugin::types as wit;
+use sluice_plugin_frame::{self as frame, OutputRecord, Payload};
 
 /// How often the engine's epoch advances: the resolution of `max.duration.ms`.
 const TICK: Duration = Duration::from_millis(1);
@@ -396,45 +398,54 @@ impl Plugin {
     }
 }
 
-fn to_json_text(value: &Value) -> Option<String> {
-    (!value.is_null()).then(|| value_to_json(value).to_string())
-}
-
-fn to_wit(record: &Record) -> wit::Record {
-    wit::Record {
-        topic: record.topic.clone(),
-        partition: record.partition,
-        key: to_json_text(&record.key),
-        value: to_json_text(&record.value),
-        timestamp_ms: record.timestamp_ms,
-        headers: record
-            .headers
-            .iter()
-            .map(|h| wit::Header {
-                key: h.key.clone(),
-                value: to_json_text(&h.value),
-            })
-            .collect(),
+/// Writes a key, value or header value as `opt<str>` JSON, straight into the batch.
+fn put_json(batch: &mut Vec<u8>, value: &Value) {
+    if value.is_null() {
+        frame::put_u8(batch, 0);
+        return;
     }
+    frame::put_u8(batch, 1);
+    frame::put_str_with(batch, |out| serde_json::to_writer(out, &AsJson(value)))
+        .expect("a value always serialises");
 }
 
-/// A value coming back: unchanged text keeps the original value and schema as they were; new
-/// text keeps the schema when it still fits, else goes on schemaless.
-fn from_json_text(
+/// The batch `apply` receives (layout in plugins/wit/transform.wit).
+fn encode(records: &[Record]) -> Vec<u8> {
+    let mut batch = Vec::with_capacity(records.len() * 256);
+    frame::put_len(&mut batch, records.len());
+    for record in records {
+        frame::put_str(&mut batch, &record.topic);
+        frame::put_opt_i32(&mut batch, record.partition);
+        frame::put_opt_i64(&mut batch, record.timestamp_ms);
+        put_json(&mut batch, &record.key);
+        put_json(&mut batch, &record.value);
+        frame::put_len(&mut batch, record.headers.len());
+        for header in &record.headers {
+            frame::put_str(&mut batch, &header.key);
+            put_json(&mut batch, &header.value);
+        }
+    }
+    batch
+}
+
+/// A key or value coming back: unchanged keeps the original value and schema as they were
+/// (moved out of `original` on its last use); new text keeps the schema when it still fits,
+/// else goes on schemaless.
+fn from_payload(
     plugin: &str,
     what: &str,
-    text: Option<String>,
-    sent: Option<&str>,
-    original: &Value,
+    payload: Payload<'_>,
+    original: &mut Value,
     schema: &Option<SchemaRef>,
+    last_use: bool,
 ) -> Result<(Value, Option<SchemaRef>)> {
-    let Some(text) = text else {
-        return Ok((Value::Null, None));
+    let text = match payload {
+        Payload::Null => return Ok((Value::Null, None)),
+        Payload::Unchanged if last_use => return Ok((std::mem::take(original), schema.clone())),
+        Payload::Unchanged => return Ok((original.clone(), schema.clone())),
+        Payload::Json(text) => text,
     };
-    if sent == Some(text.as_str()) {
-        return Ok((original.clone(), schema.clone()));
-    }
-    let json: Json = serde_json::from_str(&text).map_err(|e| {
+    let json: Json = serde_json::from_str(text).map_err(|e| {
         Error::data(format!(
             "WASM transform {plugin} returned a {what} that is not JSON ({e}): {text}"
         ))
@@ -447,52 +458,56 @@ fn from_json_text(
     Ok((json_to_value(&json), None))
 }
 
-fn from_wit(
+fn from_output(
     plugin: &str,
-    out: wit::Record,
-    sent: &wit::Record,
-    original: &Record,
+    out: &OutputRecord<'_>,
+    original: &mut Record,
+    last_use: bool,
 ) -> Result<Record> {
-    let (key, key_schema) = from_json_text(
+    let (key, key_schema) = from_payload(
         plugin,
         "key",
         out.key,
-        sent.key.as_deref(),
-        &original.key,
+        &mut original.key,
         &original.key_schema,
+        last_use,
     )?;
-    let (value, value_schema) = from_json_text(
+    let (value, value_schema) = from_payload(
         plugin,
         "value",
         out.value,
-        sent.value.as_deref(),
-        &original.value,
+        &mut original.value,
         &original.value_schema,
+        last_use,
     )?;
+    let topic = if last_use && out.topic == original.topic {
+        std::mem::take(&mut original.topic)
+    } else {
+        out.topic.to_owned()
+    };
     let headers = out
         .headers
-        .into_iter()
-        .map(|h| {
-            let value = match h.value {
-                Some(text) => serde_json::from_str::<Json>(&text)
+        .iter()
+        .map(|&(key, text)| {
+            let value = match text {
+                Some(text) => serde_json::from_str::<Json>(text)
                     .map(|j| json_to_value(&j))
                     .map_err(|e| {
                         Error::data(format!(
-                            "WASM transform {plugin} returned header {} that is not JSON ({e})",
-                            h.key
+                            "WASM transform {plugin} returned header {key} that is not JSON ({e})"
                         ))
                     })?,
                 None => Value::Null,
             };
             Ok(Header {
-                key: h.key,
+                key: key.to_owned(),
                 value,
                 schema: None,
             })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Record {
-        topic: out.topic,
+        topic,
         partition: out.partition,
         key,
         key_schema,
@@ -503,18 +518,60 @@ fn from_wit(
     })
 }
 
-impl Transform for WasmTransform {
-    fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<()> {
+/// What one record became: its records, or the error that failed it.
+type Outcome = Result<Vec<Record>>;
+
+/// A call that failed as a whole, with the records it was given.
+type CallFailed = (Error, Vec<Record>);
+
+/// What the plugin made of one record, in host terms.
+fn outcome(
+    plugin: &str,
+    outcome: std::result::Result<&[OutputRecord<'_>], &str>,
+    mut original: Record,
+) -> Result<Vec<Record>> {
+    let produced = outcome.map_err(|message| {
+        Error::data(format!(
+            "WASM transform {plugin} failed the record: {message}"
+        ))
+    })?;
+    let count = produced.len();
+    produced
+        .iter()
+        .enumerate()
+        .map(|(at, out)| from_output(plugin, out, &mut original, at + 1 == count))
+        .collect()
+}
+
+/// A result read back: every output record, and for each input record the number of them
+/// that are its own (in order) or its error.
+struct Decoded<'a> {
+    outputs: Vec<OutputRecord<'a>>,
+    outcomes: Vec<std::result::Result<usize, &'a str>>,
+}
+
+/// Reads a result, checking it holds one outcome per input record and nothing more.
+fn decode(bytes: &[u8], records: usize) -> frame::Result<Decoded<'_>> {
+    let mut reader = frame::Reader::new(bytes);
+    let mut outputs = Vec::with_capacity(records);
+    let outcomes = (0..records)
+        .map(|_| reader.outcome_into(&mut outputs))
+        .collect::<frame::Result<Vec<_>>>()?;
+    reader.finish()?;
+    Ok(Decoded { outputs, outcomes })
+}
+
+impl WasmTransform {
+    /// One `apply` call into the plugin. `Err` when the call itself failed (trap, timeout,
+    /// memory, no instance): the instance is then dropped and the next call gets a fresh one.
+    fn call(&mut self, batch: &[u8]) -> Result<Vec<u8>> {
         let instance = match self.instance.as_mut() {
             Some(instance) => instance,
             None => self.instance.insert(self.plugin.instantiate()?),
         };
-        let sent = to_wit(&record);
         instance.store.set_epoch_deadline(self.plugin.max_ticks);
         let result = run_bounded(
-            instance
-                .bindings
-                .call_apply(&mut instance.store, std::slice::from_ref(&sent)),
+            instance.bindings.call_apply(&mut instance.store, batch),
             self.plugin.wall_limit(),
         );
         let name = self.plugin.name();
@@ -526,28 +583,88 @@ impl Transform for WasmTransform {
             )));
         };
         match result {
-            Ok(mut results) => match results.pop() {
-                Some(Ok(records)) => {
-                    for produced in records {
-                        out.push(from_wit(&name, produced, &sent, &record)?);
-                    }
-                    Ok(())
-                }
-                Some(Err(message)) => Err(Error::data(format!(
-                    "WASM transform {name} failed the record: {message}"
-                ))),
-                None => Err(Error::data(format!(
-                    "WASM transform {name} returned no result for the record"
-                ))),
-            },
+            Ok(bytes) => Ok(bytes),
             Err(trap) => {
                 let why = self.plugin.explain(&instance.store, &trap);
-                // A trapped instance is not used again: the next record gets a fresh one.
+                // A trapped instance is not used again: the next call gets a fresh one.
                 self.instance = None;
                 Err(Error::data(format!(
                     "WASM transform {name} failed on this record: {why}"
                 )))
             }
         }
+    }
+
+    /// One call for `records`: their results, or — when the call as a whole failed — the
+    /// error and the records back.
+    fn run(&mut self, records: Vec<Record>) -> std::result::Result<Vec<Outcome>, CallFailed> {
+        let name = self.plugin.name();
+        let bytes = match self.call(&encode(&records)) {
+            Ok(bytes) => bytes,
+            Err(error) => return Err((error, records)),
+        };
+        let decoded = match decode(&bytes, records.len()) {
+            Ok(decoded) => decoded,
+            Err(e) => {
+                let error = Error::data(format!(
+                    "WASM transform {name} returned a result that does not follow the layout of \
+                     plugins/wit/transform.wit: {e}"
+                ));
+                return Err((error, records));
+            }
+        };
+        let mut outputs = decoded.outputs.as_slice();
+        Ok(decoded
+            .outcomes
+            .into_iter()
+            .zip(records)
+            .map(|(result, original)| {
+                let result = result.map(|count| {
+                    let (own, rest) = outputs.split_at(count);
+                    outputs = rest;
+                    own
+                });
+                outcome(&name, result, original)
+            })
+            .collect())
+    }
+
+    /// Up to [`BATCH`] records in one call. When the call as a whole fails, the records are
+    /// sent again one per call, so the one that traps, loops or overruns memory fails alone.
+    fn apply_chunk(&mut self, records: Vec<Record>, results: &mut Vec<Result<Vec<Record>>>) {
+        match self.run(records) {
+            Ok(done) => results.extend(done),
+            Err((error, records)) if records.len() == 1 => results.push(Err(error)),
+            Err((_, records)) => {
+                for record in records {
+                    match self.run(vec![record]) {
+                        Ok(done) => results.extend(done),
+                        Err((error, _)) => results.push(Err(error)),
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Most records sent in one call: enough to make the cost of entering the sandbox vanish per
+/// record, few enough that a call stays far inside `max.duration.ms` for any sane plugin.
+const BATCH: usize = 256;
+
+impl Transform for WasmTransform {
+    fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<()> {
+        let result = self.apply_batch(vec![record]).pop();
+        out.extend(result.expect("one result per record")?);
+        Ok(())
+    }
+
+    fn apply_batch(&mut self, records: Vec<Record>) -> Vec<Result<Vec<Record>>> {
+        let mut results = Vec::with_capacity(records.len());
+        let mut records = records.into_iter().peekable();
+        while records.peek().is_some() {
+            let chunk: Vec<Record> = records.by_ref().take(BATCH).collect();
+            self.apply_chunk(chunk, &mut results);
+        }
+        results
     }
 }

@@ -16,14 +16,14 @@ fn check(config: &Config) -> Result<(), String> {
     Ok(())
 }
 
-fn apply(mut record: Record, config: &Config) -> Result<Vec<Record>, String> {
+fn apply(record: Record, config: &Config) -> Result<Vec<Record>, String> {
     let (field, equals) = (&config["field"], &config["equals"]);
     let matches = record
-        .row_mut()
+        .row()
         .and_then(|row| row.get(field))
         .is_some_and(|v| match v {
             Json::String(s) => s == equals,
-            other => other.to_string() == *equals,
+            other => equals.parse::<Json>().is_ok_and(|e| e == *other),
         });
     Ok(if matches { Vec::new() } else { vec![record] })
 }

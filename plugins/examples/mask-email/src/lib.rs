@@ -27,8 +27,15 @@ fn check(config: &Config) -> Result<(), String> {
 }
 
 fn apply(mut record: Record, config: &Config) -> Result<Vec<Record>, String> {
-    if let Some(row) = record.row_mut() {
-        for field in fields(config) {
+    let fields = fields(config);
+    // Only a row with something to mask is re-serialised; the rest go back untouched.
+    let has_pii = record.row().is_some_and(|row| {
+        fields
+            .iter()
+            .any(|f| row.get(f).is_some_and(Json::is_string))
+    });
+    if has_pii && let Some(row) = record.row_mut() {
+        for field in fields {
             if let Some(Json::String(text)) = row.get(&field) {
                 let mut hasher = DefaultHasher::new();
                 text.hash(&mut hasher);

@@ -12,7 +12,7 @@ fn check(config: &Config) -> Result<(), String> {
 }
 
 fn apply(record: Record, _config: &Config) -> Result<Vec<Record>, String> {
-    match record.value.as_ref().and_then(Json::as_str) {
+    match record.value.get().and_then(Json::as_str) {
         Some("loop") => {
             let mut n: u64 = 0;
             loop {

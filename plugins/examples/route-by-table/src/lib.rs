@@ -6,7 +6,7 @@
 use sluice_plugin::{Config, Json, Record};
 
 fn apply(mut record: Record, config: &Config) -> Result<Vec<Record>, String> {
-    let value = record.value.as_ref();
+    let value = record.value.get();
     let table = value
         .and_then(|v| v.get("source"))
         .and_then(|s| s.get("table"))
