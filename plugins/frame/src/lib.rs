@@ -330,10 +330,6 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub fn put_input_count(out: &mut Vec<u8>, count: usize) {
-    put_len(out, count);
-}
-
 pub fn put_output_record(out: &mut Vec<u8>, record: &OutputRecord<'_>) {
     put_str(out, record.topic);
     put_opt_i32(out, record.partition);
@@ -350,7 +346,7 @@ mod tests {
     #[test]
     fn records_and_outcomes_round_trip() {
         let mut batch = Vec::new();
-        put_input_count(&mut batch, 1);
+        put_len(&mut batch, 1);
         put_str(&mut batch, "t");
         put_opt_i32(&mut batch, Some(-3));
         put_opt_i64(&mut batch, None);

@@ -112,19 +112,19 @@ impl Payload {
         self.changed = true;
     }
 
-    /// How it goes back to the host as part of the output of input record `origin`.
-    fn put(&self, out: &mut Vec<u8>, origin: u64) {
+    /// How it goes back to the host as part of the output of input record `origin`;
+    /// `written` holds the JSON text of a changed payload.
+    fn outgoing<'a>(&'a self, origin: u64, written: &'a mut String) -> frame::Payload<'a> {
         if !self.changed && self.origin == Some(origin) {
-            return frame::put_payload(out, frame::Payload::Unchanged);
+            return frame::Payload::Unchanged;
         }
         match (&self.received, self.parsed.get()) {
-            (Some(received), _) => frame::put_payload(out, frame::Payload::Json(received.text())),
+            (Some(received), _) => frame::Payload::Json(received.text()),
             (None, Some(Some(json))) => {
-                frame::put_u8(out, 2);
-                frame::put_str_with(out, |out| serde_json::to_writer(out, json))
-                    .expect("JSON always serialises");
+                *written = json.to_string();
+                frame::Payload::Json(written)
             }
-            (None, _) => frame::put_payload(out, frame::Payload::Null),
+            (None, _) => frame::Payload::Null,
         }
     }
 }
@@ -210,17 +210,21 @@ impl Record {
 
     /// Writes it as an output of input record `origin`.
     fn put(&self, out: &mut Vec<u8>, origin: u64) {
-        frame::put_str(out, &self.topic);
-        frame::put_opt_i32(out, self.partition);
-        frame::put_opt_i64(out, self.timestamp_ms);
-        self.key.put(out, origin);
-        self.value.put(out, origin);
+        let (mut key_text, mut value_text) = (String::new(), String::new());
         let headers: Vec<(&str, Option<String>)> = self
             .headers
             .iter()
             .map(|(key, value)| (key.as_str(), value.as_ref().map(Json::to_string)))
             .collect();
-        frame::put_headers(out, headers.iter().map(|(k, v)| (*k, v.as_deref())));
+        let record = frame::OutputRecord {
+            topic: &self.topic,
+            partition: self.partition,
+            timestamp_ms: self.timestamp_ms,
+            key: self.key.outgoing(origin, &mut key_text),
+            value: self.value.outgoing(origin, &mut value_text),
+            headers: headers.iter().map(|(k, v)| (*k, v.as_deref())).collect(),
+        };
+        frame::put_output_record(out, &record);
     }
 
     /// The row state of a Debezium change event (`after`, or `before` for a delete), or the
