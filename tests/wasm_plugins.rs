@@ -191,6 +191,50 @@ fn a_looping_a_hoarding_and_a_trapping_record_fail_alone() {
     assert!(exit.success(), "{logs}");
 }
 
+/// A poll of many records is transformed on another thread while the source reads on (the
+/// input is there before the worker starts, so the first poll takes 2,000 lines): the output
+/// keeps the input's order exactly, and records the plugin fails inside such a batch are
+/// skipped under `errors.tolerance=all` without holding up the rest.
+#[test]
+fn big_polls_transformed_aside_keep_order_and_skip_only_failed_records() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("worker.properties"),
+        "offset.storage.file.filename=connect.offsets
+",
+    )
+    .unwrap();
+    limits_config(
+        dir.path(),
+        "big",
+        "in.txt",
+        "out.txt",
+        "errors.tolerance=all
+",
+    );
+    let input: Vec<String> = (0..5000)
+        .map(|i| {
+            if i % 97 == 0 {
+                "fail".to_string()
+            } else {
+                format!("r{i}")
+            }
+        })
+        .collect();
+    append_lines(&dir.path().join("in.txt"), input.clone());
+    let expected: Vec<String> = input.into_iter().filter(|l| l != "fail").collect();
+    let worker = Worker::start(
+        dir.path(),
+        &["worker.properties", "big-sink.properties", "big.properties"],
+    );
+    worker.wait_until("every good line is out", Duration::from_secs(60), || {
+        lines(&dir.path().join("out.txt")).len() >= expected.len()
+    });
+    assert_eq!(lines(&dir.path().join("out.txt")), expected);
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
 /// With `errors.tolerance=none` the task fails with a trace naming the plugin and the limit.
 #[test]
 fn without_tolerance_the_task_fails_with_a_trace_naming_the_plugin() {
@@ -362,4 +406,28 @@ fn a_batch_call_gives_one_result_per_record_and_fails_only_the_bad_ones() {
         "{outcome:?}"
     );
     assert_eq!(outcome[5], "ok \"c\"");
+
+    // A record the plugin keeps past its call (key never read during it) is still whole when
+    // the plugin returns it from a later call: the SDK fetched its key before the call ended,
+    // and it does not pass for "unchanged" as the output of another record.
+    let keyed = |key: &str, value: &str| {
+        let mut record = Record::new("t", Value::from(value), None);
+        record.key = Value::from(key);
+        record
+    };
+    let held = transform.apply_batch(vec![keyed("k1", "hold")]);
+    assert!(held[0].as_ref().unwrap().is_empty(), "{held:?}");
+    let released = transform.apply_batch(vec![keyed("k2", "x"), keyed("k3", "release")]);
+    let pairs: Vec<Vec<(Value, Value)>> = released
+        .into_iter()
+        .map(|r| r.unwrap().into_iter().map(|r| (r.key, r.value)).collect())
+        .collect();
+    let pair = |k: &str, v: &str| (Value::from(k), Value::from(v));
+    assert_eq!(
+        pairs,
+        [
+            vec![pair("k2", "x")],
+            vec![pair("k1", "hold"), pair("k3", "release")]
+        ]
+    );
 }

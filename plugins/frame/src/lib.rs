@@ -9,17 +9,19 @@
 
 use std::fmt;
 
-/// What `apply` receives: `u32` record count, then each record as written by the host.
-/// The host writes the fields in this order: topic `str`, partition `opt<i32>`, timestamp
-/// `opt<i64>`, key `opt<str>` (JSON), value `opt<str>` (JSON), headers `u32` count then
-/// (`str` key, `opt<str>` JSON value) each.
+/// What `apply` receives: `u32` record count, then each record as [`put_input_record`] writes
+/// it: topic `str`, partition `opt<i32>`, timestamp `opt<i64>`, a key byte and a value byte
+/// (0 null, 1 present — the JSON text itself is fetched with the `host.payload` import when
+/// the plugin reads it), headers `u32` count then (`str` key, `opt<str>` JSON value) each.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputRecord<'a> {
     pub topic: &'a str,
     pub partition: Option<i32>,
     pub timestamp_ms: Option<i64>,
-    pub key: Option<&'a str>,
-    pub value: Option<&'a str>,
+    /// The key is not null (its text is fetched on request).
+    pub has_key: bool,
+    /// The value is not null (its text is fetched on request).
+    pub has_value: bool,
     pub headers: Vec<(&'a str, Option<&'a str>)>,
 }
 
@@ -277,8 +279,8 @@ impl<'a> Reader<'a> {
             topic: self.str()?,
             partition: self.opt_i32()?,
             timestamp_ms: self.opt_i64()?,
-            key: self.opt_str()?,
-            value: self.opt_str()?,
+            has_key: self.flag()?,
+            has_value: self.flag()?,
             headers: self.headers()?,
         })
     }
@@ -330,6 +332,15 @@ impl<'a> Reader<'a> {
     }
 }
 
+pub fn put_input_record(out: &mut Vec<u8>, record: &InputRecord<'_>) {
+    put_str(out, record.topic);
+    put_opt_i32(out, record.partition);
+    put_opt_i64(out, record.timestamp_ms);
+    put_u8(out, u8::from(record.has_key));
+    put_u8(out, u8::from(record.has_value));
+    put_headers(out, record.headers.iter().copied());
+}
+
 pub fn put_output_record(out: &mut Vec<u8>, record: &OutputRecord<'_>) {
     put_str(out, record.topic);
     put_opt_i32(out, record.partition);
@@ -345,34 +356,21 @@ mod tests {
 
     #[test]
     fn records_and_outcomes_round_trip() {
+        let input = InputRecord {
+            topic: "t",
+            partition: Some(-3),
+            timestamp_ms: None,
+            has_key: false,
+            has_value: true,
+            headers: vec![("h", Some(r#"{"a":"é"}"#)), ("n", None)],
+        };
         let mut batch = Vec::new();
         put_len(&mut batch, 1);
-        put_str(&mut batch, "t");
-        put_opt_i32(&mut batch, Some(-3));
-        put_opt_i64(&mut batch, None);
-        put_opt_str(&mut batch, None);
-        put_u8(&mut batch, 1);
-        put_str_with(&mut batch, |b| {
-            b.extend_from_slice(r#"{"a":"é"}"#.as_bytes());
-            Ok::<(), std::convert::Infallible>(())
-        })
-        .unwrap();
-        put_headers(&mut batch, [("h", Some("1")), ("n", None)].into_iter());
+        put_input_record(&mut batch, &input);
         let mut reader = Reader::new(&batch);
         assert_eq!(reader.count(MIN_RECORD_SIZE).unwrap(), 1);
-        let record = reader.input_record().unwrap();
+        assert_eq!(reader.input_record().unwrap(), input);
         reader.finish().unwrap();
-        assert_eq!(
-            record,
-            InputRecord {
-                topic: "t",
-                partition: Some(-3),
-                timestamp_ms: None,
-                key: None,
-                value: Some(r#"{"a":"é"}"#),
-                headers: vec![("h", Some("1")), ("n", None)],
-            }
-        );
 
         let mut out = Vec::new();
         put_u8(&mut out, RECORD_FAILED);

@@ -4,6 +4,9 @@
 //! * **One instance per task**, reused for every record; a new one only after a trap.
 //! * **Batches**: up to [`BATCH`] records per call, so entering the sandbox is paid per batch.
 //!   A call that fails as a whole is retried record by record, so only the culprit fails.
+//! * **Keys and values on request**: the batch carries topics, partitions, timestamps and
+//!   headers; the plugin asks for the JSON of the keys and values it reads (`host.payload`), so
+//!   the host writes no JSON for a plugin that does not look.
 //! * **Hard limits**, enforced by wasmtime: `max.duration.ms` per call (epoch interruption,
 //!   ticked every millisecond), `max.memory.bytes` of linear memory, and no filesystem,
 //!   network, environment or clock beyond WASI's defaults: nothing is granted.
@@ -38,6 +41,7 @@ mod bindings {
         path: "../wit",
         world: "transform",
         exports: { default: async },
+        imports: { "sluice:plugin/host.payload": trappable },
     });
 }
 
@@ -130,6 +134,11 @@ fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
+        // `SLUICE_WASM_PERFMAP=1`: wasmtime writes /tmp/perf-<pid>.map, so `perf report` names
+        // plugin functions instead of showing bare JIT addresses.
+        if std::env::var_os("SLUICE_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         // The pooling allocator reuses call stacks (fibers), memories and instances: without
         // it every call maps and unmaps a fresh stack, tens of microseconds per record.
         let mut pool = wasmtime::PoolingAllocationConfig::default();
@@ -183,6 +192,22 @@ struct HostState {
     memory_denied: bool,
     /// What the plugin wrote to stderr (a panic message, say), kept for error messages.
     stderr: MemoryOutputPipe,
+    /// The records of the batch `apply` is running on, for `host.payload`; empty between
+    /// calls.
+    batch: Vec<Record>,
+}
+
+impl bindings::sluice::plugin::host::Host for HostState {
+    fn payload(&mut self, index: u32, key: bool) -> wasmtime::Result<Option<String>> {
+        let Some(record) = self.batch.get(index as usize) else {
+            wasmtime::bail!(
+                "it asked for the {} of record {index} of a batch of {}",
+                if key { "key" } else { "value" },
+                self.batch.len()
+            );
+        };
+        Ok(json_text(if key { &record.key } else { &record.value }))
+    }
 }
 
 impl WasiView for HostState {
@@ -238,6 +263,8 @@ struct Instance {
 pub struct WasmTransform {
     plugin: Plugin,
     instance: Option<Instance>,
+    /// The batch being sent, kept between calls so its buffer is reused.
+    encoded: Vec<u8>,
 }
 
 impl WasmTransform {
@@ -267,6 +294,15 @@ impl WasmTransform {
         let mut linker = Linker::new(engine());
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| Error::fatal(format!("WASM transform: linking WASI failed: {e:#}")))?;
+        bindings::Transform::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(|e| {
+            Error::fatal(format!(
+                "WASM transform: linking the host interface failed: {e:#}"
+            ))
+        })?;
         let config: Vec<(String, String)> = with_prefix(props, "config.").into_iter().collect();
         let plugin = Plugin {
             module,
@@ -281,6 +317,7 @@ impl WasmTransform {
         Ok(WasmTransform {
             plugin,
             instance: Some(instance),
+            encoded: Vec::new(),
         })
     }
 }
@@ -309,6 +346,7 @@ impl Plugin {
                 memory_cap: self.memory_cap,
                 memory_denied: false,
                 stderr,
+                batch: Vec::new(),
             },
         );
         store.limiter(|state| state);
@@ -337,7 +375,9 @@ impl Plugin {
         };
         store.set_epoch_deadline(self.max_ticks);
         let init = run_bounded(
-            bindings.call_init(&mut store, &self.config),
+            bindings
+                .sluice_plugin_transformer()
+                .call_init(&mut store, &self.config),
             self.wall_limit(),
         );
         match init {
@@ -398,34 +438,37 @@ impl Plugin {
     }
 }
 
-/// Writes a key, value or header value as `opt<str>` JSON, straight into the batch.
-fn put_json(batch: &mut Vec<u8>, value: &Value) {
+/// The JSON text of a key, value or header value; `None` for null.
+fn json_text(value: &Value) -> Option<String> {
     if value.is_null() {
-        frame::put_u8(batch, 0);
-        return;
+        return None;
     }
-    frame::put_u8(batch, 1);
-    frame::put_str_with(batch, |out| serde_json::to_writer(out, &AsJson(value)))
-        .expect("a value always serialises");
+    Some(serde_json::to_string(&AsJson(value)).expect("a value always serialises"))
 }
 
-/// The batch `apply` receives (layout in plugins/wit/transform.wit).
-fn encode(records: &[Record]) -> Vec<u8> {
-    let mut batch = Vec::with_capacity(records.len() * 256);
-    frame::put_len(&mut batch, records.len());
+/// Writes the batch `apply` receives (layout in plugins/wit/transform.wit) into `batch`. Keys
+/// and values are not in it: the plugin asks for those it reads (`host.payload`).
+fn encode(records: &[Record], batch: &mut Vec<u8>) {
+    batch.clear();
+    frame::put_len(batch, records.len());
     for record in records {
-        frame::put_str(&mut batch, &record.topic);
-        frame::put_opt_i32(&mut batch, record.partition);
-        frame::put_opt_i64(&mut batch, record.timestamp_ms);
-        put_json(&mut batch, &record.key);
-        put_json(&mut batch, &record.value);
-        frame::put_len(&mut batch, record.headers.len());
-        for header in &record.headers {
-            frame::put_str(&mut batch, &header.key);
-            put_json(&mut batch, &header.value);
-        }
+        let header_texts: Vec<Option<String>> =
+            record.headers.iter().map(|h| json_text(&h.value)).collect();
+        let input = frame::InputRecord {
+            topic: &record.topic,
+            partition: record.partition,
+            timestamp_ms: record.timestamp_ms,
+            has_key: !record.key.is_null(),
+            has_value: !record.value.is_null(),
+            headers: record
+                .headers
+                .iter()
+                .zip(&header_texts)
+                .map(|(header, text)| (header.key.as_str(), text.as_deref()))
+                .collect(),
+        };
+        frame::put_input_record(batch, &input);
     }
-    batch
 }
 
 /// A key or value coming back: unchanged keeps the original value and schema as they were
@@ -562,35 +605,47 @@ fn decode(bytes: &[u8], records: usize) -> frame::Result<Decoded<'_>> {
 }
 
 impl WasmTransform {
-    /// One `apply` call into the plugin. `Err` when the call itself failed (trap, timeout,
-    /// memory, no instance): the instance is then dropped and the next call gets a fresh one.
-    fn call(&mut self, batch: &[u8]) -> Result<Vec<u8>> {
+    /// One `apply` call into the plugin with `records` (whose batch is in `self.encoded`); the
+    /// records come back with the result. The result is `Err` when the call itself failed
+    /// (trap, timeout, memory, no instance): the instance is then dropped and the next call
+    /// gets a fresh one.
+    fn call(&mut self, records: Vec<Record>) -> (Vec<Record>, Result<Vec<u8>>) {
         let instance = match self.instance.as_mut() {
             Some(instance) => instance,
-            None => self.instance.insert(self.plugin.instantiate()?),
+            None => match self.plugin.instantiate() {
+                Ok(instance) => self.instance.insert(instance),
+                Err(error) => return (records, Err(error)),
+            },
         };
         instance.store.set_epoch_deadline(self.plugin.max_ticks);
+        instance.store.data_mut().batch = records;
         let result = run_bounded(
-            instance.bindings.call_apply(&mut instance.store, batch),
+            instance
+                .bindings
+                .sluice_plugin_transformer()
+                .call_apply(&mut instance.store, &self.encoded),
             self.plugin.wall_limit(),
         );
+        let records = std::mem::take(&mut instance.store.data_mut().batch);
         let name = self.plugin.name();
         let Some(result) = result else {
             self.instance = None;
-            return Err(Error::data(format!(
+            let error = Error::data(format!(
                 "WASM transform {name} failed on this record: it blocked longer than max.duration.ms={} and was abandoned",
                 self.plugin.max_duration_ms
-            )));
+            ));
+            return (records, Err(error));
         };
         match result {
-            Ok(bytes) => Ok(bytes),
+            Ok(bytes) => (records, Ok(bytes)),
             Err(trap) => {
                 let why = self.plugin.explain(&instance.store, &trap);
                 // A trapped instance is not used again: the next call gets a fresh one.
                 self.instance = None;
-                Err(Error::data(format!(
+                let error = Error::data(format!(
                     "WASM transform {name} failed on this record: {why}"
-                )))
+                ));
+                (records, Err(error))
             }
         }
     }
@@ -598,11 +653,13 @@ impl WasmTransform {
     /// One call for `records`: their results, or — when the call as a whole failed — the
     /// error and the records back.
     fn run(&mut self, records: Vec<Record>) -> std::result::Result<Vec<Outcome>, CallFailed> {
-        let name = self.plugin.name();
-        let bytes = match self.call(&encode(&records)) {
+        encode(&records, &mut self.encoded);
+        let (records, called) = self.call(records);
+        let bytes = match called {
             Ok(bytes) => bytes,
             Err(error) => return Err((error, records)),
         };
+        let name = self.plugin.name();
         let decoded = match decode(&bytes, records.len()) {
             Ok(decoded) => decoded,
             Err(e) => {

@@ -18,7 +18,6 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 pub use serde_json::{self, Value as Json};
@@ -35,69 +34,87 @@ pub mod bindings {
 
 use sluice_plugin_frame as frame;
 
-/// A record key or value: JSON, parsed only when the plugin looks at it. A record the plugin
-/// passes on without touching its key or value goes back as the very text that came in, with
-/// no parse and no re-serialisation (and the host then keeps its schema exactly).
+/// A record key or value: JSON, fetched from the host and parsed only when the plugin looks
+/// at it. A record the plugin passes on without touching its key or value costs no JSON at all:
+/// it goes back as "unchanged" and the host keeps its original value and schema exactly.
 #[derive(Clone, Default)]
 pub struct Payload {
-    /// The text as received (a view into the batch, not a copy), while the plugin has not
-    /// asked to change it.
+    /// Where the received key or value is, while the plugin has not asked to change it.
     received: Option<Received>,
+    /// Its JSON text, once fetched.
+    text: OnceCell<Option<String>>,
     parsed: OnceCell<Option<Json>>,
     changed: bool,
-    /// Which input record it came from, so "unchanged" is only ever said to the host about
-    /// the record it was received with (a plugin may keep payloads across calls).
-    origin: Option<u64>,
 }
 
-/// Where a received payload's text sits in its batch. Kept past the call (a plugin holding a
-/// record), it keeps that batch alive.
+/// A key or value of an input record: which batch, which record, which of the two.
 #[derive(Clone)]
 struct Received {
-    batch: Arc<Vec<u8>>,
-    start: usize,
-    end: usize,
+    batch: Arc<Batch>,
+    index: u32,
+    key: bool,
+    present: bool,
+}
+
+/// The batch an `apply` call is running on, as its payloads see it.
+#[derive(Default)]
+struct Batch {
+    /// The host answers `host.payload` only during the call. When records of the batch outlive
+    /// it (a plugin that keeps records), their texts are fetched into here before it returns.
+    kept: OnceLock<Vec<(Option<String>, Option<String>)>>,
 }
 
 impl Received {
-    fn new(batch: &Arc<Vec<u8>>, text: &str) -> Received {
-        let start = text.as_ptr() as usize - batch.as_ptr() as usize;
-        Received {
-            batch: Arc::clone(batch),
-            start,
-            end: start + text.len(),
+    fn fetch(&self) -> Option<String> {
+        if !self.present {
+            return None;
+        }
+        match self.batch.kept.get() {
+            Some(kept) => {
+                let (key, value) = &kept[self.index as usize];
+                if self.key { key.clone() } else { value.clone() }
+            }
+            None => bindings::sluice::plugin::host::payload(self.index, self.key),
         }
     }
 
-    fn text(&self) -> &str {
-        std::str::from_utf8(&self.batch[self.start..self.end])
-            .expect("validated when the batch was read")
+    fn is(&self, batch: &Arc<Batch>, index: u32, key: bool) -> bool {
+        Arc::ptr_eq(&self.batch, batch) && self.index == index && self.key == key
     }
 }
 
 impl Payload {
-    fn received(batch: &Arc<Vec<u8>>, text: Option<&str>, origin: u64) -> Payload {
+    fn received(batch: &Arc<Batch>, index: u32, key: bool, present: bool) -> Payload {
         Payload {
-            received: text.map(|text| Received::new(batch, text)),
-            parsed: OnceCell::new(),
-            changed: false,
-            origin: Some(origin),
+            received: Some(Received {
+                batch: Arc::clone(batch),
+                index,
+                key,
+                present,
+            }),
+            ..Payload::default()
         }
     }
 
-    /// The JSON, `None` for null.
+    fn text(&self) -> Option<&str> {
+        self.text
+            .get_or_init(|| self.received.as_ref().and_then(Received::fetch))
+            .as_deref()
+    }
+
+    /// The JSON (`None` for null), parsed on first use.
     pub fn get(&self) -> Option<&Json> {
         self.parsed
             .get_or_init(|| {
-                self.received.as_ref().map(|received| {
-                    // The host only ever sends what serde_json wrote.
-                    serde_json::from_str(received.text()).expect("the sluice host sends valid JSON")
+                // The host only ever sends what serde_json wrote.
+                self.text().map(|text| {
+                    serde_json::from_str(text).expect("the sluice host sends valid JSON")
                 })
             })
             .as_ref()
     }
 
-    /// The JSON for changing in place; the payload is re-serialised when it goes back.
+    /// The JSON to change in place; the record then carries the changed JSON.
     pub fn get_mut(&mut self) -> &mut Option<Json> {
         self.get();
         self.changed = true;
@@ -108,23 +125,41 @@ impl Payload {
     /// Replaces the JSON (`None` for null).
     pub fn set(&mut self, json: Option<Json>) {
         self.received = None;
+        self.text = OnceCell::new();
         self.parsed = OnceCell::from(json);
         self.changed = true;
     }
 
-    /// How it goes back to the host as part of the output of input record `origin`;
-    /// `written` holds the JSON text of a changed payload.
-    fn outgoing<'a>(&'a self, origin: u64, written: &'a mut String) -> frame::Payload<'a> {
-        if !self.changed && self.origin == Some(origin) {
+    /// How it goes back as the key (`key`) or value of an output of input record `index` of
+    /// `batch`: "unchanged" when it is exactly that record's own, else its text (`written`
+    /// holds text serialised here).
+    fn outgoing<'a>(
+        &'a self,
+        batch: &Arc<Batch>,
+        index: u32,
+        key: bool,
+        written: &'a mut String,
+    ) -> frame::Payload<'a> {
+        if !self.changed
+            && self
+                .received
+                .as_ref()
+                .is_some_and(|r| r.is(batch, index, key))
+        {
             return frame::Payload::Unchanged;
         }
-        match (&self.received, self.parsed.get()) {
-            (Some(received), _) => frame::Payload::Json(received.text()),
-            (None, Some(Some(json))) => {
+        if self.received.is_some() {
+            return match self.text() {
+                Some(text) => frame::Payload::Json(text),
+                None => frame::Payload::Null,
+            };
+        }
+        match self.parsed.get() {
+            Some(Some(json)) => {
                 *written = json.to_string();
                 frame::Payload::Json(written)
             }
-            (None, _) => frame::Payload::Null,
+            _ => frame::Payload::Null,
         }
     }
 }
@@ -184,15 +219,15 @@ impl Record {
     }
 
     fn received(
-        batch: &Arc<Vec<u8>>,
+        batch: &Arc<Batch>,
+        index: u32,
         record: frame::InputRecord<'_>,
-        origin: u64,
     ) -> Result<Record, String> {
         Ok(Record {
             topic: record.topic.to_owned(),
             partition: record.partition,
-            key: Payload::received(batch, record.key, origin),
-            value: Payload::received(batch, record.value, origin),
+            key: Payload::received(batch, index, true, record.has_key),
+            value: Payload::received(batch, index, false, record.has_value),
             timestamp_ms: record.timestamp_ms,
             headers: record
                 .headers
@@ -208,8 +243,8 @@ impl Record {
         })
     }
 
-    /// Writes it as an output of input record `origin`.
-    fn put(&self, out: &mut Vec<u8>, origin: u64) {
+    /// Writes it as an output of input record `index` of `batch`.
+    fn put(&self, out: &mut Vec<u8>, batch: &Arc<Batch>, index: u32) {
         let (mut key_text, mut value_text) = (String::new(), String::new());
         let headers: Vec<(&str, Option<String>)> = self
             .headers
@@ -220,8 +255,8 @@ impl Record {
             topic: &self.topic,
             partition: self.partition,
             timestamp_ms: self.timestamp_ms,
-            key: self.key.outgoing(origin, &mut key_text),
-            value: self.value.outgoing(origin, &mut value_text),
+            key: self.key.outgoing(batch, index, true, &mut key_text),
+            value: self.value.outgoing(batch, index, false, &mut value_text),
             headers: headers.iter().map(|(k, v)| (*k, v.as_deref())).collect(),
         };
         frame::put_output_record(out, &record);
@@ -272,28 +307,26 @@ pub fn run_init(
 
 #[doc(hidden)]
 pub fn run_apply(
-    batch: Vec<u8>,
+    bytes: Vec<u8>,
     apply: fn(Record, &Config) -> Result<Vec<Record>, String>,
 ) -> Vec<u8> {
-    static RECEIVED: AtomicU64 = AtomicU64::new(0);
     let empty = Config::new();
     let config = CONFIG.get().unwrap_or(&empty);
-    let batch = Arc::new(batch);
-    let mut reader = frame::Reader::new(&batch);
+    let batch = Arc::new(Batch::default());
+    let mut reader = frame::Reader::new(&bytes);
     // The host writes what it reads; a batch it could not have written is a broken host.
     let count = reader
         .count(frame::MIN_RECORD_SIZE)
         .expect("a batch from the sluice host");
-    let mut out = Vec::with_capacity(batch.len());
-    for _ in 0..count {
+    let mut out = Vec::with_capacity(bytes.len());
+    for index in 0..count as u32 {
         let input = reader.input_record().expect("a batch from the sluice host");
-        let origin = RECEIVED.fetch_add(1, Ordering::Relaxed);
-        match Record::received(&batch, input, origin).and_then(|record| apply(record, config)) {
+        match Record::received(&batch, index, input).and_then(|record| apply(record, config)) {
             Ok(records) => {
                 frame::put_u8(&mut out, frame::RECORD_BECAME);
                 frame::put_len(&mut out, records.len());
                 for record in &records {
-                    record.put(&mut out, origin);
+                    record.put(&mut out, &batch, index);
                 }
             }
             Err(message) => {
@@ -301,6 +334,17 @@ pub fn run_apply(
                 frame::put_str(&mut out, &message);
             }
         }
+    }
+    if Arc::strong_count(&batch) > 1 {
+        // The plugin kept records of this batch: after this call the host can no longer be
+        // asked for their keys and values, so fetch them now.
+        let kept = (0..count as u32)
+            .map(|index| {
+                let fetch = |key| bindings::sluice::plugin::host::payload(index, key);
+                (fetch(true), fetch(false))
+            })
+            .collect();
+        let _ = batch.kept.set(kept);
     }
     out
 }
@@ -321,7 +365,7 @@ macro_rules! transform {
     ($apply:path, $check:path) => {
         struct SluicePlugin;
 
-        impl $crate::bindings::Guest for SluicePlugin {
+        impl $crate::bindings::exports::sluice::plugin::transformer::Guest for SluicePlugin {
             fn init(config: Vec<(String, String)>) -> Result<(), String> {
                 $crate::run_init(config, $check)
             }

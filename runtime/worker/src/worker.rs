@@ -138,6 +138,44 @@ enum Dispatched {
     Stopping,
 }
 
+/// What delivering a polled batch needs besides its records.
+#[derive(Default)]
+struct Polled {
+    /// The last source offset of each partition in the batch.
+    last_offsets: PartitionOffsets,
+    /// Each record as it was polled, for error logs (`errors.log.include.messages`).
+    descriptions: Vec<String>,
+    /// Each record as it was polled, for the dead letter queue.
+    originals: Vec<Record>,
+}
+
+impl Polled {
+    fn transformed(self, results: Vec<Result<Vec<Record>>>) -> Transformed {
+        Transformed {
+            polled: self,
+            results,
+        }
+    }
+}
+
+/// A polled batch after the transform chain: per record, what it became or why it failed.
+struct Transformed {
+    polled: Polled,
+    results: Vec<Result<Vec<Record>>>,
+}
+
+/// A batch being transformed on a blocking thread; the chain travels with it and comes back.
+type InFlight = JoinHandle<(TransformChain, Transformed)>;
+
+fn panicked(error: tokio::task::JoinError) -> Error {
+    Error::fatal(format!("the transform chain panicked on a batch: {error}"))
+}
+
+/// Polls of at least this many records are transformed on another thread while the next poll
+/// runs, so a costly chain (a WASM plugin, say) overlaps reading instead of adding to it. A
+/// smaller poll means the source is keeping up: it is transformed in line, saving the hand-off.
+const TRANSFORM_ASIDE_AT: usize = 256;
+
 struct SourceRunner {
     ctx: Arc<WorkerContext>,
     spec: TaskSpec,
@@ -255,12 +293,38 @@ impl SourceRunner {
         task: &mut dyn SourceTask,
         tracker: &Arc<AckTracker>,
     ) -> Result<bool> {
+        let mut in_flight = None;
+        let outcome = self.polling(task, tracker, &mut in_flight).await;
+        if let Some(transforming) = in_flight {
+            // Not delivered, so its offsets were never registered: it is read again after a
+            // restart. The chain comes back for the next run of the loop.
+            if let Ok((chain, _)) = transforming.await {
+                self.chain = chain;
+            }
+        }
+        outcome
+    }
+
+    async fn polling(
+        &mut self,
+        task: &mut dyn SourceTask,
+        tracker: &Arc<AckTracker>,
+        in_flight: &mut Option<InFlight>,
+    ) -> Result<bool> {
         let mut last_commit = Instant::now();
         loop {
             let control = *self.control.borrow_and_update();
             match control {
                 TaskControl::Stop => return Ok(false),
                 TaskControl::Pause => {
+                    if let Some(transforming) = in_flight.take()
+                        && matches!(
+                            self.land(transforming, tracker).await?,
+                            Dispatched::Stopping
+                        )
+                    {
+                        return Ok(false);
+                    }
                     self.status.set(State::Paused);
                     tokio::select! {
                         _ = self.control.changed() => {}
@@ -282,17 +346,84 @@ impl SourceRunner {
                 );
                 return Ok(true);
             }
-            let batch = task.poll().await?;
-            if !batch.is_empty()
-                && matches!(self.dispatch(batch, tracker).await?, Dispatched::Stopping)
+            // The previous batch is transformed on another thread while this poll runs, and is
+            // delivered as soon as it is ready, even while the poll still waits for data. (The
+            // poll itself is never cut short: a source need not be cancellation-safe.)
+            let mut poll = task.poll();
+            let batch = loop {
+                let Some(transforming) = in_flight.as_mut() else {
+                    break (&mut poll).await?;
+                };
+                tokio::select! {
+                    biased;
+                    transformed = transforming => {
+                        *in_flight = None;
+                        let (chain, transformed) = transformed.map_err(panicked)?;
+                        self.chain = chain;
+                        if matches!(self.deliver(transformed, tracker).await?, Dispatched::Stopping) {
+                            return Ok(false);
+                        }
+                    }
+                    batch = &mut poll => break batch?,
+                }
+            };
+            drop(poll);
+            // Take the chain back from the previous batch, set it on this one, then deliver the
+            // previous batch while this one is transformed.
+            let previous = match in_flight.take() {
+                Some(transforming) => {
+                    let (chain, transformed) = transforming.await.map_err(panicked)?;
+                    self.chain = chain;
+                    Some(transformed)
+                }
+                None => None,
+            };
+            let mut in_line = None;
+            if !batch.is_empty() {
+                let (records, polled) = self.unpack(batch);
+                if records.len() >= TRANSFORM_ASIDE_AT && !self.chain.is_empty() {
+                    let mut chain = std::mem::take(&mut self.chain);
+                    *in_flight = Some(tokio::task::spawn_blocking(move || {
+                        let results = chain.apply_batch(records);
+                        (chain, polled.transformed(results))
+                    }));
+                } else {
+                    in_line = Some((records, polled));
+                }
+            }
+            if let Some(transformed) = previous
+                && matches!(
+                    self.deliver(transformed, tracker).await?,
+                    Dispatched::Stopping
+                )
             {
                 return Ok(false);
+            }
+            if let Some((records, polled)) = in_line {
+                let transformed = polled.transformed(self.chain.apply_batch(records));
+                if matches!(
+                    self.deliver(transformed, tracker).await?,
+                    Dispatched::Stopping
+                ) {
+                    return Ok(false);
+                }
             }
             if last_commit.elapsed() >= self.ctx.flush_interval && self.commit(task, tracker).await
             {
                 last_commit = Instant::now();
             }
         }
+    }
+
+    /// Takes back the chain from a batch transformed aside and delivers the batch.
+    async fn land(
+        &mut self,
+        transforming: InFlight,
+        tracker: &Arc<AckTracker>,
+    ) -> Result<Dispatched> {
+        let (chain, transformed) = transforming.await.map_err(panicked)?;
+        self.chain = chain;
+        self.deliver(transformed, tracker).await
     }
 
     fn routes_for(&mut self, topic: &str) -> Vec<Route> {
@@ -335,40 +466,54 @@ impl SourceRunner {
         }
     }
 
-    async fn dispatch(
-        &mut self,
-        batch: Vec<SourceRecord>,
-        tracker: &Arc<AckTracker>,
-    ) -> Result<Dispatched> {
-        let mut last_offsets = PartitionOffsets::new();
+    /// Splits a poll into its records (timestamped) and what delivering them needs besides.
+    fn unpack(&self, batch: Vec<SourceRecord>) -> (Vec<Record>, Polled) {
         let timestamp = now_ms();
         let keep_originals = self
             .kafka
             .as_ref()
             .is_some_and(|k| k.has_dead_letter_queue());
+        let mut polled = Polled::default();
         let mut records = Vec::with_capacity(batch.len());
-        let mut descriptions = Vec::new();
-        let mut originals = Vec::new();
         for source in batch {
             let SourceRecord {
                 mut record,
                 source_partition,
                 source_offset,
             } = source;
-            upsert(&mut last_offsets, source_partition, source_offset);
+            upsert(&mut polled.last_offsets, source_partition, source_offset);
             record.timestamp_ms.get_or_insert(timestamp);
             if self.tolerance.log_messages {
-                descriptions.push(format!("{record:?}"));
+                polled.descriptions.push(format!("{record:?}"));
             }
             if keep_originals {
-                originals.push(record.clone());
+                polled.originals.push(record.clone());
             }
             records.push(record);
         }
+        (records, polled)
+    }
+
+    /// Handles the records the chain failed (tolerance, dead letter queue) and sends the rest
+    /// on, registering the batch's offsets to be committed once everything sent is acknowledged.
+    async fn deliver(
+        &mut self,
+        transformed: Transformed,
+        tracker: &Arc<AckTracker>,
+    ) -> Result<Dispatched> {
+        let Transformed {
+            polled:
+                Polled {
+                    last_offsets,
+                    descriptions,
+                    originals,
+                },
+            results,
+        } = transformed;
         let mut descriptions = descriptions.into_iter();
         let mut originals = originals.into_iter();
-        let mut outputs = Vec::with_capacity(records.len());
-        for result in self.chain.apply_batch(records) {
+        let mut outputs = Vec::with_capacity(results.len());
+        for result in results {
             let description = descriptions.next().unwrap_or_default();
             let original = originals.next();
             match result {
