@@ -167,10 +167,6 @@ struct Transformed {
 /// A batch being transformed on a blocking thread; the chain travels with it and comes back.
 type InFlight = JoinHandle<(TransformChain, Transformed)>;
 
-fn panicked(error: tokio::task::JoinError) -> Error {
-    Error::fatal(format!("the transform chain panicked on a batch: {error}"))
-}
-
 /// Polls of at least this many records are transformed on another thread while the next poll
 /// runs, so a costly chain (a WASM plugin, say) overlaps reading instead of adding to it. A
 /// smaller poll means the source is keeping up: it is transformed in line, saving the hand-off.
@@ -317,13 +313,14 @@ impl SourceRunner {
             match control {
                 TaskControl::Stop => return Ok(false),
                 TaskControl::Pause => {
-                    if let Some(transforming) = in_flight.take()
-                        && matches!(
-                            self.land(transforming, tracker).await?,
+                    if let Some(transforming) = in_flight.take() {
+                        let transformed = self.take_back(transforming.await)?;
+                        if matches!(
+                            self.deliver(transformed, tracker).await?,
                             Dispatched::Stopping
-                        )
-                    {
-                        return Ok(false);
+                        ) {
+                            return Ok(false);
+                        }
                     }
                     self.status.set(State::Paused);
                     tokio::select! {
@@ -358,8 +355,7 @@ impl SourceRunner {
                     biased;
                     transformed = transforming => {
                         *in_flight = None;
-                        let (chain, transformed) = transformed.map_err(panicked)?;
-                        self.chain = chain;
+                        let transformed = self.take_back(transformed)?;
                         if matches!(self.deliver(transformed, tracker).await?, Dispatched::Stopping) {
                             return Ok(false);
                         }
@@ -371,11 +367,7 @@ impl SourceRunner {
             // Take the chain back from the previous batch, set it on this one, then deliver the
             // previous batch while this one is transformed.
             let previous = match in_flight.take() {
-                Some(transforming) => {
-                    let (chain, transformed) = transforming.await.map_err(panicked)?;
-                    self.chain = chain;
-                    Some(transformed)
-                }
+                Some(transforming) => Some(self.take_back(transforming.await)?),
                 None => None,
             };
             let mut in_line = None;
@@ -415,15 +407,15 @@ impl SourceRunner {
         }
     }
 
-    /// Takes back the chain from a batch transformed aside and delivers the batch.
-    async fn land(
+    /// Takes back the chain from a batch transformed aside; the batch, ready to deliver.
+    fn take_back(
         &mut self,
-        transforming: InFlight,
-        tracker: &Arc<AckTracker>,
-    ) -> Result<Dispatched> {
-        let (chain, transformed) = transforming.await.map_err(panicked)?;
+        joined: std::result::Result<(TransformChain, Transformed), tokio::task::JoinError>,
+    ) -> Result<Transformed> {
+        let (chain, transformed) = joined
+            .map_err(|e| Error::fatal(format!("the transform chain panicked on a batch: {e}")))?;
         self.chain = chain;
-        self.deliver(transformed, tracker).await
+        Ok(transformed)
     }
 
     fn routes_for(&mut self, topic: &str) -> Vec<Route> {
