@@ -614,6 +614,7 @@ fn transaction_metadata_wraps_each_transaction_in_begin_and_end() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
+    pg.wait_for_slot("debezium");
     pg.sql("set synchronous_commit = on; begin; insert into accounts values (1, 'a', 1), (2, 'b', 2); delete from accounts where id = 1; commit");
     wait_until("BEGIN, three events, END", Duration::from_secs(30), || {
         lines(&events).len() == 5
@@ -999,6 +1000,7 @@ fn debezium_s_unwrap_and_kafka_connect_smts_transform_the_stream() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
+    pg.wait_for_slot("debezium");
     pg.sql("insert into accounts values (1, 'ann', 5)");
     pg.sql("update accounts set balance = 6 where id = 1");
     pg.sql("set synchronous_commit = on; delete from accounts where id = 1");

@@ -100,6 +100,23 @@ impl Cluster {
 }
 
 impl Cluster {
+    /// Waits until a connector has created replication slot `slot`: a change committed after
+    /// that is streamed (`op` c/u/d), never part of the initial snapshot (`op` r). Without this
+    /// wait a test's first insert races the connector's start-up.
+    pub fn wait_for_slot(&self, slot: &str) {
+        super::wait_until(
+            &format!("replication slot {slot} exists"),
+            std::time::Duration::from_secs(30),
+            || {
+                !self
+                    .sql(&format!(
+                        "select 1 from pg_replication_slots where slot_name = '{slot}'"
+                    ))
+                    .is_empty()
+            },
+        );
+    }
+
     /// Stops the server (fast shutdown: sessions are cut), keeping its data.
     pub fn stop(&self) {
         let status = Command::new(scripts().join("pg-stop.sh"))
