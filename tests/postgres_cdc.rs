@@ -1031,3 +1031,204 @@ fn debezium_s_unwrap_and_kafka_connect_smts_transform_the_stream() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// The change events (no tombstones, no BEGIN/END) of `events`, parsed.
+fn table_events(events: &Path) -> Vec<Json> {
+    lines(events)
+        .iter()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .filter(|e| e["topic"] == "dbserver1.public.accounts" && !e["value"].is_null())
+        .collect()
+}
+
+/// A large transaction in one statement batch: 3000 inserts (~200 B each), a savepoint whose
+/// 1000 inserts are rolled back, 300 updates and 100 deletes; 3400 changes in all.
+const LARGE_TRANSACTION: &str = "begin; \
+    insert into accounts select g, 'owner-' || g || repeat('y', 200), g from generate_series(1, 3000) g; \
+    savepoint s; insert into accounts select g, 'gone', g from generate_series(5001, 6000) g; rollback to savepoint s; \
+    update accounts set balance = -balance where id % 10 = 0; \
+    delete from accounts where id > 2900; commit";
+
+/// pgoutput protocol 2: with `logical_decoding_work_mem` at its 64 kB minimum the server
+/// streams large transactions while they run. Their blocks are kept on disk until the end: a
+/// rolled-back large transaction never arrives, nor do the rows of a rolled-back savepoint,
+/// and the committed one goes out in parts (max.batch.size=100) between one BEGIN and one END
+/// whose counts cover all of it.
+#[test]
+fn large_transactions_are_streamed_by_the_server_spooled_and_sent_in_parts() {
+    let pg = Cluster::start();
+    pg.sql("alter system set logical_decoding_work_mem = '64kB'");
+    pg.sql("select pg_reload_conf()");
+    pg.create_accounts();
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({"provide.transaction.metadata": "true", "max.batch.size": "100", "tombstones.on.delete": "false"}),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    pg.wait_for_slot("debezium");
+    pg.sql(LARGE_TRANSACTION);
+    pg.sql("begin; insert into accounts select g, 'rolled-back', g from generate_series(20001, 23000) g; rollback");
+    pg.sql("set synchronous_commit = on; insert into accounts values (10000, 'after', 1)");
+    let want = table_now(&pg);
+    wait_until(
+        "the replayed events equal the table",
+        Duration::from_secs(120),
+        || {
+            let changes: Vec<String> = table_events(&events)
+                .iter()
+                .map(|e| json!({"value": e["value"]}).to_string())
+                .collect();
+            replay(&changes).0 == want
+        },
+    );
+    worker.wait_for_log(
+        "the server streamed the large transaction",
+        "a streamed transaction committed",
+    );
+    worker.wait_for_log(
+        "the rolled-back one was streamed and dropped",
+        "a streamed transaction rolled back",
+    );
+
+    let changes = table_events(&events);
+    assert_eq!(
+        changes.len(),
+        3401,
+        "3400 changes and the insert after them"
+    );
+    assert!(
+        !changes.iter().any(|e| {
+            let owner = e["value"]["after"]["owner"].as_str().unwrap_or_default();
+            owner == "rolled-back" || owner == "gone"
+        }),
+        "nothing of what was rolled back arrives"
+    );
+    let ops: String = changes[..3400]
+        .iter()
+        .map(|e| e["value"]["op"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ops,
+        format!("{}{}{}", "c".repeat(3000), "u".repeat(300), "d".repeat(100)),
+        "the transaction's changes arrive in their order"
+    );
+    for (i, change) in changes[..3400].iter().enumerate() {
+        assert_eq!(change["value"]["transaction"]["total_order"], json!(i + 1));
+    }
+    let metadata: Vec<Json> = lines(&events)
+        .iter()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .filter(|e| e["topic"] == "dbserver1.transaction")
+        .collect();
+    let statuses: Vec<&str> = metadata
+        .iter()
+        .map(|e| e["value"]["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["BEGIN", "END", "BEGIN", "END"]);
+    assert_eq!(metadata[1]["value"]["event_count"], 3400);
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
+/// A restart from an offset taken in the middle of a large transaction (one sent in parts):
+/// the server sends the whole transaction again, and the connector skips the changes up to
+/// the offset's `lsn_proc`, as Debezium does. The offset is taken from a first run on a copy
+/// of the slot, so it points at a real change.
+#[test]
+fn a_restart_in_the_middle_of_a_large_transaction_skips_what_was_sent() {
+    let pg = Cluster::start();
+    pg.create_accounts();
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({"max.batch.size": "100", "provide.transaction.metadata": "true"}),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    pg.wait_for_slot("debezium");
+    pg.sql("select pg_copy_logical_replication_slot('debezium', 'again')");
+    let resume_at: i64 = pg.sql("select (confirmed_flush_lsn - '0/0')::bigint from pg_replication_slots where slot_name = 'again'")[0].parse().unwrap();
+    pg.sql(LARGE_TRANSACTION);
+    wait_until("the whole transaction", Duration::from_secs(60), || {
+        table_events(&events).len() == 3400
+    });
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    let first_run = table_events(&events);
+    // Debezium's transaction id is `<txId>:<commit LSN>`.
+    let begin: Json = lines(&events)
+        .iter()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .find(|e| e["value"]["status"] == "BEGIN")
+        .unwrap();
+    let id = begin["value"]["id"].as_str().unwrap();
+    let (tx_id, commit) = id.split_once(':').unwrap();
+    let (tx_id, commit): (i64, i64) = (tx_id.parse().unwrap(), commit.parse().unwrap());
+    let through = first_run[1699]["value"]["source"]["lsn"].as_i64().unwrap();
+    assert!(
+        first_run[1700]["value"]["source"]["lsn"].as_i64().unwrap() > through,
+        "changes of a transaction have increasing LSNs"
+    );
+
+    // Second run, on the copy, as if it had stopped after the 1700th change.
+    let dir2 = tempfile::tempdir().unwrap();
+    let args2 = write_configs_with(
+        dir2.path(),
+        &pg,
+        json!({"max.batch.size": "100", "slot.name": "again"}),
+    );
+    let args2: Vec<&str> = args2.iter().map(String::as_str).collect();
+    std::fs::write(
+        dir2.path().join("connect.offsets"),
+        json!({"version": 1, "offsets": [{
+            "key": ["inventory", {"server": "dbserver1"}],
+            "value": {"lsn": resume_at, "lsn_proc": through, "lsn_commit": commit, "txId": tx_id},
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let events2 = dir2.path().join("events.jsonl");
+    let worker = Worker::start(dir2.path(), &args2);
+    pg.sql("set synchronous_commit = on; insert into accounts values (10000, 'after', 1)");
+    wait_until(
+        "the rest and the insert after it",
+        Duration::from_secs(60),
+        || {
+            table_events(&events2)
+                .iter()
+                .any(|e| e["value"]["after"]["id"] == 10000)
+        },
+    );
+    let second_run = table_events(&events2);
+    let lsns = |events: &[Json]| -> Vec<(i64, String)> {
+        events
+            .iter()
+            .map(|e| {
+                (
+                    e["value"]["source"]["lsn"].as_i64().unwrap(),
+                    e["value"]["op"].to_string(),
+                )
+            })
+            .collect()
+    };
+    let (sent_again, expected) = (
+        lsns(&second_run[..second_run.len() - 1]),
+        lsns(&first_run[1700..]),
+    );
+    assert!(
+        sent_again == expected,
+        "exactly the changes after the offset's lsn_proc: {} changes from {:?}, expected {} from {:?}",
+        sent_again.len(),
+        sent_again.first(),
+        expected.len(),
+        expected.first()
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

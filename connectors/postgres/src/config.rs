@@ -52,7 +52,8 @@ pub fn config_def() -> ConfigDef {
             .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
         .key(ConfigKey::optional("errors.max.retries", Int, "-1", Low,
             "How often to try reconnecting after the connection to Postgres is lost (with backoff from 250 ms to 30 s); -1: without limit, 0: fail at once."))
-        .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll (a transaction is never split)."))
+        .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll. Small transactions are never split; a larger one goes out in parts of this size, \
+             each ending with an offset that resumes before the transaction and skips what was sent (as Debezium's lsn_proc)."))
         .key(ConfigKey::optional("slot.drop.on.stop", Boolean, "false", Low, "Drop the slot when the task stops (for tests; loses the position)."))
 }
 

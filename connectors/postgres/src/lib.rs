@@ -1,12 +1,13 @@
-//! The Postgres CDC source, in progress. What exists:
+//! The Postgres CDC source (Debezium's PostgreSQL connector): a consistent snapshot through
+//! the slot's exported snapshot, then the slot's pgoutput stream as Debezium change events.
 //!
-//! * [`pgoutput`]: a decoder of the `pgoutput` logical decoding protocol (v1, and v2's
-//!   streamed in-progress transactions), owned here rather than taken from a replication crate
-//!   so the mapping to records is ours and can be fuzzed: it never panics on any input.
-//! * [`lsn`]: Postgres log sequence numbers and their `X/Y` text form.
-//!
-//! The connector itself (replication stream, snapshot, Debezium envelopes) is not registered
-//! with the worker yet.
+//! * [`wire`]: the replication connection (own protocol client: pgoutput protocol 2 with
+//!   streaming of large in-progress transactions on Postgres 14+, else 1).
+//! * [`pgoutput`]: a decoder of pgoutput, owned here so the mapping to records is ours and can
+//!   be fuzzed: it never panics on any input.
+//! * [`spool`]: streamed in-progress transactions kept on disk until they end.
+//! * [`snapshot`], [`source`], [`envelope`], [`types`], [`transaction`]: the snapshot reader,
+//!   the task, Debezium's envelope, the type mapping and transaction metadata.
 
 pub mod config;
 pub mod envelope;
@@ -16,8 +17,10 @@ pub mod types;
 
 pub mod snapshot;
 pub mod source;
+pub mod spool;
 pub mod sql;
 pub mod transaction;
+pub mod wire;
 
 use sluice_api::connector::{ConnectorFactory, ConnectorPlugin};
 

@@ -285,6 +285,12 @@ impl Decoder {
         Decoder::default()
     }
 
+    /// A decoder for the data messages of one streamed transaction, read back after its
+    /// `Stream Commit` (each carries its transaction id).
+    pub fn inside_stream() -> Decoder {
+        Decoder { streaming: true }
+    }
+
     /// Decodes one message (the payload of one `XLogData`).
     pub fn decode(&mut self, bytes: &[u8]) -> Result<Message> {
         let mut r = Reader { bytes, at: 0 };

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use pgwire_replication::{Lsn as WireLsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
 use serde_json::json;
 use sluice_api::config::Props;
 use sluice_api::connector::{SourceConnector, SourceTask, SourceTaskContext};
@@ -23,17 +22,18 @@ use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, ErrorKind, Result};
 use tokio_postgres::Client;
 
-use crate::config::{PostgresConfig, SESSION_OPTIONS, SnapshotMode};
+use crate::config::{PostgresConfig, SnapshotMode};
 use crate::envelope::{SourceInfo, TableColumn, TableSchema, source_schema, source_value};
 use crate::lsn::Lsn;
 use crate::pgoutput::{Decoder, Message, OldTuple, Relation, unix_micros};
 use crate::snapshot::{ResumePoint, SnapshotJob, SnapshotProgress, SnapshotReader, SnapshotTable};
+use crate::spool::{Spool, SpoolReplay};
 use crate::sql::{
-    TypeCatalog, connect, pg_error, query, quote_ident, quote_literal, replication_error,
-    unix_now_micros,
+    TypeCatalog, connect, pg_error, query, quote_ident, quote_literal, unix_now_micros,
 };
-use crate::transaction::{TransactionInfo, TransactionSchemas};
+use crate::transaction::{TransactionCounts, TransactionInfo, TransactionSchemas};
 use crate::types::ColumnType;
+use crate::wire::{ReplicationClient, WireEvent};
 
 /// How long one poll waits for the stream before returning an empty batch.
 const POLL_WAIT: Duration = Duration::from_millis(500);
@@ -61,10 +61,33 @@ impl SourceConnector for PostgresSourceConnector {
     }
 }
 
+/// A committed transaction being decoded: live (protocol 1, or one the server did not stream)
+/// or read back from its spool after `Stream Commit`.
 struct Transaction {
     xid: u32,
+    commit_lsn: u64,
     commit_micros: i64,
+    /// Decoded records not handed out yet.
     records: Vec<SourceRecord>,
+    /// The WAL position of the last change decoded.
+    last_change_lsn: u64,
+    /// Set once part of the transaction went out: up to which change.
+    sent_through: Option<u64>,
+    /// After a restart in the middle of this transaction: changes up to here went out already.
+    skip_through: Option<u64>,
+    /// The metadata counts, once `BEGIN` went out (`provide.transaction.metadata`).
+    counts: Option<TransactionCounts>,
+}
+
+/// A streamed transaction being read back from its spool after its `Stream Commit`.
+struct Replay {
+    spool: SpoolReplay,
+    decoder: Decoder,
+    /// The relations sent inside the stream (the server sends them per streamed
+    /// transaction, apart from those of the normal stream).
+    tables: HashMap<u32, TableSchema>,
+    commit_lsn: u64,
+    end_lsn: u64,
 }
 
 /// The task.
@@ -81,7 +104,17 @@ pub struct PostgresSourceTask {
     stream: Option<ReplicationClient>,
     decoder: Decoder,
     transaction: Option<Transaction>,
+    /// Streamed in-progress transactions, by top-level xid.
+    streams: HashMap<u32, Spool>,
+    /// Between `Stream Start` and `Stream Stop`: whose messages arrive.
+    stream_block: Option<u32>,
+    replay: Option<Replay>,
     last_commit_lsn: Option<u64>,
+    /// The end of the last transaction decoded whole: where a stream may resume.
+    last_end_lsn: Option<u64>,
+    /// After a restart in the middle of a large transaction (its commit LSN, and the last change
+    /// that went out): those changes are not sent again.
+    skip: Option<(u64, u64)>,
     /// The offset of the last record handed out, and whether it has since been committed: only
     /// then may the slot be moved past it on the server's keepalives.
     last_emitted: Option<SourceOffset>,
@@ -238,31 +271,6 @@ impl PostgresSourceTask {
         Ok(())
     }
 
-    fn replication_config(config: &PostgresConfig, start: Option<u64>) -> ReplicationConfig {
-        let mut wire = ReplicationConfig::new(
-            &config.host,
-            &config.user,
-            &config.password,
-            &config.dbname,
-            &config.slot,
-            config.publication.as_str(),
-        );
-        wire.port = config.port;
-        wire.start_lsn = WireLsn(start.unwrap_or(0));
-        wire.ack_lsn = start.map(WireLsn);
-        wire.options = Some(SESSION_OPTIONS.to_owned());
-        wire.status_interval = Duration::from_secs(1);
-        wire.idle_wakeup_interval = Duration::from_secs(1);
-        // With an observer the client tracks unsent confirmations, which `stop` waits for.
-        wire.feedback_observer = Some(pgwire_replication::FeedbackObserver::new(|sent| {
-            tracing::debug!(
-                withheld_ms = sent.pending_for.as_millis() as u64,
-                "slot position confirmed to Postgres"
-            );
-        }));
-        wire
-    }
-
     /// Plans the snapshot (captured tables, their schemas and key columns) and starts reading
     /// it in the background, inside `exported` (the slot's exported snapshot) or a fresh view.
     async fn start_snapshot(
@@ -350,15 +358,12 @@ impl PostgresSourceTask {
         let config = self.config()?.clone();
         match self.after_snapshot.take() {
             Some(AfterSnapshot::Start(mut wire)) => {
-                wire.start()
-                    .await
-                    .map_err(|e| Error::retriable(format!("starting replication: {e}")))?;
+                wire.start(&config, None).await?;
                 self.stream = Some(wire);
             }
             Some(AfterSnapshot::Connect(start)) => {
-                let wire = ReplicationClient::connect(Self::replication_config(&config, start))
-                    .await
-                    .map_err(|e| replication_error(&config, e))?;
+                let mut wire = ReplicationClient::connect(&config).await?;
+                wire.start(&config, start).await?;
                 tracing::info!(slot = %config.slot, from = %start.map(Lsn).unwrap_or_default(), "streaming from the slot");
                 self.stream = Some(wire);
             }
@@ -378,7 +383,8 @@ impl PostgresSourceTask {
         table.source_record(key, value, &self.partition, offset, micros)
     }
 
-    async fn on_relation(&mut self, relation: Relation) -> Result<()> {
+    /// The schema of a relation the stream described.
+    async fn table_schema(&mut self, relation: Relation) -> Result<TableSchema> {
         let config = self.config()?.clone();
         let source = self.source_schema.clone().unwrap_or_else(source_schema);
         let client = self
@@ -417,12 +423,12 @@ impl PostgresSourceTask {
             &source,
         );
         table.captured = captured;
-        self.tables.insert(relation.oid, table);
-        Ok(())
+        Ok(table)
     }
 
     fn table(&self, oid: u32) -> Result<&TableSchema> {
-        self.tables.get(&oid).ok_or_else(|| {
+        let streamed = self.replay.as_ref().and_then(|r| r.tables.get(&oid));
+        streamed.or_else(|| self.tables.get(&oid)).ok_or_else(|| {
             Error::data(format!(
                 "pgoutput: a change for relation {oid} arrived before its Relation message"
             ))
@@ -436,6 +442,12 @@ impl PostgresSourceTask {
             ));
         };
         let (xid, micros) = (transaction.xid, transaction.commit_micros);
+        if transaction
+            .skip_through
+            .is_some_and(|through| lsn <= through)
+        {
+            return Ok(());
+        }
         let mut out = Vec::new();
         let emit =
             |task: &Self, out: &mut Vec<SourceRecord>, table: &TableSchema, op, before, after| {
@@ -515,6 +527,9 @@ impl PostgresSourceTask {
             _ => {}
         }
         self.push(out);
+        if let Some(transaction) = self.transaction.as_mut() {
+            transaction.last_change_lsn = lsn;
+        }
         Ok(())
     }
 
@@ -550,35 +565,114 @@ impl PostgresSourceTask {
         }
     }
 
-    /// Completes the open transaction: every record gets the commit's offset.
-    fn on_commit(&mut self, commit_lsn: u64, end_lsn: u64) -> Vec<SourceRecord> {
-        let Some(transaction) = self.transaction.take() else {
-            return Vec::new();
+    fn begin_transaction(&mut self, xid: u32, commit_lsn: u64, commit_micros: i64) {
+        let skip_through = self
+            .skip
+            .filter(|(commit, _)| *commit == commit_lsn)
+            .map(|(_, through)| through);
+        self.transaction = Some(Transaction {
+            xid,
+            commit_lsn,
+            commit_micros,
+            records: Vec::new(),
+            last_change_lsn: 0,
+            sent_through: None,
+            skip_through,
+            counts: None,
+        });
+    }
+
+    /// Hands out what a large transaction decoded so far (once it holds `max.batch.size`
+    /// records), so a transaction of any size passes in bounded memory. The last record gets
+    /// an offset that resumes before the transaction (`lsn`: the end of the one before) and
+    /// says how far into it the records went (`lsn_commit`, `lsn_proc`), so a restart skips
+    /// what was delivered, as Debezium's offsets do.
+    fn release_part(&mut self, batch: &mut Vec<SourceRecord>) -> bool {
+        let max = self.config.as_ref().map_or(2048, |c| c.max_batch);
+        let resume = self.last_end_lsn.or(self.start_lsn).unwrap_or(0);
+        let Some(mut transaction) = self.transaction.take_if(|t| t.records.len() >= max) else {
+            return false;
         };
-        let mut records = transaction.records;
-        // Poll batches end on transaction boundaries, so only a transaction's last record's
-        // offset is ever committed: it alone gets the full offset (the others keep their
-        // `lsn_proc`), which spares four map inserts per change.
+        let mut records = std::mem::take(&mut transaction.records);
         if let Some(last) = records.last_mut() {
             let offset = &mut last.source_offset;
-            offset.insert("lsn".into(), json!(end_lsn));
-            offset.insert("lsn_commit".into(), json!(commit_lsn));
+            offset.insert("lsn".into(), json!(resume));
+            offset.insert("lsn_commit".into(), json!(transaction.commit_lsn));
             offset.insert("txId".into(), json!(transaction.xid));
             offset.insert("ts_usec".into(), json!(transaction.commit_micros));
         }
-        self.last_commit_lsn = Some(commit_lsn);
-        match self.config.as_ref().filter(|c| c.transaction_metadata) {
-            Some(config) => {
-                let info = TransactionInfo {
-                    xid: transaction.xid,
-                    commit_lsn,
-                    commit_micros: transaction.commit_micros,
-                    topic_prefix: &config.topic_prefix,
-                };
-                self.transaction_schemas.wrap(&info, records)
-            }
-            None => records,
+        transaction.sent_through = Some(transaction.last_change_lsn);
+        batch.extend(self.with_metadata(&mut transaction, records, None));
+        self.transaction = Some(transaction);
+        true
+    }
+
+    /// Completes the open transaction: its last record gets the offset that covers it whole.
+    fn on_commit(&mut self, commit_lsn: u64, end_lsn: u64) -> Vec<SourceRecord> {
+        let Some(mut transaction) = self.transaction.take() else {
+            return Vec::new();
+        };
+        let mut records = std::mem::take(&mut transaction.records);
+        // Poll batches end on transaction boundaries (or carry a large transaction's resume
+        // offset), so only a transaction's last record's offset is ever committed: it alone
+        // gets the full offset (the others keep their `lsn_proc`), which spares four map
+        // inserts per change.
+        let mut offset = self.change_offset(transaction.last_change_lsn);
+        offset.insert("lsn".into(), json!(end_lsn));
+        offset.insert("lsn_commit".into(), json!(commit_lsn));
+        offset.insert("txId".into(), json!(transaction.xid));
+        offset.insert("ts_usec".into(), json!(transaction.commit_micros));
+        if let Some(last) = records.last_mut() {
+            last.source_offset = offset.clone();
         }
+        self.last_commit_lsn = Some(commit_lsn);
+        self.last_end_lsn = Some(end_lsn);
+        if self.skip.is_some_and(|(commit, _)| commit_lsn >= commit) {
+            self.skip = None;
+        }
+        self.with_metadata(&mut transaction, records, Some(offset))
+    }
+
+    /// With `provide.transaction.metadata`: `BEGIN` before the transaction's first records, the
+    /// `transaction` block in each, and (`end` holding the final offset) `END` after the last.
+    fn with_metadata(
+        &self,
+        transaction: &mut Transaction,
+        records: Vec<SourceRecord>,
+        end: Option<SourceOffset>,
+    ) -> Vec<SourceRecord> {
+        let Some(config) = self.config.as_ref().filter(|c| c.transaction_metadata) else {
+            return records;
+        };
+        let info = TransactionInfo {
+            xid: transaction.xid,
+            commit_lsn: transaction.commit_lsn,
+            commit_micros: transaction.commit_micros,
+            topic_prefix: &config.topic_prefix,
+        };
+        let mut out = Vec::with_capacity(records.len() + 2);
+        let counts = match transaction.counts.as_mut() {
+            Some(counts) => counts,
+            None => {
+                // A transaction without captured changes gets no BEGIN/END, as in Debezium.
+                let Some(first) = records.first() else {
+                    return records;
+                };
+                out.push(self.transaction_schemas.begin(&info, first));
+                transaction.counts.insert(TransactionCounts::default())
+            }
+        };
+        let mut records = records;
+        self.transaction_schemas.stamp(&info, counts, &mut records);
+        out.extend(records);
+        if let Some(offset) = end {
+            let counts = transaction.counts.take().unwrap_or_default();
+            out.push(
+                self.transaction_schemas
+                    .end(&info, counts, &self.partition, offset),
+            );
+        }
+        out
     }
 
     fn on_message(
@@ -658,7 +752,15 @@ impl PostgresSourceTask {
         tracing::warn!(error = %cause, "lost the connection to Postgres; reconnecting with backoff");
         self.stream = None;
         self.client = None;
-        self.transaction = None;
+        if let Some(transaction) = self.transaction.take()
+            && let Some(through) = transaction.sent_through
+        {
+            // The server sends the transaction again from its start: skip what went out.
+            self.skip = Some((transaction.commit_lsn, through));
+        }
+        self.streams.clear();
+        self.stream_block = None;
+        self.replay = None;
         self.decoder = Decoder::default();
         self.reconnect = Some(Reconnect {
             attempt: 0,
@@ -682,9 +784,8 @@ impl PostgresSourceTask {
         let resume = self.resume_lsn.or(self.start_lsn);
         let connected = async {
             let client = connect(&config).await?;
-            let wire = ReplicationClient::connect(Self::replication_config(&config, resume))
-                .await
-                .map_err(|e| replication_error(&config, e))?;
+            let mut wire = ReplicationClient::connect(&config).await?;
+            wire.start(&config, resume).await?;
             Ok::<_, Error>((client, wire))
         }
         .await;
@@ -756,7 +857,7 @@ impl PostgresSourceTask {
             return;
         }
         if let Some(stream) = &self.stream {
-            stream.update_applied_lsn(WireLsn(lsn));
+            stream.confirm(lsn);
             self.confirmed_lsn = lsn;
         }
     }
@@ -788,8 +889,11 @@ impl PostgresSourceTask {
                 }
             }
         }
-        let deadline = tokio::time::Instant::now() + POLL_WAIT;
         let mut batch = Vec::new();
+        if self.replay_some(&mut batch).await? {
+            return Ok(batch);
+        }
+        let deadline = tokio::time::Instant::now() + POLL_WAIT;
         loop {
             let Some(stream) = self.stream.as_mut() else {
                 // snapshot.mode=initial_only: nothing more will come.
@@ -798,57 +902,172 @@ impl PostgresSourceTask {
             };
             let event = match tokio::time::timeout_at(deadline, stream.recv()).await {
                 Err(_) => return Ok(batch),
-                Ok(Err(e)) => {
-                    return Err(Error::retriable(format!("replication stream failed: {e}")));
-                }
+                Ok(Err(e)) => return Err(e),
                 Ok(Ok(None)) => return Err(Error::retriable("the replication stream ended")),
                 Ok(Ok(Some(event))) => event,
             };
             match event {
-                ReplicationEvent::Begin {
-                    xid,
-                    commit_time_micros,
-                    ..
-                } => {
-                    self.transaction = Some(Transaction {
-                        xid,
-                        commit_micros: unix_micros(commit_time_micros),
-                        records: Vec::new(),
-                    });
-                }
-                ReplicationEvent::XLogData {
-                    data, wal_start, ..
-                } => match self.decoder.decode(&data)? {
-                    Message::Relation { relation, .. } => self.on_relation(relation).await?,
-                    change @ (Message::Insert { .. }
-                    | Message::Update { .. }
-                    | Message::Delete { .. }
-                    | Message::Truncate { .. }) => self.on_change(change, u64::from(wal_start))?,
-                    _ => {}
-                },
-                ReplicationEvent::Commit { lsn, end_lsn, .. } => {
-                    batch.extend(self.on_commit(u64::from(lsn), u64::from(end_lsn)));
-                    if batch.len() >= self.config()?.max_batch {
+                WireEvent::KeepAlive { wal_end } => self.on_keepalive(wal_end),
+                WireEvent::XLogData { start, data } => {
+                    if self.on_wire_message(start, &data, &mut batch).await? {
                         return Ok(batch);
                     }
                 }
-                ReplicationEvent::KeepAlive { wal_end, .. } => {
-                    self.on_keepalive(u64::from(wal_end));
+            }
+        }
+    }
+
+    /// Handles one pgoutput message; returns whether the batch is ready to go.
+    async fn on_wire_message(
+        &mut self,
+        lsn: u64,
+        data: &[u8],
+        batch: &mut Vec<SourceRecord>,
+    ) -> Result<bool> {
+        if let Some(top) = self.stream_block
+            && data.first() != Some(&b'E')
+        {
+            // Inside a stream block every message is a data message of the streamed
+            // transaction, prefixed by its (sub)transaction id: kept until the transaction ends.
+            let xid = data
+                .get(1..5)
+                .map_or(top, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+            let spool = match self.streams.entry(top) {
+                std::collections::hash_map::Entry::Occupied(spool) => spool.into_mut(),
+                std::collections::hash_map::Entry::Vacant(slot) => slot.insert(Spool::new()?),
+            };
+            spool.append(xid, lsn, data)?;
+            return Ok(false);
+        }
+        match self.decoder.decode(data)? {
+            Message::Begin {
+                final_lsn,
+                commit_time,
+                xid,
+            } => self.begin_transaction(xid, final_lsn.0, unix_micros(commit_time)),
+            Message::Commit {
+                commit_lsn,
+                end_lsn,
+                ..
+            } => {
+                batch.extend(self.on_commit(commit_lsn.0, end_lsn.0));
+                return Ok(batch.len() >= self.config()?.max_batch);
+            }
+            Message::Relation { relation, .. } => {
+                let oid = relation.oid;
+                let table = self.table_schema(relation).await?;
+                self.tables.insert(oid, table);
+            }
+            change @ (Message::Insert { .. }
+            | Message::Update { .. }
+            | Message::Delete { .. }
+            | Message::Truncate { .. }) => {
+                self.on_change(change, lsn)?;
+                return Ok(self.release_part(batch));
+            }
+            Message::LogicalMessage {
+                transactional,
+                lsn,
+                prefix,
+                content,
+                ..
+            } => {
+                if let Some(record) = self.on_message(transactional, lsn.0, &prefix, &content) {
+                    if transactional && self.transaction.is_some() {
+                        self.push(vec![record]);
+                    } else {
+                        batch.push(record);
+                    }
                 }
-                ReplicationEvent::Message {
-                    transactional,
+            }
+            Message::StreamStart { xid, .. } => self.stream_block = Some(xid),
+            Message::StreamStop => self.stream_block = None,
+            Message::StreamAbort { xid, subxid } => {
+                if xid == subxid {
+                    if let Some(spool) = self.streams.remove(&xid) {
+                        tracing::info!(
+                            xid,
+                            messages = spool.messages(),
+                            "a streamed transaction rolled back; its kept changes are dropped"
+                        );
+                    }
+                } else if let Some(spool) = self.streams.get_mut(&xid) {
+                    spool.abort_subtransaction(subxid);
+                }
+            }
+            Message::StreamCommit {
+                xid,
+                commit_lsn,
+                end_lsn,
+                commit_time,
+            } => {
+                let spool = match self.streams.remove(&xid) {
+                    Some(spool) => spool,
+                    None => Spool::new()?,
+                };
+                tracing::info!(
+                    xid,
+                    messages = spool.messages(),
+                    "a streamed transaction committed; reading its kept changes back"
+                );
+                self.begin_transaction(xid, commit_lsn.0, unix_micros(commit_time));
+                self.replay = Some(Replay {
+                    spool: spool.replay()?,
+                    decoder: Decoder::inside_stream(),
+                    tables: HashMap::new(),
+                    commit_lsn: commit_lsn.0,
+                    end_lsn: end_lsn.0,
+                });
+                return self.replay_some(batch).await;
+            }
+            _ => {}
+        }
+        Ok(false)
+    }
+
+    /// Decodes a committed streamed transaction from its spool, until the batch is ready or
+    /// the transaction is done; returns whether the batch is ready to go.
+    async fn replay_some(&mut self, batch: &mut Vec<SourceRecord>) -> Result<bool> {
+        loop {
+            let Some(replay) = self.replay.as_mut() else {
+                return Ok(false);
+            };
+            let Some(kept) = replay.spool.next_message()? else {
+                let (commit_lsn, end_lsn) = (replay.commit_lsn, replay.end_lsn);
+                // At a stream's commit the server counts the relations it sent inside the
+                // stream as sent for the normal stream too: they become the current ones.
+                let streamed_tables = std::mem::take(&mut replay.tables);
+                self.tables.extend(streamed_tables);
+                self.replay = None;
+                batch.extend(self.on_commit(commit_lsn, end_lsn));
+                return Ok(batch.len() >= self.config()?.max_batch);
+            };
+            match replay.decoder.decode(&kept.message)? {
+                Message::Relation { relation, .. } => {
+                    let oid = relation.oid;
+                    let table = self.table_schema(relation).await?;
+                    if let Some(replay) = self.replay.as_mut() {
+                        replay.tables.insert(oid, table);
+                    }
+                }
+                _ if kept.aborted => {}
+                change @ (Message::Insert { .. }
+                | Message::Update { .. }
+                | Message::Delete { .. }
+                | Message::Truncate { .. }) => {
+                    self.on_change(change, kept.lsn)?;
+                    if self.release_part(batch) {
+                        return Ok(true);
+                    }
+                }
+                Message::LogicalMessage {
                     lsn,
                     prefix,
                     content,
+                    ..
                 } => {
-                    if let Some(record) =
-                        self.on_message(transactional, u64::from(lsn), &prefix, &content)
-                    {
-                        if transactional && self.transaction.is_some() {
-                            self.push(vec![record]);
-                        } else {
-                            batch.push(record);
-                        }
+                    if let Some(record) = self.on_message(true, lsn.0, &prefix, &content) {
+                        self.push(vec![record]);
                     }
                 }
                 _ => {}
@@ -872,6 +1091,17 @@ impl SourceTask for PostgresSourceTask {
             o.get("snapshot").and_then(|s| s.as_bool()) != Some(true)
                 || o.get("last_snapshot_record").and_then(|s| s.as_bool()) == Some(true)
         });
+        // An offset inside a large transaction (its commit lies beyond the resume point): the
+        // server sends that transaction again, and what went out is skipped.
+        self.skip = committed.as_ref().and_then(|o| {
+            let field = |name: &str| o.get(name).and_then(|v| v.as_u64());
+            let (resume, commit, through) =
+                (field("lsn")?, field("lsn_commit")?, field("lsn_proc")?);
+            (commit > resume).then_some((commit, through))
+        });
+        if let Some((commit, through)) = self.skip {
+            tracing::info!(commit_lsn = %Lsn(commit), through = %Lsn(through), "resuming inside a large transaction: its changes up to `through` went out already");
+        }
         self.partition = Arc::new(partition);
         self.metrics = context.metrics.clone();
         self.snapshot_progress = Arc::new(SnapshotProgress::new(context.metrics.clone()));
@@ -934,10 +1164,7 @@ impl SourceTask for PostgresSourceTask {
             }
             // Create the slot on a replication session and read the snapshot it exports, so the
             // snapshot and the stream meet exactly at the slot's consistent point.
-            let mut wire =
-                ReplicationClient::connect_gated(Self::replication_config(&config, None))
-                    .await
-                    .map_err(|e| replication_error(&config, e))?;
+            let mut wire = ReplicationClient::connect(&config).await?;
             let created = wire
                 .simple_query(&format!(
                     "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput EXPORT_SNAPSHOT",
@@ -950,13 +1177,7 @@ impl SourceTask for PostgresSourceTask {
                         config.slot
                     ))
                 })?;
-            let text = |i: usize| {
-                created
-                    .first()
-                    .and_then(|r| r.get(i))
-                    .and_then(|v| v.as_ref())
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-            };
+            let text = |i: usize| created.first().and_then(|r| r.get(i)).cloned().flatten();
             let consistent: Lsn = text(1).unwrap_or_default().parse().map_err(Error::data)?;
             tracing::info!(slot = %config.slot, consistent_point = %consistent, "created replication slot");
             if snapshot_now {
@@ -966,9 +1187,7 @@ impl SourceTask for PostgresSourceTask {
                     .await?;
                 self.after_snapshot = Some(AfterSnapshot::Start(wire));
             } else {
-                wire.start()
-                    .await
-                    .map_err(|e| Error::retriable(format!("starting replication: {e}")))?;
+                wire.start(&config, None).await?;
                 self.stream = Some(wire);
             }
         } else {
@@ -1044,16 +1263,12 @@ impl SourceTask for PostgresSourceTask {
 
     async fn stop(&mut self) -> Result<()> {
         self.client = None;
-        if let Some(mut stream) = self.stream.take() {
-            // Let the last confirmed position reach the server before closing, so the slot
-            // stands exactly at what is durable downstream (bounded: the server may be gone).
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
-            while stream.feedback_pending_since().is_some()
-                && tokio::time::Instant::now() < deadline
-            {
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(stream) = self.stream.take() {
+            // Reports the last confirmed position before closing, so the slot stands exactly
+            // at what is durable downstream (bounded: the server may be gone).
+            if let Err(e) = stream.shutdown().await {
+                tracing::debug!(error = %e, "closing the replication connection");
             }
-            let _ = stream.shutdown().await;
         }
         if let Some(config) = self.config.clone().filter(|c| c.drop_slot_on_stop) {
             let client = connect(&config).await?;

@@ -29,14 +29,6 @@ pub fn pg_error(what: &str, config: &PostgresConfig, error: tokio_postgres::Erro
     }
 }
 
-/// A failed replication connection: transient, so the task may be restarted to retry.
-pub fn replication_error(config: &PostgresConfig, error: pgwire_replication::PgWireError) -> Error {
-    Error::retriable(format!(
-        "replication connection to {}:{} failed: {error}",
-        config.host, config.port
-    ))
-}
-
 pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }

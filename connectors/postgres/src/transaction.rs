@@ -1,12 +1,14 @@
 //! Debezium's transaction metadata (`provide.transaction.metadata=true`): a `BEGIN` and an
 //! `END` record per transaction on `<topic.prefix>.transaction`, and a `transaction` block
-//! (`id`, `total_order`, `data_collection_order`) in every change event between them.
+//! (`id`, `total_order`, `data_collection_order`) in every change event between them. A large
+//! transaction may be sent over several poll batches: `BEGIN` goes out with the first, the
+//! counts are kept, and `END` goes out with the last.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
-use sluice_api::record::{Record, SourceRecord};
+use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 
 use crate::envelope::transaction_schema;
 
@@ -56,64 +58,89 @@ pub struct TransactionInfo<'a> {
     pub topic_prefix: &'a str,
 }
 
+impl TransactionInfo<'_> {
+    /// Debezium's transaction id: `<txId>:<commit LSN>`.
+    fn id(&self) -> String {
+        format!("{}:{}", self.xid, self.commit_lsn)
+    }
+}
+
+/// The event counts of a transaction whose `BEGIN` went out, kept while its changes are sent
+/// (possibly over several poll batches) until its `END`.
+#[derive(Debug, Default)]
+pub struct TransactionCounts {
+    total: i64,
+    per_collection: BTreeMap<String, i64>,
+}
+
 impl TransactionSchemas {
-    /// Stamps each change event of `records` with its `transaction` block and wraps them in
-    /// `BEGIN` … `END` records (which take the offset of the first and last record, so the
-    /// transaction is still committed as a whole). Tombstones carry no block and are not
-    /// counted, as in Debezium.
-    pub fn wrap(
+    /// The `BEGIN` record, with the partition and offset of `like` (the first record after it).
+    pub fn begin(&self, info: &TransactionInfo<'_>, like: &SourceRecord) -> SourceRecord {
+        self.metadata(
+            info,
+            "BEGIN",
+            None,
+            &like.source_partition,
+            like.source_offset.clone(),
+        )
+    }
+
+    /// Stamps each change event of `records` with its `transaction` block, counting on from
+    /// `counts`. Tombstones carry no block and are not counted, as in Debezium.
+    pub fn stamp(
         &self,
         info: &TransactionInfo<'_>,
-        records: Vec<SourceRecord>,
-    ) -> Vec<SourceRecord> {
-        let (Some(first), Some(last)) = (records.first(), records.last()) else {
-            return records;
-        };
-        let id = format!("{}:{}", info.xid, info.commit_lsn);
-        let begin = self.metadata(info, &id, "BEGIN", None, first);
-        let end_template = last.clone();
-        let mut total = 0i64;
-        let mut per_collection: BTreeMap<String, i64> = BTreeMap::new();
-        let mut out = Vec::with_capacity(records.len() + 2);
-        out.push(begin);
-        for mut record in records {
+        counts: &mut TransactionCounts,
+        records: &mut [SourceRecord],
+    ) {
+        let id = info.id();
+        for record in records {
             if let Value::Struct(envelope) = &mut record.record.value
                 && let Some(collection) = data_collection(envelope)
             {
-                total += 1;
-                let order = per_collection.entry(collection).or_default();
+                counts.total += 1;
+                let order = counts.per_collection.entry(collection).or_default();
                 *order += 1;
                 let mut block = Struct::new(Arc::clone(&self.block));
                 let _ = block.put("id", Value::from(id.as_str()));
-                let _ = block.put("total_order", Value::Int64(total));
+                let _ = block.put("total_order", Value::Int64(counts.total));
                 let _ = block.put("data_collection_order", Value::Int64(*order));
                 let _ = envelope.put("transaction", Value::Struct(block));
             }
-            out.push(record);
         }
-        out.push(self.metadata(
-            info,
-            &id,
-            "END",
-            Some((total, per_collection)),
-            &end_template,
-        ));
-        out
+    }
+
+    /// The `END` record with the counts, carrying `offset` (the one that covers the whole
+    /// transaction).
+    pub fn end(
+        &self,
+        info: &TransactionInfo<'_>,
+        counts: TransactionCounts,
+        partition: &Arc<SourcePartition>,
+        offset: SourceOffset,
+    ) -> SourceRecord {
+        self.metadata(info, "END", Some(counts), partition, offset)
     }
 
     fn metadata(
         &self,
         info: &TransactionInfo<'_>,
-        id: &str,
         status: &str,
-        counts: Option<(i64, BTreeMap<String, i64>)>,
-        like: &SourceRecord,
+        counts: Option<TransactionCounts>,
+        partition: &Arc<SourcePartition>,
+        offset: SourceOffset,
     ) -> SourceRecord {
+        let id = info.id();
+        let id = id.as_str();
         let mut value = Struct::new(Arc::clone(&self.value));
         let _ = value.put("status", Value::from(status));
         let _ = value.put("id", Value::from(id));
         let _ = value.put("ts_ms", Value::Int64(info.commit_micros / 1000));
-        if let Some((total, per_collection)) = counts {
+        if let Some(TransactionCounts {
+            total,
+            per_collection,
+        }) = counts
+        {
             let _ = value.put("event_count", Value::Int64(total));
             let collections = per_collection
                 .into_iter()
@@ -138,8 +165,8 @@ impl TransactionSchemas {
         record.timestamp_ms = Some(info.commit_micros / 1000);
         SourceRecord {
             record,
-            source_partition: Arc::clone(&like.source_partition),
-            source_offset: like.source_offset.clone(),
+            source_partition: Arc::clone(partition),
+            source_offset: offset,
         }
     }
 }
