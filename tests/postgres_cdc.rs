@@ -955,8 +955,8 @@ fn cdc_through_kafka_replays_to_the_table_across_a_restart() {
     let worker = Worker::start_with_env(dir.path(), &args, &env);
     pg.mixed_workload(21, 20);
     wait_for_state(&pg, &events);
-    // A clean stop and restart: kill -9 through Tansu is covered by kafka_transport.rs, where
-    // Tansu's occasional failure to reassign a killed member's partitions is reported as such.
+    // A clean stop and restart: kill -9 through Tansu is covered by kafka_transport.rs, which
+    // also explains how Tansu can strand a killed member's partition.
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
     pg.mixed_workload(22, 20);

@@ -37,6 +37,22 @@ fn free_port() -> u16 {
 /// A record to produce: key and value, either may be null.
 pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
+/// Where the broker's own log goes: nowhere, or, when `SLUICE_TANSU_LOG` names a directory (set
+/// `RUST_LOG` too), to `tansu-<port>.log` in it, for when a group or protocol question needs
+/// Tansu's side.
+fn broker_log(port: u16) -> Stdio {
+    match std::env::var_os("SLUICE_TANSU_LOG") {
+        Some(dir) => {
+            let path = Path::new(&dir).join(format!("tansu-{port}.log"));
+            eprintln!("the broker on port {port} logs to {}", path.display());
+            std::fs::File::create(&path)
+                .map(Stdio::from)
+                .expect("SLUICE_TANSU_LOG names a directory to write broker logs in")
+        }
+        None => Stdio::null(),
+    }
+}
+
 /// A running broker, stopped when dropped.
 pub struct Broker {
     child: Child,
@@ -60,7 +76,7 @@ impl Broker {
                 "memory://tansu/",
             ])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(broker_log(port))
             .stderr(Stdio::null())
             .spawn()
             .unwrap();

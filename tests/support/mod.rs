@@ -161,7 +161,12 @@ impl Worker {
             .current_dir(dir)
             .env("SLUICE__LISTENERS", "http://127.0.0.1:0")
             .env("SLUICE__OFFSET_STORAGE_FILE_FILENAME", &offsets)
-            .env("RUST_LOG", "info")
+            // Tests read the info log; SLUICE_WORKER_RUST_LOG widens it when chasing a
+            // failure (e.g. `info,librdkafka=debug` with SLUICE__CONSUMER_DEBUG=cgrp).
+            .env(
+                "RUST_LOG",
+                std::env::var("SLUICE_WORKER_RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());

@@ -47,6 +47,18 @@ impl ConsumerContext for RebalanceContext {
             );
         }
     }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        // Which partitions a task owns is the first thing to know when a sink stalls.
+        if let Rebalance::Assign(partitions) = rebalance {
+            let assigned: Vec<String> = partitions
+                .elements()
+                .iter()
+                .map(|element| format!("{}-{}", element.topic(), element.partition()))
+                .collect();
+            tracing::info!(partitions = ?assigned, "partitions assigned by a rebalance");
+        }
+    }
 }
 
 /// One sink task's consumer.
