@@ -372,6 +372,114 @@ fn the_slot_advances_while_captured_tables_are_idle_and_the_rest_of_the_database
     assert!(exit.success(), "{logs}");
 }
 
+/// The LSN of the offset committed to `connect.offsets` in `dir`.
+fn committed_lsn(dir: &Path) -> Option<i64> {
+    let text = std::fs::read_to_string(dir.join("connect.offsets")).ok()?;
+    let offsets: Json = serde_json::from_str(&text).ok()?;
+    offsets["offsets"][0]["value"]["lsn"].as_i64()
+}
+
+/// Debezium's heartbeats: with `heartbeat.interval.ms`, records on
+/// `__debezium-heartbeat.<topic.prefix>` keyed by the server name, `heartbeat.action.query`
+/// run before each, and the committed offset itself (not only the slot) moved past WAL that
+/// made no change events, so a restart resumes from there.
+#[test]
+fn heartbeats_move_the_committed_offset_past_uncaptured_writes_and_run_the_action_query() {
+    let pg = Cluster::start();
+    pg.create_accounts();
+    pg.sql("create table busy (id bigserial primary key, note text)");
+    pg.sql("create table heartbeat_log (id bigserial primary key, at timestamptz default now())");
+    pg.sql("create publication accounts_only for table accounts");
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({
+            "publication.name": "accounts_only", "publication.autocreate.mode": "disabled",
+            "heartbeat.interval.ms": "200",
+            "heartbeat.action.query": "insert into heartbeat_log default values",
+        }),
+    );
+    let heartbeat_sink = dir.path().join("heartbeats.properties");
+    std::fs::write(
+        &heartbeat_sink,
+        "name=heartbeats\nconnector.class=FileStreamSink\nfile=heartbeats.jsonl\nformat=json\n\
+         topics=__debezium-heartbeat.dbserver1\n",
+    )
+    .unwrap();
+    args.push(heartbeat_sink.to_string_lossy().into_owned());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let beats = dir.path().join("heartbeats.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    pg.wait_for_slot("debezium");
+    pg.sql("set synchronous_commit = on; insert into accounts values (1, 'ann', 5)");
+    wait_until("the insert arrives", Duration::from_secs(30), || {
+        lines(&events).len() == 1
+    });
+
+    let before_busy: i64 = pg.sql("select (pg_current_wal_insert_lsn() - '0/0')::bigint")[0]
+        .parse()
+        .unwrap();
+    for i in 0..20 {
+        pg.sql(&format!("insert into busy (note) values ('unrelated {i}')"));
+    }
+    worker.wait_until(
+        "the committed offset moves past WAL written only by uncaptured tables",
+        Duration::from_secs(30),
+        || committed_lsn(dir.path()).is_some_and(|lsn| lsn > before_busy),
+    );
+    assert_eq!(lines(&events).len(), 1, "uncaptured tables emit nothing");
+    let beat: Json = serde_json::from_str(&lines(&beats)[0]).unwrap();
+    assert_eq!(beat["topic"], "__debezium-heartbeat.dbserver1");
+    assert_eq!(beat["key"], json!({"serverName": "dbserver1"}));
+    assert!(
+        beat["value"]["ts_ms"].as_i64().unwrap() > 1_600_000_000_000,
+        "ts_ms is the time in milliseconds: {beat}"
+    );
+    let heartbeats_seen = lines(&beats).len() as i64;
+    let runs: i64 = pg.sql("select count(*) from heartbeat_log")[0]
+        .parse()
+        .unwrap();
+    assert!(
+        runs >= heartbeats_seen,
+        "the action query runs before each heartbeat: {runs} runs, {heartbeats_seen} heartbeats"
+    );
+
+    // A restart resumes from the heartbeat's offset: the next change arrives, nothing repeats.
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    assert!(committed_lsn(dir.path()).unwrap() > before_busy);
+    let worker = Worker::start(dir.path(), &args);
+    pg.sql("set synchronous_commit = on; update accounts set balance = 6 where id = 1");
+    worker.wait_until("the update arrives", Duration::from_secs(30), || {
+        lines(&events).len() >= 2
+    });
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    let ops: Vec<String> = lines(&events)
+        .iter()
+        .map(|line| serde_json::from_str::<Json>(line).unwrap()["value"]["op"].to_string())
+        .collect();
+    assert_eq!(ops, [r#""c""#, r#""u""#], "nothing sent twice");
+
+    // An action query the server refuses fails the task with the server's message.
+    let config = std::fs::read_to_string(dir.path().join("inventory.json"))
+        .unwrap()
+        .replace("insert into heartbeat_log", "insert into no_such_table");
+    std::fs::write(dir.path().join("inventory.json"), config).unwrap();
+    let worker = Worker::start(dir.path(), &args);
+    let status = worker.wait_for_status("inventory", "the task fails", |s| {
+        support::all_tasks(s, "FAILED")
+    });
+    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    assert!(
+        trace.contains("running heartbeat.action.query failed")
+            && trace.contains(r#"relation "no_such_table" does not exist"#),
+        "{trace}"
+    );
+}
+
 /// `snapshot.mode=always` reads the table again at every start; `initial` does not.
 #[test]
 fn snapshot_mode_always_reads_the_table_at_every_start() {

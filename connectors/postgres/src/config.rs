@@ -54,6 +54,16 @@ pub fn config_def() -> ConfigDef {
             "How often to try reconnecting after the connection to Postgres is lost (with backoff from 250 ms to 30 s); -1: without limit, 0: fail at once."))
         .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll. Small transactions are never split; a larger one goes out in parts of this size, \
              each ending with an offset that resumes before the transaction and skips what was sent (as Debezium's lsn_proc)."))
+        .key(ConfigKey::optional("heartbeat.interval.ms", Int, "0", Medium,
+            "While streaming, send a heartbeat record to <topic.heartbeat.prefix>.<topic.prefix> this often, carrying the position \
+             decoded so far, so the stored offset and the slot move past WAL of tables that are not captured; 0: no heartbeats.")
+            .validate_with(Validator::Range { min: 0, max: i64::from(i32::MAX) }))
+        .key(ConfigKey::optional("topic.heartbeat.prefix", String, "__debezium-heartbeat", Low,
+            "Heartbeat records go to <this>.<topic.prefix>.")
+            .validate_with(Validator::NonEmpty))
+        .key(ConfigKey::optional("heartbeat.action.query", String, "", Low,
+            "A statement run on the database before each heartbeat (e.g. an update of a heartbeat table), so a quiet database \
+             still makes WAL the slot can move past; empty: none."))
         .key(ConfigKey::optional("slot.drop.on.stop", Boolean, "false", Low, "Drop the slot when the task stops (for tests; loses the position)."))
 }
 
@@ -194,6 +204,10 @@ pub struct PostgresConfig {
     pub max_retries: i64,
     pub snapshot_max_threads: usize,
     pub snapshot_fetch_size: usize,
+    /// `heartbeat.interval.ms`; `None` when 0.
+    pub heartbeat_interval: Option<std::time::Duration>,
+    pub heartbeat_topic_prefix: String,
+    pub heartbeat_action_query: Option<String>,
 }
 
 impl PostgresConfig {
@@ -236,6 +250,13 @@ impl PostgresConfig {
             snapshot_fetch_size: usize::try_from(config.i64("snapshot.fetch.size")?)
                 .unwrap_or(10240)
                 .max(1),
+            heartbeat_interval: u64::try_from(config.i64("heartbeat.interval.ms")?)
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(std::time::Duration::from_millis),
+            heartbeat_topic_prefix: config.string("topic.heartbeat.prefix")?,
+            heartbeat_action_query: Some(config.string("heartbeat.action.query")?)
+                .filter(|query| !query.trim().is_empty()),
         })
     }
 

@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod envelope;
+pub mod heartbeat;
 pub mod lsn;
 pub mod pgoutput;
 pub mod types;

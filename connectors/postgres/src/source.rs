@@ -24,6 +24,7 @@ use tokio_postgres::Client;
 
 use crate::config::{PostgresConfig, SnapshotMode};
 use crate::envelope::{SourceInfo, TableColumn, TableSchema, source_schema, source_value};
+use crate::heartbeat::Heartbeats;
 use crate::lsn::Lsn;
 use crate::pgoutput::{Decoder, Message, OldTuple, Relation, unix_micros};
 use crate::snapshot::{ResumePoint, SnapshotJob, SnapshotProgress, SnapshotReader, SnapshotTable};
@@ -134,6 +135,12 @@ pub struct PostgresSourceTask {
     /// this run started streaming.
     resume_lsn: Option<u64>,
     start_lsn: Option<u64>,
+    /// `heartbeat.interval.ms` > 0.
+    heartbeats: Option<Heartbeats>,
+    /// The server's decoding position at the last keepalive that found no transaction open:
+    /// everything before it was decoded (changes to tables outside the publication decode to
+    /// nothing).
+    idle_position: Option<u64>,
 }
 
 enum AfterSnapshot {
@@ -851,6 +858,46 @@ impl PostgresSourceTask {
         }
     }
 
+    /// Appends a heartbeat when one is due and the stream stands between transactions, after
+    /// running `heartbeat.action.query`. Its offset is the furthest position with nothing owed
+    /// before it, so committing it (after every record before it, as offsets are) moves the
+    /// stored offset and the slot past WAL that made no change events. None is sent while a
+    /// restart is still skipping the part of a large transaction that went out (the offset
+    /// would lose that), nor during a snapshot.
+    async fn add_heartbeat(&mut self, batch: &mut Vec<SourceRecord>) -> Result<()> {
+        let between_transactions = self.stream.is_some()
+            && self.snapshot.is_none()
+            && self.transaction.is_none()
+            && self.replay.is_none()
+            && self.skip.is_none();
+        let Some(heartbeats) = self.heartbeats.as_mut() else {
+            return Ok(());
+        };
+        if !between_transactions || !heartbeats.due(tokio::time::Instant::now()) {
+            return Ok(());
+        }
+        let Some(position) = [self.idle_position, self.last_end_lsn, self.resume_lsn]
+            .into_iter()
+            .flatten()
+            .max()
+        else {
+            return Ok(());
+        };
+        if let (Some(sql), Some(client), Some(config)) =
+            (heartbeats.action_query(), &self.client, &self.config)
+        {
+            match query(client, config, "running heartbeat.action.query", sql).await {
+                Ok(_) => {}
+                // A statement the server refuses is the config's fault: fail with its message.
+                Err(e) if e.kind() != ErrorKind::Retriable => return Err(e),
+                // A lost connection shows on the stream too; this heartbeat goes without it.
+                Err(e) => tracing::warn!(error = %e, "heartbeat.action.query did not run"),
+            }
+        }
+        batch.push(heartbeats.record(&self.partition, position, unix_now_micros() / 1000));
+        Ok(())
+    }
+
     /// Tells the server the slot may move to `lsn` (never backwards).
     fn confirm(&mut self, lsn: u64) {
         if lsn <= self.confirmed_lsn {
@@ -869,6 +916,9 @@ impl PostgresSourceTask {
     /// piling up behind a slot whose tables are idle while the rest of the database is not.
     fn on_keepalive(&mut self, wal_end: u64) {
         let idle = self.transaction.is_none() && self.snapshot.is_none();
+        if idle && self.replay.is_none() {
+            self.idle_position = self.idle_position.max(Some(wal_end));
+        }
         let caught_up = self.last_emitted.is_none() || self.everything_committed;
         if idle && caught_up && wal_end > self.confirmed_lsn {
             tracing::debug!(lsn = %Lsn(wal_end), "nothing pending: slot advanced on keepalive");
@@ -1106,6 +1156,7 @@ impl SourceTask for PostgresSourceTask {
         self.metrics = context.metrics.clone();
         self.snapshot_progress = Arc::new(SnapshotProgress::new(context.metrics.clone()));
         self.source_schema = Some(source_schema());
+        self.heartbeats = Heartbeats::new(&config);
         self.config = Some(config.clone());
 
         let client = Arc::new(connect(&config).await?);
@@ -1224,6 +1275,8 @@ impl SourceTask for PostgresSourceTask {
             }
             Err(e) => return Err(e),
         };
+        let mut batch = batch;
+        self.add_heartbeat(&mut batch).await?;
         if let Some(last) = batch.last() {
             self.last_emitted = Some(last.source_offset.clone());
             self.everything_committed = false;
