@@ -313,6 +313,37 @@ fn every_mapped_type_arrives_as_debezium_maps_it() {
     assert_eq!(*after, expected);
 }
 
+/// `time.precision.mode=connect`: date, time and timestamp in Kafka Connect's units (days,
+/// milliseconds) whatever the column's precision, in the snapshot and in the stream.
+#[test]
+fn time_precision_mode_connect_emits_milliseconds_in_snapshot_and_stream() {
+    let pg = Cluster::start();
+    pg.sql("create table accounts (id bigint primary key, day date, at time, ts timestamp)");
+    pg.sql("insert into accounts values (1, '2024-02-29', '10:20:30.123456', '2024-02-29 10:20:30.123456')");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(dir.path(), &pg, json!({"time.precision.mode": "connect"}));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    pg.wait_for_slot("debezium");
+    pg.sql("set synchronous_commit = on; insert into accounts values (2, '1969-12-31', '00:00:00.0005', '1969-12-31 23:59:59.9995')");
+    worker.wait_until(
+        "the snapshot row and the insert",
+        Duration::from_secs(30),
+        || lines(&events).len() == 2,
+    );
+    let after = |line: &str| serde_json::from_str::<Json>(line).unwrap()["value"]["after"].clone();
+    assert_eq!(
+        after(&lines(&events)[0]),
+        json!({"id": 1, "day": 19782, "at": 37230123, "ts": 1709202030123i64})
+    );
+    assert_eq!(
+        after(&lines(&events)[1]),
+        json!({"id": 2, "day": -1, "at": 0, "ts": -1}),
+        "milliseconds rounded down, as Connect's Timestamp holds them"
+    );
+}
+
 fn slot_confirmed(pg: &Cluster, slot: &str) -> i64 {
     pg.sql(&format!(
         "select (confirmed_flush_lsn - '0/0')::bigint from pg_replication_slots where slot_name = '{slot}'"

@@ -7,7 +7,7 @@ use sluice_api::config::{
 };
 use sluice_api::{Error, Result};
 
-use crate::types::DecimalMode;
+use crate::types::{DecimalMode, TimePrecision, ValueModes};
 
 /// The connector's config definition.
 pub fn config_def() -> ConfigDef {
@@ -50,6 +50,10 @@ pub fn config_def() -> ConfigDef {
         .key(ConfigKey::optional("tombstones.on.delete", Boolean, "true", Medium, "Follow each delete with a tombstone (same key, null value)."))
         .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "numeric as precise (Decimal), double or string.")
             .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
+        .key(ConfigKey::optional("time.precision.mode", String, "adaptive", Medium,
+            "date/time/timestamp as adaptive: Debezium's types by the column's precision (milliseconds up to 3 digits, else microseconds); \
+             adaptive_time_microseconds: the same with time always in microseconds; connect: Kafka Connect's Date/Time/Timestamp (milliseconds).")
+            .validate_with(Validator::OneOf(vec!["adaptive", "adaptive_time_microseconds", "connect"])))
         .key(ConfigKey::optional("errors.max.retries", Int, "-1", Low,
             "How often to try reconnecting after the connection to Postgres is lost (with backoff from 250 ms to 30 s); -1: without limit, 0: fail at once."))
         .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll. Small transactions are never split; a larger one goes out in parts of this size, \
@@ -199,6 +203,7 @@ pub struct PostgresConfig {
     pub tombstones: bool,
     pub transaction_metadata: bool,
     pub decimals: DecimalMode,
+    pub time_precision: TimePrecision,
     pub max_batch: usize,
     pub drop_slot_on_stop: bool,
     pub max_retries: i64,
@@ -241,6 +246,11 @@ impl PostgresConfig {
                 "string" => DecimalMode::String,
                 _ => DecimalMode::Precise,
             },
+            time_precision: match config.string("time.precision.mode")?.as_str() {
+                "adaptive_time_microseconds" => TimePrecision::AdaptiveTimeMicroseconds,
+                "connect" => TimePrecision::Connect,
+                _ => TimePrecision::Adaptive,
+            },
             max_batch: usize::try_from(config.i64("max.batch.size")?)
                 .unwrap_or(2048)
                 .max(1),
@@ -258,6 +268,14 @@ impl PostgresConfig {
             heartbeat_action_query: Some(config.string("heartbeat.action.query")?)
                 .filter(|query| !query.trim().is_empty()),
         })
+    }
+
+    /// How column values are mapped (`decimal.handling.mode`, `time.precision.mode`).
+    pub fn value_modes(&self) -> ValueModes {
+        ValueModes {
+            decimals: self.decimals,
+            time: self.time_precision,
+        }
     }
 
     /// How many connections read snapshot chunks at once.

@@ -9,7 +9,7 @@ use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 
 use crate::pgoutput::Column;
-use crate::types::{ColumnType, DecimalMode, column_schema, column_value};
+use crate::types::{ColumnType, ValueModes, column_schema, column_value};
 
 /// The value of `source.version`.
 pub const DEBEZIUM_COMPAT_VERSION: &str = concat!("sluice-", env!("CARGO_PKG_VERSION"));
@@ -39,7 +39,7 @@ pub struct TableSchema {
     column_schemas: Vec<SchemaRef>,
     /// Each column's field in the row struct (`None`: not emitted).
     fields: Vec<Option<usize>>,
-    decimals: DecimalMode,
+    modes: ValueModes,
 }
 
 /// Debezium's `io.debezium.connector.postgresql.Source` schema.
@@ -96,13 +96,13 @@ impl TableSchema {
         schema: &str,
         table: &str,
         columns: Vec<TableColumn>,
-        decimals: DecimalMode,
+        modes: ValueModes,
         source: &SchemaRef,
     ) -> TableSchema {
         let base = format!("{prefix}.{schema}.{table}");
         let column_schemas: Vec<SchemaRef> = columns
             .iter()
-            .map(|c| column_schema(&c.column_type, decimals, c.key))
+            .map(|c| column_schema(&c.column_type, modes, c.key))
             .collect();
         let mut row = Schema::struct_named(format!("{base}.Value")).optional();
         let mut key = Schema::struct_named(format!("{base}.Key"));
@@ -143,7 +143,7 @@ impl TableSchema {
             column_schemas,
             fields,
             columns,
-            decimals,
+            modes,
         }
     }
 
@@ -169,7 +169,7 @@ impl TableSchema {
                     };
                     column_value(
                         &column.column_type,
-                        self.decimals,
+                        self.modes,
                         &self.column_schemas[index],
                         &text,
                     )

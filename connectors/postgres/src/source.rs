@@ -336,7 +336,7 @@ impl PostgresSourceTask {
                 &schema,
                 &name,
                 table_columns,
-                config.decimals,
+                config.value_modes(),
                 &source,
             );
             tables.push(SnapshotTable {
@@ -426,7 +426,7 @@ impl PostgresSourceTask {
             &relation.namespace,
             &relation.name,
             columns,
-            config.decimals,
+            config.value_modes(),
             &source,
         );
         table.captured = captured;

@@ -18,6 +18,35 @@ pub enum DecimalMode {
     String,
 }
 
+/// How `date`, `time` and `timestamp` columns are emitted (`time.precision.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimePrecision {
+    /// By the column's precision: milliseconds (`io.debezium.time.Time`, `Timestamp`) up to 3
+    /// fractional digits, microseconds (`MicroTime`, `MicroTimestamp`) above.
+    Adaptive,
+    /// As adaptive, but `time` always in microseconds (`io.debezium.time.MicroTime`).
+    AdaptiveTimeMicroseconds,
+    /// Kafka Connect's logical types (`org.apache.kafka.connect.data.Date`, `Time`,
+    /// `Timestamp`): milliseconds whatever the precision, so microseconds are cut.
+    Connect,
+}
+
+/// The mapping choices the connector's settings make.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueModes {
+    pub decimals: DecimalMode,
+    pub time: TimePrecision,
+}
+
+impl Default for ValueModes {
+    fn default() -> Self {
+        ValueModes {
+            decimals: DecimalMode::Precise,
+            time: TimePrecision::Adaptive,
+        }
+    }
+}
+
 /// Well-known type OIDs.
 pub mod oid {
     pub const BOOL: u32 = 16;
@@ -127,18 +156,19 @@ fn named(schema_type: SchemaType, name: &str) -> Schema {
 }
 
 /// The Connect schema of a column (optional unless `required`).
-pub fn column_schema(column: &ColumnType, decimals: DecimalMode, required: bool) -> SchemaRef {
+pub fn column_schema(column: &ColumnType, modes: ValueModes, required: bool) -> SchemaRef {
     let schema = match &column.shape {
-        Shape::Array(element) => Schema::array(column_schema(element, decimals, false)),
+        Shape::Array(element) => Schema::array(column_schema(element, modes, false)),
         Shape::Enum(labels) => named(SchemaType::String, "io.debezium.data.Enum")
             .parameter("allowed", labels.join(",")),
         Shape::Hstore => named(SchemaType::String, "io.debezium.data.Json"),
-        Shape::Scalar => scalar_schema(column, decimals),
+        Shape::Scalar => scalar_schema(column, modes),
     };
     Arc::new(if required { schema } else { schema.optional() })
 }
 
-fn scalar_schema(column: &ColumnType, decimals: DecimalMode) -> Schema {
+fn scalar_schema(column: &ColumnType, modes: ValueModes) -> Schema {
+    let decimals = modes.decimals;
     match column.oid {
         oid::BOOL => Schema::of(SchemaType::Boolean),
         oid::INT2 => Schema::of(SchemaType::Int16),
@@ -149,15 +179,27 @@ fn scalar_schema(column: &ColumnType, decimals: DecimalMode) -> Schema {
         oid::BYTEA => Schema::of(SchemaType::Bytes),
         oid::UUID => named(SchemaType::String, "io.debezium.data.Uuid"),
         oid::JSON | oid::JSONB => named(SchemaType::String, "io.debezium.data.Json"),
-        oid::DATE => named(SchemaType::Int32, "io.debezium.time.Date"),
-        oid::TIME if column.time_precision() <= 3 => {
-            named(SchemaType::Int32, "io.debezium.time.Time")
+        oid::DATE | oid::TIME | oid::TIMESTAMP => {
+            let (schema_type, name) = match temporal_unit(column, modes.time) {
+                Temporal::Date => (SchemaType::Int32, "io.debezium.time.Date"),
+                Temporal::Millis if column.oid == oid::TIME => {
+                    (SchemaType::Int32, "io.debezium.time.Time")
+                }
+                Temporal::Millis => (SchemaType::Int64, "io.debezium.time.Timestamp"),
+                Temporal::Micros if column.oid == oid::TIME => {
+                    (SchemaType::Int64, "io.debezium.time.MicroTime")
+                }
+                Temporal::Micros => (SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
+                Temporal::ConnectDate => (SchemaType::Int32, "org.apache.kafka.connect.data.Date"),
+                Temporal::ConnectMillis if column.oid == oid::TIME => {
+                    (SchemaType::Int32, "org.apache.kafka.connect.data.Time")
+                }
+                Temporal::ConnectMillis => {
+                    (SchemaType::Int64, "org.apache.kafka.connect.data.Timestamp")
+                }
+            };
+            named(schema_type, name)
         }
-        oid::TIME => named(SchemaType::Int64, "io.debezium.time.MicroTime"),
-        oid::TIMESTAMP if column.time_precision() <= 3 => {
-            named(SchemaType::Int64, "io.debezium.time.Timestamp")
-        }
-        oid::TIMESTAMP => named(SchemaType::Int64, "io.debezium.time.MicroTimestamp"),
         oid::TIMESTAMPTZ => named(SchemaType::String, "io.debezium.time.ZonedTimestamp"),
         oid::NUMERIC => match (decimals, column.numeric_scale()) {
             (DecimalMode::Double, _) => Schema::of(SchemaType::Float64),
@@ -196,6 +238,27 @@ fn scalar_schema(column: &ColumnType, decimals: DecimalMode) -> Schema {
     }
 }
 
+/// The unit a `date`, `time` or `timestamp` column is emitted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Temporal {
+    Date,
+    Millis,
+    Micros,
+    ConnectDate,
+    ConnectMillis,
+}
+
+fn temporal_unit(column: &ColumnType, mode: TimePrecision) -> Temporal {
+    match (mode, column.oid) {
+        (TimePrecision::Connect, oid::DATE) => Temporal::ConnectDate,
+        (TimePrecision::Connect, _) => Temporal::ConnectMillis,
+        (_, oid::DATE) => Temporal::Date,
+        (TimePrecision::AdaptiveTimeMicroseconds, oid::TIME) => Temporal::Micros,
+        _ if column.time_precision() <= 3 => Temporal::Millis,
+        _ => Temporal::Micros,
+    }
+}
+
 /// Debezium's `money.fraction.digits` default.
 const MONEY_FRACTION_DIGITS: i32 = 2;
 
@@ -205,10 +268,11 @@ const DAYS_PER_MONTH_AVG: f64 = 365.25 / 12.0;
 /// Converts a value's text form to the value `column_schema` describes.
 pub fn column_value(
     column: &ColumnType,
-    decimals: DecimalMode,
+    modes: ValueModes,
     schema: &SchemaRef,
     text: &str,
 ) -> Result<Value> {
+    let decimals = modes.decimals;
     let bad = |what: &str| Error::data(format!("cannot read `{text}` as {what}"));
     match &column.shape {
         Shape::Scalar => {}
@@ -224,12 +288,12 @@ pub fn column_value(
             let element_schema = schema
                 .value_schema
                 .clone()
-                .unwrap_or_else(|| column_schema(element, decimals, false));
+                .unwrap_or_else(|| column_schema(element, modes, false));
             return items
                 .into_iter()
                 .map(|item| match item {
                     None => Ok(Value::Null),
-                    Some(item) => column_value(element, decimals, &element_schema, &item),
+                    Some(item) => column_value(element, modes, &element_schema, &item),
                 })
                 .collect::<Result<Vec<_>>>()
                 .map(Value::Array);
@@ -246,18 +310,16 @@ pub fn column_value(
         oid::DATE => Value::Int32(parse_date(text).ok_or_else(|| bad("date"))? as i32),
         oid::TIME => {
             let micros = parse_time(text).ok_or_else(|| bad("time"))?;
-            if column.time_precision() <= 3 {
-                Value::Int32((micros / 1000) as i32)
-            } else {
-                Value::Int64(micros)
+            match temporal_unit(column, modes.time) {
+                Temporal::Micros => Value::Int64(micros),
+                _ => Value::Int32((micros / 1000) as i32),
             }
         }
         oid::TIMESTAMP => {
             let micros = parse_timestamp(text).ok_or_else(|| bad("timestamp"))?;
-            if column.time_precision() <= 3 {
-                Value::Int64(micros.div_euclid(1000))
-            } else {
-                Value::Int64(micros)
+            match temporal_unit(column, modes.time) {
+                Temporal::Micros => Value::Int64(micros),
+                _ => Value::Int64(micros.div_euclid(1000)),
             }
         }
         oid::TIMESTAMPTZ => Value::String(zoned_timestamp(text).ok_or_else(|| bad("timestamptz"))?),
@@ -580,10 +642,126 @@ fn twos_complement(value: i128) -> Vec<u8> {
 mod tests {
     use super::*;
 
+    fn with(decimals: DecimalMode) -> ValueModes {
+        ValueModes {
+            decimals,
+            ..ValueModes::default()
+        }
+    }
+
+    /// The schema name and value of `text` in a column of type `oid(modifier)` under `time`.
+    fn temporal(time: TimePrecision, oid: u32, modifier: i32, text: &str) -> (String, Value) {
+        let modes = ValueModes {
+            time,
+            ..ValueModes::default()
+        };
+        let column = ColumnType::scalar(oid, modifier);
+        let schema = column_schema(&column, modes, false);
+        let value = column_value(&column, modes, &schema, text).unwrap();
+        (schema.name.clone().unwrap_or_default(), value)
+    }
+
+    #[test]
+    fn time_precision_mode_picks_debezium_s_or_connect_s_temporal_types() {
+        use TimePrecision::*;
+        let day = "2024-02-29";
+        let time = "10:20:30.123456";
+        let stamp = "1969-12-31 23:59:59.9995";
+        let named = |name: &str, value: Value| (name.to_owned(), value);
+        let cases = [
+            (
+                Adaptive,
+                oid::DATE,
+                -1,
+                day,
+                named("io.debezium.time.Date", Value::Int32(19782)),
+            ),
+            (
+                Adaptive,
+                oid::TIME,
+                3,
+                "10:20:30.123",
+                named("io.debezium.time.Time", Value::Int32(37_230_123)),
+            ),
+            (
+                Adaptive,
+                oid::TIME,
+                -1,
+                time,
+                named("io.debezium.time.MicroTime", Value::Int64(37_230_123_456)),
+            ),
+            (
+                Adaptive,
+                oid::TIMESTAMP,
+                3,
+                "1969-12-31 23:59:59.999",
+                named("io.debezium.time.Timestamp", Value::Int64(-1)),
+            ),
+            (
+                Adaptive,
+                oid::TIMESTAMP,
+                -1,
+                stamp,
+                named("io.debezium.time.MicroTimestamp", Value::Int64(-500)),
+            ),
+            (
+                AdaptiveTimeMicroseconds,
+                oid::TIME,
+                3,
+                "10:20:30.123",
+                named("io.debezium.time.MicroTime", Value::Int64(37_230_123_000)),
+            ),
+            (
+                AdaptiveTimeMicroseconds,
+                oid::TIMESTAMP,
+                3,
+                "1969-12-31 23:59:59.999",
+                named("io.debezium.time.Timestamp", Value::Int64(-1)),
+            ),
+            (
+                Connect,
+                oid::DATE,
+                -1,
+                day,
+                named("org.apache.kafka.connect.data.Date", Value::Int32(19782)),
+            ),
+            (
+                Connect,
+                oid::TIME,
+                -1,
+                time,
+                named(
+                    "org.apache.kafka.connect.data.Time",
+                    Value::Int32(37_230_123),
+                ),
+            ),
+            // Milliseconds, rounded down as Connect's Timestamp (a java.util.Date) holds them.
+            (
+                Connect,
+                oid::TIMESTAMP,
+                -1,
+                stamp,
+                named("org.apache.kafka.connect.data.Timestamp", Value::Int64(-1)),
+            ),
+        ];
+        for (mode, oid, modifier, text, expected) in cases {
+            assert_eq!(
+                temporal(mode, oid, modifier, text),
+                expected,
+                "{mode:?} {oid} {text}"
+            );
+        }
+        let (name, _) = temporal(Connect, oid::TIMESTAMPTZ, -1, "2024-03-01 01:00:00+02");
+        assert_eq!(
+            name, "io.debezium.time.ZonedTimestamp",
+            "timestamptz keeps its zone in every mode"
+        );
+    }
+
     fn value(oid: u32, modifier: i32, text: &str) -> Value {
         let column = ColumnType::scalar(oid, modifier);
-        let schema = column_schema(&column, DecimalMode::Precise, false);
-        column_value(&column, DecimalMode::Precise, &schema, text).unwrap()
+        let schema = column_schema(&column, with(DecimalMode::Precise), false);
+        column_value(&column, with(DecimalMode::Precise), &schema, text).unwrap()
     }
 
     #[test]
@@ -605,10 +783,10 @@ mod tests {
             modifier: -1,
             shape: Shape::Array(Box::new(ColumnType::scalar(oid::INT4, -1))),
         };
-        let schema = column_schema(&ints, DecimalMode::Precise, false);
+        let schema = column_schema(&ints, with(DecimalMode::Precise), false);
         assert_eq!(schema.schema_type, SchemaType::Array);
         assert_eq!(
-            column_value(&ints, DecimalMode::Precise, &schema, "{1,NULL,-3}").unwrap(),
+            column_value(&ints, with(DecimalMode::Precise), &schema, "{1,NULL,-3}").unwrap(),
             Value::Array(vec![Value::Int32(1), Value::Null, Value::Int32(-3)])
         );
 
@@ -691,7 +869,7 @@ mod tests {
         );
         let schema = column_schema(
             &ColumnType::scalar(oid::NUMERIC, modifier),
-            DecimalMode::Precise,
+            with(DecimalMode::Precise),
             false,
         );
         assert_eq!(
@@ -714,14 +892,14 @@ mod tests {
             Some(&Value::Bytes(vec![0x04, 0xCB, 0x2F]))
         );
         let column = ColumnType::scalar(oid::NUMERIC, modifier);
-        let double = column_schema(&column, DecimalMode::Double, false);
+        let double = column_schema(&column, with(DecimalMode::Double), false);
         assert_eq!(
-            column_value(&column, DecimalMode::Double, &double, "12.5").unwrap(),
+            column_value(&column, with(DecimalMode::Double), &double, "12.5").unwrap(),
             Value::Float64(12.5)
         );
-        let string = column_schema(&column, DecimalMode::String, false);
+        let string = column_schema(&column, with(DecimalMode::String), false);
         assert_eq!(
-            column_value(&column, DecimalMode::String, &string, "12.50").unwrap(),
+            column_value(&column, with(DecimalMode::String), &string, "12.50").unwrap(),
             Value::from("12.50")
         );
     }
@@ -755,7 +933,7 @@ mod tests {
         assert_eq!(
             column_schema(
                 &ColumnType::scalar(oid::TIMESTAMP, -1),
-                DecimalMode::Precise,
+                with(DecimalMode::Precise),
                 false
             )
             .name
@@ -767,8 +945,8 @@ mod tests {
     #[test]
     fn bad_text_is_a_data_error_naming_the_value() {
         let column = ColumnType::scalar(oid::INT4, -1);
-        let schema = column_schema(&column, DecimalMode::Precise, true);
-        let err = column_value(&column, DecimalMode::Precise, &schema, "x").unwrap_err();
+        let schema = column_schema(&column, with(DecimalMode::Precise), true);
+        let err = column_value(&column, with(DecimalMode::Precise), &schema, "x").unwrap_err();
         assert!(err.message().contains("cannot read `x` as int4"), "{err}");
     }
 }
