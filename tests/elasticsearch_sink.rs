@@ -132,8 +132,7 @@ fn cdc_through_kafka_mirrors_the_table_and_a_full_replay_changes_nothing() {
         &versioned,
     ));
     let env = [("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str())];
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let worker = Worker::start_with_env(dir.path(), &argv, &env);
+    let worker = Worker::start_with_env(dir.path(), &args, &env);
     pg.mixed_workload(7, 40);
     wait_for_mirror(&pg, &fake, &worker);
     assert!(
@@ -169,8 +168,7 @@ fn cdc_through_kafka_mirrors_the_table_and_a_full_replay_changes_nothing() {
         &fake.url(),
         &versioned,
     ));
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let worker = Worker::start_with_env(dir.path(), &argv, &env);
+    let worker = Worker::start_with_env(dir.path(), &args, &env);
     worker.wait_until(
         "the replaying sink commits the same offsets",
         Duration::from_secs(120),
@@ -224,8 +222,7 @@ fn retries_keep_per_document_order_and_offsets_never_pass_the_index() {
         &fake.url(),
         &sink_settings,
     ));
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let worker = Worker::start_with_env(dir.path(), &argv, &[]);
+    let worker = Worker::start_with_env(dir.path(), &args, &[]);
     wait_for_mirror(&pg, &fake, &worker);
 
     fake.fail_requests(&[429, 503, 503, 429]);
@@ -267,7 +264,7 @@ fn retries_keep_per_document_order_and_offsets_never_pass_the_index() {
     );
     worker.kill9();
     fake.clear_faults();
-    let worker = Worker::start_with_env(dir.path(), &argv, &[]);
+    let worker = Worker::start_with_env(dir.path(), &args, &[]);
     wait_for_mirror(&pg, &fake, &worker);
     assert!(fake.documents(INDEX).contains_key("100"));
     let (exit, logs) = worker.terminate();
@@ -331,9 +328,8 @@ fn malformed_documents_are_skipped_warned_dead_lettered_or_fail_the_task() {
         .unwrap();
         args.push(path.to_string_lossy().into_owned());
     }
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
     let env = [("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str())];
-    let worker = Worker::start_with_env(dir.path(), &argv, &env);
+    let worker = Worker::start_with_env(dir.path(), &args, &env);
     let good = |index: &str| {
         let docs = fake.documents(index);
         docs.get("k1") == Some(&json!({"n": 1})) && docs.get("k3") == Some(&json!({"n": 3}))
@@ -485,8 +481,7 @@ fn upserts_mirror_the_table_and_requests_fail_over_to_the_next_url() {
         &urls,
         &[("write.method", "upsert")],
     ));
-    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
-    let worker = Worker::start_with_env(dir.path(), &argv, &[]);
+    let worker = Worker::start_with_env(dir.path(), &args, &[]);
     pg.mixed_workload(3, 30);
     wait_for_mirror(&pg, &fake, &worker);
     assert!(fake.stats().updates >= 10, "{:?}", fake.stats());

@@ -25,7 +25,12 @@ fn kafka_env(broker: &Broker) -> Vec<(&'static str, String)> {
     vec![("SLUICE__BOOTSTRAP_SERVERS", broker.addr.clone())]
 }
 
-fn start(dir: &Path, broker: &Broker, args: &[&str], extra: &[(&'static str, &str)]) -> Worker {
+fn start(
+    dir: &Path,
+    broker: &Broker,
+    args: &[impl AsRef<str>],
+    extra: &[(&'static str, &str)],
+) -> Worker {
     let mut env: Vec<(&str, String)> = kafka_env(broker);
     env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
@@ -84,7 +89,6 @@ fn kill_9_during_a_100k_line_stream_loses_nothing_and_a_clean_restart_repeats_no
     let sink_path = dir.path().join("test.sink.txt");
     let source = numbered(0..100_000);
     let args = [config(KAFKA_WORKER), config(SOURCE), config(SINK)];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     // Commits every second, so kills land between commits with records in flight.
     //
     // A killed worker's consumer stays in the group until its session (6 s here) times out.
@@ -193,7 +197,6 @@ fn offsets_in_a_topic_use_kafka_connect_s_format_both_ways() {
         config(SOURCE),
         config(SINK),
     ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let worker = start(dir.path(), &broker, &args, &[]);
     let sink = dir.path().join("test.sink.txt");
     wait_until(

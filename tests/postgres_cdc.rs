@@ -104,7 +104,6 @@ fn snapshot_plus_stream_replays_to_the_table_even_across_kill_9() {
     pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
 
     let worker = Worker::start(dir.path(), &args);
@@ -162,7 +161,6 @@ fn deletes_carry_the_key_then_a_tombstone_and_updates_the_new_row() {
     pg.create_accounts();
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let _worker = Worker::start(dir.path(), &args);
     pg.sql("insert into accounts values (7, 'ann', 5)");
@@ -267,7 +265,6 @@ fn every_mapped_type_arrives_as_debezium_maps_it() {
     );
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let _worker = Worker::start(dir.path(), &args);
     pg.sql(
@@ -322,7 +319,6 @@ fn time_precision_mode_connect_emits_milliseconds_in_snapshot_and_stream() {
     pg.sql("insert into accounts values (1, '2024-02-29', '10:20:30.123456', '2024-02-29 10:20:30.123456')");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs_with(dir.path(), &pg, json!({"time.precision.mode": "connect"}));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     pg.wait_for_slot("debezium");
@@ -367,7 +363,6 @@ fn the_slot_advances_while_captured_tables_are_idle_and_the_rest_of_the_database
         &pg,
         json!({"publication.name": "accounts_only", "publication.autocreate.mode": "disabled"}),
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     pg.sql("set synchronous_commit = on; insert into accounts values (1, 'ann', 5)");
@@ -439,7 +434,6 @@ fn heartbeats_move_the_committed_offset_past_uncaptured_writes_and_run_the_actio
     )
     .unwrap();
     args.push(heartbeat_sink.to_string_lossy().into_owned());
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let beats = dir.path().join("heartbeats.jsonl");
     let worker = Worker::start(dir.path(), &args);
@@ -519,7 +513,6 @@ fn snapshot_mode_always_reads_the_table_at_every_start() {
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 3) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs_with(dir.path(), &pg, json!({"snapshot.mode": "always"}));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let ops = || -> Vec<String> {
         lines(&events)
@@ -589,7 +582,6 @@ fn snapshot_mode_initial_only_sends_the_snapshot_and_no_changes() {
             .to_string_lossy()
             .into_owned(),
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let witness = dir.path().join("witness.jsonl");
 
@@ -623,7 +615,6 @@ fn a_lost_slot_fails_initial_and_resnapshots_under_when_needed() {
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 3) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     pg.sql("set synchronous_commit = on; insert into accounts values (4, 'dan', 4)");
@@ -647,7 +638,6 @@ fn a_lost_slot_fails_initial_and_resnapshots_under_when_needed() {
     let (_, _) = worker.terminate();
 
     let args = write_configs_with(dir.path(), &pg, json!({"snapshot.mode": "when_needed"}));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let worker = Worker::start(dir.path(), &args);
     wait_until("a new snapshot", Duration::from_secs(30), || {
         lines(&events).len() == 8
@@ -674,7 +664,6 @@ fn filters_apply_to_streamed_changes_and_key_changes_become_delete_and_create() 
         &pg,
         json!({"table.include.list": "public\\.acc.*", "column.exclude.list": "public\\.accounts\\.owner"}),
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     wait_until("the snapshot", Duration::from_secs(30), || {
@@ -727,8 +716,7 @@ fn an_include_list_beside_an_exclude_list_is_refused_with_the_fix() {
         &pg,
         json!({"table.exclude.list": "public\\.audit"}),
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let out = support::run(dir.path(), &["validate", args[2]]);
+    let out = support::run(dir.path(), &["validate", args[2].as_str()]);
     let text =
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success(), "{text}");
@@ -750,7 +738,6 @@ fn transaction_metadata_wraps_each_transaction_in_begin_and_end() {
         &pg,
         json!({"provide.transaction.metadata": "true", "tombstones.on.delete": "false"}),
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     pg.wait_for_slot("debezium");
@@ -796,7 +783,6 @@ fn a_postgres_restart_mid_stream_is_survived_by_reconnecting() {
     pg.create_accounts();
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     pg.mixed_workload(7, 20);
@@ -845,7 +831,6 @@ fn a_parallel_chunked_snapshot_under_concurrent_writes_replays_to_the_table() {
         &pg,
         json!({"snapshot.max.threads": "3", "snapshot.fetch.size": "700"}),
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     // Writes while the snapshot is read (ids 1..40 are the ones the workload touches).
@@ -917,7 +902,6 @@ fn a_snapshot_interrupted_by_kill_9_resumes_after_the_last_committed_row() {
         &pg,
         json!({"snapshot.max.threads": "1", "snapshot.fetch.size": "1000", "max.batch.size": "500"}),
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let offsets = dir.path().join("connect.offsets");
     let worker = Worker::start(dir.path(), &args);
@@ -997,7 +981,6 @@ fn a_randomized_workload_with_truncate_and_alter_survives_five_kill_9s() {
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 30) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let mut worker = Worker::start(dir.path(), &args);
     for round in 0..5u64 {
@@ -1043,7 +1026,6 @@ fn an_unchanged_toasted_value_arrives_as_debezium_s_placeholder() {
     pg.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null, big text)");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     // ~32 kB of incompressible text: stored out of line (TOAST).
@@ -1085,7 +1067,6 @@ fn cdc_through_kafka_replays_to_the_table_across_a_restart() {
          offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
     )
     .unwrap();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env = [
         ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str()),
         ("SLUICE__CONSUMER_SESSION_TIMEOUT_MS", "6000"),
@@ -1136,7 +1117,6 @@ fn debezium_s_unwrap_and_kafka_connect_smts_transform_the_stream() {
             "transforms.mask.replacement": "***",
         }),
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     pg.wait_for_slot("debezium");
@@ -1205,7 +1185,6 @@ fn large_transactions_are_streamed_by_the_server_spooled_and_sent_in_parts() {
         &pg,
         json!({"provide.transaction.metadata": "true", "max.batch.size": "100", "tombstones.on.delete": "false"}),
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     pg.wait_for_slot("debezium");
@@ -1287,7 +1266,6 @@ fn a_restart_in_the_middle_of_a_large_transaction_skips_what_was_sent() {
         &pg,
         json!({"max.batch.size": "100", "provide.transaction.metadata": "true"}),
     );
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start(dir.path(), &args);
     pg.wait_for_slot("debezium");
@@ -1322,7 +1300,6 @@ fn a_restart_in_the_middle_of_a_large_transaction_skips_what_was_sent() {
         &pg,
         json!({"max.batch.size": "100", "slot.name": "again"}),
     );
-    let args2: Vec<&str> = args2.iter().map(String::as_str).collect();
     std::fs::write(
         dir2.path().join("connect.offsets"),
         json!({"version": 1, "offsets": [{

@@ -77,7 +77,6 @@ fn kill_9_mid_stream_loses_no_line_and_only_replays_from_the_last_commit() {
         config("quickstart/connect-file-source.properties"),
         config("quickstart/connect-file-sink.properties"),
     ];
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let chunk = total / 4;
     for round in 0..3 {
         append_lines(

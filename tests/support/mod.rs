@@ -138,26 +138,26 @@ pub struct Worker {
 
 impl Worker {
     /// `sluice standalone ARGS` in `dir`, REST on a free port, offsets in `dir/connect.offsets`.
-    /// Waits until the worker has started its connectors.
-    pub fn start(dir: &Path, args: &[&str]) -> Worker {
+    /// Waits until the worker has started its connectors. `args` may be `&str`s or `String`s.
+    pub fn start(dir: &Path, args: &[impl AsRef<str>]) -> Worker {
         Worker::start_with_env(dir, args, &[])
     }
 
     /// Like [`Worker::start`] with extra environment variables (which may override the
     /// defaults above).
-    pub fn start_with_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Worker {
+    pub fn start_with_env(dir: &Path, args: &[impl AsRef<str>], env: &[(&str, &str)]) -> Worker {
         let worker = Worker::spawn(dir, args, env);
         worker.wait_for_log("the worker to start", "worker started");
         worker
     }
 
     /// Spawns without waiting for start-up.
-    pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Worker {
+    pub fn spawn(dir: &Path, args: &[impl AsRef<str>], env: &[(&str, &str)]) -> Worker {
         let offsets = dir.join("connect.offsets");
         let mut command = Command::new(sluice_bin());
         command
             .arg("standalone")
-            .args(args)
+            .args(args.iter().map(AsRef::as_ref))
             .current_dir(dir)
             .env("SLUICE__LISTENERS", "http://127.0.0.1:0")
             .env("SLUICE__OFFSET_STORAGE_FILE_FILENAME", &offsets)
