@@ -117,6 +117,37 @@ impl Cluster {
         }
     }
 
+    /// Holds `ACCESS EXCLUSIVE` on `table` in an open transaction (so reads of it wait) until
+    /// the returned guard is dropped or the server cuts the session.
+    pub fn hold_exclusive_lock(&self, table: &str) -> LockHolder {
+        let mut psql = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(["-U", "postgres", "-d", "postgres", "-q"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = psql.stdin.take().unwrap();
+        writeln!(stdin, "begin; lock table {table} in access exclusive mode;").unwrap();
+        let held = format!(
+            "select 1 from pg_locks where relation = '{table}'::regclass and mode = 'AccessExclusiveLock' and granted"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while self.sql(&held).is_empty() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out after 30s waiting for the lock on {table}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        LockHolder {
+            psql,
+            _stdin: stdin,
+        }
+    }
+
     /// Stops the server (fast shutdown: sessions are cut), keeping its data.
     pub fn stop(&self) {
         let status = Command::new(scripts().join("pg-stop.sh"))
@@ -136,6 +167,20 @@ impl Cluster {
             .status()
             .unwrap();
         assert!(status.success(), "scripts/pg-start.sh failed");
+    }
+}
+
+/// A psql session holding a lock; dropping it ends the session.
+pub struct LockHolder {
+    psql: std::process::Child,
+    /// Kept open: psql ends the transaction at end of input.
+    _stdin: std::process::ChildStdin,
+}
+
+impl Drop for LockHolder {
+    fn drop(&mut self) {
+        let _ = self.psql.kill();
+        let _ = self.psql.wait();
     }
 }
 

@@ -131,9 +131,15 @@ impl SnapshotProgress {
         self.metrics.set("snapshot_tables_done", done as f64);
     }
 
+    /// The counter of table `name`; a snapshot read again after a lost connection goes on
+    /// counting where it was.
     fn add(&self, name: &str, estimated: i64) -> Arc<AtomicU64> {
+        let mut tables = self.tables.lock().unwrap();
+        if let Some(known) = tables.iter().find(|t| t.name == name) {
+            return Arc::clone(&known.rows);
+        }
         let rows = Arc::new(AtomicU64::new(0));
-        self.tables.lock().unwrap().push(TableProgress {
+        tables.push(TableProgress {
             name: name.to_owned(),
             estimated,
             rows: Arc::clone(&rows),
@@ -181,6 +187,8 @@ pub struct SnapshotReader {
     runner: Option<JoinHandle<Result<()>>>,
     held: Option<SourceRecord>,
     lsn: u64,
+    /// Where reading again would go on: after the last record handed out.
+    handed_out_through: Option<ResumePoint>,
 }
 
 impl SnapshotReader {
@@ -190,13 +198,21 @@ impl SnapshotReader {
         let capacity = job.config.max_batch.max(1);
         let (sender, records) = mpsc::channel(capacity);
         let lsn = job.lsn;
+        let handed_out_through = job.resume.clone();
         let runner = tokio::spawn(run(job, sender));
         SnapshotReader {
             records,
             runner: Some(runner),
             held: None,
             lsn,
+            handed_out_through,
         }
+    }
+
+    /// Where a snapshot read again (in a new view, after a lost connection) goes on so that
+    /// every row handed out so far is not sent twice: `None` is the first table's start.
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        self.handed_out_through.clone()
     }
 
     /// Up to `max` records, waiting at most `wait`. `None` once the snapshot is complete and
@@ -251,9 +267,10 @@ impl SnapshotReader {
     }
 
     /// Completes the offset of the batch's last record.
-    fn seal(&self, mut batch: Vec<SourceRecord>) -> Vec<SourceRecord> {
+    fn seal(&mut self, mut batch: Vec<SourceRecord>) -> Vec<SourceRecord> {
         if let Some(last) = batch.last_mut() {
             self.complete(last, false);
+            self.handed_out_through = ResumePoint::from_offset(&last.source_offset);
         }
         batch
     }

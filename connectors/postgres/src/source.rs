@@ -154,6 +154,17 @@ struct Reconnect {
     attempt: u32,
     next_at: tokio::time::Instant,
     cause: Error,
+    what: Resumption,
+}
+
+/// What a reconnection starts again.
+enum Resumption {
+    /// The stream, after the last transaction handed out.
+    Stream,
+    /// The snapshot, in a new view, after the last row handed out (`None`: from its start).
+    /// The slot stays where it was, so changes between the old view and the new one arrive
+    /// from the stream as well: at least once, none missed.
+    Snapshot(Option<ResumePoint>),
 }
 
 /// How often the slot's lag is measured.
@@ -769,10 +780,30 @@ impl PostgresSourceTask {
         self.stream_block = None;
         self.replay = None;
         self.decoder = Decoder::default();
+        self.schedule_reconnect(cause, Resumption::Stream);
+    }
+
+    /// A snapshot reader lost its connection: the view it read is gone with it (and the slot's
+    /// exported snapshot with the idle replication session), so the snapshot is read again in a
+    /// new view after the last row handed out, as after a crash but without losing the rows
+    /// already in the pipeline.
+    fn lose_snapshot_connection(&mut self, cause: Error) {
+        tracing::warn!(error = %cause, "lost the connection to Postgres during the snapshot; reconnecting with backoff");
+        let resume = self
+            .snapshot
+            .take()
+            .and_then(|reader| reader.resume_point());
+        self.after_snapshot = None;
+        self.client = None;
+        self.schedule_reconnect(cause, Resumption::Snapshot(resume));
+    }
+
+    fn schedule_reconnect(&mut self, cause: Error, what: Resumption) {
         self.reconnect = Some(Reconnect {
             attempt: 0,
             next_at: tokio::time::Instant::now(),
             cause,
+            what,
         });
     }
 
@@ -788,22 +819,20 @@ impl PostgresSourceTask {
             return Ok(());
         }
         let attempt = state.attempt;
-        let resume = self.resume_lsn.or(self.start_lsn);
-        let connected = async {
-            let client = connect(&config).await?;
-            let mut wire = ReplicationClient::connect(&config).await?;
-            wire.start(&config, resume).await?;
-            Ok::<_, Error>((client, wire))
-        }
-        .await;
+        let connected = match &state.what {
+            Resumption::Stream => self.restart_stream(&config).await,
+            Resumption::Snapshot(resume) => {
+                let resume = resume.clone();
+                self.restart_snapshot(&config, resume).await
+            }
+        };
         match connected {
-            Ok((client, wire)) => {
-                tracing::info!(attempt = attempt + 1, from = %resume.map(Lsn).unwrap_or_default(), "reconnected to Postgres; streaming again");
-                self.client = Some(Arc::new(client));
-                self.stream = Some(wire);
+            Ok(()) => {
+                tracing::info!(attempt = attempt + 1, "reconnected to Postgres");
                 self.reconnect = None;
                 Ok(())
             }
+            Err(e) if e.kind() != ErrorKind::Retriable => Err(e),
             Err(e) => {
                 let state = self.reconnect.as_mut().expect("reconnecting");
                 state.attempt += 1;
@@ -824,6 +853,57 @@ impl PostgresSourceTask {
                 Ok(())
             }
         }
+    }
+
+    /// Connects again and streams from after the last transaction handed out.
+    async fn restart_stream(&mut self, config: &PostgresConfig) -> Result<()> {
+        let resume = self.resume_lsn.or(self.start_lsn);
+        let client = connect(config).await?;
+        let mut wire = ReplicationClient::connect(config).await?;
+        wire.start(config, resume).await?;
+        tracing::info!(from = %resume.map(Lsn).unwrap_or_default(), "streaming again");
+        self.client = Some(Arc::new(client));
+        self.stream = Some(wire);
+        Ok(())
+    }
+
+    /// Connects again and reads the rest of the snapshot in a new view; the stream follows
+    /// from the slot, which has not moved since the snapshot began.
+    async fn restart_snapshot(
+        &mut self,
+        config: &PostgresConfig,
+        resume: Option<ResumePoint>,
+    ) -> Result<()> {
+        let client = connect(config).await?;
+        let position = if config.snapshot == SnapshotMode::InitialOnly {
+            "select pg_current_wal_lsn()::text".to_owned()
+        } else {
+            format!(
+                "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = {} and database = current_database()",
+                quote_literal(&config.slot)
+            )
+        };
+        let rows = query(
+            &client,
+            config,
+            "reading the snapshot's WAL position",
+            &position,
+        )
+        .await?;
+        let Some(lsn) = rows.first().and_then(|r| r[0].as_deref()) else {
+            return Err(Error::config(format!(
+                "replication slot {} disappeared while the snapshot was read; restart the connector to take a new one",
+                config.slot
+            )));
+        };
+        let lsn: Lsn = lsn.parse().map_err(Error::data)?;
+        tracing::info!(resume = ?resume, "reading the snapshot again in a new view");
+        self.start_snapshot(&client, None, lsn.0, resume).await?;
+        if config.snapshot != SnapshotMode::InitialOnly {
+            self.after_snapshot = Some(AfterSnapshot::Connect(self.start_lsn));
+        }
+        self.client = Some(Arc::new(client));
+        Ok(())
     }
 
     /// Every few seconds while streaming: how much WAL the slot holds back (the server's
@@ -935,7 +1015,13 @@ impl PostgresSourceTask {
                 Some(batch) => return Ok(batch),
                 None => {
                     self.snapshot = None;
-                    self.begin_streaming().await?;
+                    match self.begin_streaming().await {
+                        Err(e) if e.kind() == ErrorKind::Retriable => {
+                            self.lose_connection(e);
+                            return Ok(Vec::new());
+                        }
+                        started => started?,
+                    }
                 }
             }
         }
@@ -1269,6 +1355,10 @@ impl SourceTask for PostgresSourceTask {
         self.measure_slot_lag().await;
         let batch = match self.next_batch().await {
             Ok(batch) => batch,
+            Err(e) if e.kind() == ErrorKind::Retriable && self.snapshot.is_some() => {
+                self.lose_snapshot_connection(e);
+                return Ok(Vec::new());
+            }
             Err(e) if e.kind() == ErrorKind::Retriable && self.stream.is_some() => {
                 self.lose_connection(e);
                 return Ok(Vec::new());

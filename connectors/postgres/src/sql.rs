@@ -22,11 +22,17 @@ pub fn pg_error(what: &str, config: &PostgresConfig, error: tokio_postgres::Erro
             .map(|e| e.message().to_owned())
             .unwrap_or_else(|| error.to_string())
     );
-    if error.as_db_error().is_some() {
-        Error::config(message)
-    } else {
-        Error::retriable(message)
+    match error.as_db_error() {
+        Some(db) if !is_connection_loss(db.code().code()) => Error::config(message),
+        _ => Error::retriable(message),
     }
+}
+
+/// Whether a server error means the session was cut rather than the request refused: a
+/// connection exception (class 08) or a server shutting down or starting up (57P01-57P03),
+/// which is what a Postgres restart or `pg_terminate_backend` sends. Reconnecting fixes these.
+fn is_connection_loss(sqlstate: &str) -> bool {
+    sqlstate.starts_with("08") || matches!(sqlstate, "57P01" | "57P02" | "57P03")
 }
 
 pub fn quote_ident(name: &str) -> String {
@@ -217,4 +223,19 @@ pub fn unix_now_micros() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_connection_loss;
+
+    #[test]
+    fn cut_sessions_are_connection_losses_and_refusals_are_not() {
+        for cut in ["08006", "08003", "57P01", "57P02", "57P03"] {
+            assert!(is_connection_loss(cut), "{cut}");
+        }
+        for refused in ["42P01", "42501", "55000", "3D000", "28P01"] {
+            assert!(!is_connection_loss(refused), "{refused}");
+        }
+    }
 }

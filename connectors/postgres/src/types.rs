@@ -283,7 +283,16 @@ pub fn column_value(
         }
         Shape::Array(element) => {
             let items = parse_array(text).ok_or_else(|| {
-                bad("a one-dimensional array (multi-dimensional arrays are not supported)")
+                let nested = text.starts_with("{{") || text.starts_with('[');
+                if nested {
+                    Error::data(format!(
+                        "`{text}` is a multi-dimensional array (or has explicit bounds), which has no \
+                         Debezium mapping (an array column's schema is one list of its element type); \
+                         store one-dimensional arrays, or leave the column out with column.exclude.list"
+                    ))
+                } else {
+                    bad("an array")
+                }
             })?;
             let element_schema = schema
                 .value_schema
@@ -789,6 +798,11 @@ mod tests {
             column_value(&ints, with(DecimalMode::Precise), &schema, "{1,NULL,-3}").unwrap(),
             Value::Array(vec![Value::Int32(1), Value::Null, Value::Int32(-3)])
         );
+        for nested in ["{{1,2},{3,4}}", "[0:1]={7,8}"] {
+            let err = column_value(&ints, with(DecimalMode::Precise), &schema, nested).unwrap_err();
+            assert!(err.message().contains("multi-dimensional"), "{err}");
+            assert!(err.message().contains("column.exclude.list"), "{err}");
+        }
 
         let hstore = parse_hstore(r#""a"=>"1", "b"=>NULL, "c \"q\""=>"x,y""#).unwrap();
         assert_eq!(
