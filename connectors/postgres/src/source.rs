@@ -36,8 +36,15 @@ use crate::transaction::{TransactionCounts, TransactionInfo, TransactionSchemas}
 use crate::types::ColumnType;
 use crate::wire::{ReplicationClient, WireEvent};
 
-/// How long one poll waits for the stream before returning an empty batch.
-const POLL_WAIT: Duration = Duration::from_millis(500);
+/// How long one poll waits for the stream before returning an empty batch. The worker commits
+/// offsets between polls, so this bounds how long the last records' offsets (and with them the
+/// slot) wait once the stream goes quiet; an empty poll costs next to nothing.
+const POLL_WAIT: Duration = Duration::from_millis(100);
+
+/// How long a poll that already holds records waits for more. While the server sends a
+/// backlog the next message is always this close, so batches still fill up; once the stream
+/// is caught up the records go out at once instead of waiting out [`POLL_WAIT`].
+const BATCH_LINGER: Duration = Duration::from_millis(10);
 
 /// The connector: one task (a slot has one reader).
 #[derive(Default)]
@@ -1007,7 +1014,8 @@ impl PostgresSourceTask {
     }
 
     /// The next batch: queued snapshot rows first, then whole committed transactions from the
-    /// stream (up to `max.batch.size`, or what arrived within [`POLL_WAIT`]).
+    /// stream (up to `max.batch.size`, or what arrived within [`POLL_WAIT`], or sooner once no
+    /// more arrives within [`BATCH_LINGER`]).
     async fn next_batch(&mut self) -> Result<Vec<SourceRecord>> {
         if let Some(reader) = self.snapshot.as_mut() {
             let max = self.config.as_ref().map_or(2048, |c| c.max_batch);
@@ -1036,7 +1044,12 @@ impl PostgresSourceTask {
                 tokio::time::sleep_until(deadline).await;
                 return Ok(batch);
             };
-            let event = match tokio::time::timeout_at(deadline, stream.recv()).await {
+            let wait_until = if batch.is_empty() {
+                deadline
+            } else {
+                deadline.min(tokio::time::Instant::now() + BATCH_LINGER)
+            };
+            let event = match tokio::time::timeout_at(wait_until, stream.recv()).await {
                 Err(_) => return Ok(batch),
                 Ok(Err(e)) => return Err(e),
                 Ok(Ok(None)) => return Err(Error::retriable("the replication stream ended")),
