@@ -519,6 +519,87 @@ fn sink_offsets_are_the_consumer_group_s_and_can_be_altered_and_reset_when_stopp
     );
 }
 
+/// A second worker joining a sink's group makes the first give partitions up. Before it does,
+/// it flushes what it read from them and commits their offsets (Kafka Connect's
+/// `onPartitionsRevoked`), so their next owner starts after them: no record is read twice
+/// although the flush interval (10 min here) never came. Without that flush the new owner
+/// would read everything again from the start.
+#[test]
+fn a_rebalance_flushes_and_commits_before_partitions_move_so_nothing_is_read_twice() {
+    let broker = Broker::start();
+    broker.create_topic("orders", 2);
+    let envelope = |text: String| {
+        format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":"{text}"}}"#)
+    };
+    let produce = |range: std::ops::Range<usize>| {
+        let values: Vec<String> = range.map(|i| envelope(format!("o-{i}"))).collect();
+        let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+        broker.produce("orders", &records);
+    };
+    let env = [("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "600000")];
+    let first_dir = tempfile::tempdir().unwrap();
+    let second_dir = tempfile::tempdir().unwrap();
+    let first_out = first_dir.path().join("snk.txt");
+    let second_out = second_dir.path().join("snk.txt");
+    let everything = || {
+        let mut all = lines(&first_out);
+        all.extend(lines(&second_out));
+        all
+    };
+
+    produce(0..100);
+    let sink = sink_config(first_dir.path(), "snk", "");
+    let first = start(
+        first_dir.path(),
+        &broker,
+        &[&config(KAFKA_WORKER), &sink],
+        &env,
+    );
+    first.wait_until(
+        "the first worker has read all",
+        Duration::from_secs(60),
+        || lines(&first_out).len() == 100,
+    );
+
+    let sink = sink_config(second_dir.path(), "snk", "");
+    let second = start(
+        second_dir.path(),
+        &broker,
+        &[&config(KAFKA_WORKER), &sink],
+        &env,
+    );
+    first.wait_for_log(
+        "the first worker gives its partitions up",
+        "flushing them before giving them up",
+    );
+    second.wait_until(
+        "the second worker is given a partition",
+        Duration::from_secs(60),
+        || {
+            second
+                .logs()
+                .contains("partitions assigned by a rebalance partitions=[\"orders-")
+        },
+    );
+    produce(100..200);
+    second.wait_until("every record is read", Duration::from_secs(60), || {
+        everything().len() >= 200
+    });
+    let mut all = everything();
+    all.sort();
+    let mut expected: Vec<String> = (0..200).map(|i| format!("o-{i}")).collect();
+    expected.sort();
+    assert_eq!(all, expected, "every record once, across both workers");
+    assert!(
+        !lines(&second_out).is_empty(),
+        "the second worker took over a partition"
+    );
+    for worker in [first, second] {
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+    }
+}
+
 /// A sink may start before its topic exists (its source has not produced yet, and Tansu, like a
 /// broker with `auto.create.topics.enable=false`, does not create it on subscription). The
 /// consumer then reports "unknown topic"; the sink waits for the topic instead of failing.

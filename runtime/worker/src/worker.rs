@@ -779,7 +779,8 @@ impl SinkRunner {
     }
 
     /// The sink loop on the Kafka transport: consume, put, and on every flush interval (and at
-    /// pause and stop) flush the task and then commit the consumer offsets.
+    /// pause, at stop and before a rebalance takes partitions away) flush the task and then
+    /// commit the consumer offsets.
     async fn run_kafka(
         &mut self,
         task: &mut dyn SinkTask,
@@ -823,6 +824,11 @@ impl SinkRunner {
                 }
                 _ = tick.tick() => {
                     flush_and_commit(&self.retry, &self.spec.connector, task, &mut input, &mut unflushed).await?;
+                    continue;
+                }
+                _ = input.revoke_requested() => {
+                    flush_and_commit(&self.retry, &self.spec.connector, task, &mut input, &mut unflushed).await?;
+                    input.release_revoked()?;
                     continue;
                 }
                 message = input.recv(), if control == TaskControl::Run => message?,

@@ -3,16 +3,18 @@
 //! transformed before `put`; consumer offsets are committed only after the task's `flush`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::ClientContext;
 use rdkafka::consumer::{
-    BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer,
+    BaseConsumer, CommitMode, Consumer, ConsumerContext, RebalanceProtocol, StreamConsumer,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message, OwnedMessage};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
 use sluice_api::config::{Props, with_prefix};
 use sluice_api::connector::ErrantRecordReporter;
 use sluice_api::convert::Converter;
@@ -25,39 +27,85 @@ use super::{KafkaSettings, client_error};
 use crate::errors::Tolerance;
 use crate::transforms::TransformChain;
 
-/// Records which partitions a rebalance took away, so their offsets are not committed by a
-/// task that no longer owns them.
+/// Holds partitions a rebalance takes away until the task has flushed what it read from them
+/// and their offsets are committed, as Kafka Connect does in `onPartitionsRevoked`: the next
+/// owner then starts after them instead of reading them again. librdkafka waits for the
+/// unassign call before the group moves on, so the sink loop makes it
+/// ([`KafkaSinkInput::release_revoked`]) once it has flushed.
 #[derive(Default)]
 pub struct RebalanceContext {
-    revoked: Mutex<Vec<(String, i32)>>,
+    revoking: Mutex<Option<TopicPartitionList>>,
+    revoke_requested: tokio::sync::Notify,
+    /// Set once the consumer closes: nothing flushes any more, so partitions go at once.
+    closing: AtomicBool,
 }
 
 impl ClientContext for RebalanceContext {}
 
 impl ConsumerContext for RebalanceContext {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(partitions) = rebalance {
-            let mut revoked = self.revoked.lock().expect("rebalance lock");
-            for element in partitions.elements() {
-                revoked.push((element.topic().to_owned(), element.partition()));
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        event: RDKafkaRespErr,
+        partitions: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match event {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS
+                if !self.closing.load(Ordering::Acquire) =>
+            {
+                tracing::info!(
+                    partitions = partitions.count(),
+                    "partitions revoked by a rebalance; flushing them before giving them up"
+                );
+                *self.revoking.lock().expect("rebalance lock") = Some(partitions.clone());
+                self.revoke_requested.notify_one();
             }
-            tracing::info!(
-                partitions = partitions.count(),
-                "partitions revoked by a rebalance"
-            );
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let assigned = if cooperative {
+                    consumer.incremental_assign(partitions)
+                } else {
+                    consumer.assign(partitions)
+                };
+                // Which partitions a task owns is the first thing to know when a sink stalls.
+                let names: Vec<String> = partitions
+                    .elements()
+                    .iter()
+                    .map(|element| format!("{}-{}", element.topic(), element.partition()))
+                    .collect();
+                match assigned {
+                    Ok(()) => {
+                        tracing::info!(partitions = ?names, "partitions assigned by a rebalance")
+                    }
+                    Err(e) => {
+                        tracing::error!(partitions = ?names, error = %e, "taking partitions assigned by a rebalance failed")
+                    }
+                }
+            }
+            _ => {
+                if event != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    tracing::warn!(error = ?event, "rebalance failed; giving up the assignment");
+                }
+                if let Err(e) = give_up(consumer, partitions, cooperative) {
+                    tracing::warn!(error = %e, "giving up partitions failed");
+                }
+            }
         }
     }
+}
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        // Which partitions a task owns is the first thing to know when a sink stalls.
-        if let Rebalance::Assign(partitions) = rebalance {
-            let assigned: Vec<String> = partitions
-                .elements()
-                .iter()
-                .map(|element| format!("{}-{}", element.topic(), element.partition()))
-                .collect();
-            tracing::info!(partitions = ?assigned, "partitions assigned by a rebalance");
-        }
+fn give_up(
+    consumer: &impl Consumer<RebalanceContext>,
+    partitions: &TopicPartitionList,
+    cooperative: bool,
+) -> rdkafka::error::KafkaResult<()> {
+    if cooperative {
+        consumer.incremental_unassign(partitions)
+    } else {
+        consumer.unassign()
     }
 }
 
@@ -310,21 +358,8 @@ impl KafkaSinkInput {
         Ok(())
     }
 
-    /// Commits `positions` (after a successful flush), leaving out partitions a rebalance took.
+    /// Commits `positions` (after a successful flush).
     pub fn commit(&mut self) -> Result<()> {
-        let revoked: Vec<(String, i32)> = std::mem::take(
-            &mut *self
-                .consumer
-                .context()
-                .revoked
-                .lock()
-                .expect("rebalance lock"),
-        );
-        self.positions.retain(|tp, _| {
-            !revoked
-                .iter()
-                .any(|(t, p)| *t == tp.topic && *p == tp.partition)
-        });
         if self.positions.is_empty() {
             return Ok(());
         }
@@ -333,9 +368,44 @@ impl KafkaSinkInput {
             list.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(*next))
                 .map_err(|e| client_error("commit", e))?;
         }
+        match self.consumer.commit(&list, CommitMode::Sync) {
+            Err(e) if self.revoking().is_some() => {
+                // The group is rebalancing; a broker may refuse commits meanwhile. At least
+                // once still holds: the next owner reads again from the last commit.
+                tracing::warn!(connector = %self.connector, error = %e, "committing before giving partitions up failed; their next owner re-reads from the last commit");
+                Ok(())
+            }
+            committed => committed.map_err(|e| client_error("commit consumer offsets", e)),
+        }
+    }
+
+    fn revoking(&self) -> std::sync::MutexGuard<'_, Option<TopicPartitionList>> {
         self.consumer
-            .commit(&list, CommitMode::Sync)
-            .map_err(|e| client_error("commit consumer offsets", e))
+            .context()
+            .revoking
+            .lock()
+            .expect("rebalance lock")
+    }
+
+    /// Waits until a rebalance asks for partitions back. Cancel-safe.
+    pub async fn revoke_requested(&self) {
+        self.consumer.context().revoke_requested.notified().await
+    }
+
+    /// Gives back the partitions a rebalance asked for; call after the task flushed them and
+    /// their offsets were committed.
+    pub fn release_revoked(&mut self) -> Result<()> {
+        let Some(partitions) = self.revoking().take() else {
+            return Ok(());
+        };
+        self.positions
+            .retain(|tp, _| partitions.find_partition(&tp.topic, tp.partition).is_none());
+        let cooperative = matches!(
+            self.consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        give_up(&self.consumer, &partitions, cooperative)
+            .map_err(|e| client_error("give up revoked partitions", e))
     }
 
     /// Stops fetching (pause) or starts again (resume).
@@ -350,6 +420,19 @@ impl KafkaSinkInput {
             self.consumer.resume(&assignment)
         };
         result.map_err(|e| client_error(if paused { "pause" } else { "resume" }, e))
+    }
+}
+
+impl Drop for KafkaSinkInput {
+    fn drop(&mut self) {
+        // Closing the consumer revokes everything and waits for the unassign: make it at once.
+        self.consumer
+            .context()
+            .closing
+            .store(true, Ordering::Release);
+        if let Err(e) = self.release_revoked() {
+            tracing::debug!(error = %e.message(), "giving up partitions while closing");
+        }
     }
 }
 
