@@ -249,6 +249,57 @@ fn a_user_without_replication_privilege_gets_a_clear_error() {
     );
 }
 
+/// A captured table with no primary key and `REPLICA IDENTITY DEFAULT` cannot have its updates
+/// and deletes streamed (Postgres refuses them): the task fails at start naming the table and
+/// the fix; after `REPLICA IDENTITY FULL` it streams, with the whole old row as `before` and a
+/// null key (pgoutput marks every column as identity then; the key stays the primary key).
+#[test]
+fn a_table_without_key_or_replica_identity_is_refused_with_the_fix() {
+    let pg = Cluster::start();
+    pg.sql("create table readings (sensor text not null, value int not null)");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({"table.include.list": "public.readings"}),
+    );
+    let worker = Worker::start(dir.path(), &args);
+    let status = worker.wait_for_status("inventory", "the task fails", |s| {
+        support::all_tasks(s, "FAILED")
+    });
+    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    for part in [
+        "\"public\".\"readings\" have no primary key and no replica identity",
+        "ALTER TABLE \"public\".\"readings\" REPLICA IDENTITY FULL",
+    ] {
+        assert!(trace.contains(part), "{part}: {trace}");
+    }
+    drop(worker);
+
+    pg.sql("alter table readings replica identity full");
+    let worker = Worker::start(dir.path(), &args);
+    pg.wait_for_slot("debezium");
+    pg.sql("insert into readings values ('a', 1)");
+    pg.sql("set synchronous_commit = on; update readings set value = 2");
+    let events = dir.path().join("events.jsonl");
+    worker.wait_until("insert and update", Duration::from_secs(30), || {
+        lines(&events).len() >= 2
+    });
+    let update: Json = serde_json::from_str(&lines(&events)[1]).unwrap();
+    assert_eq!(update["value"]["op"], "u", "{update}");
+    assert_eq!(
+        update["key"],
+        Json::Null,
+        "no primary key: a null key, as in Debezium"
+    );
+    assert_eq!(
+        update["value"]["before"],
+        json!({"sensor": "a", "value": 1})
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
 /// A multi-dimensional array has no Debezium mapping (an array column's schema is one list of
 /// its element type): the task fails with a trace naming the table, the column and the fix,
 /// and with the column excluded the same row arrives.

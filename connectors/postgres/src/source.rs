@@ -26,7 +26,7 @@ use crate::config::{PostgresConfig, SnapshotMode};
 use crate::envelope::{SourceInfo, TableColumn, TableSchema, source_schema, source_value};
 use crate::heartbeat::Heartbeats;
 use crate::lsn::Lsn;
-use crate::pgoutput::{Decoder, Message, OldTuple, Relation, unix_micros};
+use crate::pgoutput::{Decoder, Message, OldTuple, Relation, ReplicaIdentity, unix_micros};
 use crate::snapshot::{ResumePoint, SnapshotJob, SnapshotProgress, SnapshotReader, SnapshotTable};
 use crate::spool::{Spool, SpoolReplay};
 use crate::sql::{
@@ -218,6 +218,45 @@ impl PostgresSourceTask {
             )));
         }
         Ok(())
+    }
+
+    /// Every captured table must identify the rows its updates and deletes change: Postgres
+    /// refuses those writes to a table that publishes them without a replica identity (no
+    /// primary key and `REPLICA IDENTITY DEFAULT`, or `NOTHING`), and a stream could not key
+    /// them. Said at start, naming the tables and the fix.
+    async fn check_replica_identity(client: &Client, config: &PostgresConfig) -> Result<()> {
+        let tables = query(
+            client,
+            config,
+            "checking the captured tables' replica identity",
+            &format!(
+                "select p.schemaname, p.tablename, c.relreplident::text from pg_publication_tables p \
+                 join pg_publication pub on pub.pubname = p.pubname \
+                 join pg_class c on c.oid = (quote_ident(p.schemaname) || '.' || quote_ident(p.tablename))::regclass \
+                 where p.pubname = {} and (pub.pubupdate or pub.pubdelete) \
+                 and (c.relreplident = 'n' or (c.relreplident = 'd' and not exists \
+                   (select 1 from pg_index i where i.indrelid = c.oid and i.indisprimary))) \
+                 order by 1, 2",
+                quote_literal(&config.publication)
+            ),
+        )
+        .await?;
+        let unidentified: Vec<String> = tables
+            .into_iter()
+            .filter_map(|t| Some((t.first()?.clone()?, t.get(1)?.clone()?)))
+            .filter(|(schema, table)| config.filters.captures_table(schema, table))
+            .map(|(schema, table)| format!("{}.{}", quote_ident(&schema), quote_ident(&table)))
+            .collect();
+        if unidentified.is_empty() {
+            return Ok(());
+        }
+        Err(Error::config(format!(
+            "captured table(s) {} have no primary key and no replica identity, so their updates and deletes \
+             cannot be streamed (Postgres refuses them); add a primary key, or run ALTER TABLE {} REPLICA IDENTITY FULL, \
+             or leave the table out with table.exclude.list",
+            unidentified.join(", "),
+            unidentified[0]
+        )))
     }
 
     async fn publication_exists(client: &Client, config: &PostgresConfig) -> Result<bool> {
@@ -421,6 +460,28 @@ impl PostgresSourceTask {
         let captured = config
             .filters
             .captures_table(&relation.namespace, &relation.name);
+        // Under REPLICA IDENTITY FULL pgoutput marks every column as identity; the event key
+        // is still the primary key (none: a null key), as in Debezium and in the snapshot.
+        let primary_key = if captured && relation.replica_identity == ReplicaIdentity::Full {
+            let rows = query(
+                &client,
+                &config,
+                "reading the table's primary key",
+                &format!(
+                    "select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid \
+                     and a.attnum = any(i.indkey) where i.indrelid = {} and i.indisprimary",
+                    relation.oid
+                ),
+            )
+            .await?;
+            Some(
+                rows.into_iter()
+                    .filter_map(|r| r.into_iter().next().flatten())
+                    .collect::<Vec<_>>(),
+            )
+        } else {
+            None
+        };
         let mut columns = Vec::with_capacity(relation.columns.len());
         for c in &relation.columns {
             let column_type = if captured {
@@ -436,7 +497,10 @@ impl PostgresSourceTask {
                     .emits_column(&relation.namespace, &relation.name, &c.name),
                 name: c.name.clone(),
                 column_type,
-                key: c.key,
+                key: match &primary_key {
+                    Some(primary_key) => primary_key.contains(&c.name),
+                    None => c.key,
+                },
             });
         }
         let mut table = TableSchema::new(
@@ -1262,6 +1326,9 @@ impl SourceTask for PostgresSourceTask {
         self.client = Some(Arc::clone(&client));
         Self::check_server(&client, &config).await?;
         Self::ensure_publication(&client, &config).await?;
+        if config.snapshot != SnapshotMode::InitialOnly {
+            Self::check_replica_identity(&client, &config).await?;
+        }
         let slot = query(&client, &config, "looking up the replication slot", &format!(
                     "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = {} and database = current_database()",
                     quote_literal(&config.slot)
