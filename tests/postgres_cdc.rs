@@ -300,6 +300,36 @@ fn a_table_without_key_or_replica_identity_is_refused_with_the_fix() {
     assert!(exit.success(), "{logs}");
 }
 
+/// Deleting the connector over REST keeps its slot, as Kafka Connect + Debezium do (a new
+/// connector can go on from it); `?cleanup=true` drops it, so it holds no WAL back.
+#[test]
+fn deleting_the_connector_drops_its_slot_only_when_asked() {
+    let pg = Cluster::start();
+    pg.create_accounts();
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &pg);
+    let worker = Worker::start(dir.path(), &args);
+    pg.wait_for_slot("debezium");
+    let slots = || pg.sql("select slot_name from pg_replication_slots");
+    let (code, body) = worker.delete("/connectors/inventory");
+    assert_eq!(code, 204, "{body}");
+    assert_eq!(slots(), ["debezium"], "a plain delete keeps the slot");
+
+    let config: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("inventory.json")).unwrap())
+            .unwrap();
+    let (code, body) = worker.post("/connectors", Some(&config));
+    assert_eq!(code, 201, "{body}");
+    worker.wait_for_status("inventory", "the connector runs again", |s| {
+        support::all_tasks(s, "RUNNING")
+    });
+    let (code, body) = worker.delete("/connectors/inventory?cleanup=true");
+    assert_eq!(code, 204, "{body}");
+    assert!(slots().is_empty(), "cleanup=true drops the slot");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
 /// A multi-dimensional array has no Debezium mapping (an array column's schema is one list of
 /// its element type): the task fails with a trace naming the table, the column and the fix,
 /// and with the column excluded the same row arrives.

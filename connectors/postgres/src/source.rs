@@ -67,6 +67,17 @@ impl SourceConnector for PostgresSourceConnector {
     fn create_task(&self) -> Box<dyn SourceTask> {
         Box::new(PostgresSourceTask::default())
     }
+
+    /// Drops the replication slot, so it holds no WAL back after the connector is gone (the
+    /// publication stays: other connectors may share it).
+    async fn cleanup(&mut self, config: &Props) -> Result<()> {
+        let config = PostgresConfig::from_props(config)?;
+        drop_slot(
+            &config,
+            "dropping the replication slot (DELETE ?cleanup=true)",
+        )
+        .await
+    }
 }
 
 /// A committed transaction being decoded: live (protocol 1, or one the server did not stream)
@@ -1494,15 +1505,25 @@ impl SourceTask for PostgresSourceTask {
             }
         }
         if let Some(config) = self.config.clone().filter(|c| c.drop_slot_on_stop) {
-            let client = connect(&config).await?;
-            client
-                .simple_query(&format!(
-                    "select pg_drop_replication_slot({})",
-                    quote_literal(&config.slot)
-                ))
-                .await
-                .map_err(|e| pg_error("dropping the slot (slot.drop.on.stop)", &config, e))?;
+            drop_slot(&config, "dropping the slot (slot.drop.on.stop)").await?;
         }
         Ok(())
     }
+}
+
+/// Drops the connector's replication slot if it is there.
+async fn drop_slot(config: &PostgresConfig, what: &str) -> Result<()> {
+    let client = connect(config).await?;
+    let dropped = query(
+        &client,
+        config,
+        what,
+        &format!(
+            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = {}",
+            quote_literal(&config.slot)
+        ),
+    )
+    .await?;
+    tracing::info!(slot = %config.slot, found = !dropped.is_empty(), "dropped the replication slot");
+    Ok(())
 }

@@ -112,6 +112,14 @@ pub trait SourceConnector: Send + Sync {
     async fn stop(&mut self) -> Result<()> {
         Ok(())
     }
+
+    /// Removes what the connector keeps in the external system beyond its own life (for a
+    /// CDC source: its replication slot), when it is deleted with
+    /// `DELETE /connectors/{name}?cleanup=true`. Called on a fresh, unstarted instance after
+    /// every task has stopped; the default keeps everything.
+    async fn cleanup(&mut self, _config: &Props) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A task copying records out of an external system.

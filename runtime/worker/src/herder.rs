@@ -128,8 +128,9 @@ pub trait Herder: Send + Sync {
         patch: Vec<(String, Option<String>)>,
     ) -> Result<ConnectorInfo>;
 
-    /// Stops and removes a connector.
-    async fn delete_connector(&self, name: &str) -> Result<()>;
+    /// Stops and removes a connector; with `cleanup`, then lets a source remove what it keeps
+    /// in its external system (see `SourceConnector::cleanup`).
+    async fn delete_connector(&self, name: &str, cleanup: bool) -> Result<()>;
 
     /// A connector's task configs.
     async fn task_infos(&self, name: &str) -> Result<Vec<TaskInfo>>;

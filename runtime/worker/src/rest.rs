@@ -243,11 +243,17 @@ async fn connector_info(
     Ok(axum::Json(json!(herder.connector_info(&name).await?)))
 }
 
+/// `DELETE /connectors/{name}`, as in Kafka Connect; `?cleanup=true` (sluice's own flag) also
+/// removes what a source keeps in its external system, e.g. a Postgres replication slot.
 async fn delete_connector(
     State(herder): State<Shared>,
     Path(name): Path<String>,
+    Query(query): Query<BTreeMap<String, String>>,
 ) -> ApiResult<StatusCode> {
-    herder.delete_connector(&name).await?;
+    let cleanup = query
+        .get("cleanup")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    herder.delete_connector(&name, cleanup).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

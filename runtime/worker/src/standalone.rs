@@ -341,11 +341,19 @@ impl Herder for StandaloneHerder {
             .map(|(info, _)| info)
     }
 
-    async fn delete_connector(&self, name: &str) -> Result<()> {
+    async fn delete_connector(&self, name: &str, cleanup: bool) -> Result<()> {
         let mut connectors = self.connectors.lock().await;
         let mut entry = connectors.remove(name).ok_or_else(|| not_found(name))?;
         self.stop_entry(name, &mut entry).await;
         tracing::info!(connector = name, "connector deleted");
+        if let (true, ConnectorFactory::Source(factory)) = (cleanup, entry.plugin.factory) {
+            factory().cleanup(&entry.config).await.map_err(|e| {
+                e.context(format!(
+                    "connector {name} was deleted, but cleaning up its external state failed"
+                ))
+            })?;
+            tracing::info!(connector = name, "connector's external state cleaned up");
+        }
         Ok(())
     }
 
