@@ -475,6 +475,42 @@ fn slot_confirmed(pg: &Cluster, slot: &str) -> i64 {
         .unwrap()
 }
 
+/// The server sends a keepalive as soon as it has caught up while what it sent is unconfirmed,
+/// i.e. right after a transaction, while the poll may still hold that transaction's records.
+/// Such a keepalive must not move the slot past them: here no sink subscribes, so the records
+/// never become durable, and the slot has to stay before them (a crash now loses nothing).
+#[test]
+fn keepalives_never_move_the_slot_past_records_not_yet_durable() {
+    let pg = Cluster::start();
+    pg.create_accounts();
+    let dir = tempfile::tempdir().unwrap();
+    let configs = write_configs(dir.path(), &pg);
+    let without_sink: Vec<&String> = configs
+        .iter()
+        .filter(|c| !c.ends_with("oracle.properties"))
+        .collect();
+    let worker = Worker::start(dir.path(), &without_sink);
+    pg.wait_for_slot("debezium");
+    let before_insert: i64 = pg.sql("select (pg_current_wal_lsn() - '0/0')::bigint")[0]
+        .parse()
+        .unwrap();
+    pg.sql("set synchronous_commit = on; insert into accounts values (1, 'a', 1)");
+    worker.wait_for_log(
+        "the record is handed out and waits for a sink",
+        "no sink subscribes to this topic",
+    );
+    // Uncaptured writes bring more keepalives, past the insert.
+    pg.sql("set synchronous_commit = on; create table elsewhere (id int primary key)");
+    pg.sql("set synchronous_commit = on; insert into elsewhere values (1)");
+    let confirmed = slot_confirmed(&pg, "debezium");
+    assert!(
+        confirmed <= before_insert,
+        "the slot moved to {confirmed}, past the insert at {before_insert}, which no sink took"
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
 /// While the captured tables are idle but the rest of the database is not, the slot keeps
 /// advancing (on the server's keepalives, once everything sent is committed downstream), so
 /// WAL does not pile up behind it; and nothing is lost by that.

@@ -1076,8 +1076,11 @@ impl PostgresSourceTask {
     /// before that position is still owed to anyone (changes to tables outside the
     /// publication decode to nothing), so the slot may advance to it. This keeps WAL from
     /// piling up behind a slot whose tables are idle while the rest of the database is not.
-    fn on_keepalive(&mut self, wal_end: u64) {
-        let idle = self.transaction.is_none() && self.snapshot.is_none();
+    ///
+    /// `holding` says the poll in progress holds decoded records it has not handed out: they
+    /// are owed too (their transactions end before `wal_end`), so nothing moves then.
+    fn on_keepalive(&mut self, wal_end: u64, holding: bool) {
+        let idle = !holding && self.transaction.is_none() && self.snapshot.is_none();
         if idle && self.replay.is_none() {
             self.idle_position = self.idle_position.max(Some(wal_end));
         }
@@ -1131,7 +1134,7 @@ impl PostgresSourceTask {
                 Ok(Ok(Some(event))) => event,
             };
             match event {
-                WireEvent::KeepAlive { wal_end } => self.on_keepalive(wal_end),
+                WireEvent::KeepAlive { wal_end } => self.on_keepalive(wal_end, !batch.is_empty()),
                 WireEvent::XLogData { start, data } => {
                     if self.on_wire_message(start, &data, &mut batch).await? {
                         return Ok(batch);
