@@ -235,6 +235,18 @@ fn offsets_in_a_topic_use_kafka_connect_s_format_both_ways() {
     assert_eq!(lines(&sink), ["one", "two", "three"]);
 }
 
+/// A string as JsonConverter writes it with schemas enabled.
+fn string_envelope(text: &str) -> String {
+    format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":"{text}"}}"#)
+}
+
+/// Produces each text as a JsonConverter string value without a key.
+fn produce_strings(broker: &Broker, topic: &str, texts: impl IntoIterator<Item = String>) {
+    let values: Vec<String> = texts.into_iter().map(|t| string_envelope(&t)).collect();
+    let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
+    broker.produce(topic, &records);
+}
+
 fn sink_config(dir: &Path, name: &str, extra: &str) -> String {
     let path = dir.join(format!("{name}.properties"));
     std::fs::write(
@@ -252,10 +264,7 @@ fn a_poison_record_goes_to_the_dead_letter_queue_or_fails_the_task() {
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     broker.create_topic("orders", 1);
-    let good = |text: &str| {
-        format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":"{text}"}}"#)
-    };
-    let (good1, good2) = (good("good-1"), good("good-2"));
+    let (good1, good2) = (string_envelope("good-1"), string_envelope("good-2"));
     broker.produce(
         "orders",
         &[
@@ -311,10 +320,7 @@ fn a_poison_record_goes_to_the_dead_letter_queue_or_fails_the_task() {
             .contains("JsonConverter")
     );
 
-    let status = worker.wait_for_status("strict", "the strict sink fails", |s| {
-        all_tasks(s, "FAILED")
-    });
-    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    let trace = worker.failed_trace("strict");
     assert!(
         trace.contains("VALUE_CONVERTER failed and errors.tolerance=none"),
         "{trace}"
@@ -457,12 +463,7 @@ fn sink_offsets_are_the_consumer_group_s_and_can_be_altered_and_reset_when_stopp
     let broker = Broker::start();
     let dir = tempfile::tempdir().unwrap();
     broker.create_topic("orders", 1);
-    let envelope = |text: &str| {
-        format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":"{text}"}}"#)
-    };
-    let values: Vec<String> = ["o-0", "o-1", "o-2"].iter().map(|t| envelope(t)).collect();
-    let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
-    broker.produce("orders", &records);
+    produce_strings(&broker, "orders", (0..3).map(|i| format!("o-{i}")));
     let sink = sink_config(dir.path(), "snk", "");
     let env = [("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "200")];
     let worker = start(dir.path(), &broker, &[&config(KAFKA_WORKER), &sink], &env);
@@ -482,8 +483,7 @@ fn sink_offsets_are_the_consumer_group_s_and_can_be_altered_and_reset_when_stopp
         s["connector"]["state"] == "STOPPED"
     });
     assert_eq!(worker.put("/connectors/snk/resume", None).0, 202);
-    let more = envelope("o-3");
-    broker.produce("orders", &[(None, Some(more.as_bytes()))]);
+    produce_strings(&broker, "orders", ["o-3".to_owned()]);
     wait_until(
         "consuming resumes after stop/resume",
         Duration::from_secs(30),
@@ -528,13 +528,8 @@ fn sink_offsets_are_the_consumer_group_s_and_can_be_altered_and_reset_when_stopp
 fn a_rebalance_flushes_and_commits_before_partitions_move_so_nothing_is_read_twice() {
     let broker = Broker::start();
     broker.create_topic("orders", 2);
-    let envelope = |text: String| {
-        format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":"{text}"}}"#)
-    };
     let produce = |range: std::ops::Range<usize>| {
-        let values: Vec<String> = range.map(|i| envelope(format!("o-{i}"))).collect();
-        let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
-        broker.produce("orders", &records);
+        produce_strings(&broker, "orders", range.map(|i| format!("o-{i}")));
     };
     let env = [("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "600000")];
     let first_dir = tempfile::tempdir().unwrap();
@@ -547,27 +542,20 @@ fn a_rebalance_flushes_and_commits_before_partitions_move_so_nothing_is_read_twi
         all
     };
 
+    let sink_worker = |dir: &Path| {
+        let sink = sink_config(dir, "snk", "");
+        start(dir, &broker, &[&config(KAFKA_WORKER), &sink], &env)
+    };
+
     produce(0..100);
-    let sink = sink_config(first_dir.path(), "snk", "");
-    let first = start(
-        first_dir.path(),
-        &broker,
-        &[&config(KAFKA_WORKER), &sink],
-        &env,
-    );
+    let first = sink_worker(first_dir.path());
     first.wait_until(
         "the first worker has read all",
         Duration::from_secs(60),
         || lines(&first_out).len() == 100,
     );
 
-    let sink = sink_config(second_dir.path(), "snk", "");
-    let second = start(
-        second_dir.path(),
-        &broker,
-        &[&config(KAFKA_WORKER), &sink],
-        &env,
-    );
+    let second = sink_worker(second_dir.path());
     first.wait_for_log(
         "the first worker gives its partitions up",
         "flushing them before giving them up",
@@ -618,13 +606,7 @@ fn a_sink_whose_topic_does_not_exist_yet_waits_for_it() {
         "a subscribed topic does not exist yet",
     );
     broker.create_topic("connect-test", 1);
-    let values: Vec<String> = (0..5)
-        .map(|i| {
-            format!(r#"{{"schema":{{"type":"string","optional":false}},"payload":"late-{i}"}}"#)
-        })
-        .collect();
-    let records: Vec<_> = values.iter().map(|v| (None, Some(v.as_bytes()))).collect();
-    broker.produce("connect-test", &records);
+    produce_strings(&broker, "connect-test", (0..5).map(|i| format!("late-{i}")));
     let sink = dir.path().join("test.sink.txt");
     wait_until(
         "the late topic's records arrive",

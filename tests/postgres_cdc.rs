@@ -237,10 +237,7 @@ fn a_user_without_replication_privilege_gets_a_clear_error() {
         );
     std::fs::write(dir.path().join("inventory.json"), config).unwrap();
     let worker = Worker::start(dir.path(), &["worker.properties", "inventory.json"]);
-    let status = worker.wait_for_status("inventory", "the task fails", |s| {
-        support::all_tasks(s, "FAILED")
-    });
-    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    let trace = worker.failed_trace("inventory");
     assert!(
         trace.contains(
             "user reader lacks the REPLICATION privilege; run ALTER ROLE \"reader\" REPLICATION"
@@ -264,10 +261,7 @@ fn a_table_without_key_or_replica_identity_is_refused_with_the_fix() {
         json!({"table.include.list": "public.readings"}),
     );
     let worker = Worker::start(dir.path(), &args);
-    let status = worker.wait_for_status("inventory", "the task fails", |s| {
-        support::all_tasks(s, "FAILED")
-    });
-    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    let trace = worker.failed_trace("inventory");
     for part in [
         "\"public\".\"readings\" have no primary key and no replica identity",
         "ALTER TABLE \"public\".\"readings\" REPLICA IDENTITY FULL",
@@ -345,10 +339,7 @@ fn a_multi_dimensional_array_fails_the_task_naming_the_column_and_the_fix() {
         json!({"table.include.list": "public.grids"}),
     );
     let worker = Worker::start(dir.path(), &args);
-    let status = worker.wait_for_status("inventory", "the task fails", |s| {
-        support::all_tasks(s, "FAILED")
-    });
-    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    let trace = worker.failed_trace("inventory");
     for part in [
         "public.grids column cells",
         "`{{1,2},{3,4}}` is a multi-dimensional array",
@@ -657,10 +648,7 @@ fn heartbeats_move_the_committed_offset_past_uncaptured_writes_and_run_the_actio
         .replace("insert into heartbeat_log", "insert into no_such_table");
     std::fs::write(dir.path().join("inventory.json"), config).unwrap();
     let worker = Worker::start(dir.path(), &args);
-    let status = worker.wait_for_status("inventory", "the task fails", |s| {
-        support::all_tasks(s, "FAILED")
-    });
-    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    let trace = worker.failed_trace("inventory");
     assert!(
         trace.contains("running heartbeat.action.query failed")
             && trace.contains(r#"relation "no_such_table" does not exist"#),
@@ -789,10 +777,7 @@ fn a_lost_slot_fails_initial_and_resnapshots_under_when_needed() {
     pg.sql("select pg_drop_replication_slot('debezium')");
 
     let worker = Worker::start(dir.path(), &args);
-    let status = worker.wait_for_status("inventory", "the task fails", |s| {
-        support::all_tasks(s, "FAILED")
-    });
-    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    let trace = worker.failed_trace("inventory");
     assert!(
         trace.contains("replication slot debezium is gone"),
         "{trace}"

@@ -250,8 +250,7 @@ fn without_tolerance_the_task_fails_with_a_trace_naming_the_plugin() {
         &["worker.properties", "bad-sink.properties", "bad.properties"],
     );
     append_lines(&dir.path().join("in.txt"), ["loop".to_string()]);
-    let status = worker.wait_for_status("bad", "the task fails", |s| all_tasks(s, "FAILED"));
-    let trace = status["tasks"][0]["trace"].as_str().unwrap();
+    let trace = worker.failed_trace("bad");
     assert!(trace.contains("WASM transform misbehave.wasm"), "{trace}");
     assert!(trace.contains("max.duration.ms=200"), "{trace}");
 }

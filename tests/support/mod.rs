@@ -336,6 +336,18 @@ impl Worker {
         });
         last
     }
+
+    /// Waits until every task of `connector` has FAILED; the first task's trace.
+    pub fn failed_trace(&self, connector: &str) -> String {
+        let status =
+            self.wait_for_status(connector, &format!("the tasks of {connector} fail"), |s| {
+                all_tasks(s, "FAILED")
+            });
+        status["tasks"][0]["trace"]
+            .as_str()
+            .unwrap_or_else(|| panic!("a failed task has a trace: {status}"))
+            .to_owned()
+    }
 }
 
 impl Drop for Worker {

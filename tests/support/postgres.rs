@@ -106,12 +106,19 @@ impl Cluster {
     pub fn wait_for_slot(&self, slot: &str) {
         // A loop of its own rather than support::wait_until: the benchmarks include this file
         // without the rest of the test support.
-        let query = format!("select 1 from pg_replication_slots where slot_name = '{slot}'");
+        self.wait_for_rows(
+            &format!("select 1 from pg_replication_slots where slot_name = '{slot}'"),
+            &format!("replication slot {slot}"),
+        );
+    }
+
+    /// Waits (at most 30 s) until `query` returns a row.
+    fn wait_for_rows(&self, query: &str, what: &str) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while self.sql(&query).is_empty() {
+        while self.sql(query).is_empty() {
             assert!(
                 std::time::Instant::now() < deadline,
-                "timed out after 30s waiting for replication slot {slot}"
+                "timed out after 30s waiting for {what}"
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -131,17 +138,12 @@ impl Cluster {
         use std::io::Write;
         let mut stdin = psql.stdin.take().unwrap();
         writeln!(stdin, "begin; lock table {table} in access exclusive mode;").unwrap();
-        let held = format!(
-            "select 1 from pg_locks where relation = '{table}'::regclass and mode = 'AccessExclusiveLock' and granted"
+        self.wait_for_rows(
+            &format!(
+                "select 1 from pg_locks where relation = '{table}'::regclass and mode = 'AccessExclusiveLock' and granted"
+            ),
+            &format!("the lock on {table}"),
         );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while self.sql(&held).is_empty() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out after 30s waiting for the lock on {table}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
         LockHolder {
             psql,
             _stdin: stdin,
