@@ -960,10 +960,7 @@ impl PostgresSourceTask {
         let position = if config.snapshot == SnapshotMode::InitialOnly {
             "select pg_current_wal_lsn()::text".to_owned()
         } else {
-            format!(
-                "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = {} and database = current_database()",
-                quote_literal(&config.slot)
-            )
+            slot_position_sql(config)
         };
         let rows = query(
             &client,
@@ -1343,10 +1340,13 @@ impl SourceTask for PostgresSourceTask {
         if config.snapshot != SnapshotMode::InitialOnly {
             Self::check_replica_identity(&client, &config).await?;
         }
-        let slot = query(&client, &config, "looking up the replication slot", &format!(
-                    "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = {} and database = current_database()",
-                    quote_literal(&config.slot)
-                )).await?;
+        let slot = query(
+            &client,
+            &config,
+            "looking up the replication slot",
+            &slot_position_sql(&config),
+        )
+        .await?;
         let slot_exists = !slot.is_empty();
         // A snapshot interrupted by a crash goes on after its last committed row.
         let resume = committed.as_ref().and_then(ResumePoint::from_offset);
@@ -1447,7 +1447,7 @@ impl SourceTask for PostgresSourceTask {
             return self.try_reconnect().await.map(|()| Vec::new());
         }
         self.measure_slot_lag().await;
-        let batch = match self.next_batch().await {
+        let mut batch = match self.next_batch().await {
             Ok(batch) => batch,
             Err(e) if e.kind() == ErrorKind::Retriable && self.snapshot.is_some() => {
                 self.lose_snapshot_connection(e);
@@ -1459,7 +1459,6 @@ impl SourceTask for PostgresSourceTask {
             }
             Err(e) => return Err(e),
         };
-        let mut batch = batch;
         self.add_heartbeat(&mut batch).await?;
         if let Some(last) = batch.last() {
             self.last_emitted = Some(last.source_offset.clone());
@@ -1512,6 +1511,14 @@ impl SourceTask for PostgresSourceTask {
         }
         Ok(())
     }
+}
+
+/// The slot's confirmed position, as text (no row: no such slot in this database).
+fn slot_position_sql(config: &PostgresConfig) -> String {
+    format!(
+        "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = {} and database = current_database()",
+        quote_literal(&config.slot)
+    )
 }
 
 /// Drops the connector's replication slot if it is there.

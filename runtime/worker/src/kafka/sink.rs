@@ -49,10 +49,6 @@ impl ConsumerContext for RebalanceContext {
         event: RDKafkaRespErr,
         partitions: &mut TopicPartitionList,
     ) {
-        let cooperative = matches!(
-            consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
         match event {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS
                 if !self.closing.load(Ordering::Acquire) =>
@@ -65,7 +61,7 @@ impl ConsumerContext for RebalanceContext {
                 self.revoke_requested.notify_one();
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
-                let assigned = if cooperative {
+                let assigned = if cooperative(consumer) {
                     consumer.incremental_assign(partitions)
                 } else {
                     consumer.assign(partitions)
@@ -89,7 +85,7 @@ impl ConsumerContext for RebalanceContext {
                 if event != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
                     tracing::warn!(error = ?event, "rebalance failed; giving up the assignment");
                 }
-                if let Err(e) = give_up(consumer, partitions, cooperative) {
+                if let Err(e) = give_up(consumer, partitions) {
                     tracing::warn!(error = %e, "giving up partitions failed");
                 }
             }
@@ -97,12 +93,18 @@ impl ConsumerContext for RebalanceContext {
     }
 }
 
+fn cooperative(consumer: &impl Consumer<RebalanceContext>) -> bool {
+    matches!(
+        consumer.rebalance_protocol(),
+        RebalanceProtocol::Cooperative
+    )
+}
+
 fn give_up(
     consumer: &impl Consumer<RebalanceContext>,
     partitions: &TopicPartitionList,
-    cooperative: bool,
 ) -> rdkafka::error::KafkaResult<()> {
-    if cooperative {
+    if cooperative(consumer) {
         consumer.incremental_unassign(partitions)
     } else {
         consumer.unassign()
@@ -400,11 +402,7 @@ impl KafkaSinkInput {
         };
         self.positions
             .retain(|tp, _| partitions.find_partition(&tp.topic, tp.partition).is_none());
-        let cooperative = matches!(
-            self.consumer.rebalance_protocol(),
-            RebalanceProtocol::Cooperative
-        );
-        give_up(&self.consumer, &partitions, cooperative)
+        give_up(&self.consumer, &partitions)
             .map_err(|e| client_error("give up revoked partitions", e))
     }
 
