@@ -45,7 +45,11 @@ fn broker_log(port: u16) -> Stdio {
         Some(dir) => {
             let path = Path::new(&dir).join(format!("tansu-{port}.log"));
             eprintln!("the broker on port {port} logs to {}", path.display());
-            std::fs::File::create(&path)
+            // Appended to: a restarted broker logs after its first life.
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
                 .map(Stdio::from)
                 .expect("SLUICE_TANSU_LOG names a directory to write broker logs in")
         }
@@ -53,42 +57,75 @@ fn broker_log(port: u16) -> Stdio {
     }
 }
 
+/// Starts Tansu listening on `addr` and waits until it accepts connections.
+fn spawn_tansu(addr: &str, storage: &str, env: &[(&'static str, String)]) -> Child {
+    let url = format!("tcp://{addr}");
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let child = Command::new(tansu_bin())
+        .args([
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            &url,
+            "--storage-engine",
+            storage,
+        ])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(broker_log(port))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        "the broker to accept connections",
+        Duration::from_secs(20),
+        || std::net::TcpStream::connect(addr).is_ok(),
+    );
+    child
+}
+
 /// A running broker, stopped when dropped.
 pub struct Broker {
     child: Child,
     pub addr: String,
+    /// `--storage-engine`, and the environment that storage needs.
+    storage: String,
+    env: Vec<(&'static str, String)>,
 }
 
 impl Broker {
-    /// Starts a broker and waits until it accepts connections.
+    /// Starts a broker on in-memory storage (lost when the broker stops) and waits until it
+    /// accepts connections.
     pub fn start() -> Broker {
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
-        let url = format!("tcp://{addr}");
-        let child = Command::new(tansu_bin())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .stdin(Stdio::null())
-            .stdout(broker_log(port))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        wait_until(
-            "the broker to accept connections",
-            Duration::from_secs(20),
-            || std::net::TcpStream::connect(&addr).is_ok(),
-        );
-        Broker { child, addr }
+        Broker::start_on("memory://tansu/", Vec::new())
     }
 
-    fn client(&self) -> ClientConfig {
+    /// Starts a broker whose storage is the S3 fake, so it survives [`Broker::restart`].
+    pub fn start_on_s3(s3: &super::s3_fake::S3Fake) -> Broker {
+        Broker::start_on("s3://tansu/", s3.client_env())
+    }
+
+    fn start_on(storage: &str, env: Vec<(&'static str, String)>) -> Broker {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let child = spawn_tansu(&addr, storage, &env);
+        Broker {
+            child,
+            addr,
+            storage: storage.to_owned(),
+            env,
+        }
+    }
+
+    /// Kills the broker process (-9) and starts it again on the same address and storage.
+    pub fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn_tansu(&self.addr, &self.storage, &self.env);
+    }
+
+    /// A client config pointing at this broker.
+    pub fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.addr);
         config
@@ -139,6 +176,18 @@ impl Broker {
 
     /// Reads `topic` from the beginning until `count` records arrived (all partitions).
     pub fn read(&self, topic: &str, count: usize) -> Vec<Consumed> {
+        self.read_until(topic, &format!("{count} records"), |read| {
+            read.len() >= count
+        })
+    }
+
+    /// Reads `topic` from the beginning (all partitions) until what was read satisfies `done`.
+    pub fn read_until(
+        &self,
+        topic: &str,
+        what: &str,
+        done: impl Fn(&[Consumed]) -> bool,
+    ) -> Vec<Consumed> {
         let consumer: BaseConsumer = self
             .client()
             .set("group.id", "sluice-test-reader")
@@ -170,10 +219,10 @@ impl Broker {
         }
         consumer.assign(&assignment).unwrap();
         let mut out = Vec::new();
-        while out.len() < count {
+        while !done(&out) {
             assert!(
                 Instant::now() < deadline,
-                "only {} of {count} records arrived in {topic}",
+                "{topic} never held {what}: {} records arrived",
                 out.len()
             );
             if let Some(message) = consumer.poll(Duration::from_millis(100)) {

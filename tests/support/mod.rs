@@ -8,6 +8,7 @@ pub mod es_fake;
 pub mod kafka;
 pub mod plugins;
 pub mod postgres;
+pub mod s3_fake;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

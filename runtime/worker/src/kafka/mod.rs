@@ -142,6 +142,28 @@ pub fn client_error(what: &str, error: rdkafka::error::KafkaError) -> Error {
     }
 }
 
+/// Whether a consumer error only reports that the broker is out of reach for now. librdkafka
+/// reconnects, rejoins the group and resumes fetching by itself after these (they are
+/// informational, as its consumer documentation says), so a sink waits them out, as the Java
+/// consumer under Kafka Connect does, rather than failing its task on a broker restart.
+pub fn is_transient_consumer_error(error: &rdkafka::error::KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+        )
+    )
+}
+
 /// Creates `topic` unless it exists. Brokers may not auto-create topics (Tansu does not), so
 /// sluice creates what it writes to.
 pub async fn ensure_topic(

@@ -23,7 +23,7 @@ use sluice_api::record::{Header, Record, SinkRecord, TopicPartition};
 use sluice_api::{Error, Result};
 
 use super::dlq::{DeadLetterQueue, Original};
-use super::{KafkaSettings, client_error};
+use super::{KafkaSettings, client_error, is_transient_consumer_error};
 use crate::errors::Tolerance;
 use crate::transforms::TransformChain;
 
@@ -217,6 +217,9 @@ impl KafkaSinkInput {
                 Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
                     tracing::debug!(connector = %self.connector, "a subscribed topic does not exist yet; waiting for it");
                 }
+                Err(e) if is_transient_consumer_error(&e) => {
+                    tracing::warn!(connector = %self.connector, error = %e, "the broker is out of reach; the consumer reconnects by itself");
+                }
                 Err(e) => return Err(client_error("consume", e)),
             }
         }
@@ -236,6 +239,8 @@ impl KafkaSinkInput {
         while messages.len() < max {
             match tokio::time::timeout(Duration::from_millis(1), self.consumer.recv()).await {
                 Ok(Ok(message)) => messages.push(message.detach()),
+                // What arrived so far goes on; `recv` waits out the outage.
+                Ok(Err(e)) if is_transient_consumer_error(&e) => break,
                 Ok(Err(e)) => return Err(client_error("consume", e)),
                 Err(_) => break,
             }
