@@ -430,3 +430,47 @@ fn a_batch_call_gives_one_result_per_record_and_fails_only_the_bad_ones() {
         ]
     );
 }
+
+/// A record a plugin passes on untouched comes back exactly as it went in: key, value and
+/// their schemas, topic, partition, timestamp, headers. Without headers it takes the one-byte
+/// "kept" answer (the host passes its own record on); with headers, the full answer whose key
+/// and value say "unchanged". Both must give the same record.
+#[test]
+fn a_record_passed_on_untouched_comes_back_exactly() {
+    use sluice_api::config::props;
+    use sluice_api::data::{Schema, Value};
+    use sluice_api::record::{Header, Record};
+    use std::sync::Arc;
+
+    let module = path(&plugin("identity"));
+    let mut transform =
+        (sluice_wasm::WASM_TRANSFORM.create)(&props(&[("module", module.as_str())])).unwrap();
+    let record = |headers: Vec<Header>| Record {
+        topic: "orders".to_owned(),
+        partition: Some(2),
+        key: Value::from("k"),
+        key_schema: Some(Arc::new(Schema::string())),
+        value: Value::from("v"),
+        value_schema: Some(Arc::new(Schema::string().optional())),
+        timestamp_ms: Some(1_700_000_000_000),
+        headers,
+    };
+    let header = Header {
+        key: "trace".to_owned(),
+        value: Value::from("t-1"),
+        schema: None,
+    };
+    let tombstone = Record {
+        value: Value::Null,
+        value_schema: None,
+        ..record(Vec::new())
+    };
+    let inputs = vec![record(Vec::new()), record(vec![header]), tombstone];
+    let outputs: Vec<Vec<Record>> = transform
+        .apply_batch(inputs.clone())
+        .into_iter()
+        .map(|result| result.unwrap())
+        .collect();
+    let expected: Vec<Vec<Record>> = inputs.into_iter().map(|r| vec![r]).collect();
+    assert_eq!(outputs, expected);
+}

@@ -50,11 +50,26 @@ pub struct OutputRecord<'a> {
 }
 
 /// What `apply` returns: for each input record, in order, byte 0 then a `str` error message
-/// (that record fails alone), or byte 1 then a `u32` count of [`OutputRecord`]s (0 drops the
-/// record, several fan it out).
+/// (that record fails alone), byte 1 then a `u32` count of [`OutputRecord`]s (0 drops the
+/// record, several fan it out), or byte 2: the record goes on exactly as it came.
 pub const RECORD_FAILED: u8 = 0;
 /// See [`RECORD_FAILED`].
 pub const RECORD_BECAME: u8 = 1;
+/// See [`RECORD_FAILED`]. One byte instead of a whole output record that says "unchanged"
+/// field by field: the host then passes its original record on without building a new one,
+/// which is most of what a plugin that lets most records through would otherwise cost.
+pub const RECORD_KEPT: u8 = 2;
+
+/// What a plugin made of one input record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome<'a> {
+    /// It fails alone, with this error message.
+    Failed(&'a str),
+    /// It became this many output records (appended to the outputs being read).
+    Became(usize),
+    /// It goes on exactly as it came.
+    Kept,
+}
 
 /// The fewest bytes a record (input or output) takes: empty topic, nothing optional, no headers.
 pub const MIN_RECORD_SIZE: usize = 4 + 1 + 1 + 1 + 1 + 4;
@@ -296,24 +311,23 @@ impl<'a> Reader<'a> {
         })
     }
 
-    /// What a plugin made of one input record: its outputs appended to `outputs` and their
-    /// count, or its error message. (One vector for the whole batch rather than one per
-    /// record: the host reads thousands of these per second.)
-    pub fn outcome_into(
-        &mut self,
-        outputs: &mut Vec<OutputRecord<'a>>,
-    ) -> Result<std::result::Result<usize, &'a str>> {
+    /// What a plugin made of one input record; its outputs, when it became new ones, are
+    /// appended to `outputs`. (One vector for the whole batch rather than one per record: the
+    /// host reads thousands of these per second.)
+    pub fn outcome_into(&mut self, outputs: &mut Vec<OutputRecord<'a>>) -> Result<Outcome<'a>> {
         match self.u8()? {
-            RECORD_FAILED => Ok(Err(self.str()?)),
+            RECORD_FAILED => Ok(Outcome::Failed(self.str()?)),
             RECORD_BECAME => {
                 let count = self.count(MIN_RECORD_SIZE)?;
                 for _ in 0..count {
                     outputs.push(self.output_record()?);
                 }
-                Ok(Ok(count))
+                Ok(Outcome::Became(count))
             }
+            RECORD_KEPT => Ok(Outcome::Kept),
             other => Err(FrameError(format!(
-                "byte {} is {other} where a record outcome (0 failed, 1 became) was expected",
+                "byte {} is {other} where a record outcome (0 failed, 1 became, 2 kept) was \
+                 expected",
                 self.at - 1
             ))),
         }
@@ -386,13 +400,18 @@ mod tests {
             headers: vec![],
         };
         put_output_record(&mut out, &output);
+        put_u8(&mut out, RECORD_KEPT);
         let mut reader = Reader::new(&out);
         let mut outputs = Vec::new();
         assert_eq!(
             reader.outcome_into(&mut outputs).unwrap(),
-            Err("bad record")
+            Outcome::Failed("bad record")
         );
-        assert_eq!(reader.outcome_into(&mut outputs).unwrap(), Ok(1));
+        assert_eq!(
+            reader.outcome_into(&mut outputs).unwrap(),
+            Outcome::Became(1)
+        );
+        assert_eq!(reader.outcome_into(&mut outputs).unwrap(), Outcome::Kept);
         assert_eq!(outputs, [output]);
         reader.finish().unwrap();
     }
@@ -404,6 +423,7 @@ mod tests {
             &[255, 255, 255, 255, 0],
             &[1, 9],
             &[1, 1, 0, 0, 0, 0xff],
+            &[3],
         ] {
             let mut reader = Reader::new(bytes);
             assert!(reader.outcome_into(&mut Vec::new()).is_err(), "{bytes:?}");

@@ -586,11 +586,11 @@ fn outcome(
         .collect()
 }
 
-/// A result read back: every output record, and for each input record the number of them
-/// that are its own (in order) or its error.
+/// A result read back: every output record, and for each input record what it made of it
+/// (how many of those outputs are its own, in order; kept; or its error).
 struct Decoded<'a> {
     outputs: Vec<OutputRecord<'a>>,
-    outcomes: Vec<std::result::Result<usize, &'a str>>,
+    outcomes: Vec<frame::Outcome<'a>>,
 }
 
 /// Reads a result, checking it holds one outcome per input record and nothing more.
@@ -675,13 +675,14 @@ impl WasmTransform {
             .outcomes
             .into_iter()
             .zip(records)
-            .map(|(result, original)| {
-                let result = result.map(|count| {
+            .map(|(result, original)| match result {
+                frame::Outcome::Kept => Ok(vec![original]),
+                frame::Outcome::Failed(message) => outcome(&name, Err(message), original),
+                frame::Outcome::Became(count) => {
                     let (own, rest) = outputs.split_at(count);
                     outputs = rest;
-                    own
-                });
-                outcome(&name, result, original)
+                    outcome(&name, Ok(own), original)
+                }
             })
             .collect())
     }

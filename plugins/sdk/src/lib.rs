@@ -130,6 +130,15 @@ impl Payload {
         self.changed = true;
     }
 
+    /// Whether it is, untouched, the key (`key`) or value of input record `index` of `batch`.
+    fn is_own(&self, batch: &Arc<Batch>, index: u32, key: bool) -> bool {
+        !self.changed
+            && self
+                .received
+                .as_ref()
+                .is_some_and(|r| r.is(batch, index, key))
+    }
+
     /// How it goes back as the key (`key`) or value of an output of input record `index` of
     /// `batch`: "unchanged" when it is exactly that record's own, else its text (`written`
     /// holds text serialised here).
@@ -140,12 +149,7 @@ impl Payload {
         key: bool,
         written: &'a mut String,
     ) -> frame::Payload<'a> {
-        if !self.changed
-            && self
-                .received
-                .as_ref()
-                .is_some_and(|r| r.is(batch, index, key))
-        {
+        if self.is_own(batch, index, key) {
             return frame::Payload::Unchanged;
         }
         if self.received.is_some() {
@@ -221,7 +225,7 @@ impl Record {
     fn received(
         batch: &Arc<Batch>,
         index: u32,
-        record: frame::InputRecord<'_>,
+        record: &frame::InputRecord<'_>,
     ) -> Result<Record, String> {
         Ok(Record {
             topic: record.topic.to_owned(),
@@ -231,8 +235,8 @@ impl Record {
             timestamp_ms: record.timestamp_ms,
             headers: record
                 .headers
-                .into_iter()
-                .map(|(key, text)| {
+                .iter()
+                .map(|&(key, text)| {
                     let value = text
                         .map(serde_json::from_str)
                         .transpose()
@@ -241,6 +245,20 @@ impl Record {
                 })
                 .collect::<Result<_, String>>()?,
         })
+    }
+
+    /// Whether it is input record `index` of `batch` exactly as it came (`input` is that
+    /// record as read from the batch), so it can go back as "kept".
+    fn is_kept(&self, input: &frame::InputRecord<'_>, batch: &Arc<Batch>, index: u32) -> bool {
+        // Headers are compared only when there are none: they arrive parsed, and proving a
+        // parsed header unchanged would cost more than sending it back.
+        self.headers.is_empty()
+            && input.headers.is_empty()
+            && self.topic == input.topic
+            && self.partition == input.partition
+            && self.timestamp_ms == input.timestamp_ms
+            && self.key.is_own(batch, index, true)
+            && self.value.is_own(batch, index, false)
     }
 
     /// Writes it as an output of input record `index` of `batch`.
@@ -321,7 +339,10 @@ pub fn run_apply(
     let mut out = Vec::with_capacity(bytes.len());
     for index in 0..count as u32 {
         let input = reader.input_record().expect("a batch from the sluice host");
-        match Record::received(&batch, index, input).and_then(|record| apply(record, config)) {
+        match Record::received(&batch, index, &input).and_then(|record| apply(record, config)) {
+            Ok(records) if records.len() == 1 && records[0].is_kept(&input, &batch, index) => {
+                frame::put_u8(&mut out, frame::RECORD_KEPT);
+            }
             Ok(records) => {
                 frame::put_u8(&mut out, frame::RECORD_BECAME);
                 frame::put_len(&mut out, records.len());
