@@ -355,18 +355,12 @@ fn offsets_in_a_topic_use_kafka_connect_s_format_both_ways() {
 
     // The offsets REST API works on the topic store: read, alter, reset, each when STOPPED.
     let connector = "/connectors/local-file-source";
-    let stop = || {
-        assert_eq!(worker.put(&format!("{connector}/stop"), None).0, 204);
-        worker.wait_for_status("local-file-source", "the source stops", |s| {
-            s["connector"]["state"] == "STOPPED"
-        });
-    };
     let at = |position: Option<u64>| json!({"offsets": position.map(|p| json!({"partition": {"filename": "test.txt"}, "offset": {"position": p}})).into_iter().collect::<Vec<_>>()});
     let size = std::fs::metadata(&source).unwrap().len();
     wait_until("the offset is committed", Duration::from_secs(30), || {
         worker.get(&format!("{connector}/offsets")).1 == at(Some(size))
     });
-    stop();
+    worker.stop_connector("local-file-source");
     let before_two = "skip\none\n".len() as u64;
     let (code, body) = worker.patch(&format!("{connector}/offsets"), &at(Some(before_two)));
     assert_eq!(code, 200, "{body}");
@@ -387,7 +381,7 @@ fn offsets_in_a_topic_use_kafka_connect_s_format_both_ways() {
         Duration::from_secs(30),
         || worker.get(&format!("{connector}/offsets")).1 == at(Some(size)),
     );
-    stop();
+    worker.stop_connector("local-file-source");
     let (code, body) = worker.delete(&format!("{connector}/offsets"));
     assert_eq!(code, 200, "{body}");
     assert_eq!(worker.get(&format!("{connector}/offsets")).1, at(None));
@@ -655,10 +649,7 @@ fn sink_offsets_are_the_consumer_group_s_and_can_be_altered_and_reset_when_stopp
         || worker.get("/connectors/snk/offsets").1 == committed(3),
     );
 
-    assert_eq!(worker.put("/connectors/snk/stop", None).0, 204);
-    worker.wait_for_status("snk", "the sink stops", |s| {
-        s["connector"]["state"] == "STOPPED"
-    });
+    worker.stop_connector("snk");
     assert_eq!(worker.put("/connectors/snk/resume", None).0, 202);
     produce_strings(&broker, "orders", ["o-3".to_owned()]);
     wait_until(
@@ -680,10 +671,7 @@ fn sink_offsets_are_the_consumer_group_s_and_can_be_altered_and_reset_when_stopp
     let rewind = json!({"offsets": [{"partition": {"kafka_topic": "orders", "kafka_partition": 0}, "offset": {"kafka_offset": 1}}]});
     let (code, body) = worker.patch("/connectors/snk/offsets", &rewind);
     assert_eq!(code, 400, "a running sink's offsets cannot change: {body}");
-    assert_eq!(worker.put("/connectors/snk/stop", None).0, 204);
-    worker.wait_for_status("snk", "the sink stops", |s| {
-        s["connector"]["state"] == "STOPPED"
-    });
+    worker.stop_connector("snk");
     let (code, body) = worker.patch("/connectors/snk/offsets", &rewind);
     assert_eq!(code, 200, "{body}");
     assert_eq!(worker.get("/connectors/snk/offsets").1, committed(1));
@@ -707,10 +695,7 @@ fn sink_offsets_are_the_consumer_group_s_and_can_be_altered_and_reset_when_stopp
         Duration::from_secs(30),
         || worker.get("/connectors/snk/offsets").1 == committed(4),
     );
-    assert_eq!(worker.put("/connectors/snk/stop", None).0, 204);
-    worker.wait_for_status("snk", "the sink stops", |s| {
-        s["connector"]["state"] == "STOPPED"
-    });
+    worker.stop_connector("snk");
     let (code, body) = worker.patch("/connectors/snk/offsets", &committed(3));
     assert_eq!(code, 200, "{body}");
     assert_eq!(worker.put("/connectors/snk/resume", None).0, 202);

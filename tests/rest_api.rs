@@ -196,9 +196,7 @@ fn connector_lifecycle_over_rest() {
         error["message"].as_str().unwrap().contains("STOPPED"),
         "{error}"
     );
-    assert_eq!(worker.put("/connectors/src/stop", None).0, 204);
-    let status =
-        worker.wait_for_status("src", "src stops", |s| s["connector"]["state"] == "STOPPED");
+    let status = worker.stop_connector("src");
     assert_eq!(status["tasks"], json!([]));
     let (code, body) = worker.patch("/connectors/src/offsets", &rewind);
     assert_eq!(

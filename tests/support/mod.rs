@@ -338,6 +338,18 @@ impl Worker {
         last
     }
 
+    /// Stops `connector` over REST (`PUT …/stop`, 204) and waits until it is STOPPED; its
+    /// status then.
+    pub fn stop_connector(&self, connector: &str) -> Json {
+        assert_eq!(
+            self.put(&format!("/connectors/{connector}/stop"), None).0,
+            204
+        );
+        self.wait_for_status(connector, &format!("{connector} stops"), |s| {
+            s["connector"]["state"] == "STOPPED"
+        })
+    }
+
     /// Waits until every task of `connector` has FAILED; the first task's trace.
     pub fn failed_trace(&self, connector: &str) -> String {
         let status =
