@@ -120,72 +120,86 @@ impl TransformChain {
     /// the records it became, or the error of the first stage that failed it (naming that
     /// transform); a failed record goes no further and does not hold up the others.
     pub fn apply_batch(&mut self, records: Vec<Record>) -> Vec<Result<Vec<Record>>> {
-        let inputs = records.len();
-        if self.stages.is_empty() {
+        let mut stages = self.stages.iter_mut();
+        let Some(first) = stages.next() else {
             return records.into_iter().map(|r| Ok(vec![r])).collect();
-        }
-        // Every record in flight, tagged with the input it came from.
-        let mut current: Vec<(usize, Record)> = records.into_iter().enumerate().collect();
-        let mut failures: Vec<Option<Error>> = (0..inputs).map(|_| None).collect();
-        for stage in &mut self.stages {
-            let applies: Vec<bool> = current
-                .iter()
-                .map(|(_, record)| match &stage.predicate {
-                    None => true,
-                    Some(predicate) => predicate.test(record) != stage.negate,
-                })
-                .collect();
-            let mut batch = Vec::with_capacity(current.len());
-            let mut owners = Vec::with_capacity(current.len());
-            let mut passing = Vec::new();
-            for ((owner, record), applies) in current.drain(..).zip(&applies) {
-                if *applies {
-                    owners.push(owner);
-                    batch.push(record);
-                } else {
-                    passing.push((owner, record));
+        };
+        // The first stage's results are already one per input record: with a single stage
+        // (the usual case) nothing is regrouped, which is most of what the chain itself costs.
+        let mut results = first.apply_batch(records);
+        for stage in stages {
+            let mut owners = Vec::with_capacity(results.len());
+            let mut batch = Vec::with_capacity(results.len());
+            for (owner, result) in results.iter_mut().enumerate() {
+                if let Ok(records) = result {
+                    owners.extend(std::iter::repeat_n(owner, records.len()));
+                    batch.append(records);
                 }
             }
-            let sent = batch.len();
-            let mut results = stage.transform.apply_batch(batch).into_iter();
-            let mut owners = owners.into_iter();
-            let mut passing = passing.into_iter();
-            // Rebuilt in the original order: a record the stage skipped keeps its place
-            // among the outputs of the records it transformed.
-            for applies in applies {
-                if !applies {
-                    current.extend(passing.next());
-                    continue;
-                }
-                let owner = owners.next().expect("an owner per transformed record");
-                let result = results.next().unwrap_or_else(|| {
-                    Err(Error::fatal(format!(
-                        "returned fewer results than the {sent} records it was given"
-                    )))
-                });
-                match result {
-                    Ok(outputs) => current.extend(outputs.into_iter().map(|r| (owner, r))),
-                    Err(error) => {
-                        failures[owner].get_or_insert_with(|| {
-                            error.context(format!("transform `{}`", stage.alias))
-                        });
-                    }
+            // `owners` ascends, so each input's outputs come back in order.
+            for (owner, result) in owners.into_iter().zip(stage.apply_batch(batch)) {
+                match (&mut results[owner], result) {
+                    (Ok(records), Ok(outputs)) => records.extend(outputs),
+                    // One of its records failed here: the input fails as a whole, and the
+                    // outputs its other records already made are dropped.
+                    (slot @ Ok(_), Err(error)) => *slot = Err(error),
+                    (Err(_), _) => {}
                 }
             }
-            current.retain(|(owner, _)| failures[*owner].is_none());
         }
-        let mut outputs: Vec<Vec<Record>> = (0..inputs).map(|_| Vec::new()).collect();
-        for (owner, record) in current {
-            outputs[owner].push(record);
+        results
+    }
+}
+
+impl Stage {
+    /// One result per record of `records`: what this stage made of it (a record its predicate
+    /// does not select passes as it is), errors naming the stage.
+    fn apply_batch(&mut self, records: Vec<Record>) -> Vec<Result<Vec<Record>>> {
+        let Some(predicate) = &self.predicate else {
+            let sent = records.len();
+            let results = self.transform.apply_batch(records);
+            return self.named(results, sent);
+        };
+        let applies: Vec<bool> = records
+            .iter()
+            .map(|record| predicate.test(record) != self.negate)
+            .collect();
+        let mut selected = Vec::with_capacity(records.len());
+        let mut results: Vec<Result<Vec<Record>>> = Vec::with_capacity(records.len());
+        for (record, applies) in records.into_iter().zip(&applies) {
+            if *applies {
+                selected.push(record);
+                results.push(Ok(Vec::new()));
+            } else {
+                results.push(Ok(vec![record]));
+            }
         }
-        outputs
+        let sent = selected.len();
+        let transformed = self.transform.apply_batch(selected);
+        let mut transformed = self.named(transformed, sent).into_iter();
+        for (slot, applies) in results.iter_mut().zip(applies) {
+            if applies {
+                *slot = transformed.next().expect("one result per selected record");
+            }
+        }
+        results
+    }
+
+    /// `results` of `sent` records, checked to be one each, with errors naming this stage.
+    fn named(&self, results: Vec<Result<Vec<Record>>>, sent: usize) -> Vec<Result<Vec<Record>>> {
+        let returned = results.len();
+        let mut results: Vec<_> = results
             .into_iter()
-            .zip(failures)
-            .map(|(records, failure)| match failure {
-                Some(error) => Err(error),
-                None => Ok(records),
-            })
-            .collect()
+            .take(sent)
+            .map(|result| result.map_err(|e| e.context(format!("transform `{}`", self.alias))))
+            .collect();
+        results.resize_with(sent, || {
+            Err(Error::fatal(format!(
+                "transform `{}` returned {returned} results for the {sent} records it was given",
+                self.alias
+            )))
+        });
+        results
     }
 }
 
@@ -331,6 +345,88 @@ mod tests {
         let failure = seen[2].as_ref().unwrap_err();
         assert!(failure.contains("transform `extract`"), "{failure}");
         assert_eq!(seen[3], Ok(vec![("routed.a3".into(), Value::Int64(3))]));
+    }
+
+    /// Fans each record out into `<topic>.1` and `<topic>.2`.
+    struct FanOut;
+
+    impl Transform for FanOut {
+        fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<()> {
+            for n in 1..=2 {
+                let mut copy = record.clone();
+                copy.topic = format!("{}.{n}", record.topic);
+                out.push(copy);
+            }
+            Ok(())
+        }
+    }
+
+    /// Fails records whose topic is `bad.2`.
+    struct FailBad2;
+
+    impl Transform for FailBad2 {
+        fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<()> {
+            if record.topic == "bad.2" {
+                return Err(Error::data("bad.2 is refused"));
+            }
+            out.push(record);
+            Ok(())
+        }
+    }
+
+    fn stage(alias: &str, transform: impl Transform + 'static) -> Stage {
+        Stage {
+            alias: alias.to_owned(),
+            transform: Box::new(transform),
+            predicate: None,
+            negate: false,
+        }
+    }
+
+    #[test]
+    fn a_fanned_out_record_fails_as_a_whole_when_one_of_its_outputs_fails_later() {
+        let mut chain = TransformChain {
+            stages: vec![stage("fan", FanOut), stage("check", FailBad2)],
+        };
+        let batch = ["good", "bad", "other"]
+            .map(|topic| Record::new(topic, Value::from("v"), None))
+            .to_vec();
+        let results = chain.apply_batch(batch);
+        let topics = |result: &Result<Vec<Record>>| -> Vec<String> {
+            let records = result.as_ref().unwrap();
+            records.iter().map(|r| r.topic.clone()).collect()
+        };
+        assert_eq!(results.len(), 3);
+        assert_eq!(topics(&results[0]), ["good.1", "good.2"]);
+        let failure = results[1].as_ref().unwrap_err().message().to_owned();
+        assert_eq!(failure, "transform `check`: bad.2 is refused");
+        assert_eq!(topics(&results[2]), ["other.1", "other.2"]);
+    }
+
+    /// Returns nothing at all, whatever it is given.
+    struct Forgetful;
+
+    impl Transform for Forgetful {
+        fn apply(&mut self, _: Record, _: &mut Vec<Record>) -> Result<()> {
+            Ok(())
+        }
+
+        fn apply_batch(&mut self, _: Vec<Record>) -> Vec<Result<Vec<Record>>> {
+            Vec::new()
+        }
+    }
+
+    #[test]
+    fn a_transform_that_loses_results_fails_those_records_by_name() {
+        let mut chain = TransformChain {
+            stages: vec![stage("lossy", Forgetful)],
+        };
+        let results = chain.apply_batch(vec![Record::new("t", Value::from("v"), None)]);
+        let failure = results[0].as_ref().unwrap_err().message().to_owned();
+        assert!(
+            failure.contains("transform `lossy` returned 0 results for the 1 records"),
+            "{failure}"
+        );
     }
 
     #[test]
