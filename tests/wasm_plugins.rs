@@ -406,6 +406,26 @@ fn a_batch_call_gives_one_result_per_record_and_fails_only_the_bad_ones() {
     );
     assert_eq!(outcome[5], "ok \"c\"");
 
+    // Past the first call's records, the plugin still reads each record's own value: the trap
+    // at 300 (in the second call) and the failure at 520 (in the third) fail exactly those.
+    let mut far: Vec<String> = (0..600).map(|i| format!("r{i}")).collect();
+    far[300] = "trap".into();
+    far[520] = "fail".into();
+    let results = transform.apply_batch(batch(&far));
+    assert_eq!(results.len(), far.len());
+    let failed: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.is_err())
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(failed, [300, 520]);
+    for (result, sent) in results.into_iter().zip(&far) {
+        if let Ok(records) = result {
+            assert_eq!(records[0].value, Value::from(sent.as_str()));
+        }
+    }
+
     // A record the plugin keeps past its call (key never read during it) is still whole when
     // the plugin returns it from a later call: the SDK fetched its key before the call ended,
     // and it does not pass for "unchanged" as the output of another record.

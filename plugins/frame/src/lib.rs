@@ -174,6 +174,12 @@ pub fn put_headers<'h>(
     }
 }
 
+#[cold]
+#[inline(never)]
+fn not_utf8(at: usize, error: std::str::Utf8Error) -> FrameError {
+    FrameError(format!("the text at byte {at} is not UTF-8: {error}"))
+}
+
 /// Reads a batch front to back.
 #[derive(Debug)]
 pub struct Reader<'a> {
@@ -186,66 +192,95 @@ impl<'a> Reader<'a> {
         Reader { bytes, at: 0 }
     }
 
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .at
             .checked_add(n)
             .filter(|&end| end <= self.bytes.len());
         let Some(end) = end else {
-            return Err(FrameError(format!(
-                "the batch ends at byte {} where {n} more bytes were expected",
-                self.bytes.len()
-            )));
+            return Err(self.short(n));
         };
         let taken = &self.bytes[self.at..end];
         self.at = end;
         Ok(taken)
     }
 
+    // The errors are built out of line: the readers stay small enough to inline into the
+    // record loops on both sides, which read every field of every record.
+    #[cold]
+    #[inline(never)]
+    fn short(&self, n: usize) -> FrameError {
+        FrameError(format!(
+            "the batch ends at byte {} where {n} more bytes were expected",
+            self.bytes.len()
+        ))
+    }
+
+    /// The byte just read is none of the `expected` values.
+    #[cold]
+    #[inline(never)]
+    fn unexpected(&self, expected: &str) -> FrameError {
+        FrameError(format!(
+            "byte {} is {} where {expected} was expected",
+            self.at - 1,
+            self.bytes[self.at - 1]
+        ))
+    }
+
+    #[inline]
     fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
         Ok(self.take(N)?.try_into().expect("took N bytes"))
     }
 
+    #[inline]
     pub fn u8(&mut self) -> Result<u8> {
         Ok(self.take(1)?[0])
     }
 
+    #[inline]
     pub fn u32(&mut self) -> Result<u32> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
     /// A count of items of at least `min_size` bytes each, checked against what is left so a
     /// corrupt count cannot make the reader reserve gigabytes.
+    #[inline]
     pub fn count(&mut self, min_size: usize) -> Result<usize> {
         let count = self.u32()? as usize;
         let left = self.bytes.len() - self.at;
         if count.saturating_mul(min_size) > left {
-            return Err(FrameError(format!(
-                "a count of {count} at byte {} does not fit the {left} bytes left",
-                self.at - 4
-            )));
+            return Err(self.overlong(count, left));
         }
         Ok(count)
     }
 
+    #[cold]
+    #[inline(never)]
+    fn overlong(&self, count: usize, left: usize) -> FrameError {
+        FrameError(format!(
+            "a count of {count} at byte {} does not fit the {left} bytes left",
+            self.at - 4
+        ))
+    }
+
+    #[inline]
     pub fn str(&mut self) -> Result<&'a str> {
         let len = self.u32()? as usize;
         let at = self.at;
-        std::str::from_utf8(self.take(len)?)
-            .map_err(|e| FrameError(format!("the text at byte {at} is not UTF-8: {e}")))
+        std::str::from_utf8(self.take(len)?).map_err(|e| not_utf8(at, e))
     }
 
+    #[inline]
     fn flag(&mut self) -> Result<bool> {
         match self.u8()? {
             0 => Ok(false),
             1 => Ok(true),
-            other => Err(FrameError(format!(
-                "byte {} is {other} where 0 or 1 was expected",
-                self.at - 1
-            ))),
+            _ => Err(self.unexpected("0 or 1")),
         }
     }
 
+    #[inline]
     pub fn opt_i32(&mut self) -> Result<Option<i32>> {
         Ok(if self.flag()? {
             Some(i32::from_le_bytes(self.array()?))
@@ -254,6 +289,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[inline]
     pub fn opt_i64(&mut self) -> Result<Option<i64>> {
         Ok(if self.flag()? {
             Some(i64::from_le_bytes(self.array()?))
@@ -262,6 +298,7 @@ impl<'a> Reader<'a> {
         })
     }
 
+    #[inline]
     pub fn opt_str(&mut self) -> Result<Option<&'a str>> {
         Ok(if self.flag()? {
             Some(self.str()?)
@@ -275,10 +312,7 @@ impl<'a> Reader<'a> {
             0 => Ok(Payload::Unchanged),
             1 => Ok(Payload::Null),
             2 => Ok(Payload::Json(self.str()?)),
-            other => Err(FrameError(format!(
-                "byte {} is {other} where a payload kind (0 unchanged, 1 null, 2 JSON) was expected",
-                self.at - 1
-            ))),
+            _ => Err(self.unexpected("a payload kind (0 unchanged, 1 null, 2 JSON)")),
         }
     }
 
@@ -289,6 +323,7 @@ impl<'a> Reader<'a> {
             .collect()
     }
 
+    #[inline]
     pub fn input_record(&mut self) -> Result<InputRecord<'a>> {
         Ok(InputRecord {
             topic: self.str()?,
@@ -325,11 +360,7 @@ impl<'a> Reader<'a> {
                 Ok(Outcome::Became(count))
             }
             RECORD_KEPT => Ok(Outcome::Kept),
-            other => Err(FrameError(format!(
-                "byte {} is {other} where a record outcome (0 failed, 1 became, 2 kept) was \
-                 expected",
-                self.at - 1
-            ))),
+            _ => Err(self.unexpected("a record outcome (0 failed, 1 became, 2 kept)")),
         }
     }
 

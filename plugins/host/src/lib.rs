@@ -192,19 +192,22 @@ struct HostState {
     memory_denied: bool,
     /// What the plugin wrote to stderr (a panic message, say), kept for error messages.
     stderr: MemoryOutputPipe,
-    /// The records of the batch `apply` is running on, for `host.payload`; empty between
-    /// calls.
+    /// The records being transformed, for `host.payload`; empty between calls. A call covers
+    /// `window` of them (its record 0 is `batch[window.start]`).
     batch: Vec<Record>,
+    window: std::ops::Range<usize>,
 }
 
 impl bindings::sluice::plugin::host::Host for HostState {
     fn payload(&mut self, index: u32, key: bool) -> wasmtime::Result<Option<String>> {
-        let Some(record) = self.batch.get(index as usize) else {
-            wasmtime::bail!(
+        let at = self.window.start + index as usize;
+        let record = match self.batch.get(at) {
+            Some(record) if at < self.window.end => record,
+            _ => wasmtime::bail!(
                 "it asked for the {} of record {index} of a batch of {}",
                 if key { "key" } else { "value" },
-                self.batch.len()
-            );
+                self.window.len()
+            ),
         };
         Ok(json_text(if key { &record.key } else { &record.value }))
     }
@@ -347,6 +350,7 @@ impl Plugin {
                 memory_denied: false,
                 stderr,
                 batch: Vec::new(),
+                window: 0..0,
             },
         );
         store.limiter(|state| state);
@@ -561,28 +565,25 @@ fn from_output(
     })
 }
 
-/// What one record became: its records, or the error that failed it.
-type Outcome = Result<Vec<Record>>;
+/// What the plugin made of one record, decided while the records are still in place.
+enum Made {
+    /// It goes on exactly as it came: the record itself is moved on at the end.
+    Kept,
+    Became(Vec<Record>),
+    Failed(Error),
+}
 
-/// A call that failed as a whole, with the records it was given.
-type CallFailed = (Error, Vec<Record>);
-
-/// What the plugin made of one record, in host terms.
-fn outcome(
+/// The records `produced` for `original`, in host terms.
+fn converted(
     plugin: &str,
-    outcome: std::result::Result<&[OutputRecord<'_>], &str>,
-    mut original: Record,
+    produced: &[OutputRecord<'_>],
+    original: &mut Record,
 ) -> Result<Vec<Record>> {
-    let produced = outcome.map_err(|message| {
-        Error::data(format!(
-            "WASM transform {plugin} failed the record: {message}"
-        ))
-    })?;
     let count = produced.len();
     produced
         .iter()
         .enumerate()
-        .map(|(at, out)| from_output(plugin, out, &mut original, at + 1 == count))
+        .map(|(at, out)| from_output(plugin, out, original, at + 1 == count))
         .collect()
 }
 
@@ -605,20 +606,23 @@ fn decode(bytes: &[u8], records: usize) -> frame::Result<Decoded<'_>> {
 }
 
 impl WasmTransform {
-    /// One `apply` call into the plugin with `records` (whose batch is in `self.encoded`); the
-    /// records come back with the result. The result is `Err` when the call itself failed
-    /// (trap, timeout, memory, no instance): the instance is then dropped and the next call
-    /// gets a fresh one.
-    fn call(&mut self, records: Vec<Record>) -> (Vec<Record>, Result<Vec<u8>>) {
+    /// One `apply` call into the plugin with `window` of `records` (already encoded in
+    /// `self.encoded`). `Err` when the call itself failed (trap, timeout, memory, no
+    /// instance): the instance is then dropped and the next call gets a fresh one. The records
+    /// are lent to the instance for `host.payload` and always come back.
+    fn call(
+        &mut self,
+        records: &mut Vec<Record>,
+        window: std::ops::Range<usize>,
+    ) -> Result<Vec<u8>> {
         let instance = match self.instance.as_mut() {
             Some(instance) => instance,
-            None => match self.plugin.instantiate() {
-                Ok(instance) => self.instance.insert(instance),
-                Err(error) => return (records, Err(error)),
-            },
+            None => self.instance.insert(self.plugin.instantiate()?),
         };
         instance.store.set_epoch_deadline(self.plugin.max_ticks);
-        instance.store.data_mut().batch = records;
+        let state = instance.store.data_mut();
+        state.batch = std::mem::take(records);
+        state.window = window;
         let result = run_bounded(
             instance
                 .bindings
@@ -626,82 +630,64 @@ impl WasmTransform {
                 .call_apply(&mut instance.store, &self.encoded),
             self.plugin.wall_limit(),
         );
-        let records = std::mem::take(&mut instance.store.data_mut().batch);
+        *records = std::mem::take(&mut instance.store.data_mut().batch);
         let name = self.plugin.name();
         let Some(result) = result else {
             self.instance = None;
-            let error = Error::data(format!(
+            return Err(Error::data(format!(
                 "WASM transform {name} failed on this record: it blocked longer than max.duration.ms={} and was abandoned",
                 self.plugin.max_duration_ms
-            ));
-            return (records, Err(error));
+            )));
         };
         match result {
-            Ok(bytes) => (records, Ok(bytes)),
+            Ok(bytes) => Ok(bytes),
             Err(trap) => {
                 let why = self.plugin.explain(&instance.store, &trap);
                 // A trapped instance is not used again: the next call gets a fresh one.
                 self.instance = None;
-                let error = Error::data(format!(
+                Err(Error::data(format!(
                     "WASM transform {name} failed on this record: {why}"
-                ));
-                (records, Err(error))
+                )))
             }
         }
     }
 
-    /// One call for `records`: their results, or — when the call as a whole failed — the
-    /// error and the records back.
-    fn run(&mut self, records: Vec<Record>) -> std::result::Result<Vec<Outcome>, CallFailed> {
-        encode(&records, &mut self.encoded);
-        let (records, called) = self.call(records);
-        let bytes = match called {
-            Ok(bytes) => bytes,
-            Err(error) => return Err((error, records)),
-        };
+    /// One call for `window` of `records`, pushing what became of each onto `made`; `Err`
+    /// (and nothing pushed) when the call as a whole failed. The records stay where they are,
+    /// so the kept ones are moved only once, at the end.
+    fn run(
+        &mut self,
+        records: &mut Vec<Record>,
+        window: std::ops::Range<usize>,
+        made: &mut Vec<Made>,
+    ) -> Result<()> {
+        encode(&records[window.clone()], &mut self.encoded);
+        let bytes = self.call(records, window.clone())?;
         let name = self.plugin.name();
-        let decoded = match decode(&bytes, records.len()) {
-            Ok(decoded) => decoded,
-            Err(e) => {
-                let error = Error::data(format!(
-                    "WASM transform {name} returned a result that does not follow the layout of \
-                     plugins/wit/transform.wit: {e}"
-                ));
-                return Err((error, records));
-            }
-        };
+        let decoded = decode(&bytes, window.len()).map_err(|e| {
+            Error::data(format!(
+                "WASM transform {name} returned a result that does not follow the layout of \
+                 plugins/wit/transform.wit: {e}"
+            ))
+        })?;
         let mut outputs = decoded.outputs.as_slice();
-        Ok(decoded
-            .outcomes
-            .into_iter()
-            .zip(records)
-            .map(|(result, original)| match result {
-                frame::Outcome::Kept => Ok(vec![original]),
-                frame::Outcome::Failed(message) => outcome(&name, Err(message), original),
+        for (outcome, original) in decoded.outcomes.into_iter().zip(&mut records[window]) {
+            made.push(match outcome {
+                frame::Outcome::Kept => Made::Kept,
+                frame::Outcome::Failed(message) => Made::Failed(Error::data(format!(
+                    "WASM transform {name} failed the record: {message}"
+                ))),
                 frame::Outcome::Became(count) => {
                     let (own, rest) = outputs.split_at(count);
                     outputs = rest;
-                    outcome(&name, Ok(own), original)
-                }
-            })
-            .collect())
-    }
-
-    /// Up to [`BATCH`] records in one call. When the call as a whole fails, the records are
-    /// sent again one per call, so the one that traps, loops or overruns memory fails alone.
-    fn apply_chunk(&mut self, records: Vec<Record>, results: &mut Vec<Result<Vec<Record>>>) {
-        match self.run(records) {
-            Ok(done) => results.extend(done),
-            Err((error, records)) if records.len() == 1 => results.push(Err(error)),
-            Err((_, records)) => {
-                for record in records {
-                    match self.run(vec![record]) {
-                        Ok(done) => results.extend(done),
-                        Err((error, _)) => results.push(Err(error)),
+                    match converted(&name, own, original) {
+                        Ok(records) => Made::Became(records),
+                        Err(error) => Made::Failed(error),
                     }
                 }
-            }
+            });
         }
+        Ok(())
     }
 }
 
@@ -716,13 +702,35 @@ impl Transform for WasmTransform {
         Ok(())
     }
 
-    fn apply_batch(&mut self, records: Vec<Record>) -> Vec<Result<Vec<Record>>> {
-        let mut results = Vec::with_capacity(records.len());
-        let mut records = records.into_iter().peekable();
-        while records.peek().is_some() {
-            let chunk: Vec<Record> = records.by_ref().take(BATCH).collect();
-            self.apply_chunk(chunk, &mut results);
+    /// Up to [`BATCH`] records per call. When a call as a whole fails, its records are sent
+    /// again one per call, so the one that traps, loops or overruns memory fails alone.
+    fn apply_batch(&mut self, mut records: Vec<Record>) -> Vec<Result<Vec<Record>>> {
+        let mut made = Vec::with_capacity(records.len());
+        let mut start = 0;
+        while start < records.len() {
+            let window = start..(start + BATCH).min(records.len());
+            start = window.end;
+            let Err(error) = self.run(&mut records, window.clone(), &mut made) else {
+                continue;
+            };
+            if window.len() == 1 {
+                made.push(Made::Failed(error));
+                continue;
+            }
+            for at in window {
+                if let Err(error) = self.run(&mut records, at..at + 1, &mut made) {
+                    made.push(Made::Failed(error));
+                }
+            }
         }
-        results
+        records
+            .into_iter()
+            .zip(made)
+            .map(|(record, made)| match made {
+                Made::Kept => Ok(vec![record]),
+                Made::Became(records) => Ok(records),
+                Made::Failed(error) => Err(error),
+            })
+            .collect()
     }
 }
