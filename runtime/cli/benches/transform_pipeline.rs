@@ -3,10 +3,13 @@
 //! 1. **In the pipeline**: file → file through one worker (embedded default) with ~200 B JSON
 //!    lines, three times: no transform, a native built-in (`RegexRouter` matching every
 //!    record), and the identity WASM plugin, in turn, three rounds. Records/s of each (timed
-//!    from the first output line to the last; the best round counts) and the WASM/none ratio.
+//!    from the first output line to the last; the best round counts), the WASM/none ratio, and
+//!    the worker's CPU time per record (all threads; the least of the rounds), which shows what
+//!    a transform costs even when spare cores hide it from the rate.
 //! 2. **Per record**: the transforms alone, in this process, fed batches as the worker feeds
-//!    them, on a schemaless ~200 B JSON value: ns/record of the native transform and of the
-//!    identity plugin (best of three rounds), and the plugin's overhead.
+//!    them, on a schemaless ~200 B JSON value: ns/record of a pass-through, of the native
+//!    transform and of the identity plugin (in turn, best of three rounds each), and the
+//!    plugin's overhead (identity minus pass-through).
 //! 3. **Memory**: resident memory added per plugin instance.
 //!
 //! Run it with (the plugins are built first: `rustup target add wasm32-wasip2`):
@@ -16,7 +19,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,8 +58,18 @@ fn line(i: usize) -> String {
     )
 }
 
-/// Lines/s of a file → file run with `transforms` (connector config lines).
-fn pipeline(records: usize, transforms: &str) -> f64 {
+/// What one pipeline run measured.
+#[derive(Clone, Copy, Default)]
+struct Run {
+    /// Records/s, from the first output line to the last.
+    rate: f64,
+    /// CPU time the worker spent per record (user + system, every thread), in µs: what the
+    /// records cost, whatever the neighbours did to the wall clock.
+    cpu_us: f64,
+}
+
+/// A file → file run with `transforms` (connector config lines).
+fn pipeline(records: usize, transforms: &str) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::write(
@@ -80,32 +93,10 @@ fn pipeline(records: usize, transforms: &str) -> f64 {
     }
     let bytes = data.len() as u64;
     std::fs::write(d.join("in.txt"), b"").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-        .args([
-            "standalone",
-            "worker.properties",
-            "sink.properties",
-            "source.properties",
-        ])
-        .current_dir(d)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut text = String::new();
-    loop {
-        text.clear();
-        if stderr.read_line(&mut text).unwrap() == 0 {
-            panic!("the worker exited during start-up");
-        }
-        if text.contains("worker started") {
-            break;
-        }
-    }
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let (mut child, _) = common::start_worker(
+        d,
+        &["worker.properties", "sink.properties", "source.properties"],
+    );
     let written = || {
         std::fs::metadata(d.join("out.txt"))
             .map(|m| m.len())
@@ -124,6 +115,7 @@ fn pipeline(records: usize, transforms: &str) -> f64 {
         std::thread::sleep(Duration::from_millis(2));
     };
     let appended = Instant::now();
+    let cpu_before = common::proc_cpu_seconds(child.id());
     std::fs::OpenOptions::new()
         .append(true)
         .open(d.join("in.txt"))
@@ -141,17 +133,18 @@ fn pipeline(records: usize, transforms: &str) -> f64 {
         // All of it came out at once (a smoke run of a few records).
         records as f64 / appended.elapsed().as_secs_f64()
     };
+    let cpu_us = (common::proc_cpu_seconds(child.id()) - cpu_before) * 1e6 / records as f64;
     common::terminate(&mut child, Duration::from_secs(30));
-    rate
+    Run { rate, cpu_us }
 }
 
 /// Records a worker hands its transform chain at once (a source poll's worth).
 const BATCH: usize = 1000;
 
-/// ns per record through `transform`, fed batches of [`BATCH`] fresh records as a worker
-/// feeds its chain straight after a source poll (building the records is not timed; handing
-/// them over, transforming and dropping the results is).
-fn per_record(transform: &mut dyn Transform, records: usize) -> f64 {
+/// ns per record through each of `transforms`, fed batches of [`BATCH`] fresh records as a
+/// worker feeds its chain straight after a source poll (building the records is not timed;
+/// handing them over, transforming and dropping the results is).
+fn per_record<const N: usize>(transforms: [&mut dyn Transform; N], records: usize) -> [f64; N] {
     let texts: Vec<String> = (0..records).map(line).collect();
     let batch = |from: usize| -> Vec<Record> {
         texts[from..(from + BATCH).min(records)]
@@ -162,12 +155,17 @@ fn per_record(transform: &mut dyn Transform, records: usize) -> f64 {
             })
             .collect()
     };
-    for result in transform.apply_batch(batch(0)) {
-        result.unwrap();
+    let mut transforms = transforms;
+    for transform in transforms.iter_mut() {
+        for result in transform.apply_batch(batch(0)) {
+            result.unwrap();
+        }
     }
-    // The best of a few rounds: this machine's neighbours come and go, the work does not.
-    (0..ROUNDS)
-        .map(|_| {
+    // Rounds of each in turn, the best of each counting: this machine's neighbours come and
+    // go, the work does not, and the overhead is a difference of two of these figures.
+    let mut best = [f64::INFINITY; N];
+    for _ in 0..ROUNDS {
+        for (best, transform) in best.iter_mut().zip(transforms.iter_mut()) {
             let mut spent = Duration::ZERO;
             for from in (0..records).step_by(BATCH) {
                 let records = batch(from);
@@ -177,9 +175,10 @@ fn per_record(transform: &mut dyn Transform, records: usize) -> f64 {
                 }
                 spent += started.elapsed();
             }
-            spent.as_nanos() as f64 / records as f64
-        })
-        .fold(f64::INFINITY, f64::min)
+            *best = best.min(spent.as_nanos() as f64 / records as f64);
+        }
+    }
+    best
 }
 
 /// Rounds of the per-record measurement; the fastest counts.
@@ -203,10 +202,15 @@ fn main() {
     ];
     // Rounds of the three runs in turn, the best of each counting: a neighbour busy during one
     // run would otherwise decide the ratio (one such run measured RegexRouter at 0.81 of none).
-    let mut best = [0.0f64; 3];
+    let mut best = [Run {
+        rate: 0.0,
+        cpu_us: f64::INFINITY,
+    }; 3];
     for _ in 0..ROUNDS {
         for (best, chain) in best.iter_mut().zip(&chains) {
-            *best = best.max(pipeline(records, chain));
+            let run = pipeline(records, chain);
+            best.rate = best.rate.max(run.rate);
+            best.cpu_us = best.cpu_us.min(run.cpu_us);
         }
     }
     let [none, native, wasm] = best;
@@ -222,9 +226,10 @@ fn main() {
     ]);
     let mut plugin = (sluice_wasm::WASM_TRANSFORM.create)(&settings).unwrap();
     let measured = records.min(100_000);
-    let native_ns = per_record(router.as_mut(), measured);
-    let wasm_ns = per_record(plugin.as_mut(), measured);
-    let nothing_ns = per_record(&mut Passthrough, measured);
+    let [nothing_ns, native_ns, wasm_ns] = per_record(
+        [&mut Passthrough, router.as_mut(), plugin.as_mut()],
+        measured,
+    );
 
     let before = rss_kb();
     let instances: Vec<_> = (0..10)
@@ -238,14 +243,21 @@ fn main() {
         "  pipeline, file -> file, {records} JSON lines of ~{} B:",
         line(0).len()
     );
-    println!("    no transform          {none:.0} records/s");
     println!(
-        "    RegexRouter (native)  {native:.0} records/s ({:.2} of none)",
-        native / none
+        "    no transform          {:.0} records/s, {:.2} µs CPU/record",
+        none.rate, none.cpu_us
     );
     println!(
-        "    identity WASM         {wasm:.0} records/s ({:.2} of none; target >= 0.9)",
-        wasm / none
+        "    RegexRouter (native)  {:.0} records/s ({:.2} of none), {:.2} µs CPU/record",
+        native.rate,
+        native.rate / none.rate,
+        native.cpu_us
+    );
+    println!(
+        "    identity WASM         {:.0} records/s ({:.2} of none; target >= 0.9), {:.2} µs CPU/record",
+        wasm.rate,
+        wasm.rate / none.rate,
+        wasm.cpu_us
     );
     println!("  per record, in process, batches of {BATCH}, schemaless ~200 B value:");
     println!("    pass-through          {nothing_ns:.0} ns/record (record handling alone)");
