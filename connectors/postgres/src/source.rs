@@ -949,21 +949,17 @@ impl PostgresSourceTask {
         Ok(())
     }
 
-    /// Connects again and reads the rest of the snapshot in a new view; the stream follows
-    /// from the slot, which has not moved since the snapshot began.
-    async fn restart_snapshot(
-        &mut self,
-        config: &PostgresConfig,
-        resume: Option<ResumePoint>,
-    ) -> Result<()> {
-        let client = connect(config).await?;
+    /// The WAL position a snapshot read in a new view now is stamped with: the server's
+    /// current one when no stream follows (`initial_only`, no slot), else the slot's, where
+    /// the stream after the snapshot starts.
+    async fn snapshot_position(client: &Client, config: &PostgresConfig) -> Result<Lsn> {
         let position = if config.snapshot == SnapshotMode::InitialOnly {
             "select pg_current_wal_lsn()::text".to_owned()
         } else {
             slot_position_sql(config)
         };
         let rows = query(
-            &client,
+            client,
             config,
             "reading the snapshot's WAL position",
             &position,
@@ -975,7 +971,18 @@ impl PostgresSourceTask {
                 config.slot
             )));
         };
-        let lsn: Lsn = lsn.parse().map_err(Error::data)?;
+        lsn.parse().map_err(Error::data)
+    }
+
+    /// Connects again and reads the rest of the snapshot in a new view; the stream follows
+    /// from the slot, which has not moved since the snapshot began.
+    async fn restart_snapshot(
+        &mut self,
+        config: &PostgresConfig,
+        resume: Option<ResumePoint>,
+    ) -> Result<()> {
+        let client = connect(config).await?;
+        let lsn = Self::snapshot_position(&client, config).await?;
         tracing::info!(resume = ?resume, "reading the snapshot again in a new view");
         self.start_snapshot(&client, None, lsn.0, resume).await?;
         if config.snapshot != SnapshotMode::InitialOnly {
@@ -1358,19 +1365,7 @@ impl SourceTask for PostgresSourceTask {
             // No stream will follow, so no slot is needed: a plain repeatable-read view is the
             // snapshot, stamped with the WAL position it reflects.
             if snapshot_now {
-                let lsn = query(
-                    &client,
-                    &config,
-                    "reading the WAL position",
-                    "select pg_current_wal_lsn()::text",
-                )
-                .await?;
-                let lsn = lsn
-                    .first()
-                    .and_then(|r| r[0].as_deref())
-                    .unwrap_or_default()
-                    .parse::<Lsn>()
-                    .map_err(Error::data)?;
+                let lsn = Self::snapshot_position(&client, &config).await?;
                 self.start_snapshot(&client, None, lsn.0, resume).await?;
             }
             tracing::info!(
