@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod plugins;
 pub mod postgres;
 pub mod s3_fake;
+pub mod tansu;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

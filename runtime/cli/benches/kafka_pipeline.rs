@@ -8,42 +8,17 @@
 
 mod common;
 
+#[path = "../../../tests/support/tansu.rs"]
+mod tansu;
+
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn main() {
     let lines = common::arg("--lines", 200_000);
-    let tansu = std::env::var("SLUICE_TANSU")
-        .unwrap_or_else(|_| "/opt/sluice-tools/tansu/bin/tansu".to_owned());
-    assert!(
-        std::path::Path::new(&tansu).exists(),
-        "needs Tansu at {tansu}: run scripts/tansu-install.sh"
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let mut broker = Command::new(&tansu)
-        .args([
-            "broker",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-            "--storage-engine",
-            "memory://tansu/",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    let port = tansu::free_port();
+    let mut broker = tansu::spawn_tansu(&format!("127.0.0.1:{port}"), "memory://tansu/", &[]);
 
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
