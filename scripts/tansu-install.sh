@@ -15,5 +15,5 @@ fi
 mkdir -p "$TOOLS"
 echo "tansu: building with cargo install (one time, 25-35 min)" >&2
 # Its own target dir keeps intermediate artifacts for a rebuild after an interrupted install.
-cargo install tansu --locked --features dynostore --root "$TOOLS/tansu" --target-dir "$TOOLS/tansu-target"
+cargo install tansu --version 0.6.0 --locked --features dynostore --root "$TOOLS/tansu" --target-dir "$TOOLS/tansu-target"
 "$BIN" --version

@@ -298,7 +298,8 @@ fn offsets_in_a_topic_use_kafka_connect_s_format_both_ways() {
     )
     .unwrap();
     // Kafka Connect wrote this offset for the same connector: sluice must resume after "skip\n".
-    broker.create_topic("connect-offsets", 3);
+    // (Compacted, as Kafka Connect requires of its offset topic, and sluice checks.)
+    broker.create_topic_with("connect-offsets", 3, &[("cleanup.policy", "compact")]);
     broker.produce(
         "connect-offsets",
         &[(
@@ -511,20 +512,13 @@ fn a_poison_record_goes_to_the_dead_letter_queue_or_fails_the_task() {
 
 #[test]
 fn config_and_status_records_use_kafka_connect_s_formats() {
-    use sluice_runtime::herder::TargetState;
-    use sluice_runtime::kafka::KafkaSettings;
-    use sluice_runtime::kafka::stores::{KafkaConfigStore, KafkaStatusStore};
-    use sluice_runtime::status::State;
+    use sluice_runtime::state::{State, TargetState};
+    use sluice_runtime::storage::config_topic::KafkaConfigStore;
+    use sluice_runtime::storage::status_topic::KafkaStatusStore;
     use std::sync::Arc;
 
     let broker = Broker::start();
-    let settings = Arc::new(KafkaSettings::from_worker(
-        &Default::default(),
-        std::slice::from_ref(&broker.addr),
-    ));
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let props: sluice_api_props::Props =
-        [("connector.class".to_owned(), "FileStreamSource".to_owned())].into();
+    let (settings, runtime, props) = store_client(&broker);
     runtime.block_on(async {
         let configs = KafkaConfigStore::open(Arc::clone(&settings), "connect-configs", -1).await.unwrap();
         configs.put_connector("src", &props, std::slice::from_ref(&props)).await.unwrap();
@@ -564,7 +558,7 @@ fn config_and_status_records_use_kafka_connect_s_formats() {
             ("commit-src".to_owned(), r#"{"tasks":1}"#.to_owned()),
             (
                 "target-state-src".to_owned(),
-                r#"{"state":"PAUSED"}"#.to_owned()
+                r#"{"state":"PAUSED","state.v2":"PAUSED"}"#.to_owned()
             ),
         ]
     );
@@ -573,8 +567,125 @@ fn config_and_status_records_use_kafka_connect_s_formats() {
         && r.text() == r#"{"state":"RUNNING","trace":null,"worker_id":"127.0.0.1:8083","generation":1}"#));
 }
 
+#[test]
+fn internal_topics_are_verified_and_read_incrementally() {
+    use sluice_runtime::state::TargetState;
+    use sluice_runtime::storage::config_topic::KafkaConfigStore;
+    use sluice_runtime::storage::status_topic::KafkaStatusStore;
+    use std::sync::Arc;
+
+    let broker = Broker::start();
+    broker.create_topic_with(
+        "three-partition-configs",
+        3,
+        &[("cleanup.policy", "compact")],
+    );
+    broker.create_topic_with("deleting-status", 1, &[("cleanup.policy", "delete")]);
+    broker.create_topic_with("deleting-offsets", 1, &[("cleanup.policy", "delete")]);
+    let (settings, runtime, props) = store_client(&broker);
+    runtime.block_on(async {
+        let error = KafkaConfigStore::open(Arc::clone(&settings), "three-partition-configs", -1)
+            .await
+            .unwrap_err();
+        let message = error.message();
+        assert!(
+            message.contains("three-partition-configs")
+                && message.contains("has 3 partitions")
+                && message.contains("exactly 1"),
+            "{message}"
+        );
+        let error = KafkaStatusStore::open(Arc::clone(&settings), "deleting-status", 1, -1, "w:1")
+            .await
+            .unwrap_err();
+        let message = error.message();
+        assert!(
+            message.contains("deleting-status")
+                && message.contains("cleanup.policy=delete")
+                && message.contains("compact"),
+            "{message}"
+        );
+
+        // A topic the store creates itself passes; every read continues where the last ended
+        // and reports the config offset (last offset + 1; -1 while empty).
+        let configs = KafkaConfigStore::open(Arc::clone(&settings), "fresh-configs", -1)
+            .await
+            .unwrap();
+        assert_eq!(configs.snapshot().await.unwrap().offset, -1);
+        configs
+            .put_connector("src", &props, std::slice::from_ref(&props))
+            .await
+            .unwrap();
+        let snapshot = configs.snapshot().await.unwrap();
+        assert_eq!(
+            (snapshot.offset, snapshot.tasks.get("src").map(Vec::len)),
+            (3, Some(1)),
+            "{snapshot:?}"
+        );
+        configs
+            .put_target_state("src", TargetState::Stopped)
+            .await
+            .unwrap();
+        let snapshot = configs.snapshot().await.unwrap();
+        assert_eq!(snapshot.offset, 4);
+        assert_eq!(snapshot.target_states["src"], TargetState::Stopped);
+        assert_eq!(snapshot.connectors["src"], props, "earlier reads are kept");
+    });
+    let stopped = broker.read("fresh-configs", 4);
+    assert_eq!(
+        stopped[3].text(),
+        r#"{"state":"PAUSED","state.v2":"STOPPED"}"#,
+        "STOPPED is written as Kafka Connect writes it"
+    );
+
+    // The worker refuses an offset topic that is not compacted, at start, naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let worker_file = dir.path().join("worker.properties");
+    std::fs::write(
+        &worker_file,
+        std::fs::read_to_string(config(KAFKA_WORKER)).unwrap()
+            + "offset.storage.topic=deleting-offsets\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(support::sluice_bin())
+        .args(["standalone", worker_file.to_str().unwrap()])
+        .env("SLUICE__BOOTSTRAP_SERVERS", &broker.addr)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the worker must not start: {stderr}"
+    );
+    assert!(
+        stderr.contains("deleting-offsets") && stderr.contains("cleanup.policy=delete"),
+        "{stderr}"
+    );
+}
+
+/// What the config/status store tests drive the stores with: Kafka client settings for the
+/// test broker, a runtime, and a connector config to store.
+fn store_client(
+    broker: &Broker,
+) -> (
+    std::sync::Arc<sluice_runtime::KafkaSettings>,
+    tokio::runtime::Runtime,
+    sluice_api_props::Props,
+) {
+    let settings = sluice_runtime::KafkaSettings::from_worker(
+        &Default::default(),
+        std::slice::from_ref(&broker.addr),
+    );
+    let props = [("connector.class".to_owned(), "FileStreamSource".to_owned())].into();
+    (
+        std::sync::Arc::new(settings),
+        tokio::runtime::Runtime::new().unwrap(),
+        props,
+    )
+}
+
 mod sluice_api_props {
-    pub type Props = std::collections::BTreeMap<String, String>;
+    pub(crate) type Props = std::collections::BTreeMap<String, String>;
 }
 
 #[test]
@@ -787,7 +898,7 @@ fn a_sink_whose_topic_does_not_exist_yet_waits_for_it() {
         dir.path(),
         &broker,
         &[&config(KAFKA_WORKER), &config(SINK)],
-        &[("RUST_LOG", "info,sluice_runtime::kafka=debug")],
+        &[("RUST_LOG", "info,sluice_runtime::pipeline::kafka=debug")],
     );
     worker.wait_for_log(
         "the consumer to find the topic missing",

@@ -38,9 +38,9 @@ use serde_json::{Value as Json, json};
 
 /// A stored document.
 #[derive(Debug, Clone)]
-pub struct Doc {
-    pub source: Json,
-    pub version: i64,
+pub(crate) struct Doc {
+    pub(crate) source: Json,
+    pub(crate) version: i64,
 }
 
 #[derive(Debug, Default)]
@@ -54,14 +54,14 @@ struct Index {
 
 /// Counters of what the fake received.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Stats {
-    pub bulk_requests: u64,
-    pub items: u64,
-    pub bytes: u64,
-    pub rejected_requests: u64,
-    pub rejected_items: u64,
+pub(crate) struct Stats {
+    pub(crate) bulk_requests: u64,
+    pub(crate) items: u64,
+    pub(crate) bytes: u64,
+    pub(crate) rejected_requests: u64,
+    pub(crate) rejected_items: u64,
     /// `update` items (upserts) received.
-    pub updates: u64,
+    pub(crate) updates: u64,
 }
 
 #[derive(Debug, Default)]
@@ -78,8 +78,8 @@ struct Inner {
 }
 
 /// The running fake; dropped, it stops.
-pub struct EsFake {
-    pub address: SocketAddr,
+pub(crate) struct EsFake {
+    pub(crate) address: SocketAddr,
     scheme: &'static str,
     state: Arc<Mutex<Inner>>,
     _runtime: tokio::runtime::Runtime,
@@ -87,12 +87,12 @@ pub struct EsFake {
 
 impl EsFake {
     /// Starts the fake on a free loopback port.
-    pub fn start() -> EsFake {
+    pub(crate) fn start() -> EsFake {
         EsFake::serve(None)
     }
 
     /// Starts the fake serving `https://` with this PEM certificate chain and key.
-    pub fn start_tls(certificate: &std::path::Path, key: &std::path::Path) -> EsFake {
+    pub(crate) fn start_tls(certificate: &std::path::Path, key: &std::path::Path) -> EsFake {
         use rustls_pki_types::pem::PemObject;
         use rustls_pki_types::{CertificateDer, PrivateKeyDer};
         let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
@@ -172,7 +172,7 @@ impl EsFake {
 
     /// `http://127.0.0.1:<port>` (`https://localhost:<port>` when serving TLS, the name its
     /// certificate is for).
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         match self.scheme {
             "https" => format!("https://localhost:{}", self.address.port()),
             _ => format!("http://{}", self.address),
@@ -184,40 +184,40 @@ impl EsFake {
     }
 
     /// From now on every request needs these basic-auth credentials.
-    pub fn require_credentials(&self, user: &str, password: &str) {
+    pub(crate) fn require_credentials(&self, user: &str, password: &str) {
         self.lock().credentials = Some((user.to_owned(), password.to_owned()));
     }
 
     /// Turns off `action.auto_create_index`: writes to a missing index fail.
-    pub fn disable_auto_create(&self) {
+    pub(crate) fn disable_auto_create(&self) {
         self.lock().no_auto_create = true;
     }
 
     /// Creates an index, as `PUT /<index>` would.
-    pub fn create_index(&self, index: &str) {
+    pub(crate) fn create_index(&self, index: &str) {
         self.lock().indices.entry(index.to_owned()).or_default();
     }
 
     /// The next `statuses.len()` `_bulk` requests are answered with these statuses.
-    pub fn fail_requests(&self, statuses: &[u16]) {
+    pub(crate) fn fail_requests(&self, statuses: &[u16]) {
         self.lock().request_faults.extend(statuses);
     }
 
     /// Every `every`-th bulk item (counting all items received) is refused with `status`,
     /// `count` times in all.
-    pub fn fail_items(&self, status: u16, every: u64, count: u64) {
+    pub(crate) fn fail_items(&self, status: u16, every: u64, count: u64) {
         self.lock().item_faults = Some((status, every.max(1), count));
     }
 
     /// Drops every injected fault not yet used.
-    pub fn clear_faults(&self) {
+    pub(crate) fn clear_faults(&self) {
         let mut inner = self.lock();
         inner.request_faults.clear();
         inner.item_faults = None;
     }
 
     /// Injected faults not yet used: (whole requests, items).
-    pub fn faults_left(&self) -> (usize, u64) {
+    pub(crate) fn faults_left(&self) -> (usize, u64) {
         let inner = self.lock();
         (
             inner.request_faults.len(),
@@ -226,17 +226,17 @@ impl EsFake {
     }
 
     /// The documents of `index` by id (empty when the index does not exist).
-    pub fn documents(&self, index: &str) -> BTreeMap<String, Json> {
+    pub(crate) fn documents(&self, index: &str) -> BTreeMap<String, Json> {
         self.each_document(index, |doc| doc.source.clone())
     }
 
     /// How many documents `index` holds.
-    pub fn count(&self, index: &str) -> usize {
+    pub(crate) fn count(&self, index: &str) -> usize {
         self.lock().indices.get(index).map_or(0, |i| i.docs.len())
     }
 
     /// The stored versions of `index`'s documents.
-    pub fn versions(&self, index: &str) -> BTreeMap<String, i64> {
+    pub(crate) fn versions(&self, index: &str) -> BTreeMap<String, i64> {
         self.each_document(index, |doc| doc.version)
     }
 
@@ -254,12 +254,12 @@ impl EsFake {
     }
 
     /// True when `index` exists.
-    pub fn has_index(&self, index: &str) -> bool {
+    pub(crate) fn has_index(&self, index: &str) -> bool {
         self.lock().indices.contains_key(index)
     }
 
     /// Every write applied to one document, in order: the new source, `None` for deletes.
-    pub fn history(&self, index: &str, id: &str) -> Vec<Option<Json>> {
+    pub(crate) fn history(&self, index: &str, id: &str) -> Vec<Option<Json>> {
         self.lock()
             .history
             .get(&(index.to_owned(), id.to_owned()))
@@ -267,7 +267,7 @@ impl EsFake {
             .unwrap_or_default()
     }
 
-    pub fn stats(&self) -> Stats {
+    pub(crate) fn stats(&self) -> Stats {
         self.lock().stats
     }
 }

@@ -15,12 +15,12 @@ use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use super::tansu::{free_port, spawn_tansu};
 
 /// A record to produce: key and value, either may be null.
-pub type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
+pub(crate) type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
 
 /// A running broker, stopped when dropped.
-pub struct Broker {
+pub(crate) struct Broker {
     child: Child,
-    pub addr: String,
+    pub(crate) addr: String,
     /// `--storage-engine`, and the environment that storage needs.
     storage: String,
     env: Vec<(&'static str, String)>,
@@ -29,12 +29,12 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker on in-memory storage (lost when the broker stops) and waits until it
     /// accepts connections.
-    pub fn start() -> Broker {
+    pub(crate) fn start() -> Broker {
         Broker::start_on("memory://tansu/", Vec::new())
     }
 
     /// Starts a broker whose storage is the S3 fake, so it survives [`Broker::restart`].
-    pub fn start_on_s3(s3: &super::s3_fake::S3Fake) -> Broker {
+    pub(crate) fn start_on_s3(s3: &super::s3_fake::S3Fake) -> Broker {
         Broker::start_on("s3://tansu/", s3.client_env())
     }
 
@@ -50,21 +50,26 @@ impl Broker {
     }
 
     /// Kills the broker process (-9) and starts it again on the same address and storage.
-    pub fn restart(&mut self) {
+    pub(crate) fn restart(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.child = spawn_tansu(&self.addr, &self.storage, &self.env);
     }
 
     /// A client config pointing at this broker.
-    pub fn client(&self) -> ClientConfig {
+    pub(crate) fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.addr);
         config
     }
 
     /// Creates a topic (Tansu does not auto-create).
-    pub fn create_topic(&self, topic: &str, partitions: i32) {
+    pub(crate) fn create_topic(&self, topic: &str, partitions: i32) {
+        self.create_topic_with(topic, partitions, &[]);
+    }
+
+    /// Creates a topic with topic configs (`cleanup.policy`, …).
+    pub(crate) fn create_topic_with(&self, topic: &str, partitions: i32, configs: &[(&str, &str)]) {
         let admin: AdminClient<DefaultClientContext> = self.client().create().unwrap();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -72,10 +77,9 @@ impl Broker {
             .unwrap();
         let results = runtime
             .block_on(admin.create_topics(
-                [&NewTopic::new(
-                    topic,
-                    partitions,
-                    TopicReplication::Fixed(-1),
+                [&configs.iter().fold(
+                    NewTopic::new(topic, partitions, TopicReplication::Fixed(-1)),
+                    |topic, (key, value)| topic.set(key, value),
                 )],
                 &AdminOptions::new(),
             ))
@@ -86,7 +90,7 @@ impl Broker {
     }
 
     /// Produces records (key, value) to `topic` and waits until the broker has them.
-    pub fn produce(&self, topic: &str, records: &[KeyValue<'_>]) {
+    pub(crate) fn produce(&self, topic: &str, records: &[KeyValue<'_>]) {
         // Java's default partitioner, as Kafka Connect itself would place the records.
         let producer: BaseProducer = self
             .client()
@@ -107,14 +111,14 @@ impl Broker {
     }
 
     /// Reads `topic` from the beginning until `count` records arrived (all partitions).
-    pub fn read(&self, topic: &str, count: usize) -> Vec<Consumed> {
+    pub(crate) fn read(&self, topic: &str, count: usize) -> Vec<Consumed> {
         self.read_until(topic, &format!("{count} records"), |read| {
             read.len() >= count
         })
     }
 
     /// Reads `topic` from the beginning (all partitions) until what was read satisfies `done`.
-    pub fn read_until(
+    pub(crate) fn read_until(
         &self,
         topic: &str,
         what: &str,
@@ -193,22 +197,22 @@ impl Drop for Broker {
 
 /// A record as a plain consumer sees it.
 #[derive(Debug, Clone)]
-pub struct Consumed {
-    pub partition: i32,
-    pub offset: i64,
-    pub key: Option<Vec<u8>>,
-    pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<String>)>,
+pub(crate) struct Consumed {
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) key: Option<Vec<u8>>,
+    pub(crate) value: Option<Vec<u8>>,
+    pub(crate) headers: Vec<(String, Option<String>)>,
 }
 
 impl Consumed {
     /// The value as text.
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(self.value.as_deref().unwrap_or_default()).into_owned()
     }
 
     /// A header's text value.
-    pub fn header(&self, key: &str) -> Option<&str> {
+    pub(crate) fn header(&self, key: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k == key)

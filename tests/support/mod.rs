@@ -4,12 +4,12 @@
 
 #![allow(dead_code)]
 
-pub mod es_fake;
-pub mod kafka;
-pub mod plugins;
-pub mod postgres;
-pub mod s3_fake;
-pub mod tansu;
+pub(crate) mod es_fake;
+pub(crate) mod kafka;
+pub(crate) mod plugins;
+pub(crate) mod postgres;
+pub(crate) mod s3_fake;
+pub(crate) mod tansu;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -20,22 +20,22 @@ use std::time::{Duration, Instant};
 use serde_json::Value as Json;
 
 /// The binary under test.
-pub fn sluice_bin() -> &'static str {
+pub(crate) fn sluice_bin() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")
 }
 
 /// The repository's `configs/` folder.
-pub fn configs_dir() -> PathBuf {
+pub(crate) fn configs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs")
 }
 
 /// A config from `configs/`.
-pub fn config(relative: &str) -> String {
+pub(crate) fn config(relative: &str) -> String {
     configs_dir().join(relative).to_string_lossy().into_owned()
 }
 
 /// Polls `condition` until it holds, failing the test with `what` after `timeout`.
-pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !condition() {
         assert!(
@@ -47,14 +47,14 @@ pub fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> 
 }
 
 /// `line-000000`, `line-000001`, … for the given range.
-pub fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
+pub(crate) fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
     range.map(|i| format!("line-{i:06}")).collect()
 }
 
 /// Checks that the sink holds the source with replays only: every jump goes back to an
 /// earlier line (a restart from a committed offset at or before the point reached), never
 /// forward past one, and the last source line is the last sink line. Returns the replays.
-pub fn assert_replays_only(sink: &[String], source: &[String]) -> usize {
+pub(crate) fn assert_replays_only(sink: &[String], source: &[String]) -> usize {
     let index: std::collections::HashMap<&String, usize> =
         source.iter().enumerate().map(|(i, s)| (s, i)).collect();
     let mut expected_next = 0;
@@ -82,7 +82,7 @@ pub fn assert_replays_only(sink: &[String], source: &[String]) -> usize {
 
 /// The complete lines of a file (empty when it does not exist yet). An unterminated last line
 /// is being written (or was cut by a kill) and is left out.
-pub fn lines(path: &Path) -> Vec<String> {
+pub(crate) fn lines(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     let complete = match text.rfind('\n') {
         Some(end) => &text[..=end],
@@ -92,7 +92,7 @@ pub fn lines(path: &Path) -> Vec<String> {
 }
 
 /// Appends lines to a file, creating it when needed.
-pub fn append_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
+pub(crate) fn append_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
     use std::io::Write;
     let mut file = std::fs::OpenOptions::new()
         .create(true)
@@ -109,7 +109,7 @@ pub fn append_lines(path: &Path, lines: impl IntoIterator<Item = String>) {
 
 /// Runs `sluice` to completion (for one-shot commands such as `validate`). A command that has
 /// not exited within 30 s fails the test instead of hanging the suite.
-pub fn run(dir: &Path, args: &[&str]) -> Output {
+pub(crate) fn run(dir: &Path, args: &[&str]) -> Output {
     let mut child = Command::new(sluice_bin())
         .args(args)
         .current_dir(dir)
@@ -130,31 +130,35 @@ pub fn run(dir: &Path, args: &[&str]) -> Output {
 }
 
 /// A running worker.
-pub struct Worker {
+pub(crate) struct Worker {
     child: Option<Child>,
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     log: Arc<Mutex<String>>,
-    pub rest: String,
+    pub(crate) rest: String,
     agent: ureq::Agent,
 }
 
 impl Worker {
     /// `sluice standalone ARGS` in `dir`, REST on a free port, offsets in `dir/connect.offsets`.
     /// Waits until the worker has started its connectors. `args` may be `&str`s or `String`s.
-    pub fn start(dir: &Path, args: &[impl AsRef<str>]) -> Worker {
+    pub(crate) fn start(dir: &Path, args: &[impl AsRef<str>]) -> Worker {
         Worker::start_with_env(dir, args, &[])
     }
 
     /// Like [`Worker::start`] with extra environment variables (which may override the
     /// defaults above).
-    pub fn start_with_env(dir: &Path, args: &[impl AsRef<str>], env: &[(&str, &str)]) -> Worker {
+    pub(crate) fn start_with_env(
+        dir: &Path,
+        args: &[impl AsRef<str>],
+        env: &[(&str, &str)],
+    ) -> Worker {
         let worker = Worker::spawn(dir, args, env);
         worker.wait_for_log("the worker to start", "worker started");
         worker
     }
 
     /// Spawns without waiting for start-up.
-    pub fn spawn(dir: &Path, args: &[impl AsRef<str>], env: &[(&str, &str)]) -> Worker {
+    pub(crate) fn spawn(dir: &Path, args: &[impl AsRef<str>], env: &[(&str, &str)]) -> Worker {
         let offsets = dir.join("connect.offsets");
         let mut command = Command::new(sluice_bin());
         command
@@ -215,12 +219,17 @@ impl Worker {
     }
 
     /// Everything the worker logged so far.
-    pub fn logs(&self) -> String {
+    pub(crate) fn logs(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// Like [`wait_until`], with the worker's log in the failure message.
-    pub fn wait_until(&self, what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
+    pub(crate) fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut condition: impl FnMut() -> bool,
+    ) {
         let deadline = Instant::now() + timeout;
         while !condition() {
             if Instant::now() >= deadline {
@@ -234,7 +243,7 @@ impl Worker {
     }
 
     /// Waits until the log contains `needle`.
-    pub fn wait_for_log(&self, what: &str, needle: &str) {
+    pub(crate) fn wait_for_log(&self, what: &str, needle: &str) {
         wait_until(what, Duration::from_secs(20), || {
             self.logs().contains(needle) || self.has_exited()
         });
@@ -254,19 +263,19 @@ impl Worker {
     }
 
     /// The worker's process id.
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 
     /// SIGKILL: no flush, no commit.
-    pub fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
     }
 
     /// SIGTERM, then waits for the process to exit.
-    pub fn terminate(mut self) -> (ExitStatus, String) {
+    pub(crate) fn terminate(mut self) -> (ExitStatus, String) {
         let mut child = self.child.take().unwrap();
         let status = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -304,28 +313,28 @@ impl Worker {
         (status, json)
     }
 
-    pub fn get(&self, path: &str) -> (u16, Json) {
+    pub(crate) fn get(&self, path: &str) -> (u16, Json) {
         self.call("GET", path, None)
     }
 
-    pub fn post(&self, path: &str, body: Option<&Json>) -> (u16, Json) {
+    pub(crate) fn post(&self, path: &str, body: Option<&Json>) -> (u16, Json) {
         self.call("POST", path, body)
     }
 
-    pub fn put(&self, path: &str, body: Option<&Json>) -> (u16, Json) {
+    pub(crate) fn put(&self, path: &str, body: Option<&Json>) -> (u16, Json) {
         self.call("PUT", path, body)
     }
 
-    pub fn patch(&self, path: &str, body: &Json) -> (u16, Json) {
+    pub(crate) fn patch(&self, path: &str, body: &Json) -> (u16, Json) {
         self.call("PATCH", path, Some(body))
     }
 
-    pub fn delete(&self, path: &str) -> (u16, Json) {
+    pub(crate) fn delete(&self, path: &str) -> (u16, Json) {
         self.call("DELETE", path, None)
     }
 
     /// Waits until a connector's status satisfies `check`.
-    pub fn wait_for_status(
+    pub(crate) fn wait_for_status(
         &self,
         connector: &str,
         what: &str,
@@ -341,7 +350,7 @@ impl Worker {
 
     /// Stops `connector` over REST (`PUT …/stop`, 204) and waits until it is STOPPED; its
     /// status then.
-    pub fn stop_connector(&self, connector: &str) -> Json {
+    pub(crate) fn stop_connector(&self, connector: &str) -> Json {
         assert_eq!(
             self.put(&format!("/connectors/{connector}/stop"), None).0,
             204
@@ -352,7 +361,7 @@ impl Worker {
     }
 
     /// Waits until every task of `connector` has FAILED; the first task's trace.
-    pub fn failed_trace(&self, connector: &str) -> String {
+    pub(crate) fn failed_trace(&self, connector: &str) -> String {
         let status =
             self.wait_for_status(connector, &format!("the tasks of {connector} fail"), |s| {
                 all_tasks(s, "FAILED")
@@ -374,7 +383,7 @@ impl Drop for Worker {
 }
 
 /// True when every task of the status body is in `state`.
-pub fn all_tasks(status: &Json, state: &str) -> bool {
+pub(crate) fn all_tasks(status: &Json, state: &str) -> bool {
     status["tasks"]
         .as_array()
         .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["state"] == state))

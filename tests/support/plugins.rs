@@ -10,7 +10,7 @@ fn plugins_dir() -> PathBuf {
 }
 
 /// The `.wasm` of example plugin `name` (its crate name with `-` as `_`, as cargo names it).
-pub fn plugin(name: &str) -> PathBuf {
+pub(crate) fn plugin(name: &str) -> PathBuf {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let built = BUILT.get_or_init(|| {
         let out = Command::new(env!("CARGO"))

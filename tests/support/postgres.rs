@@ -9,14 +9,14 @@ fn scripts() -> PathBuf {
 }
 
 /// A running cluster.
-pub struct Cluster {
+pub(crate) struct Cluster {
     dir: tempfile::TempDir,
-    pub port: u16,
+    pub(crate) port: u16,
 }
 
 impl Cluster {
     /// Starts a cluster; installs Debian's postgresql first when the machine lacks it.
-    pub fn start() -> Cluster {
+    pub(crate) fn start() -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -35,13 +35,13 @@ impl Cluster {
 
     /// Creates `accounts (id, owner, balance)`, the table the CDC tests and
     /// [`Cluster::mixed_workload`] use.
-    pub fn create_accounts(&self) {
+    pub(crate) fn create_accounts(&self) {
         self.sql("create table accounts (id bigint primary key, owner text not null, balance bigint not null)");
     }
 
     /// A deterministic mixed workload on `accounts (id, owner, balance)`: single- and
     /// multi-row transactions of inserts, updates and deletes over ids 1..=40.
-    pub fn mixed_workload(&self, seed: u64, rounds: usize) {
+    pub(crate) fn mixed_workload(&self, seed: u64, rounds: usize) {
         let mut state = seed;
         let mut next = move |n: u64| {
             state = state
@@ -64,12 +64,12 @@ impl Cluster {
     }
 
     /// Runs SQL (several statements run as one transaction) and returns the rows, `|`-separated.
-    pub fn sql(&self, sql: &str) -> Vec<String> {
+    pub(crate) fn sql(&self, sql: &str) -> Vec<String> {
         self.sql_as("postgres", sql)
     }
 
     /// Like [`Cluster::sql`] as another user.
-    pub fn sql_as(&self, user: &str, sql: &str) -> Vec<String> {
+    pub(crate) fn sql_as(&self, user: &str, sql: &str) -> Vec<String> {
         let out = Command::new("psql")
             .args([
                 "-h",
@@ -103,7 +103,7 @@ impl Cluster {
     /// Waits until a connector has created replication slot `slot`: a change committed after
     /// that is streamed (`op` c/u/d), never part of the initial snapshot (`op` r). Without this
     /// wait a test's first insert races the connector's start-up.
-    pub fn wait_for_slot(&self, slot: &str) {
+    pub(crate) fn wait_for_slot(&self, slot: &str) {
         // A loop of its own rather than support::wait_until: the benchmarks include this file
         // without the rest of the test support.
         self.wait_for_rows(
@@ -126,7 +126,7 @@ impl Cluster {
 
     /// Holds `ACCESS EXCLUSIVE` on `table` in an open transaction (so reads of it wait) until
     /// the returned guard is dropped or the server cuts the session.
-    pub fn hold_exclusive_lock(&self, table: &str) -> LockHolder {
+    pub(crate) fn hold_exclusive_lock(&self, table: &str) -> LockHolder {
         let mut psql = Command::new("psql")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
             .args(["-U", "postgres", "-d", "postgres", "-q"])
@@ -151,7 +151,7 @@ impl Cluster {
     }
 
     /// Stops the server (fast shutdown: sessions are cut), keeping its data.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         let status = Command::new(scripts().join("pg-stop.sh"))
             .env("SLUICE_PG_DIR", self.dir.path())
             .stdout(Stdio::null())
@@ -161,7 +161,7 @@ impl Cluster {
     }
 
     /// Starts the stopped server again on the same port.
-    pub fn start_again(&self) {
+    pub(crate) fn start_again(&self) {
         let status = Command::new(scripts().join("pg-start.sh"))
             .env("SLUICE_PG_DIR", self.dir.path())
             .env("SLUICE_PG_PORT", self.port.to_string())
@@ -173,7 +173,7 @@ impl Cluster {
 }
 
 /// A psql session holding a lock; dropping it ends the session.
-pub struct LockHolder {
+pub(crate) struct LockHolder {
     psql: std::process::Child,
     /// Kept open: psql ends the transaction at end of input.
     _stdin: std::process::ChildStdin,

@@ -53,14 +53,14 @@ struct Store {
 type Shared = Arc<Mutex<Store>>;
 
 /// The running fake; dropped, it stops (and its objects are gone).
-pub struct S3Fake {
-    pub endpoint: String,
+pub(crate) struct S3Fake {
+    pub(crate) endpoint: String,
     state: Shared,
     _runtime: tokio::runtime::Runtime,
 }
 
 impl S3Fake {
-    pub fn start() -> S3Fake {
+    pub(crate) fn start() -> S3Fake {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -83,7 +83,7 @@ impl S3Fake {
     }
 
     /// The environment an `object_store` S3 client (Tansu's) needs to use this fake.
-    pub fn client_env(&self) -> Vec<(&'static str, String)> {
+    pub(crate) fn client_env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AWS_ENDPOINT", self.endpoint.clone()),
             ("AWS_ALLOW_HTTP", "true".to_owned()),
@@ -95,22 +95,22 @@ impl S3Fake {
     }
 
     /// From now on, answers PUTs to keys containing `key_part` with 503 and stores nothing.
-    pub fn refuse_writes(&self, key_part: &str) {
+    pub(crate) fn refuse_writes(&self, key_part: &str) {
         self.state.lock().unwrap().refuse_writes_to = Some(key_part.to_owned());
     }
 
     /// Accepts every write again.
-    pub fn accept_writes(&self) {
+    pub(crate) fn accept_writes(&self) {
         self.state.lock().unwrap().refuse_writes_to = None;
     }
 
     /// How many writes were refused.
-    pub fn refused(&self) -> u64 {
+    pub(crate) fn refused(&self) -> u64 {
         self.state.lock().unwrap().refused
     }
 
     /// How many objects are stored and how many writes were accepted.
-    pub fn counts(&self) -> (usize, u64) {
+    pub(crate) fn counts(&self) -> (usize, u64) {
         let store = self.state.lock().unwrap();
         (store.objects.len(), store.writes)
     }

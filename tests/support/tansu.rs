@@ -16,7 +16,7 @@ fn tansu_bin() -> String {
     bin
 }
 
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -45,7 +45,7 @@ fn broker_log(port: u16) -> Stdio {
 }
 
 /// Starts Tansu listening on `addr` and waits until it accepts connections.
-pub fn spawn_tansu(addr: &str, storage: &str, env: &[(&'static str, String)]) -> Child {
+pub(crate) fn spawn_tansu(addr: &str, storage: &str, env: &[(&'static str, String)]) -> Child {
     let url = format!("tcp://{addr}");
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
     let child = Command::new(tansu_bin())

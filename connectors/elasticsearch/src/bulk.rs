@@ -9,7 +9,7 @@ use crate::client::BulkItem;
 
 /// One write of one document, encoded as its `_bulk` lines.
 #[derive(Debug, Clone)]
-pub struct Write {
+pub(crate) struct Write {
     pub index: String,
     pub id: String,
     /// The action line and, except for deletes, the document line; each ends in `\n`.
@@ -20,7 +20,7 @@ pub struct Write {
 
 /// What a write does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// `index`: replace the document.
     Index,
     /// `update` with `doc_as_upsert`: merge into the document, creating it when missing.
@@ -31,7 +31,7 @@ pub enum Action {
 
 impl Write {
     /// Encodes a write; `document` is the JSON object for `Index`/`Upsert`.
-    pub fn new(
+    pub(crate) fn new(
         action: Action,
         index: String,
         id: String,
@@ -74,7 +74,7 @@ impl Write {
     }
 
     /// Where the record came from, for messages.
-    pub fn origin(&self) -> String {
+    pub(crate) fn origin(&self) -> String {
         format!(
             "record {}-{}@{} (index {}, id {})",
             self.record.record.topic,
@@ -98,7 +98,7 @@ const MALFORMED: &[&str] = &[
 
 /// How one item came out.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Applied, or already superseded: created/updated/deleted, a delete of a missing
     /// document, or a version conflict (a newer version is there: replays are idempotent).
     Done,
@@ -111,7 +111,7 @@ pub enum Outcome {
 }
 
 /// Classifies an item.
-pub fn outcome(item: &BulkItem) -> Outcome {
+pub(crate) fn outcome(item: &BulkItem) -> Outcome {
     let reason = || {
         format!(
             "{} {}: {}",
@@ -141,7 +141,7 @@ pub fn outcome(item: &BulkItem) -> Outcome {
 /// The document id from a record key: primitives as text, structs and maps as compact JSON
 /// (struct fields in schema order, map entries sorted), so the same key always gives the
 /// same id.
-pub fn key_id(key: &Value) -> Option<String> {
+pub(crate) fn key_id(key: &Value) -> Option<String> {
     match key {
         Value::Null => None,
         Value::Array(_) | Value::Map(_) | Value::Struct(_) | Value::Bytes(_) => {
@@ -167,7 +167,7 @@ fn sorted(json: Json) -> Json {
 
 /// The document for a record value: structs and maps as JSON objects, a string holding a JSON
 /// object as it is. Anything else cannot be a document.
-pub fn document(value: &Value) -> Result<Vec<u8>, String> {
+pub(crate) fn document(value: &Value) -> Result<Vec<u8>, String> {
     match value {
         Value::Struct(_) | Value::Map(_) => Ok(value_to_json_text(value).into_bytes()),
         Value::String(text) => match serde_json::from_str::<Json>(text) {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use reqwest::{Method, StatusCode};
 use serde_json::Value as Json;
-use sluice_api::{Error, ErrorKind, Result};
+use sluice_api::{Error, ErrorKind, Result, Secret};
 
 use crate::config::ElasticsearchSinkConfig;
 
@@ -38,7 +38,8 @@ pub struct EsClient {
     urls: Vec<String>,
     /// The URL that answered last; requests start there.
     preferred: AtomicUsize,
-    credentials: Option<(String, String)>,
+    /// User and password for basic authentication.
+    credentials: Option<(String, Secret)>,
 }
 
 impl EsClient {
@@ -91,7 +92,7 @@ impl EsClient {
             let url = format!("{}{path}", self.urls[at]);
             let mut request = self.http.request(method.clone(), &url);
             if let Some((user, password)) = &self.credentials {
-                request = request.basic_auth(user, Some(password));
+                request = request.basic_auth(user, Some(password.expose()));
             }
             if let Some((content_type, bytes)) = &body {
                 request = request

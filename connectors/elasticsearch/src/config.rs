@@ -6,7 +6,7 @@ use std::time::Duration;
 use sluice_api::config::{
     Config, ConfigDef, ConfigKey, ConfigType, FieldError, Importance, Props, Validator,
 };
-use sluice_api::{Error, Result};
+use sluice_api::{Error, Result, Secret};
 
 const GROUP_CONNECTION: &str = "Connector";
 const GROUP_DATA: &str = "Data Conversion";
@@ -310,12 +310,13 @@ pub enum Versioning {
     KafkaOffset,
 }
 
-/// Parsed settings of one sink task.
+/// Parsed settings of one sink task. `{:?}` is safe to log: the password prints as `[hidden]`.
 #[derive(Debug, Clone)]
 pub struct ElasticsearchSinkConfig {
     pub urls: Vec<String>,
     pub username: Option<String>,
-    pub password: String,
+    /// `connection.password`.
+    pub password: Secret,
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
     pub ca_file: Option<String>,
@@ -377,7 +378,7 @@ impl ElasticsearchSinkConfig {
                 .map(|u| u.trim_end_matches('/').to_owned())
                 .collect(),
             username: (!username.is_empty()).then_some(username),
-            password: config.string("connection.password")?,
+            password: config.secret("connection.password")?,
             connect_timeout: ms("connection.timeout.ms")?,
             read_timeout: ms("read.timeout.ms")?,
             ca_file: (!ca_file.trim().is_empty()).then(|| ca_file.trim().to_owned()),
@@ -468,7 +469,7 @@ fn check_url(url: &str) -> std::result::Result<(), String> {
 }
 
 /// The connector's checks across keys, for `ConnectorPlugin::validate`.
-pub fn validate(props: &Props) -> Vec<FieldError> {
+pub(crate) fn validate(props: &Props) -> Vec<FieldError> {
     match Config::parse_own(config_def(), props) {
         Ok(config) => cross_field_errors(&config),
         Err(_) => Vec::new(), // the per-key checks report those
@@ -495,6 +496,27 @@ mod tests {
         assert_eq!(config.malformed, MalformedDocuments::Fail);
         assert!(!config.upsert && !config.key_ignore && config.create_indices);
         assert_eq!(config.versioning, Versioning::Internal);
+    }
+
+    #[test]
+    fn debug_of_a_parsed_config_hides_the_password() {
+        let config = ElasticsearchSinkConfig::from_props(&props(&[
+            ("connection.url", "http://es:9200"),
+            ("connection.username", "elastic"),
+            ("connection.password", "es-Pa55word"),
+        ]))
+        .unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("es-Pa55word") && shown.contains("elastic"),
+            "{shown}"
+        );
+        assert_eq!(config.password.expose(), "es-Pa55word");
+        let client = format!("{:?}", crate::EsClient::new(&config).unwrap());
+        assert!(
+            !client.contains("es-Pa55word") && client.contains("elastic"),
+            "{client}"
+        );
     }
 
     #[test]

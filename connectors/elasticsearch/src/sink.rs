@@ -8,6 +8,7 @@
 //! Elasticsearch one after another in record order, however many requests are in flight.
 
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -22,12 +23,23 @@ use tokio::task::JoinSet;
 
 use crate::bulk::{Action, Outcome, Write, document, key_id, outcome};
 use crate::client::EsClient;
-use crate::config::{ElasticsearchSinkConfig, MalformedDocuments, NullValues, Versioning};
+use crate::config::{
+    ElasticsearchSinkConfig, MalformedDocuments, NullValues, Versioning, config_def,
+};
 
 /// The connector: every task gets the whole config; the worker shares the partitions.
 #[derive(Default)]
 pub struct ElasticsearchSinkConnector {
     props: Props,
+}
+
+/// Shows the config with the password (and any other secret) hidden.
+impl fmt::Debug for ElasticsearchSinkConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ElasticsearchSinkConnector")
+            .field("props", &config_def().redact(&self.props))
+            .finish()
+    }
 }
 
 #[async_trait]
@@ -62,6 +74,32 @@ struct Sent {
 #[derive(Default)]
 pub struct ElasticsearchSinkTask {
     running: Option<Running>,
+}
+
+/// Shows the config (password hidden), the client and the counters; queued writes are
+/// counted, not listed.
+impl fmt::Debug for ElasticsearchSinkTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Some(running) = &self.running else {
+            return f.write_str("ElasticsearchSinkTask(not started)");
+        };
+        f.debug_struct("ElasticsearchSinkTask")
+            .field("connector", &running.connector)
+            .field("config", &running.config)
+            .field("client", &running.client)
+            .field("dead_letter_queue", &running.reporter.is_some())
+            .field("indices", &running.indices)
+            .field("queued_writes", &running.queue.len())
+            .field("queued_bytes", &running.queued_bytes)
+            .field("requests_in_flight", &running.in_flight.len())
+            .field("documents_in_flight", &running.busy.len())
+            .field("failure", &running.failure)
+            .field("written", &running.written)
+            .field("skipped", &running.skipped)
+            .field("retries", &running.retries)
+            .field("requests", &running.requests)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Running {

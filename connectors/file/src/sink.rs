@@ -1,6 +1,7 @@
 //! `FileStreamSink`: appends one line per record and syncs the file on flush.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 
@@ -13,12 +14,21 @@ use sluice_api::json::{value_to_json, value_to_json_text};
 use sluice_api::record::{SinkRecord, TopicPartition};
 use sluice_api::{Error, Result};
 
-use crate::config::{FileSinkConfig, SinkFormat};
+use crate::config::{FileSinkConfig, SinkFormat, sink_config_def};
 
 /// The connector: one task, since tasks would interleave lines in one file.
 #[derive(Default)]
 pub struct FileSinkConnector {
     props: Props,
+}
+
+/// Shows the config with secrets hidden (the worker's settings may hold some).
+impl fmt::Debug for FileSinkConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSinkConnector")
+            .field("props", &sink_config_def().redact(&self.props))
+            .finish()
+    }
 }
 
 #[async_trait]
@@ -38,6 +48,7 @@ impl SinkConnector for FileSinkConnector {
     }
 }
 
+#[derive(Debug)]
 enum Output {
     File {
         path: String,
@@ -96,7 +107,7 @@ fn drop_partial_last_line(path: &str) -> Result<()> {
 
 /// The task. Lines reach the OS at the end of every `put`, so they show up promptly; `flush`
 /// syncs them to disk, which is when the worker may treat them as delivered.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct FileSinkTask {
     format: Option<SinkFormat>,
     output: Option<Output>,

@@ -1,6 +1,7 @@
 //! `FileStreamSource`: tails a file, one record per line, resuming at the committed byte
 //! position.
 
+use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use sluice_api::data::{Schema, SchemaRef, Value};
 use sluice_api::record::{Record, SourcePartition, SourceRecord};
 use sluice_api::{Error, Result};
 
-use crate::config::FileSourceConfig;
+use crate::config::{FileSourceConfig, source_config_def};
 
 /// How long an idle poll waits before returning an empty batch.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
@@ -23,6 +24,15 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 #[derive(Default)]
 pub struct FileSourceConnector {
     props: Props,
+}
+
+/// Shows the config with secrets hidden (the worker's settings may hold some).
+impl fmt::Debug for FileSourceConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSourceConnector")
+            .field("props", &source_config_def().redact(&self.props))
+            .finish()
+    }
 }
 
 #[async_trait]
@@ -54,6 +64,19 @@ pub struct FileSourceTask {
     /// Bytes of a line whose newline has not been written yet.
     partial: Vec<u8>,
     warned_missing: bool,
+}
+
+/// Shows the config and the read position; the schema and buffered bytes are left out.
+impl fmt::Debug for FileSourceTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileSourceTask")
+            .field("config", &self.config)
+            .field("open", &self.reader.is_some())
+            .field("position", &self.position)
+            .field("partial_bytes", &self.partial.len())
+            .field("warned_missing", &self.warned_missing)
+            .finish_non_exhaustive()
+    }
 }
 
 impl FileSourceTask {

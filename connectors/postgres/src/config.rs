@@ -5,7 +5,7 @@ use regex::Regex;
 use sluice_api::config::{
     Config, ConfigDef, ConfigKey, ConfigType, FieldError, Importance, Props, Validator,
 };
-use sluice_api::{Error, Result};
+use sluice_api::{Error, Result, Secret};
 
 use crate::types::{DecimalMode, TimePrecision, ValueModes};
 
@@ -186,13 +186,14 @@ pub fn validate(props: &Props) -> Vec<FieldError> {
         .collect()
 }
 
-/// Parsed settings.
+/// Parsed settings. `{:?}` is safe to log: the password prints as `[hidden]`.
 #[derive(Debug, Clone)]
 pub struct PostgresConfig {
     pub host: String,
     pub port: u16,
     pub user: String,
-    pub password: String,
+    /// `database.password`.
+    pub password: Secret,
     pub dbname: String,
     pub topic_prefix: String,
     pub slot: String,
@@ -225,7 +226,7 @@ impl PostgresConfig {
             port: u16::try_from(port)
                 .map_err(|_| Error::config(format!("`database.port={port}` is not a port")))?,
             user: config.string("database.user")?,
-            password: config.string("database.password")?,
+            password: config.secret("database.password")?,
             dbname: config.string("database.dbname")?,
             topic_prefix: config.string("topic.prefix")?,
             slot: config.string("slot.name")?,
@@ -286,7 +287,8 @@ impl PostgresConfig {
         }
     }
 
-    /// A libpq-style connection string for tokio-postgres.
+    /// A libpq-style connection string for tokio-postgres. It holds the password: never log
+    /// it.
     pub fn connection_string(&self) -> String {
         let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
         format!(
@@ -294,7 +296,7 @@ impl PostgresConfig {
             quote(&self.host),
             self.port,
             quote(&self.user),
-            quote(&self.password),
+            quote(self.password.expose()),
             quote(&self.dbname),
             quote(SESSION_OPTIONS)
         )
@@ -304,3 +306,34 @@ impl PostgresConfig {
 /// Session settings that make text values parse the same way everywhere.
 pub const SESSION_OPTIONS: &str =
     "-c datestyle=ISO -c timezone=UTC -c intervalstyle=iso_8601 -c extra_float_digits=3";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_api::config::props;
+
+    #[test]
+    fn debug_of_a_parsed_config_hides_the_password() {
+        let config = PostgresConfig::from_props(&props(&[
+            ("database.hostname", "db.internal"),
+            ("database.user", "replicator"),
+            ("database.password", "pg-Pa55word"),
+            ("database.dbname", "inventory"),
+            ("topic.prefix", "dbserver1"),
+        ]))
+        .unwrap();
+        for shown in [format!("{config:?}"), format!("{config:#?}")] {
+            assert!(!shown.contains("pg-Pa55word"), "{shown}");
+            assert!(
+                shown.contains("[hidden]") && shown.contains("db.internal"),
+                "{shown}"
+            );
+        }
+        assert_eq!(config.password.expose(), "pg-Pa55word");
+        assert!(
+            config
+                .connection_string()
+                .contains("password='pg-Pa55word'")
+        );
+    }
+}

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use crate::config::PostgresConfig;
 
 /// The heartbeat settings and schemas, and when the last one went out.
+#[derive(Debug)]
 pub struct Heartbeats {
     interval: Duration,
     topic: String,

@@ -34,6 +34,7 @@ use crate::pgoutput::Column;
 use crate::sql::{connect, pg_error, query, quote_ident, quote_literal, rows, unix_now_micros};
 
 /// One table to read.
+#[derive(Debug)]
 pub struct SnapshotTable {
     pub schema: String,
     pub name: String,
@@ -91,12 +92,13 @@ impl ResumePoint {
 
 /// Rows read per table, for logs and the task's status and metrics (`snapshot_rows`,
 /// `snapshot_rows_estimated`, `snapshot_tables_done` gauges).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct SnapshotProgress {
     tables: Mutex<Vec<TableProgress>>,
     metrics: TaskMetrics,
 }
 
+#[derive(Debug)]
 struct TableProgress {
     name: String,
     estimated: i64,
@@ -163,6 +165,7 @@ impl SnapshotProgress {
 }
 
 /// Everything a snapshot run needs.
+#[derive(Debug)]
 pub struct SnapshotJob {
     pub config: PostgresConfig,
     pub tables: Vec<SnapshotTable>,
@@ -182,6 +185,7 @@ pub struct SnapshotJob {
 /// Rows carry only `snapshot_table` and `snapshot_key` in their offsets; the last record of
 /// each batch handed out (the only one whose offset is committed) gets the full offset. That
 /// spares three map inserts per row.
+#[derive(Debug)]
 pub struct SnapshotReader {
     records: mpsc::Receiver<SourceRecord>,
     runner: Option<JoinHandle<Result<()>>>,

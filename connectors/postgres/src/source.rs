@@ -9,6 +9,7 @@
 //! in [`SourceTask::offsets_committed`], i.e. after the records are durable downstream.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,7 +23,7 @@ use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, ErrorKind, Result};
 use tokio_postgres::Client;
 
-use crate::config::{PostgresConfig, SnapshotMode};
+use crate::config::{PostgresConfig, SnapshotMode, config_def};
 use crate::envelope::{SourceInfo, TableColumn, TableSchema, source_schema, source_value};
 use crate::heartbeat::Heartbeats;
 use crate::lsn::Lsn;
@@ -50,6 +51,15 @@ const BATCH_LINGER: Duration = Duration::from_millis(10);
 #[derive(Default)]
 pub struct PostgresSourceConnector {
     props: Props,
+}
+
+/// Shows the config with the password (and any other secret) hidden.
+impl fmt::Debug for PostgresSourceConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresSourceConnector")
+            .field("props", &config_def().redact(&self.props))
+            .finish()
+    }
 }
 
 #[async_trait]
@@ -159,6 +169,37 @@ pub struct PostgresSourceTask {
     /// everything before it was decoded (changes to tables outside the publication decode to
     /// nothing).
     idle_position: Option<u64>,
+}
+
+/// Shows the config (password hidden), the phase and the stream positions; schemas, the
+/// decoder and transactions in progress are left out.
+impl fmt::Debug for PostgresSourceTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresSourceTask")
+            .field("config", &self.config)
+            .field("partition", &self.partition)
+            .field("snapshotting", &self.snapshot.is_some())
+            .field("snapshot_progress", &self.snapshot_progress)
+            .field("stream", &self.stream)
+            .field("tables", &self.tables.len())
+            .field("in_transaction", &self.transaction.is_some())
+            .field("streamed_transactions", &self.streams.len())
+            .field("replaying", &self.replay.is_some())
+            .field("last_commit_lsn", &self.last_commit_lsn)
+            .field("last_end_lsn", &self.last_end_lsn)
+            .field("skip", &self.skip)
+            .field("everything_committed", &self.everything_committed)
+            .field("confirmed_lsn", &self.confirmed_lsn)
+            .field("resume_lsn", &self.resume_lsn)
+            .field("start_lsn", &self.start_lsn)
+            .field(
+                "reconnect_attempt",
+                &self.reconnect.as_ref().map(|r| r.attempt),
+            )
+            .field("heartbeats", &self.heartbeats)
+            .field("idle_position", &self.idle_position)
+            .finish_non_exhaustive()
+    }
 }
 
 enum AfterSnapshot {

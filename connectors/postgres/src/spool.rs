@@ -16,6 +16,7 @@ use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use sluice_api::{Error, Result};
 
 /// One streamed transaction's messages so far.
+#[derive(Debug)]
 pub struct Spool {
     file: BufWriter<File>,
     messages: u64,
@@ -78,12 +79,14 @@ impl Spool {
 }
 
 /// A committed streamed transaction being read back.
+#[derive(Debug)]
 pub struct SpoolReplay {
     file: BufReader<File>,
     aborted: HashSet<u32>,
 }
 
 /// One message read back.
+#[derive(Debug)]
 pub struct Kept {
     /// The (sub)transaction it belongs to.
     pub xid: u32,

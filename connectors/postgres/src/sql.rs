@@ -87,12 +87,12 @@ pub async fn connect(config: &PostgresConfig) -> Result<Client> {
 /// Column types resolved through `pg_type`, cached per OID: domains become their base type,
 /// arrays carry their element type, enums their labels; the hstore extension type is known by
 /// name. Built-in scalars need no look-up.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct TypeCatalog {
     entries: HashMap<u32, CatalogEntry>,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 struct CatalogEntry {
     kind: String,
     category: String,

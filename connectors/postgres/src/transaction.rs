@@ -13,6 +13,7 @@ use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use crate::envelope::transaction_schema;
 
 /// The schemas of the metadata records, built once per task.
+#[derive(Debug)]
 pub struct TransactionSchemas {
     key: SchemaRef,
     value: SchemaRef,
@@ -51,6 +52,7 @@ impl Default for TransactionSchemas {
 }
 
 /// One committed transaction, as the metadata describes it.
+#[derive(Debug)]
 pub struct TransactionInfo<'a> {
     pub xid: u32,
     pub commit_lsn: u64,

@@ -13,6 +13,7 @@
 //! small task of their own once a second and whenever the server asks, so the server's
 //! `wal_sender_timeout` is never hit while the pipeline is busy and nobody reads the stream.
 
+use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -66,6 +67,20 @@ pub struct ReplicationClient {
     feedback: Option<Feedback>,
     /// The server closed the connection between two messages.
     closed: bool,
+}
+
+/// Shows where the connection goes and how far it got; the socket is left out.
+impl fmt::Debug for ReplicationClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReplicationClient")
+            .field("endpoint", &self.endpoint)
+            .field("server_version", &self.server_version)
+            .field("streaming", &self.feedback.is_some())
+            .field("confirmed", &self.confirmed.load(Ordering::Relaxed))
+            .field("buffered_bytes", &self.buffer.len())
+            .field("closed", &self.closed)
+            .finish_non_exhaustive()
+    }
 }
 
 struct Feedback {
@@ -139,8 +154,11 @@ impl ReplicationClient {
                     let mut out = BytesMut::new();
                     match code {
                         0 => continue,
-                        3 => frontend::password_message(config.password.as_bytes(), &mut out)
-                            .map_err(|e| self.protocol(e.to_string()))?,
+                        3 => frontend::password_message(
+                            config.password.expose().as_bytes(),
+                            &mut out,
+                        )
+                        .map_err(|e| self.protocol(e.to_string()))?,
                         5 => {
                             let salt: [u8; 4] = body
                                 .get(..4)
@@ -148,7 +166,7 @@ impl ReplicationClient {
                                 .ok_or_else(|| self.protocol("short MD5 salt"))?;
                             let hash = postgres_protocol::authentication::md5_hash(
                                 config.user.as_bytes(),
-                                config.password.as_bytes(),
+                                config.password.expose().as_bytes(),
                                 salt,
                             );
                             frontend::password_message(hash.as_bytes(), &mut out)
@@ -166,7 +184,7 @@ impl ReplicationClient {
                                 )));
                             }
                             let exchange = ScramSha256::new(
-                                config.password.as_bytes(),
+                                config.password.expose().as_bytes(),
                                 ChannelBinding::unsupported(),
                             );
                             frontend::sasl_initial_response(

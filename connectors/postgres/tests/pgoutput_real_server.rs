@@ -2,8 +2,9 @@
 //! cluster with `scripts/pg-start.sh` (own directory, free port, `wal_level=logical`), makes
 //! changes, and decodes what `pg_logical_slot_get_binary_changes` returns for `pgoutput`.
 
-// Shared with the end-to-end tests, which use more of it.
-#[allow(dead_code)]
+// Shared with the end-to-end tests, which use more of it; its `pub` items are reached
+// through their own `support` module there, not from this test.
+#[allow(dead_code, unreachable_pub)]
 #[path = "../../../tests/support/postgres.rs"]
 mod cluster;
 

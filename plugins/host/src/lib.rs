@@ -16,13 +16,15 @@
 //! * **Bad plugins fail at connector start** with a message naming the module: a file that is
 //!   not a component, one that lacks the expected exports, or an `init` that rejects the config.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::Value as Json;
 use sluice_api::config::{
-    ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator, with_prefix,
+    ConfigDef, ConfigKey, ConfigType, Importance, Props, REDACTED, Validator, looks_secret,
+    with_prefix,
 };
 use sluice_api::data::{SchemaRef, Value};
 use sluice_api::json::{AsJson, json_to_value};
@@ -268,6 +270,29 @@ pub struct WasmTransform {
     instance: Option<Instance>,
     /// The batch being sent, kept between calls so its buffer is reused.
     encoded: Vec<u8>,
+}
+
+/// Shows the module, its settings (secrets by name hidden) and its limits; the engine's
+/// state is left out.
+impl fmt::Debug for WasmTransform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let config: Vec<(&str, &str)> = self
+            .plugin
+            .config
+            .iter()
+            .map(|(k, v)| {
+                let shown = if looks_secret(k) { REDACTED } else { v };
+                (k.as_str(), shown)
+            })
+            .collect();
+        f.debug_struct("WasmTransform")
+            .field("module", &self.plugin.module)
+            .field("config", &config)
+            .field("max_duration_ms", &self.plugin.max_duration_ms)
+            .field("max_memory_bytes", &self.plugin.memory_cap)
+            .field("instantiated", &self.instance.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl WasmTransform {

@@ -7,16 +7,23 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::secret::Secret;
+
 /// A flat `key -> value` config, as written in `.properties` files.
 pub type Props = BTreeMap<String, String>;
 
 /// The type of a config value, named as Kafka names them in validate responses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigType {
+    /// `true` or `false` (any case).
     Boolean,
+    /// Any text.
     String,
+    /// A 32-bit whole number.
     Int,
+    /// A 64-bit whole number.
     Long,
+    /// A floating-point number.
     Double,
     /// A comma-separated list.
     List,
@@ -45,8 +52,11 @@ impl ConfigType {
 /// How much a key matters, as in Kafka's `ConfigDef.Importance`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Importance {
+    /// Most configs need to set it (connection settings, what to read or write).
     High,
+    /// Worth knowing about; the default suits many configs.
     Medium,
+    /// Tuning; the default is rarely changed.
     Low,
 }
 
@@ -67,7 +77,12 @@ pub enum Validator {
     /// The value must be one of these (case-insensitive).
     OneOf(Vec<&'static str>),
     /// An integer within `min..=max`.
-    Range { min: i64, max: i64 },
+    Range {
+        /// The smallest value allowed.
+        min: i64,
+        /// The largest value allowed.
+        max: i64,
+    },
     /// A non-empty string.
     NonEmpty,
 }
@@ -75,13 +90,19 @@ pub enum Validator {
 /// One documented config key.
 #[derive(Debug, Clone)]
 pub struct ConfigKey {
+    /// The key as written in a config, e.g. `database.hostname`.
     pub name: String,
+    /// What its value must parse as.
     pub config_type: ConfigType,
     /// `None` makes the key required.
     pub default: Option<String>,
+    /// How much the key matters, as validate responses report it.
     pub importance: Importance,
+    /// What the key does, for the plugin's config reference and validate responses.
     pub documentation: String,
+    /// The group it is listed under in validate responses (`Common` unless set).
     pub group: String,
+    /// A check on the value beyond its type, if any.
     pub validator: Option<Validator>,
 }
 
@@ -191,11 +212,14 @@ impl ConfigKey {
 /// A problem with one field of a config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
+    /// The key the problem is about.
     pub field: String,
+    /// What is wrong and how to fix it, for the operator.
     pub message: String,
 }
 
 impl FieldError {
+    /// A problem with `field`, described by `message`.
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
         FieldError {
             field: field.into(),
@@ -219,6 +243,7 @@ pub struct ConfigDef {
 }
 
 impl ConfigDef {
+    /// A definition with no keys and no open prefixes.
     pub fn new() -> ConfigDef {
         ConfigDef::default()
     }
@@ -377,10 +402,20 @@ fn edit_distance(a: &str, b: &str) -> usize {
 }
 
 /// A validated config with typed getters that fall back to the definition's defaults.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Config {
     props: Props,
     def: ConfigDef,
+}
+
+/// Shows the properties with every secret hidden ([`ConfigDef::redact`]); the definition is
+/// left out.
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("props", &self.def.redact(&self.props))
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -432,6 +467,12 @@ impl Config {
         self.get(name)
             .map(str::to_owned)
             .ok_or_else(|| crate::Error::config(format!("missing required configuration `{name}`")))
+    }
+
+    /// A secret value (a [`ConfigType::Password`] key) that must be present, wrapped so that
+    /// it never shows in `{:?}` or logs.
+    pub fn secret(&self, name: &str) -> crate::Result<Secret> {
+        self.string(name).map(Secret::from)
     }
 
     /// An integer value.
@@ -565,5 +606,33 @@ mod tests {
         assert_eq!(shown["database.pass"], REDACTED);
         assert_eq!(shown["producer.sasl.jaas.config"], REDACTED);
         assert_eq!(shown["file"], "f");
+    }
+
+    #[test]
+    fn a_parsed_config_hides_its_secrets_in_debug_output() {
+        let def = ConfigDef::new()
+            .key(ConfigKey::required(
+                "database.pass",
+                ConfigType::Password,
+                Importance::High,
+                "p",
+            ))
+            .key(ConfigKey::required(
+                "file",
+                ConfigType::String,
+                Importance::High,
+                "f",
+            ));
+        let config =
+            Config::parse(def, props(&[("database.pass", "s3cret"), ("file", "f")])).unwrap();
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains(REDACTED),
+            "{shown}"
+        );
+        assert!(shown.contains(r#""file": "f""#), "{shown}");
+        let secret = config.secret("database.pass").unwrap();
+        assert_eq!(secret.expose(), "s3cret");
+        assert!(!format!("{secret:?} {secret}").contains("s3cret"));
     }
 }

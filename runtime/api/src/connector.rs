@@ -11,6 +11,7 @@
 //! commits everything delivered, so a clean restart repeats nothing.
 
 use std::collections::HashMap;
+use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -23,7 +24,9 @@ use crate::{Error, Result};
 /// Whether a connector reads from an external system or writes to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnectorKind {
+    /// Reads from an external system and produces records ([`SourceConnector`]).
     Source,
+    /// Consumes records and writes them to an external system ([`SinkConnector`]).
     Sink,
 }
 
@@ -47,19 +50,36 @@ pub trait OffsetReader: Send + Sync {
 /// What a source task is given at start.
 #[derive(Clone)]
 pub struct SourceTaskContext {
+    /// The name of the connector the task belongs to.
     pub connector: String,
+    /// The task's number within its connector, from 0.
     pub task_id: u32,
     /// This task's config, as returned by [`SourceConnector::task_configs`].
     pub config: Props,
+    /// The connector's committed offsets, to resume from.
     pub offsets: Arc<dyn OffsetReader>,
     /// Where the task publishes its gauges (shown in its REST status and at `/metrics`).
     pub metrics: TaskMetrics,
 }
 
+/// Shows the config with secrets (by key name) hidden; the offset reader is left out.
+impl fmt::Debug for SourceTaskContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SourceTaskContext")
+            .field("connector", &self.connector)
+            .field("task_id", &self.task_id)
+            .field("config", &ConfigDef::new().redact(&self.config))
+            .field("metrics", &self.metrics)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a sink task is given at start.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SinkTaskContext {
+    /// The name of the connector the task belongs to.
     pub connector: String,
+    /// The task's number within its connector, from 0.
     pub task_id: u32,
     /// This task's config, as returned by [`SinkConnector::task_configs`].
     pub config: Props,
@@ -68,6 +88,19 @@ pub struct SinkTaskContext {
     /// Where the task reports records it cannot write (Kafka Connect's
     /// `errantRecordReporter()`); `None` when the connector has no dead letter queue.
     pub errant_records: Option<Arc<dyn ErrantRecordReporter>>,
+}
+
+/// Shows the config with secrets (by key name) hidden.
+impl fmt::Debug for SinkTaskContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SinkTaskContext")
+            .field("connector", &self.connector)
+            .field("task_id", &self.task_id)
+            .field("config", &ConfigDef::new().redact(&self.config))
+            .field("metrics", &self.metrics)
+            .field("errant_records", &self.errant_records)
+            .finish()
+    }
 }
 
 impl SinkTaskContext {
@@ -135,6 +168,18 @@ pub trait SourceConnector: Send + Sync {
 ///   release upstream resources up to them (e.g. confirm a replication slot position).
 /// * After a crash the task is started again and must resume from
 ///   [`SourceTaskContext::offsets`], re-reading whatever was not committed (at least once).
+///
+/// # Cancellation
+/// `poll` need not be cancel-safe. While the task runs, the worker awaits every `poll` to
+/// completion: it never drops a pending `poll` to do something else and poll again, not even
+/// to pause or stop (it waits for the batch, which is why an idle `poll` must return within
+/// about a second). A pending `poll` is dropped only when the task is ending anyway: when a
+/// stop request or a failure arrives while the previous batch is being delivered (then the
+/// worker commits what was delivered, calls [`SourceTask::stop`] and never polls this
+/// instance again), or when the task outlives `task.shutdown.graceful.timeout.ms` and is
+/// aborted (then the instance is dropped without `stop`). Records a dropped `poll` had read
+/// are read again after restart, from the committed offsets; `stop` and `Drop` must only
+/// cope with whatever state the interrupted `poll` left behind.
 #[async_trait]
 pub trait SourceTask: Send {
     /// Starts the task; read committed offsets from `context.offsets` here.
@@ -184,14 +229,29 @@ pub trait SinkConnector: Send + Sync {
 ///   synced) before returning `Ok`. Only then does the worker commit the offsets (and, in the
 ///   direct pipeline, acknowledge the records to their source), so a failed or missing flush
 ///   means redelivery, never loss.
-/// * An error from `put` or `flush` fails the task; records not flushed are delivered again
-///   after restart. Sinks should therefore be idempotent or tolerate duplicates.
+/// * An error from `put` or `flush` fails the task, unless it is a
+///   [`ErrorKind::Retriable`](crate::ErrorKind::Retriable) error and retries are on (below);
+///   records not flushed are delivered again after restart. Sinks should therefore be
+///   idempotent or tolerate duplicates.
+///
+/// # Retries
+/// A `Retriable` error from `put` means "offer me this batch again". When the connector sets
+/// `errors.retry.timeout` (milliseconds, `-1` without limit; the default `0` turns retries
+/// off), the worker calls `put` again with the same records in the same order, after a pause
+/// of 300 ms that doubles with each attempt up to `errors.retry.delay.max.ms` (default
+/// 60000), until a call returns `Ok` (the batch counts as accepted) or the timeout has passed
+/// (the task fails with the last error). So a `put` that fails retriably must tolerate seeing
+/// records it already wrote or buffered in the failed call: write idempotently (a document id
+/// from topic, partition and offset, an upsert) or drop what the failed call buffered. Any
+/// other kind of error, and a retriable one with retries off or out of time, fails the task
+/// at once. `flush` is retried the same way, with the same offsets.
 #[async_trait]
 pub trait SinkTask: Send {
     /// Starts the task.
     async fn start(&mut self, context: SinkTaskContext) -> Result<()>;
 
-    /// Accepts a batch of records.
+    /// Accepts a batch of records. A [`Retriable`](crate::ErrorKind::Retriable) error asks
+    /// for the same batch again (see the trait's *Retries*).
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<()>;
 
     /// Makes everything put so far durable; `offsets` are the next offsets to consume per
@@ -207,8 +267,20 @@ pub trait SinkTask: Send {
 /// How a plugin is instantiated.
 #[derive(Clone, Copy)]
 pub enum ConnectorFactory {
+    /// Makes a new, unstarted source connector.
     Source(fn() -> Box<dyn SourceConnector>),
+    /// Makes a new, unstarted sink connector.
     Sink(fn() -> Box<dyn SinkConnector>),
+}
+
+/// Names the variant only: the function's address says nothing.
+impl fmt::Debug for ConnectorFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ConnectorFactory::Source(_) => "Source(..)",
+            ConnectorFactory::Sink(_) => "Sink(..)",
+        })
+    }
 }
 
 /// A connector plugin as registered with the worker: its names, version, config and factory.
@@ -218,13 +290,27 @@ pub struct ConnectorPlugin {
     pub class: &'static str,
     /// Extra short names accepted in `connector.class`.
     pub aliases: &'static [&'static str],
+    /// The plugin's version, as `GET /connector-plugins` reports it.
     pub version: &'static str,
     /// The plugin's own keys (the worker adds the common connector keys).
     pub config_def: fn() -> ConfigDef,
     /// Checks that span several keys (Kafka Connect's `Connector.validate`), run when every key
     /// passed its own check: one error per offending field.
     pub validate: fn(&Props) -> Vec<FieldError>,
+    /// Makes instances of the connector; also says whether it is a source or a sink.
     pub factory: ConnectorFactory,
+}
+
+/// Shows the names, version and kind; the functions are left out.
+impl fmt::Debug for ConnectorPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorPlugin")
+            .field("class", &self.class)
+            .field("aliases", &self.aliases)
+            .field("version", &self.version)
+            .field("kind", &self.kind())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A [`ConnectorPlugin::validate`] for plugins whose keys are checked one by one.
@@ -255,5 +341,19 @@ impl ConnectorPlugin {
             || name == simple
             || simple.strip_suffix("Connector") == Some(name)
             || self.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::props;
+
+    #[test]
+    fn task_contexts_hide_secret_settings_in_debug_output() {
+        let config = props(&[("connection.password", "s3cret"), ("topics", "orders")]);
+        let shown = format!("{:?}", SinkTaskContext::new("es", 0, config));
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("orders"), "{shown}");
     }
 }

@@ -32,9 +32,11 @@ pub trait Converter: Send + Sync {
     fn deserialize(&self, topic: &str, bytes: Option<&[u8]>) -> Result<(Option<SchemaRef>, Value)>;
 }
 
-/// The full class names of the converters sluice has.
+/// The full class name of [`JsonConverter`].
 pub const JSON_CONVERTER: &str = "org.apache.kafka.connect.json.JsonConverter";
+/// The full class name of [`StringConverter`].
 pub const STRING_CONVERTER: &str = "org.apache.kafka.connect.storage.StringConverter";
+/// The full class name of [`ByteArrayConverter`].
 pub const BYTE_ARRAY_CONVERTER: &str = "org.apache.kafka.connect.converters.ByteArrayConverter";
 
 /// Every converter class, for validation messages.
@@ -81,6 +83,7 @@ pub fn converter(class: &str, settings: &Props) -> Result<Box<dyn Converter>> {
 /// `{"schema": …, "payload": …}`; without, as bare JSON.
 #[derive(Debug, Clone, Copy)]
 pub struct JsonConverter {
+    /// `schemas.enable`: whether values travel in the schema-and-payload envelope.
     pub schemas_enable: bool,
 }
 

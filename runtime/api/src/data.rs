@@ -14,17 +14,29 @@ pub type SchemaRef = Arc<Schema>;
 /// types) are one of these plus a [`Schema::name`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SchemaType {
+    /// A signed 8-bit integer ([`Value::Int8`]).
     Int8,
+    /// A signed 16-bit integer ([`Value::Int16`]).
     Int16,
+    /// A signed 32-bit integer ([`Value::Int32`]); also Connect's `Date` and `Time`.
     Int32,
+    /// A signed 64-bit integer ([`Value::Int64`]); also Connect's `Timestamp`.
     Int64,
+    /// A 32-bit float ([`Value::Float32`]), `float` in JSON schemas.
     Float32,
+    /// A 64-bit float ([`Value::Float64`]), `double` in JSON schemas.
     Float64,
+    /// A boolean ([`Value::Boolean`]).
     Boolean,
+    /// UTF-8 text ([`Value::String`]).
     String,
+    /// Raw bytes ([`Value::Bytes`]); also Connect's `Decimal`.
     Bytes,
+    /// A list of items of [`Schema::value_schema`] ([`Value::Array`]).
     Array,
+    /// Entries from [`Schema::key_schema`] to [`Schema::value_schema`] ([`Value::Map`]).
     Map,
+    /// Named fields in order, [`Schema::fields`] ([`Value::Struct`]).
     Struct,
 }
 
@@ -70,22 +82,29 @@ impl SchemaType {
 /// A field of a struct schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Field {
+    /// The field's name, unique within its struct.
     pub name: String,
+    /// The field's schema.
     pub schema: SchemaRef,
 }
 
 /// A Kafka Connect schema.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schema {
+    /// The underlying type (a logical type adds a [`Schema::name`] to it).
     pub schema_type: SchemaType,
+    /// Whether a value may be null.
     pub optional: bool,
     /// Logical or record name, e.g. `org.apache.kafka.connect.data.Decimal` or
     /// `dbserver1.inventory.customers.Value`.
     pub name: Option<String>,
+    /// The schema's version, when it has one (Debezium's envelopes do).
     pub version: Option<i32>,
+    /// A description of the schema, when it has one.
     pub doc: Option<String>,
     /// Schema parameters in insertion order (JsonConverter writes them in that order).
     pub parameters: Vec<(String, String)>,
+    /// The value to use when a field of this schema is absent.
     pub default: Option<Value>,
     /// Fields of a struct, in order.
     pub fields: Vec<Field>,
@@ -184,7 +203,9 @@ impl Schema {
 /// A struct value: values positional against its schema's fields.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Struct {
+    /// The struct schema the values follow.
     pub schema: SchemaRef,
+    /// One value per field of [`Struct::schema`], in field order.
     pub values: Vec<Value>,
 }
 
@@ -218,20 +239,32 @@ impl Struct {
 /// A value, schemaful or schemaless.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Value {
+    /// No value: a null field, a missing key, or (as a record's value) a tombstone.
     #[default]
     Null,
+    /// A boolean.
     Boolean(bool),
+    /// An 8-bit integer.
     Int8(i8),
+    /// A 16-bit integer.
     Int16(i16),
+    /// A 32-bit integer.
     Int32(i32),
+    /// A 64-bit integer; schemaless JSON integers become this.
     Int64(i64),
+    /// A 32-bit float.
     Float32(f32),
+    /// A 64-bit float; schemaless JSON numbers that are not 64-bit integers become this.
     Float64(f64),
+    /// UTF-8 text.
     String(String),
+    /// Raw bytes (base64 in JSON).
     Bytes(Vec<u8>),
+    /// A list of values.
     Array(Vec<Value>),
     /// A map; for schemaless objects the keys are strings. Entry order is kept.
     Map(Vec<(Value, Value)>),
+    /// A struct: values positional against its schema's fields.
     Struct(Struct),
 }
 

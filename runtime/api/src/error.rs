@@ -6,11 +6,18 @@ use std::fmt;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// What went wrong, in the terms the worker acts on.
+///
+/// New kinds may be added, so a `match` on it outside this crate needs a `_` arm (say, one
+/// treating an unknown kind like [`ErrorKind::Fatal`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// A configuration is invalid; the message names the key and the fix. Never retried.
     Config,
-    /// A transient failure (network, a busy server); the worker may retry with backoff.
+    /// A transient failure (network, a busy server). The worker retries only a sink task's
+    /// `put` and `flush`, with backoff per `errors.retry.*` (see
+    /// [`SinkTask`](crate::connector::SinkTask)); from any other call it fails the task like
+    /// any other error, so a connector that can recover there retries by itself.
     Retriable,
     /// One record cannot be processed (bad data, conversion, transform); the error tolerance
     /// settings decide whether the task fails or the record is skipped.

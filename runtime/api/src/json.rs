@@ -127,6 +127,7 @@ fn float_to_json(v: f64) -> Json {
 /// A value serialised as JsonConverter's payload: the same text as [`value_to_json`] renders,
 /// written straight out without building a `serde_json::Value` tree first — converters, sinks
 /// and plugin calls do this for every record.
+#[derive(Debug, Clone, Copy)]
 pub struct AsJson<'a>(pub &'a Value);
 
 impl Serialize for AsJson<'_> {

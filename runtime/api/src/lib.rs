@@ -11,9 +11,12 @@
 //! * [`config`]: config definitions that validate into per-field errors.
 //! * [`json`]: the JsonConverter rendering of schemas and values.
 //! * [`metrics`]: gauges a task publishes about itself.
+//! * [`secret`]: [`Secret`], a password or token that never shows in logs or `{:?}`.
 //!
 //! This crate deliberately depends on nothing heavy (no Kafka client, no WASM engine, no
 //! database driver), so connectors and plugins can depend on it alone.
+
+#![warn(missing_docs)]
 
 pub mod calendar;
 pub mod config;
@@ -24,6 +27,8 @@ pub mod error;
 pub mod json;
 pub mod metrics;
 pub mod record;
+pub mod secret;
 pub mod transform;
 
 pub use error::{Error, ErrorKind, Result};
+pub use secret::Secret;

@@ -7,8 +7,11 @@ use std::sync::{Arc, Mutex};
 /// One gauge: a name, at most one label (`table="public.accounts"`), a value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Gauge {
+    /// The gauge's snake_case name, e.g. `slot_lag_bytes`.
     pub name: String,
+    /// The label's name and value, e.g. `("table", "public.accounts")`; `None` when unlabelled.
     pub label: Option<(String, String)>,
+    /// The latest value set.
     pub value: f64,
 }
 

@@ -15,24 +15,33 @@ pub type SourceOffset = serde_json::Map<String, serde_json::Value>;
 /// A record header.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
+    /// The header's name; several headers may share one.
     pub key: String,
+    /// The header's value.
     pub value: Value,
+    /// The value's schema, when it has one.
     pub schema: Option<SchemaRef>,
 }
 
 /// The part of a record every stage sees: Kafka Connect's `ConnectRecord`.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Record {
+    /// The topic: where a source record is sent; for a sink record, the topic it was read
+    /// from (or the name a transform gave it).
     pub topic: String,
     /// Kafka partition, when the source or a transform chose one.
     pub partition: Option<i32>,
+    /// The record key; [`Value::Null`] when it has none.
     pub key: Value,
+    /// The key's schema; `None` for a schemaless key.
     pub key_schema: Option<SchemaRef>,
     /// [`Value::Null`] makes the record a tombstone.
     pub value: Value,
+    /// The value's schema; `None` for a schemaless value.
     pub value_schema: Option<SchemaRef>,
     /// Milliseconds since the Unix epoch.
     pub timestamp_ms: Option<i64>,
+    /// The headers, in order.
     pub headers: Vec<Header>,
 }
 
@@ -56,6 +65,7 @@ impl Record {
 /// A record produced by a source task, with the position it was read at.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SourceRecord {
+    /// The record itself.
     pub record: Record,
     /// Shared by every record of the same partition, hence reference counted.
     pub source_partition: Arc<SourcePartition>,
@@ -66,15 +76,20 @@ pub struct SourceRecord {
 /// A Kafka topic and partition.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TopicPartition {
+    /// The topic's name.
     pub topic: String,
+    /// The partition's number within the topic, from 0.
     pub partition: i32,
 }
 
 /// A record delivered to a sink task, with its position in the (Kafka or direct) topic.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SinkRecord {
+    /// The record itself.
     pub record: Record,
+    /// The partition of [`Record::topic`] it was read from.
     pub kafka_partition: i32,
+    /// Its offset within that partition.
     pub kafka_offset: i64,
 }
 

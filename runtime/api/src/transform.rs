@@ -1,6 +1,8 @@
 //! Single-message transforms and predicates, configured the Kafka Connect way
 //! (`transforms=a,b`, `transforms.a.type=…`, `predicates=p`, `transforms.a.predicate=p`).
 
+use std::fmt;
+
 use crate::Result;
 use crate::config::{ConfigDef, Props};
 use crate::record::Record;
@@ -8,8 +10,16 @@ use crate::record::Record;
 /// Turns one record into zero or more records.
 ///
 /// # Contract
-/// * Called on the task's own thread, one record at a time, in delivery order; a transform
-///   may keep state but must not block.
+/// * The worker calls [`apply_batch`](Transform::apply_batch) one batch at a time, in
+///   delivery order, never concurrently: each task has its own instances, which travel with
+///   the batch they transform. A transform may keep state across calls.
+/// * Not on any one thread. A source task's poll of at least 256 records is transformed on a
+///   blocking thread (Tokio's `spawn_blocking`) while the task's next poll runs; smaller
+///   polls, and sink batches, are transformed in line, on whichever runtime worker thread
+///   runs the task at that moment. A transform must therefore be `Send`, must not rely on
+///   thread-locals, and must not rely on running inside the async runtime (it must not
+///   spawn, `block_on` or otherwise use a Tokio handle). It should not block for long
+///   either: in line it holds up one of the runtime's threads.
 /// * Pushing nothing into `out` drops the record (its source offset still counts as handled).
 ///   Pushing several fans it out; every output carries the input's source position.
 /// * An `Err` is a problem with this record ([`ErrorKind::Data`](crate::ErrorKind::Data));
@@ -45,20 +55,46 @@ pub trait Predicate: Send + Sync {
 pub struct TransformPlugin {
     /// The Kafka Connect class name, e.g. `org.apache.kafka.connect.transforms.RegexRouter`.
     pub class: &'static str,
+    /// Extra short names accepted in `transforms.<alias>.type`.
     pub aliases: &'static [&'static str],
+    /// The transform's own keys (without the `transforms.<alias>.` prefix).
     pub config_def: fn() -> ConfigDef,
     /// Builds the transform from its own settings (the `transforms.<alias>.` prefix removed).
     pub create: fn(&Props) -> Result<Box<dyn Transform>>,
 }
 
+/// Shows the names; the functions are left out.
+impl fmt::Debug for TransformPlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TransformPlugin")
+            .field("class", &self.class)
+            .field("aliases", &self.aliases)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A predicate plugin.
 #[derive(Clone, Copy)]
 pub struct PredicatePlugin {
+    /// The Kafka Connect class name, e.g.
+    /// `org.apache.kafka.connect.transforms.predicates.TopicNameMatches`.
     pub class: &'static str,
+    /// Extra short names accepted in `predicates.<alias>.type`.
     pub aliases: &'static [&'static str],
+    /// The predicate's own keys (without the `predicates.<alias>.` prefix).
     pub config_def: fn() -> ConfigDef,
     /// Builds the predicate from its own settings (the `predicates.<alias>.` prefix removed).
     pub create: fn(&Props) -> Result<Box<dyn Predicate>>,
+}
+
+/// Shows the names; the functions are left out.
+impl fmt::Debug for PredicatePlugin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PredicatePlugin")
+            .field("class", &self.class)
+            .field("aliases", &self.aliases)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Whether `name` designates a plugin with this class and these aliases: the full class, its

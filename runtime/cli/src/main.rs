@@ -2,24 +2,14 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use sluice_api::config::Props;
-use sluice_api::connector::ConnectorKind;
-use sluice_runtime::config_file::{self, ConnectorSpec};
-use sluice_runtime::direct::DirectBus;
-use sluice_runtime::herder::Herder;
-use sluice_runtime::kafka::KafkaSettings;
-use sluice_runtime::kafka::offsets::KafkaOffsetStore;
-use sluice_runtime::offsets::{FileOffsetStore, OffsetStore};
-use sluice_runtime::registry::Registry;
-use sluice_runtime::standalone::StandaloneHerder;
-use sluice_runtime::worker::WorkerContext;
-use sluice_runtime::worker_config::WorkerConfig;
-use sluice_runtime::{connector_config, rest};
+use sluice_runtime::config::connector as connector_config;
+use sluice_runtime::config::file as config_file;
+use sluice_runtime::config::worker::WorkerConfig;
+use sluice_runtime::{Registry, StandaloneProcess};
 
 /// sluice: change-data-capture and file connectors with Kafka Connect's configs and REST API.
 ///
@@ -130,152 +120,13 @@ fn run_async(future: impl std::future::Future<Output = anyhow::Result<()>>) -> a
         .block_on(future)
 }
 
-/// Reads and checks every connector config up front, so a bad file stops the start before
-/// anything runs.
-fn load_connectors(
-    registry: &Registry,
-    paths: &[PathBuf],
-) -> anyhow::Result<Vec<(ConnectorSpec, ConnectorKind)>> {
-    let mut specs: Vec<(ConnectorSpec, ConnectorKind)> = Vec::new();
-    for path in paths {
-        let spec = config_file::read_connector(path)?;
-        let plugin = connector_config::validate(registry, &spec.config)
-            .into_result()
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "{}: connector `{}`: {}",
-                    path.display(),
-                    spec.name,
-                    e.message()
-                )
-            })?;
-        if specs.iter().any(|(s, _)| s.name == spec.name) {
-            bail!(
-                "{}: a connector named `{}` is already defined by an earlier file; names must be unique",
-                path.display(),
-                spec.name
-            );
-        }
-        specs.push((spec, plugin.kind()));
-    }
-    Ok(specs)
-}
-
 async fn standalone(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let worker = WorkerConfig::parse(config_file::read_worker_props(worker_path)?)
-        .map_err(|e| anyhow::anyhow!("{}: {}", worker_path.display(), e.message()))?;
-    let kafka = (!worker.is_embedded()).then(|| {
-        Arc::new(KafkaSettings::from_worker(
-            &worker.props,
-            &worker.bootstrap_servers,
-        ))
-    });
-    let registry = registry();
-    let specs = load_connectors(&registry, connector_paths)?;
-    let offsets = open_offset_store(worker_path, &worker, kafka.as_ref()).await?;
-    let ctx = Arc::new(WorkerContext {
-        worker_id: worker.worker_id.clone(),
-        registry,
-        offsets: offsets.0,
-        kafka: kafka.clone(),
-        bus: Arc::new(DirectBus::new(worker.unrouted, worker.buffer_batches)),
-        flush_interval: worker.flush_interval,
-        shutdown_timeout: worker.shutdown_timeout,
-    });
-    let herder = Arc::new(StandaloneHerder::new(Arc::clone(&ctx)));
-    let listener = tokio::net::TcpListener::bind(worker.rest_addr)
+    let process = StandaloneProcess::start(worker_path, connector_paths, registry())
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on {} for the REST API; free the port or set e.g. \
-             `listeners=http://127.0.0.1:8084` (or SLUICE__LISTENERS)",
-                worker.rest_addr
-            )
-        })?;
-    let addr = listener.local_addr()?;
-    let shared: Arc<dyn Herder> = herder.clone();
-    let (stop_rest, rest_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, rest::router(shared))
-            .with_graceful_shutdown(async {
-                let _ = rest_stopped.await;
-            })
-            .await
-    });
-    tracing::info!(addr = %addr, "REST API listening");
-    // Sinks first, so sources find their subscribers already there.
-    for kind in [ConnectorKind::Sink, ConnectorKind::Source] {
-        for (spec, _) in specs.iter().filter(|(_, k)| *k == kind) {
-            herder
-                .add_connector(&spec.name, spec.config.clone())
-                .await
-                .map_err(|e| anyhow::anyhow!("connector `{}`: {}", spec.name, e.message()))?;
-        }
-    }
-    tracing::info!(
-        connectors = specs.len(),
-        startup_ms = started.elapsed().as_millis() as u64,
-        offsets = %offsets.1,
-        transport = if kafka.is_some() { "kafka" } else { "embedded direct pipeline" },
-        "sluice standalone worker started"
-    );
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
     wait_for_signal().await;
-    tracing::info!("shutting down: stopping sources, flushing sinks, committing offsets");
-    let grace = worker.shutdown_timeout * 2 + Duration::from_secs(1);
-    if tokio::time::timeout(grace, herder.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "shutdown took longer than {grace:?}; exiting (uncommitted records are read again on restart)"
-        );
-    }
-    let _ = stop_rest.send(());
-    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
-    tracing::info!("stopped");
+    process.stop().await;
     Ok(())
-}
-
-/// The offset store, and where it is for the log: as in Kafka Connect standalone, the file
-/// unless `offset.storage.topic` is set and Kafka is configured.
-async fn open_offset_store(
-    worker_path: &Path,
-    worker: &WorkerConfig,
-    kafka: Option<&Arc<KafkaSettings>>,
-) -> anyhow::Result<(Arc<dyn OffsetStore>, String)> {
-    let topic = worker
-        .props
-        .get("offset.storage.topic")
-        .filter(|t| !t.trim().is_empty());
-    if let (Some(settings), Some(topic)) = (kafka, topic) {
-        let int = |key: &str, default: i32| {
-            worker
-                .props
-                .get(key)
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
-        };
-        let store = KafkaOffsetStore::open(
-            Arc::clone(settings),
-            topic,
-            int("offset.storage.partitions", 25),
-            int("offset.storage.replication.factor", -1),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("offset topic {topic}: {}", e.message()))?;
-        return Ok((Arc::new(store), format!("topic {topic}")));
-    }
-    let offset_file = worker.offset_file.clone().with_context(|| {
-        format!(
-            "{}: `offset.storage.file.filename` is required in standalone mode (it is where \
-             committed source offsets are kept), e.g. offset.storage.file.filename=/var/lib/sluice/connect.offsets",
-            worker_path.display()
-        )
-    })?;
-    let store =
-        FileOffsetStore::open(&offset_file).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-    Ok((Arc::new(store), offset_file.display().to_string()))
 }
 
 async fn wait_for_signal() {

@@ -27,7 +27,7 @@ fn string_key(name: &str, doc: &str) -> ConfigKey {
 
 /// `InsertField$Key` / `$Value`: adds the record's topic, partition, offset, timestamp and/or a
 /// static value as fields. A field name ending in `!` is required, `?` (the default) optional.
-pub fn insert_field_def() -> ConfigDef {
+pub(crate) fn insert_field_def() -> ConfigDef {
     ConfigDef::new()
         .key(string_key("topic.field", "Field for the topic."))
         .key(string_key(
@@ -78,7 +78,7 @@ impl InsertSpec {
     }
 }
 
-pub struct InsertField {
+pub(crate) struct InsertField {
     part: Part,
     topic: Option<InsertSpec>,
     partition: Option<InsertSpec>,
@@ -90,7 +90,7 @@ pub struct InsertField {
 }
 
 impl InsertField {
-    pub fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
         let config = parse(insert_field_def(), props)?;
         let spec = |key: &str| config.get(key).and_then(InsertSpec::parse);
         let transform = InsertField {
@@ -209,7 +209,7 @@ impl Transform for InsertField {
 // ReplaceField
 
 /// `ReplaceField$Key` / `$Value`: keeps only `include`, drops `exclude`, renames `a:b`.
-pub fn replace_field_def() -> ConfigDef {
+pub(crate) fn replace_field_def() -> ConfigDef {
     ConfigDef::new()
         .key(list_key("exclude", "Fields to drop."))
         .key(list_key(
@@ -222,7 +222,7 @@ pub fn replace_field_def() -> ConfigDef {
         ))
 }
 
-pub struct ReplaceField {
+pub(crate) struct ReplaceField {
     part: Part,
     exclude: Vec<String>,
     include: Vec<String>,
@@ -231,7 +231,7 @@ pub struct ReplaceField {
 }
 
 impl ReplaceField {
-    pub fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
         let config = parse(replace_field_def(), props)?;
         let renames = config
             .list("renames")
@@ -326,7 +326,7 @@ impl Transform for ReplaceField {
 
 /// `MaskField$Key` / `$Value`: replaces `fields` with their type's empty value (0, false,
 /// "", empty bytes/array/map) or with `replacement`.
-pub fn mask_field_def() -> ConfigDef {
+pub(crate) fn mask_field_def() -> ConfigDef {
     ConfigDef::new()
         .key(ConfigKey::required(
             "fields",
@@ -343,14 +343,14 @@ pub fn mask_field_def() -> ConfigDef {
         ))
 }
 
-pub struct MaskField {
+pub(crate) struct MaskField {
     part: Part,
     fields: Vec<String>,
     replacement: Option<String>,
 }
 
 impl MaskField {
-    pub fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
         let config = parse(mask_field_def(), props)?;
         let replacement = Some(config.string("replacement")?).filter(|r| !r.is_empty());
         Ok(Box::new(MaskField {
@@ -443,7 +443,7 @@ impl Transform for MaskField {
 // ValueToKey
 
 /// `ValueToKey`: the key becomes a struct (or map) of the value's `fields`.
-pub fn value_to_key_def() -> ConfigDef {
+pub(crate) fn value_to_key_def() -> ConfigDef {
     ConfigDef::new().key(ConfigKey::required(
         "fields",
         ConfigType::List,
@@ -452,13 +452,13 @@ pub fn value_to_key_def() -> ConfigDef {
     ))
 }
 
-pub struct ValueToKey {
+pub(crate) struct ValueToKey {
     fields: Vec<String>,
     cache: SchemaCache,
 }
 
 impl ValueToKey {
-    pub fn create(props: &Props) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props) -> Result<Box<dyn Transform>> {
         let config = parse(value_to_key_def(), props)?;
         Ok(Box::new(ValueToKey {
             fields: config.list("fields"),
@@ -521,7 +521,7 @@ impl Transform for ValueToKey {
 // ExtractField / HoistField
 
 /// `ExtractField$Key` / `$Value`: the key or value becomes one of its fields.
-pub fn extract_field_def() -> ConfigDef {
+pub(crate) fn extract_field_def() -> ConfigDef {
     ConfigDef::new().key(ConfigKey::required(
         "field",
         ConfigType::String,
@@ -530,13 +530,13 @@ pub fn extract_field_def() -> ConfigDef {
     ))
 }
 
-pub struct ExtractField {
+pub(crate) struct ExtractField {
     part: Part,
     field: String,
 }
 
 impl ExtractField {
-    pub fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
         let config = parse(extract_field_def(), props)?;
         Ok(Box::new(ExtractField {
             part,
@@ -585,7 +585,7 @@ impl Transform for ExtractField {
 }
 
 /// `HoistField$Key` / `$Value`: wraps the key or value in a struct (or map) under `field`.
-pub fn hoist_field_def() -> ConfigDef {
+pub(crate) fn hoist_field_def() -> ConfigDef {
     ConfigDef::new().key(ConfigKey::required(
         "field",
         ConfigType::String,
@@ -594,14 +594,14 @@ pub fn hoist_field_def() -> ConfigDef {
     ))
 }
 
-pub struct HoistField {
+pub(crate) struct HoistField {
     part: Part,
     field: String,
     cache: SchemaCache,
 }
 
 impl HoistField {
-    pub fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
         let config = parse(hoist_field_def(), props)?;
         Ok(Box::new(HoistField {
             part,
@@ -640,7 +640,7 @@ impl Transform for HoistField {
 
 /// `Flatten$Key` / `$Value`: nested structs (or maps) become top-level fields named
 /// `outer<delimiter>inner`.
-pub fn flatten_def() -> ConfigDef {
+pub(crate) fn flatten_def() -> ConfigDef {
     ConfigDef::new().key(ConfigKey::optional(
         "delimiter",
         ConfigType::String,
@@ -650,14 +650,14 @@ pub fn flatten_def() -> ConfigDef {
     ))
 }
 
-pub struct Flatten {
+pub(crate) struct Flatten {
     part: Part,
     delimiter: String,
     cache: SchemaCache,
 }
 
 impl Flatten {
-    pub fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
         let config = parse(flatten_def(), props)?;
         Ok(Box::new(Flatten {
             part,
@@ -751,7 +751,7 @@ impl Transform for Flatten {
 
 /// `Cast$Key` / `$Value`: `spec` is `field:type,…`, or one type for the whole key/value.
 /// Types: int8, int16, int32, int64, float32, float64, boolean, string.
-pub fn cast_def() -> ConfigDef {
+pub(crate) fn cast_def() -> ConfigDef {
     ConfigDef::new().key(ConfigKey::required(
         "spec",
         ConfigType::List,
@@ -760,7 +760,7 @@ pub fn cast_def() -> ConfigDef {
     ))
 }
 
-pub struct Cast {
+pub(crate) struct Cast {
     part: Part,
     whole: Option<SchemaType>,
     fields: Vec<(String, SchemaType)>,
@@ -786,7 +786,7 @@ fn cast_type(name: &str) -> Result<SchemaType> {
 }
 
 impl Cast {
-    pub fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
         let config = parse(cast_def(), props)?;
         let spec = config.list("spec");
         let mut whole = None;
@@ -819,7 +819,7 @@ impl Cast {
 }
 
 /// Converts a primitive value to `to`, as Kafka Connect's Cast does.
-pub fn cast_value(value: Value, to: SchemaType) -> Result<Value> {
+pub(crate) fn cast_value(value: Value, to: SchemaType) -> Result<Value> {
     let number = |v: &Value| -> Option<f64> {
         Some(match v {
             Value::Int8(n) => f64::from(*n),

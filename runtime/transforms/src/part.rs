@@ -10,14 +10,14 @@ use sluice_api::{Error, Result};
 
 /// The record part a `$Key`/`$Value` transform works on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
+pub(crate) enum Part {
     Key,
     Value,
 }
 
 impl Part {
     /// Takes the part's value and schema out of the record.
-    pub fn take(self, record: &mut Record) -> (Value, Option<SchemaRef>) {
+    pub(crate) fn take(self, record: &mut Record) -> (Value, Option<SchemaRef>) {
         match self {
             Part::Key => (std::mem::take(&mut record.key), record.key_schema.take()),
             Part::Value => (
@@ -28,7 +28,7 @@ impl Part {
     }
 
     /// Puts a value and schema back.
-    pub fn put(self, record: &mut Record, value: Value, schema: Option<SchemaRef>) {
+    pub(crate) fn put(self, record: &mut Record, value: Value, schema: Option<SchemaRef>) {
         match self {
             Part::Key => {
                 record.key = value;
@@ -41,7 +41,7 @@ impl Part {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Part::Key => "key",
             Part::Value => "value",
@@ -50,12 +50,12 @@ impl Part {
 }
 
 /// Parses a transform's settings against its definition.
-pub fn parse(def: ConfigDef, props: &Props) -> Result<Config> {
+pub(crate) fn parse(def: ConfigDef, props: &Props) -> Result<Config> {
     Config::parse(def, props.clone())
 }
 
 /// A data error naming the transform and what it expected.
-pub fn expected(transform: &str, part: Part, what: &str, found: &Value) -> Error {
+pub(crate) fn expected(transform: &str, part: Part, what: &str, found: &Value) -> Error {
     Error::data(format!(
         "{transform}: the record's {} must be {what}, found {}",
         part.name(),
@@ -64,7 +64,7 @@ pub fn expected(transform: &str, part: Part, what: &str, found: &Value) -> Error
 }
 
 /// A short description of a value's kind, for errors.
-pub fn describe(value: &Value) -> &'static str {
+pub(crate) fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Boolean(_) => "a boolean",
@@ -80,7 +80,7 @@ pub fn describe(value: &Value) -> &'static str {
 
 /// A new struct schema with `schema`'s name, version, doc, parameters and optionality, and
 /// the given fields.
-pub fn struct_like(schema: &Schema, fields: Vec<Field>) -> SchemaRef {
+pub(crate) fn struct_like(schema: &Schema, fields: Vec<Field>) -> SchemaRef {
     let mut out = Schema::of(SchemaType::Struct);
     out.name = schema.name.clone();
     out.version = schema.version;
@@ -92,7 +92,7 @@ pub fn struct_like(schema: &Schema, fields: Vec<Field>) -> SchemaRef {
 }
 
 /// The entries of a schemaless map whose keys are strings.
-pub fn map_get<'a>(entries: &'a [(Value, Value)], name: &str) -> Option<&'a Value> {
+pub(crate) fn map_get<'a>(entries: &'a [(Value, Value)], name: &str) -> Option<&'a Value> {
     entries
         .iter()
         .find(|(k, _)| k.as_str() == Some(name))
@@ -100,7 +100,7 @@ pub fn map_get<'a>(entries: &'a [(Value, Value)], name: &str) -> Option<&'a Valu
 }
 
 /// Sets (or adds) a schemaless map entry.
-pub fn map_set(entries: &mut Vec<(Value, Value)>, name: &str, value: Value) {
+pub(crate) fn map_set(entries: &mut Vec<(Value, Value)>, name: &str, value: Value) {
     match entries.iter_mut().find(|(k, _)| k.as_str() == Some(name)) {
         Some(entry) => entry.1 = value,
         None => entries.push((Value::from(name), value)),
@@ -108,7 +108,7 @@ pub fn map_set(entries: &mut Vec<(Value, Value)>, name: &str, value: Value) {
 }
 
 /// A struct with `schema` and these values, in field order.
-pub fn struct_of(schema: SchemaRef, values: Vec<Value>) -> Value {
+pub(crate) fn struct_of(schema: SchemaRef, values: Vec<Value>) -> Value {
     Value::Struct(Struct { schema, values })
 }
 
@@ -116,12 +116,12 @@ pub fn struct_of(schema: SchemaRef, values: Vec<Value>) -> Value {
 /// new schema once per input schema rather than once per record. Interior mutability lets the
 /// schema builder borrow the transform's settings while the cache is updated.
 #[derive(Default)]
-pub struct SchemaCache {
+pub(crate) struct SchemaCache {
     last: std::cell::RefCell<Option<(SchemaRef, SchemaRef)>>,
 }
 
 impl SchemaCache {
-    pub fn get_or(
+    pub(crate) fn get_or(
         &self,
         input: &SchemaRef,
         build: impl FnOnce() -> Result<SchemaRef>,

@@ -10,7 +10,7 @@ use crate::part::parse;
 use crate::records::full_match_regex;
 
 /// `TopicNameMatches`: the whole topic matches `pattern`.
-pub fn topic_name_matches_def() -> ConfigDef {
+pub(crate) fn topic_name_matches_def() -> ConfigDef {
     ConfigDef::new().key(ConfigKey::required(
         "pattern",
         ConfigType::String,
@@ -19,10 +19,10 @@ pub fn topic_name_matches_def() -> ConfigDef {
     ))
 }
 
-pub struct TopicNameMatches(Regex);
+pub(crate) struct TopicNameMatches(Regex);
 
 impl TopicNameMatches {
-    pub fn create(props: &Props) -> Result<Box<dyn Predicate>> {
+    pub(crate) fn create(props: &Props) -> Result<Box<dyn Predicate>> {
         let config = parse(topic_name_matches_def(), props)?;
         Ok(Box::new(TopicNameMatches(full_match_regex(
             &config.string("pattern")?,
@@ -38,7 +38,7 @@ impl Predicate for TopicNameMatches {
 }
 
 /// `HasHeaderKey`: the record has at least one header named `name`.
-pub fn has_header_key_def() -> ConfigDef {
+pub(crate) fn has_header_key_def() -> ConfigDef {
     ConfigDef::new().key(ConfigKey::required(
         "name",
         ConfigType::String,
@@ -47,10 +47,10 @@ pub fn has_header_key_def() -> ConfigDef {
     ))
 }
 
-pub struct HasHeaderKey(String);
+pub(crate) struct HasHeaderKey(String);
 
 impl HasHeaderKey {
-    pub fn create(props: &Props) -> Result<Box<dyn Predicate>> {
+    pub(crate) fn create(props: &Props) -> Result<Box<dyn Predicate>> {
         let config = parse(has_header_key_def(), props)?;
         Ok(Box::new(HasHeaderKey(config.string("name")?)))
     }
@@ -63,7 +63,7 @@ impl Predicate for HasHeaderKey {
 }
 
 /// `RecordIsTombstone`: the value is null.
-pub struct RecordIsTombstone;
+pub(crate) struct RecordIsTombstone;
 
 impl Predicate for RecordIsTombstone {
     fn test(&self, record: &Record) -> bool {

@@ -14,7 +14,7 @@ use sluice_api::{Error, Result};
 use crate::part::{Part, SchemaCache, expected, parse, struct_like, struct_of};
 
 /// Java's `Matcher.matches()` semantics: the pattern must cover the whole input.
-pub fn full_match_regex(pattern: &str, key: &str) -> Result<Regex> {
+pub(crate) fn full_match_regex(pattern: &str, key: &str) -> Result<Regex> {
     Regex::new(&format!("^(?:{pattern})$"))
         .map_err(|e| Error::config(format!("`{key}` is not a valid regular expression: {e}")))
 }
@@ -29,7 +29,7 @@ fn java_replacement(replacement: &str) -> String {
 // RegexRouter
 
 /// `RegexRouter`: when the whole topic matches `regex`, it becomes `replacement`.
-pub fn regex_router_def() -> ConfigDef {
+pub(crate) fn regex_router_def() -> ConfigDef {
     ConfigDef::new()
         .key(ConfigKey::required(
             "regex",
@@ -45,13 +45,13 @@ pub fn regex_router_def() -> ConfigDef {
         ))
 }
 
-pub struct RegexRouter {
+pub(crate) struct RegexRouter {
     regex: Regex,
     replacement: String,
 }
 
 impl RegexRouter {
-    pub fn create(props: &Props) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props) -> Result<Box<dyn Transform>> {
         let config = parse(regex_router_def(), props)?;
         Ok(Box::new(RegexRouter {
             regex: full_match_regex(&config.string("regex")?, "regex")?,
@@ -79,7 +79,7 @@ impl Transform for RegexRouter {
 /// `TimestampRouter`: the topic becomes `topic.format` with `${topic}` and `${timestamp}`
 /// (the record timestamp in UTC, formatted by `timestamp.format`, a Java `SimpleDateFormat`
 /// pattern of `yyyy`, `yy`, `MM`, `dd`, `HH`, `mm`, `ss`, `SSS` and literal text).
-pub fn timestamp_router_def() -> ConfigDef {
+pub(crate) fn timestamp_router_def() -> ConfigDef {
     ConfigDef::new()
         .key(ConfigKey::optional(
             "topic.format",
@@ -97,7 +97,7 @@ pub fn timestamp_router_def() -> ConfigDef {
         ))
 }
 
-pub struct TimestampRouter {
+pub(crate) struct TimestampRouter {
     topic_format: String,
     timestamp_format: Vec<DatePart>,
 }
@@ -180,7 +180,7 @@ fn format_timestamp(parts: &[DatePart], millis: i64) -> String {
 }
 
 impl TimestampRouter {
-    pub fn create(props: &Props) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props) -> Result<Box<dyn Transform>> {
         let config = parse(timestamp_router_def(), props)?;
         Ok(Box::new(TimestampRouter {
             topic_format: config.string("topic.format")?,
@@ -213,7 +213,7 @@ impl Transform for TimestampRouter {
 // Filter
 
 /// `Filter`: drops every record it applies to (give it a predicate).
-pub struct Filter;
+pub(crate) struct Filter;
 
 impl Transform for Filter {
     fn apply(&mut self, _record: Record, _out: &mut Vec<Record>) -> Result<()> {
@@ -225,7 +225,7 @@ impl Transform for Filter {
 // Headers
 
 /// `InsertHeader`: adds header `header` with the string `value.literal`.
-pub fn insert_header_def() -> ConfigDef {
+pub(crate) fn insert_header_def() -> ConfigDef {
     ConfigDef::new()
         .key(ConfigKey::required(
             "header",
@@ -241,13 +241,13 @@ pub fn insert_header_def() -> ConfigDef {
         ))
 }
 
-pub struct InsertHeader {
+pub(crate) struct InsertHeader {
     header: String,
     value: String,
 }
 
 impl InsertHeader {
-    pub fn create(props: &Props) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props) -> Result<Box<dyn Transform>> {
         let config = parse(insert_header_def(), props)?;
         Ok(Box::new(InsertHeader {
             header: config.string("header")?,
@@ -269,7 +269,7 @@ impl Transform for InsertHeader {
 }
 
 /// `DropHeaders`: removes every header named in `headers`.
-pub fn drop_headers_def() -> ConfigDef {
+pub(crate) fn drop_headers_def() -> ConfigDef {
     ConfigDef::new().key(ConfigKey::required(
         "headers",
         ConfigType::List,
@@ -278,12 +278,12 @@ pub fn drop_headers_def() -> ConfigDef {
     ))
 }
 
-pub struct DropHeaders {
+pub(crate) struct DropHeaders {
     headers: Vec<String>,
 }
 
 impl DropHeaders {
-    pub fn create(props: &Props) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props) -> Result<Box<dyn Transform>> {
         let config = parse(drop_headers_def(), props)?;
         Ok(Box::new(DropHeaders {
             headers: config.list("headers"),
@@ -300,7 +300,7 @@ impl Transform for DropHeaders {
 }
 
 /// `HeaderFrom$Key` / `$Value`: copies (or moves) `fields` into `headers` (same order).
-pub fn header_from_def() -> ConfigDef {
+pub(crate) fn header_from_def() -> ConfigDef {
     ConfigDef::new()
         .key(ConfigKey::required(
             "fields",
@@ -322,7 +322,7 @@ pub fn header_from_def() -> ConfigDef {
         ))
 }
 
-pub struct HeaderFrom {
+pub(crate) struct HeaderFrom {
     part: Part,
     pairs: Vec<(String, String)>,
     moves: bool,
@@ -330,7 +330,7 @@ pub struct HeaderFrom {
 }
 
 impl HeaderFrom {
-    pub fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props, part: Part) -> Result<Box<dyn Transform>> {
         let config = parse(header_from_def(), props)?;
         let fields = config.list("fields");
         let headers = config.list("headers");

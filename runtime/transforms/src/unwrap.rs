@@ -12,7 +12,7 @@ use sluice_api::{Error, Result};
 
 use crate::part::{SchemaCache, map_get, map_set, parse, struct_like, struct_of};
 
-pub fn extract_new_record_state_def() -> ConfigDef {
+pub(crate) fn extract_new_record_state_def() -> ConfigDef {
     ConfigDef::new()
         .key(ConfigKey::optional(
             "drop.tombstones",
@@ -140,7 +140,7 @@ impl Addition {
     }
 }
 
-pub struct ExtractNewRecordState {
+pub(crate) struct ExtractNewRecordState {
     deletes: Deletes,
     keep_tombstones: bool,
     fields: Vec<Addition>,
@@ -149,7 +149,7 @@ pub struct ExtractNewRecordState {
 }
 
 impl ExtractNewRecordState {
-    pub fn create(props: &Props) -> Result<Box<dyn Transform>> {
+    pub(crate) fn create(props: &Props) -> Result<Box<dyn Transform>> {
         let config = parse(extract_new_record_state_def(), props)?;
         let (deletes, keep_tombstones) =
             match config.string("delete.tombstone.handling.mode")?.as_str() {
@@ -338,7 +338,7 @@ impl Transform for ExtractNewRecordState {
 
 /// The envelope's field schema type, for tests of schema consistency.
 #[cfg(test)]
-pub fn field_type(schema: &Schema, name: &str) -> Option<sluice_api::data::SchemaType> {
+pub(crate) fn field_type(schema: &Schema, name: &str) -> Option<sluice_api::data::SchemaType> {
     schema
         .field_index(name)
         .map(|i| schema.fields[i].schema.schema_type)

@@ -1,25 +1,33 @@
-//! The sluice worker runtime.
+//! The sluice worker runtime: Kafka Connect's worker, in folders by concern.
 //!
-//! * [`config_file`]: reads worker and connector configs (`.properties`, JSON, TOML, YAML).
-//! * [`worker_config`] / [`connector_config`]: the keys the worker understands.
+//! * [`config`]: config files and the keys the worker understands (worker, every connector).
 //! * [`registry`]: the explicit list of connector, transform and predicate plugins.
-//! * [`offsets`]: where committed source offsets live ([`offsets::OffsetStore`]).
-//! * [`direct`]: the embedded pipeline connecting sources to sinks in-process.
-//! * [`worker`]: runs connectors and their tasks.
-//! * [`herder`]: the control plane the REST API talks to; [`standalone`] implements it.
+//! * [`transforms`]: a connector's transform chain.
+//! * `pipeline`: how records travel — the embedded direct bus or Kafka — behind one source end
+//!   and one sink end.
+//! * `task`: the source and sink task runners, one loop each, blind to the transport.
+//! * [`storage`]: offsets (file, memory, topic), config and status topics, consumer groups.
+//! * [`worker`]: Kafka Connect's `Worker`: starts and stops connectors and tasks, administers
+//!   offsets.
+//! * [`herder`]: the control plane the REST API talks to; the standalone herder implements it.
 //! * [`rest`]: Kafka Connect's REST API.
+//! * [`state`]: connector and task states and the shapes they are reported in.
+//! * [`process`]: a whole worker process assembled from its config file.
 
-pub mod config_file;
-pub mod connector_config;
-pub mod direct;
-pub mod errors;
+pub mod config;
 pub mod herder;
-pub mod kafka;
-pub mod offsets;
+pub(crate) mod pipeline;
+pub mod process;
 pub mod registry;
 pub mod rest;
-pub mod standalone;
-pub mod status;
+pub mod state;
+pub mod storage;
+pub(crate) mod task;
 pub mod transforms;
 pub mod worker;
-pub mod worker_config;
+#[cfg(test)]
+mod worker_tests;
+
+pub use pipeline::kafka::KafkaSettings;
+pub use process::StandaloneProcess;
+pub use registry::Registry;

@@ -7,7 +7,7 @@ use sluice_api::transform::{PredicatePlugin, TransformPlugin, class_answers_to};
 use sluice_api::{Error, Result};
 
 /// Connector, transform and predicate plugins known to this worker.
-#[derive(Clone, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Registry {
     connectors: Vec<ConnectorPlugin>,
     transforms: Vec<TransformPlugin>,
@@ -20,13 +20,14 @@ impl Registry {
         Registry::default()
     }
 
-    /// The runtime's built-in transforms and predicates, no connectors.
+    /// The runtime's built-in transforms and predicates (Kafka Connect's and Debezium's, from
+    /// `sluice-transforms`), no connectors.
     pub fn with_builtins() -> Registry {
         let mut registry = Registry::new();
-        for plugin in crate::transforms::builtin_transforms() {
+        for plugin in sluice_transforms::transforms() {
             registry = registry.transform(plugin);
         }
-        for plugin in crate::transforms::builtin_predicates() {
+        for plugin in sluice_transforms::predicates() {
             registry = registry.predicate(plugin);
         }
         registry

@@ -1,10 +1,10 @@
 //! The per-connector transform chain (`transforms=a,b`, `transforms.a.type=…`,
 //! `transforms.a.predicate=p`, `transforms.a.negate=true`, `predicates=p`,
-//! `predicates.p.type=…`) and the built-in transforms and predicates.
+//! `predicates.p.type=…`).
 
 use sluice_api::config::{Props, split_list, with_prefix};
 use sluice_api::record::Record;
-use sluice_api::transform::{Predicate, PredicatePlugin, Transform, TransformPlugin};
+use sluice_api::transform::{Predicate, Transform};
 use sluice_api::{Error, Result};
 
 use crate::registry::Registry;
@@ -20,6 +20,15 @@ struct Stage {
 #[derive(Default)]
 pub struct TransformChain {
     stages: Vec<Stage>,
+}
+
+/// Shows the aliases of the stages, in order.
+impl std::fmt::Debug for TransformChain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.stages.iter().map(|stage| &stage.alias))
+            .finish()
+    }
 }
 
 impl TransformChain {
@@ -228,17 +237,6 @@ fn build_predicate(registry: &Registry, props: &Props, alias: &str) -> Result<Bo
         )));
     }
     (plugin.create)(&settings).map_err(|e| e.context(format!("predicate `{alias}`")))
-}
-
-/// The transforms built into the runtime (Kafka Connect's and Debezium's, from
-/// `sluice-transforms`).
-pub fn builtin_transforms() -> Vec<TransformPlugin> {
-    sluice_transforms::transforms()
-}
-
-/// The predicates built into the runtime.
-pub fn builtin_predicates() -> Vec<PredicatePlugin> {
-    sluice_transforms::predicates()
 }
 
 #[cfg(test)]

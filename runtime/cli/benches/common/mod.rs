@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 /// The value after `name` on the command line (`-- --lines 1000`), or `default`.
-pub fn arg(name: &str, default: usize) -> usize {
+pub(crate) fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
         .position(|a| a == name)
@@ -14,7 +14,7 @@ pub fn arg(name: &str, default: usize) -> usize {
 }
 
 /// A `/proc/<pid>/status` field in kB (`VmRSS:`, `VmHWM:`), 0 when unreadable.
-pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
+pub(crate) fn proc_status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
@@ -25,7 +25,7 @@ pub fn proc_status_kb(pid: u32, field: &str) -> u64 {
 }
 
 /// User plus system CPU time a process has used so far, in seconds (0 when unreadable).
-pub fn proc_cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn proc_cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
     let after = stat
@@ -45,7 +45,7 @@ pub fn proc_cpu_seconds(pid: u32) -> f64 {
 
 /// Stops `child` with SIGTERM and waits for it, at most `grace`; past that it is killed, so a
 /// worker that hangs on shutdown is reported instead of hanging the run.
-pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
+pub(crate) fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
     let _ = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status();
@@ -66,7 +66,7 @@ pub fn terminate(child: &mut std::process::Child, grace: std::time::Duration) {
 
 /// Starts `sluice standalone <args>` in `dir` and waits until it logs "worker started"; returns
 /// the process and how long start-up took. Its log is drained in the background.
-pub fn start_worker(
+pub(crate) fn start_worker(
     dir: &std::path::Path,
     args: &[&str],
 ) -> (std::process::Child, std::time::Duration) {

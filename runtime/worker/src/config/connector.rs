@@ -8,9 +8,12 @@ use sluice_api::config::{
 use sluice_api::connector::{ConnectorKind, ConnectorPlugin};
 use sluice_api::{Error, Result};
 
+use super::Choice;
+use super::tolerance::ErrorTolerance;
+use super::worker::resolve_converter;
+use crate::pipeline::topics::TopicFilter;
 use crate::registry::Registry;
 use crate::transforms::TransformChain;
-use crate::worker_config::resolve_converter;
 
 /// The keys the worker handles for every connector of `kind`.
 pub fn common_def(kind: ConnectorKind) -> ConfigDef {
@@ -100,7 +103,7 @@ pub fn common_def(kind: ConnectorKind) -> ConfigDef {
              skipped (and logged with errors.log.enable) and the stream goes on.",
             )
             .in_group("Error Handling")
-            .validate_with(Validator::OneOf(vec!["none", "all"])),
+            .validate_with(ErrorTolerance::validator()),
         )
         .key(
             ConfigKey::optional(
@@ -216,6 +219,7 @@ pub fn full_def(plugin: &ConnectorPlugin) -> ConfigDef {
 
 /// The outcome of validating a connector config: the plugin (when `connector.class`
 /// resolved) and every field error.
+#[derive(Debug)]
 pub struct Validation {
     pub plugin: Option<ConnectorPlugin>,
     pub def: ConfigDef,
@@ -361,34 +365,10 @@ pub fn validate(registry: &Registry, props: &Props) -> Validation {
             ));
         }
     }
-    if plugin.kind() == ConnectorKind::Sink {
-        let topics = props
-            .get("topics")
-            .map(|t| !t.trim().is_empty())
-            .unwrap_or(false);
-        let regex = props
-            .get("topics.regex")
-            .map(|t| !t.trim().is_empty())
-            .unwrap_or(false);
-        match (topics, regex) {
-            (false, false) => errors.push(FieldError::new(
-                "topics",
-                "Must configure one of topics or topics.regex",
-            )),
-            (true, true) => errors.push(FieldError::new(
-                "topics",
-                "topics and topics.regex are mutually exclusive; keep one",
-            )),
-            (false, true) => {
-                if let Err(e) = regex::Regex::new(&props["topics.regex"]) {
-                    errors.push(FieldError::new(
-                        "topics.regex",
-                        format!("not a valid regular expression: {e}"),
-                    ));
-                }
-            }
-            (true, false) => {}
-        }
+    if plugin.kind() == ConnectorKind::Sink
+        && let Err(error) = TopicFilter::of(props)
+    {
+        errors.push(error);
     }
     if let Err(e) = TransformChain::from_config(registry, props) {
         errors.push(FieldError::new("transforms", e.message().to_owned()));

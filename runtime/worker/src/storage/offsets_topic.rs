@@ -9,11 +9,12 @@ use serde_json::Value as Json;
 use sluice_api::Result;
 use sluice_api::record::{SourceOffset, SourcePartition};
 
-use super::KafkaSettings;
-use super::log::KafkaLog;
-use crate::offsets::{OffsetEntry, OffsetStore, OffsetTable, offset_key};
+use super::log::{KafkaLog, TopicRules};
+use super::offsets::{OffsetEntry, OffsetStore, OffsetTable, offset_key};
+use crate::pipeline::kafka::KafkaSettings;
 
 /// Offsets kept in a compacted Kafka topic, read to its end at start.
+#[derive(Debug)]
 pub struct KafkaOffsetStore {
     log: KafkaLog,
     table: Mutex<OffsetTable>,
@@ -27,10 +28,15 @@ impl KafkaOffsetStore {
         partitions: i32,
         replication_factor: i32,
     ) -> Result<KafkaOffsetStore> {
-        let log = KafkaLog::open(settings, topic, partitions, replication_factor).await?;
+        let rules = TopicRules {
+            partitions,
+            replication_factor,
+            exact_partitions: false,
+        };
+        let log = KafkaLog::open(settings, topic, rules).await?;
         let mut table = OffsetTable::default();
         let mut skipped = 0usize;
-        for (key, value) in log.read_to_end().await? {
+        for (key, value) in log.read_to_end().await?.entries {
             let parsed: Option<(String, SourcePartition)> =
                 serde_json::from_slice::<Json>(&key).ok().and_then(|k| {
                     Some((

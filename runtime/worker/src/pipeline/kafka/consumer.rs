@@ -1,6 +1,6 @@
 //! The sink side of the Kafka transport: a consumer in group `connect-<name>` (or
-//! `consumer.override.group.id`) reads `topics`/`topics.regex`; records are converted and
-//! transformed before `put`; consumer offsets are committed only after the task's `flush`.
+//! `consumer.override.group.id`) reads `topics`/`topics.regex`; messages are converted into
+//! records for the sink runner; consumer offsets are committed only after the task's `flush`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,8 +24,9 @@ use sluice_api::{Error, Result};
 
 use super::dlq::{DeadLetterQueue, Original};
 use super::{KafkaSettings, client_error, is_transient_consumer_error};
-use crate::errors::Tolerance;
-use crate::transforms::TransformChain;
+use crate::config::ConnectorSettings;
+use crate::config::tolerance::Tolerance;
+use crate::pipeline::topics::TopicFilter;
 
 /// Holds partitions a rebalance takes away until the task has flushed what it read from them
 /// and their offsets are committed, as Kafka Connect does in `onPartitionsRevoked`: the next
@@ -33,7 +34,7 @@ use crate::transforms::TransformChain;
 /// unassign call before the group moves on, so the sink loop makes it
 /// ([`KafkaSinkInput::release_revoked`]) once it has flushed.
 #[derive(Default)]
-pub struct RebalanceContext {
+pub(crate) struct RebalanceContext {
     revoking: Mutex<Option<TopicPartitionList>>,
     revoke_requested: tokio::sync::Notify,
     /// Set once the consumer closes: nothing flushes any more, so partitions go at once.
@@ -112,32 +113,53 @@ fn give_up(
 }
 
 /// One sink task's consumer.
-pub struct KafkaSinkInput {
+pub(crate) struct KafkaSinkInput {
     connector: String,
     consumer: StreamConsumer<RebalanceContext>,
     key_converter: Box<dyn Converter>,
     value_converter: Box<dyn Converter>,
     dlq: Option<Arc<DeadLetterQueue>>,
     /// Next offset to consume per partition, for everything handed to the task (or skipped).
-    pub positions: HashMap<TopicPartition, i64>,
+    pub(crate) positions: HashMap<TopicPartition, i64>,
+    /// The messages behind the records of the last `take`, in order.
+    taken: Vec<OwnedMessage>,
+    /// Whether anything was taken since the last commit.
+    unflushed: bool,
+}
+
+/// `error`, saying which message it is about.
+fn at_message(message: &OwnedMessage, error: Error) -> Error {
+    error.context(format!(
+        "record at topic {} partition {} offset {}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    ))
+}
+
+fn describe_message(message: &OwnedMessage) -> String {
+    format!(
+        "{}-{}@{}",
+        message.topic(),
+        message.partition(),
+        message.offset()
+    )
 }
 
 impl KafkaSinkInput {
-    /// Joins the connector's consumer group and subscribes.
-    pub async fn new(
+    /// Joins the connector's consumer group and subscribes to `topics`.
+    pub(crate) async fn new(
         settings: &Arc<KafkaSettings>,
-        connector: &str,
+        connector_settings: &ConnectorSettings,
+        topics: &TopicFilter,
         task: u32,
         config: &Props,
     ) -> Result<KafkaSinkInput> {
+        let connector = connector_settings.name.as_str();
         let mut overrides: Vec<(String, String)> = with_prefix(config, "consumer.override.")
             .into_iter()
+            .filter(|(k, _)| k != "group.id")
             .collect();
-        let group = overrides
-            .iter()
-            .position(|(k, _)| k == "group.id")
-            .map(|i| overrides.remove(i).1)
-            .unwrap_or_else(|| format!("connect-{connector}"));
         // A subscribed topic created after the subscription (its source had not produced
         // yet; or a new topic matching `topics.regex`) is found only when the consumer
         // refreshes its metadata: every 5 min by default (as in Kafka Connect), which leaves it
@@ -149,7 +171,7 @@ impl KafkaSinkInput {
             overrides.push((REFRESH.to_owned(), "5000".to_owned()));
         }
         let consumer: StreamConsumer<RebalanceContext> = settings
-            .consumer_config(&group, &overrides)
+            .consumer_config(&connector_settings.consumer_group, &overrides)
             .create_with_context(RebalanceContext::default())
             .map_err(|e| {
                 client_error(
@@ -157,17 +179,7 @@ impl KafkaSinkInput {
                     e,
                 )
             })?;
-        let subscription: Vec<String> =
-            match config.get("topics.regex").filter(|r| !r.trim().is_empty()) {
-                // librdkafka treats a topic starting with `^` as a regular expression.
-                Some(regex) => vec![format!(
-                    "^{}$",
-                    regex.trim_start_matches('^').trim_end_matches('$')
-                )],
-                None => sluice_api::config::split_list(
-                    config.get("topics").map(String::as_str).unwrap_or_default(),
-                ),
-            };
+        let subscription = topics.subscription();
         let topics: Vec<&str> = subscription.iter().map(String::as_str).collect();
         consumer
             .subscribe(&topics)
@@ -178,16 +190,18 @@ impl KafkaSinkInput {
             consumer,
             key_converter,
             value_converter,
-            dlq: DeadLetterQueue::of(settings, config, connector, task)
+            dlq: DeadLetterQueue::of(settings, connector_settings, task)
                 .await?
                 .map(Arc::new),
             positions: HashMap::new(),
+            taken: Vec::new(),
+            unflushed: false,
         })
     }
 
     /// The reporter a sink task dead-letters records with (`SinkTaskContext::errant_records`):
     /// present when the connector has a dead letter queue.
-    pub fn errant_reporter(
+    pub(crate) fn errant_reporter(
         &self,
         settings: &KafkaSettings,
         config: &Props,
@@ -208,7 +222,7 @@ impl KafkaSinkInput {
 
     /// Waits for the next message. Cancel-safe: a message is either returned or left in the
     /// consumer, so this can race timers in a `select!`.
-    pub async fn recv(&self) -> Result<OwnedMessage> {
+    pub(crate) async fn recv(&self) -> Result<OwnedMessage> {
         loop {
             match self.consumer.recv().await {
                 Ok(message) => return Ok(message.detach()),
@@ -225,14 +239,14 @@ impl KafkaSinkInput {
         }
     }
 
-    /// Takes `first` and whatever else is already there (up to `max`), converting and
-    /// transforming each. Records that fail are skipped (and dead-lettered) or fail the batch,
-    /// per `tolerance`. Not cancel-safe: await it outside `select!`.
-    pub async fn process(
+    /// Takes `first` and whatever else is already there (up to `max`), converted into
+    /// records. Messages that fail conversion are skipped (and dead-lettered) or fail the batch,
+    /// per `tolerance`. The messages behind the returned records are kept, in order, for
+    /// [`KafkaSinkInput::dead_letter_taken`]. Not cancel-safe: await it outside `select!`.
+    pub(crate) async fn take(
         &mut self,
         first: OwnedMessage,
         max: usize,
-        chain: &mut TransformChain,
         tolerance: &Tolerance,
     ) -> Result<Vec<SinkRecord>> {
         let mut messages = vec![first];
@@ -245,33 +259,6 @@ impl KafkaSinkInput {
                 Err(_) => break,
             }
         }
-        let mut converted = Vec::with_capacity(messages.len());
-        let mut taken = Vec::with_capacity(messages.len());
-        for message in &messages {
-            match self.convert(message) {
-                Ok(record) => {
-                    converted.push(record);
-                    taken.push(message);
-                }
-                Err((stage, error)) => self.reject(message, stage, error, tolerance).await?,
-            }
-        }
-        let mut records = Vec::with_capacity(converted.len());
-        for (result, message) in chain.apply_batch(converted).into_iter().zip(taken) {
-            match result {
-                Ok(transformed) => {
-                    records.extend(transformed.into_iter().map(|record| SinkRecord {
-                        record,
-                        kafka_partition: message.partition(),
-                        kafka_offset: message.offset(),
-                    }))
-                }
-                Err(error) => {
-                    self.reject(message, "TRANSFORMATION", error, tolerance)
-                        .await?
-                }
-            }
-        }
         // Covered by the next commit, which only follows the `put` and `flush` of this batch.
         for message in &messages {
             let tp = TopicPartition {
@@ -281,7 +268,46 @@ impl KafkaSinkInput {
             let next = self.positions.entry(tp).or_insert(0);
             *next = (*next).max(message.offset() + 1);
         }
+        self.unflushed = true;
+        self.taken.clear();
+        let mut records = Vec::with_capacity(messages.len());
+        for message in messages {
+            match self.convert(&message) {
+                Ok(record) => {
+                    records.push(SinkRecord {
+                        record,
+                        kafka_partition: message.partition(),
+                        kafka_offset: message.offset(),
+                    });
+                    self.taken.push(message);
+                }
+                Err((stage, error)) => {
+                    let error = at_message(&message, error);
+                    let describe = || describe_message(&message);
+                    tolerance.handle(&self.connector, stage, &error, describe)?;
+                    self.dead_letter(&message, stage, &error).await?;
+                }
+            }
+        }
         Ok(records)
+    }
+
+    /// Dead-letters the message behind record `index` of the last [`KafkaSinkInput::take`].
+    pub(crate) async fn dead_letter_taken(
+        &self,
+        index: usize,
+        stage: &str,
+        error: &Error,
+    ) -> Result<()> {
+        match self.taken.get(index) {
+            Some(message) => self.dead_letter(message, stage, error).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Whether anything was taken since the last commit.
+    pub(crate) fn has_unflushed(&self) -> bool {
+        self.unflushed
     }
 
     /// The record a message holds, per the connector's converters; the error says which
@@ -326,47 +352,31 @@ impl KafkaSinkInput {
         })
     }
 
-    /// A message that failed at `stage`: fails the task or, when tolerated, is skipped and
-    /// dead-lettered as it was received.
-    async fn reject(
-        &self,
-        message: &OwnedMessage,
-        stage: &'static str,
-        error: Error,
-        tolerance: &Tolerance,
-    ) -> Result<()> {
-        let topic = message.topic();
-        let error = error.context(format!(
-            "record at topic {topic} partition {} offset {}",
-            message.partition(),
-            message.offset()
-        ));
-        let describe = || format!("{topic}-{}@{}", message.partition(), message.offset());
-        tolerance.handle(&self.connector, stage, &error, describe)?;
-        if let Some(dlq) = &self.dlq {
-            let original = Original {
-                topic: topic.to_owned(),
-                partition: message.partition(),
-                offset: message.offset(),
-                key: message.key().map(<[u8]>::to_vec),
-                value: message.payload().map(<[u8]>::to_vec),
-                headers: message
-                    .headers()
-                    .map(|headers| {
-                        headers
-                            .iter()
-                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            };
-            dlq.send(&original, stage, &error).await?;
-        }
-        Ok(())
+    /// Writes `message`, which failed at `stage`, to the dead letter queue as it was received.
+    async fn dead_letter(&self, message: &OwnedMessage, stage: &str, error: &Error) -> Result<()> {
+        let Some(dlq) = &self.dlq else { return Ok(()) };
+        let original = Original {
+            topic: message.topic().to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers: message
+                .headers()
+                .map(|headers| {
+                    headers
+                        .iter()
+                        .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        };
+        dlq.send(&original, stage, error).await
     }
 
     /// Commits `positions` (after a successful flush).
-    pub fn commit(&mut self) -> Result<()> {
+    pub(crate) fn commit(&mut self) -> Result<()> {
+        self.unflushed = false;
         if self.positions.is_empty() {
             return Ok(());
         }
@@ -395,13 +405,13 @@ impl KafkaSinkInput {
     }
 
     /// Waits until a rebalance asks for partitions back. Cancel-safe.
-    pub async fn revoke_requested(&self) {
+    pub(crate) async fn revoke_requested(&self) {
         self.consumer.context().revoke_requested.notified().await
     }
 
     /// Gives back the partitions a rebalance asked for; call after the task flushed them and
     /// their offsets were committed.
-    pub fn release_revoked(&mut self) -> Result<()> {
+    pub(crate) fn release_revoked(&mut self) -> Result<()> {
         let Some(partitions) = self.revoking().take() else {
             return Ok(());
         };
@@ -412,7 +422,7 @@ impl KafkaSinkInput {
     }
 
     /// Stops fetching (pause) or starts again (resume).
-    pub fn set_paused(&self, paused: bool) -> Result<()> {
+    pub(crate) fn set_paused(&self, paused: bool) -> Result<()> {
         let assignment = self
             .consumer
             .assignment()

@@ -1,37 +1,50 @@
-//! Error tolerance (`errors.tolerance`, `errors.log.*`), shared by both transports.
+//! Error tolerance (`errors.tolerance`, `errors.log.*`) and retries (`errors.retry.*`),
+//! shared by both task runners and both transports.
 
 use sluice_api::config::Props;
 use sluice_api::{Error, Result};
 
+use super::{Choice, flag};
+
+/// `errors.tolerance`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorTolerance {
+    /// A record that fails fails the task.
+    None,
+    /// A record that fails is skipped (and logged, and dead-lettered when configured).
+    All,
+}
+
+impl Choice for ErrorTolerance {
+    const CHOICES: &'static [(&'static str, Self)] =
+        &[("none", ErrorTolerance::None), ("all", ErrorTolerance::All)];
+}
+
 /// How a connector treats a record that fails conversion or a transform.
 #[derive(Debug, Clone, Copy)]
-pub struct Tolerance {
+pub(crate) struct Tolerance {
     /// `errors.tolerance=all`: skip the record (and dead-letter it when configured).
-    pub skip: bool,
-    pub log: bool,
-    pub log_messages: bool,
+    pub(crate) skip: bool,
+    /// `errors.log.enable`: log each skipped record's error.
+    pub(crate) log: bool,
+    /// `errors.log.include.messages`: include the record in that line.
+    pub(crate) log_messages: bool,
 }
 
 impl Tolerance {
     /// Reads `errors.tolerance`, `errors.log.enable`, `errors.log.include.messages`.
-    pub fn of(props: &Props) -> Tolerance {
-        let flag = |k: &str| {
-            props
-                .get(k)
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-        };
+    pub(crate) fn of(props: &Props) -> Tolerance {
         Tolerance {
-            skip: props
-                .get("errors.tolerance")
-                .is_some_and(|v| v.trim().eq_ignore_ascii_case("all")),
-            log: flag("errors.log.enable"),
-            log_messages: flag("errors.log.include.messages"),
+            skip: ErrorTolerance::of(props, "errors.tolerance", ErrorTolerance::None)
+                == ErrorTolerance::All,
+            log: flag(props, "errors.log.enable", false),
+            log_messages: flag(props, "errors.log.include.messages", false),
         }
     }
 
     /// `Ok` when the record may be skipped; the error, marked for the trace, otherwise.
     /// `describe` renders the record, only called when `errors.log.include.messages` is on.
-    pub fn handle(
+    pub(crate) fn handle(
         &self,
         connector: &str,
         stage: &str,
@@ -61,17 +74,18 @@ impl Tolerance {
 /// Retries of retriable failures (`errors.retry.timeout`, `errors.retry.delay.max.ms`), with
 /// exponential backoff starting at 300 ms, as Kafka Connect does.
 #[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// `None`: retry forever (`errors.retry.timeout=-1`); zero: never.
-    pub timeout: Option<std::time::Duration>,
-    pub max_delay: std::time::Duration,
+    pub(crate) timeout: Option<std::time::Duration>,
+    /// `errors.retry.delay.max.ms`: the longest pause between two attempts.
+    pub(crate) max_delay: std::time::Duration,
 }
 
 impl RetryPolicy {
     const INITIAL_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
 
     /// Reads `errors.retry.timeout` (default 0) and `errors.retry.delay.max.ms` (60000).
-    pub fn of(props: &Props) -> RetryPolicy {
+    pub(crate) fn of(props: &Props) -> RetryPolicy {
         let ms = |k: &str, default: i64| {
             props
                 .get(k)
@@ -88,12 +102,12 @@ impl RetryPolicy {
     }
 
     /// True when no retry will happen.
-    pub fn is_off(&self) -> bool {
+    pub(crate) fn is_off(&self) -> bool {
         self.timeout == Some(std::time::Duration::ZERO)
     }
 
     /// A fresh backoff for one operation.
-    pub fn attempts(&self) -> Attempts {
+    pub(crate) fn attempts(&self) -> Attempts {
         Attempts {
             policy: *self,
             started: tokio::time::Instant::now(),
@@ -106,7 +120,7 @@ impl RetryPolicy {
 /// The retry state of one operation: call [`Attempts::after_failure`] with each error; `Ok`
 /// means "try again now", `Err` gives the error back (not retriable, or out of time).
 #[derive(Debug)]
-pub struct Attempts {
+pub(crate) struct Attempts {
     policy: RetryPolicy,
     started: tokio::time::Instant,
     delay: std::time::Duration,
@@ -115,7 +129,12 @@ pub struct Attempts {
 
 impl Attempts {
     /// Waits before the next attempt, or returns the error when retrying is over.
-    pub async fn after_failure(&mut self, connector: &str, what: &str, error: Error) -> Result<()> {
+    pub(crate) async fn after_failure(
+        &mut self,
+        connector: &str,
+        what: &str,
+        error: Error,
+    ) -> Result<()> {
         if error.kind() != sluice_api::ErrorKind::Retriable {
             return Err(error);
         }

@@ -9,25 +9,17 @@ use std::time::Duration;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use serde_json::json;
-use sluice_api::config::{Props, split_list};
+use sluice_api::config::Props;
 use sluice_api::record::{SourceOffset, SourcePartition};
 use sluice_api::{Error, Result};
 
-use super::{KafkaSettings, client_error};
+use crate::pipeline::kafka::{KafkaSettings, client_error};
+use crate::pipeline::topics::TopicFilter;
 
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The consumer group of a sink connector: `consumer.override.group.id` or `connect-<name>`.
-pub fn group_of(name: &str, config: &Props) -> String {
-    config
-        .get("consumer.override.group.id")
-        .filter(|g| !g.trim().is_empty())
-        .cloned()
-        .unwrap_or_else(|| format!("connect-{name}"))
-}
-
 /// One committed position as the REST API shows it.
-pub type GroupOffset = (SourcePartition, Option<SourceOffset>);
+pub(crate) type GroupOffset = (SourcePartition, Option<SourceOffset>);
 
 fn consumer(settings: &KafkaSettings, group: &str) -> Result<BaseConsumer> {
     settings
@@ -41,20 +33,10 @@ fn partitions(consumer: &BaseConsumer, config: &Props) -> Result<TopicPartitionL
     let metadata = consumer
         .fetch_metadata(None, TIMEOUT)
         .map_err(|e| client_error("metadata", e))?;
-    let regex = config
-        .get("topics.regex")
-        .filter(|r| !r.trim().is_empty())
-        .map(|r| regex::Regex::new(&format!("^(?:{r})$")))
-        .transpose()
-        .map_err(|e| Error::config(format!("`topics.regex`: {e}")))?;
-    let listed = split_list(config.get("topics").map(String::as_str).unwrap_or_default());
+    let filter = TopicFilter::of(config).map_err(|e| Error::config(e.to_string()))?;
     let mut list = TopicPartitionList::new();
     for topic in metadata.topics() {
-        let wanted = match &regex {
-            Some(regex) => regex.is_match(topic.name()),
-            None => listed.iter().any(|t| t == topic.name()),
-        };
-        if wanted {
+        if filter.matches(topic.name()) {
             for partition in topic.partitions() {
                 list.add_partition(topic.name(), partition.id());
             }
@@ -71,7 +53,7 @@ fn rest_partition(topic: &str, partition: i32) -> SourcePartition {
 }
 
 /// The group's committed offsets.
-pub async fn committed(
+pub(crate) async fn committed(
     settings: Arc<KafkaSettings>,
     group: String,
     config: Props,
@@ -100,7 +82,7 @@ pub async fn committed(
 
 /// Commits new positions for the group. A `None` offset resets the partition to its earliest
 /// offset, where a sink without a committed offset starts anyway.
-pub async fn alter(
+pub(crate) async fn alter(
     settings: Arc<KafkaSettings>,
     group: String,
     entries: Vec<GroupOffset>,

@@ -22,49 +22,16 @@ use sluice_api::record::Record;
 use super::dlq::{DeadLetterQueue, Original};
 use super::latency::Histogram;
 use super::{KafkaSettings, client_error, ensure_topic};
-use crate::direct::{AckTracker, PartitionOffsets};
-use crate::errors::Tolerance;
+use crate::config::ConnectorSettings;
+use crate::config::tolerance::Tolerance;
+use crate::pipeline::ack::{AckTracker, PartitionOffsets};
+use crate::pipeline::topics::TopicCreation;
 
 /// Poll batches a task may have in flight to Kafka before it waits (bounds memory).
 const MAX_BATCHES_IN_FLIGHT: usize = 32;
 
-/// KIP-158 settings for topics a source writes to.
-#[derive(Debug, Clone)]
-struct TopicCreation {
-    partitions: i32,
-    replication_factor: i32,
-    configs: Vec<(String, String)>,
-}
-
-impl TopicCreation {
-    /// `topic.creation.default.*` from the connector. Without them sluice still creates a
-    /// missing topic (one partition, the broker's replication factor), since brokers may not
-    /// auto-create topics.
-    fn of(config: &Props) -> TopicCreation {
-        let int = |key: &str, default: i32| {
-            config
-                .get(key)
-                .and_then(|v| v.trim().parse().ok())
-                .unwrap_or(default)
-        };
-        let configs = config
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("topic.creation.default.")
-                    .map(|rest| (rest.to_owned(), v.clone()))
-            })
-            .filter(|(k, _)| k != "partitions" && k != "replication.factor")
-            .collect();
-        TopicCreation {
-            partitions: int("topic.creation.default.partitions", 1),
-            replication_factor: int("topic.creation.default.replication.factor", -1),
-            configs,
-        }
-    }
-}
-
 /// One source task's way into Kafka.
-pub struct KafkaSource {
+pub(crate) struct KafkaSource {
     connector: String,
     producer: FutureProducer,
     admin: AdminClient<DefaultClientContext>,
@@ -88,12 +55,13 @@ fn header_bytes(value: &Value) -> Option<Vec<u8>> {
 
 impl KafkaSource {
     /// Creates the producer for a source task of `connector` (with its `producer.override.*`).
-    pub async fn new(
+    pub(crate) async fn new(
         settings: &Arc<KafkaSettings>,
-        connector: &str,
+        connector_settings: &ConnectorSettings,
         task: u32,
         config: &Props,
     ) -> Result<KafkaSource> {
+        let connector = connector_settings.name.as_str();
         let overrides: Vec<(String, String)> = with_prefix(config, "producer.override.")
             .into_iter()
             .collect();
@@ -110,9 +78,9 @@ impl KafkaSource {
             admin: settings.admin()?,
             key_converter,
             value_converter,
-            creation: TopicCreation::of(config),
+            creation: connector_settings.topic_creation.clone(),
             known_topics: HashSet::new(),
-            dlq: DeadLetterQueue::of(settings, config, connector, task).await?,
+            dlq: DeadLetterQueue::of(settings, connector_settings, task).await?,
             latency: Arc::new(Histogram::default()),
         })
     }
@@ -141,7 +109,7 @@ impl KafkaSource {
 
     /// Produces one poll batch's records and registers the batch with `tracker`, which is
     /// acknowledged once every record is in Kafka (or nacked if any cannot be delivered).
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         records: Vec<Record>,
         offsets: PartitionOffsets,
@@ -236,13 +204,13 @@ impl KafkaSource {
     }
 
     /// True when the connector has a dead letter queue.
-    pub fn has_dead_letter_queue(&self) -> bool {
+    pub(crate) fn has_dead_letter_queue(&self) -> bool {
         self.dlq.is_some()
     }
 
     /// Writes a record that failed at `stage` to the dead letter queue, if there is one. A
     /// source record has no bytes of its own yet, so the key and value go as JSON.
-    pub async fn dead_letter(
+    pub(crate) async fn dead_letter(
         &self,
         record: &Record,
         stage: &str,

@@ -15,11 +15,13 @@ use serde_json::{Value as Json, json};
 use sluice_api::config::Props;
 use sluice_api::{Error, ErrorKind};
 
-use crate::herder::{Herder, PartitionOffset, TargetState};
+use crate::herder::Herder;
+use crate::state::{PartitionOffset, TargetState};
 
 type Shared = Arc<dyn Herder>;
 
 /// A REST error: Kafka Connect's body shape with the matching HTTP status.
+#[derive(Debug)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
@@ -41,7 +43,7 @@ impl From<Error> for ApiError {
             ErrorKind::Conflict => StatusCode::CONFLICT,
             ErrorKind::Config | ErrorKind::Data => StatusCode::BAD_REQUEST,
             ErrorKind::Retriable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::Io | ErrorKind::Fatal => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, error.message())
     }

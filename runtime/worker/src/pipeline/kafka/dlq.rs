@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use sluice_api::config::Props;
 use sluice_api::{Error, ErrorKind, Result};
 
 use super::{KafkaSettings, client_error, ensure_topic};
+use crate::config::ConnectorSettings;
 
 /// The record that failed, as it was read (sinks) or as it would have been written (sources).
 #[derive(Debug, Clone, Default)]
-pub struct Original {
+pub(crate) struct Original {
     pub topic: String,
     pub partition: i32,
     pub offset: i64,
@@ -24,7 +24,7 @@ pub struct Original {
 }
 
 /// A connector task's dead letter queue.
-pub struct DeadLetterQueue {
+pub(crate) struct DeadLetterQueue {
     topic: String,
     producer: FutureProducer,
     context_headers: bool,
@@ -34,43 +34,38 @@ pub struct DeadLetterQueue {
 
 impl DeadLetterQueue {
     /// The queue a connector config asks for, if any; creates its topic when missing.
-    pub async fn of(
+    pub(crate) async fn of(
         settings: &Arc<KafkaSettings>,
-        config: &Props,
-        connector: &str,
+        connector: &ConnectorSettings,
         task: u32,
     ) -> Result<Option<DeadLetterQueue>> {
-        let Some(topic) = config
-            .get("errors.deadletterqueue.topic.name")
-            .map(|t| t.trim())
-            .filter(|t| !t.is_empty())
-        else {
+        let Some(dlq) = &connector.dead_letter else {
             return Ok(None);
         };
-        let replication_factor = config
-            .get("errors.deadletterqueue.topic.replication.factor")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(-1);
-        ensure_topic(&settings.admin()?, topic, 1, replication_factor, &[]).await?;
+        ensure_topic(
+            &settings.admin()?,
+            &dlq.topic,
+            1,
+            dlq.replication_factor,
+            &[],
+        )
+        .await?;
         let producer = settings
             .producer_config(&[])
             .create()
             .map_err(|e| client_error("dead letter queue producer", e))?;
-        let context_headers = config
-            .get("errors.deadletterqueue.context.headers.enable")
-            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
         Ok(Some(DeadLetterQueue {
-            topic: topic.to_owned(),
+            topic: dlq.topic.clone(),
             producer,
-            context_headers,
-            connector: connector.to_owned(),
+            context_headers: dlq.context_headers,
+            connector: connector.name.clone(),
             task,
         }))
     }
 
     /// Writes a dead letter and waits until Kafka has it, so the failed record's offset may be
     /// committed afterwards.
-    pub async fn send(&self, original: &Original, stage: &str, error: &Error) -> Result<()> {
+    pub(crate) async fn send(&self, original: &Original, stage: &str, error: &Error) -> Result<()> {
         let mut headers = OwnedHeaders::new();
         for (key, value) in &original.headers {
             headers = headers.insert(Header {

@@ -7,6 +7,8 @@ use std::time::Duration;
 use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
 use sluice_api::{Error, Result};
 
+use super::Choice;
+
 pub use sluice_api::convert::{CONVERTERS, resolve_converter};
 
 /// The worker config definition.
@@ -49,7 +51,7 @@ pub fn worker_config_def() -> ConfigDef {
             "Embedded pipeline only: what a source does with a record whose topic no sink \
              subscribes to. `wait` holds the source (nothing is lost) until a sink subscribes; \
              `drop` discards the record and moves on.")
-            .validate_with(Validator::OneOf(vec!["wait", "drop"])))
+            .validate_with(UnroutedPolicy::validator()))
         .key(ConfigKey::optional("direct.buffer.batches", Int, "8", Low,
             "Embedded pipeline only: batches buffered per sink task before sources are held \
              back (bounds memory).")
@@ -78,8 +80,17 @@ pub fn worker_config_def() -> ConfigDef {
 /// What a source does with a record no sink subscribes to, in the embedded pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnroutedPolicy {
+    /// Hold the source until a sink subscribes (nothing is lost).
     Wait,
+    /// Discard the record and go on.
     Drop,
+}
+
+impl Choice for UnroutedPolicy {
+    const CHOICES: &'static [(&'static str, Self)] = &[
+        ("wait", UnroutedPolicy::Wait),
+        ("drop", UnroutedPolicy::Drop),
+    ];
 }
 
 /// The parsed worker settings.
@@ -157,14 +168,11 @@ impl WorkerConfig {
             shutdown_timeout: millis(&config, "task.shutdown.graceful.timeout.ms")?,
             rest_addr,
             worker_id,
-            unrouted: if config
-                .string("direct.unrouted.records")?
-                .eq_ignore_ascii_case("drop")
-            {
-                UnroutedPolicy::Drop
-            } else {
-                UnroutedPolicy::Wait
-            },
+            unrouted: UnroutedPolicy::of(
+                config.props(),
+                "direct.unrouted.records",
+                UnroutedPolicy::Wait,
+            ),
             buffer_batches: usize::try_from(config.i64("direct.buffer.batches")?).unwrap_or(8),
             props: config.props().clone(),
         })

@@ -7,7 +7,7 @@ const BUCKETS_PER_DOUBLING: f64 = 8.0;
 const BUCKETS: usize = 8 * 40;
 
 /// Counts durations in logarithmic buckets of microseconds.
-pub struct Histogram {
+pub(crate) struct Histogram {
     counts: Mutex<Vec<u64>>,
 }
 
@@ -21,19 +21,19 @@ impl Default for Histogram {
 
 impl Histogram {
     /// Adds one observation.
-    pub fn record(&self, duration: Duration) {
+    pub(crate) fn record(&self, duration: Duration) {
         let micros = duration.as_micros().max(1) as f64;
         let bucket = ((micros.log2() * BUCKETS_PER_DOUBLING) as usize).min(BUCKETS - 1);
         self.counts.lock().expect("histogram lock")[bucket] += 1;
     }
 
     /// Number of observations.
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.counts.lock().expect("histogram lock").iter().sum()
     }
 
     /// The duration below which `quantile` (0..=1) of observations fall (upper bucket edge).
-    pub fn quantile(&self, quantile: f64) -> Duration {
+    pub(crate) fn quantile(&self, quantile: f64) -> Duration {
         let counts = self.counts.lock().expect("histogram lock");
         let total: u64 = counts.iter().sum();
         if total == 0 {

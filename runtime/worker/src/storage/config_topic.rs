@@ -1,27 +1,23 @@
-//! Connector configs and statuses in compacted topics, with Kafka Connect's key and value
-//! formats (so a Kafka Connect cluster and sluice read each other's records):
+//! Connector configs in a compacted topic, in Kafka Connect's key and value formats (so a
+//! Kafka Connect cluster and sluice read each other's records): `connector-<name>` →
+//! `{"properties":{…}}`, `task-<name>-<n>` → `{"properties":{…}}`, `commit-<name>` →
+//! `{"tasks":N}`, `target-state-<name>` → `{"state":"STARTED|PAUSED|STOPPED"}`; a deleted
+//! connector is a null `connector-<name>`.
 //!
-//! * config topic: `connector-<name>` → `{"properties":{…}}`, `task-<name>-<n>` →
-//!   `{"properties":{…}}`, `commit-<name>` → `{"tasks":N}`, `target-state-<name>` →
-//!   `{"state":"STARTED|PAUSED|STOPPED"}`; a deleted connector is a null `connector-<name>`.
-//! * status topic: `status-connector-<name>` / `status-task-<name>-<n>` →
-//!   `{"state":…,"trace":…,"worker_id":"host:port","generation":N}`.
-//!
-//! The standalone worker keeps both in memory; the distributed herder will run on these.
+//! The standalone worker keeps configs in memory; the distributed herder will run on this.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Value as Json, json};
 use sluice_api::Result;
 use sluice_api::config::Props;
 
-use super::KafkaSettings;
-use super::log::{KafkaLog, LogEntry};
-use crate::herder::TargetState;
-use crate::status::State;
+use super::log::{KafkaLog, LogEntry, TopicRules};
+use crate::pipeline::kafka::KafkaSettings;
+use crate::state::TargetState;
 
-fn entry(key: String, value: Option<Json>) -> LogEntry {
+pub(super) fn entry(key: String, value: Option<Json>) -> LogEntry {
     (key.into_bytes(), value.map(|v| v.to_string().into_bytes()))
 }
 
@@ -45,11 +41,17 @@ pub fn connector_config_records(name: &str, config: &Props, tasks: &[Props]) -> 
     records
 }
 
-/// The record of a connector's target state.
+/// The record of a connector's target state. As Kafka Connect writes it: `state.v2` holds the
+/// state, and `state` the same except that STOPPED is written PAUSED there, which workers
+/// older than KIP-875 understand.
 pub fn target_state_record(name: &str, state: TargetState) -> LogEntry {
+    let compatible = match state {
+        TargetState::Stopped => TargetState::Paused,
+        other => other,
+    };
     entry(
         format!("target-state-{name}"),
-        Some(json!({"state": state})),
+        Some(json!({"state": compatible, "state.v2": state})),
     )
 }
 
@@ -61,34 +63,51 @@ pub fn connector_deletion_records(name: &str) -> Vec<LogEntry> {
     ]
 }
 
-/// A status record of a connector (`task: None`) or one of its tasks.
-pub fn status_record(
-    name: &str,
-    task: Option<u32>,
-    state: State,
-    trace: Option<&str>,
-    worker_id: &str,
-    generation: i64,
-) -> LogEntry {
-    let key = match task {
-        None => format!("status-connector-{name}"),
-        Some(task) => format!("status-task-{name}-{task}"),
-    };
-    entry(
-        key,
-        Some(
-            json!({"state": state, "trace": trace, "worker_id": worker_id, "generation": generation}),
-        ),
-    )
-}
-
 /// What a config topic says, read to its end.
-#[derive(Debug, Default, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ConfigSnapshot {
+    /// Each connector's config.
     pub connectors: BTreeMap<String, Props>,
     /// Committed task configs per connector (only sets whose `commit-` record arrived).
     pub tasks: BTreeMap<String, Vec<Props>>,
+    /// Each connector's target state.
     pub target_states: BTreeMap<String, TargetState>,
+    /// The offset of the last record read plus one; -1 before any (Kafka Connect's config
+    /// offset, which distributed workers compare before running anything).
+    pub offset: i64,
+}
+
+impl Default for ConfigSnapshot {
+    fn default() -> ConfigSnapshot {
+        ConfigSnapshot {
+            connectors: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            target_states: BTreeMap::new(),
+            offset: -1,
+        }
+    }
+}
+
+/// A config topic being folded: the snapshot so far, and task configs written but not yet
+/// committed (they become visible with their `commit-` record).
+#[derive(Debug, Clone, Default)]
+pub struct ConfigState {
+    snapshot: ConfigSnapshot,
+    pending_tasks: BTreeMap<String, BTreeMap<usize, Props>>,
+}
+
+fn target_state(value: &Json) -> Option<TargetState> {
+    // `state.v2` first: Kafka Connect writes a STOPPED connector as `"state":"PAUSED"` there.
+    let named = value
+        .get("state.v2")
+        .and_then(Json::as_str)
+        .or_else(|| value.get("state").and_then(Json::as_str))?;
+    match named {
+        "PAUSED" => Some(TargetState::Paused),
+        "STOPPED" => Some(TargetState::Stopped),
+        "STARTED" => Some(TargetState::Started),
+        _ => None,
+    }
 }
 
 fn properties(value: &Json) -> Option<Props> {
@@ -106,13 +125,29 @@ fn properties(value: &Json) -> Option<Props> {
     })
 }
 
-/// Folds config records into the current state, as Kafka Connect's config backing store does.
+/// Folds config records into a fresh state, as Kafka Connect's config backing store does.
 pub fn read_config_records(records: &[LogEntry]) -> ConfigSnapshot {
-    let mut snapshot = ConfigSnapshot::default();
-    let mut pending_tasks: BTreeMap<String, BTreeMap<usize, Props>> = BTreeMap::new();
-    for (key, value) in records {
-        let key = String::from_utf8_lossy(key);
-        let value: Option<Json> = value.as_ref().and_then(|v| serde_json::from_slice(v).ok());
+    let mut state = ConfigState::default();
+    state.apply(records);
+    state.snapshot().clone()
+}
+
+impl ConfigState {
+    /// The state after everything applied so far.
+    pub fn snapshot(&self) -> &ConfigSnapshot {
+        &self.snapshot
+    }
+
+    /// Applies records read after those applied so far.
+    pub fn apply(&mut self, records: &[LogEntry]) {
+        for (key, value) in records {
+            self.apply_one(&String::from_utf8_lossy(key), value.as_deref());
+        }
+    }
+
+    fn apply_one(&mut self, key: &str, value: Option<&[u8]>) {
+        let snapshot = &mut self.snapshot;
+        let value: Option<Json> = value.and_then(|v| serde_json::from_slice(v).ok());
         if let Some(name) = key.strip_prefix("connector-") {
             match value.as_ref().and_then(properties) {
                 Some(props) => {
@@ -126,12 +161,12 @@ pub fn read_config_records(records: &[LogEntry]) -> ConfigSnapshot {
             }
         } else if let Some(rest) = key.strip_prefix("task-") {
             let Some((name, index)) = rest.rsplit_once('-') else {
-                continue;
+                return;
             };
             if let (Ok(index), Some(props)) =
                 (index.parse::<usize>(), value.as_ref().and_then(properties))
             {
-                pending_tasks
+                self.pending_tasks
                     .entry(name.to_owned())
                     .or_default()
                     .insert(index, props);
@@ -141,7 +176,7 @@ pub fn read_config_records(records: &[LogEntry]) -> ConfigSnapshot {
                 .as_ref()
                 .and_then(|v| v["tasks"].as_u64())
                 .unwrap_or(0) as usize;
-            let pending = pending_tasks.remove(name).unwrap_or_default();
+            let pending = self.pending_tasks.remove(name).unwrap_or_default();
             let tasks: Vec<Props> = (0..count)
                 .filter_map(|i| pending.get(&i).cloned())
                 .collect();
@@ -149,13 +184,7 @@ pub fn read_config_records(records: &[LogEntry]) -> ConfigSnapshot {
                 snapshot.tasks.insert(name.to_owned(), tasks);
             }
         } else if let Some(name) = key.strip_prefix("target-state-") {
-            let state = match value.as_ref().and_then(|v| v["state"].as_str()) {
-                Some("PAUSED") => Some(TargetState::Paused),
-                Some("STOPPED") => Some(TargetState::Stopped),
-                Some("STARTED") => Some(TargetState::Started),
-                _ => None,
-            };
-            match state {
+            match value.as_ref().and_then(target_state) {
                 Some(state) => {
                     snapshot.target_states.insert(name.to_owned(), state);
                 }
@@ -165,12 +194,14 @@ pub fn read_config_records(records: &[LogEntry]) -> ConfigSnapshot {
             }
         }
     }
-    snapshot
 }
 
 /// The config topic.
+#[derive(Debug)]
 pub struct KafkaConfigStore {
     log: KafkaLog,
+    /// What was read so far, folded.
+    state: Mutex<ConfigState>,
 }
 
 impl KafkaConfigStore {
@@ -180,8 +211,14 @@ impl KafkaConfigStore {
         topic: &str,
         replication_factor: i32,
     ) -> Result<KafkaConfigStore> {
+        let rules = TopicRules {
+            partitions: 1,
+            replication_factor,
+            exact_partitions: true,
+        };
         Ok(KafkaConfigStore {
-            log: KafkaLog::open(settings, topic, 1, replication_factor).await?,
+            log: KafkaLog::open(settings, topic, rules).await?,
+            state: Mutex::new(ConfigState::default()),
         })
     }
 
@@ -202,69 +239,13 @@ impl KafkaConfigStore {
         self.log.write(connector_deletion_records(name)).await
     }
 
-    /// Reads everything to the end.
+    /// Reads what arrived since the previous call, to the end, and returns the state.
     pub async fn snapshot(&self) -> Result<ConfigSnapshot> {
-        Ok(read_config_records(&self.log.read_to_end().await?))
-    }
-}
-
-/// The status topic.
-pub struct KafkaStatusStore {
-    log: KafkaLog,
-    worker_id: String,
-}
-
-impl KafkaStatusStore {
-    /// Opens the status topic (compacted), creating it when missing.
-    pub async fn open(
-        settings: Arc<KafkaSettings>,
-        topic: &str,
-        partitions: i32,
-        replication_factor: i32,
-        worker_id: &str,
-    ) -> Result<KafkaStatusStore> {
-        Ok(KafkaStatusStore {
-            log: KafkaLog::open(settings, topic, partitions, replication_factor).await?,
-            worker_id: worker_id.to_owned(),
-        })
-    }
-
-    /// Records a connector's or task's state.
-    pub async fn put(
-        &self,
-        name: &str,
-        task: Option<u32>,
-        state: State,
-        trace: Option<&str>,
-        generation: i64,
-    ) -> Result<()> {
-        self.log
-            .write(vec![status_record(
-                name,
-                task,
-                state,
-                trace,
-                &self.worker_id,
-                generation,
-            )])
-            .await
-    }
-
-    /// The last status per key (`status-connector-<name>`, `status-task-<name>-<n>`).
-    pub async fn snapshot(&self) -> Result<BTreeMap<String, Json>> {
-        let mut out = BTreeMap::new();
-        for (key, value) in self.log.read_to_end().await? {
-            let key = String::from_utf8_lossy(&key).into_owned();
-            match value.and_then(|v| serde_json::from_slice(&v).ok()) {
-                Some(json) => {
-                    out.insert(key, json);
-                }
-                None => {
-                    out.remove(&key);
-                }
-            }
-        }
-        Ok(out)
+        let read = self.log.read_to_end().await?;
+        let mut state = self.state.lock().expect("config state lock");
+        state.apply(&read.entries);
+        state.snapshot.offset = read.offset();
+        Ok(state.snapshot.clone())
     }
 }
 
@@ -303,20 +284,10 @@ mod tests {
         let (key, value) = target_state_record("src", TargetState::Paused);
         assert_eq!(
             (key.as_slice(), value.unwrap().as_slice()),
-            (&b"target-state-src"[..], &br#"{"state":"PAUSED"}"#[..])
-        );
-        let (key, value) = status_record(
-            "src",
-            Some(0),
-            State::Failed,
-            Some("boom"),
-            "127.0.0.1:8083",
-            3,
-        );
-        assert_eq!(key, b"status-task-src-0");
-        assert_eq!(
-            String::from_utf8(value.unwrap()).unwrap(),
-            r#"{"state":"FAILED","trace":"boom","worker_id":"127.0.0.1:8083","generation":3}"#
+            (
+                &b"target-state-src"[..],
+                &br#"{"state":"PAUSED","state.v2":"PAUSED"}"#[..]
+            )
         );
     }
 
@@ -342,5 +313,38 @@ mod tests {
         let snapshot = read_config_records(&records[..5]);
         assert_eq!(snapshot.tasks["a"].len(), 2);
         assert_eq!(snapshot.target_states["a"], TargetState::Stopped);
+    }
+
+    #[test]
+    fn a_stopped_target_state_is_written_and_read_as_kafka_connect_does() {
+        let (_, value) = target_state_record("a", TargetState::Stopped);
+        assert_eq!(
+            String::from_utf8(value.unwrap()).unwrap(),
+            r#"{"state":"PAUSED","state.v2":"STOPPED"}"#,
+            "older workers read PAUSED; KIP-875 workers read state.v2"
+        );
+        // Kafka Connect's own records: `state.v2` wins; without it, `state` counts.
+        let records = [
+            entry(
+                "target-state-a".into(),
+                Some(json!({"state": "PAUSED", "state.v2": "STOPPED"})),
+            ),
+            entry("target-state-b".into(), Some(json!({"state": "PAUSED"}))),
+        ];
+        let snapshot = read_config_records(&records);
+        assert_eq!(snapshot.target_states["a"], TargetState::Stopped);
+        assert_eq!(snapshot.target_states["b"], TargetState::Paused);
+    }
+
+    #[test]
+    fn records_applied_in_two_reads_fold_as_in_one() {
+        let records = connector_config_records("a", &props(&[("x", "1")]), &[props(&[("t", "0")])]);
+        let mut state = ConfigState::default();
+        // The task record arrives in the first read, its commit in the second.
+        state.apply(&records[..2]);
+        assert!(state.snapshot().tasks.is_empty());
+        state.apply(&records[2..]);
+        assert_eq!(state.snapshot(), &read_config_records(&records));
+        assert_eq!(state.snapshot().tasks["a"].len(), 1);
     }
 }

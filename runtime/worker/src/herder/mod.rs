@@ -1,97 +1,17 @@
-//! The control plane the REST API talks to. The standalone herder implements it now; the
-//! distributed herder will implement the same trait, so the REST layer is shared.
+//! The control plane the REST API talks to: the [`Herder`] trait. The standalone herder
+//! implements it over one [`Worker`](crate::worker::Worker); the distributed herder will
+//! implement the same trait over the same worker, so the REST layer is shared.
+
+pub(crate) mod standalone;
 
 use async_trait::async_trait;
-use serde::Serialize;
 use serde_json::Value as Json;
 use sluice_api::Result;
 use sluice_api::config::Props;
-use sluice_api::record::{SourceOffset, SourcePartition};
 
-use crate::status::State;
-
-/// The state a connector is asked to be in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TargetState {
-    Started,
-    Paused,
-    Stopped,
-}
-
-/// `{"connector": …, "task": n}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TaskId {
-    pub connector: String,
-    pub task: u32,
-}
-
-/// Kafka Connect's `ConnectorInfo`: name, config (secrets redacted), tasks, type.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConnectorInfo {
-    pub name: String,
-    pub config: Props,
-    pub tasks: Vec<TaskId>,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-}
-
-/// The state of a connector or task in a status response.
-#[derive(Debug, Clone, Serialize)]
-pub struct StateInfo {
-    pub state: State,
-    pub worker_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace: Option<String>,
-}
-
-/// A task's state in a status response.
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskState {
-    pub id: u32,
-    pub state: State,
-    pub worker_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub trace: Option<String>,
-    /// The task's gauges (beyond Kafka Connect's shape; clients ignore unknown fields).
-    #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
-    pub metrics: serde_json::Map<String, serde_json::Value>,
-    #[serde(skip)]
-    pub gauges: Vec<sluice_api::metrics::Gauge>,
-}
-
-/// Kafka Connect's `ConnectorStateInfo`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ConnectorStatus {
-    pub name: String,
-    pub connector: StateInfo,
-    pub tasks: Vec<TaskState>,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-}
-
-/// A task's id and config (`GET /connectors/{c}/tasks`).
-#[derive(Debug, Clone, Serialize)]
-pub struct TaskInfo {
-    pub id: TaskId,
-    pub config: Props,
-}
-
-/// A connector plugin (`GET /connector-plugins`).
-#[derive(Debug, Clone, Serialize)]
-pub struct PluginInfo {
-    pub class: &'static str,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub version: &'static str,
-}
-
-/// One committed offset (`GET /connectors/{c}/offsets`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PartitionOffset {
-    pub partition: SourcePartition,
-    pub offset: Option<SourceOffset>,
-}
+use crate::state::{
+    ConnectorInfo, ConnectorStatus, PartitionOffset, PluginInfo, TargetState, TaskInfo, TaskState,
+};
 
 /// What the REST API can ask of a worker (or worker group).
 ///

@@ -1,14 +1,16 @@
-//! The Kafka transport: when the worker has `bootstrap.servers`, sources produce to Kafka,
-//! sinks consume from it, and offsets can live in a compacted topic — as in Kafka Connect.
+//! The Kafka transport: when the worker has `bootstrap.servers`, sources produce to Kafka and
+//! sinks consume from it, as in Kafka Connect. Here: the client settings every Kafka client of
+//! the worker is made from, and topic creation.
+//!
+//! * [`producer`]: a source task's producer.
+//! * [`consumer`]: a sink task's consumer.
+//! * [`dlq`]: dead letter queues.
+//! * [`latency`]: the produce-latency histogram.
 
-pub mod dlq;
-pub mod group_offsets;
-pub mod latency;
-pub mod log;
-pub mod offsets;
-pub mod sink;
-pub mod source;
-pub mod stores;
+pub(crate) mod consumer;
+pub(crate) mod dlq;
+pub(crate) mod latency;
+pub(crate) mod producer;
 
 use std::time::Duration;
 
@@ -134,7 +136,7 @@ impl KafkaSettings {
 }
 
 /// A Kafka client error as a sluice error, naming what failed.
-pub fn client_error(what: &str, error: rdkafka::error::KafkaError) -> Error {
+pub(crate) fn client_error(what: &str, error: rdkafka::error::KafkaError) -> Error {
     let message = format!("Kafka {what}: {error}");
     match error.rdkafka_error_code() {
         Some(RDKafkaErrorCode::InvalidArgument) | None => Error::config(message),
@@ -146,7 +148,7 @@ pub fn client_error(what: &str, error: rdkafka::error::KafkaError) -> Error {
 /// reconnects, rejoins the group and resumes fetching by itself after these (they are
 /// informational, as its consumer documentation says), so a sink waits them out, as the Java
 /// consumer under Kafka Connect does, rather than failing its task on a broker restart.
-pub fn is_transient_consumer_error(error: &rdkafka::error::KafkaError) -> bool {
+pub(crate) fn is_transient_consumer_error(error: &rdkafka::error::KafkaError) -> bool {
     matches!(
         error.rdkafka_error_code(),
         Some(
@@ -164,15 +166,15 @@ pub fn is_transient_consumer_error(error: &rdkafka::error::KafkaError) -> bool {
     )
 }
 
-/// Creates `topic` unless it exists. Brokers may not auto-create topics (Tansu does not), so
-/// sluice creates what it writes to.
-pub async fn ensure_topic(
+/// Creates `topic` unless it exists; `true` when this call created it. Brokers may not
+/// auto-create topics (Tansu does not), so sluice creates what it writes to.
+pub(crate) async fn ensure_topic(
     admin: &AdminClient<DefaultClientContext>,
     topic: &str,
     partitions: i32,
     replication_factor: i32,
     configs: &[(&str, &str)],
-) -> Result<()> {
+) -> Result<bool> {
     let mut new_topic = NewTopic::new(
         topic,
         partitions,
@@ -186,9 +188,13 @@ pub async fn ensure_topic(
         .create_topics([&new_topic], &options)
         .await
         .map_err(|e| client_error(&format!("create topic {topic}"), e))?;
+    let mut created = false;
     for result in results {
         match result {
-            Ok(_) => tracing::info!(topic, partitions, "created topic"),
+            Ok(_) => {
+                tracing::info!(topic, partitions, "created topic");
+                created = true;
+            }
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
                 return Err(Error::retriable(format!(
@@ -197,5 +203,5 @@ pub async fn ensure_topic(
             }
         }
     }
-    Ok(())
+    Ok(created)
 }

@@ -109,7 +109,7 @@ impl OffsetTable {
 }
 
 /// Offsets in memory only: for tests and connectors that need no persistence.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct MemoryOffsetStore {
     table: Mutex<OffsetTable>,
 }
@@ -151,6 +151,7 @@ impl OffsetStore for MemoryOffsetStore {
 
 /// Offsets in a JSON file (`offset.storage.file.filename`), rewritten atomically on every
 /// commit: written to a temporary file, synced, renamed over the old one, directory synced.
+#[derive(Debug)]
 pub struct FileOffsetStore {
     path: PathBuf,
     table: Mutex<OffsetTable>,
@@ -283,8 +284,18 @@ impl OffsetStore for FileOffsetStore {
 
 /// Lets a task read its connector's committed offsets.
 pub struct ConnectorOffsetReader {
+    /// The connector whose offsets are read.
     pub connector: String,
+    /// Where they are.
     pub store: Arc<dyn OffsetStore>,
+}
+
+impl std::fmt::Debug for ConnectorOffsetReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorOffsetReader")
+            .field("connector", &self.connector)
+            .finish_non_exhaustive()
+    }
 }
 
 #[async_trait]

@@ -1,0 +1,203 @@
+//! A worker process assembled from its config file: settings, offset store, transport,
+//! [`Worker`], herder and REST API. The binary only parses its arguments and calls
+//! [`StandaloneProcess::start`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_api::connector::ConnectorKind;
+use sluice_api::{Error, Result};
+use tokio::task::JoinHandle;
+
+use crate::config::connector;
+use crate::config::file::{self, ConnectorSpec};
+use crate::config::int;
+use crate::config::worker::WorkerConfig;
+use crate::herder::Herder;
+use crate::herder::standalone::StandaloneHerder;
+use crate::pipeline::direct::DirectBus;
+use crate::pipeline::kafka::KafkaSettings;
+use crate::registry::Registry;
+use crate::storage::offsets::{FileOffsetStore, OffsetStore};
+use crate::storage::offsets_topic::KafkaOffsetStore;
+use crate::worker::{Worker, WorkerContext};
+
+/// A running standalone worker: its connectors, its REST API.
+#[derive(Debug)]
+pub struct StandaloneProcess {
+    herder: Arc<StandaloneHerder>,
+    shutdown_timeout: Duration,
+    stop_rest: tokio::sync::oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    addr: std::net::SocketAddr,
+}
+
+/// Reads and checks every connector config up front, so a bad file stops the start before
+/// anything runs.
+fn load_connectors(
+    registry: &Registry,
+    paths: &[PathBuf],
+) -> Result<Vec<(ConnectorSpec, ConnectorKind)>> {
+    let mut specs: Vec<(ConnectorSpec, ConnectorKind)> = Vec::new();
+    for path in paths {
+        let spec = file::read_connector(path)?;
+        let plugin = connector::validate(registry, &spec.config)
+            .into_result()
+            .map_err(|e| {
+                Error::config(format!(
+                    "{}: connector `{}`: {}",
+                    path.display(),
+                    spec.name,
+                    e.message()
+                ))
+            })?;
+        if specs.iter().any(|(s, _)| s.name == spec.name) {
+            return Err(Error::config(format!(
+                "{}: a connector named `{}` is already defined by an earlier file; names must be unique",
+                path.display(),
+                spec.name
+            )));
+        }
+        specs.push((spec, plugin.kind()));
+    }
+    Ok(specs)
+}
+
+/// The offset store, and where it is for the log: as in Kafka Connect standalone, the file
+/// unless `offset.storage.topic` is set and Kafka is configured.
+async fn open_offset_store(
+    worker_path: &Path,
+    worker: &WorkerConfig,
+    kafka: Option<&Arc<KafkaSettings>>,
+) -> Result<(Arc<dyn OffsetStore>, String)> {
+    let topic = worker
+        .props
+        .get("offset.storage.topic")
+        .filter(|t| !t.trim().is_empty());
+    if let (Some(settings), Some(topic)) = (kafka, topic) {
+        let store = KafkaOffsetStore::open(
+            Arc::clone(settings),
+            topic,
+            int(&worker.props, "offset.storage.partitions", 25),
+            int(&worker.props, "offset.storage.replication.factor", -1),
+        )
+        .await
+        .map_err(|e| Error::new(e.kind(), format!("offset topic {topic}: {}", e.message())))?;
+        return Ok((Arc::new(store), format!("topic {topic}")));
+    }
+    let offset_file = worker.offset_file.clone().ok_or_else(|| {
+        Error::config(format!(
+            "{}: `offset.storage.file.filename` is required in standalone mode (it is where \
+             committed source offsets are kept), e.g. offset.storage.file.filename=/var/lib/sluice/connect.offsets",
+            worker_path.display()
+        ))
+    })?;
+    let store = FileOffsetStore::open(&offset_file)?;
+    Ok((Arc::new(store), offset_file.display().to_string()))
+}
+
+impl StandaloneProcess {
+    /// Starts a standalone worker from its config file with the connectors of
+    /// `connector_paths`, running the plugins of `registry`, and its REST API.
+    pub async fn start(
+        worker_path: &Path,
+        connector_paths: &[PathBuf],
+        registry: Registry,
+    ) -> Result<StandaloneProcess> {
+        let started = Instant::now();
+        let worker = WorkerConfig::parse(file::read_worker_props(worker_path)?)
+            .map_err(|e| Error::config(format!("{}: {}", worker_path.display(), e.message())))?;
+        let kafka = (!worker.is_embedded()).then(|| {
+            Arc::new(KafkaSettings::from_worker(
+                &worker.props,
+                &worker.bootstrap_servers,
+            ))
+        });
+        let specs = load_connectors(&registry, connector_paths)?;
+        let (offsets, offsets_at) = open_offset_store(worker_path, &worker, kafka.as_ref()).await?;
+        let ctx = Arc::new(WorkerContext {
+            worker_id: worker.worker_id.clone(),
+            registry,
+            offsets,
+            kafka: kafka.clone(),
+            bus: Arc::new(DirectBus::new(worker.unrouted, worker.buffer_batches)),
+            flush_interval: worker.flush_interval,
+            shutdown_timeout: worker.shutdown_timeout,
+        });
+        let herder = Arc::new(StandaloneHerder::new(Arc::new(Worker::new(ctx))));
+        let listener = tokio::net::TcpListener::bind(worker.rest_addr)
+            .await
+            .map_err(|e| {
+                Error::config(format!(
+                    "cannot listen on {} for the REST API: {e}; free the port or set e.g. \
+                     `listeners=http://127.0.0.1:8084` (or SLUICE__LISTENERS)",
+                    worker.rest_addr
+                ))
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("the REST listener's address", e))?;
+        let shared: Arc<dyn Herder> = herder.clone();
+        let (stop_rest, rest_stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            axum::serve(listener, crate::rest::router(shared))
+                .with_graceful_shutdown(async {
+                    let _ = rest_stopped.await;
+                })
+                .await
+        });
+        tracing::info!(addr = %addr, "REST API listening");
+        // Sinks first, so sources find their subscribers already there.
+        for kind in [ConnectorKind::Sink, ConnectorKind::Source] {
+            for (spec, _) in specs.iter().filter(|(_, k)| *k == kind) {
+                herder
+                    .add_connector(&spec.name, spec.config.clone())
+                    .await
+                    .map_err(|e| {
+                        Error::new(
+                            e.kind(),
+                            format!("connector `{}`: {}", spec.name, e.message()),
+                        )
+                    })?;
+            }
+        }
+        tracing::info!(
+            connectors = specs.len(),
+            startup_ms = started.elapsed().as_millis() as u64,
+            offsets = %offsets_at,
+            transport = if kafka.is_some() { "kafka" } else { "embedded direct pipeline" },
+            "sluice standalone worker started"
+        );
+        Ok(StandaloneProcess {
+            herder,
+            shutdown_timeout: worker.shutdown_timeout,
+            stop_rest,
+            server,
+            addr,
+        })
+    }
+
+    /// Where the REST API listens.
+    pub fn rest_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stops the connectors (sources first, then sinks: flushing and committing, each task
+    /// within `task.shutdown.graceful.timeout.ms`), then the REST API.
+    pub async fn stop(self) {
+        tracing::info!("shutting down: stopping sources, flushing sinks, committing offsets");
+        let grace = self.shutdown_timeout * 2 + Duration::from_secs(1);
+        if tokio::time::timeout(grace, self.herder.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "shutdown took longer than {grace:?}; exiting (uncommitted records are read again on restart)"
+            );
+        }
+        let _ = self.stop_rest.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.server).await;
+        tracing::info!("stopped");
+    }
+}

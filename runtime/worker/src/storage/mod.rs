@@ -1,0 +1,15 @@
+//! Where the worker keeps what must outlive it, in Kafka Connect's formats.
+//!
+//! * [`offsets`]: the [`OffsetStore`](offsets::OffsetStore) contract, its memory and file
+//!   backends and the reader source tasks get.
+//! * [`offsets_topic`]: committed source offsets in a compacted topic.
+//! * [`config_topic`] / [`status_topic`]: connector configs and statuses in compacted topics.
+//! * [`log`]: the compacted-topic log all three topic stores stand on.
+//! * [`group_offsets`]: a sink connector's consumer-group offsets, for the offsets API.
+
+pub mod config_topic;
+pub(crate) mod group_offsets;
+pub mod log;
+pub mod offsets;
+pub mod offsets_topic;
+pub mod status_topic;
