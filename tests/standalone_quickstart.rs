@@ -124,6 +124,56 @@ fn kill_9_mid_stream_loses_no_line_and_only_replays_from_the_last_commit() {
     );
 }
 
+#[test]
+fn a_clean_stop_under_load_with_the_default_flush_interval_repeats_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let source_path = dir.path().join("test.txt");
+    let sink_path = dir.path().join("test.sink.txt");
+    let total = 1_000_000;
+    let source = numbered(0..total);
+    append_lines(&source_path, source.clone());
+    // Kafka Connect's default: nothing is committed periodically during the test, so only
+    // the stops themselves can make what was delivered durable.
+    let env = [("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "60000")];
+    let args = [
+        config(WORKER),
+        config("quickstart/connect-file-source.properties"),
+        config("quickstart/connect-file-sink.properties"),
+    ];
+    for signal in ["HUP", "TERM"] {
+        let worker = Worker::start_with_env(dir.path(), &args, &env);
+        let before = lines(&sink_path).len();
+        wait_until(
+            "the stream to be under way",
+            Duration::from_secs(60),
+            || lines(&sink_path).len() > before + 50_000,
+        );
+        let (exit, logs) = worker.stop_with(signal);
+        assert!(exit.success(), "SIG{signal} did not stop cleanly:\n{logs}");
+        let stopped_at = lines(&sink_path).len();
+        assert!(
+            stopped_at < total,
+            "the copy finished before SIG{signal}: the test needs a bigger source"
+        );
+        assert_eq!(
+            lines(&sink_path),
+            source[..stopped_at],
+            "after SIG{signal}: nothing repeated, nothing missing"
+        );
+    }
+    let worker = Worker::start_with_env(dir.path(), &args, &env);
+    let last = source.last().unwrap().clone();
+    wait_until("the last line", Duration::from_secs(120), || {
+        lines(&sink_path).last() == Some(&last)
+    });
+    drop(worker);
+    assert_eq!(
+        lines(&sink_path),
+        source,
+        "two clean stops under load repeated no line"
+    );
+}
+
 fn connector_configs(worker: &Worker) -> Vec<serde_json::Value> {
     ["local-file-source", "local-file-sink"]
         .iter()

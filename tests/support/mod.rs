@@ -275,10 +275,15 @@ impl Worker {
     }
 
     /// SIGTERM, then waits for the process to exit.
-    pub(crate) fn terminate(mut self) -> (ExitStatus, String) {
+    pub(crate) fn terminate(self) -> (ExitStatus, String) {
+        self.stop_with("TERM")
+    }
+
+    /// Sends `signal` (`TERM`, `HUP`, `INT`), then waits for the process to exit.
+    pub(crate) fn stop_with(mut self, signal: &str) -> (ExitStatus, String) {
         let mut child = self.child.take().unwrap();
         let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
+            .args([&format!("-{signal}"), &child.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());

@@ -129,16 +129,24 @@ async fn standalone(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::
     Ok(())
 }
 
+/// Waits for SIGINT, SIGTERM or SIGHUP. SIGHUP stops the worker cleanly too, as Kafka
+/// Connect's JVM runs its shutdown hooks on it (a closed terminal ends the worker without
+/// losing what it delivered).
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
+    let (term, hangup) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    );
+    match (term, hangup) {
+        (Ok(mut term), Ok(mut hangup)) => {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
+                _ = hangup.recv() => tracing::info!("SIGHUP received: stopping as for SIGTERM"),
             }
         }
-        Err(_) => {
+        _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
     }

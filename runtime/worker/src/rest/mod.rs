@@ -58,6 +58,23 @@ impl IntoResponse for ApiError {
 
 type ApiResult<T> = Result<T, ApiError>;
 
+/// Runs a change (create, reconfigure, delete, restart, pause, resume, stop, offsets) in a
+/// task of its own and waits for it. When the client goes away, hyper drops the handler's
+/// future; the change itself must not be cut off halfway (a connector stopped but never
+/// started again, a config half replaced), so it runs to completion regardless, and a client
+/// that waits gets its result. The herder serialises changes.
+async fn to_completion<T: Send + 'static>(
+    change: impl std::future::Future<Output = sluice_api::Result<T>> + Send + 'static,
+) -> ApiResult<T> {
+    match tokio::spawn(change).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request's operation ended abnormally: {e}"),
+        )),
+    }
+}
+
 fn parse_body<T: DeserializeOwned>(body: &Bytes) -> ApiResult<T> {
     serde_json::from_slice(body).map_err(|e| {
         ApiError::new(
@@ -234,7 +251,8 @@ async fn create_connector(State(herder): State<Shared>, body: Bytes) -> ApiResul
                 "Connector name must be given as `name`",
             )
         })?;
-    let (info, _) = herder.put_connector(&name, config, false).await?;
+    let (info, _) =
+        to_completion(async move { herder.put_connector(&name, config, false).await }).await?;
     Ok((StatusCode::CREATED, axum::Json(json!(info))).into_response())
 }
 
@@ -255,7 +273,7 @@ async fn delete_connector(
     let cleanup = query
         .get("cleanup")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    herder.delete_connector(&name, cleanup).await?;
+    to_completion(async move { herder.delete_connector(&name, cleanup).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -274,7 +292,8 @@ async fn put_config(
     body: Bytes,
 ) -> ApiResult<Response> {
     let config = config_map(&parse_body(&body)?, "the config")?;
-    let (info, created) = herder.put_connector(&name, config, true).await?;
+    let (info, created) =
+        to_completion(async move { herder.put_connector(&name, config, true).await }).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -301,9 +320,8 @@ async fn patch_config(
             )),
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    Ok(axum::Json(json!(
-        herder.patch_connector(&name, patch).await?
-    )))
+    let info = to_completion(async move { herder.patch_connector(&name, patch).await }).await?;
+    Ok(axum::Json(json!(info)))
 }
 
 async fn connector_status(
@@ -342,7 +360,8 @@ async fn restart_task(
     State(herder): State<Shared>,
     Path((name, task)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    herder.restart_task(&name, task_number(&task)?).await?;
+    let task = task_number(&task)?;
+    to_completion(async move { herder.restart_task(&name, task).await }).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -353,9 +372,13 @@ async fn restart_connector(
 ) -> ApiResult<Response> {
     let flag = |k: &str| query.get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let (include_tasks, only_failed) = (flag("includeTasks"), flag("onlyFailed"));
-    herder
-        .restart_connector(&name, include_tasks, only_failed)
-        .await?;
+    let (restarting, restarted) = (Arc::clone(&herder), name.clone());
+    to_completion(async move {
+        restarting
+            .restart_connector(&restarted, include_tasks, only_failed)
+            .await
+    })
+    .await?;
     if include_tasks || only_failed {
         let status = herder.connector_status(&name).await?;
         return Ok((StatusCode::ACCEPTED, axum::Json(json!(status))).into_response());
@@ -364,17 +387,19 @@ async fn restart_connector(
 }
 
 async fn pause(State(herder): State<Shared>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    herder.set_target_state(&name, TargetState::Paused).await?;
+    to_completion(async move { herder.set_target_state(&name, TargetState::Paused).await }).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 async fn resume(State(herder): State<Shared>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    herder.set_target_state(&name, TargetState::Started).await?;
+    to_completion(async move { herder.set_target_state(&name, TargetState::Started).await })
+        .await?;
     Ok(StatusCode::ACCEPTED)
 }
 
 async fn stop(State(herder): State<Shared>, Path(name): Path<String>) -> ApiResult<StatusCode> {
-    herder.set_target_state(&name, TargetState::Stopped).await?;
+    to_completion(async move { herder.set_target_state(&name, TargetState::Stopped).await })
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -421,7 +446,7 @@ async fn alter_offsets(
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    herder.alter_offsets(&name, offsets).await?;
+    to_completion(async move { herder.alter_offsets(&name, offsets).await }).await?;
     Ok(axum::Json(
         json!({"message": "The offsets for this connector have been altered successfully"}),
     ))
@@ -431,7 +456,7 @@ async fn reset_offsets(
     State(herder): State<Shared>,
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Json>> {
-    herder.reset_offsets(&name).await?;
+    to_completion(async move { herder.reset_offsets(&name).await }).await?;
     Ok(axum::Json(
         json!({"message": "The offsets for this connector have been reset successfully"}),
     ))

@@ -183,6 +183,9 @@ impl SourceRunner {
                         }
                     }
                     self.run.status.set(State::Paused);
+                    // What was sent before the pause becomes durable now rather than at the
+                    // next periodic flush, so that it is committed while the task is paused.
+                    self.output.request_flush();
                     tokio::select! {
                         _ = self.run.control.changed() => {}
                         _ = tokio::time::sleep(self.run.ctx.flush_interval) => {}
@@ -204,8 +207,10 @@ impl SourceRunner {
                 return Ok(true);
             }
             // The previous batch is transformed on another thread while this poll runs, and is
-            // delivered as soon as it is ready, even while the poll still waits for data. (The
-            // poll itself is never cut short: a source need not be cancellation-safe.)
+            // delivered as soon as it is ready, even while the poll still waits for data. (A
+            // running task's poll is never cut short, so a source need not be cancellation-safe;
+            // only when the task ends — stopped while delivering, or failed — is a pending poll
+            // dropped, and that task instance is never polled again.)
             let mut poll = task.poll();
             let batch = loop {
                 let Some(transforming) = in_flight.as_mut() else {
@@ -389,13 +394,18 @@ impl SourceRunner {
 
     /// Clean stop: wait (bounded) for sinks to acknowledge what was sent, commit, stop.
     async fn finish(&mut self, task: &mut dyn SourceTask, tracker: &Arc<AckTracker>) {
-        self.output.request_flush();
-        let deadline = Instant::now() + self.run.ctx.shutdown_timeout;
+        // Leave a quarter of the grace period for the commit itself: the worker aborts a task
+        // that outlives `task.shutdown.graceful.timeout.ms`, and an aborted task commits
+        // nothing, so the next start would read everything since the last periodic commit.
+        let deadline = Instant::now() + self.run.ctx.shutdown_timeout * 3 / 4;
         let sent_until = self.abandoned_from.unwrap_or_else(|| tracker.next_seq());
         while tracker.first_unacked() < sent_until
             && tracker.failure().is_none()
             && Instant::now() < deadline
         {
+            // Asked again each round: a sink flushes what it holds when asked, and what was
+            // still queued for it then is taken afterwards and needs a flush of its own.
+            self.output.request_flush();
             let _ = tokio::time::timeout(Duration::from_millis(50), tracker.progressed()).await;
         }
         if tracker.first_unacked() < sent_until {

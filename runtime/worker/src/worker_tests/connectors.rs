@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
-use sluice_api::config::{ConfigDef, Props};
+use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Importance, Props};
 use sluice_api::connector::{
     ConnectorFactory, ConnectorPlugin, SinkConnector, SinkTask, SinkTaskContext, SourceConnector,
     SourceTask, SourceTaskContext, no_cross_field_checks,
@@ -125,26 +125,42 @@ fn number(config: &Props, key: &str, default: u64) -> u64 {
 
 /// A source of numbered records on topic `numbers` (value: the number), one partition
 /// `{"source": "numbers"}`, offset `{"n": <number>}`. Config: `probe`, `count` (how many it
-/// emits, default unbounded), `batch` (records per poll, default 10). It resumes after the
-/// committed offset.
+/// emits, default unbounded), `batch` (records per poll, default 10), `stop.delay.ms` (how
+/// long its task's `stop` takes, default 0). It resumes after the committed offset.
 pub(super) const NUMBERED_SOURCE: ConnectorPlugin = ConnectorPlugin {
     class: "test.NumberedSource",
     aliases: &[],
     version: "test",
-    config_def: ConfigDef::new,
+    config_def: test_keys,
     validate: no_cross_field_checks,
     factory: ConnectorFactory::Source(|| Box::new(NumberedSource::default())),
 };
 
 /// A sink that remembers the numbers it was given and flushed, answering as its probe says.
+/// Config: `probe`, `put.delay.ms` (how long each `put` takes, default 0).
 pub(super) const NUMBERED_SINK: ConnectorPlugin = ConnectorPlugin {
     class: "test.NumberedSink",
     aliases: &[],
     version: "test",
-    config_def: ConfigDef::new,
+    config_def: test_keys,
     validate: no_cross_field_checks,
     factory: ConnectorFactory::Sink(|| Box::new(NumberedSink::default())),
 };
+
+/// The keys of both test connectors (a herder validates configs against them).
+fn test_keys() -> ConfigDef {
+    ["probe", "count", "batch", "put.delay.ms", "stop.delay.ms"]
+        .into_iter()
+        .fold(ConfigDef::new(), |def, key| {
+            def.key(ConfigKey::optional(
+                key,
+                ConfigType::String,
+                "",
+                Importance::Low,
+                "test connector setting",
+            ))
+        })
+}
 
 #[derive(Debug, Default)]
 struct NumberedSource {
@@ -170,6 +186,8 @@ impl SourceConnector for NumberedSource {
 #[derive(Debug, Default)]
 struct NumberedSourceTask {
     probe: Arc<Probe>,
+    /// `stop.delay.ms`: how long `stop` takes, so that a stop can be caught halfway.
+    stop_delay: Duration,
     next: u64,
     count: u64,
     batch: u64,
@@ -190,6 +208,7 @@ impl SourceTask for NumberedSourceTask {
         self.probe = probe_of(&context.config);
         self.count = number(&context.config, "count", u64::MAX);
         self.batch = number(&context.config, "batch", 10);
+        self.stop_delay = Duration::from_millis(number(&context.config, "stop.delay.ms", 0));
         self.partition = Arc::new(partition());
         self.next = match context.offsets.offset(&self.partition).await? {
             Some(offset) => offset["n"].as_u64().unwrap_or_default() + 1,
@@ -217,6 +236,11 @@ impl SourceTask for NumberedSourceTask {
             .fetch_add(records.len() as u64, Ordering::AcqRel);
         self.probe.changed.notify_waiters();
         Ok(records)
+    }
+
+    async fn stop(&mut self) -> Result<()> {
+        tokio::time::sleep(self.stop_delay).await;
+        Ok(())
     }
 
     async fn offsets_committed(
@@ -255,12 +279,15 @@ impl SinkConnector for NumberedSink {
 #[derive(Debug, Default)]
 struct NumberedSinkTask {
     probe: Arc<Probe>,
+    /// `put.delay.ms`: how long each `put` takes, so that deliveries queue up behind it.
+    put_delay: Duration,
 }
 
 #[async_trait]
 impl SinkTask for NumberedSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<()> {
         self.probe = probe_of(&context.config);
+        self.put_delay = Duration::from_millis(number(&context.config, "put.delay.ms", 0));
         Ok(())
     }
 
@@ -268,6 +295,9 @@ impl SinkTask for NumberedSinkTask {
         self.probe.put_calls.fetch_add(1, Ordering::AcqRel);
         self.probe.changed.notify_waiters();
         answer(&self.probe.put_answer, "put")?;
+        if !self.put_delay.is_zero() {
+            tokio::time::sleep(self.put_delay).await;
+        }
         let numbers = records.iter().filter_map(|r| match r.record.value {
             Value::Int64(n) => Some(n as u64),
             _ => None,

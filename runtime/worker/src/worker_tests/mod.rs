@@ -14,6 +14,8 @@ use sluice_api::config::{Props, props};
 
 use self::connectors::{Answer, NUMBERED_SINK, NUMBERED_SOURCE, partition, probe};
 use crate::config::worker::UnroutedPolicy;
+use crate::herder::Herder;
+use crate::herder::standalone::StandaloneHerder;
 use crate::pipeline::direct::DirectBus;
 use crate::registry::Registry;
 use crate::state::{State, TargetState};
@@ -286,4 +288,136 @@ async fn a_retriable_put_is_offered_again_and_nothing_is_lost() {
     );
     assert_eq!(stored(&offsets, "t6-source").await, Some(9));
     worker.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_clean_stop_under_load_commits_all_it_sent_so_a_restart_repeats_nothing() {
+    // As with the default flush interval (60 s): only the stop can make the records durable.
+    let (worker, offsets) = worker(Duration::from_secs(3600));
+    let (source, sink) = (probe("t7-source"), probe("t7-sink"));
+    // A sink slower than the source, so deliveries wait in its queue when the stop comes.
+    start_sink(&worker, "t7-sink", &[("put.delay.ms", "5")]).await;
+    start_source(&worker, "t7-source", &[("batch", "100")]).await;
+    sink.wait_for("a stream under way", |p| {
+        p.put.lock().unwrap().len() >= 2_000
+    })
+    .await;
+
+    worker.stop("t7-source", State::Stopped).await.unwrap();
+    let committed = stored(&offsets, "t7-source").await;
+    let put_before = sink.put.lock().unwrap().len() as u64;
+    assert_eq!(
+        committed,
+        Some(put_before - 1),
+        "the stop flushed and committed everything the sink had taken"
+    );
+
+    start_source(&worker, "t7-source", &[("batch", "100")]).await;
+    sink.wait_for("the stream to go on", |p| {
+        p.put.lock().unwrap().len() as u64 >= put_before + 500
+    })
+    .await;
+    worker.shutdown().await;
+    let put = sink.put.lock().unwrap().clone();
+    let mut distinct = put.clone();
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(
+        distinct.len(),
+        put.len(),
+        "a clean restart repeated {} records",
+        put.len() - distinct.len()
+    );
+    assert!(
+        source
+            .committed
+            .lock()
+            .unwrap()
+            .contains(&committed.unwrap()),
+        "the task was told what was committed at the stop"
+    );
+}
+
+#[tokio::test]
+async fn a_change_whose_client_gives_up_still_runs_to_completion() {
+    use tower::ServiceExt;
+
+    let (worker, _offsets) = worker(Duration::from_millis(50));
+    let herder = Arc::new(StandaloneHerder::new(Arc::new(worker)));
+    let router = crate::rest::router(Arc::clone(&herder) as Arc<dyn Herder>);
+    let source = probe("t9-source");
+    let sink_config = config("t9-sink", NUMBERED_SINK.class, &[("topics", "numbers")]);
+    herder
+        .put_connector("t9-sink", sink_config, false)
+        .await
+        .unwrap();
+    // Its tasks take 300 ms to stop, so a client giving up after 50 ms leaves mid-change.
+    let slow_stop = [("stop.delay.ms", "300")];
+    let source_config = config("t9-source", NUMBERED_SOURCE.class, &slow_stop);
+    herder
+        .put_connector("t9-source", source_config.clone(), false)
+        .await
+        .unwrap();
+    source
+        .wait_for("a flowing source", |p| {
+            p.polled.load(Ordering::Acquire) >= 50
+        })
+        .await;
+
+    // The client sends a new config and goes away after 50 ms: hyper drops the handler.
+    let mut changed = source_config.clone();
+    changed.insert("batch".into(), "7".into());
+    let request = axum::http::Request::put("/connectors/t9-source/config")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            serde_json::to_vec(&changed).unwrap(),
+        ))
+        .unwrap();
+    let cut =
+        tokio::time::timeout(Duration::from_millis(50), router.clone().oneshot(request)).await;
+    assert!(cut.is_err(), "the client gave up before the answer");
+    wait_for(&herder, "the new config running", |status, info| {
+        info.config.get("batch").map(String::as_str) == Some("7")
+            && status.tasks.len() == 1
+            && status.tasks.iter().all(|t| t.state == State::Running)
+    })
+    .await;
+
+    // A stop cut the same way still stops the connector.
+    let request = axum::http::Request::put("/connectors/t9-source/stop")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let cut = tokio::time::timeout(Duration::from_millis(50), router.oneshot(request)).await;
+    assert!(cut.is_err(), "the client gave up before the answer");
+    wait_for(&herder, "the connector stopped", |status, _| {
+        status.connector.state == State::Stopped && status.tasks.is_empty()
+    })
+    .await;
+    herder.shutdown().await;
+}
+
+/// Waits (at most 20 s) until the connector `t9-source` satisfies `condition`.
+async fn wait_for(
+    herder: &StandaloneHerder,
+    what: &str,
+    condition: impl Fn(&crate::state::ConnectorStatus, &crate::state::ConnectorInfo) -> bool,
+) {
+    let waited = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let (Ok(status), Ok(info)) = (
+                herder.connector_status("t9-source").await,
+                herder.connector_info("t9-source").await,
+            ) && condition(&status, &info)
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let status = herder.connector_status("t9-source").await;
+    assert!(
+        waited.is_ok(),
+        "timed out waiting for {what}; status: {status:?}"
+    );
 }
