@@ -370,4 +370,40 @@ fn errors_have_kafka_connect_bodies() {
     );
     let (code, body) = worker.delete("/connector-plugins");
     assert_eq!((code, body["error_code"].clone()), (405, json!(405)));
+
+    // A body over the limit is refused by axum itself; the answer still has the JSON shape.
+    let huge = json!({"name": "big", "config": {"connector.class": "FileStreamSource", "x": "y".repeat(3 << 20)}});
+    let (code, body) = worker.post("/connectors", Some(&huge));
+    assert_eq!(
+        (code, body["error_code"].clone()),
+        (413, json!(413)),
+        "{body}"
+    );
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+
+    // Names Kafka Connect (control characters) or Kafka (length) would refuse, and `/`.
+    for name in ["a/b".to_owned(), "bell\u{7}".to_owned(), "n".repeat(250)] {
+        let request = json!({"name": name, "config": {"connector.class": "FileStreamSource", "file": "f", "topic": "t"}});
+        let (code, body) = worker.post("/connectors", Some(&request));
+        assert_eq!(
+            (code, body["error_code"].clone()),
+            (400, json!(400)),
+            "{name:?}: {body}"
+        );
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("choose another name"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        worker.get("/connectors"),
+        (200, json!([])),
+        "nothing was created"
+    );
 }

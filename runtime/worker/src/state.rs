@@ -123,7 +123,7 @@ pub struct ConnectorStatus {
     pub kind: &'static str,
 }
 
-/// A task's id and config (`GET /connectors/{c}/tasks`).
+/// A task's id and config, secrets redacted (`GET /connectors/{c}/tasks`).
 #[derive(Debug, Clone, Serialize)]
 pub struct TaskInfo {
     pub id: TaskId,

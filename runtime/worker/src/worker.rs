@@ -68,12 +68,23 @@ struct Running {
 }
 
 /// One task's state as the worker sees it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct TaskReport {
     pub(crate) id: u32,
     pub(crate) status: Status,
     pub(crate) config: Props,
     pub(crate) metrics: sluice_api::metrics::TaskMetrics,
+}
+
+/// Shows the task config with secret-looking values hidden.
+impl std::fmt::Debug for TaskReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskReport")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("config", &crate::config::shown(&self.config))
+            .finish_non_exhaustive()
+    }
 }
 
 /// Runs connectors and tasks on this process.

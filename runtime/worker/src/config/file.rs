@@ -18,11 +18,21 @@ use sluice_api::config::Props;
 use sluice_api::{Error, Result};
 
 /// A connector config as read from a file: its name and flat settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConnectorSpec {
     pub name: String,
     /// All settings, `name` included (Kafka Connect keeps it in the config too).
     pub config: Props,
+}
+
+/// Shows the config with secret-looking values hidden.
+impl std::fmt::Debug for ConnectorSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectorSpec")
+            .field("name", &self.name)
+            .field("config", &super::shown(&self.config))
+            .finish()
+    }
 }
 
 /// The file formats sluice reads, chosen by extension.

@@ -44,6 +44,12 @@ pub(crate) trait Choice: Copy + 'static {
     }
 }
 
+/// `props` as logs and `Debug` may show them: values of keys that look secret (`password`,
+/// `secret`, `jaas`, …) replaced by `[hidden]`.
+pub(crate) fn shown(props: &Props) -> Props {
+    sluice_api::config::ConfigDef::new().redact(props)
+}
+
 /// `true`/`false` of a boolean key (case-insensitive); `default` when missing.
 pub(crate) fn flag(props: &Props, key: &str, default: bool) -> bool {
     match props.get(key).map(|v| v.trim()) {
@@ -59,4 +65,33 @@ pub(crate) fn int<T: std::str::FromStr>(props: &Props, key: &str, default: T) ->
         .get(key)
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(default)
+}
+
+#[cfg(test)]
+mod tests {
+    use sluice_api::config::props;
+
+    use super::file::connector_from_props;
+    use super::worker::WorkerConfig;
+
+    #[test]
+    fn debug_of_worker_and_connector_configs_hides_secrets() {
+        let worker = WorkerConfig::parse(props(&[
+            ("offset.storage.file.filename", "o"),
+            ("sasl.jaas.config", "user-pass-123"),
+        ]))
+        .unwrap();
+        let connector = connector_from_props(props(&[
+            ("name", "c"),
+            ("connector.class", "FileStreamSource"),
+            ("database.password", "pg-pass-456"),
+        ]))
+        .unwrap();
+        let shown = format!("{worker:?} {connector:?}");
+        assert!(
+            !shown.contains("user-pass-123") && !shown.contains("pg-pass-456"),
+            "{shown}"
+        );
+        assert!(shown.contains("[hidden]"), "{shown}");
+    }
 }

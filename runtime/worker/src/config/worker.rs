@@ -94,7 +94,7 @@ impl Choice for UnroutedPolicy {
 }
 
 /// The parsed worker settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WorkerConfig {
     pub props: Props,
     /// Kafka brokers; empty means the embedded direct pipeline.
@@ -107,6 +107,19 @@ pub struct WorkerConfig {
     pub worker_id: String,
     pub unrouted: UnroutedPolicy,
     pub buffer_batches: usize,
+}
+
+/// Shows the settings with secret-looking values (`sasl.jaas.config`, `ssl.key.password`, …)
+/// hidden.
+impl std::fmt::Debug for WorkerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerConfig")
+            .field("props", &super::shown(&self.props))
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("rest_addr", &self.rest_addr)
+            .field("worker_id", &self.worker_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WorkerConfig {

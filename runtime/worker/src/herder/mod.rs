@@ -9,6 +9,8 @@ use serde_json::Value as Json;
 use sluice_api::Result;
 use sluice_api::config::Props;
 
+use sluice_api::Error;
+
 use crate::state::{
     ConnectorInfo, ConnectorStatus, PartitionOffset, PluginInfo, TargetState, TaskInfo, TaskState,
 };
@@ -90,4 +92,52 @@ pub trait Herder: Send + Sync {
 
     /// Validates a config for a plugin; Kafka Connect's `ConfigInfos` JSON.
     async fn validate(&self, plugin: &str, config: Props) -> Result<Json>;
+}
+
+/// The longest connector name: it becomes part of topic and consumer-group names
+/// (`connect-<name>`), which Kafka limits to 249 characters.
+const MAX_NAME_BYTES: usize = 249;
+
+/// Refuses connector names Kafka Connect refuses (empty, control characters) and those that
+/// cannot be used in sluice's paths and Kafka names (`/`, longer than 249 bytes).
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let problem = if name.trim().is_empty() {
+        Some("must not be empty".to_owned())
+    } else if name.chars().any(char::is_control) {
+        Some("must not contain control characters".to_owned())
+    } else if name.contains('/') {
+        Some("must not contain `/` (it could not be addressed as /connectors/{name})".to_owned())
+    } else if name.len() > MAX_NAME_BYTES {
+        Some(format!(
+            "is {} bytes long; at most {MAX_NAME_BYTES} are allowed (it becomes part of Kafka \
+             topic and consumer group names)",
+            name.len()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(problem) => Err(Error::config(format!(
+            "Connector name {name:?} {problem}; choose another name"
+        ))),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_name;
+
+    #[test]
+    fn names_kafka_connect_or_kafka_would_refuse_are_refused() {
+        assert!(check_name("inventory-connector.v2").is_ok());
+        assert!(check_name(&"a".repeat(249)).is_ok());
+        for bad in ["", " ", "a/b", "bell\u{7}", "new\nline", &"a".repeat(250)] {
+            let error = check_name(bad).unwrap_err();
+            assert!(
+                error.message().contains("choose another name"),
+                "{bad:?}: {error}"
+            );
+        }
+    }
 }

@@ -169,6 +169,7 @@ impl Herder for StandaloneHerder {
                 "connector name `{name}` does not match config.name `{inner}`; make them equal"
             )));
         }
+        super::check_name(name)?;
         config.insert("name".into(), name.to_owned());
         let mut connectors = self.connectors.lock().await;
         let existing = connectors.get(name).cloned();
