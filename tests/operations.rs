@@ -119,3 +119,77 @@ fn json_logs_are_one_object_per_line_and_sigterm_stops_cleanly() {
     }
     assert!(logs.contains(r#""message":"stopped""#), "{logs}");
 }
+
+#[test]
+fn a_file_that_blocks_holds_only_its_own_task_and_the_worker_still_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // FIFOs nobody opens from the other side: opening them blocks for good.
+    for fifo in ["out-1.fifo", "out-2.fifo", "in.fifo"] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(d.join(fifo))
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+    write(
+        d,
+        "w.properties",
+        "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n\
+         task.shutdown.graceful.timeout.ms=1000\n",
+    );
+    let worker = Worker::start(d, &["w.properties"]);
+    let create = |name: &str, config: serde_json::Value| {
+        let (code, body) = worker.post(
+            "/connectors",
+            Some(&serde_json::json!({"name": name, "config": config})),
+        );
+        assert_eq!(code, 201, "{body}");
+    };
+    // Two sinks and a source stuck in their files (on the 2-core machine, two of these froze
+    // every async thread when file calls ran on them).
+    for (name, fifo) in [("stuck-1", "out-1.fifo"), ("stuck-2", "out-2.fifo")] {
+        create(
+            name,
+            serde_json::json!({"connector.class": "FileStreamSink", "file": d.join(fifo), "topics": "stuck"}),
+        );
+    }
+    create(
+        "stuck-src",
+        serde_json::json!({"connector.class": "FileStreamSource", "file": d.join("in.fifo"), "topic": "stuck"}),
+    );
+    // A healthy pipeline beside them still flows, and REST answers.
+    create(
+        "ok-snk",
+        serde_json::json!({"connector.class": "FileStreamSink", "file": d.join("ok.out"), "topics": "ok"}),
+    );
+    create(
+        "ok-src",
+        serde_json::json!({"connector.class": "FileStreamSource", "file": d.join("ok.txt"), "topic": "ok"}),
+    );
+    let expected: Vec<String> = (0..1000).map(|i| format!("ok-{i}")).collect();
+    append_lines(&d.join("ok.txt"), expected.clone());
+    wait_until(
+        "the healthy pipeline to deliver",
+        Duration::from_secs(30),
+        || lines(&d.join("ok.out")).len() == expected.len(),
+    );
+    assert_eq!(lines(&d.join("ok.out")), expected);
+    assert_eq!(worker.get("/health").0, 200);
+
+    // Deleting a stuck connector returns: its task is abandoned after the grace period.
+    assert_eq!(worker.delete("/connectors/stuck-2").0, 204);
+    assert_eq!(worker.get("/connectors/stuck-2").0, 404);
+
+    let stopping = std::time::Instant::now();
+    let (exit, logs) = worker.terminate();
+    let took = stopping.elapsed();
+    assert!(exit.success(), "{logs}");
+    assert!(
+        logs.contains("abandoned"),
+        "the blocked tasks are named: {logs}"
+    );
+    // Sources' grace, then sinks' grace, then a second for blocked calls: bounded.
+    assert!(took < Duration::from_secs(15), "the stop took {took:?}");
+    eprintln!("stopped in {took:?} with three tasks blocked in FIFOs");
+}

@@ -37,6 +37,21 @@ pub(crate) fn source_config_def() -> ConfigDef {
                 max: i64::from(i32::MAX),
             }),
         )
+        .key(
+            ConfigKey::optional(
+                "max.line.bytes",
+                ConfigType::Int,
+                "1048576",
+                Importance::Low,
+                "The longest line read, in bytes (sluice's own key). A longer line fails the \
+                 task naming its byte offset, or with errors.tolerance=all is skipped and logged; \
+                 it bounds the memory a line without end (or /dev/zero) can take.",
+            )
+            .validate_with(Validator::Range {
+                min: 1,
+                max: i64::from(i32::MAX),
+            }),
+        )
 }
 
 /// The `FileStreamSink` definition.
@@ -72,6 +87,8 @@ pub struct FileSourceConfig {
     pub topic: String,
     /// At most this many lines per poll.
     pub batch_size: usize,
+    /// The longest line read, in bytes.
+    pub max_line_bytes: usize,
 }
 
 impl FileSourceConfig {
@@ -89,6 +106,7 @@ impl FileSourceConfig {
             file: config.string("file")?,
             topic: topics[0].clone(),
             batch_size: usize::try_from(config.i64("batch.size")?).unwrap_or(2000),
+            max_line_bytes: usize::try_from(config.i64("max.line.bytes")?).unwrap_or(1 << 20),
         })
     }
 }

@@ -1,4 +1,9 @@
 //! `FileStreamSink`: appends one line per record and syncs the file on flush.
+//!
+//! Opening, writing and syncing run on a blocking thread, never on the async runtime's
+//! threads: a `file` that blocks (a FIFO nobody reads) holds only its own task. Only regular
+//! files are synced; a FIFO, a character device (`/dev/null`) or standard output has nothing
+//! to sync and would refuse (`EINVAL`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -15,6 +20,7 @@ use sluice_api::record::{SinkRecord, TopicPartition};
 use sluice_api::{Error, Result};
 
 use crate::config::{FileSinkConfig, SinkFormat, sink_config_def};
+use crate::off_thread;
 
 /// The connector: one task, since tasks would interleave lines in one file.
 #[derive(Default)]
@@ -53,6 +59,8 @@ enum Output {
     File {
         path: String,
         writer: BufWriter<File>,
+        /// A regular file, which `flush` syncs to disk.
+        syncable: bool,
     },
     Stdout,
 }
@@ -110,37 +118,104 @@ fn drop_partial_last_line(path: &str) -> Result<()> {
 #[derive(Debug, Default)]
 pub struct FileSinkTask {
     format: Option<SinkFormat>,
+    /// `None` before start, and while a call has it on a blocking thread.
     output: Option<Output>,
 }
 
-impl FileSinkTask {
-    fn write_all(&mut self, records: &[SinkRecord]) -> std::io::Result<()> {
-        let format = self.format.unwrap_or(SinkFormat::Text);
-        let mut line = String::new();
-        match self.output.as_mut() {
-            Some(Output::File { writer, .. }) => {
-                for record in records {
-                    render(format, record, &mut line);
-                    writer.write_all(line.as_bytes())?;
-                }
-                writer.flush()
-            }
-            Some(Output::Stdout) | None => {
-                let mut stdout = std::io::stdout().lock();
-                for record in records {
-                    render(format, record, &mut line);
-                    stdout.write_all(line.as_bytes())?;
-                }
-                stdout.flush()
-            }
-        }
+impl Output {
+    fn open(path: &str) -> Result<Output> {
+        drop_partial_last_line(path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| {
+                Error::io(
+                    format!("cannot open sink file {path} for appending (check `file`)"),
+                    e,
+                )
+            })?;
+        let syncable = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot stat sink file {path}"), e))?
+            .is_file();
+        Ok(Output::File {
+            path: path.to_owned(),
+            writer: BufWriter::with_capacity(64 * 1024, file),
+            syncable,
+        })
     }
 
     fn path(&self) -> &str {
-        match &self.output {
-            Some(Output::File { path, .. }) => path,
-            _ => "<stdout>",
+        match self {
+            Output::File { path, .. } => path,
+            Output::Stdout => "<stdout>",
         }
+    }
+
+    fn write_all(&mut self, format: SinkFormat, records: &[SinkRecord]) -> Result<()> {
+        let mut line = String::new();
+        let written = match self {
+            Output::File { writer, .. } => records
+                .iter()
+                .try_for_each(|record| {
+                    render(format, record, &mut line);
+                    writer.write_all(line.as_bytes())
+                })
+                .and_then(|()| writer.flush()),
+            Output::Stdout => {
+                let mut stdout = std::io::stdout().lock();
+                records
+                    .iter()
+                    .try_for_each(|record| {
+                        render(format, record, &mut line);
+                        stdout.write_all(line.as_bytes())
+                    })
+                    .and_then(|()| stdout.flush())
+            }
+        };
+        written.map_err(|e| Error::io(format!("cannot write to {}", self.path()), e))
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        if let Output::File {
+            path,
+            writer,
+            syncable,
+        } = self
+        {
+            writer
+                .flush()
+                .map_err(|e| Error::io(format!("cannot write to {path}"), e))?;
+            if *syncable {
+                writer
+                    .get_ref()
+                    .sync_data()
+                    .map_err(|e| Error::io(format!("cannot sync {path}"), e))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl FileSinkTask {
+    /// Runs `work` on the output, on a blocking thread.
+    async fn with_output<T: Send + 'static>(
+        &mut self,
+        what: &str,
+        work: impl FnOnce(&mut Output) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let mut output = self.output.take().ok_or_else(|| {
+            Error::fatal("FileStreamSink task used before start (or after a call was cut short)")
+        })?;
+        let what = format!("{what} {}", output.path());
+        let (output, result) = off_thread(what, move || {
+            let result = work(&mut output);
+            (output, result)
+        })
+        .await?;
+        self.output = Some(output);
+        result
     }
 }
 
@@ -178,23 +253,10 @@ fn render(format: SinkFormat, record: &SinkRecord, line: &mut String) {
 impl SinkTask for FileSinkTask {
     async fn start(&mut self, context: SinkTaskContext) -> Result<()> {
         let config = FileSinkConfig::from_props(&context.config)?;
-        self.output = Some(match &config.file {
+        self.output = Some(match config.file {
             Some(path) => {
-                drop_partial_last_line(path)?;
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|e| {
-                        Error::io(
-                            format!("cannot open sink file {path} for appending (check `file`)"),
-                            e,
-                        )
-                    })?;
-                Output::File {
-                    path: path.clone(),
-                    writer: BufWriter::with_capacity(64 * 1024, file),
-                }
+                let what = format!("opening {path}");
+                off_thread(what, move || Output::open(&path)).await??
             }
             None => Output::Stdout,
         });
@@ -203,18 +265,15 @@ impl SinkTask for FileSinkTask {
     }
 
     async fn put(&mut self, records: Vec<SinkRecord>) -> Result<()> {
-        self.write_all(&records)
-            .map_err(|e| Error::io(format!("cannot write to {}", self.path()), e))
+        let format = self.format.unwrap_or(SinkFormat::Text);
+        self.with_output("writing to", move |output| {
+            output.write_all(format, &records)
+        })
+        .await
     }
 
     async fn flush(&mut self, _offsets: &HashMap<TopicPartition, i64>) -> Result<()> {
-        if let Some(Output::File { path, writer }) = self.output.as_mut() {
-            writer
-                .flush()
-                .and_then(|()| writer.get_ref().sync_data())
-                .map_err(|e| Error::io(format!("cannot sync {path}"), e))?;
-        }
-        Ok(())
+        self.with_output("syncing", Output::sync).await
     }
 }
 
@@ -315,5 +374,20 @@ mod tests {
             .await
             .unwrap_err();
         assert!(err.message().contains("/nonexistent-dir/out.txt"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_character_device_is_written_and_flushed_without_a_sync() {
+        let mut task = FileSinkTask::default();
+        let config: Props = [("file".to_owned(), "/dev/null".to_owned())].into();
+        task.start(SinkTaskContext::new("c", 0, config))
+            .await
+            .unwrap();
+        task.put(vec![sink_record(Value::String("x".into()), 0)])
+            .await
+            .unwrap();
+        task.flush(&HashMap::new())
+            .await
+            .expect("nothing to sync, and no EINVAL");
     }
 }

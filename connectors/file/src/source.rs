@@ -1,9 +1,19 @@
 //! `FileStreamSource`: tails a file, one record per line, resuming at the committed byte
 //! position.
+//!
+//! All file work (open, stat, read) runs on a blocking thread, never on the async runtime's
+//! threads: a file that blocks (a FIFO nobody writes to, a stalled network mount) holds only
+//! its own task, never the REST API or other tasks. The offset carries the file's identity
+//! (device and inode) besides Kafka Connect's `position`, so a file that was replaced (log
+//! rotation) or truncated is noticed — while running or after a restart — and read from its
+//! start, which is logged and counted in the task's status (`file_rewinds`). Lines longer than
+//! `max.line.bytes` fail the task naming their byte offset, or with `errors.tolerance=all` are
+//! skipped and logged, so memory stays bounded whatever the file holds.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::os::unix::fs::MetadataExt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,13 +22,18 @@ use serde_json::json;
 use sluice_api::config::Props;
 use sluice_api::connector::{SourceConnector, SourceTask, SourceTaskContext};
 use sluice_api::data::{Schema, SchemaRef, Value};
-use sluice_api::record::{Record, SourcePartition, SourceRecord};
+use sluice_api::metrics::TaskMetrics;
+use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, Result};
 
 use crate::config::{FileSourceConfig, source_config_def};
+use crate::off_thread;
 
 /// How long an idle poll waits before returning an empty batch.
 const IDLE_WAIT: Duration = Duration::from_millis(100);
+
+/// A read buffer grown past this by a long line is given back once the line is handed out.
+const KEPT_BUFFER: usize = 64 * 1024;
 
 /// The connector: one task, since a file cannot be split.
 #[derive(Default)]
@@ -52,107 +67,276 @@ impl SourceConnector for FileSourceConnector {
     }
 }
 
-/// The task: reads complete lines after the committed position.
-#[derive(Default)]
-pub struct FileSourceTask {
-    config: Option<FileSourceConfig>,
-    partition: Arc<SourcePartition>,
-    schema: Option<SchemaRef>,
-    reader: Option<BufReader<File>>,
-    /// Byte position just after the last complete line handed out.
-    position: u64,
-    /// Bytes of a line whose newline has not been written yet.
-    partial: Vec<u8>,
-    warned_missing: bool,
+/// Which file a position belongs to: device and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Identity {
+    device: u64,
+    inode: u64,
 }
 
-/// Shows the config and the read position; the schema and buffered bytes are left out.
-impl fmt::Debug for FileSourceTask {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FileSourceTask")
-            .field("config", &self.config)
-            .field("open", &self.reader.is_some())
-            .field("position", &self.position)
-            .field("partial_bytes", &self.partial.len())
-            .field("warned_missing", &self.warned_missing)
-            .finish_non_exhaustive()
-    }
-}
-
-impl FileSourceTask {
-    fn config(&self) -> Result<&FileSourceConfig> {
-        self.config
-            .as_ref()
-            .ok_or_else(|| Error::fatal("FileStreamSource task polled before start"))
-    }
-
-    fn open(&mut self) -> Result<bool> {
-        let path = self.config()?.file.clone();
-        match File::open(&path) {
-            Ok(mut file) => {
-                let len = file
-                    .metadata()
-                    .map_err(|e| Error::io(format!("cannot stat {path}"), e))?
-                    .len();
-                if len < self.position {
-                    tracing::warn!(
-                        file = %path,
-                        committed = self.position,
-                        length = len,
-                        "the source file is shorter than the committed position (truncated or \
-                         replaced?); reading resumes when it grows past that position"
-                    );
-                    return Ok(false);
-                }
-                file.seek(SeekFrom::Start(self.position))
-                    .map_err(|e| Error::io(format!("cannot seek in {path}"), e))?;
-                self.reader = Some(BufReader::with_capacity(64 * 1024, file));
-                self.warned_missing = false;
-                Ok(true)
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !self.warned_missing {
-                    tracing::warn!(
-                        file = %path,
-                        "source file does not exist yet; waiting for it to be created"
-                    );
-                    self.warned_missing = true;
-                }
-                Ok(false)
-            }
-            Err(e) => Err(Error::io(format!("cannot open source file {path}"), e)),
+impl Identity {
+    fn of(metadata: &std::fs::Metadata) -> Identity {
+        Identity {
+            device: metadata.dev(),
+            inode: metadata.ino(),
         }
     }
 
-    fn read_lines(&mut self) -> Result<Vec<SourceRecord>> {
-        let config = self.config()?.clone();
-        let mut records = Vec::new();
-        let Some(reader) = self.reader.as_mut() else {
-            return Ok(records);
+    /// The identity a committed offset names, when it names one (offsets written by Kafka
+    /// Connect, or by sluice before it kept identities, do not).
+    fn in_offset(offset: &SourceOffset) -> Option<Identity> {
+        Some(Identity {
+            device: offset.get("device")?.as_u64()?,
+            inode: offset.get("inode")?.as_u64()?,
+        })
+    }
+}
+
+/// Everything the task reads with; it moves to a blocking thread for each poll.
+struct Reader {
+    config: FileSourceConfig,
+    partition: Arc<SourcePartition>,
+    schema: SchemaRef,
+    metrics: TaskMetrics,
+    /// `errors.tolerance=all`: a line over `max.line.bytes` is skipped instead of failing.
+    skip_long_lines: bool,
+    file: Option<BufReader<File>>,
+    /// The identity of the file open (or, before it is, of the committed offset's file).
+    identity: Option<Identity>,
+    /// Byte position just after the last complete line handed out.
+    position: u64,
+    /// Bytes of a line whose newline has not been read yet.
+    partial: Vec<u8>,
+    /// Inside a line over the limit that is being skipped, up to its newline.
+    skipping: bool,
+    warned_missing: bool,
+    rewinds: u64,
+}
+
+/// What a poll found.
+enum Polled {
+    Records(Vec<SourceRecord>),
+    /// Nothing new: wait a moment before the next poll.
+    Idle,
+}
+
+impl Reader {
+    /// Opens the file at the committed position, or from its start when it is not the file
+    /// the position was committed in, or shorter than it. `false`: no file yet.
+    fn open(&mut self) -> Result<bool> {
+        let path = self.config.file.clone();
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                if !self.warned_missing {
+                    tracing::warn!(file = %path, "source file does not exist yet; waiting for it to be created");
+                    self.warned_missing = true;
+                }
+                return Ok(false);
+            }
+            Err(e) => return Err(Error::io(format!("cannot open source file {path}"), e)),
         };
-        while records.len() < config.batch_size {
-            let read = reader
-                .read_until(b'\n', &mut self.partial)
-                .map_err(|e| Error::io(format!("cannot read {}", config.file), e))?;
-            if read == 0 || self.partial.last() != Some(&b'\n') {
+        let metadata = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot stat {path}"), e))?;
+        let identity = Identity::of(&metadata);
+        if self.identity.is_some_and(|committed| committed != identity) && self.position > 0 {
+            self.rewind("it was replaced by another file since the offset was committed");
+        } else if metadata.is_file() && metadata.len() < self.position {
+            self.rewind("it is shorter than the committed position (truncated)");
+        }
+        self.identity = Some(identity);
+        file.seek(SeekFrom::Start(self.position))
+            .map_err(|e| Error::io(format!("cannot seek in {path}"), e))?;
+        self.file = Some(BufReader::with_capacity(64 * 1024, file));
+        self.warned_missing = false;
+        Ok(true)
+    }
+
+    /// Starts over at the beginning of the file, saying why.
+    fn rewind(&mut self, why: &str) {
+        tracing::warn!(
+            file = %self.config.file, skipped_position = self.position,
+            "reading the source file again from its start: {why}"
+        );
+        self.position = 0;
+        self.partial.clear();
+        self.skipping = false;
+        self.rewinds += 1;
+        self.metrics.set("file_rewinds", self.rewinds as f64);
+    }
+
+    /// At the end of the data: whether the path now names another file, or the open file
+    /// was truncated below what was read. Then the next read starts from the beginning.
+    fn check_identity(&mut self) -> Result<()> {
+        let path = self.config.file.clone();
+        let now = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            // Moved away and not recreated yet: keep the old file (rotation may still be
+            // writing its last lines).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(Error::io(format!("cannot stat {path}"), e)),
+        };
+        if self.identity != Some(Identity::of(&now)) {
+            self.rewind("the path now names another file (rotated or recreated)");
+            self.file = None;
+            self.identity = None;
+            return Ok(());
+        }
+        let read_to = self.position + self.partial.len() as u64;
+        if now.is_file() && now.len() < read_to {
+            self.rewind("it was truncated");
+            if let Some(file) = self.file.as_mut() {
+                file.seek(SeekFrom::Start(0))
+                    .map_err(|e| Error::io(format!("cannot seek in {path}"), e))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn offset(&self) -> SourceOffset {
+        let mut offset = SourceOffset::new();
+        offset.insert("position".into(), json!(self.position));
+        if let Some(identity) = self.identity {
+            offset.insert("device".into(), json!(identity.device));
+            offset.insert("inode".into(), json!(identity.inode));
+        }
+        offset
+    }
+
+    /// One poll's worth of work, blocking.
+    fn poll(&mut self) -> Result<Polled> {
+        if self.file.is_none() && !self.open()? {
+            return Ok(Polled::Idle);
+        }
+        let records = self.read_lines()?;
+        if records.is_empty() {
+            self.check_identity()?;
+            return Ok(Polled::Idle);
+        }
+        Ok(Polled::Records(records))
+    }
+
+    fn read_lines(&mut self) -> Result<Vec<SourceRecord>> {
+        let Some(mut file) = self.file.take() else {
+            return Ok(Vec::new());
+        };
+        let read = self.read_lines_from(&mut file);
+        self.file = Some(file);
+        read
+    }
+
+    fn read_lines_from(&mut self, file: &mut BufReader<File>) -> Result<Vec<SourceRecord>> {
+        let mut records = Vec::new();
+        let max_line = self.config.max_line_bytes;
+        while records.len() < self.config.batch_size {
+            // Read at most up to the limit, so a line without end cannot take all memory.
+            let read = read_line_within(file, &mut self.partial, max_line + 1)
+                .map_err(|e| Error::io(format!("cannot read {}", self.config.file), e))?;
+            let complete = self.partial.last() == Some(&b'\n');
+            if !complete && self.partial.len() > max_line {
+                let at = self.position;
+                if !self.skip_long_lines {
+                    return Err(Error::data(format!(
+                        "the line at byte offset {at} of {} is longer than max.line.bytes={max_line}; \
+                         raise max.line.bytes, or set errors.tolerance=all to skip such lines",
+                        self.config.file
+                    )));
+                }
+                if !self.skipping {
+                    tracing::warn!(file = %self.config.file, byte_offset = at, max_line, "skipping a line longer than max.line.bytes (errors.tolerance=all)");
+                    self.skipping = true;
+                }
+                // Drop what was read; `position` moves on once the line's end is found.
+                self.position += self.partial.len() as u64;
+                self.partial.clear();
+                continue;
+            }
+            if read == 0 || !complete {
                 break; // end of file, possibly inside a line that is still being written
             }
             self.position += self.partial.len() as u64;
+            if std::mem::take(&mut self.skipping) {
+                self.partial.clear();
+                self.release_buffer();
+                continue; // the end of a skipped line
+            }
             let mut line = &self.partial[..self.partial.len() - 1];
             if line.last() == Some(&b'\r') {
                 line = &line[..line.len() - 1];
             }
             let text = String::from_utf8_lossy(line).into_owned();
             self.partial.clear();
-            let mut offset = serde_json::Map::new();
-            offset.insert("position".into(), json!(self.position));
+            self.release_buffer();
             records.push(SourceRecord {
-                record: Record::new(&config.topic, Value::String(text), self.schema.clone()),
+                record: Record::new(
+                    &self.config.topic,
+                    Value::String(text),
+                    Some(self.schema.clone()),
+                ),
                 source_partition: Arc::clone(&self.partition),
-                source_offset: offset,
+                source_offset: self.offset(),
             });
         }
         Ok(records)
+    }
+
+    /// After a long line, gives its buffer back instead of keeping it for good.
+    fn release_buffer(&mut self) {
+        if self.partial.capacity() > KEPT_BUFFER {
+            self.partial.clear();
+            self.partial.shrink_to(KEPT_BUFFER);
+        }
+    }
+}
+
+/// Appends to `line` up to and including the next newline, but never past `limit` bytes in
+/// `line`; returns the bytes read (0 at the end of the data).
+fn read_line_within(
+    file: &mut BufReader<File>,
+    line: &mut Vec<u8>,
+    limit: usize,
+) -> std::io::Result<usize> {
+    let mut read = 0;
+    while line.len() < limit {
+        let available = file.fill_buf()?;
+        if available.is_empty() {
+            break;
+        }
+        let window = &available[..available.len().min(limit - line.len())];
+        let (taken, done) = match window.iter().position(|&b| b == b'\n') {
+            Some(at) => (at + 1, true),
+            None => (window.len(), false),
+        };
+        line.extend_from_slice(&window[..taken]);
+        file.consume(taken);
+        read += taken;
+        if done {
+            break;
+        }
+    }
+    Ok(read)
+}
+
+/// The task: reads complete lines after the committed position.
+#[derive(Default)]
+pub struct FileSourceTask {
+    /// `None` before start, and while a poll has it on a blocking thread.
+    reader: Option<Reader>,
+}
+
+/// Shows the config and the read position; the schema and buffered bytes are left out.
+impl fmt::Debug for FileSourceTask {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut debug = f.debug_struct("FileSourceTask");
+        if let Some(reader) = &self.reader {
+            debug
+                .field("config", &reader.config)
+                .field("open", &reader.file.is_some())
+                .field("position", &reader.position)
+                .field("partial_bytes", &reader.partial.len());
+        }
+        debug.finish_non_exhaustive()
     }
 }
 
@@ -160,10 +344,16 @@ impl FileSourceTask {
 impl SourceTask for FileSourceTask {
     async fn start(&mut self, context: SourceTaskContext) -> Result<()> {
         let config = FileSourceConfig::from_props(&context.config)?;
+        let skip_long_lines = context
+            .config
+            .get("errors.tolerance")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("all"));
         let mut partition = SourcePartition::new();
         partition.insert("filename".into(), json!(config.file));
+        let mut position = 0;
+        let mut identity = None;
         if let Some(offset) = context.offsets.offset(&partition).await? {
-            self.position = offset
+            position = offset
                 .get("position")
                 .and_then(serde_json::Value::as_u64)
                 .ok_or_else(|| {
@@ -175,24 +365,46 @@ impl SourceTask for FileSourceTask {
                         context.connector
                     ))
                 })?;
-            tracing::info!(file = %config.file, position = self.position, "resuming from committed offset");
+            identity = Identity::in_offset(&offset);
+            tracing::info!(file = %config.file, position, "resuming from committed offset");
         }
-        self.partition = Arc::new(partition);
-        self.schema = Some(Schema::string().into_ref());
-        self.config = Some(config);
+        self.reader = Some(Reader {
+            config,
+            partition: Arc::new(partition),
+            schema: Schema::string().into_ref(),
+            metrics: context.metrics,
+            skip_long_lines,
+            file: None,
+            identity,
+            position,
+            partial: Vec::new(),
+            skipping: false,
+            warned_missing: false,
+            rewinds: 0,
+        });
         Ok(())
     }
 
     async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
-        if self.reader.is_none() && !self.open()? {
-            tokio::time::sleep(IDLE_WAIT).await;
-            return Ok(Vec::new());
+        let mut reader = self.reader.take().ok_or_else(|| {
+            Error::fatal(
+                "FileStreamSource task polled before start (or after a poll was cut short)",
+            )
+        })?;
+        let what = format!("reading {}", reader.config.file);
+        let (reader, polled) = off_thread(what, move || {
+            let polled = reader.poll();
+            (reader, polled)
+        })
+        .await?;
+        self.reader = Some(reader);
+        match polled? {
+            Polled::Records(records) => Ok(records),
+            Polled::Idle => {
+                tokio::time::sleep(IDLE_WAIT).await;
+                Ok(Vec::new())
+            }
         }
-        let records = self.read_lines()?;
-        if records.is_empty() {
-            tokio::time::sleep(IDLE_WAIT).await;
-        }
-        Ok(records)
     }
 }
 
@@ -200,7 +412,6 @@ impl SourceTask for FileSourceTask {
 mod tests {
     use super::*;
     use sluice_api::connector::OffsetReader;
-    use sluice_api::record::SourceOffset;
     use std::io::Write;
 
     struct FixedOffset(Option<SourceOffset>);
@@ -213,15 +424,24 @@ mod tests {
     }
 
     fn context(file: &str, batch: &str, offset: Option<u64>) -> SourceTaskContext {
-        let config: Props = [("file", file), ("topic", "t"), ("batch.size", batch)]
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
         let offset = offset.map(|p| {
             let mut m = SourceOffset::new();
             m.insert("position".into(), json!(p));
             m
         });
+        context_with(file, &[("batch.size", batch)], offset)
+    }
+
+    fn context_with(
+        file: &str,
+        extra: &[(&str, &str)],
+        offset: Option<SourceOffset>,
+    ) -> SourceTaskContext {
+        let config: Props = [("file", file), ("topic", "t")]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         SourceTaskContext {
             connector: "c".into(),
             task_id: 0,
@@ -303,5 +523,115 @@ mod tests {
             .collect();
         let err = FileSourceConfig::from_props(&props).unwrap_err();
         assert!(err.message().contains("exactly one topic"), "{err}");
+    }
+
+    fn append(path: &std::path::Path, text: &str) {
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(path)
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_replaced_or_truncated_file_is_read_again_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "one\ntwo\n").unwrap();
+        let mut task = FileSourceTask::default();
+        task.start(context(path.to_str().unwrap(), "10", None))
+            .await
+            .unwrap();
+        let batch = task.poll().await.unwrap();
+        assert_eq!(lines(&batch), ["one", "two"]);
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        assert_eq!(
+            batch[1].source_offset["inode"],
+            json!(inode),
+            "the offset names the file"
+        );
+
+        // Rotation: the path now names a new file, shorter than what was read.
+        std::fs::rename(&path, dir.path().join("app.log.1")).unwrap();
+        std::fs::write(&path, "three\n").unwrap();
+        assert!(
+            task.poll().await.unwrap().is_empty(),
+            "the end of the old file"
+        );
+        assert_eq!(lines(&task.poll().await.unwrap()), ["three"]);
+
+        // Truncation in place.
+        std::fs::write(&path, "").unwrap();
+        assert!(task.poll().await.unwrap().is_empty());
+        append(&path, "four\n");
+        assert_eq!(lines(&task.poll().await.unwrap()), ["four"]);
+        let rewinds = task.reader.as_ref().unwrap().metrics.to_json();
+        assert_eq!(rewinds["file_rewinds"], json!(2.0), "{rewinds:?}");
+    }
+
+    #[tokio::test]
+    async fn after_a_restart_an_offset_of_another_file_reads_the_new_one_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.log");
+        std::fs::write(&path, "new-1\nnew-2\n").unwrap();
+        let inode = std::fs::metadata(&path).unwrap().ino();
+        let device = std::fs::metadata(&path).unwrap().dev();
+        let offset = |inode: u64| {
+            json!({"position": 6, "device": device, "inode": inode})
+                .as_object()
+                .cloned()
+        };
+        // Committed in another (rotated-away) file: start over.
+        let mut task = FileSourceTask::default();
+        task.start(context_with(path.to_str().unwrap(), &[], offset(inode + 1)))
+            .await
+            .unwrap();
+        assert_eq!(lines(&task.poll().await.unwrap()), ["new-1", "new-2"]);
+        // Committed in this very file: resume after the position.
+        let mut task = FileSourceTask::default();
+        task.start(context_with(path.to_str().unwrap(), &[], offset(inode)))
+            .await
+            .unwrap();
+        assert_eq!(lines(&task.poll().await.unwrap()), ["new-2"]);
+    }
+
+    #[tokio::test]
+    async fn a_line_over_max_line_bytes_fails_the_task_or_is_skipped_with_tolerance() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.txt");
+        let long = "x".repeat(5_000_000);
+        std::fs::write(&path, format!("short\n{long}\nafter\n")).unwrap();
+        let mut task = FileSourceTask::default();
+        task.start(context_with(path.to_str().unwrap(), &[], None))
+            .await
+            .unwrap();
+        let error = task.poll().await.unwrap_err();
+        assert!(
+            error.message().contains("byte offset 6")
+                && error.message().contains("max.line.bytes=1048576"),
+            "{error}"
+        );
+
+        let mut task = FileSourceTask::default();
+        let tolerant = [("errors.tolerance", "all"), ("max.line.bytes", "1000")];
+        task.start(context_with(path.to_str().unwrap(), &tolerant, None))
+            .await
+            .unwrap();
+        let mut read = Vec::new();
+        for _ in 0..20_000 {
+            let batch = task.poll().await.unwrap();
+            read.extend(lines(&batch).into_iter().map(str::to_owned));
+            if read.last().map(String::as_str) == Some("after") {
+                break;
+            }
+        }
+        assert_eq!(read, ["short", "after"], "the long line skipped");
+        let reader = task.reader.as_ref().unwrap();
+        assert!(
+            reader.partial.capacity() <= 64 * 1024,
+            "the buffer stayed small"
+        );
+        assert_eq!(reader.position, 6 + 5_000_001 + 6);
     }
 }

@@ -113,11 +113,16 @@ fn init_logging(format: LogFormat, level: &str) {
 }
 
 fn run_async(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?
-        .block_on(future)
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(future);
+    // A task abandoned at shutdown may still sit in a blocking call (a FIFO nobody opens);
+    // dropping the runtime would wait for it forever. Everything that could be committed
+    // was, so give such calls a moment and exit.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 async fn standalone(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::Result<()> {

@@ -85,6 +85,8 @@ impl TaskRun {
 pub(crate) struct TaskHandle {
     /// The task's number within its connector.
     pub(crate) id: u32,
+    /// `<connector>-<id>`, for logs.
+    name: String,
     /// The task's own config.
     pub(crate) config: Props,
     /// Its state, shared with the runner.
@@ -103,6 +105,7 @@ impl TaskHandle {
         let status = StatusCell::new(State::Unassigned);
         let (control, receiver) = watch::channel(initial);
         let id = spec.task_id;
+        let task_name = format!("{}-{}", spec.connector, spec.task_id);
         let config = spec.task_config.clone();
         let runner_status = status.clone();
         let join = tokio::spawn(async move {
@@ -122,6 +125,7 @@ impl TaskHandle {
         });
         TaskHandle {
             id,
+            name: task_name,
             config,
             status,
             control,
@@ -140,7 +144,13 @@ impl TaskHandle {
         self.control.send_replace(TaskControl::Stop);
         let abort = self.join.abort_handle();
         if tokio::time::timeout(timeout, self.join).await.is_err() {
-            tracing::warn!(task = self.id, "task did not stop in time; aborted");
+            tracing::warn!(
+                task = %self.name, timeout_ms = timeout.as_millis() as u64,
+                "task did not stop within task.shutdown.graceful.timeout.ms (it is blocked, e.g. \
+                 in a file call that does not return); abandoned: what it had not committed is \
+                 read again on restart, and a blocking call it is in keeps its thread until the \
+                 call returns"
+            );
             abort.abort();
         }
     }
