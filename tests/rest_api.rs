@@ -198,6 +198,26 @@ fn connector_lifecycle_over_rest() {
     );
     let status = worker.stop_connector("src");
     assert_eq!(status["tasks"], json!([]));
+    // Offsets the connector could not read are refused (Kafka Connect's alterOffsets check),
+    // and nothing is written.
+    for bad in [json!(-1), json!("abc")] {
+        let request =
+            json!({"offsets": [{"partition": {"filename": input}, "offset": {"position": bad}}]});
+        let (code, body) = worker.patch("/connectors/src/offsets", &request);
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("`position` must be a non-negative integer"),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        worker.get("/connectors/src/offsets").1["offsets"][0]["offset"]["position"],
+        json!(size),
+        "the refused offsets were not written"
+    );
     let (code, body) = worker.patch("/connectors/src/offsets", &rewind);
     assert_eq!(
         (code, body["message"].clone()),

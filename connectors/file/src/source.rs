@@ -68,6 +68,43 @@ impl SourceConnector for FileSourceConnector {
     fn create_task(&self) -> Box<dyn SourceTask> {
         Box::new(FileSourceTask::default())
     }
+
+    /// A partition is `{"filename": <file>}`; an offset needs a non-negative integer
+    /// `position` (and, when given, integer `device` and `inode`), as the task reads it.
+    fn validate_offsets(
+        &self,
+        _config: &Props,
+        offsets: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<()> {
+        for (partition, offset) in offsets {
+            if !partition
+                .get("filename")
+                .is_some_and(serde_json::Value::is_string)
+            {
+                return Err(Error::config(format!(
+                    "partition {} has no string `filename`; FileStreamSource partitions are \
+                     {{\"filename\": \"<file>\"}}",
+                    serde_json::Value::Object(partition.clone())
+                )));
+            }
+            let Some(offset) = offset else { continue };
+            for (key, required) in [("position", true), ("device", false), ("inode", false)] {
+                match offset.get(key) {
+                    Some(value) if value.is_u64() => {}
+                    None if !required => {}
+                    found => {
+                        return Err(Error::config(format!(
+                            "offset of {}: `{key}` must be a non-negative integer (bytes from \
+                             the file's start for `position`), got {}",
+                            serde_json::Value::Object(partition.clone()),
+                            found.map_or("nothing".to_owned(), ToString::to_string)
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Which file a position belongs to: device and inode.

@@ -153,6 +153,20 @@ pub trait SourceConnector: Send + Sync {
     async fn cleanup(&mut self, _config: &Props) -> Result<()> {
         Ok(())
     }
+
+    /// Checks offsets a user is about to write with `PATCH /connectors/{name}/offsets` (an
+    /// offset of `None` removes its partition), as Kafka Connect's
+    /// `SourceConnector.alterOffsets`: an error (a `Config` kind, naming the partition, the
+    /// field and what is expected) refuses the whole request with 400 and nothing is written.
+    /// Called on a fresh, unstarted instance while the connector is STOPPED; the default
+    /// accepts everything.
+    fn validate_offsets(
+        &self,
+        _config: &Props,
+        _offsets: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// A task copying records out of an external system.

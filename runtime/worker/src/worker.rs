@@ -413,24 +413,28 @@ impl Worker {
             .collect())
     }
 
-    /// Alters (`offset: None` removes) the offsets of a connector the caller stopped.
+    /// Alters (`offset: None` removes) the offsets of a connector the caller stopped. A
+    /// source's connector checks them first (`SourceConnector::validate_offsets`).
     pub(crate) async fn alter_offsets(
         &self,
         name: &str,
-        kind: ConnectorKind,
+        plugin: ConnectorPlugin,
         config: &Props,
         offsets: Vec<PartitionOffset>,
     ) -> Result<()> {
-        let entries = offsets
+        let entries: Vec<_> = offsets
             .into_iter()
             .map(|o| (o.partition, o.offset))
             .collect();
-        match (kind, self.ctx.kafka.clone()) {
-            (ConnectorKind::Sink, Some(settings)) => {
+        match (plugin.factory, self.ctx.kafka.clone()) {
+            (ConnectorFactory::Sink(_), Some(settings)) => {
                 group_offsets::alter(settings, consumer_group(name, config), entries).await
             }
-            (ConnectorKind::Sink, None) => Err(embedded_sink_offsets(name)),
-            (ConnectorKind::Source, _) => self.ctx.offsets.put(name, entries).await,
+            (ConnectorFactory::Sink(_), None) => Err(embedded_sink_offsets(name)),
+            (ConnectorFactory::Source(factory), _) => {
+                factory().validate_offsets(config, &entries)?;
+                self.ctx.offsets.put(name, entries).await
+            }
         }
     }
 
@@ -438,9 +442,10 @@ impl Worker {
     pub(crate) async fn reset_offsets(
         &self,
         name: &str,
-        kind: ConnectorKind,
+        plugin: ConnectorPlugin,
         config: &Props,
     ) -> Result<()> {
+        let kind = plugin.kind();
         if kind == ConnectorKind::Sink && self.ctx.kafka.is_none() {
             return Err(embedded_sink_offsets(name));
         }
@@ -453,7 +458,7 @@ impl Worker {
                 offset: None,
             })
             .collect();
-        self.alter_offsets(name, kind, config, resets).await
+        self.alter_offsets(name, plugin, config, resets).await
     }
 }
 

@@ -313,14 +313,14 @@ impl Herder for StandaloneHerder {
     async fn alter_offsets(&self, name: &str, offsets: Vec<PartitionOffset>) -> Result<()> {
         let entry = self.stopped(name).await?;
         self.worker
-            .alter_offsets(name, entry.plugin.kind(), &entry.config, offsets)
+            .alter_offsets(name, entry.plugin, &entry.config, offsets)
             .await
     }
 
     async fn reset_offsets(&self, name: &str) -> Result<()> {
         let entry = self.stopped(name).await?;
         self.worker
-            .reset_offsets(name, entry.plugin.kind(), &entry.config)
+            .reset_offsets(name, entry.plugin, &entry.config)
             .await
     }
 
