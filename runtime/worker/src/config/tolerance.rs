@@ -4,7 +4,7 @@
 use sluice_api::config::Props;
 use sluice_api::{Error, Result};
 
-use super::{Choice, flag};
+use super::{Choice, flag, int};
 
 /// `errors.tolerance`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,18 +86,11 @@ impl RetryPolicy {
 
     /// Reads `errors.retry.timeout` (default 0) and `errors.retry.delay.max.ms` (60000).
     pub(crate) fn of(props: &Props) -> RetryPolicy {
-        let ms = |k: &str, default: i64| {
-            props
-                .get(k)
-                .and_then(|v| v.trim().parse::<i64>().ok())
-                .unwrap_or(default)
-        };
-        let timeout = ms("errors.retry.timeout", 0);
+        let timeout: i64 = int(props, "errors.retry.timeout", 0);
+        let max_delay: i64 = int(props, "errors.retry.delay.max.ms", 60_000);
         RetryPolicy {
             timeout: (timeout >= 0).then(|| std::time::Duration::from_millis(timeout as u64)),
-            max_delay: std::time::Duration::from_millis(
-                ms("errors.retry.delay.max.ms", 60_000).max(0) as u64,
-            ),
+            max_delay: std::time::Duration::from_millis(max_delay.max(0) as u64),
         }
     }
 

@@ -108,10 +108,37 @@ impl OffsetTable {
     }
 }
 
+/// An [`OffsetTable`] behind a lock: what every store reads from, so each answers
+/// [`OffsetStore::get`] and [`OffsetStore::connector_offsets`] the same way.
+#[derive(Debug, Default)]
+pub(crate) struct SharedTable(Mutex<OffsetTable>);
+
+impl SharedTable {
+    /// A table holding `table`.
+    pub(crate) fn new(table: OffsetTable) -> SharedTable {
+        SharedTable(Mutex::new(table))
+    }
+
+    /// The table, locked, to change it.
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, OffsetTable> {
+        self.0.lock().expect("offset store lock")
+    }
+
+    /// The offset of a connector's partition.
+    pub(crate) fn get(&self, connector: &str, partition: &SourcePartition) -> Option<SourceOffset> {
+        self.lock().get(connector, partition)
+    }
+
+    /// Every partition and offset of a connector.
+    pub(crate) fn of_connector(&self, connector: &str) -> Vec<OffsetEntry> {
+        self.lock().of_connector(connector)
+    }
+}
+
 /// Offsets in memory only: for tests and connectors that need no persistence.
 #[derive(Debug, Default)]
 pub struct MemoryOffsetStore {
-    table: Mutex<OffsetTable>,
+    table: SharedTable,
 }
 
 #[async_trait]
@@ -121,19 +148,11 @@ impl OffsetStore for MemoryOffsetStore {
         connector: &str,
         partition: &SourcePartition,
     ) -> Result<Option<SourceOffset>> {
-        Ok(self
-            .table
-            .lock()
-            .expect("offset store lock")
-            .get(connector, partition))
+        Ok(self.table.get(connector, partition))
     }
 
     async fn connector_offsets(&self, connector: &str) -> Result<Vec<OffsetEntry>> {
-        Ok(self
-            .table
-            .lock()
-            .expect("offset store lock")
-            .of_connector(connector))
+        Ok(self.table.of_connector(connector))
     }
 
     async fn put(
@@ -141,10 +160,7 @@ impl OffsetStore for MemoryOffsetStore {
         connector: &str,
         offsets: Vec<(SourcePartition, Option<SourceOffset>)>,
     ) -> Result<()> {
-        self.table
-            .lock()
-            .expect("offset store lock")
-            .apply(connector, offsets);
+        self.table.lock().apply(connector, offsets);
         Ok(())
     }
 }
@@ -154,7 +170,7 @@ impl OffsetStore for MemoryOffsetStore {
 #[derive(Debug)]
 pub struct FileOffsetStore {
     path: PathBuf,
-    table: Mutex<OffsetTable>,
+    table: SharedTable,
 }
 
 impl FileOffsetStore {
@@ -173,7 +189,7 @@ impl FileOffsetStore {
         };
         Ok(FileOffsetStore {
             path,
-            table: Mutex::new(table),
+            table: SharedTable::new(table),
         })
     }
 
@@ -253,19 +269,11 @@ impl OffsetStore for FileOffsetStore {
         connector: &str,
         partition: &SourcePartition,
     ) -> Result<Option<SourceOffset>> {
-        Ok(self
-            .table
-            .lock()
-            .expect("offset store lock")
-            .get(connector, partition))
+        Ok(self.table.get(connector, partition))
     }
 
     async fn connector_offsets(&self, connector: &str) -> Result<Vec<OffsetEntry>> {
-        Ok(self
-            .table
-            .lock()
-            .expect("offset store lock")
-            .of_connector(connector))
+        Ok(self.table.of_connector(connector))
     }
 
     async fn put(
@@ -273,7 +281,7 @@ impl OffsetStore for FileOffsetStore {
         connector: &str,
         offsets: Vec<(SourcePartition, Option<SourceOffset>)>,
     ) -> Result<()> {
-        let mut table = self.table.lock().expect("offset store lock");
+        let mut table = self.table.lock();
         let mut updated = table.clone();
         updated.apply(connector, offsets);
         self.write(&updated)?;

@@ -2,7 +2,7 @@
 //! Connect: key `["<connector>",{partition}]`, value the offset map, both compact JSON
 //! (JsonConverter, schemas off); a null value deletes.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use serde_json::Value as Json;
@@ -10,14 +10,14 @@ use sluice_api::Result;
 use sluice_api::record::{SourceOffset, SourcePartition};
 
 use super::log::{KafkaLog, TopicRules};
-use super::offsets::{OffsetEntry, OffsetStore, OffsetTable, offset_key};
+use super::offsets::{OffsetEntry, OffsetStore, OffsetTable, SharedTable, offset_key};
 use crate::pipeline::kafka::KafkaSettings;
 
 /// Offsets kept in a compacted Kafka topic, read to its end at start.
 #[derive(Debug)]
 pub struct KafkaOffsetStore {
     log: KafkaLog,
-    table: Mutex<OffsetTable>,
+    table: SharedTable,
 }
 
 impl KafkaOffsetStore {
@@ -67,7 +67,7 @@ impl KafkaOffsetStore {
         );
         Ok(KafkaOffsetStore {
             log,
-            table: Mutex::new(table),
+            table: SharedTable::new(table),
         })
     }
 }
@@ -79,19 +79,11 @@ impl OffsetStore for KafkaOffsetStore {
         connector: &str,
         partition: &SourcePartition,
     ) -> Result<Option<SourceOffset>> {
-        Ok(self
-            .table
-            .lock()
-            .expect("offset store lock")
-            .get(connector, partition))
+        Ok(self.table.get(connector, partition))
     }
 
     async fn connector_offsets(&self, connector: &str) -> Result<Vec<OffsetEntry>> {
-        Ok(self
-            .table
-            .lock()
-            .expect("offset store lock")
-            .of_connector(connector))
+        Ok(self.table.of_connector(connector))
     }
 
     async fn put(
@@ -110,10 +102,7 @@ impl OffsetStore for KafkaOffsetStore {
             })
             .collect();
         self.log.write(records).await?;
-        self.table
-            .lock()
-            .expect("offset store lock")
-            .apply(connector, offsets);
+        self.table.lock().apply(connector, offsets);
         Ok(())
     }
 }

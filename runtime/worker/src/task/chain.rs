@@ -59,6 +59,9 @@ pub(crate) async fn transform_sink_batch(
     if chain.is_empty() {
         return Ok(records);
     }
+    // Each input's position, for the outputs and for a failure's message. A batch's records
+    // share a topic or a few, so each topic is kept once rather than copied per record.
+    let mut topics: Vec<String> = Vec::new();
     let mut positions = Vec::with_capacity(records.len());
     let mut descriptions = Vec::new();
     let mut inners = Vec::with_capacity(records.len());
@@ -66,8 +69,11 @@ pub(crate) async fn transform_sink_batch(
         if settings.tolerance.log_messages {
             descriptions.push(format!("{:?}", record.record));
         }
+        if topics.last() != Some(&record.record.topic) {
+            topics.push(record.record.topic.clone());
+        }
         positions.push((
-            record.record.topic.clone(),
+            topics.len() - 1,
             record.kafka_partition,
             record.kafka_offset,
         ));
@@ -77,8 +83,9 @@ pub(crate) async fn transform_sink_batch(
         .apply_batch(inners)
         .into_iter()
         .zip(&positions)
-        .map(|(result, (topic, partition, offset))| {
+        .map(|(result, &(topic, partition, offset))| {
             result.map_err(|e| {
+                let topic = &topics[topic];
                 e.context(format!(
                     "record at topic {topic} partition {partition} offset {offset}"
                 ))
@@ -92,8 +99,7 @@ pub(crate) async fn transform_sink_batch(
     }
     let mut out = Vec::with_capacity(settled.kept.len());
     for (index, records) in settled.kept {
-        let (_, kafka_partition, kafka_offset) = &positions[index];
-        let (kafka_partition, kafka_offset) = (*kafka_partition, *kafka_offset);
+        let (_, kafka_partition, kafka_offset) = positions[index];
         out.extend(records.into_iter().map(|record| SinkRecord {
             record,
             kafka_partition,

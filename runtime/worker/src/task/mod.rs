@@ -105,11 +105,11 @@ impl TaskHandle {
         let status = StatusCell::new(State::Unassigned);
         let (control, receiver) = watch::channel(initial);
         let id = spec.task_id;
-        let task_name = format!("{}-{}", spec.connector, spec.task_id);
+        let name = format!("{}-{}", spec.connector, spec.task_id);
         let config = spec.task_config.clone();
         let runner_status = status.clone();
+        let runner_name = name.clone();
         let join = tokio::spawn(async move {
-            let name = format!("{}-{}", spec.connector, spec.task_id);
             let factory = spec.plugin.factory;
             let result = match TaskRun::prepare(ctx, spec, runner_status.clone(), receiver) {
                 Ok(run) => match factory {
@@ -119,13 +119,13 @@ impl TaskHandle {
                 Err(error) => Err(error),
             };
             if let Err(error) = result {
-                tracing::error!(task = %name, error = %error.trace(), "task failed");
+                tracing::error!(task = %runner_name, error = %error.trace(), "task failed");
                 runner_status.fail(error.trace());
             }
         });
         TaskHandle {
             id,
-            name: task_name,
+            name,
             config,
             status,
             control,
