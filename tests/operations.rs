@@ -193,3 +193,108 @@ fn a_file_that_blocks_holds_only_its_own_task_and_the_worker_still_stops() {
     assert!(took < Duration::from_secs(15), "the stop took {took:?}");
     eprintln!("stopped in {took:?} with three tasks blocked in FIFOs");
 }
+
+/// Idle and half-open REST connections cannot exhaust the worker's descriptors: beyond the
+/// cap they wait in the listen backlog, idle ones are closed after `rest.idle.timeout.ms`,
+/// and the offset store keeps committing. (Before the cap and timeouts, 1,100 idle
+/// connections under a 1,024 limit made REST unreachable and commits failed with EMFILE.)
+#[test]
+fn idle_rest_connections_cannot_starve_rest_or_the_offset_store() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "w.properties",
+        "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=100\n\
+         rest.idle.timeout.ms=1000\n",
+    );
+    write(
+        d,
+        "src.properties",
+        "name=src\nconnector.class=FileStreamSource\nfile=in.txt\ntopic=t\n",
+    );
+    write(
+        d,
+        "snk.properties",
+        "name=snk\nconnector.class=FileStreamSink\nfile=out.txt\ntopics=t\n",
+    );
+    let worker = Worker::start_with_open_file_limit(
+        d,
+        &["w.properties", "src.properties", "snk.properties"],
+        &[],
+        256,
+    );
+    let logs = worker.logs();
+    assert!(
+        logs.contains("open_file_limit=256") && logs.contains("rest_max_connections=128"),
+        "the cap is half the open-file limit and says so: {logs}"
+    );
+    let addr = worker.rest.trim_start_matches("http://").to_owned();
+    // Twice the limit: silent clients that never send a byte.
+    let idle: Vec<std::net::TcpStream> = (0..512)
+        .map(|_| std::net::TcpStream::connect(&addr).unwrap())
+        .collect();
+
+    // Data still flows and its offsets are committed while they hang on.
+    let expected = support::numbered(0..2000);
+    append_lines(&d.join("in.txt"), expected.clone());
+    worker.wait_until("the sink has every line", Duration::from_secs(30), || {
+        lines(&d.join("out.txt")).len() == expected.len()
+    });
+    let committed_end = std::fs::metadata(d.join("in.txt")).unwrap().len();
+    worker.wait_until(
+        "the offset of the last line is committed",
+        Duration::from_secs(30),
+        || {
+            std::fs::read_to_string(d.join("connect.offsets"))
+                .ok()
+                .and_then(|o| serde_json::from_str::<serde_json::Value>(&o).ok())
+                .is_some_and(|o| o["offsets"][0]["value"]["position"] == committed_end)
+        },
+    );
+    // REST answers once the idle connections ahead of it have timed out (512 / 128 slots,
+    // one second each).
+    assert_eq!(worker.get("/health").0, 200);
+    // The server closed the connections it accepted: a read ends (EOF or reset) instead of
+    // blocking past the test's own timeout.
+    let mut first = idle.into_iter().next().unwrap();
+    first
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    match first.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("an idle connection got {n} bytes instead of being closed"),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the idle connection was not closed: {e}"
+        ),
+    }
+    // A client that sends its headers but not the body it announced is answered 408.
+    let mut trickler = std::net::TcpStream::connect(&addr).unwrap();
+    std::io::Write::write_all(
+        &mut trickler,
+        b"PUT /connectors/src/config HTTP/1.1\r\nHost: sluice\r\nContent-Type: application/json\r\nContent-Length: 10\r\n\r\n{",
+    )
+    .unwrap();
+    trickler
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut answer = String::new();
+    let _ = trickler.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 408") && answer.contains(r#""error_code":408"#),
+        "{answer}"
+    );
+    let logs = worker.logs();
+    assert!(
+        !logs.contains("Too many open files") && !logs.contains("os error 24"),
+        "no descriptor ran out: {logs}"
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

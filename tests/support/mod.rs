@@ -157,10 +157,35 @@ impl Worker {
         worker
     }
 
+    /// Like [`Worker::start_with_env`], the process limited to `open_files` descriptors
+    /// (`prlimit --nofile`, which execs the worker: the pid stays the worker's).
+    pub(crate) fn start_with_open_file_limit(
+        dir: &Path,
+        args: &[impl AsRef<str>],
+        env: &[(&str, &str)],
+        open_files: u32,
+    ) -> Worker {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={open_files}"))
+            .arg(sluice_bin());
+        let worker = Worker::spawn_command(command, dir, args, env);
+        worker.wait_for_log("the worker to start", "worker started");
+        worker
+    }
+
     /// Spawns without waiting for start-up.
     pub(crate) fn spawn(dir: &Path, args: &[impl AsRef<str>], env: &[(&str, &str)]) -> Worker {
+        Worker::spawn_command(Command::new(sluice_bin()), dir, args, env)
+    }
+
+    fn spawn_command(
+        mut command: Command,
+        dir: &Path,
+        args: &[impl AsRef<str>],
+        env: &[(&str, &str)],
+    ) -> Worker {
         let offsets = dir.join("connect.offsets");
-        let mut command = Command::new(sluice_bin());
         command
             .arg("standalone")
             .args(args.iter().map(AsRef::as_ref))

@@ -29,7 +29,7 @@ pub struct StandaloneProcess {
     herder: Arc<StandaloneHerder>,
     shutdown_timeout: Duration,
     stop_rest: tokio::sync::oneshot::Sender<()>,
-    server: JoinHandle<std::io::Result<()>>,
+    server: JoinHandle<()>,
     addr: std::net::SocketAddr,
 }
 
@@ -140,13 +140,18 @@ impl StandaloneProcess {
             .map_err(|e| Error::io("the REST listener's address", e))?;
         let shared: Arc<dyn Herder> = herder.clone();
         let (stop_rest, rest_stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, crate::rest::router(shared))
-                .with_graceful_shutdown(async {
-                    let _ = rest_stopped.await;
-                })
-                .await
-        });
+        let limits = crate::rest::RestLimits {
+            max_connections: crate::rest::connection_cap(worker.rest_limits.max_connections),
+            ..worker.rest_limits
+        };
+        let server = tokio::spawn(crate::rest::serve(
+            listener,
+            crate::rest::router(shared),
+            limits,
+            async {
+                let _ = rest_stopped.await;
+            },
+        ));
         tracing::info!(addr = %addr, "REST API listening");
         // Sinks first, so sources find their subscribers already there.
         for kind in [ConnectorKind::Sink, ConnectorKind::Source] {
@@ -197,7 +202,7 @@ impl StandaloneProcess {
             );
         }
         let _ = self.stop_rest.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.server).await;
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.server).await;
         tracing::info!("stopped");
     }
 }

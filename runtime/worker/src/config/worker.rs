@@ -8,6 +8,7 @@ use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, P
 use sluice_api::{Error, Result};
 
 use super::Choice;
+use crate::rest::RestLimits;
 
 pub use sluice_api::convert::{CONVERTERS, resolve_converter};
 
@@ -44,6 +45,15 @@ pub fn worker_config_def() -> ConfigDef {
             "Host name other workers use to reach this one (worker_id in status)."))
         .key(ConfigKey::optional("rest.advertised.port", Int, "0", Low,
             "Port other workers use to reach this one."))
+        .key(ConfigKey::optional("rest.idle.timeout.ms", Long, "30000", Low,
+            "How long a REST connection may wait for a request's headers (an idle keep-alive \
+             connection included) before it is closed, and for its body before it is answered \
+             408.")
+            .validate_with(Validator::Range { min: 1, max: i64::MAX }))
+        .key(ConfigKey::optional("rest.max.connections", Int, "256", Low,
+            "Most REST connections open at once; more wait until one closes. Never more than \
+             half the process's open-file limit, so the offset store keeps descriptors.")
+            .validate_with(Validator::Range { min: 1, max: 1_000_000 }))
         .key(ConfigKey::optional("plugin.path", List, "", Low,
             "Accepted for compatibility and ignored: sluice's plugins are built in (WASM \
              transforms are configured per connector)."))
@@ -103,6 +113,7 @@ pub struct WorkerConfig {
     pub flush_interval: Duration,
     pub shutdown_timeout: Duration,
     pub rest_addr: SocketAddr,
+    pub rest_limits: RestLimits,
     /// `host:port` shown as `worker_id` in statuses.
     pub worker_id: String,
     pub unrouted: UnroutedPolicy,
@@ -180,6 +191,11 @@ impl WorkerConfig {
             flush_interval: millis(&config, "offset.flush.interval.ms")?,
             shutdown_timeout: millis(&config, "task.shutdown.graceful.timeout.ms")?,
             rest_addr,
+            rest_limits: RestLimits {
+                idle_timeout: millis(&config, "rest.idle.timeout.ms")?,
+                max_connections: usize::try_from(config.i64("rest.max.connections")?)
+                    .unwrap_or(256),
+            },
             worker_id,
             unrouted: UnroutedPolicy::of(
                 config.props(),

@@ -18,6 +18,10 @@ use sluice_api::{Error, ErrorKind};
 use crate::herder::Herder;
 use crate::state::{PartitionOffset, TargetState};
 
+mod serve;
+
+pub use serve::{RestLimits, connection_cap, serve};
+
 type Shared = Arc<dyn Herder>;
 
 /// A REST error: Kafka Connect's body shape with the matching HTTP status.
