@@ -158,19 +158,13 @@ impl Output {
         let written = match self {
             Output::File { writer, .. } => records
                 .iter()
-                .try_for_each(|record| {
-                    render(format, record, &mut line);
-                    writer.write_all(line.as_bytes())
-                })
+                .try_for_each(|record| write_record(writer, format, record, &mut line))
                 .and_then(|()| writer.flush()),
             Output::Stdout => {
                 let mut stdout = std::io::stdout().lock();
                 records
                     .iter()
-                    .try_for_each(|record| {
-                        render(format, record, &mut line);
-                        stdout.write_all(line.as_bytes())
-                    })
+                    .try_for_each(|record| write_record(&mut stdout, format, record, &mut line))
                     .and_then(|()| stdout.flush())
             }
         };
@@ -217,6 +211,22 @@ impl FileSinkTask {
         self.output = Some(output);
         result
     }
+}
+
+/// Writes one record as a line. A text value is written as it is (no copy of a long line);
+/// anything else is rendered into `scratch` first.
+fn write_record(
+    out: &mut impl Write,
+    format: SinkFormat,
+    record: &SinkRecord,
+    scratch: &mut String,
+) -> std::io::Result<()> {
+    if let (SinkFormat::Text, Value::String(text)) = (format, &record.record.value) {
+        out.write_all(text.as_bytes())?;
+        return out.write_all(b"\n");
+    }
+    render(format, record, scratch);
+    out.write_all(scratch.as_bytes())
 }
 
 /// Renders one record as a line, newline included, into `line`.

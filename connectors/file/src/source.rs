@@ -38,6 +38,9 @@ const IDLE_WAIT: Duration = Duration::from_millis(10);
 /// A read buffer grown past this by a long line is given back once the line is handed out.
 const KEPT_BUFFER: usize = 64 * 1024;
 
+/// Line bytes after which a poll's batch ends even below `batch.size` lines.
+const BATCH_BYTES: usize = 4 * 1024 * 1024;
+
 /// The connector: one task, since a file cannot be split.
 #[derive(Default)]
 pub struct FileSourceConnector {
@@ -269,7 +272,10 @@ impl Reader {
     fn read_lines_from(&mut self, file: &mut BufReader<File>) -> Result<Vec<SourceRecord>> {
         let mut records = Vec::new();
         let max_line = self.config.max_line_bytes;
-        while records.len() < self.config.batch_size {
+        // Lines and bytes both end a batch, so `batch.size=100000` of long lines cannot hold
+        // hundreds of MB in one poll.
+        let mut batch_bytes = 0;
+        while records.len() < self.config.batch_size && batch_bytes < BATCH_BYTES {
             // Read at most up to the limit, so a line without end cannot take all memory.
             let read = read_line_within(file, &mut self.partial, max_line + 1)
                 .map_err(|e| Error::io(format!("cannot read {}", self.config.file), e))?;
@@ -301,13 +307,8 @@ impl Reader {
                 self.release_buffer();
                 continue; // the end of a skipped line
             }
-            let mut line = &self.partial[..self.partial.len() - 1];
-            if line.last() == Some(&b'\r') {
-                line = &line[..line.len() - 1];
-            }
-            let text = String::from_utf8_lossy(line).into_owned();
-            self.partial.clear();
-            self.release_buffer();
+            let text = self.take_line();
+            batch_bytes += text.len();
             records.push(SourceRecord {
                 record: Record::new(
                     &self.config.topic,
@@ -319,6 +320,29 @@ impl Reader {
             });
         }
         Ok(records)
+    }
+
+    /// The complete line in `partial` as text, without its line ending; `partial` is left
+    /// empty. A long line's buffer becomes the text itself (no copy, trimmed to size), so
+    /// a 150 MiB line is in memory about once, not three times.
+    fn take_line(&mut self) -> String {
+        let mut end = self.partial.len() - 1;
+        if end > 0 && self.partial[end - 1] == b'\r' {
+            end -= 1;
+        }
+        if self.partial.capacity() <= KEPT_BUFFER {
+            let text = String::from_utf8_lossy(&self.partial[..end]).into_owned();
+            self.partial.clear();
+            return text;
+        }
+        let mut bytes = std::mem::replace(&mut self.partial, Vec::with_capacity(KEPT_BUFFER));
+        bytes.truncate(end);
+        let mut text = match String::from_utf8(bytes) {
+            Ok(text) => text,
+            Err(invalid) => String::from_utf8_lossy(invalid.as_bytes()).into_owned(),
+        };
+        text.shrink_to_fit();
+        text
     }
 
     /// After a long line, gives its buffer back instead of keeping it for good.
@@ -348,7 +372,17 @@ fn read_line_within(
             Some(at) => (at + 1, true),
             None => (window.len(), false),
         };
-        line.extend_from_slice(&window[..taken]);
+        if line.len() + taken > line.capacity() && line.len() >= KEPT_BUFFER {
+            // A long line: grow once to what it can reach (the limit, or the whole file)
+            // instead of doubling, which copies and holds old and new buffers at once.
+            // Pages are only touched as they are written.
+            let file_len = file.get_ref().metadata().map_or(0, |m| m.len());
+            let reach = usize::try_from(file_len).unwrap_or(usize::MAX).min(limit);
+            line.reserve_exact(reach.saturating_sub(line.len()).max(taken));
+        }
+        let available = file.fill_buf()?;
+        let window = &available[..taken];
+        line.extend_from_slice(window);
         file.consume(taken);
         read += taken;
         if done {

@@ -269,6 +269,23 @@ pub enum Value {
 }
 
 impl Value {
+    /// Roughly how many bytes this value occupies in memory (its own size and what it owns
+    /// on the heap; shared schemas not counted). For memory budgets, not exact accounting.
+    pub fn approx_bytes(&self) -> usize {
+        let owned = match self {
+            Value::String(s) => s.capacity(),
+            Value::Bytes(b) => b.capacity(),
+            Value::Array(items) => items.iter().map(Value::approx_bytes).sum(),
+            Value::Map(entries) => entries
+                .iter()
+                .map(|(k, v)| k.approx_bytes() + v.approx_bytes())
+                .sum(),
+            Value::Struct(s) => s.values.iter().map(Value::approx_bytes).sum(),
+            _ => 0,
+        };
+        std::mem::size_of::<Value>() + owned
+    }
+
     /// True for [`Value::Null`]: a tombstone when it is a record's value.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)

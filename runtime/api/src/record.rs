@@ -46,6 +46,20 @@ pub struct Record {
 }
 
 impl Record {
+    /// Roughly how many bytes this record occupies in memory: topic, key, value and headers
+    /// with what they own. For memory budgets (`direct.buffer.bytes`), not exact accounting.
+    pub fn approx_bytes(&self) -> usize {
+        std::mem::size_of::<Record>()
+            + self.topic.capacity()
+            + self.key.approx_bytes()
+            + self.value.approx_bytes()
+            + self
+                .headers
+                .iter()
+                .map(|h| h.key.capacity() + h.value.approx_bytes())
+                .sum::<usize>()
+    }
+
     /// A record with a value and no key.
     pub fn new(topic: impl Into<String>, value: Value, value_schema: Option<SchemaRef>) -> Record {
         Record {

@@ -76,6 +76,12 @@ fn registry() -> Registry {
         .transform(sluice_wasm::WASM_TRANSFORM)
 }
 
+/// jemalloc, built (see .cargo/config.toml) with a background thread that returns freed pages
+/// to the OS a second after they are freed, whichever thread freed them: RSS falls back after
+/// a burst (a stalled sink, a long line) instead of staying at its peak as with glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format, &cli.log_level);

@@ -121,7 +121,11 @@ impl StandaloneProcess {
             registry,
             offsets,
             kafka: kafka.clone(),
-            bus: Arc::new(DirectBus::new(worker.unrouted, worker.buffer_batches)),
+            bus: Arc::new(DirectBus::new(
+                worker.unrouted,
+                worker.buffer_batches,
+                worker.buffer_bytes,
+            )),
             flush_interval: worker.flush_interval,
             shutdown_timeout: worker.shutdown_timeout,
         });

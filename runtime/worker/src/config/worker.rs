@@ -66,6 +66,11 @@ pub fn worker_config_def() -> ConfigDef {
             "Embedded pipeline only: batches buffered per sink task before sources are held \
              back (bounds memory).")
             .validate_with(Validator::Range { min: 1, max: 1_000_000 }))
+        .key(ConfigKey::optional("direct.buffer.bytes", Long, "33554432", Low,
+            "Embedded pipeline only: bytes of records buffered per sink task before sources \
+             are held back (32 MiB, as a Kafka producer's `buffer.memory`). A single batch \
+             larger than this still goes through, alone.")
+            .validate_with(Validator::Range { min: 1, max: u32::MAX as i64 }))
         .key(ConfigKey::optional("group.id", String, "", Low, "Distributed mode: worker group."))
         .key(ConfigKey::optional("offset.storage.topic", String, "", Low, "Offset topic (Kafka transport)."))
         .key(ConfigKey::optional("config.storage.topic", String, "", Low, "Config topic (Kafka transport)."))
@@ -118,6 +123,7 @@ pub struct WorkerConfig {
     pub worker_id: String,
     pub unrouted: UnroutedPolicy,
     pub buffer_batches: usize,
+    pub buffer_bytes: u32,
 }
 
 /// Shows the settings with secret-looking values (`sasl.jaas.config`, `ssl.key.password`, …)
@@ -203,6 +209,7 @@ impl WorkerConfig {
                 UnroutedPolicy::Wait,
             ),
             buffer_batches: usize::try_from(config.i64("direct.buffer.batches")?).unwrap_or(8),
+            buffer_bytes: u32::try_from(config.i64("direct.buffer.bytes")?).unwrap_or(u32::MAX),
             props: config.props().clone(),
         })
     }

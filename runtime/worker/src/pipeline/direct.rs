@@ -3,8 +3,11 @@
 //!
 //! * **Routing**: each sink task subscribes with its connector's `topics` / `topics.regex`.
 //!   A record goes to one task of every sink connector whose subscription matches its topic.
-//! * **Backpressure**: each sink task has a bounded queue of batches; a source that fills it
-//!   waits, so memory stays bounded by `direct.buffer.batches` × batch size per sink task.
+//! * **Backpressure**: each sink task has a bounded queue, in batches
+//!   (`direct.buffer.batches`) and in bytes (`direct.buffer.bytes`, estimated with
+//!   [`Record::approx_bytes`]); a source that fills it waits. So a sink task's queue holds at
+//!   most that many bytes, plus one batch when a single batch is larger than the whole budget
+//!   (it then travels alone rather than never).
 //! * **End-to-end acknowledgement**: every source record is registered with its task's
 //!   [`AckTracker`](super::ack::AckTracker) with the number of sink deliveries it produced. A sink acknowledges records
 //!   only after its `flush` succeeded; a source offset becomes committable only when its record
@@ -20,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use sluice_api::record::{Record, SinkRecord, TopicPartition};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
 
 use super::Sent;
 use super::ack::{AckTracker, PartitionOffsets};
@@ -35,6 +38,9 @@ pub(crate) struct Delivery {
     pub tracker: Arc<AckTracker>,
     /// The source poll batch these records came from.
     pub batch: u64,
+    /// The bytes these records hold of their sink task's queue budget, returned when the
+    /// task takes them.
+    pub budget: Option<OwnedSemaphorePermit>,
 }
 
 /// Where records for one subscription go.
@@ -42,6 +48,8 @@ pub(crate) struct Delivery {
 pub(crate) struct Route {
     pub subscription: u64,
     pub sender: mpsc::Sender<Delivery>,
+    /// The subscription's queue budget in bytes.
+    pub budget: Arc<Semaphore>,
 }
 
 struct Subscription {
@@ -49,6 +57,7 @@ struct Subscription {
     connector: String,
     filter: TopicFilter,
     sender: mpsc::Sender<Delivery>,
+    budget: Arc<Semaphore>,
 }
 
 /// The in-process topic bus of the embedded pipeline.
@@ -61,11 +70,16 @@ pub(crate) struct DirectBus {
     flush_requests: watch::Sender<u64>,
     pub policy: UnroutedPolicy,
     buffer_batches: usize,
+    buffer_bytes: u32,
 }
 
 impl DirectBus {
-    /// A bus whose sink queues hold `buffer_batches` batches each.
-    pub(crate) fn new(policy: UnroutedPolicy, buffer_batches: usize) -> DirectBus {
+    /// A bus whose sink queues hold `buffer_batches` batches and `buffer_bytes` bytes each.
+    pub(crate) fn new(
+        policy: UnroutedPolicy,
+        buffer_batches: usize,
+        buffer_bytes: u32,
+    ) -> DirectBus {
         DirectBus {
             subscriptions: RwLock::new(Vec::new()),
             generation: AtomicU64::new(0),
@@ -75,6 +89,7 @@ impl DirectBus {
             flush_requests: watch::channel(0).0,
             policy,
             buffer_batches: buffer_batches.max(1),
+            buffer_bytes: buffer_bytes.max(1),
         }
     }
 
@@ -94,6 +109,7 @@ impl DirectBus {
                 connector: connector.to_owned(),
                 filter,
                 sender,
+                budget: Arc::new(Semaphore::new(self.buffer_bytes as usize)),
             });
         self.generation.fetch_add(1, Ordering::AcqRel);
         self.routes_changed.notify_waiters();
@@ -134,6 +150,7 @@ impl DirectBus {
                 Route {
                     subscription: chosen.id,
                     sender: chosen.sender.clone(),
+                    budget: Arc::clone(&chosen.budget),
                 }
             })
             .collect()
@@ -267,10 +284,20 @@ impl DirectOutput {
         }
         let seq = tracker.register(offsets, outgoing.len() as u32);
         for (route, records) in outgoing {
+            let bytes: usize = records.iter().map(|r| r.record.approx_bytes()).sum();
+            // A batch over the whole budget waits for all of it and then travels alone.
+            let wanted = u32::try_from(bytes)
+                .unwrap_or(u32::MAX)
+                .clamp(1, self.bus.buffer_bytes);
+            let budget = tokio::select! {
+                permit = Arc::clone(&route.budget).acquire_many_owned(wanted) => permit.ok(),
+                _ = wait_for_stop(control) => return Sent::Stopping { abandoned: Some(seq) },
+            };
             let delivery = Delivery {
                 records,
                 tracker: Arc::clone(tracker),
                 batch: seq,
+                budget,
             };
             tokio::select! {
                 sent = route.sender.send(delivery) => {
@@ -344,7 +371,9 @@ impl DirectInput {
             records,
             tracker,
             batch,
+            budget,
         } = delivery;
+        drop(budget);
         self.unflushed.push((tracker, batch));
         for record in &records {
             let next = record.kafka_offset + 1;
@@ -408,7 +437,7 @@ mod tests {
 
     #[test]
     fn routes_pick_one_task_per_sink_connector() {
-        let bus = DirectBus::new(UnroutedPolicy::Wait, 4);
+        let bus = DirectBus::new(UnroutedPolicy::Wait, 4, 1 << 20);
         let (a0, _ra0) = bus.subscribe("a", TopicFilter::Topics(vec!["t".into()]));
         let (a1, _ra1) = bus.subscribe("a", TopicFilter::Topics(vec!["t".into()]));
         let filter =

@@ -32,7 +32,7 @@ fn worker(flush_interval: Duration) -> (Worker, Arc<MemoryOffsetStore>) {
             .connector(NUMBERED_SOURCE)
             .connector(NUMBERED_SINK),
         offsets: Arc::clone(&offsets) as Arc<dyn OffsetStore>,
-        bus: Arc::new(DirectBus::new(UnroutedPolicy::Wait, 4)),
+        bus: Arc::new(DirectBus::new(UnroutedPolicy::Wait, 4, 32 << 20)),
         kafka: None,
         flush_interval,
         shutdown_timeout: Duration::from_secs(10),
