@@ -221,6 +221,47 @@ fn deletes_carry_the_key_then_a_tombstone_and_updates_the_new_row() {
         (Some("public"), Some("accounts"), Some("false"))
     );
     assert!(source["txId"].is_i64() && source["lsn"].is_i64());
+
+    // The offsets API checks a Postgres offset before writing it (400 naming the field).
+    worker.stop_connector("inventory");
+    let (_, stored) = worker.get("/connectors/inventory/offsets");
+    for (offset, partition, expected) in [
+        (
+            json!({"lsn": "0/16B3748"}),
+            json!({"server": "dbserver1"}),
+            "`lsn` must be a non-negative integer",
+        ),
+        (
+            json!({"lsn": -5}),
+            json!({"server": "dbserver1"}),
+            "`lsn` must be a non-negative integer",
+        ),
+        (
+            json!({"lsn": 5}),
+            json!({"server": "elsewhere"}),
+            "{\"server\": \"dbserver1\"}",
+        ),
+        (
+            json!({"lsn": 5, "snapshot": true}),
+            json!({"server": "dbserver1"}),
+            "`snapshot_table`",
+        ),
+    ] {
+        let (code, body) = worker.patch(
+            "/connectors/inventory/offsets",
+            &json!({"offsets": [{"partition": partition, "offset": offset}]}),
+        );
+        assert_eq!(code, 400, "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(expected),
+            "{body}"
+        );
+    }
+    assert_eq!(
+        worker.get("/connectors/inventory/offsets").1,
+        stored,
+        "nothing was written"
+    );
 }
 
 #[test]

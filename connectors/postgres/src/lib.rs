@@ -13,6 +13,7 @@ pub mod config;
 pub mod envelope;
 pub mod heartbeat;
 pub mod lsn;
+mod offsets;
 pub mod pgoutput;
 pub mod types;
 

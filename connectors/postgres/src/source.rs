@@ -78,6 +78,17 @@ impl SourceConnector for PostgresSourceConnector {
         Box::new(PostgresSourceTask::default())
     }
 
+    /// Debezium's partition `{"server": <topic.prefix>}` and an offset with an integer `lsn`
+    /// (see [`crate::offsets`]).
+    fn validate_offsets(
+        &self,
+        config: &Props,
+        offsets: &[(SourcePartition, Option<SourceOffset>)],
+    ) -> Result<()> {
+        let config = PostgresConfig::from_props(config)?;
+        crate::offsets::validate(&config.topic_prefix, offsets)
+    }
+
     /// Drops the replication slot, so it holds no WAL back after the connector is gone (the
     /// publication stays: other connectors may share it).
     async fn cleanup(&mut self, config: &Props) -> Result<()> {
