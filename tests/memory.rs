@@ -169,7 +169,6 @@ fn a_150_mib_line_peaks_near_its_size_and_is_given_back() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let out = fifo(d, "out.fifo");
-    std::fs::File::create(d.join("in.txt")).unwrap();
     let worker = worker(d, "max.line.bytes=209715200\n");
     let pid = worker.pid();
     let reader = open_fifo(&out);
@@ -179,8 +178,11 @@ fn a_150_mib_line_peaks_near_its_size_and_is_given_back() {
     let size = 150 * MIB as usize;
     let mut text = "y".repeat(size);
     text.push_str("\nafter\n");
-    std::fs::write(d.join("in.txt"), &text).unwrap();
+    // Written aside and renamed into place, so the source meets the whole line at once (a
+    // line still being written grows its buffer by doubling, like any reader's).
+    std::fs::write(d.join("in.tmp"), &text).unwrap();
     drop(text);
+    std::fs::rename(d.join("in.tmp"), d.join("in.txt")).unwrap();
     let (read, bytes) = drained
         .join()
         .unwrap_or_else(|_| panic!("the drain thread failed"));

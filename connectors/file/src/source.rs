@@ -373,11 +373,15 @@ fn read_line_within(
             None => (window.len(), false),
         };
         if line.len() + taken > line.capacity() && line.len() >= KEPT_BUFFER {
-            // A long line: grow once to what it can reach (the limit, or the whole file)
-            // instead of doubling, which copies and holds old and new buffers at once.
+            // A long line: grow to what it can reach (the whole file, within the limit)
+            // rather than by doubling, which copies and holds old and new buffers at once;
+            // but at least double, so a line still being written is not copied per read.
             // Pages are only touched as they are written.
             let file_len = file.get_ref().metadata().map_or(0, |m| m.len());
-            let reach = usize::try_from(file_len).unwrap_or(usize::MAX).min(limit);
+            let reach = usize::try_from(file_len)
+                .unwrap_or(usize::MAX)
+                .max(line.len() * 2)
+                .min(limit);
             line.reserve_exact(reach.saturating_sub(line.len()).max(taken));
         }
         let available = file.fill_buf()?;
