@@ -2,6 +2,7 @@
 //! implements it over one [`Worker`](crate::worker::Worker); the distributed herder will
 //! implement the same trait over the same worker, so the REST layer is shared.
 
+pub(crate) mod distributed;
 pub(crate) mod standalone;
 
 use async_trait::async_trait;
