@@ -6,3 +6,4 @@
 #![cfg_attr(not(test), allow(dead_code))]
 
 pub(crate) mod assignor;
+pub(crate) mod protocol;
