@@ -1144,8 +1144,11 @@ fn a_parallel_chunked_snapshot_under_concurrent_writes_replays_to_the_table() {
         s["tasks"][0]["metrics"]["slot_lag_bytes"].is_number()
     });
     let metrics = &status["tasks"][0]["metrics"];
+    // As many as the snapshot sent: the workload may delete one of rows 1..=40 before the
+    // slot's snapshot is taken (CI saw 19,999).
     assert_eq!(
-        metrics["snapshot_rows"]["public.accounts"], 20000.0,
+        metrics["snapshot_rows"]["public.accounts"],
+        ids.len() as f64,
         "{metrics}"
     );
     assert!(
