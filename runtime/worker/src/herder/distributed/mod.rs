@@ -6,4 +6,12 @@
 #![cfg_attr(not(test), allow(dead_code))]
 
 pub(crate) mod assignor;
+#[cfg(test)]
+mod fake_coordinator;
+pub(crate) mod group;
+#[cfg(test)]
+mod group_tests;
 pub(crate) mod protocol;
+#[cfg(test)]
+mod tansu_tests;
+pub(crate) mod wire;
