@@ -12,6 +12,7 @@ pub(crate) mod group;
 #[cfg(test)]
 mod group_tests;
 pub(crate) mod protocol;
+pub(crate) mod signature;
 #[cfg(test)]
 mod tansu_tests;
 pub(crate) mod wire;
