@@ -2,7 +2,9 @@
 //! Kafka Connect cluster and sluice read each other's records): `connector-<name>` →
 //! `{"properties":{…}}`, `task-<name>-<n>` → `{"properties":{…}}`, `commit-<name>` →
 //! `{"tasks":N}`, `target-state-<name>` → `{"state":"STARTED|PAUSED|STOPPED"}`; a deleted
-//! connector is a null `connector-<name>`.
+//! connector is a null `connector-<name>`. Also `session-key` (the leader's key for signed
+//! internal requests) and `restart-connector-<name>` → `{"include-tasks","only-failed"}`;
+//! `tasks-fencing-<name>` and `logger-cluster-<namespace>` are kept as they are and not acted on.
 //!
 //! The standalone worker keeps configs in memory; the distributed herder will run on this.
 
@@ -55,6 +57,28 @@ pub fn target_state_record(name: &str, state: TargetState) -> LogEntry {
     )
 }
 
+/// The record of a restart request (`POST /connectors/{c}/restart` in distributed mode).
+pub fn restart_request_record(name: &str, include_tasks: bool, only_failed: bool) -> LogEntry {
+    entry(
+        format!("restart-connector-{name}"),
+        Some(json!({"include-tasks": include_tasks, "only-failed": only_failed})),
+    )
+}
+
+/// The `session-key` record (its value built by the distributed herder's signature module).
+pub fn session_key_record(value: Json) -> LogEntry {
+    entry("session-key".to_owned(), Some(value))
+}
+
+/// A restart request read from the config topic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartRequest {
+    pub include_tasks: bool,
+    pub only_failed: bool,
+    /// Counts requests for the connector, so a reader sees a new one even if it equals the last.
+    pub sequence: u64,
+}
+
 /// The records that delete a connector.
 pub fn connector_deletion_records(name: &str) -> Vec<LogEntry> {
     vec![
@@ -75,6 +99,13 @@ pub struct ConfigSnapshot {
     /// The offset of the last record read plus one; -1 before any (Kafka Connect's config
     /// offset, which distributed workers compare before running anything).
     pub offset: i64,
+    /// The latest `session-key` record's value.
+    pub session_key: Option<Json>,
+    /// The latest restart request per connector.
+    pub restart_requests: BTreeMap<String, RestartRequest>,
+    /// Records sluice keeps but does not act on (`tasks-fencing-…`, `logger-cluster-…`, and
+    /// keys it does not know), so nothing Kafka Connect wrote is lost on a rewrite.
+    pub other: BTreeMap<String, Json>,
 }
 
 impl Default for ConfigSnapshot {
@@ -84,6 +115,9 @@ impl Default for ConfigSnapshot {
             tasks: BTreeMap::new(),
             target_states: BTreeMap::new(),
             offset: -1,
+            session_key: None,
+            restart_requests: BTreeMap::new(),
+            other: BTreeMap::new(),
         }
     }
 }
@@ -190,6 +224,40 @@ impl ConfigState {
                 }
                 None => {
                     snapshot.target_states.remove(name);
+                }
+            }
+        } else if let Some(name) = key.strip_prefix("restart-connector-") {
+            let flag = |field: &str| {
+                value
+                    .as_ref()
+                    .and_then(|v| v.get(field))
+                    .and_then(Json::as_bool)
+                    .unwrap_or(false)
+            };
+            let sequence = snapshot
+                .restart_requests
+                .get(name)
+                .map_or(1, |r| r.sequence + 1);
+            snapshot.restart_requests.insert(
+                name.to_owned(),
+                RestartRequest {
+                    include_tasks: flag("include-tasks"),
+                    only_failed: flag("only-failed"),
+                    sequence,
+                },
+            );
+        } else if key == "session-key" {
+            if value.is_some() {
+                snapshot.session_key = value;
+            }
+        } else {
+            // `tasks-fencing-…`, `logger-cluster-…` and anything newer: kept, not acted on.
+            match value {
+                Some(value) => {
+                    snapshot.other.insert(key.to_owned(), value);
+                }
+                None => {
+                    snapshot.other.remove(key);
                 }
             }
         }
@@ -334,6 +402,72 @@ mod tests {
         let snapshot = read_config_records(&records);
         assert_eq!(snapshot.target_states["a"], TargetState::Stopped);
         assert_eq!(snapshot.target_states["b"], TargetState::Paused);
+    }
+
+    /// Records as Kafka Connect writes them (built by hand from KafkaConfigBackingStore's
+    /// formats): a session key, restart requests, fencing and logger records.
+    #[test]
+    fn kafka_connects_session_restart_fencing_and_logger_records_are_read_and_kept() {
+        let raw =
+            |key: &str, value: &str| (key.as_bytes().to_vec(), Some(value.as_bytes().to_vec()));
+        let records = vec![
+            raw(
+                "session-key",
+                r#"{"key":"c2VjcmV0","algorithm":"HmacSHA256","creation-timestamp":1700000000000}"#,
+            ),
+            raw(
+                "connector-a",
+                r#"{"properties":{"connector.class":"FileStreamSource"}}"#,
+            ),
+            raw(
+                "restart-connector-a",
+                r#"{"include-tasks":true,"only-failed":false}"#,
+            ),
+            raw(
+                "restart-connector-a",
+                r#"{"include-tasks":true,"only-failed":false}"#,
+            ),
+            raw("tasks-fencing-a", r#"{"epoch":3}"#),
+            raw(
+                "logger-cluster-org.apache.kafka.connect",
+                r#"{"level":"DEBUG"}"#,
+            ),
+        ];
+        let snapshot = read_config_records(&records);
+        assert_eq!(
+            snapshot.session_key.as_ref().unwrap()["algorithm"],
+            "HmacSHA256"
+        );
+        assert_eq!(
+            snapshot.restart_requests["a"],
+            RestartRequest {
+                include_tasks: true,
+                only_failed: false,
+                sequence: 2
+            },
+            "a repeated request is seen as new"
+        );
+        assert_eq!(snapshot.other["tasks-fencing-a"], json!({"epoch": 3}));
+        assert_eq!(
+            snapshot.other["logger-cluster-org.apache.kafka.connect"]["level"],
+            "DEBUG"
+        );
+        // And what sluice writes reads back the same.
+        let (key, value) = restart_request_record("a", false, true);
+        assert_eq!(
+            (
+                String::from_utf8(key).unwrap(),
+                String::from_utf8(value.unwrap()).unwrap()
+            ),
+            (
+                "restart-connector-a".to_owned(),
+                r#"{"include-tasks":false,"only-failed":true}"#.to_owned()
+            )
+        );
+        let again = read_config_records(&[session_key_record(
+            json!({"key": "eA==", "algorithm": "HmacSHA256", "creation-timestamp": 5}),
+        )]);
+        assert_eq!(again.session_key.unwrap()["creation-timestamp"], 5);
     }
 
     #[test]
