@@ -554,6 +554,12 @@ fn config_and_status_records_use_kafka_connect_s_formats() {
         statuses.put("src", Some(0), State::Failed, Some("boom"), 1).await.unwrap();
         let snapshot = statuses.snapshot().await.unwrap();
         assert_eq!(snapshot["status-task-src-0"], json!({"state": "FAILED", "trace": "boom", "worker_id": "127.0.0.1:8083", "generation": 1}));
+
+        // putSafe: a worker of an older generation does not overwrite the new owner's status.
+        let other = KafkaStatusStore::open(Arc::clone(&settings), "connect-status", 5, -1, "127.0.0.1:8084").await.unwrap();
+        assert!(other.put_safe("src", Some(0), State::Running, None, 2).await.unwrap(), "newer generation");
+        assert!(!statuses.put_safe("src", Some(0), State::Unassigned, None, 1).await.unwrap(), "stale");
+        assert_eq!(statuses.snapshot().await.unwrap()["status-task-src-0"]["worker_id"], "127.0.0.1:8084");
     });
     let records = broker.read("connect-configs", 4);
     let pairs: Vec<(String, String)> = records

@@ -13,6 +13,26 @@ use super::log::{KafkaLog, LogEntry, TopicRules};
 use crate::pipeline::kafka::KafkaSettings;
 use crate::state::State;
 
+fn status_key(name: &str, task: Option<u32>) -> String {
+    match task {
+        None => format!("status-connector-{name}"),
+        Some(task) => format!("status-task-{name}-{task}"),
+    }
+}
+
+/// Kafka Connect's rule for a safe status write: nothing there yet, or written by this same
+/// worker, or of a generation no newer than ours.
+pub fn can_write_safely(existing: Option<&Json>, worker_id: &str, generation: i64) -> bool {
+    let Some(existing) = existing else {
+        return true;
+    };
+    existing.get("worker_id").and_then(Json::as_str) == Some(worker_id)
+        || existing
+            .get("generation")
+            .and_then(Json::as_i64)
+            .is_none_or(|theirs| theirs <= generation)
+}
+
 /// A status record of a connector (`task: None`) or one of its tasks.
 pub fn status_record(
     name: &str,
@@ -22,12 +42,8 @@ pub fn status_record(
     worker_id: &str,
     generation: i64,
 ) -> LogEntry {
-    let key = match task {
-        None => format!("status-connector-{name}"),
-        Some(task) => format!("status-task-{name}-{task}"),
-    };
     entry(
-        key,
+        status_key(name, task),
         Some(
             json!({"state": state, "trace": trace, "worker_id": worker_id, "generation": generation}),
         ),
@@ -89,6 +105,26 @@ impl KafkaStatusStore {
             .await
     }
 
+    /// Records a state unless another worker has written one of a newer generation (Kafka
+    /// Connect's `putSafe`: a worker that lost its work in a rebalance must not overwrite
+    /// the new owner's status). Returns whether it wrote.
+    pub async fn put_safe(
+        &self,
+        name: &str,
+        task: Option<u32>,
+        state: State,
+        trace: Option<&str>,
+        generation: i64,
+    ) -> Result<bool> {
+        let statuses = self.snapshot().await?;
+        let key = status_key(name, task);
+        if !can_write_safely(statuses.get(&key), &self.worker_id, generation) {
+            return Ok(false);
+        }
+        self.put(name, task, state, trace, generation).await?;
+        Ok(true)
+    }
+
     /// The last status per key (`status-connector-<name>`, `status-task-<name>-<n>`), after
     /// reading what arrived since the previous call.
     pub async fn snapshot(&self) -> Result<BTreeMap<String, Json>> {
@@ -112,6 +148,28 @@ impl KafkaStatusStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_newer_generation_from_another_worker_is_not_overwritten() {
+        let by = |worker: &str, generation: i64| json!({"state": "RUNNING", "trace": null, "worker_id": worker, "generation": generation});
+        assert!(can_write_safely(None, "a:8083", 1));
+        assert!(
+            can_write_safely(Some(&by("b:8083", 4)), "a:8083", 4),
+            "same generation"
+        );
+        assert!(
+            can_write_safely(Some(&by("b:8083", 3)), "a:8083", 4),
+            "older generation"
+        );
+        assert!(
+            !can_write_safely(Some(&by("b:8083", 5)), "a:8083", 4),
+            "newer, another worker"
+        );
+        assert!(
+            can_write_safely(Some(&by("a:8083", 5)), "a:8083", 4),
+            "its own record"
+        );
+    }
 
     #[test]
     fn status_records_use_kafka_connect_keys_and_values() {
