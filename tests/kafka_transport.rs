@@ -589,7 +589,8 @@ fn config_and_status_records_use_kafka_connect_s_formats() {
             ),
         ]
     );
-    let status = broker.read("connect-status", 2);
+    // Three records: the connector, the task, and the task again by the newer worker.
+    let status = broker.read("connect-status", 3);
     assert!(status.iter().any(|r| r.key.as_deref() == Some(&b"status-connector-src"[..])
         && r.text() == r#"{"state":"RUNNING","trace":null,"worker_id":"127.0.0.1:8083","generation":1}"#));
 }
