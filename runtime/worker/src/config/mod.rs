@@ -8,6 +8,7 @@
 //! * [`tolerance`]: `errors.tolerance` / `errors.log.*` and retries (`errors.retry.*`).
 
 pub mod connector;
+pub mod distributed;
 pub mod file;
 pub(crate) mod settings;
 pub(crate) mod tolerance;

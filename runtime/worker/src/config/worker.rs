@@ -142,7 +142,12 @@ impl std::fmt::Debug for WorkerConfig {
 impl WorkerConfig {
     /// Validates the worker settings; the error lists every bad key with its fix.
     pub fn parse(props: Props) -> Result<WorkerConfig> {
-        let def = worker_config_def();
+        WorkerConfig::parse_with(&worker_config_def(), props)
+    }
+
+    /// Validates against `def`, a definition that extends [`worker_config_def`] (the
+    /// distributed worker's).
+    pub fn parse_with(def: &ConfigDef, props: Props) -> Result<WorkerConfig> {
         let errors = def.validate(&props);
         if !errors.is_empty() {
             let lines: Vec<String> = errors
@@ -164,7 +169,7 @@ impl WorkerConfig {
                 lines.join("; ")
             )));
         }
-        let config = Config::parse(def, props)?;
+        let config = Config::parse(def.clone(), props)?;
         for key in ["key.converter", "value.converter"] {
             let class = config.string(key)?;
             if resolve_converter(&class).is_none() {
