@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use support::{Worker, append_lines, config, lines, numbered};
+use support::{Worker, append_lines, config, lines, numbered, replay_starts};
 
 /// A small deterministic generator (xorshift), so a failing run can be replayed by its seed.
 struct Random(u64);
@@ -36,28 +36,6 @@ impl Random {
 enum Stop {
     Kill9,
     Term,
-}
-
-/// Where the sink's stream jumps back (a replay begins): the indices of those lines.
-fn replay_starts(sink: &[String], source: &[String]) -> Vec<usize> {
-    let index: std::collections::HashMap<&String, usize> =
-        source.iter().enumerate().map(|(i, s)| (s, i)).collect();
-    let mut expected_next = 0;
-    let mut starts = Vec::new();
-    for (at, line) in sink.iter().enumerate() {
-        let from = *index
-            .get(line)
-            .unwrap_or_else(|| panic!("the sink has a line the source never had: {line}"));
-        assert!(
-            from <= expected_next,
-            "line {line} skipped ahead: lines {expected_next}..{from} were lost"
-        );
-        if from != expected_next {
-            starts.push(at);
-        }
-        expected_next = from + 1;
-    }
-    starts
 }
 
 #[test]

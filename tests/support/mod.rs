@@ -55,29 +55,42 @@ pub(crate) fn numbered(range: std::ops::Range<usize>) -> Vec<String> {
 /// earlier line (a restart from a committed offset at or before the point reached), never
 /// forward past one, and the last source line is the last sink line. Returns the replays.
 pub(crate) fn assert_replays_only(sink: &[String], source: &[String]) -> usize {
-    let index: std::collections::HashMap<&String, usize> =
-        source.iter().enumerate().map(|(i, s)| (s, i)).collect();
-    let mut expected_next = 0;
-    let mut replays = 0;
-    for line in sink {
-        let at = *index
-            .get(line)
-            .unwrap_or_else(|| panic!("the sink has a line the source never had: {line}"));
-        if at != expected_next {
-            assert!(
-                at < expected_next,
-                "line {line} skipped ahead: lines {expected_next}..{at} were lost"
-            );
-            replays += 1;
-        }
-        expected_next = at + 1;
-    }
+    let (starts, expected_next) = walk_replays(sink, source);
     assert_eq!(
         expected_next,
         source.len(),
         "the sink ends with the source's last line"
     );
-    replays
+    starts.len()
+}
+
+/// Where the sink's stream jumps back (a replay begins): the sink indices of those lines.
+/// Fails on a line the source never had or a jump forward (lines lost).
+pub(crate) fn replay_starts(sink: &[String], source: &[String]) -> Vec<usize> {
+    walk_replays(sink, source).0
+}
+
+/// Walks the sink against the source: the replay starts, and the source index after the
+/// sink's last line.
+fn walk_replays(sink: &[String], source: &[String]) -> (Vec<usize>, usize) {
+    let index: std::collections::HashMap<&String, usize> =
+        source.iter().enumerate().map(|(i, s)| (s, i)).collect();
+    let mut expected_next = 0;
+    let mut starts = Vec::new();
+    for (at, line) in sink.iter().enumerate() {
+        let from = *index
+            .get(line)
+            .unwrap_or_else(|| panic!("the sink has a line the source never had: {line}"));
+        if from != expected_next {
+            assert!(
+                from < expected_next,
+                "line {line} skipped ahead: lines {expected_next}..{from} were lost"
+            );
+            starts.push(at);
+        }
+        expected_next = from + 1;
+    }
+    (starts, expected_next)
 }
 
 /// The complete lines of a file (empty when it does not exist yet). An unterminated last line

@@ -9,7 +9,7 @@ use std::time::Duration;
 use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
 use sluice_api::{Error, Result};
 
-use super::worker::{WorkerConfig, worker_config_def};
+use super::worker::{WorkerConfig, millis, worker_config_def};
 use crate::herder::distributed::protocol::Protocol;
 use crate::herder::distributed::signature::HMAC_SHA256;
 
@@ -333,11 +333,7 @@ impl DistributedConfig {
         let def = distributed_config_def();
         let worker = WorkerConfig::parse_with(&def, props)?;
         let config = Config::parse(def, worker.props.clone())?;
-        let ms = |key: &str| -> Result<Duration> {
-            Ok(Duration::from_millis(
-                u64::try_from(config.i64(key)?).unwrap_or(0),
-            ))
-        };
+        let ms = |key: &str| millis(&config, key);
         let session_timeout = ms("session.timeout.ms")?;
         let heartbeat_interval = ms("heartbeat.interval.ms")?;
         if heartbeat_interval >= session_timeout {

@@ -225,7 +225,8 @@ impl WorkerConfig {
     }
 }
 
-fn millis(config: &Config, key: &str) -> Result<Duration> {
+/// A millisecond key as a duration; a negative value is an error naming the key.
+pub(super) fn millis(config: &Config, key: &str) -> Result<Duration> {
     let ms = config.i64(key)?;
     u64::try_from(ms)
         .map(Duration::from_millis)
