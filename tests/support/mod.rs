@@ -192,6 +192,14 @@ impl Worker {
         Worker::spawn_command(Command::new(sluice_bin()), dir, args, env)
     }
 
+    /// `sluice distributed WORKER_CONFIG` in `dir`, REST on a free port; returns once its REST
+    /// API listens (it joins its group after that).
+    pub(crate) fn distributed(dir: &Path, worker_config: &Path, env: &[(&str, &str)]) -> Worker {
+        let mut command = Command::new(sluice_bin());
+        command.arg("distributed");
+        Worker::spawn_command(command, dir, &[worker_config.to_str().unwrap()], env)
+    }
+
     fn spawn_command(
         mut command: Command,
         dir: &Path,
@@ -199,12 +207,16 @@ impl Worker {
         env: &[(&str, &str)],
     ) -> Worker {
         let offsets = dir.join("connect.offsets");
+        let distributed = command.get_args().any(|a| a == "distributed");
+        if !distributed {
+            command
+                .arg("standalone")
+                .env("SLUICE__OFFSET_STORAGE_FILE_FILENAME", &offsets);
+        }
         command
-            .arg("standalone")
             .args(args.iter().map(AsRef::as_ref))
             .current_dir(dir)
             .env("SLUICE__LISTENERS", "http://127.0.0.1:0")
-            .env("SLUICE__OFFSET_STORAGE_FILE_FILENAME", &offsets)
             // Tests read the info log; SLUICE_WORKER_RUST_LOG widens it when chasing a
             // failure (e.g. `info,librdkafka=debug` with SLUICE__CONSUMER_DEBUG=cgrp).
             .env(
@@ -254,6 +266,11 @@ impl Worker {
             worker.rest = format!("http://{addr}");
         }
         worker
+    }
+
+    /// The worker's log as it grows, to read after the worker is gone.
+    pub(crate) fn log_handle(&self) -> Arc<Mutex<String>> {
+        Arc::clone(&self.log)
     }
 
     /// Everything the worker logged so far.
@@ -333,6 +350,38 @@ impl Worker {
         (exit, self.logs())
     }
 
+    /// Waits for the process to exit by itself (a start-up error); its status and log.
+    pub(crate) fn wait_exit(mut self) -> (ExitStatus, String) {
+        let mut child = self.child.take().unwrap();
+        let exit = child.wait().unwrap();
+        wait_until("the log to reach its end", Duration::from_secs(5), || {
+            self.logs().contains("error") || exit.success()
+        });
+        (exit, self.logs())
+    }
+
+    /// `POST` with extra request headers.
+    pub(crate) fn post_with_headers(
+        &self,
+        path: &str,
+        body: &Json,
+        headers: &[(&str, &str)],
+    ) -> (u16, Json) {
+        let mut request = self.agent.post(format!("{}{}", self.rest, path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request
+            .send_json(body)
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+        let status = response.status().as_u16();
+        let text = response.body_mut().read_to_string().unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Json::String(text)),
+        )
+    }
+
     fn call(&self, method: &str, path: &str, body: Option<&Json>) -> (u16, Json) {
         let url = format!("{}{}", self.rest, path);
         let result = match (method, body) {
@@ -383,8 +432,19 @@ impl Worker {
         what: &str,
         check: impl Fn(&Json) -> bool,
     ) -> Json {
+        self.wait_for_status_within(connector, what, Duration::from_secs(20), check)
+    }
+
+    /// [`Worker::wait_for_status`] with a timeout of its own.
+    pub(crate) fn wait_for_status_within(
+        &self,
+        connector: &str,
+        what: &str,
+        timeout: Duration,
+        check: impl Fn(&Json) -> bool,
+    ) -> Json {
         let mut last = Json::Null;
-        wait_until(what, Duration::from_secs(20), || {
+        wait_until(what, timeout, || {
             last = self.get(&format!("/connectors/{connector}/status")).1;
             check(&last)
         });

@@ -9,7 +9,7 @@ use sluice_api::config::Props;
 use sluice_runtime::config::connector as connector_config;
 use sluice_runtime::config::file as config_file;
 use sluice_runtime::config::worker::WorkerConfig;
-use sluice_runtime::{Registry, StandaloneProcess};
+use sluice_runtime::{DistributedProcess, Registry, StandaloneProcess};
 
 /// sluice: change-data-capture and file connectors with Kafka Connect's configs and REST API.
 ///
@@ -53,6 +53,17 @@ enum Command {
         /// Connector configs to run at start (more can be added over REST).
         connector_configs: Vec<PathBuf>,
     },
+    /// Run a distributed worker: one of a group coordinated by Kafka.
+    ///
+    /// Reads Kafka Connect's connect-distributed.properties unchanged (`bootstrap.servers`,
+    /// `group.id`, the three internal topics, …). Workers with the same `group.id` share the
+    /// connectors created through any of their REST APIs; when one stops or dies, the others
+    /// take over its work. SIGINT or SIGTERM stops the work held here, commits offsets and
+    /// leaves the group.
+    Distributed {
+        /// The worker config (Kafka Connect's connect-distributed.properties works as is).
+        worker_config: PathBuf,
+    },
     /// Check worker and connector configs without running anything.
     ///
     /// A file with `connector.class` is checked as a connector config, any other as a worker
@@ -90,6 +101,7 @@ fn main() -> ExitCode {
             worker_config,
             connector_configs,
         } => run_async(standalone(&worker_config, &connector_configs)),
+        Command::Distributed { worker_config } => run_async(distributed(&worker_config)),
         Command::Validate { configs } => validate(&configs),
         Command::Plugins => {
             plugins();
@@ -133,6 +145,15 @@ fn run_async(future: impl std::future::Future<Output = anyhow::Result<()>>) -> a
 
 async fn standalone(worker_path: &Path, connector_paths: &[PathBuf]) -> anyhow::Result<()> {
     let process = StandaloneProcess::start(worker_path, connector_paths, registry())
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    wait_for_signal().await;
+    process.stop().await;
+    Ok(())
+}
+
+async fn distributed(worker_path: &Path) -> anyhow::Result<()> {
+    let process = DistributedProcess::start(worker_path, registry())
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
     wait_for_signal().await;

@@ -28,6 +28,7 @@ pub mod worker;
 #[cfg(test)]
 mod worker_tests;
 
+pub use herder::distributed::process::DistributedProcess;
 pub use pipeline::kafka::KafkaSettings;
 pub use process::StandaloneProcess;
 pub use registry::Registry;

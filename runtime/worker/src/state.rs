@@ -3,13 +3,13 @@
 
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sluice_api::config::Props;
 use sluice_api::metrics::TaskMetrics;
 use sluice_api::record::{SourceOffset, SourcePartition};
 
 /// A connector's or task's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum State {
     Unassigned,

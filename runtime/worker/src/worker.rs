@@ -65,6 +65,9 @@ struct Running {
     status: StatusCell,
     instance: Option<Instance>,
     tasks: Vec<TaskHandle>,
+    /// Whether the connector's instance is this worker's to run (always in standalone mode;
+    /// in distributed mode only where the group assigned it).
+    owns_instance: bool,
 }
 
 /// One task's state as the worker sees it.
@@ -160,6 +163,7 @@ impl Worker {
             status: StatusCell::new(State::Unassigned),
             instance: None,
             tasks: Vec::new(),
+            owns_instance: true,
         };
         self.start_running(name, &mut running, target).await;
         connectors.insert(name.to_owned(), running);
@@ -371,6 +375,176 @@ impl Worker {
         }
     }
 
+    /// Distributed mode runs a connector's instance and its tasks apart, each where the group
+    /// assigned it. Starts (or restarts) only the instance of connector `name` and returns the
+    /// task configs it generates (none when it failed, or when `target` is STOPPED: a stopped
+    /// connector has no tasks, as in Kafka Connect). Tasks of `name` running here are kept.
+    pub(crate) async fn start_instance(
+        &self,
+        name: &str,
+        plugin: ConnectorPlugin,
+        config: Props,
+        target: TargetState,
+    ) -> Vec<Props> {
+        let mut connectors = self.connectors.lock().await;
+        let running = connectors
+            .entry(name.to_owned())
+            .or_insert_with(|| Running {
+                plugin,
+                config: config.clone(),
+                status: StatusCell::new(State::Unassigned),
+                instance: None,
+                tasks: Vec::new(),
+                owns_instance: false,
+            });
+        stop_instance(name, running).await;
+        running.plugin = plugin;
+        running.config = config;
+        running.owns_instance = true;
+        if target == TargetState::Stopped {
+            running.status.set(State::Stopped);
+            return Vec::new();
+        }
+        let max_tasks = tasks_max(&running.config);
+        let started = match plugin.factory {
+            ConnectorFactory::Source(factory) => {
+                let mut connector = factory();
+                match connector.start(&running.config).await {
+                    Ok(()) => connector
+                        .task_configs(max_tasks)
+                        .map(|t| (Instance::Source(connector), t)),
+                    Err(e) => Err(e),
+                }
+            }
+            ConnectorFactory::Sink(factory) => {
+                let mut connector = factory();
+                match connector.start(&running.config).await {
+                    Ok(()) => connector
+                        .task_configs(max_tasks)
+                        .map(|t| (Instance::Sink(connector), t)),
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        match started {
+            Ok((instance, mut tasks)) => {
+                tracing::info!(
+                    connector = name,
+                    tasks = tasks.len().min(max_tasks),
+                    "connector instance started"
+                );
+                running.instance = Some(instance);
+                running.status.set(if target == TargetState::Paused {
+                    State::Paused
+                } else {
+                    State::Running
+                });
+                tasks.truncate(max_tasks);
+                tasks
+            }
+            Err(error) => {
+                tracing::error!(connector = name, error = %error.trace(), "connector failed to start");
+                running.status.fail(error.trace());
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stops only the instance of connector `name` (distributed mode); its tasks here keep
+    /// running. Forgets the connector when nothing of it runs here any more.
+    pub(crate) async fn stop_instance(&self, name: &str) {
+        let mut connectors = self.connectors.lock().await;
+        if let Some(running) = connectors.get_mut(name) {
+            stop_instance(name, running).await;
+            running.owns_instance = false;
+            if running.tasks.is_empty() {
+                connectors.remove(name);
+            }
+        }
+    }
+
+    /// Starts task `task` of connector `name` with `task_config` (distributed mode), replacing
+    /// one of that number running here.
+    pub(crate) async fn start_task(
+        &self,
+        name: &str,
+        plugin: ConnectorPlugin,
+        connector_config: Props,
+        task: u32,
+        task_config: Props,
+        target: TargetState,
+    ) {
+        let mut connectors = self.connectors.lock().await;
+        let running = connectors
+            .entry(name.to_owned())
+            .or_insert_with(|| Running {
+                plugin,
+                config: connector_config.clone(),
+                status: StatusCell::new(State::Unassigned),
+                instance: None,
+                tasks: Vec::new(),
+                owns_instance: false,
+            });
+        if let Some(index) = running.tasks.iter().position(|t| t.id == task) {
+            running
+                .tasks
+                .remove(index)
+                .stop(self.ctx.shutdown_timeout)
+                .await;
+        }
+        let spec = TaskSpec {
+            connector: name.to_owned(),
+            plugin,
+            connector_config,
+            task_id: task,
+            task_config,
+        };
+        let handle = TaskHandle::spawn(Arc::clone(&self.ctx), spec, control_for(target));
+        running.tasks.push(handle);
+        running.tasks.sort_by_key(|t| t.id);
+    }
+
+    /// Stops the given tasks (distributed mode), all at once, each flushing and committing
+    /// within the grace period. Forgets a connector when nothing of it runs here any more.
+    pub(crate) async fn stop_tasks(&self, tasks: &[(String, u32)]) {
+        let mut connectors = self.connectors.lock().await;
+        let mut stops = Vec::new();
+        for (name, task) in tasks {
+            if let Some(running) = connectors.get_mut(name)
+                && let Some(index) = running.tasks.iter().position(|t| t.id == *task)
+            {
+                stops.push(running.tasks.remove(index).stop(self.ctx.shutdown_timeout));
+            }
+        }
+        join_all(stops).await;
+        connectors.retain(|_, r| r.owns_instance || !r.tasks.is_empty());
+    }
+
+    /// What runs here (distributed mode): per connector, its instance's status when the
+    /// instance runs here, and each task running here.
+    pub(crate) async fn running_here(&self) -> BTreeMap<String, (Option<Status>, Vec<TaskReport>)> {
+        let connectors = self.connectors.lock().await;
+        connectors
+            .iter()
+            .map(|(name, running)| {
+                let tasks = running
+                    .tasks
+                    .iter()
+                    .map(|t| TaskReport {
+                        id: t.id,
+                        status: t.status.get(),
+                        config: t.config.clone(),
+                        metrics: t.status.metrics.clone(),
+                    })
+                    .collect();
+                (
+                    name.clone(),
+                    (running.owns_instance.then(|| running.status.get()), tasks),
+                )
+            })
+            .collect()
+    }
+
     /// Lets a deleted source connector remove what it keeps in its external system
     /// (`SourceConnector::cleanup`), on a fresh instance.
     pub(crate) async fn cleanup(&self, plugin: ConnectorPlugin, config: &Props) -> Result<()> {
@@ -459,6 +633,18 @@ impl Worker {
             })
             .collect();
         self.alter_offsets(name, plugin, config, resets).await
+    }
+}
+
+/// Stops a connector's instance, leaving its tasks.
+async fn stop_instance(name: &str, running: &mut Running) {
+    let result = match running.instance.take() {
+        Some(Instance::Source(mut c)) => c.stop().await,
+        Some(Instance::Sink(mut c)) => c.stop().await,
+        None => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(connector = name, error = %e, "connector stop failed");
     }
 }
 

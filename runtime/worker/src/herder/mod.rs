@@ -1,16 +1,20 @@
 //! The control plane the REST API talks to: the [`Herder`] trait. The standalone herder
-//! implements it over one [`Worker`](crate::worker::Worker); the distributed herder will
-//! implement the same trait over the same worker, so the REST layer is shared.
+//! implements it over one [`Worker`](crate::worker::Worker); the distributed herder implements
+//! the same trait over the same worker with a group of workers behind it, so the REST layer
+//! is shared.
 
 pub(crate) mod distributed;
+mod plugins;
 pub(crate) mod standalone;
 
 use async_trait::async_trait;
 use serde_json::Value as Json;
-use sluice_api::Result;
-use sluice_api::config::Props;
-
 use sluice_api::Error;
+use sluice_api::Result;
+use sluice_api::config::{Props, REDACTED};
+use sluice_api::connector::ConnectorPlugin;
+
+use crate::config::connector::full_def;
 
 use crate::state::{
     ConnectorInfo, ConnectorStatus, PartitionOffset, PluginInfo, TargetState, TaskInfo, TaskState,
@@ -93,6 +97,54 @@ pub trait Herder: Send + Sync {
 
     /// Validates a config for a plugin; Kafka Connect's `ConfigInfos` JSON.
     async fn validate(&self, plugin: &str, config: Props) -> Result<Json>;
+
+    /// Kafka Connect's internal `POST /connectors/{c}/tasks`: in a worker group, the worker
+    /// running a connector hands the task configs it generated to the leader, signed with the
+    /// group's session key (KIP-507). `signature` and `algorithm` are the request's
+    /// `X-Connect-Authorization` and `X-Connect-Request-Signature-Algorithm` headers. Fails
+    /// with the HTTP status to answer: 400 unsigned, 403 wrongly signed, 503 no key yet, 404
+    /// where there is no group (standalone).
+    async fn put_task_configs(
+        &self,
+        name: &str,
+        body: &[u8],
+        signature: Option<&str>,
+        algorithm: Option<&str>,
+    ) -> std::result::Result<(), (u16, String)> {
+        let _ = (body, signature, algorithm);
+        Err((
+            404,
+            format!("Connector {name}: task configs are only posted between workers of a group"),
+        ))
+    }
+}
+
+/// Readies a connector config received over REST for storing: `name` must match the config's
+/// `name` when it has one (and is set from it), and a secret shown as `[hidden]` and sent back
+/// unchanged keeps its stored value (`existing`: the stored config and its plugin).
+pub(crate) fn prepare_config(
+    name: &str,
+    config: &mut Props,
+    existing: Option<(&Props, ConnectorPlugin)>,
+) -> Result<()> {
+    if let Some(inner) = config.get("name").filter(|n| n.as_str() != name) {
+        return Err(Error::config(format!(
+            "connector name `{name}` does not match config.name `{inner}`; make them equal"
+        )));
+    }
+    config.insert("name".into(), name.to_owned());
+    if let Some((stored, plugin)) = existing {
+        let def = full_def(&plugin);
+        for (key, value) in config.iter_mut() {
+            if value == REDACTED
+                && def.is_secret(key)
+                && let Some(kept) = stored.get(key)
+            {
+                value.clone_from(kept);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The longest connector name: it becomes part of topic and consumer-group names

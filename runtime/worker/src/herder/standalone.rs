@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use serde_json::{Value as Json, json};
-use sluice_api::config::{Props, REDACTED};
+use serde_json::Value as Json;
+use sluice_api::config::Props;
 use sluice_api::connector::{ConnectorKind, ConnectorPlugin};
 use sluice_api::{Error, Result};
 use tokio::sync::Mutex;
@@ -164,30 +164,17 @@ impl Herder for StandaloneHerder {
         mut config: Props,
         replace: bool,
     ) -> Result<(ConnectorInfo, bool)> {
-        if let Some(inner) = config.get("name").filter(|n| n.as_str() != name) {
-            return Err(Error::config(format!(
-                "connector name `{name}` does not match config.name `{inner}`; make them equal"
-            )));
-        }
         super::check_name(name)?;
-        config.insert("name".into(), name.to_owned());
         let mut connectors = self.connectors.lock().await;
         let existing = connectors.get(name).cloned();
         if !replace && existing.is_some() {
             return Err(Error::conflict(format!("Connector {name} already exists")));
         }
-        // A secret shown as [hidden] and sent back unchanged keeps its stored value.
-        if let Some(old) = &existing {
-            let def = full_def(&old.plugin);
-            for (key, value) in config.iter_mut() {
-                if value == REDACTED
-                    && def.is_secret(key)
-                    && let Some(stored) = old.config.get(key)
-                {
-                    value.clone_from(stored);
-                }
-            }
-        }
+        super::prepare_config(
+            name,
+            &mut config,
+            existing.as_ref().map(|e| (&e.config, e.plugin)),
+        )?;
         let plugin = self.check(&config)?;
         let target = existing.map_or(TargetState::Started, |old| old.target);
         let entry = Entry {
@@ -325,59 +312,14 @@ impl Herder for StandaloneHerder {
     }
 
     fn plugins(&self) -> Vec<PluginInfo> {
-        self.worker
-            .registry()
-            .connectors()
-            .iter()
-            .map(|p| PluginInfo {
-                class: p.class,
-                kind: p.kind().as_str(),
-                version: p.version,
-            })
-            .collect()
+        super::plugins::list(self.worker.registry())
     }
 
     fn plugin_config(&self, plugin: &str) -> Result<Json> {
-        let plugin = self
-            .worker
-            .registry()
-            .find_connector(plugin)
-            .ok_or_else(|| Error::not_found(format!("Unknown plugin {plugin}")))?;
-        let keys: Vec<Json> = (plugin.config_def)()
-            .keys()
-            .iter()
-            .enumerate()
-            .map(|(order, key)| {
-                json!({
-                    "name": key.name, "type": key.config_type.name(), "required": key.is_required(),
-                    "default_value": key.default, "importance": key.importance.name(),
-                    "documentation": key.documentation, "group": key.group, "width": "NONE",
-                    "display_name": key.name, "dependents": [], "order": order + 1,
-                })
-            })
-            .collect();
-        Ok(Json::Array(keys))
+        super::plugins::config_of(self.worker.registry(), plugin)
     }
 
-    async fn validate(&self, plugin: &str, mut config: Props) -> Result<Json> {
-        let registry = self.worker.registry();
-        let found = registry
-            .find_connector(plugin)
-            .ok_or_else(|| Error::not_found(format!("Unknown plugin {plugin}")))?;
-        if let Some(included) = config.get("connector.class") {
-            let matches = registry
-                .resolve_connector(included, &config)
-                .map(|p| p.class);
-            if matches.ok() != Some(found.class) && !found.answers_to(included) {
-                return Err(Error::config(format!(
-                    "Included connector type {included} does not match request type {plugin}"
-                )));
-            }
-        } else {
-            config.insert("connector.class".into(), found.class.to_owned());
-        }
-        // Includes the plugin's checks across keys (`ConnectorPlugin::validate`).
-        let validation = connector::validate(registry, &config);
-        Ok(validation.to_config_infos(&config))
+    async fn validate(&self, plugin: &str, config: Props) -> Result<Json> {
+        super::plugins::validate(self.worker.registry(), plugin, config)
     }
 }

@@ -40,16 +40,20 @@ impl ApiError {
     }
 }
 
+/// The HTTP status an error of `kind` is answered with.
+pub(crate) fn status_for(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Config | ErrorKind::Data => StatusCode::BAD_REQUEST,
+        ErrorKind::Retriable => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 impl From<Error> for ApiError {
     fn from(error: Error) -> ApiError {
-        let status = match error.kind() {
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            ErrorKind::Conflict => StatusCode::CONFLICT,
-            ErrorKind::Config | ErrorKind::Data => StatusCode::BAD_REQUEST,
-            ErrorKind::Retriable => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::new(status, error.message())
+        ApiError::new(status_for(error.kind()), error.message())
     }
 }
 
@@ -125,7 +129,10 @@ pub fn router(herder: Shared) -> Router {
             get(connector_config).put(put_config).patch(patch_config),
         )
         .route("/connectors/{name}/status", get(connector_status))
-        .route("/connectors/{name}/tasks", get(task_infos))
+        .route(
+            "/connectors/{name}/tasks",
+            get(task_infos).post(put_task_configs),
+        )
         .route("/connectors/{name}/tasks/{task}/status", get(task_status))
         .route(
             "/connectors/{name}/tasks/{task}/restart",
@@ -365,6 +372,40 @@ async fn task_infos(
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Json>> {
     Ok(axum::Json(json!(herder.task_infos(&name).await?)))
+}
+
+/// Kafka Connect's internal endpoint: task configs from the worker running a connector, to
+/// the leader, signed (see [`Herder::put_task_configs`]).
+async fn put_task_configs(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> ApiResult<StatusCode> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let signature = header("X-Connect-Authorization");
+    let algorithm = header("X-Connect-Request-Signature-Algorithm");
+    let change = async move {
+        herder
+            .put_task_configs(&name, &body, signature.as_deref(), algorithm.as_deref())
+            .await
+    };
+    match tokio::spawn(change).await {
+        Ok(Ok(())) => Ok(StatusCode::NO_CONTENT),
+        Ok(Err((status, message))) => Err(ApiError::new(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            message,
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the request's operation ended abnormally: {e}"),
+        )),
+    }
 }
 
 fn task_number(task: &str) -> ApiResult<u32> {

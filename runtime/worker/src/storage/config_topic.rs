@@ -6,7 +6,7 @@
 //! internal requests) and `restart-connector-<name>` → `{"include-tasks","only-failed"}`;
 //! `tasks-fencing-<name>` and `logger-cluster-<namespace>` are kept as they are and not acted on.
 //!
-//! The standalone worker keeps configs in memory; the distributed herder will run on this.
+//! The standalone worker keeps configs in memory; the distributed herder runs on this.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -26,10 +26,24 @@ pub(super) fn entry(key: String, value: Option<Json>) -> LogEntry {
 /// The records that store a connector's config and its task configs, in Kafka Connect's
 /// order: the connector, each task, then the commit that makes the task set visible.
 pub fn connector_config_records(name: &str, config: &Props, tasks: &[Props]) -> Vec<LogEntry> {
-    let mut records = vec![entry(
+    let mut records = vec![connector_record(name, config)];
+    records.extend(task_config_records(name, tasks));
+    records
+}
+
+/// The record of a connector's config alone (distributed mode: its tasks come later, from
+/// the worker that runs the connector).
+pub fn connector_record(name: &str, config: &Props) -> LogEntry {
+    entry(
         format!("connector-{name}"),
         Some(json!({"properties": config})),
-    )];
+    )
+}
+
+/// The records of a connector's task configs: each task, then the commit that makes the set
+/// visible.
+pub fn task_config_records(name: &str, tasks: &[Props]) -> Vec<LogEntry> {
+    let mut records = Vec::with_capacity(tasks.len() + 1);
     for (index, task) in tasks.iter().enumerate() {
         records.push(entry(
             format!("task-{name}-{index}"),
@@ -288,6 +302,11 @@ impl KafkaConfigStore {
             log: KafkaLog::open(settings, topic, rules).await?,
             state: Mutex::new(ConfigState::default()),
         })
+    }
+
+    /// Writes records in order; durable on `Ok`.
+    pub async fn write(&self, records: Vec<LogEntry>) -> Result<()> {
+        self.log.write(records).await
     }
 
     /// Stores a connector's config and task configs.

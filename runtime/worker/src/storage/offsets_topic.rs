@@ -35,24 +35,7 @@ impl KafkaOffsetStore {
         };
         let log = KafkaLog::open(settings, topic, rules).await?;
         let mut table = OffsetTable::default();
-        let mut skipped = 0usize;
-        for (key, value) in log.read_to_end().await?.entries {
-            let parsed: Option<(String, SourcePartition)> =
-                serde_json::from_slice::<Json>(&key).ok().and_then(|k| {
-                    Some((
-                        k.get(0)?.as_str()?.to_owned(),
-                        k.get(1)?.as_object()?.clone(),
-                    ))
-                });
-            let Some((connector, partition)) = parsed else {
-                skipped += 1;
-                continue;
-            };
-            let offset = value
-                .and_then(|v| serde_json::from_slice::<Json>(&v).ok())
-                .and_then(|v| v.as_object().cloned());
-            table.apply(&connector, vec![(partition, offset)]);
-        }
+        let skipped = apply_entries(&mut table, log.read_to_end().await?.entries);
         if skipped > 0 {
             tracing::warn!(
                 topic,
@@ -72,6 +55,42 @@ impl KafkaOffsetStore {
     }
 }
 
+impl KafkaOffsetStore {
+    /// Reads what other workers wrote since the last read. In distributed mode a source task
+    /// can move here from another worker, which committed its offsets to the topic after this
+    /// store was opened; the task must start from those.
+    async fn catch_up(&self) -> Result<()> {
+        let entries = self.log.read_to_end().await?.entries;
+        if !entries.is_empty() {
+            apply_entries(&mut self.table.lock(), entries);
+        }
+        Ok(())
+    }
+}
+
+/// Folds offset records into `table`; returns how many had unreadable keys.
+fn apply_entries(table: &mut OffsetTable, entries: Vec<super::log::LogEntry>) -> usize {
+    let mut skipped = 0usize;
+    for (key, value) in entries {
+        let parsed: Option<(String, SourcePartition)> =
+            serde_json::from_slice::<Json>(&key).ok().and_then(|k| {
+                Some((
+                    k.get(0)?.as_str()?.to_owned(),
+                    k.get(1)?.as_object()?.clone(),
+                ))
+            });
+        let Some((connector, partition)) = parsed else {
+            skipped += 1;
+            continue;
+        };
+        let offset = value
+            .and_then(|v| serde_json::from_slice::<Json>(&v).ok())
+            .and_then(|v| v.as_object().cloned());
+        table.apply(&connector, vec![(partition, offset)]);
+    }
+    skipped
+}
+
 #[async_trait]
 impl OffsetStore for KafkaOffsetStore {
     async fn get(
@@ -79,10 +98,12 @@ impl OffsetStore for KafkaOffsetStore {
         connector: &str,
         partition: &SourcePartition,
     ) -> Result<Option<SourceOffset>> {
+        self.catch_up().await?;
         Ok(self.table.get(connector, partition))
     }
 
     async fn connector_offsets(&self, connector: &str) -> Result<Vec<OffsetEntry>> {
+        self.catch_up().await?;
         Ok(self.table.of_connector(connector))
     }
 

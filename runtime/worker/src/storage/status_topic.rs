@@ -13,7 +13,8 @@ use super::log::{KafkaLog, LogEntry, TopicRules};
 use crate::pipeline::kafka::KafkaSettings;
 use crate::state::State;
 
-fn status_key(name: &str, task: Option<u32>) -> String {
+/// The key of a connector's (`task: None`) or task's status record.
+pub fn status_key(name: &str, task: Option<u32>) -> String {
     match task {
         None => format!("status-connector-{name}"),
         Some(task) => format!("status-task-{name}-{task}"),
@@ -103,6 +104,13 @@ impl KafkaStatusStore {
                 generation,
             )])
             .await
+    }
+
+    /// Removes a deleted connector's status and those of its tasks `0..tasks`.
+    pub async fn remove(&self, name: &str, tasks: u32) -> Result<()> {
+        let mut records = vec![entry(status_key(name, None), None)];
+        records.extend((0..tasks).map(|t| entry(status_key(name, Some(t)), None)));
+        self.log.write(records).await
     }
 
     /// Records a state unless another worker has written one of a newer generation (Kafka

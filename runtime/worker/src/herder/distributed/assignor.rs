@@ -66,6 +66,7 @@ pub(crate) struct Plan {
 
 impl Plan {
     /// True when no member is told to start or stop anything.
+    #[cfg(test)]
     pub(crate) fn is_quiet(&self) -> bool {
         self.members
             .values()

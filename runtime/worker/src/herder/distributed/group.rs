@@ -143,6 +143,7 @@ impl GroupMember {
 
     /// How often a signalled rejoin returned the old generation, so the member left and
     /// joined as a new one (Tansu; never on Apache Kafka).
+    #[cfg(test)]
     pub(crate) fn restarts_as_new(&self) -> u32 {
         self.restarts_as_new
     }

