@@ -90,8 +90,12 @@ impl KafkaLog {
             &[("cleanup.policy", "compact")],
         )
         .await?;
+        // A read to the end asks for records it knows are there; a fetch held by the broker
+        // for fetch.wait.max.ms (500 ms by default) would only delay it, and every reader of
+        // the config and status views waits behind it.
+        let quick_fetch = [("fetch.wait.max.ms".to_owned(), "10".to_owned())];
         let consumer: BaseConsumer = settings
-            .consumer_config(&format!("sluice-log-reader-{topic}"), &[])
+            .consumer_config(&format!("sluice-log-reader-{topic}"), &quick_fetch)
             .create()
             .map_err(|e| client_error(&format!("reader of {topic}"), e))?;
         let name = topic.to_owned();

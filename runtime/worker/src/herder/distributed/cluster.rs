@@ -49,6 +49,8 @@ pub(crate) struct Cluster {
     pub settings: Arc<DistributedConfig>,
     /// This worker's REST URL, as other workers reach it.
     pub url: String,
+    /// Where the group coordinator is looked up (`bootstrap.servers`).
+    pub group_bootstrap: Vec<String>,
     view: std::sync::Mutex<View>,
     /// Bumped whenever the view changes, to wake requests waiting for a stable group.
     view_changed: watch::Sender<u64>,
@@ -83,6 +85,7 @@ impl Cluster {
         statuses: KafkaStatusStore,
         settings: Arc<DistributedConfig>,
         url: String,
+        group_bootstrap: Vec<String>,
     ) -> Cluster {
         Cluster {
             worker,
@@ -90,6 +93,7 @@ impl Cluster {
             statuses,
             settings,
             url,
+            group_bootstrap,
             view: std::sync::Mutex::new(View::default()),
             view_changed: watch::channel(0).0,
             config_written: Notify::new(),

@@ -118,7 +118,7 @@ struct Loop {
 pub(crate) async fn run(cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
     let settings = &cluster.settings;
     let group = GroupSettings {
-        bootstrap: settings.worker.bootstrap_servers.clone(),
+        bootstrap: cluster.group_bootstrap.clone(),
         group_id: settings.group_id.clone(),
         client_id: format!("sluice-{}", cluster.worker.worker_id()),
         session_timeout: settings.session_timeout,

@@ -17,6 +17,8 @@ pub(crate) mod group;
 #[cfg(test)]
 mod group_tests;
 mod herder;
+#[cfg(test)]
+mod herder_tests;
 mod member;
 pub(crate) mod process;
 pub(crate) mod protocol;

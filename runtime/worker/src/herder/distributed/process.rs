@@ -26,6 +26,9 @@ use crate::worker::{Worker, WorkerContext};
 /// A running distributed worker.
 #[derive(Debug)]
 pub struct DistributedProcess {
+    /// Looked into by the in-process tests (`view`, `crash`).
+    #[cfg_attr(not(test), allow(dead_code))]
+    cluster: Arc<Cluster>,
     stop_member: watch::Sender<bool>,
     member: JoinHandle<()>,
     stop_rest: tokio::sync::oneshot::Sender<()>,
@@ -43,19 +46,36 @@ fn about(topic: &str, key: &str) -> impl Fn(Error) -> Error {
 impl DistributedProcess {
     /// Starts a distributed worker from its config file, running the plugins of `registry`.
     pub async fn start(worker_path: &Path, registry: Registry) -> Result<DistributedProcess> {
-        let started = Instant::now();
         let settings = DistributedConfig::parse(file::read_worker_props(worker_path)?)
             .map_err(|e| Error::config(format!("{}: {}", worker_path.display(), e.message())))?;
+        DistributedProcess::start_with(settings, registry, None)
+            .await
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!("{}: {}", worker_path.display(), e.message()),
+                )
+            })
+    }
+
+    /// Starts a distributed worker from parsed settings. `group_bootstrap` overrides where the
+    /// group coordinator is looked up (tests: an in-test coordinator with Apache Kafka's group
+    /// semantics, while the internal topics stay on the broker).
+    pub(crate) async fn start_with(
+        settings: DistributedConfig,
+        registry: Registry,
+        group_bootstrap: Option<Vec<String>>,
+    ) -> Result<DistributedProcess> {
+        let started = Instant::now();
         for line in &settings.no_effect {
             tracing::warn!("{line}");
         }
         let worker = &settings.worker;
         if worker.is_embedded() {
-            return Err(Error::config(format!(
-                "{}: `bootstrap.servers` is required in distributed mode: the worker group is \
+            return Err(Error::config(
+                "`bootstrap.servers` is required in distributed mode: the worker group is \
                  coordinated by Kafka and keeps configs, offsets and statuses in its topics",
-                worker_path.display()
-            )));
+            ));
         }
         let props = &worker.props;
         let kafka = Arc::new(KafkaSettings::from_worker(props, &worker.bootstrap_servers));
@@ -117,12 +137,14 @@ impl DistributedProcess {
         let shutdown_timeout = worker.shutdown_timeout;
         let rest_limits = worker.rest_limits;
         let group_id = settings.group_id.clone();
+        let group_bootstrap = group_bootstrap.unwrap_or_else(|| worker.bootstrap_servers.clone());
         let cluster = Arc::new(Cluster::new(
             Arc::new(Worker::new(ctx)),
             configs,
             statuses,
             Arc::new(settings),
             url.clone(),
+            group_bootstrap,
         ));
         let herder: Arc<dyn Herder> = Arc::new(DistributedHerder::new(Arc::clone(&cluster)));
         let (stop_rest, rest_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -139,7 +161,11 @@ impl DistributedProcess {
             },
         ));
         let (stop_member, stopped) = watch::channel(false);
-        let member = tokio::spawn(member::run(cluster, stopped));
+        let span = tracing::info_span!("worker", url = %url);
+        let member = tokio::spawn(tracing::Instrument::instrument(
+            member::run(Arc::clone(&cluster), stopped),
+            span,
+        ));
         tracing::info!(addr = %addr, "REST API listening");
         tracing::info!(
             addr = %addr,
@@ -149,6 +175,7 @@ impl DistributedProcess {
             "sluice distributed worker started; joining the group"
         );
         Ok(DistributedProcess {
+            cluster,
             stop_member,
             member,
             stop_rest,
@@ -156,6 +183,22 @@ impl DistributedProcess {
             addr,
             shutdown_timeout,
         })
+    }
+
+    /// The group as this worker sees it.
+    #[cfg(test)]
+    pub(crate) fn view(&self) -> super::cluster::View {
+        self.cluster.view()
+    }
+
+    /// Dies as kill -9 would, as far as the group can tell: no LeaveGroup, no more heartbeats,
+    /// the REST API gone; its tasks are stopped (in process they cannot just vanish).
+    #[cfg(test)]
+    pub(crate) async fn crash(self) {
+        self.member.abort();
+        let _ = self.stop_rest.send(());
+        self.server.abort();
+        self.cluster.worker.shutdown().await;
     }
 
     /// Where the REST API listens.

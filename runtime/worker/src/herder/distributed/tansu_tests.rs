@@ -9,9 +9,10 @@ use super::group_tests::{Living, live, settled};
 #[path = "../../../../../tests/support/tansu.rs"]
 mod tansu;
 
-struct Broker {
+/// A private Tansu broker, stopped when dropped.
+pub(super) struct Broker {
     child: std::process::Child,
-    address: String,
+    pub(super) address: String,
 }
 
 impl Drop for Broker {
@@ -21,7 +22,7 @@ impl Drop for Broker {
     }
 }
 
-fn broker() -> Broker {
+pub(super) fn broker() -> Broker {
     let address = format!("127.0.0.1:{}", tansu::free_port());
     let child = tansu::spawn_tansu(&address, "memory://tansu/", &[]);
     Broker { child, address }
