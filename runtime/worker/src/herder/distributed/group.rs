@@ -128,6 +128,9 @@ fn coordinator_moved(e: ResponseError) -> bool {
 
 const BACKOFF: Duration = Duration::from_millis(100);
 
+/// How soon a follower syncs again when its generation stands but the leader has not synced.
+const SYNC_RETRY: Duration = Duration::from_millis(200);
+
 impl GroupMember {
     /// A member that has not joined yet.
     pub(crate) fn new(settings: GroupSettings) -> GroupMember {
@@ -149,11 +152,13 @@ impl GroupMember {
     }
 
     /// The member id the coordinator gave (empty before the first join).
+    #[cfg(test)]
     pub(crate) fn member_id(&self) -> &str {
         &self.member_id
     }
 
     /// The generation of the last join.
+    #[cfg(test)]
     pub(crate) fn generation(&self) -> i32 {
         self.generation
     }
@@ -364,11 +369,42 @@ impl GroupMember {
     }
 
     /// Sends the leader's assignments (empty for a follower) and returns this member's.
+    ///
+    /// Apache Kafka holds a follower's SyncGroup until the leader has synced. Tansu 0.6
+    /// answers it REBALANCE_IN_PROGRESS at once instead, the same code as for a real
+    /// rebalance; rejoining then costs a follower ~3 s (Tansu delays followers' joins) and
+    /// can start the cycle again. So a follower told REBALANCE_IN_PROGRESS asks with a
+    /// heartbeat whether its generation still stands, and if it does syncs again shortly
+    /// (within the rebalance timeout). On Kafka the heartbeat answers the same rebalance and
+    /// nothing changes.
     pub(crate) async fn sync(
         &mut self,
         joined: &Joined,
         assignments: Vec<(String, Bytes)>,
     ) -> Result<Outcome<Bytes>> {
+        let deadline = tokio::time::Instant::now() + self.settings.rebalance_timeout;
+        loop {
+            let code = match self.sync_once(joined, assignments.clone()).await? {
+                Ok(assignment) => return Ok(Outcome::Done(assignment)),
+                Err(code) => code,
+            };
+            let leader_not_synced_yet = code == ResponseError::RebalanceInProgress.code()
+                && !joined.is_leader()
+                && tokio::time::Instant::now() < deadline
+                && self.generation_stands(joined).await;
+            if !leader_not_synced_yet {
+                return Ok(self.outcome(code, "SyncGroup", Bytes::new()));
+            }
+            tokio::time::sleep(SYNC_RETRY).await;
+        }
+    }
+
+    /// One SyncGroup: this member's assignment, or the error code.
+    async fn sync_once(
+        &mut self,
+        joined: &Joined,
+        assignments: Vec<(String, Bytes)>,
+    ) -> Result<std::result::Result<Bytes, i16>> {
         let settings = self.settings.clone();
         let (connection, versions) = self.coordinator().await?;
         let request = SyncGroupRequest::default()
@@ -387,20 +423,37 @@ impl GroupMember {
             );
         let timeout = settings.rebalance_timeout + settings.request_timeout;
         let version = versions.sync;
-        let response: SyncGroupResponse = match connection
-            .call(ApiKey::SyncGroup, version, &request, timeout)
+        match connection
+            .call::<_, SyncGroupResponse>(ApiKey::SyncGroup, version, &request, timeout)
             .await
         {
-            Ok(r) => r,
-            Err(e) => {
+            Ok(response) if response.error_code == 0 => Ok(Ok(response.assignment)),
+            Ok(response) => Ok(Err(response.error_code)),
+            Err(_) => {
                 self.coordinator = None;
-                return Ok(Outcome::Rejoin(format!(
-                    "SyncGroup failed: {}",
-                    e.message()
-                )));
+                Ok(Err(ResponseError::CoordinatorNotAvailable.code()))
             }
+        }
+    }
+
+    /// Whether `joined`'s generation still stands: a heartbeat in it is answered without
+    /// error.
+    async fn generation_stands(&mut self, joined: &Joined) -> bool {
+        let settings = self.settings.clone();
+        let Ok((connection, versions)) = self.coordinator().await else {
+            return false;
         };
-        Ok(self.outcome(response.error_code, "SyncGroup", response.assignment))
+        let request = HeartbeatRequest::default()
+            .with_group_id(GroupId(str(&settings.group_id)))
+            .with_generation_id(joined.generation)
+            .with_member_id(str(&joined.member_id));
+        let version = versions.heartbeat;
+        matches!(
+            connection
+                .call::<_, HeartbeatResponse>(ApiKey::Heartbeat, version, &request, settings.request_timeout)
+                .await,
+            Ok(response) if response.error_code == 0
+        )
     }
 
     /// Turns an error code into an outcome, remembering a rebalance was signalled.

@@ -20,13 +20,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use sluice_api::Result;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::assignor::{self, Member, Memory, Work};
 use super::cluster::Cluster;
 use super::duties::Duties;
 use super::group::{GroupMember, GroupSettings, Joined, Outcome};
+use super::heartbeat::{Beat, Heartbeats};
 use super::protocol::{self, Assignment, CONFIG_MISMATCH, NO_ERROR, Protocol, WorkerMetadata};
 use super::signature::{HMAC_SHA256, SessionKey};
 use crate::state::State;
@@ -59,45 +60,6 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-/// What a heartbeat task reports.
-enum Beat {
-    Ok,
-    Rejoin(String),
-    Unreachable(String),
-}
-
-/// Heartbeats for one generation on a connection of its own, until dropped.
-async fn heartbeats(
-    member: &GroupMember,
-    interval: Duration,
-) -> (mpsc::Receiver<Beat>, tokio::task::JoinHandle<()>) {
-    let (sender, receiver) = mpsc::channel(16);
-    let member_id = member.member_id().to_owned();
-    let generation = member.generation();
-    let heartbeater = member.heartbeater().await;
-    let handle = tokio::spawn(async move {
-        let mut heartbeater = match heartbeater {
-            Ok(h) => h,
-            Err(e) => {
-                let _ = sender.send(Beat::Unreachable(e.to_string())).await;
-                return;
-            }
-        };
-        loop {
-            tokio::time::sleep(interval).await;
-            let beat = match heartbeater.beat(&member_id, generation).await {
-                Ok(Outcome::Done(())) => Beat::Ok,
-                Ok(Outcome::Rejoin(why)) => Beat::Rejoin(why),
-                Err(e) => Beat::Unreachable(e.to_string()),
-            };
-            if sender.send(beat).await.is_err() {
-                return;
-            }
-        }
-    });
-    (receiver, handle)
-}
-
 /// The loop's state between generations.
 struct Loop {
     cluster: Arc<Cluster>,
@@ -110,8 +72,7 @@ struct Loop {
     /// What each member (by URL) holds after the leader's last assignment.
     last_members: std::collections::BTreeMap<String, BTreeSet<Work>>,
     started: Instant,
-    /// The last time the coordinator answered.
-    last_contact: Instant,
+    heartbeats: Heartbeats,
 }
 
 /// Runs the worker's membership until `stop` turns true.
@@ -126,13 +87,13 @@ pub(crate) async fn run(cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) 
         request_timeout: settings.request_timeout,
     };
     let mut state = Loop {
+        heartbeats: Heartbeats::start(group.clone(), settings.heartbeat_interval),
         member: GroupMember::new(group),
         duties: Duties::new(Arc::clone(&cluster)),
         memory: Memory::default(),
         assigned_for: BTreeSet::new(),
         last_members: std::collections::BTreeMap::new(),
         started: Instant::now(),
-        last_contact: Instant::now(),
         cluster,
     };
     loop {
@@ -187,12 +148,12 @@ impl Loop {
         let joined = {
             let join = self.member.join(&protocols);
             tokio::pin!(join);
-            let mut out_of_touch =
-                std::pin::pin!(tokio::time::sleep_until(self.last_contact + session));
+            let mut check = tokio::time::interval(Duration::from_millis(500));
             loop {
                 tokio::select! {
                     joined = &mut join => break joined?,
-                    _ = &mut out_of_touch, if !self.duties.owned().is_empty() => {
+                    _ = check.tick(), if !self.duties.owned().is_empty()
+                        && self.heartbeats.last_contact().elapsed() > session => {
                         tracing::warn!(
                             session_ms = session.as_millis() as u64,
                             "no answer from the group coordinator for a whole session: stopping all \
@@ -204,7 +165,8 @@ impl Loop {
                 }
             }
         };
-        self.last_contact = Instant::now();
+        self.heartbeats.follow(&joined.member_id, joined.generation);
+        self.heartbeats.touched();
         let chosen = Protocol::from_name(&joined.protocol).unwrap_or(Protocol::Compatible);
         let assignments = if joined.is_leader() {
             self.lead(&joined, chosen).await?
@@ -212,13 +174,26 @@ impl Loop {
             Vec::new()
         };
         let assignment = match self.member.sync(&joined, assignments).await? {
+            Outcome::Done(bytes) if bytes.is_empty() => {
+                // The leader's assignment left this member out: it joined after the leader
+                // did. Kafka's join barrier makes that impossible; Tansu 0.6 has none, keeps
+                // the generation and answers every further sync with nothing, so the member
+                // starts over as a new one, which makes the group form again.
+                tracing::info!(
+                    generation = joined.generation,
+                    "the leader's assignment left this worker out (a broker without a join \
+                     barrier, as Tansu 0.6); leaving and joining as a new member"
+                );
+                self.member.leave().await;
+                return Ok(());
+            }
             Outcome::Done(bytes) => protocol::decode_assignment(&bytes)?,
             Outcome::Rejoin(why) => {
                 tracing::info!(why, "sync answered with a rebalance; joining again");
                 return Ok(());
             }
         };
-        self.last_contact = Instant::now();
+        self.heartbeats.touched();
         if assignment.error == CONFIG_MISMATCH {
             tracing::info!(
                 "the leader's config offset differs; reading the config topic and joining again"
@@ -275,7 +250,8 @@ impl Loop {
         }
         let rejoin_at = (assignment.delay_ms > 0)
             .then(|| Instant::now() + Duration::from_millis(assignment.delay_ms as u64));
-        self.steady(joined.is_leader(), rejoin_at).await
+        self.steady(joined.generation, joined.is_leader(), rejoin_at)
+            .await
     }
 
     /// The leader's part of a round: read every member's metadata and compute assignments.
@@ -462,7 +438,7 @@ impl Loop {
     /// from the group, and its work given to others: it stops everything.
     async fn lose_work_if_out_of_touch(&mut self) {
         let session = self.cluster.settings.session_timeout;
-        if self.last_contact.elapsed() > session && !self.duties.owned().is_empty() {
+        if self.heartbeats.last_contact().elapsed() > session && !self.duties.owned().is_empty() {
             tracing::warn!(
                 session_ms = session.as_millis() as u64,
                 "no answer from the group coordinator for a whole session: stopping all work \
@@ -474,19 +450,20 @@ impl Loop {
     }
 
     /// Between rebalances: heartbeat, follow the config topic, publish statuses.
-    async fn steady(&mut self, leading: bool, rejoin_at: Option<Instant>) -> Result<()> {
-        let interval = self.cluster.settings.heartbeat_interval;
-        let (mut beats, beating) = heartbeats(&self.member, interval).await;
-        let _stop_beating = AbortOnDrop(beating);
+    async fn steady(
+        &mut self,
+        generation: i32,
+        leading: bool,
+        rejoin_at: Option<Instant>,
+    ) -> Result<()> {
         let mut follow = tokio::time::interval(FOLLOW_EVERY);
         follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         loop {
             tokio::select! {
-                beat = beats.recv() => match beat {
-                    Some(Beat::Ok) => self.last_contact = Instant::now(),
+                beat = self.heartbeats.next(generation) => match beat {
+                    Some(Beat::Ok) => {}
                     Some(Beat::Rejoin(why)) => {
-                        self.last_contact = Instant::now();
                         tracing::info!(why, "the group is rebalancing; joining again");
                         self.member.heard(&Outcome::Rejoin(why));
                         return Ok(());
@@ -494,7 +471,6 @@ impl Loop {
                     Some(Beat::Unreachable(why)) => {
                         tracing::info!(why, "heartbeat failed");
                     }
-                    // The heartbeat connection could not be opened: join again.
                     None => return Ok(()),
                 },
                 _ = tokio::time::sleep_until(rejoin_at.unwrap_or(far)) => {
@@ -512,7 +488,7 @@ impl Loop {
                     }
                 }
             }
-            if self.last_contact.elapsed() > self.cluster.settings.session_timeout {
+            if self.heartbeats.last_contact().elapsed() > self.cluster.settings.session_timeout {
                 self.lose_work_if_out_of_touch().await;
                 return Ok(());
             }
@@ -541,15 +517,6 @@ impl Loop {
             }
         }
         Ok(false)
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }
 

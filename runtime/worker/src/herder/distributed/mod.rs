@@ -3,7 +3,7 @@
 //!
 //! * `protocol`, `assignor`, `signature`: the wire formats, the leader's assignment and the
 //!   signing of internal requests, all pure.
-//! * `wire`, `group`: membership over the group coordinator.
+//! * `wire`, `group`, `heartbeat`: membership over the group coordinator.
 //! * `cluster`: what the REST side and the membership loop share; `herder`: the REST side;
 //!   `member`: the membership loop; `duties`: the work this worker runs.
 //! * `process`: a distributed worker assembled from its config file.
@@ -16,6 +16,7 @@ mod fake_coordinator;
 pub(crate) mod group;
 #[cfg(test)]
 mod group_tests;
+mod heartbeat;
 mod herder;
 #[cfg(test)]
 mod herder_tests;
