@@ -39,7 +39,18 @@ fn env(broker: &Broker, group: &str) -> Vec<(&'static str, String)> {
 }
 
 fn start_worker(dir: &Path, broker: &Broker, group: &str) -> Worker {
-    let env = env(broker, group);
+    start_worker_with(dir, broker, group, &[])
+}
+
+/// [`start_worker`] with more settings (`SLUICE__…` variables), which win over the defaults.
+fn start_worker_with(
+    dir: &Path,
+    broker: &Broker,
+    group: &str,
+    extra: &[(&'static str, String)],
+) -> Worker {
+    let mut env = env(broker, group);
+    env.extend(extra.iter().cloned());
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let worker = Worker::distributed(dir, Path::new(&config(DISTRIBUTED)), &env);
     worker.wait_for_log("the worker to start", "sluice distributed worker started");
@@ -514,4 +525,332 @@ fn bad_internal_topics_and_unsigned_internal_requests_are_refused() {
     );
     let (exit, logs) = leader.terminate();
     assert!(exit.success(), "{logs}");
+}
+
+/// One task's life on one worker process, from its log: (task, worker process, start, end).
+type Life = (String, usize, String, Option<String>);
+
+/// Every `task starting` / `task ended` pair in `logs` (one log per worker process).
+fn task_lives(logs: &[String]) -> Vec<Life> {
+    let pattern =
+        regex::Regex::new(r"(?m)^(\S+)\s+INFO .*task (starting|ended) task=(\S+)").unwrap();
+    let mut lives: Vec<Life> = Vec::new();
+    for (process, log) in logs.iter().enumerate() {
+        for captures in pattern.captures_iter(log) {
+            let (time, what, task) = (&captures[1], &captures[2], &captures[3]);
+            if what == "starting" {
+                lives.push((task.to_owned(), process, time.to_owned(), None));
+            } else if let Some(life) = lives
+                .iter_mut()
+                .rev()
+                .find(|l| l.0 == task && l.1 == process && l.3.is_none())
+            {
+                life.3 = Some(time.to_owned());
+            }
+        }
+    }
+    lives
+}
+
+/// Where each task runs now (task name `<connector>-<n>` → worker id), from `worker`.
+fn task_places(worker: &Worker, connectors: &[String]) -> BTreeMap<String, String> {
+    let mut places = BTreeMap::new();
+    for name in connectors {
+        let status = worker.get(&format!("/connectors/{name}/status")).1;
+        for task in status["tasks"].as_array().into_iter().flatten() {
+            places.insert(
+                format!("{name}-{}", task["id"]),
+                format!(
+                    "{}:{}",
+                    task["state"].as_str().unwrap_or(""),
+                    task["worker_id"].as_str().unwrap_or("")
+                ),
+            );
+        }
+    }
+    places
+}
+
+/// A rolling restart by SIGTERM with `scheduled.rebalance.max.delay.ms=20000`, as an operator
+/// upgrading a group does: while a worker is away its tasks wait for it (UNASSIGNED, not
+/// moved), it gets exactly its own tasks back, tasks on the other workers are never restarted,
+/// and no task ever runs on two workers at once (checked on the task start/end times each
+/// worker logs).
+#[test]
+fn a_rolling_restart_keeps_every_task_in_place_and_never_runs_one_twice() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ports: Vec<u16> = (0..3).map(|_| support::tansu::free_port()).collect();
+    let start = |port: u16| {
+        let settings = [
+            ("SLUICE__LISTENERS", format!("http://127.0.0.1:{port}")),
+            (
+                "SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS",
+                "20000".to_owned(),
+            ),
+        ];
+        start_worker_with(dir.path(), &broker, "rolling", &settings)
+    };
+    let mut workers: Vec<Option<Worker>> = ports.iter().map(|port| Some(start(*port))).collect();
+    let mut logs: Vec<String> = Vec::new();
+    {
+        let all: Vec<&Worker> = workers.iter().flatten().collect();
+        wait_for_agreement(&all, Duration::from_secs(60));
+    }
+    let names: Vec<String> = (0..6).map(|i| format!("roll-{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let file = dir.path().join(format!("{name}.txt"));
+        append_lines(&file, numbered(0..10));
+        let through = workers[i % 3].as_ref().unwrap();
+        assert_eq!(
+            through
+                .post("/connectors", Some(&source(name, name, &file)))
+                .0,
+            201
+        );
+    }
+    let all_running = |places: &BTreeMap<String, String>| {
+        places.len() == names.len() && places.values().all(|p| p.starts_with("RUNNING:"))
+    };
+    let mut placed = BTreeMap::new();
+    wait_until("every task runs", Duration::from_secs(90), || {
+        placed = task_places(workers[0].as_ref().unwrap(), &names);
+        all_running(&placed)
+    });
+    for round in 0..3 {
+        let leaving = workers[round].take().unwrap();
+        let away = id_of(&leaving);
+        let theirs: Vec<String> = placed
+            .iter()
+            .filter(|(_, p)| p.ends_with(&away))
+            .map(|(t, _)| t.clone())
+            .collect();
+        let (exit, log) = leaving.terminate();
+        assert!(exit.success(), "{log}");
+        logs.push(log);
+        let other = workers[(round + 1) % 3].as_ref().unwrap();
+        // Its tasks wait for it: UNASSIGNED, and never RUNNING elsewhere, while it is away.
+        wait_until(
+            "the away worker's tasks show UNASSIGNED",
+            Duration::from_secs(15),
+            || {
+                let now = task_places(other, &names);
+                theirs.iter().all(|t| now[t].starts_with("UNASSIGNED"))
+            },
+        );
+        let now = task_places(other, &names);
+        for task in &theirs {
+            assert!(
+                !now[task].starts_with("RUNNING"),
+                "{task} moved while its worker was away: {now:?}"
+            );
+        }
+        workers[round] = Some(start(ports[round]));
+        let other = workers[(round + 1) % 3].as_ref().unwrap();
+        let mut back = BTreeMap::new();
+        wait_until(
+            "the restarted worker has its own tasks back",
+            Duration::from_secs(60),
+            || {
+                back = task_places(other, &names);
+                all_running(&back)
+            },
+        );
+        assert_eq!(back, placed, "round {round}: every task where it was");
+        eprintln!(
+            "round {round}: {} task(s) of {away} came back to it",
+            theirs.len()
+        );
+    }
+    for worker in workers.into_iter().flatten() {
+        let (exit, log) = worker.terminate();
+        assert!(exit.success(), "{log}");
+        logs.push(log);
+    }
+    let lives = task_lives(&logs);
+    for task in placed.keys() {
+        let mut mine: Vec<&Life> = lives.iter().filter(|l| &l.0 == task).collect();
+        mine.sort_by(|a, b| a.2.cmp(&b.2));
+        // Started once at first and once when its own worker came back: nothing else moved it.
+        assert_eq!(mine.len(), 2, "{task} ran {} time(s): {mine:?}", mine.len());
+        for pair in mine.windows(2) {
+            let ended = pair[0]
+                .3
+                .as_ref()
+                .unwrap_or_else(|| panic!("{task}: no end logged: {mine:?}"));
+            assert!(
+                ended <= &pair[1].2,
+                "{task} ran on two workers at once: {mine:?}"
+            );
+        }
+    }
+}
+
+/// Pause, resume and stop through any worker take effect where the tasks run; the offsets API
+/// works through any worker (GET anywhere; PATCH and DELETE on a STOPPED connector, carried
+/// out by the leader); a delete through any worker removes the connector everywhere.
+#[test]
+fn pause_resume_stop_offsets_and_delete_work_through_any_worker() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let workers: Vec<Worker> = (0..3)
+        .map(|_| start_worker(dir.path(), &broker, "ops"))
+        .collect();
+    let all: Vec<&Worker> = workers.iter().collect();
+    let _logs = LogsOnFailure::of(&all);
+    wait_for_agreement(&all, Duration::from_secs(60));
+    let input = dir.path().join("ops.txt");
+    append_lines(&input, numbered(0..100));
+    let size = std::fs::metadata(&input).unwrap().len();
+    assert_eq!(
+        workers[0]
+            .post("/connectors", Some(&source("ops", "ops", &input)))
+            .0,
+        201
+    );
+    let state_is = |status: &Json, state: &str| {
+        status["connector"]["state"] == state
+            && status["tasks"]
+                .as_array()
+                .is_some_and(|t| t.len() == 1 && t[0]["state"] == state)
+    };
+    wait_for_status(
+        &all,
+        &workers[2],
+        "ops",
+        "the source runs",
+        Duration::from_secs(60),
+        |s| state_is(s, "RUNNING"),
+    );
+    wait_in_group(
+        &all,
+        "the whole file is committed",
+        Duration::from_secs(60),
+        || workers[1].get("/connectors/ops/offsets").1["offsets"][0]["offset"]["position"] == size,
+    );
+
+    assert_eq!(workers[1].put("/connectors/ops/pause", None).0, 202);
+    wait_for_status(
+        &all,
+        &workers[2],
+        "ops",
+        "the pause takes effect",
+        Duration::from_secs(30),
+        |s| state_is(s, "PAUSED"),
+    );
+    assert_eq!(workers[2].put("/connectors/ops/resume", None).0, 202);
+    wait_for_status(
+        &all,
+        &workers[0],
+        "ops",
+        "the resume takes effect",
+        Duration::from_secs(30),
+        |s| state_is(s, "RUNNING"),
+    );
+
+    assert_eq!(workers[1].put("/connectors/ops/stop", None).0, 204);
+    wait_for_status(
+        &all,
+        &workers[0],
+        "ops",
+        "the stop takes effect",
+        Duration::from_secs(30),
+        |s| {
+            s["connector"]["state"] == "STOPPED" && s["tasks"].as_array().is_some_and(Vec::is_empty)
+        },
+    );
+    let rewind =
+        json!({"offsets": [{"partition": {"filename": input}, "offset": {"position": 0}}]});
+    let (status, body) = workers[2].patch("/connectors/ops/offsets", &rewind);
+    assert_eq!(status, 200, "{body}");
+    for worker in &workers {
+        assert_eq!(
+            worker.get("/connectors/ops/offsets").1["offsets"][0]["offset"]["position"],
+            0,
+            "every worker reads the altered offset"
+        );
+    }
+    let (status, body) = workers[0].delete("/connectors/ops/offsets");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        workers[1].get("/connectors/ops/offsets").1,
+        json!({"offsets": []})
+    );
+
+    assert_eq!(workers[2].delete("/connectors/ops").0, 204);
+    for worker in &workers {
+        wait_in_group(
+            &all,
+            "the connector is gone everywhere",
+            Duration::from_secs(30),
+            || {
+                worker.get("/connectors").1 == json!([])
+                    && worker.get("/connectors/ops/status").0 == 404
+            },
+        );
+    }
+    for worker in workers {
+        let (exit, log) = worker.terminate();
+        assert!(exit.success(), "{log}");
+    }
+}
+
+/// A fourth worker joins a group of three running 24 sources: it gets its share (6 connectors
+/// and 6 tasks), taken from the others, and nothing else moves.
+#[test]
+fn a_fourth_worker_takes_only_its_share() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut workers: Vec<Worker> = (0..3)
+        .map(|_| start_worker(dir.path(), &broker, "fourth"))
+        .collect();
+    {
+        let all: Vec<&Worker> = workers.iter().collect();
+        wait_for_agreement(&all, Duration::from_secs(60));
+    }
+    let names: Vec<String> = (0..24).map(|i| format!("share-{i}")).collect();
+    for (i, name) in names.iter().enumerate() {
+        let file = dir.path().join(format!("{name}.txt"));
+        append_lines(&file, numbered(0..10));
+        assert_eq!(
+            workers[i % 3]
+                .post("/connectors", Some(&source(name, name, &file)))
+                .0,
+            201
+        );
+    }
+    let running = |places: &BTreeMap<String, String>| {
+        places.len() == names.len() && places.values().all(|p| p.starts_with("RUNNING:"))
+    };
+    let mut before = BTreeMap::new();
+    wait_until("every task runs", Duration::from_secs(120), || {
+        before = task_places(&workers[0], &names);
+        running(&before)
+    });
+    let joined_at = Instant::now();
+    workers.push(start_worker(dir.path(), &broker, "fourth"));
+    let newcomer = format!("RUNNING:{}", id_of(&workers[3]));
+    let mut after = BTreeMap::new();
+    wait_until(
+        "the fourth worker runs its share",
+        Duration::from_secs(120),
+        || {
+            after = task_places(&workers[0], &names);
+            running(&after) && after.values().filter(|p| **p == newcomer).count() == 6
+        },
+    );
+    eprintln!(
+        "a fourth worker joining a group running 24 connectors: {:?} until it ran its 6 tasks",
+        joined_at.elapsed()
+    );
+    let moved: Vec<&String> = after
+        .iter()
+        .filter(|(task, place)| before[*task] != **place)
+        .map(|(task, _)| task)
+        .collect();
+    assert_eq!(moved.len(), 6, "only the newcomer's share moved: {moved:?}");
+    for worker in workers {
+        let (exit, log) = worker.terminate();
+        assert!(exit.success(), "{log}");
+    }
 }

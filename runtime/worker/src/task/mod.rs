@@ -109,6 +109,7 @@ impl TaskHandle {
         let config = spec.task_config.clone();
         let runner_status = status.clone();
         let runner_name = name.clone();
+        tracing::info!(task = %name, "task starting");
         let join = tokio::spawn(async move {
             let factory = spec.plugin.factory;
             let result = match TaskRun::prepare(ctx, spec, runner_status.clone(), receiver) {
@@ -153,6 +154,7 @@ impl TaskHandle {
             );
             abort.abort();
         }
+        tracing::info!(task = %self.name, "task ended");
     }
 }
 

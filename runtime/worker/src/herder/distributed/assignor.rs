@@ -83,6 +83,19 @@ pub(crate) struct Memory {
     departed_at: BTreeMap<String, u64>,
 }
 
+impl Memory {
+    /// Whether it remembers nothing (a worker that just became leader).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.last_owner.is_empty() && self.departed_at.is_empty()
+    }
+
+    /// Remembers `url` as the last owner of `work` (a new leader learning from the status
+    /// topic who ran what, so that work held for a departed worker stays held).
+    pub(crate) fn remember(&mut self, work: Work, url: String) {
+        self.last_owner.insert(work, url);
+    }
+}
+
 /// Computes a round's assignment. `configured` is all work the config snapshot defines;
 /// `max_delay_ms` is `scheduled.rebalance.max.delay.ms`; `now_ms` any monotonic clock.
 pub(crate) fn assign(

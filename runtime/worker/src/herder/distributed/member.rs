@@ -32,6 +32,7 @@ use super::protocol::{self, Assignment, CONFIG_MISMATCH, NO_ERROR, Protocol, Wor
 use super::signature::{HMAC_SHA256, SessionKey};
 use crate::state::State;
 use crate::storage::config_topic::{ConfigSnapshot, session_key_record};
+use crate::storage::status_topic::status_key;
 
 /// How soon the group rejoins when the leader held work for absent members.
 const ABSENT_RECHECK: Duration = Duration::from_secs(3);
@@ -289,6 +290,9 @@ impl Loop {
         let real = members.len();
         members.extend(phantoms);
         let configured = configured(&snapshot);
+        if self.memory.is_empty() {
+            self.recall_owners(&configured).await;
+        }
         let now = self.started.elapsed().as_millis() as u64;
         let max_delay = self
             .cluster
@@ -365,6 +369,33 @@ impl Loop {
             });
         }
         Ok(out)
+    }
+
+    /// A worker that just became leader learns from the status topic who last ran each
+    /// piece of work, so work held for a departed worker (`scheduled.rebalance.max.delay.ms`)
+    /// stays held for it, and goes back to it, across a change of leader too.
+    async fn recall_owners(&mut self, configured: &BTreeSet<Work>) {
+        let statuses = match self.cluster.statuses.snapshot().await {
+            Ok(statuses) => statuses,
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the status topic failed; assigning without knowing past owners");
+                return;
+            }
+        };
+        for work in configured {
+            let (name, task) = match work {
+                Work::Connector(c) => (c.as_str(), None),
+                Work::Task(c, n) => (c.as_str(), Some(*n)),
+            };
+            let Some(record) = statuses.get(&status_key(name, task)) else {
+                continue;
+            };
+            let ran = record["state"].as_str().is_some_and(|s| s != "UNASSIGNED");
+            if let (true, Some(worker)) = (ran, record["worker_id"].as_str()) {
+                self.memory
+                    .remember(work.clone(), format!("http://{worker}"));
+            }
+        }
     }
 
     /// Members of the previous assignment missing from this join whose REST API still
