@@ -221,6 +221,17 @@ fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
         workers.iter().any(|w| w.rest == leader),
         "the leader is one of the workers: {leader}"
     );
+    for worker in &workers {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", worker.pid())).unwrap();
+        let rss = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .unwrap_or("VmRSS: ?");
+        eprintln!(
+            "idle distributed worker {} (debug build): {rss}",
+            worker.rest
+        );
+    }
 
     // A sink with six tasks, created through a follower.
     let follower = workers.iter().find(|w| w.rest != leader).unwrap();
@@ -498,6 +509,21 @@ fn bad_internal_topics_and_unsigned_internal_requests_are_refused() {
             .post("/connectors", Some(&source("signed", "signed", &input)))
             .0,
         201
+    );
+    // A sink whose consumer group would be the workers' own group is refused, naming the fix.
+    let clash = json!({"name": "clash", "config": {
+        "connector.class": "FileStreamSink", "topics": "signed",
+        "file": dir.path().join("clash.out").to_str().unwrap(),
+        "consumer.override.group.id": "signed",
+    }});
+    let (status, answer) = leader.post("/connectors", Some(&clash));
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("consumer.override.group.id"),
+        "{answer}"
     );
     let body = json!([{"topic": "elsewhere", "file": "/etc/passwd"}]);
     let (status, answer) = leader.post("/connectors/signed/tasks", Some(&body));
@@ -850,6 +876,94 @@ fn a_fourth_worker_takes_only_its_share() {
         .collect();
     assert_eq!(moved.len(), 6, "only the newcomer's share moved: {moved:?}");
     for worker in workers {
+        let (exit, log) = worker.terminate();
+        assert!(exit.success(), "{log}");
+    }
+}
+
+/// kill -9 of the leader: the survivors elect another, writes through either succeed, and a
+/// follower's task configs, posted to the new leader signed with the session key, verify.
+#[test]
+fn kill_9_of_the_leader_elects_another_and_writes_and_signed_requests_go_on() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let mut workers: Vec<Option<Worker>> = (0..3)
+        .map(|_| Some(start_worker(dir.path(), &broker, "leaderless")))
+        .collect();
+    let (_, leader) = {
+        let all: Vec<&Worker> = workers.iter().flatten().collect();
+        wait_for_agreement(&all, Duration::from_secs(60))
+    };
+    let old = workers
+        .iter()
+        .position(|w| w.as_ref().unwrap().rest == leader)
+        .unwrap();
+    let killed_at = Instant::now();
+    workers[old].take().unwrap().kill9();
+    let survivors: Vec<&Worker> = workers.iter().flatten().collect();
+    let _logs = LogsOnFailure::of(&survivors);
+    let mut new_leader = String::new();
+    wait_in_group(
+        &survivors,
+        "the survivors agree on a new leader",
+        Duration::from_secs(60),
+        || {
+            let joins: Vec<_> = survivors.iter().map(|w| last_join(w)).collect();
+            match &joins[0] {
+                Some((_, l)) if *l != leader && joins.iter().all(|j| j == &joins[0]) => {
+                    new_leader = l.clone();
+                    true
+                }
+                _ => false,
+            }
+        },
+    );
+    eprintln!(
+        "kill -9 of the leader to a new one agreed: {:?}",
+        killed_at.elapsed()
+    );
+    // Two sources through the follower: one instance lands on each survivor, so one hands its
+    // task configs to the new leader over a signed internal request.
+    let follower = survivors.iter().find(|w| w.rest != new_leader).unwrap();
+    for name in ["after-a", "after-b"] {
+        let file = dir.path().join(format!("{name}.txt"));
+        append_lines(&file, numbered(0..10));
+        let (status, body) = follower.post("/connectors", Some(&source(name, name, &file)));
+        assert_eq!(status, 201, "{body}");
+    }
+    for name in ["after-a", "after-b"] {
+        wait_for_status(
+            &survivors,
+            follower,
+            name,
+            "the source runs",
+            Duration::from_secs(60),
+            |s| tasks_running(s, 1),
+        );
+    }
+    let placed: Vec<String> = ["after-a", "after-b"]
+        .iter()
+        .map(|name| {
+            follower.get(&format!("/connectors/{name}/status")).1["connector"]["worker_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_ne!(
+        placed[0], placed[1],
+        "one instance on each survivor: {placed:?}"
+    );
+    let leader_log = survivors
+        .iter()
+        .find(|w| w.rest == new_leader)
+        .unwrap()
+        .logs();
+    assert!(
+        !leader_log.contains("internal request refused"),
+        "{leader_log}"
+    );
+    for worker in workers.into_iter().flatten() {
         let (exit, log) = worker.terminate();
         assert!(exit.success(), "{log}");
     }

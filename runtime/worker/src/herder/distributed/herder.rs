@@ -16,6 +16,7 @@ use sluice_api::{Error, ErrorKind, Result};
 use super::cluster::{Cluster, REST_WAIT, Route};
 use super::signature;
 use crate::config::connector::{self, full_def};
+use crate::config::settings::consumer_group;
 use crate::herder::{Herder, check_name, plugins, prepare_config};
 use crate::state::{
     ConnectorInfo, ConnectorStatus, PartitionOffset, PluginInfo, State, StateInfo, TargetState,
@@ -113,7 +114,16 @@ impl DistributedHerder {
             .ok()
             .flatten();
         prepare_config(name, &mut config, existing.zip(existing_plugin))?;
-        connector::validate(self.cluster.worker.registry(), &config).into_result()?;
+        let plugin = connector::validate(self.cluster.worker.registry(), &config).into_result()?;
+        let group = consumer_group(name, &config);
+        if plugin.kind() == ConnectorKind::Sink && group == self.cluster.settings.group_id {
+            return Err(Error::config(format!(
+                "sink connector {name} would consume as group `{group}`, which is this worker \
+                 group's group.id: the workers and the sink's consumers would join one group and \
+                 disrupt each other. Rename the connector, set consumer.override.group.id, or \
+                 give the workers another group.id"
+            )));
+        }
         let mut records = Vec::new();
         let created = existing.is_none();
         if created {
