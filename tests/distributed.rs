@@ -774,6 +774,40 @@ fn pause_resume_stop_offsets_and_delete_work_through_any_worker() {
         |s| state_is(s, "RUNNING"),
     );
 
+    // A restart through any worker restarts the task where it runs; onlyFailed with nothing
+    // failed restarts nothing.
+    let restarts = |workers: &[Worker]| -> usize {
+        workers
+            .iter()
+            .map(|w| {
+                w.logs()
+                    .matches("restarting task (config or restart request) connector=ops")
+                    .count()
+            })
+            .sum()
+    };
+    let (status, body) = workers[1].post(
+        "/connectors/ops/restart?includeTasks=true&onlyFailed=true",
+        None,
+    );
+    assert!(status == 202 || status == 204, "{status} {body}");
+    let (status, body) = workers[2].post("/connectors/ops/restart?includeTasks=true", None);
+    assert!(status == 202 || status == 204, "{status} {body}");
+    wait_in_group(
+        &all,
+        "the task restarts where it runs",
+        Duration::from_secs(30),
+        || restarts(&workers) == 1,
+    );
+    wait_for_status(
+        &all,
+        &workers[0],
+        "ops",
+        "the restarted task runs",
+        Duration::from_secs(30),
+        |s| state_is(s, "RUNNING"),
+    );
+
     assert_eq!(workers[1].put("/connectors/ops/stop", None).0, 204);
     wait_for_status(
         &all,
@@ -967,4 +1001,32 @@ fn kill_9_of_the_leader_elects_another_and_writes_and_signed_requests_go_on() {
         let (exit, log) = worker.terminate();
         assert!(exit.success(), "{log}");
     }
+}
+
+/// A worker whose broker does not answer stops at start with an error naming the internal
+/// topic, the brokers and the fix (after the admin client's 60 s timeout), rather than hanging
+/// or running without its topics.
+#[test]
+fn an_unreachable_broker_stops_the_start_naming_the_brokers() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = format!("127.0.0.1:{}", support::tansu::free_port());
+    let output = std::process::Command::new(support::sluice_bin())
+        .args(["distributed", &config(DISTRIBUTED)])
+        .current_dir(dir.path())
+        .env("SLUICE__BOOTSTRAP_SERVERS", &closed)
+        .env("SLUICE__LISTENERS", "http://127.0.0.1:0")
+        .output()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{logs}");
+    assert!(
+        logs.contains(&format!(
+            "no answer from bootstrap.servers={closed}: check the broker runs"
+        )),
+        "{logs}"
+    );
+    assert!(
+        logs.contains("config.storage.topic connect-configs"),
+        "{logs}"
+    );
 }

@@ -1632,3 +1632,122 @@ fn a_restart_in_the_middle_of_a_large_transaction_skips_what_was_sent() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// A stand-in for the walsender of a worker that died: pg_recvlogical streaming the slot, then
+/// frozen (SIGSTOP), so its connection stays open and Postgres keeps the slot active, as it
+/// does for a dead host until wal_sender_timeout. Killed (and its connection closed) on drop.
+struct SlotHolder(std::process::Child);
+
+impl SlotHolder {
+    fn hold(pg: &Cluster, slot: &str) -> SlotHolder {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .unwrap()
+            .filter_map(Result::ok)
+            .map(|v| v.path().join("bin/pg_recvlogical"))
+            .find(|p| p.exists())
+            .expect("pg_recvlogical from Debian's postgresql");
+        let child = std::process::Command::new(bin)
+            .args([
+                "-d",
+                &format!(
+                    "host=127.0.0.1 port={} user=postgres dbname=postgres",
+                    pg.port
+                ),
+                "--slot",
+                slot,
+                "--start",
+                "-f",
+                "/dev/null",
+                "-o",
+                "proto_version=1",
+                "-o",
+                "publication_names=dbz_publication",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(
+            "pg_recvlogical holds the slot",
+            Duration::from_secs(30),
+            || {
+                !pg.sql(&format!(
+                    "select 1 from pg_replication_slots where slot_name = '{slot}' and active"
+                ))
+                .is_empty()
+            },
+        );
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        SlotHolder(child)
+    }
+}
+
+impl Drop for SlotHolder {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Distributed mode moves a task off a worker that died, but Postgres keeps that worker's
+/// walsender — and the slot — until it notices (wal_sender_timeout, 60 s by default). The new
+/// owner waits for the slot with backoff instead of failing, its task RUNNING and its log and
+/// `reconnect_attempt` gauge saying why; once the slot is free it streams every change. With
+/// `slot.takeover=true` it terminates the stale backend and streams at once.
+#[test]
+fn a_slot_held_by_a_dead_workers_walsender_is_waited_for_or_taken_over() {
+    let pg = Cluster::start();
+    pg.create_accounts();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let args = write_configs(dir.path(), &pg);
+    let worker = Worker::start(dir.path(), &args);
+    pg.wait_for_slot("debezium");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+
+    let holder = SlotHolder::hold(&pg, "debezium");
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_until(
+        "the task reports the held slot",
+        Duration::from_secs(30),
+        || worker.logs().contains("is active for PID"),
+    );
+    let status = worker.get("/connectors/inventory/status").1;
+    assert_eq!(
+        status["tasks"][0]["state"], "RUNNING",
+        "waiting, not failed: {status}"
+    );
+    pg.sql("insert into accounts values (1, 'held', 1)");
+    drop(holder);
+    worker.wait_until(
+        "the change made while the slot was held arrives",
+        Duration::from_secs(60),
+        || replay(&lines(&events)).0.contains_key(&1),
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+
+    let _holder = SlotHolder::hold(&pg, "debezium");
+    let args = write_configs_with(dir.path(), &pg, json!({"slot.takeover": "true"}));
+    let worker = Worker::start(dir.path(), &args);
+    pg.sql("insert into accounts values (2, 'taken over', 2)");
+    worker.wait_until(
+        "the task takes the slot over and streams",
+        Duration::from_secs(30),
+        || replay(&lines(&events)).0.contains_key(&2),
+    );
+    assert!(
+        worker
+            .logs()
+            .contains("slot.takeover: terminated the backend holding the replication slot"),
+        "{}",
+        worker.logs()
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

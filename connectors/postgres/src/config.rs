@@ -69,6 +69,12 @@ pub fn config_def() -> ConfigDef {
             "A statement run on the database before each heartbeat (e.g. an update of a heartbeat table), so a quiet database \
              still makes WAL the slot can move past; empty: none."))
         .key(ConfigKey::optional("slot.drop.on.stop", Boolean, "false", Low, "Drop the slot when the task stops (for tests; loses the position)."))
+        .key(ConfigKey::optional("slot.takeover", Boolean, "false", Low,
+            "When the slot is held by another backend, terminate that backend and take the slot. For a task that \
+             moved from a worker that died: Postgres keeps the dead worker's walsender, and the slot, until \
+             wal_sender_timeout (60 s by default) passes; without this the task retries with backoff until then. \
+             Only safe when the other holder is certainly gone (a sluice group stops a task before it starts it \
+             elsewhere); needs superuser or pg_signal_backend."))
 }
 
 /// One include/exclude pair of Debezium's filter lists: comma-separated regular expressions,
@@ -207,6 +213,8 @@ pub struct PostgresConfig {
     pub time_precision: TimePrecision,
     pub max_batch: usize,
     pub drop_slot_on_stop: bool,
+    /// `slot.takeover`: terminate another backend holding the slot.
+    pub slot_takeover: bool,
     pub max_retries: i64,
     pub snapshot_max_threads: usize,
     pub snapshot_fetch_size: usize,
@@ -256,6 +264,7 @@ impl PostgresConfig {
                 .unwrap_or(2048)
                 .max(1),
             drop_slot_on_stop: config.bool("slot.drop.on.stop")?,
+            slot_takeover: config.bool("slot.takeover")?,
             max_retries: config.i64("errors.max.retries")?,
             snapshot_max_threads: usize::try_from(config.i64("snapshot.max.threads")?).unwrap_or(0),
             snapshot_fetch_size: usize::try_from(config.i64("snapshot.fetch.size")?)

@@ -35,7 +35,7 @@ use crate::sql::{
 };
 use crate::transaction::{TransactionCounts, TransactionInfo, TransactionSchemas};
 use crate::types::ColumnType;
-use crate::wire::{ReplicationClient, WireEvent};
+use crate::wire::{ReplicationClient, WireEvent, slot_in_use};
 
 /// How long one poll waits for the stream before returning an empty batch. The worker commits
 /// offsets between polls, so this bounds how long the last records' offsets (and with them the
@@ -488,12 +488,19 @@ impl PostgresSourceTask {
                 wire.start(&config, None).await?;
                 self.stream = Some(wire);
             }
-            Some(AfterSnapshot::Connect(start)) => {
-                let mut wire = ReplicationClient::connect(&config).await?;
-                wire.start(&config, start).await?;
-                tracing::info!(slot = %config.slot, from = %start.map(Lsn).unwrap_or_default(), "streaming from the slot");
-                self.stream = Some(wire);
-            }
+            Some(AfterSnapshot::Connect(start)) => match open_stream(&config, start).await {
+                Ok(wire) => {
+                    tracing::info!(slot = %config.slot, from = %start.map(Lsn).unwrap_or_default(), "streaming from the slot");
+                    self.stream = Some(wire);
+                }
+                // Another backend streams from the slot: wait for it with the reconnection
+                // backoff (the task runs meanwhile; its reconnect_attempt gauge counts).
+                Err(e) if slot_in_use(&e) => {
+                    tracing::warn!(slot = %config.slot, error = %e, "the replication slot is held by another backend; retrying with backoff");
+                    self.schedule_reconnect(e, Resumption::Stream);
+                }
+                Err(e) => return Err(e),
+            },
             None => {}
         }
         Ok(())
@@ -993,8 +1000,7 @@ impl PostgresSourceTask {
     async fn restart_stream(&mut self, config: &PostgresConfig) -> Result<()> {
         let resume = self.resume_lsn.or(self.start_lsn);
         let client = connect(config).await?;
-        let mut wire = ReplicationClient::connect(config).await?;
-        wire.start(config, resume).await?;
+        let wire = open_stream(config, resume).await?;
         tracing::info!(from = %resume.map(Lsn).unwrap_or_default(), "streaming again");
         self.client = Some(Arc::new(client));
         self.stream = Some(wire);
@@ -1566,6 +1572,75 @@ fn slot_position_sql(config: &PostgresConfig) -> String {
         "select confirmed_flush_lsn::text from pg_replication_slots where slot_name = {} and database = current_database()",
         quote_literal(&config.slot)
     )
+}
+
+/// A replication session streaming slot `config.slot` from `start`. When another backend holds
+/// the slot — typically the walsender of a worker that ran this task and died, which Postgres
+/// keeps until `wal_sender_timeout` (60 s by default) — the error says so and is retriable;
+/// with `slot.takeover` that backend is terminated and the slot taken at once.
+async fn open_stream(config: &PostgresConfig, start: Option<u64>) -> Result<ReplicationClient> {
+    let mut wire = ReplicationClient::connect(config).await?;
+    match wire.start(config, start).await {
+        Ok(()) => Ok(wire),
+        Err(e) if slot_in_use(&e) && config.slot_takeover => {
+            take_over_slot(config).await?;
+            let mut wire = ReplicationClient::connect(config).await?;
+            wire.start(config, start).await?;
+            Ok(wire)
+        }
+        Err(e) if slot_in_use(&e) => Err(Error::retriable(format!(
+            "{}: usually the walsender of a worker that ran this task and died, which Postgres \
+             keeps until wal_sender_timeout (60 s by default) passes; retrying with backoff \
+             (slot.takeover=true terminates it instead)",
+            e.message()
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// Terminates the backend holding the slot and waits (up to 10 s) until the slot is free.
+async fn take_over_slot(config: &PostgresConfig) -> Result<()> {
+    let client = connect(config).await?;
+    let slot = quote_literal(&config.slot);
+    let terminated = query(
+        &client,
+        config,
+        "terminating the backend holding the replication slot",
+        &format!(
+            "select active_pid::text, pg_terminate_backend(active_pid)::text from pg_replication_slots \
+             where slot_name = {slot} and active_pid is not null"
+        ),
+    )
+    .await?;
+    for row in &terminated {
+        tracing::warn!(
+            slot = %config.slot,
+            pid = row.first().cloned().flatten().unwrap_or_default(),
+            terminated = row.get(1).cloned().flatten().unwrap_or_default(),
+            "slot.takeover: terminated the backend holding the replication slot"
+        );
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let active = query(
+            &client,
+            config,
+            "checking the replication slot is free",
+            &format!("select 1 from pg_replication_slots where slot_name = {slot} and active"),
+        )
+        .await?;
+        if active.is_empty() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(Error::retriable(format!(
+                "slot.takeover: replication slot {} is still active 10 s after its backend was \
+                 terminated; retrying",
+                config.slot
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Drops the connector's replication slot if it is there.

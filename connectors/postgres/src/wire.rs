@@ -572,6 +572,12 @@ fn io_error(endpoint: &str, doing: &str, error: std::io::Error) -> Error {
     ))
 }
 
+/// Whether `error` is Postgres refusing a slot another backend streams from (SQLSTATE 55006,
+/// object_in_use: "replication slot … is active for PID …").
+pub fn slot_in_use(error: &Error) -> bool {
+    error.message().contains("(SQLSTATE 55006)")
+}
+
 /// The fields of an ErrorResponse that matter to a reader.
 struct ServerError {
     code: String,

@@ -37,10 +37,21 @@ pub struct DistributedProcess {
     shutdown_timeout: Duration,
 }
 
-/// Prefixes an error with the internal topic it concerns.
-fn about(topic: &str, key: &str) -> impl Fn(Error) -> Error {
-    let (topic, key) = (topic.to_owned(), key.to_owned());
-    move |e| Error::new(e.kind(), format!("{key} {topic}: {}", e.message()))
+/// Prefixes an error with the internal topic it concerns; a timeout also names the brokers
+/// that did not answer.
+fn about<'a>(topic: &'a str, key: &'a str, brokers: &'a [String]) -> impl Fn(Error) -> Error + 'a {
+    move |e| {
+        let hint = if e.message().contains("Timed out") || e.message().contains("TimedOut") {
+            format!(
+                " (no answer from bootstrap.servers={}: check the broker runs and is reachable \
+                 from this host)",
+                brokers.join(",")
+            )
+        } else {
+            String::new()
+        };
+        Error::new(e.kind(), format!("{key} {topic}: {}{hint}", e.message()))
+    }
 }
 
 impl DistributedProcess {
@@ -85,7 +96,11 @@ impl DistributedProcess {
             int(props, "config.storage.replication.factor", -1),
         )
         .await
-        .map_err(about(&settings.config_topic, "config.storage.topic"))?;
+        .map_err(about(
+            &settings.config_topic,
+            "config.storage.topic",
+            &worker.bootstrap_servers,
+        ))?;
         let offsets = KafkaOffsetStore::open(
             Arc::clone(&kafka),
             &settings.offset_topic,
@@ -93,7 +108,11 @@ impl DistributedProcess {
             int(props, "offset.storage.replication.factor", -1),
         )
         .await
-        .map_err(about(&settings.offset_topic, "offset.storage.topic"))?;
+        .map_err(about(
+            &settings.offset_topic,
+            "offset.storage.topic",
+            &worker.bootstrap_servers,
+        ))?;
         let listener = tokio::net::TcpListener::bind(worker.rest_addr)
             .await
             .map_err(|e| {
@@ -119,7 +138,11 @@ impl DistributedProcess {
             &worker_id,
         )
         .await
-        .map_err(about(&settings.status_topic, "status.storage.topic"))?;
+        .map_err(about(
+            &settings.status_topic,
+            "status.storage.topic",
+            &worker.bootstrap_servers,
+        ))?;
         let ctx = Arc::new(WorkerContext {
             worker_id: worker_id.clone(),
             registry,
