@@ -1751,3 +1751,73 @@ fn a_slot_held_by_a_dead_workers_walsender_is_waited_for_or_taken_over() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// Postgres CDC in a worker group of three `sluice distributed` processes on Tansu: kill -9 of
+/// the worker running the connector's task, between two randomized write loads. The task runs
+/// on another worker, resumes from the offsets topic (its slot freed when the dead worker's
+/// connection closed, or waited for as above), and the events replayed from the topic equal
+/// the table.
+#[test]
+fn cdc_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
+    let pg = Cluster::start();
+    let broker = support::kafka::Broker::start();
+    pg.create_accounts();
+    pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
+    let dir = tempfile::tempdir().unwrap();
+    write_configs(dir.path(), &pg);
+    let events = dir.path().join("events.jsonl");
+    let env = [
+        ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.clone()),
+        ("SLUICE__GROUP_ID", "cdc".to_owned()),
+        ("SLUICE__SESSION_TIMEOUT_MS", "6000".to_owned()),
+        ("SLUICE__HEARTBEAT_INTERVAL_MS", "1000".to_owned()),
+        ("SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS", "0".to_owned()),
+        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "200".to_owned()),
+        ("SLUICE__OFFSET_STORAGE_PARTITIONS", "5".to_owned()),
+        ("SLUICE__STATUS_STORAGE_PARTITIONS", "2".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let distributed = support::config("distributed/connect-distributed.properties");
+    let mut workers: Vec<Option<Worker>> = (0..3)
+        .map(|_| {
+            let worker = Worker::distributed(dir.path(), Path::new(&distributed), &env);
+            worker.wait_for_log("the worker to join", "joined the worker group");
+            Some(worker)
+        })
+        .collect();
+    let first = workers[0].as_ref().unwrap();
+    let inventory: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("inventory.json")).unwrap())
+            .unwrap();
+    let oracle = json!({"name": "oracle", "config": {
+        "connector.class": "FileStreamSink", "file": events.to_str().unwrap(), "format": "json",
+        "topics.regex": "dbserver1\\..*",
+    }});
+    for connector in [&inventory, &oracle] {
+        let (status, body) = first.post("/connectors", Some(connector));
+        assert_eq!(status, 201, "{body}");
+    }
+    wait_for_state(&pg, &events);
+    pg.mixed_workload(31, 30);
+    let status = first.get("/connectors/inventory/status").1;
+    let owner = status["tasks"][0]["worker_id"].as_str().unwrap().to_owned();
+    let victim = workers
+        .iter()
+        .position(|w| w.as_ref().is_some_and(|w| w.rest.ends_with(&owner)))
+        .unwrap_or_else(|| panic!("the task runs on one of the workers: {status}"));
+    workers[victim].take().unwrap().kill9();
+    pg.mixed_workload(32, 30);
+    let survivor = workers.iter().flatten().next().unwrap();
+    survivor.wait_for_status_within(
+        "inventory",
+        "the task runs on a survivor",
+        Duration::from_secs(90),
+        |s| s["tasks"][0]["state"] == "RUNNING" && s["tasks"][0]["worker_id"] != owner.as_str(),
+    );
+    pg.sql("set synchronous_commit = on; insert into accounts values (500, 'last', 1)");
+    wait_for_state(&pg, &events);
+    for worker in workers.into_iter().flatten() {
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+    }
+}
