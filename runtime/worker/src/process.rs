@@ -8,13 +8,11 @@ use std::time::{Duration, Instant};
 
 use sluice_api::connector::ConnectorKind;
 use sluice_api::{Error, Result};
-use tokio::task::JoinHandle;
 
 use crate::config::connector;
 use crate::config::file::{self, ConnectorSpec};
 use crate::config::int;
 use crate::config::worker::WorkerConfig;
-use crate::herder::Herder;
 use crate::herder::standalone::StandaloneHerder;
 use crate::pipeline::direct::DirectBus;
 use crate::pipeline::kafka::KafkaSettings;
@@ -28,8 +26,7 @@ use crate::worker::{Worker, WorkerContext};
 pub struct StandaloneProcess {
     herder: Arc<StandaloneHerder>,
     shutdown_timeout: Duration,
-    stop_rest: tokio::sync::oneshot::Sender<()>,
-    server: JoinHandle<()>,
+    rest: crate::rest::RestServer,
     addr: std::net::SocketAddr,
 }
 
@@ -130,32 +127,8 @@ impl StandaloneProcess {
             shutdown_timeout: worker.shutdown_timeout,
         });
         let herder = Arc::new(StandaloneHerder::new(Arc::new(Worker::new(ctx))));
-        let listener = tokio::net::TcpListener::bind(worker.rest_addr)
-            .await
-            .map_err(|e| {
-                Error::config(format!(
-                    "cannot listen on {} for the REST API: {e}; free the port or set e.g. \
-                     `listeners=http://127.0.0.1:8084` (or SLUICE__LISTENERS)",
-                    worker.rest_addr
-                ))
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("the REST listener's address", e))?;
-        let shared: Arc<dyn Herder> = herder.clone();
-        let (stop_rest, rest_stopped) = tokio::sync::oneshot::channel::<()>();
-        let limits = crate::rest::RestLimits {
-            max_connections: crate::rest::connection_cap(worker.rest_limits.max_connections),
-            ..worker.rest_limits
-        };
-        let server = tokio::spawn(crate::rest::serve(
-            listener,
-            crate::rest::router(shared),
-            limits,
-            async {
-                let _ = rest_stopped.await;
-            },
-        ));
+        let (listener, addr) = crate::rest::bind(worker.rest_addr).await?;
+        let rest = crate::rest::RestServer::spawn(listener, herder.clone(), worker.rest_limits);
         tracing::info!(addr = %addr, "REST API listening");
         // Sinks first, so sources find their subscribers already there.
         for kind in [ConnectorKind::Sink, ConnectorKind::Source] {
@@ -181,8 +154,7 @@ impl StandaloneProcess {
         Ok(StandaloneProcess {
             herder,
             shutdown_timeout: worker.shutdown_timeout,
-            stop_rest,
-            server,
+            rest,
             addr,
         })
     }
@@ -205,8 +177,7 @@ impl StandaloneProcess {
                 "shutdown took longer than {grace:?}; exiting (uncommitted records are read again on restart)"
             );
         }
-        let _ = self.stop_rest.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(3), self.server).await;
+        self.rest.stop().await;
         tracing::info!("stopped");
     }
 }

@@ -177,26 +177,7 @@ impl Worker {
         let redacted = full_def(&running.plugin).redact(&running.config);
         tracing::info!(connector = name, config = ?redacted, "starting connector");
         let max_tasks = tasks_max(&running.config);
-        let started = match running.plugin.factory {
-            ConnectorFactory::Source(factory) => {
-                let mut connector = factory();
-                match connector.start(&running.config).await {
-                    Ok(()) => connector
-                        .task_configs(max_tasks)
-                        .map(|t| (Instance::Source(connector), t)),
-                    Err(e) => Err(e),
-                }
-            }
-            ConnectorFactory::Sink(factory) => {
-                let mut connector = factory();
-                match connector.start(&running.config).await {
-                    Ok(()) => connector
-                        .task_configs(max_tasks)
-                        .map(|t| (Instance::Sink(connector), t)),
-                    Err(e) => Err(e),
-                }
-            }
-        };
+        let started = launch_instance(running.plugin, &running.config, max_tasks).await;
         let (instance, task_configs) = match started {
             Ok(started) => started,
             Err(error) => {
@@ -235,14 +216,7 @@ impl Worker {
         let timeout = self.ctx.shutdown_timeout;
         let stops: Vec<_> = running.tasks.drain(..).map(|t| t.stop(timeout)).collect();
         join_all(stops).await;
-        let result = match running.instance.take() {
-            Some(Instance::Source(mut c)) => c.stop().await,
-            Some(Instance::Sink(mut c)) => c.stop().await,
-            None => Ok(()),
-        };
-        if let Err(e) = result {
-            tracing::warn!(connector = name, error = %e, "connector stop failed");
-        }
+        stop_instance(name, running).await;
         running.status.set(State::Unassigned);
     }
 
@@ -406,26 +380,7 @@ impl Worker {
             return Vec::new();
         }
         let max_tasks = tasks_max(&running.config);
-        let started = match plugin.factory {
-            ConnectorFactory::Source(factory) => {
-                let mut connector = factory();
-                match connector.start(&running.config).await {
-                    Ok(()) => connector
-                        .task_configs(max_tasks)
-                        .map(|t| (Instance::Source(connector), t)),
-                    Err(e) => Err(e),
-                }
-            }
-            ConnectorFactory::Sink(factory) => {
-                let mut connector = factory();
-                match connector.start(&running.config).await {
-                    Ok(()) => connector
-                        .task_configs(max_tasks)
-                        .map(|t| (Instance::Sink(connector), t)),
-                    Err(e) => Err(e),
-                }
-            }
-        };
+        let started = launch_instance(plugin, &running.config, max_tasks).await;
         match started {
             Ok((instance, mut tasks)) => {
                 tracing::info!(
@@ -633,6 +588,30 @@ impl Worker {
             })
             .collect();
         self.alter_offsets(name, plugin, config, resets).await
+    }
+}
+
+/// Starts a connector instance and asks it for up to `max_tasks` task configs.
+async fn launch_instance(
+    plugin: ConnectorPlugin,
+    config: &Props,
+    max_tasks: usize,
+) -> Result<(Instance, Vec<Props>)> {
+    match plugin.factory {
+        ConnectorFactory::Source(factory) => {
+            let mut connector = factory();
+            connector.start(config).await?;
+            connector
+                .task_configs(max_tasks)
+                .map(|t| (Instance::Source(connector), t))
+        }
+        ConnectorFactory::Sink(factory) => {
+            let mut connector = factory();
+            connector.start(config).await?;
+            connector
+                .task_configs(max_tasks)
+                .map(|t| (Instance::Sink(connector), t))
+        }
     }
 }
 

@@ -62,8 +62,15 @@ pub trait Herder: Send + Sync {
     /// A connector's task configs.
     async fn task_infos(&self, name: &str) -> Result<Vec<TaskInfo>>;
 
-    /// One task's state.
-    async fn task_status(&self, name: &str, task: u32) -> Result<TaskState>;
+    /// One task's state, from [`Herder::connector_status`].
+    async fn task_status(&self, name: &str, task: u32) -> Result<TaskState> {
+        self.connector_status(name)
+            .await?
+            .tasks
+            .into_iter()
+            .find(|t| t.id == task)
+            .ok_or_else(|| Error::not_found(format!("Task {name}-{task} not found")))
+    }
 
     /// Restarts a connector, and with `include_tasks` its tasks (only failed ones with
     /// `only_failed`).

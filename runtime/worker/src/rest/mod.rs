@@ -19,8 +19,10 @@ use crate::herder::Herder;
 use crate::state::{PartitionOffset, TargetState};
 
 mod serve;
+mod server;
 
 pub use serve::{RestLimits, connection_cap, serve};
+pub(crate) use server::{RestServer, bind};
 
 type Shared = Arc<dyn Herder>;
 

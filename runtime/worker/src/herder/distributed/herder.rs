@@ -426,15 +426,6 @@ impl Herder for DistributedHerder {
             .collect())
     }
 
-    async fn task_status(&self, name: &str, task: u32) -> Result<TaskState> {
-        self.connector_status(name)
-            .await?
-            .tasks
-            .into_iter()
-            .find(|t| t.id == task)
-            .ok_or_else(|| Error::not_found(format!("Task {name}-{task} not found")))
-    }
-
     async fn restart_connector(
         &self,
         name: &str,

@@ -18,6 +18,7 @@ use crate::herder::Herder;
 use crate::pipeline::direct::DirectBus;
 use crate::pipeline::kafka::KafkaSettings;
 use crate::registry::Registry;
+use crate::rest::RestServer;
 use crate::storage::config_topic::KafkaConfigStore;
 use crate::storage::offsets_topic::KafkaOffsetStore;
 use crate::storage::status_topic::KafkaStatusStore;
@@ -31,8 +32,7 @@ pub struct DistributedProcess {
     cluster: Arc<Cluster>,
     stop_member: watch::Sender<bool>,
     member: JoinHandle<()>,
-    stop_rest: tokio::sync::oneshot::Sender<()>,
-    server: JoinHandle<()>,
+    rest: RestServer,
     addr: std::net::SocketAddr,
     shutdown_timeout: Duration,
 }
@@ -113,18 +113,7 @@ impl DistributedProcess {
             "offset.storage.topic",
             &worker.bootstrap_servers,
         ))?;
-        let listener = tokio::net::TcpListener::bind(worker.rest_addr)
-            .await
-            .map_err(|e| {
-                Error::config(format!(
-                    "cannot listen on {} for the REST API: {e}; free the port or set e.g. \
-                     `listeners=http://127.0.0.1:8084` (or SLUICE__LISTENERS)",
-                    worker.rest_addr
-                ))
-            })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::io("the REST listener's address", e))?;
+        let (listener, addr) = crate::rest::bind(worker.rest_addr).await?;
         // `listeners` on port 0 (tests): other workers must reach the port actually bound.
         let worker_id = match worker.worker_id.strip_suffix(":0") {
             Some(host) => format!("{host}:{}", addr.port()),
@@ -170,19 +159,7 @@ impl DistributedProcess {
             group_bootstrap,
         ));
         let herder: Arc<dyn Herder> = Arc::new(DistributedHerder::new(Arc::clone(&cluster)));
-        let (stop_rest, rest_stopped) = tokio::sync::oneshot::channel::<()>();
-        let limits = crate::rest::RestLimits {
-            max_connections: crate::rest::connection_cap(rest_limits.max_connections),
-            ..rest_limits
-        };
-        let server = tokio::spawn(crate::rest::serve(
-            listener,
-            crate::rest::router(herder),
-            limits,
-            async {
-                let _ = rest_stopped.await;
-            },
-        ));
+        let rest = RestServer::spawn(listener, herder, rest_limits);
         let (stop_member, stopped) = watch::channel(false);
         let span = tracing::info_span!("worker", url = %url);
         let member = tokio::spawn(tracing::Instrument::instrument(
@@ -201,8 +178,7 @@ impl DistributedProcess {
             cluster,
             stop_member,
             member,
-            stop_rest,
-            server,
+            rest,
             addr,
             shutdown_timeout,
         })
@@ -219,8 +195,7 @@ impl DistributedProcess {
     #[cfg(test)]
     pub(crate) async fn crash(self) {
         self.member.abort();
-        let _ = self.stop_rest.send(());
-        self.server.abort();
+        self.rest.abort();
         self.cluster.worker.shutdown().await;
     }
 
@@ -239,8 +214,7 @@ impl DistributedProcess {
         if tokio::time::timeout(grace, self.member).await.is_err() {
             tracing::warn!("shutdown took longer than {grace:?}; exiting");
         }
-        let _ = self.stop_rest.send(());
-        let _ = tokio::time::timeout(Duration::from_secs(3), self.server).await;
+        self.rest.stop().await;
         tracing::info!("stopped");
     }
 }
