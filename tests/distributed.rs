@@ -82,41 +82,6 @@ impl Drop for LogsOnFailure {
     }
 }
 
-/// Waits until `condition` holds; on timeout the panic carries every worker's log, since the
-/// answer to a group question is usually spread over several.
-fn wait_in_group(
-    workers: &[&Worker],
-    what: &str,
-    timeout: Duration,
-    mut condition: impl FnMut() -> bool,
-) {
-    let deadline = Instant::now() + timeout;
-    while !condition() {
-        if Instant::now() >= deadline {
-            let _ = workers;
-            panic!("timed out after {timeout:?} waiting until {what}");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// Waits until `worker` reports a status of `connector` that satisfies `check`; that status.
-fn wait_for_status(
-    workers: &[&Worker],
-    worker: &Worker,
-    connector: &str,
-    what: &str,
-    timeout: Duration,
-    check: impl Fn(&Json) -> bool,
-) -> Json {
-    let mut last = Json::Null;
-    wait_in_group(workers, what, timeout, || {
-        last = worker.get(&format!("/connectors/{connector}/status")).1;
-        check(&last)
-    });
-    last
-}
-
 /// `host:port` of a worker, as it appears as `worker_id` in statuses.
 fn id_of(worker: &Worker) -> String {
     worker.rest.trim_start_matches("http://").to_owned()
@@ -134,8 +99,7 @@ fn last_join(worker: &Worker) -> Option<(u32, String)> {
 /// Waits until every worker has joined the same generation with the same leader.
 fn wait_for_agreement(workers: &[&Worker], timeout: Duration) -> (u32, String) {
     let mut agreed = None;
-    wait_in_group(
-        workers,
+    wait_until(
         "the workers agree on a generation and a leader",
         timeout,
         || {
@@ -243,9 +207,7 @@ fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
     );
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["name"], "spread");
-    let status = wait_for_status(
-        &all,
-        &workers[0],
+    let status = workers[0].wait_for_status_within(
         "spread",
         "six tasks run",
         Duration::from_secs(60),
@@ -274,8 +236,7 @@ fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
     // Every worker answers the same status (once the statuses written during the rebalances
     // have reached every worker's view).
     let mut answers: Vec<Vec<(String, String)>> = Vec::new();
-    wait_in_group(
-        &all,
+    wait_until(
         "every worker reports the same status",
         Duration::from_secs(30),
         || {
@@ -328,9 +289,7 @@ fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
         assert_eq!(names, expected, "every worker lists every connector once");
     }
     for i in 0..10 {
-        wait_for_status(
-            &all,
-            &workers[0],
+        workers[0].wait_for_status_within(
             &format!("src-{i}"),
             "the source runs",
             Duration::from_secs(60),
@@ -342,8 +301,7 @@ fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
     for name in &expected {
         let path = format!("/connectors/{name}/status");
         let mut answers: Vec<Vec<(String, String)>> = Vec::new();
-        wait_in_group(
-            &all,
+        wait_until(
             &format!("every worker reports the same status of {name}"),
             Duration::from_secs(30),
             || {
@@ -373,8 +331,7 @@ fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
         })),
     );
     assert_eq!(status, 200, "{body}");
-    wait_in_group(
-        &all,
+    wait_until(
         "the new config reaches the task",
         Duration::from_secs(30),
         || workers[0].get("/connectors/src-3/tasks").1[0]["config"]["topic"] == "topic-3b",
@@ -740,34 +697,24 @@ fn pause_resume_stop_offsets_and_delete_work_through_any_worker() {
                 .as_array()
                 .is_some_and(|t| t.len() == 1 && t[0]["state"] == state)
     };
-    wait_for_status(
-        &all,
-        &workers[2],
-        "ops",
-        "the source runs",
-        Duration::from_secs(60),
-        |s| state_is(s, "RUNNING"),
-    );
-    wait_in_group(
-        &all,
+    workers[2].wait_for_status_within("ops", "the source runs", Duration::from_secs(60), |s| {
+        state_is(s, "RUNNING")
+    });
+    wait_until(
         "the whole file is committed",
         Duration::from_secs(60),
         || workers[1].get("/connectors/ops/offsets").1["offsets"][0]["offset"]["position"] == size,
     );
 
     assert_eq!(workers[1].put("/connectors/ops/pause", None).0, 202);
-    wait_for_status(
-        &all,
-        &workers[2],
+    workers[2].wait_for_status_within(
         "ops",
         "the pause takes effect",
         Duration::from_secs(30),
         |s| state_is(s, "PAUSED"),
     );
     assert_eq!(workers[2].put("/connectors/ops/resume", None).0, 202);
-    wait_for_status(
-        &all,
-        &workers[0],
+    workers[0].wait_for_status_within(
         "ops",
         "the resume takes effect",
         Duration::from_secs(30),
@@ -793,15 +740,12 @@ fn pause_resume_stop_offsets_and_delete_work_through_any_worker() {
     assert!(status == 202 || status == 204, "{status} {body}");
     let (status, body) = workers[2].post("/connectors/ops/restart?includeTasks=true", None);
     assert!(status == 202 || status == 204, "{status} {body}");
-    wait_in_group(
-        &all,
+    wait_until(
         "the task restarts where it runs",
         Duration::from_secs(30),
         || restarts(&workers) == 1,
     );
-    wait_for_status(
-        &all,
-        &workers[0],
+    workers[0].wait_for_status_within(
         "ops",
         "the restarted task runs",
         Duration::from_secs(30),
@@ -809,9 +753,7 @@ fn pause_resume_stop_offsets_and_delete_work_through_any_worker() {
     );
 
     assert_eq!(workers[1].put("/connectors/ops/stop", None).0, 204);
-    wait_for_status(
-        &all,
-        &workers[0],
+    workers[0].wait_for_status_within(
         "ops",
         "the stop takes effect",
         Duration::from_secs(30),
@@ -839,8 +781,7 @@ fn pause_resume_stop_offsets_and_delete_work_through_any_worker() {
 
     assert_eq!(workers[2].delete("/connectors/ops").0, 204);
     for worker in &workers {
-        wait_in_group(
-            &all,
+        wait_until(
             "the connector is gone everywhere",
             Duration::from_secs(30),
             || {
@@ -937,8 +878,7 @@ fn kill_9_of_the_leader_elects_another_and_writes_and_signed_requests_go_on() {
     let survivors: Vec<&Worker> = workers.iter().flatten().collect();
     let _logs = LogsOnFailure::of(&survivors);
     let mut new_leader = String::new();
-    wait_in_group(
-        &survivors,
+    wait_until(
         "the survivors agree on a new leader",
         Duration::from_secs(60),
         || {
@@ -966,14 +906,9 @@ fn kill_9_of_the_leader_elects_another_and_writes_and_signed_requests_go_on() {
         assert_eq!(status, 201, "{body}");
     }
     for name in ["after-a", "after-b"] {
-        wait_for_status(
-            &survivors,
-            follower,
-            name,
-            "the source runs",
-            Duration::from_secs(60),
-            |s| tasks_running(s, 1),
-        );
+        follower.wait_for_status_within(name, "the source runs", Duration::from_secs(60), |s| {
+            tasks_running(s, 1)
+        });
     }
     let placed: Vec<String> = ["after-a", "after-b"]
         .iter()
