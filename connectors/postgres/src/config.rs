@@ -7,10 +7,20 @@ use sluice_api::config::{
 };
 use sluice_api::{Error, Result, Secret};
 
+use sluice_debezium::EventOptions;
+
 use crate::types::{DecimalMode, TimePrecision, ValueModes};
 
-/// The connector's config definition.
+/// The connector's config definition: its own keys, the event-shaping keys every Debezium
+/// connector shares, and the documented keys that have no effect here.
 pub fn config_def() -> ConfigDef {
+    let def = postgres_keys()
+        .merge(&sluice_debezium::config::event_keys())
+        .merge(&crate::documented::documented_keys());
+    sluice_debezium::config::pattern_prefixes(def)
+}
+
+fn postgres_keys() -> ConfigDef {
     use ConfigType::*;
     use Importance::*;
     ConfigDef::new()
@@ -47,7 +57,13 @@ pub fn config_def() -> ConfigDef {
         .key(ConfigKey::optional("snapshot.fetch.size", Int, "10240", Low,
             "Rows per snapshot chunk (and per cursor fetch for tables without a primary key).")
             .validate_with(Validator::Range { min: 1, max: i64::MAX }))
-        .key(ConfigKey::optional("tombstones.on.delete", Boolean, "true", Medium, "Follow each delete with a tombstone (same key, null value)."))
+        .key(ConfigKey::optional("hstore.handling.mode", String, "json", Low,
+            "hstore columns as a JSON string (json) or a map of strings (map).")
+            .validate_with(Validator::OneOf(vec!["json", "map"])))
+        .key(ConfigKey::optional("interval.handling.mode", String, "numeric", Low,
+            "interval columns as microseconds (numeric, io.debezium.time.MicroDuration) or ISO 8601 strings \
+             (string, io.debezium.time.Interval).")
+            .validate_with(Validator::OneOf(vec!["numeric", "string"])))
         .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "numeric as precise (Decimal), double or string.")
             .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
         .key(ConfigKey::optional("time.precision.mode", String, "adaptive", Medium,
@@ -222,6 +238,14 @@ pub struct PostgresConfig {
     pub heartbeat_interval: Option<std::time::Duration>,
     pub heartbeat_topic_prefix: String,
     pub heartbeat_action_query: Option<String>,
+    /// The event-shaping keys Debezium connectors share.
+    pub events: EventOptions,
+    /// `hstore.handling.mode=map`.
+    pub hstore_map: bool,
+    /// `interval.handling.mode=string`.
+    pub interval_string: bool,
+    /// The task's number (for the `__debezium.context.taskId` header); 0 until the task sets it.
+    pub task_id: u32,
 }
 
 impl PostgresConfig {
@@ -277,6 +301,14 @@ impl PostgresConfig {
             heartbeat_topic_prefix: config.string("topic.heartbeat.prefix")?,
             heartbeat_action_query: Some(config.string("heartbeat.action.query")?)
                 .filter(|query| !query.trim().is_empty()),
+            events: EventOptions::new(&config, props)?,
+            hstore_map: config
+                .string("hstore.handling.mode")?
+                .eq_ignore_ascii_case("map"),
+            interval_string: config
+                .string("interval.handling.mode")?
+                .eq_ignore_ascii_case("string"),
+            task_id: 0,
         })
     }
 
@@ -285,6 +317,9 @@ impl PostgresConfig {
         ValueModes {
             decimals: self.decimals,
             time: self.time_precision,
+            hstore_map: self.hstore_map,
+            interval_string: self.interval_string,
+            binary: self.events.binary,
         }
     }
 

@@ -7,21 +7,31 @@ use std::sync::Arc;
 use sluice_api::Result;
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
+use sluice_debezium::columns::{ColumnFacts, ColumnRule};
+use sluice_debezium::headers::ContextHeaders;
 
+use crate::config::PostgresConfig;
 use crate::pgoutput::Column;
-use crate::types::{ColumnType, ValueModes, column_schema, column_value};
+use crate::types::{
+    ColumnType, Shape, ValueModes, column_schema, column_value, declared_length, default_value,
+    fallback_value, is_character, source_length_and_scale,
+};
 
-/// The value of `source.version`.
-pub const DEBEZIUM_COMPAT_VERSION: &str = concat!("sluice-", env!("CARGO_PKG_VERSION"));
-
-/// One captured column.
+/// One captured column, with what the catalog says of it.
 #[derive(Debug, Clone)]
 pub struct TableColumn {
     pub name: String,
     pub column_type: ColumnType,
+    /// Part of the primary key (or, without one, of the replica identity).
     pub key: bool,
     /// False for a column left out by `column.include.list`/`column.exclude.list`.
     pub emitted: bool,
+    /// False for a `NOT NULL` column.
+    pub optional: bool,
+    /// The catalog's default expression (`pg_get_expr`), if any.
+    pub default_expression: Option<String>,
+    /// The type's name in `pg_type` (`varchar`, `int4`, a domain's or enum's name).
+    pub type_name: String,
 }
 
 /// A table's schemas, built once per relation (and again when its columns change).
@@ -39,7 +49,25 @@ pub struct TableSchema {
     column_schemas: Vec<SchemaRef>,
     /// Each column's field in the row struct (`None`: not emitted).
     fields: Vec<Option<usize>>,
+    /// Each column's masking/truncation rule.
+    rules: Vec<ColumnRule>,
+    /// The event key: which row fields, in key order.
+    key_fields: Vec<usize>,
     modes: ValueModes,
+    /// `__debezium.context.*` headers (`extended.headers.enabled`).
+    context: Option<Arc<ContextHeaders>>,
+}
+
+/// The value-modes and defaults a column's schema gets: its type's schema, optional unless
+/// `NOT NULL`, with the catalog default as Debezium reads it.
+fn field_schema(column: &TableColumn, modes: ValueModes) -> Schema {
+    let base = column_schema(&column.column_type, modes, !column.optional);
+    let mut schema = (*base).clone();
+    schema.default = column
+        .default_expression
+        .as_deref()
+        .and_then(|expression| default_value(&column.column_type, modes, &base, expression));
+    schema
 }
 
 /// Debezium's `io.debezium.connector.postgresql.Source` schema.
@@ -58,6 +86,7 @@ pub fn source_schema() -> SchemaRef {
         );
     snapshot.default = Some(Value::from("false"));
     Schema::struct_named("io.debezium.connector.postgresql.Source")
+        .versioned(1)
         .field("version", string())
         .field("connector", string())
         .field("name", string())
@@ -90,38 +119,94 @@ pub fn transaction_schema() -> SchemaRef {
 }
 
 impl TableSchema {
-    /// Builds the schemas of `schema.table` for topic prefix `prefix`.
+    /// Builds the schemas of `schema.table` under `config` (topic prefix, value modes, key
+    /// columns, column rules, name adjustment, headers).
     pub fn new(
-        prefix: &str,
+        config: &PostgresConfig,
         schema: &str,
         table: &str,
         columns: Vec<TableColumn>,
-        modes: ValueModes,
         source: &SchemaRef,
     ) -> TableSchema {
-        let base = format!("{prefix}.{schema}.{table}");
-        let column_schemas: Vec<SchemaRef> = columns
-            .iter()
-            .map(|c| column_schema(&c.column_type, modes, c.key))
-            .collect();
-        let mut row = Schema::struct_named(format!("{base}.Value")).optional();
-        let mut key = Schema::struct_named(format!("{base}.Key"));
+        let events = &config.events;
+        let modes = config.value_modes();
+        let base = format!("{}.{schema}.{table}", config.topic_prefix);
+        let qualified_table = format!("{schema}.{table}");
+        let key_override = events.key_columns.for_table(&qualified_table);
+        let is_key = |column: &TableColumn| match key_override {
+            Some(names) => names.iter().any(|n| n == &column.name),
+            None => column.key,
+        };
+        let adjusted = |name: &str| events.schema_names.schema_name(name);
+        let mut row = Schema::struct_named(adjusted(&format!("{base}.Value"))).optional();
+        let mut key_schemas: Vec<(String, usize, SchemaRef)> = Vec::new();
+        let mut column_schemas = Vec::with_capacity(columns.len());
         let mut fields = Vec::with_capacity(columns.len());
+        let mut rules = Vec::with_capacity(columns.len());
         let mut emitted = 0;
-        for (column, schema) in columns.iter().zip(&column_schemas) {
-            if !column.emitted && !column.key {
+        for column in &columns {
+            let field = field_schema(column, modes);
+            let key = is_key(column);
+            let unknown = column.column_type.shape == Shape::Unknown && !events.include_unknown;
+            let rule = if key {
+                ColumnRule::None
+            } else {
+                events.columns.for_column(ColumnFacts {
+                    qualified: &format!("{qualified_table}.{}", column.name),
+                    table: &qualified_table,
+                    type_name: &column.type_name,
+                    character: is_character(&column.column_type),
+                    length: declared_length(&column.column_type),
+                })
+            };
+            let mut value_field = field.clone();
+            if let Some((name, value)) = rule.schema_parameter() {
+                value_field = value_field.parameter(name, value);
+            }
+            if matches!(rule, ColumnRule::PropagateSourceType) {
+                value_field = value_field.parameter(
+                    "__debezium.source.column.type",
+                    column.type_name.to_uppercase(),
+                );
+                if let Some((length, scale)) = source_length_and_scale(&column.column_type) {
+                    value_field = value_field
+                        .parameter("__debezium.source.column.length", length.to_string())
+                        .parameter("__debezium.source.column.scale", scale.to_string());
+                }
+                value_field = value_field.parameter("__debezium.source.column.name", &column.name);
+            }
+            let value_field = Arc::new(value_field);
+            column_schemas.push(Arc::clone(&value_field));
+            rules.push(rule);
+            if unknown || (!column.emitted && !key) {
                 fields.push(None);
                 continue;
             }
+            let field_name = events.field_names.field_name(&column.name);
             fields.push(Some(emitted));
-            emitted += 1;
-            row = row.field(&column.name, Arc::clone(schema));
-            if column.key {
-                key = key.field(&column.name, Arc::clone(schema));
+            if key {
+                key_schemas.push((column.name.clone(), emitted, Arc::new(field.clone())));
             }
+            emitted += 1;
+            row = row.field(&field_name, value_field);
         }
+        if let Some(names) = key_override {
+            key_schemas.sort_by_key(|(name, ..)| names.iter().position(|n| n == name));
+        }
+        let key_fields = key_schemas.iter().map(|(_, field, _)| *field).collect();
+        let key = (!key_schemas.is_empty()).then(|| {
+            key_schemas
+                .into_iter()
+                .fold(
+                    Schema::struct_named(adjusted(&format!("{base}.Key"))),
+                    |key, (name, _, schema)| {
+                        key.field(&events.field_names.field_name(&name), schema)
+                    },
+                )
+                .into_ref()
+        });
         let row = row.into_ref();
-        let envelope = Schema::struct_named(format!("{base}.Envelope"))
+        let envelope = Schema::struct_named(adjusted(&format!("{base}.Envelope")))
             .versioned(2)
             .field("before", Arc::clone(&row))
             .field("after", Arc::clone(&row))
@@ -136,28 +221,40 @@ impl TableSchema {
             schema: schema.to_owned(),
             table: table.to_owned(),
             topic: base,
-            key: (!key.fields.is_empty()).then(|| key.into_ref()),
+            key,
             row,
             envelope,
             captured: true,
             column_schemas,
             fields,
+            rules,
+            key_fields,
             columns,
             modes,
+            context: events.extended_headers.then(|| {
+                Arc::new(ContextHeaders::new(
+                    &config.topic_prefix,
+                    config.task_id,
+                    "postgresql",
+                ))
+            }),
         }
     }
 
     /// A row value from pgoutput columns (text form). Unchanged TOAST values become
-    /// `__debezium_unavailable_value` for text-like columns, as Debezium does.
+    /// `__debezium_unavailable_value` for text-like columns, as Debezium does; a `NOT NULL`
+    /// column the tuple does not carry (a key-only old tuple) takes its fallback value.
     pub fn row(&self, tuple: &[Column]) -> Result<Value> {
         let mut row = Struct::new(Arc::clone(&self.row));
         for (index, column) in self.columns.iter().enumerate() {
             let Some(field) = self.fields[index] else {
                 continue;
             };
+            let schema = &self.column_schemas[index];
             let value = match tuple.get(index) {
+                None | Some(Column::Null) if !schema.optional => fallback_value(schema),
                 None | Some(Column::Null) => Value::Null,
-                Some(Column::UnchangedToast) => match self.column_schemas[index].schema_type {
+                Some(Column::UnchangedToast) => match schema.schema_type {
                     SchemaType::String => Value::from("__debezium_unavailable_value"),
                     SchemaType::Bytes => Value::Bytes(b"__debezium_unavailable_value".to_vec()),
                     _ => Value::Null,
@@ -167,13 +264,7 @@ impl TableSchema {
                         Ok(text) => std::borrow::Cow::Borrowed(text),
                         Err(_) => String::from_utf8_lossy(bytes),
                     };
-                    column_value(
-                        &column.column_type,
-                        self.modes,
-                        &self.column_schemas[index],
-                        &text,
-                    )
-                    .map_err(|e| {
+                    column_value(&column.column_type, self.modes, schema, &text).map_err(|e| {
                         e.context(format!(
                             "{}.{} column {}",
                             self.schema, self.table, column.name
@@ -181,13 +272,18 @@ impl TableSchema {
                     })?
                 }
             };
-            row.values[field] = value;
+            let rule = &self.rules[index];
+            row.values[field] = if rule.is_identity() {
+                value
+            } else {
+                rule.apply(value)
+            };
         }
         Ok(Value::Struct(row))
     }
 
     /// A source record of this table: `value` (an envelope, or null for a tombstone) under
-    /// `key`, stamped with the event time.
+    /// `key`, stamped with the event time and the context headers.
     pub fn source_record(
         &self,
         key: Value,
@@ -197,6 +293,9 @@ impl TableSchema {
         micros: i64,
     ) -> SourceRecord {
         let mut record = Record::new(&self.topic, value, Some(Arc::clone(&self.envelope)));
+        if record.value.is_null() {
+            record.value_schema = None;
+        }
         record.key_schema = if key.is_null() {
             None
         } else {
@@ -204,6 +303,9 @@ impl TableSchema {
         };
         record.key = key;
         record.timestamp_ms = Some(micros / 1000);
+        if let Some(context) = &self.context {
+            context.stamp(&mut record);
+        }
         SourceRecord {
             record,
             source_partition: Arc::clone(partition),
@@ -217,21 +319,16 @@ impl TableSchema {
             return Value::Null;
         };
         let mut key = Struct::new(Arc::clone(key_schema));
-        for (index, field) in key_schema.fields.iter().enumerate() {
-            key.values[index] = row.get(&field.name).cloned().unwrap_or_default();
+        for (index, field) in self.key_fields.iter().enumerate() {
+            key.values[index] = row.values.get(*field).cloned().unwrap_or_default();
         }
         Value::Struct(key)
     }
 
-    /// The envelope value.
-    pub fn envelope(
-        &self,
-        before: Value,
-        after: Value,
-        source: Value,
-        op: &str,
-        ts_micros: i64,
-    ) -> Value {
+    /// The envelope value; `ts_ms`/`ts_us`/`ts_ns` are when sluice processed the event (the
+    /// commit time is `source.ts_*`), so `ts_ms - source.ts_ms` is the event's lag.
+    pub fn envelope(&self, before: Value, after: Value, source: Value, op: &str) -> Value {
+        let now = crate::sql::unix_now_micros();
         // In the envelope schema's field order: before, after, source, transaction, op, ts_*.
         Value::Struct(Struct {
             schema: Arc::clone(&self.envelope),
@@ -241,9 +338,9 @@ impl TableSchema {
                 source,
                 Value::Null,
                 Value::from(op),
-                Value::Int64(ts_micros / 1000),
-                Value::Int64(ts_micros),
-                Value::Int64(ts_micros.saturating_mul(1000)),
+                Value::Int64(now / 1000),
+                Value::Int64(now),
+                Value::Int64(now.saturating_mul(1000)),
             ],
         })
     }
@@ -258,7 +355,7 @@ pub struct SourceInfo<'a> {
     pub table: &'a str,
     pub commit_micros: i64,
     pub snapshot: &'a str,
-    pub tx_id: Option<u32>,
+    pub tx_id: Option<i64>,
     pub lsn: Option<u64>,
     pub last_commit_lsn: Option<u64>,
 }
@@ -272,7 +369,7 @@ pub fn source_value(schema: &SchemaRef, info: &SourceInfo<'_>) -> Value {
     };
     let sequence = format!("[{},{}]", text(info.last_commit_lsn), text(info.lsn));
     let values = vec![
-        Value::from(DEBEZIUM_COMPAT_VERSION),
+        Value::from(sluice_debezium::version::source_version()),
         Value::from("postgresql"),
         Value::from(info.prefix),
         Value::Int64(info.commit_micros / 1000),
@@ -283,9 +380,7 @@ pub fn source_value(schema: &SchemaRef, info: &SourceInfo<'_>) -> Value {
         Value::Int64(info.commit_micros.saturating_mul(1000)),
         Value::from(info.schema),
         Value::from(info.table),
-        info.tx_id
-            .map(|x| Value::Int64(i64::from(x)))
-            .unwrap_or(Value::Null),
+        info.tx_id.map(Value::Int64).unwrap_or(Value::Null),
         info.lsn
             .map(|l| Value::Int64(l as i64))
             .unwrap_or(Value::Null),

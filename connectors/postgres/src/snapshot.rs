@@ -296,12 +296,7 @@ impl Drop for SnapshotReader {
 }
 
 fn mark_last(record: &mut SourceRecord) {
-    if let Value::Struct(envelope) = &mut record.record.value
-        && let Some(Value::Struct(mut source)) = envelope.get("source").cloned()
-    {
-        let _ = source.put("snapshot", Value::from("last"));
-        let _ = envelope.put("source", Value::Struct(source));
-    }
+    mark_snapshot(record, "last");
 }
 
 /// Opens a connection inside the snapshot's transaction, importing `snapshot`.
@@ -358,8 +353,24 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
         "snapshot started"
     );
 
-    let snapshot_micros = unix_now_micros();
+    // Debezium stamps snapshot records with the snapshot transaction's id and start time.
+    let stamp = query(
+        &coordinator,
+        config,
+        "reading the snapshot transaction's id",
+        "select txid_current()::text, (extract(epoch from current_timestamp) * 1000000)::int8::text",
+    )
+    .await?;
+    let field = |i: usize| {
+        stamp
+            .first()
+            .and_then(|r| r.get(i).cloned().flatten())
+            .and_then(|v| v.parse::<i64>().ok())
+    };
+    let snapshot_tx = field(0);
+    let snapshot_micros = field(1).unwrap_or_else(unix_now_micros);
     let mut skipping = job.resume.is_some();
+    let mut first_of_snapshot = job.resume.is_none();
     let mut total = 0u64;
     for table in &job.tables {
         let qualified = table.qualified();
@@ -376,10 +387,12 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
                 .filter(|_| !table.key_positions.is_empty());
         }
         let counter = job.progress.add(&qualified, table.estimated_rows);
-        let outlet = Outlet {
+        let mut outlet = Outlet {
             sender: &sender,
             counter: &counter,
             progress: &job.progress,
+            pending: None,
+            first_of_snapshot: &mut first_of_snapshot,
         };
         let context = RowContext {
             table: Arc::clone(&table.table),
@@ -389,14 +402,23 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
             config: config.clone(),
             lsn: job.lsn,
             micros: snapshot_micros,
+            tx_id: snapshot_tx,
             key_positions: table.key_positions.clone(),
         };
         let read = if table.key_positions.is_empty() {
-            read_whole(&coordinator, table, &context, &outlet).await?
+            read_whole(&coordinator, table, &context, &mut outlet).await?
         } else {
-            read_chunked(&coordinator, &readers, table, after_key, &context, &outlet).await?
+            read_chunked(
+                &coordinator,
+                &readers,
+                table,
+                after_key,
+                &context,
+                &mut outlet,
+            )
+            .await?
         };
-        if !read {
+        if !read || !outlet.finish_table().await {
             return Ok(()); // the task stopped reading
         }
         job.progress.finish(&qualified);
@@ -430,6 +452,7 @@ struct RowContext {
     config: PostgresConfig,
     lsn: u64,
     micros: i64,
+    tx_id: Option<i64>,
     key_positions: Vec<usize>,
 }
 
@@ -454,7 +477,7 @@ impl RowContext {
                 table: &self.table.table,
                 commit_micros: self.micros,
                 snapshot: "true",
-                tx_id: None,
+                tx_id: self.tx_id,
                 lsn: Some(self.lsn),
                 last_commit_lsn: None,
             };
@@ -462,13 +485,9 @@ impl RowContext {
             offset.insert("snapshot_table".into(), json!(self.qualified));
             offset.insert("snapshot_key".into(), json!(key_text));
             let key = self.table.key_of(&after);
-            let value = self.table.envelope(
-                Value::Null,
-                after,
-                source_value(&self.source, &info),
-                "r",
-                self.micros,
-            );
+            let value =
+                self.table
+                    .envelope(Value::Null, after, source_value(&self.source, &info), "r");
             out.push(
                 self.table
                     .source_record(key, value, &self.partition, offset, self.micros),
@@ -479,23 +498,83 @@ impl RowContext {
 }
 
 /// Where read records go: the task's queue, counted per table and published as progress.
+/// Each table's newest record is held back until the next arrives, so the last one can be
+/// marked `last_in_data_collection`; the first is marked `first` (the snapshot's first) or
+/// `first_in_data_collection`, as Debezium marks them (`last`, the snapshot's very last, is
+/// the reader's to mark).
 struct Outlet<'a> {
     sender: &'a mpsc::Sender<SourceRecord>,
     counter: &'a AtomicU64,
     progress: &'a SnapshotProgress,
+    pending: Option<SourceRecord>,
+    first_of_snapshot: &'a mut bool,
 }
 
 impl Outlet<'_> {
     /// Hands records to the task; `false` when it stopped listening.
-    async fn deliver(&self, records: Vec<SourceRecord>) -> bool {
-        for record in records {
-            if self.sender.send(record).await.is_err() {
-                return false;
+    async fn deliver(&mut self, records: Vec<SourceRecord>) -> bool {
+        for mut record in records {
+            match self.pending.replace(record) {
+                Some(previous) => {
+                    if self.sender.send(previous).await.is_err() {
+                        return false;
+                    }
+                    self.counter.fetch_add(1, Ordering::Relaxed);
+                }
+                None => {
+                    record = self.pending.take().expect("just set");
+                    let marker = if std::mem::take(self.first_of_snapshot) {
+                        "first"
+                    } else {
+                        "first_in_data_collection"
+                    };
+                    mark_snapshot(&mut record, marker);
+                    self.pending = Some(record);
+                }
             }
-            self.counter.fetch_add(1, Ordering::Relaxed);
         }
         self.progress.publish();
         true
+    }
+
+    /// Sends the table's last record, marked; `false` when the task stopped listening.
+    async fn finish_table(&mut self) -> bool {
+        let Some(mut last) = self.pending.take() else {
+            return true;
+        };
+        if snapshot_marker(&last) != Some("first") {
+            mark_snapshot(&mut last, "last_in_data_collection");
+        }
+        if self.sender.send(last).await.is_err() {
+            return false;
+        }
+        self.counter.fetch_add(1, Ordering::Relaxed);
+        self.progress.publish();
+        true
+    }
+}
+
+/// The record's `source.snapshot`.
+fn snapshot_marker(record: &SourceRecord) -> Option<&str> {
+    let Value::Struct(envelope) = &record.record.value else {
+        return None;
+    };
+    let Some(Value::Struct(source)) = envelope.get("source") else {
+        return None;
+    };
+    match source.get("snapshot") {
+        Some(Value::String(marker)) => Some(marker.as_str()),
+        _ => None,
+    }
+}
+
+/// Sets the record's `source.snapshot`.
+fn mark_snapshot(record: &mut SourceRecord, marker: &str) {
+    if let Value::Struct(envelope) = &mut record.record.value
+        && let Some(Value::Struct(mut source)) = envelope.get("source").cloned()
+    {
+        let _ = source.put("snapshot", Value::from(marker));
+        let _ = envelope.put("source", Value::Struct(source));
     }
 }
 
@@ -517,7 +596,7 @@ async fn read_chunked(
     table: &SnapshotTable,
     after_key: Option<Vec<String>>,
     context: &RowContext,
-    outlet: &Outlet<'_>,
+    outlet: &mut Outlet<'_>,
 ) -> Result<bool> {
     let config = &context.config;
     let keys = table.key_list();
@@ -618,7 +697,7 @@ async fn read_whole(
     coordinator: &Client,
     table: &SnapshotTable,
     context: &RowContext,
-    outlet: &Outlet<'_>,
+    outlet: &mut Outlet<'_>,
 ) -> Result<bool> {
     let config = &context.config;
     coordinator

@@ -31,11 +31,14 @@ use crate::pgoutput::{Decoder, Message, OldTuple, Relation, ReplicaIdentity, uni
 use crate::snapshot::{ResumePoint, SnapshotJob, SnapshotProgress, SnapshotReader, SnapshotTable};
 use crate::spool::{Spool, SpoolReplay};
 use crate::sql::{
-    TypeCatalog, connect, pg_error, query, quote_ident, quote_literal, unix_now_micros,
+    CatalogColumn, TypeCatalog, connect, describe_columns, pg_error, query, quote_ident,
+    quote_literal, unix_now_micros,
 };
 use crate::transaction::{TransactionCounts, TransactionInfo, TransactionSchemas};
 use crate::types::ColumnType;
 use crate::wire::{ReplicationClient, WireEvent, slot_in_use};
+use sluice_debezium::headers;
+use sluice_debezium::operations::Operation;
 
 /// How long one poll waits for the stream before returning an empty batch. The worker commits
 /// offsets between polls, so this bounds how long the last records' offsets (and with them the
@@ -427,38 +430,32 @@ impl PostgresSourceTask {
                 .as_deref()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(-1);
-            let columns = query(client, &config, "reading table columns", &format!(
-                        "select a.attname, a.atttypid::int8, a.atttypmod, array_position(i.indkey::int2[], a.attnum) \
-                         from pg_attribute a left join pg_index i on i.indrelid = a.attrelid and i.indisprimary \
-                         where a.attrelid = {}::regclass and a.attnum > 0 and not a.attisdropped order by a.attnum",
-                        quote_literal(&format!("{}.{}", quote_ident(&schema), quote_ident(&name)))
-                    )).await?;
+            let relation = format!(
+                "{}::regclass",
+                quote_literal(&format!("{}.{}", quote_ident(&schema), quote_ident(&name)))
+            );
+            let columns = describe_columns(client, &config, &relation).await?;
             let mut table_columns = Vec::with_capacity(columns.len());
             let mut keys: Vec<(i64, usize)> = Vec::new();
             for (position, c) in columns.into_iter().enumerate() {
-                let oid = c[1].as_deref().and_then(|v| v.parse().ok()).unwrap_or(0);
-                let modifier = c[2].as_deref().and_then(|v| v.parse().ok()).unwrap_or(-1);
-                let key_order: Option<i64> = c[3].as_deref().and_then(|v| v.parse().ok());
-                if let Some(order) = key_order {
+                if let Some(order) = c.key_order {
                     keys.push((order, position));
                 }
-                let column_name = c[0].clone().unwrap_or_default();
                 table_columns.push(TableColumn {
-                    emitted: config.filters.emits_column(&schema, &name, &column_name),
-                    name: column_name,
-                    column_type: self.types.resolve(client, &config, oid, modifier).await?,
-                    key: key_order.is_some(),
+                    emitted: config.filters.emits_column(&schema, &name, &c.name),
+                    column_type: self
+                        .types
+                        .resolve(client, &config, c.type_oid, c.modifier)
+                        .await?,
+                    key: c.key_order.is_some(),
+                    optional: !c.not_null,
+                    default_expression: c.default_expression,
+                    type_name: c.type_name,
+                    name: c.name,
                 });
             }
             keys.sort();
-            let table_schema = TableSchema::new(
-                &config.topic_prefix,
-                &schema,
-                &name,
-                table_columns,
-                config.value_modes(),
-                &source,
-            );
+            let table_schema = TableSchema::new(&config, &schema, &name, table_columns, &source);
             tables.push(SnapshotTable {
                 schema,
                 name,
@@ -530,28 +527,20 @@ impl PostgresSourceTask {
         let captured = config
             .filters
             .captures_table(&relation.namespace, &relation.name);
-        // Under REPLICA IDENTITY FULL pgoutput marks every column as identity; the event key
-        // is still the primary key (none: a null key), as in Debezium and in the snapshot.
-        let primary_key = if captured && relation.replica_identity == ReplicaIdentity::Full {
-            let rows = query(
-                &client,
-                &config,
-                "reading the table's primary key",
-                &format!(
-                    "select a.attname from pg_index i join pg_attribute a on a.attrelid = i.indrelid \
-                     and a.attnum = any(i.indkey) where i.indrelid = {} and i.indisprimary",
-                    relation.oid
-                ),
-            )
-            .await?;
-            Some(
-                rows.into_iter()
-                    .filter_map(|r| r.into_iter().next().flatten())
-                    .collect::<Vec<_>>(),
-            )
+        // The catalog adds what the Relation message lacks: NOT NULL, defaults, type names and
+        // the primary key. Under REPLICA IDENTITY FULL pgoutput marks every column as
+        // identity; the event key is still the primary key (none: a null key), as in Debezium
+        // and in the snapshot.
+        let catalog: HashMap<String, CatalogColumn> = if captured {
+            describe_columns(&client, &config, &relation.oid.to_string())
+                .await?
+                .into_iter()
+                .map(|c| (c.name.clone(), c))
+                .collect()
         } else {
-            None
+            HashMap::new()
         };
+        let full = relation.replica_identity == ReplicaIdentity::Full;
         let mut columns = Vec::with_capacity(relation.columns.len());
         for c in &relation.columns {
             let column_type = if captured {
@@ -561,24 +550,28 @@ impl PostgresSourceTask {
             } else {
                 ColumnType::scalar(c.type_oid, c.type_modifier)
             };
+            let known = catalog.get(&c.name);
             columns.push(TableColumn {
                 emitted: config
                     .filters
                     .emits_column(&relation.namespace, &relation.name, &c.name),
                 name: c.name.clone(),
                 column_type,
-                key: match &primary_key {
-                    Some(primary_key) => primary_key.contains(&c.name),
-                    None => c.key,
+                key: if full {
+                    known.is_some_and(|k| k.key_order.is_some())
+                } else {
+                    c.key
                 },
+                optional: !known.is_some_and(|k| k.not_null),
+                default_expression: known.and_then(|k| k.default_expression.clone()),
+                type_name: known.map(|k| k.type_name.clone()).unwrap_or_default(),
             });
         }
         let mut table = TableSchema::new(
-            &config.topic_prefix,
+            &config,
             &relation.namespace,
             &relation.name,
             columns,
-            config.value_modes(),
             &source,
         );
         table.captured = captured;
@@ -607,30 +600,45 @@ impl PostgresSourceTask {
         {
             return Ok(());
         }
+        let Some(config) = self.config.as_ref() else {
+            return Err(Error::fatal("Postgres task used before start"));
+        };
+        let skipped = config.events.skipped;
+        let tombstones = config.tombstones;
         let mut out = Vec::new();
-        let emit =
-            |task: &Self, out: &mut Vec<SourceRecord>, table: &TableSchema, op, before, after| {
-                let key = table.key_of(if op == "d" { &before } else { &after });
-                let value = table.envelope(
-                    before,
-                    after,
-                    task.stream_source(table, xid, micros, lsn),
-                    op,
-                    micros,
-                );
-                out.push(task.record(table, key.clone(), value, task.change_offset(lsn), micros));
-                if op == "d" && task.config.as_ref().is_some_and(|c| c.tombstones) {
-                    let mut tombstone =
-                        task.record(table, key, Value::Null, task.change_offset(lsn), micros);
-                    tombstone.record.value_schema = None;
-                    out.push(tombstone);
-                }
-            };
+        // One change event (and a delete's tombstone); `None` when `skipped.operations`
+        // leaves the operation out (a skipped delete loses its tombstone too).
+        let event = |table: &TableSchema, op: Operation, before: Value, after: Value| {
+            if skipped.skips(op) {
+                return None;
+            }
+            let key = table.key_of(if op == Operation::Delete {
+                &before
+            } else {
+                &after
+            });
+            let value = table.envelope(
+                before,
+                after,
+                self.stream_source(table, xid, micros, lsn),
+                op.code(),
+            );
+            let mut records =
+                vec![self.record(table, key.clone(), value, self.change_offset(lsn), micros)];
+            if op == Operation::Delete && tombstones {
+                records.push(self.record(table, key, Value::Null, self.change_offset(lsn), micros));
+            }
+            Some(records)
+        };
         match message {
             Message::Insert { relation, new, .. } => {
                 let table = self.table(relation)?;
                 if table.captured {
-                    emit(self, &mut out, table, "c", Value::Null, table.row(&new)?);
+                    out.extend(
+                        event(table, Operation::Create, Value::Null, table.row(&new)?)
+                            .into_iter()
+                            .flatten(),
+                    );
                 }
             }
             Message::Update {
@@ -644,13 +652,30 @@ impl PostgresSourceTask {
                     };
                     let after = table.row(&new)?;
                     let old_key = table.key_of(&before);
-                    if !old_key.is_null() && old_key != table.key_of(&after) {
+                    let new_key = table.key_of(&after);
+                    if !old_key.is_null() && old_key != new_key {
                         // The key changed: as Debezium does, a delete (and tombstone) under the
-                        // old key, then a create under the new one.
-                        emit(self, &mut out, table, "d", before, Value::Null);
-                        emit(self, &mut out, table, "c", Value::Null, after);
+                        // old key naming the new one in `__debezium.newkey`, then a create
+                        // under the new key naming the old one in `__debezium.oldkey`.
+                        let mut delete = event(table, Operation::Delete, before, Value::Null)
+                            .unwrap_or_default();
+                        let mut create =
+                            event(table, Operation::Create, Value::Null, after).unwrap_or_default();
+                        let key_schema = table.key.as_ref();
+                        for record in &mut delete {
+                            headers::mark_new_key(&mut record.record, &new_key, key_schema);
+                        }
+                        for record in &mut create {
+                            headers::mark_old_key(&mut record.record, &old_key, key_schema);
+                        }
+                        out.extend(delete);
+                        out.extend(create);
                     } else {
-                        emit(self, &mut out, table, "u", before, after);
+                        out.extend(
+                            event(table, Operation::Update, before, after)
+                                .into_iter()
+                                .flatten(),
+                        );
                     }
                 }
             }
@@ -658,10 +683,14 @@ impl PostgresSourceTask {
                 let table = self.table(relation)?;
                 if table.captured {
                     let (OldTuple::Key(t) | OldTuple::Full(t)) = old;
-                    emit(self, &mut out, table, "d", table.row(&t)?, Value::Null);
+                    out.extend(
+                        event(table, Operation::Delete, table.row(&t)?, Value::Null)
+                            .into_iter()
+                            .flatten(),
+                    );
                 }
             }
-            Message::Truncate { relations, .. } => {
+            Message::Truncate { relations, .. } if !skipped.skips(Operation::Truncate) => {
                 for oid in relations {
                     let table = self.table(oid)?;
                     if !table.captured {
@@ -671,8 +700,7 @@ impl PostgresSourceTask {
                         Value::Null,
                         Value::Null,
                         self.stream_source(table, xid, micros, lsn),
-                        "t",
-                        micros,
+                        Operation::Truncate.code(),
                     );
                     out.push(self.record(
                         table,
@@ -705,7 +733,7 @@ impl PostgresSourceTask {
             table: &table.table,
             commit_micros: micros,
             snapshot: "false",
-            tx_id: Some(xid),
+            tx_id: Some(i64::from(xid)),
             lsn: Some(lsn),
             last_commit_lsn: self.last_commit_lsn,
         };
@@ -871,7 +899,7 @@ impl PostgresSourceTask {
             table: "",
             commit_micros: micros,
             snapshot: "false",
-            tx_id: self.transaction.as_ref().map(|t| t.xid),
+            tx_id: self.transaction.as_ref().map(|t| i64::from(t.xid)),
             lsn: Some(lsn),
             last_commit_lsn: self.last_commit_lsn,
         };
@@ -1368,7 +1396,8 @@ impl PostgresSourceTask {
 #[async_trait]
 impl SourceTask for PostgresSourceTask {
     async fn start(&mut self, context: SourceTaskContext) -> Result<()> {
-        let config = PostgresConfig::from_props(&context.config)?;
+        let mut config = PostgresConfig::from_props(&context.config)?;
+        config.task_id = context.task_id;
         let mut partition = SourcePartition::new();
         partition.insert("server".into(), json!(config.topic_prefix));
         let committed = context.offsets.offset(&partition).await?;

@@ -24,15 +24,18 @@ pub struct TransactionSchemas {
 impl Default for TransactionSchemas {
     fn default() -> Self {
         let collection = Schema::struct_named("event.collection")
+            .optional()
             .versioned(1)
             .field("data_collection", Schema::string().into_ref())
             .field("event_count", Schema::of(SchemaType::Int64).into_ref())
             .into_ref();
         TransactionSchemas {
             key: Schema::struct_named("io.debezium.connector.common.TransactionMetadataKey")
+                .versioned(1)
                 .field("id", Schema::string().into_ref())
                 .into_ref(),
             value: Schema::struct_named("io.debezium.connector.common.TransactionMetadataValue")
+                .versioned(1)
                 .field("status", Schema::string().into_ref())
                 .field("id", Schema::string().into_ref())
                 .field(
@@ -61,9 +64,25 @@ pub struct TransactionInfo<'a> {
 }
 
 impl TransactionInfo<'_> {
-    /// Debezium's transaction id: `<txId>:<commit LSN>`.
-    fn id(&self) -> String {
-        format!("{}:{}", self.xid, self.commit_lsn)
+    /// Debezium's transaction id for Postgres: `<txId>:<LSN>`, where the LSN is the last one
+    /// seen when the record was made: each change event's own, `BEGIN`'s that of the first
+    /// change, `END`'s the commit's.
+    fn id(&self, lsn: u64) -> String {
+        format!("{}:{}", self.xid, lsn)
+    }
+}
+
+/// The `source.lsn` of a change event.
+fn event_lsn(record: &SourceRecord) -> Option<u64> {
+    let Value::Struct(envelope) = &record.record.value else {
+        return None;
+    };
+    let Some(Value::Struct(source)) = envelope.get("source") else {
+        return None;
+    };
+    match source.get("lsn") {
+        Some(Value::Int64(lsn)) => u64::try_from(*lsn).ok(),
+        _ => None,
     }
 }
 
@@ -80,6 +99,7 @@ impl TransactionSchemas {
     pub fn begin(&self, info: &TransactionInfo<'_>, like: &SourceRecord) -> SourceRecord {
         self.metadata(
             info,
+            &info.id(event_lsn(like).unwrap_or(info.commit_lsn)),
             "BEGIN",
             None,
             &like.source_partition,
@@ -95,8 +115,8 @@ impl TransactionSchemas {
         counts: &mut TransactionCounts,
         records: &mut [SourceRecord],
     ) {
-        let id = info.id();
         for record in records {
+            let id = info.id(event_lsn(record).unwrap_or(info.commit_lsn));
             if let Value::Struct(envelope) = &mut record.record.value
                 && let Some(collection) = data_collection(envelope)
             {
@@ -121,19 +141,25 @@ impl TransactionSchemas {
         partition: &Arc<SourcePartition>,
         offset: SourceOffset,
     ) -> SourceRecord {
-        self.metadata(info, "END", Some(counts), partition, offset)
+        self.metadata(
+            info,
+            &info.id(info.commit_lsn),
+            "END",
+            Some(counts),
+            partition,
+            offset,
+        )
     }
 
     fn metadata(
         &self,
         info: &TransactionInfo<'_>,
+        id: &str,
         status: &str,
         counts: Option<TransactionCounts>,
         partition: &Arc<SourcePartition>,
         offset: SourceOffset,
     ) -> SourceRecord {
-        let id = info.id();
-        let id = id.as_str();
         let mut value = Struct::new(Arc::clone(&self.value));
         let _ = value.put("status", Value::from(status));
         let _ = value.put("id", Value::from(id));

@@ -4,9 +4,11 @@
 
 use std::sync::Arc;
 
+use base64::Engine;
 use sluice_api::calendar::{civil_from_days, days_from_civil};
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Value};
 use sluice_api::{Error, Result};
+use sluice_debezium::BinaryMode;
 
 /// How `numeric` columns are emitted (`decimal.handling.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +38,13 @@ pub enum TimePrecision {
 pub struct ValueModes {
     pub decimals: DecimalMode,
     pub time: TimePrecision,
+    /// `hstore.handling.mode=map`: hstore as a Connect map (else a JSON string).
+    pub hstore_map: bool,
+    /// `interval.handling.mode=string`: intervals as `io.debezium.time.Interval` ISO strings
+    /// (else `MicroDuration`).
+    pub interval_string: bool,
+    /// `binary.handling.mode`: bytea (and unknown types) as bytes or an encoded string.
+    pub binary: BinaryMode,
 }
 
 impl Default for ValueModes {
@@ -43,6 +52,9 @@ impl Default for ValueModes {
         ValueModes {
             decimals: DecimalMode::Precise,
             time: TimePrecision::Adaptive,
+            hstore_map: false,
+            interval_string: false,
+            binary: BinaryMode::Bytes,
         }
     }
 }
@@ -109,6 +121,34 @@ pub fn is_builtin_scalar(type_oid: u32) -> bool {
     )
 }
 
+/// Whether Debezium maps a type sluice emits as its text form (network addresses, ranges,
+/// `timetz`, `xml`, geometric types, `tsvector`, and the extension types it knows by name);
+/// any other non-built-in type is unknown to it.
+pub fn debezium_maps(type_oid: u32, name: &str) -> bool {
+    const TEXT_MAPPED: &[u32] = &[
+        142, 600, 601, 602, 603, 604, 628, 650, 718, 774, 829, 869, 1266, 3614, 3904, 3906, 3908,
+        3910, 3912, 3926,
+    ];
+    const BY_NAME: &[&str] = &[
+        "citext",
+        "ltree",
+        "isbn",
+        "isbn13",
+        "ean13",
+        "ismn",
+        "ismn13",
+        "issn",
+        "issn13",
+        "upc",
+        "geometry",
+        "geography",
+        "vector",
+        "halfvec",
+        "sparsevec",
+    ];
+    is_builtin_scalar(type_oid) || TEXT_MAPPED.contains(&type_oid) || BY_NAME.contains(&name)
+}
+
 /// What the catalog says a column holds beyond its scalar OID.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Shape {
@@ -118,8 +158,11 @@ pub enum Shape {
     Array(Box<ColumnType>),
     /// An enum, with its labels in sort order.
     Enum(Arc<[String]>),
-    /// The `hstore` extension type, emitted as a JSON object (`hstore.handling.mode=json`).
+    /// The `hstore` extension type: a JSON object, or a map (`hstore.handling.mode`).
     Hstore,
+    /// A type Debezium has no mapping for (`tsquery`, `pg_lsn`, composite types, …): left
+    /// out unless `include.unknown.datatypes`, then its text form as binary.
+    Unknown,
 }
 
 /// A column's type as the mapping needs it (domains already resolved to their base type).
@@ -161,7 +204,12 @@ pub fn column_schema(column: &ColumnType, modes: ValueModes, required: bool) -> 
         Shape::Array(element) => Schema::array(column_schema(element, modes, false)),
         Shape::Enum(labels) => named(SchemaType::String, "io.debezium.data.Enum")
             .parameter("allowed", labels.join(",")),
+        Shape::Hstore if modes.hstore_map => Schema::map(
+            Schema::string().into_ref(),
+            Schema::string().optional().into_ref(),
+        ),
         Shape::Hstore => named(SchemaType::String, "io.debezium.data.Json"),
+        Shape::Unknown => binary_schema(modes.binary),
         Shape::Scalar => scalar_schema(column, modes),
     };
     Arc::new(if required { schema } else { schema.optional() })
@@ -176,7 +224,7 @@ fn scalar_schema(column: &ColumnType, modes: ValueModes) -> Schema {
         oid::INT8 | oid::OID => Schema::of(SchemaType::Int64),
         oid::FLOAT4 => Schema::of(SchemaType::Float32),
         oid::FLOAT8 => Schema::of(SchemaType::Float64),
-        oid::BYTEA => Schema::of(SchemaType::Bytes),
+        oid::BYTEA => binary_schema(modes.binary),
         oid::UUID => named(SchemaType::String, "io.debezium.data.Uuid"),
         oid::JSON | oid::JSONB => named(SchemaType::String, "io.debezium.data.Json"),
         oid::DATE | oid::TIME | oid::TIMESTAMP => {
@@ -213,8 +261,10 @@ fn scalar_schema(column: &ColumnType, modes: ValueModes) -> Schema {
                     .parameter("connect.decimal.precision", precision.to_string())
             }
             (DecimalMode::Precise, None) => {
-                Schema::struct_named("io.debezium.data.VariableScaleDecimal")
-                    .versioned(1)
+                let mut schema =
+                    Schema::struct_named("io.debezium.data.VariableScaleDecimal").versioned(1);
+                schema.doc = Some("Variable scaled decimal".to_owned());
+                schema
                     .field("scale", Schema::of(SchemaType::Int32).into_ref())
                     .field("value", Schema::of(SchemaType::Bytes).into_ref())
             }
@@ -227,6 +277,9 @@ fn scalar_schema(column: &ColumnType, modes: ValueModes) -> Schema {
                 .versioned(1)
                 .parameter("scale", MONEY_FRACTION_DIGITS.to_string()),
         },
+        oid::INTERVAL if modes.interval_string => {
+            named(SchemaType::String, "io.debezium.time.Interval")
+        }
         oid::INTERVAL => named(SchemaType::Int64, "io.debezium.time.MicroDuration"),
         oid::BIT if column.modifier <= 1 => Schema::of(SchemaType::Boolean),
         oid::BIT | oid::VARBIT if column.modifier > 0 => {
@@ -235,6 +288,28 @@ fn scalar_schema(column: &ColumnType, modes: ValueModes) -> Schema {
         }
         oid::BIT | oid::VARBIT => named(SchemaType::Bytes, "io.debezium.data.Bits"),
         _ => Schema::of(SchemaType::String),
+    }
+}
+
+/// Bytes, or a string under the encoding `binary.handling.mode` names.
+fn binary_schema(mode: BinaryMode) -> Schema {
+    match mode {
+        BinaryMode::Bytes => Schema::of(SchemaType::Bytes),
+        _ => Schema::of(SchemaType::String),
+    }
+}
+
+/// Binary data as `binary.handling.mode` emits it.
+fn binary_value(mode: BinaryMode, bytes: Vec<u8>) -> Value {
+    match mode {
+        BinaryMode::Bytes => Value::Bytes(bytes),
+        BinaryMode::Base64 => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
+        }
+        BinaryMode::Base64UrlSafe => {
+            Value::String(base64::engine::general_purpose::URL_SAFE.encode(bytes))
+        }
+        BinaryMode::Hex => Value::String(bytes.iter().map(|b| format!("{b:02x}")).collect()),
     }
 }
 
@@ -279,8 +354,19 @@ pub fn column_value(
         Shape::Enum(_) => return Ok(Value::String(text.to_owned())),
         Shape::Hstore => {
             let map = parse_hstore(text).ok_or_else(|| bad("hstore"))?;
+            if modes.hstore_map {
+                return Ok(Value::Map(
+                    map.into_iter()
+                        .map(|(k, v)| {
+                            let v = v.as_str().map_or(Value::Null, |v| Value::from(v));
+                            (Value::String(k), v)
+                        })
+                        .collect(),
+                ));
+            }
             return Ok(Value::String(serde_json::Value::Object(map).to_string()));
         }
+        Shape::Unknown => return Ok(binary_value(modes.binary, text.as_bytes().to_vec())),
         Shape::Array(element) => {
             let items = parse_array(text).ok_or_else(|| {
                 let nested = text.starts_with("{{") || text.starts_with('[');
@@ -315,7 +401,7 @@ pub fn column_value(
         oid::INT8 | oid::OID => Value::Int64(text.parse().map_err(|_| bad("int8"))?),
         oid::FLOAT4 => Value::Float32(parse_float(text).ok_or_else(|| bad("float4"))? as f32),
         oid::FLOAT8 => Value::Float64(parse_float(text).ok_or_else(|| bad("float8"))?),
-        oid::BYTEA => Value::Bytes(parse_bytea(text).ok_or_else(|| bad("bytea"))?),
+        oid::BYTEA => binary_value(modes.binary, parse_bytea(text).ok_or_else(|| bad("bytea"))?),
         oid::DATE => Value::Int32(parse_date(text).ok_or_else(|| bad("date"))? as i32),
         oid::TIME => {
             let micros = parse_time(text).ok_or_else(|| bad("time"))?;
@@ -371,11 +457,175 @@ pub fn column_value(
                 )),
             }
         }
+        oid::INTERVAL if modes.interval_string => {
+            Value::String(interval_string(text).ok_or_else(|| bad("interval"))?)
+        }
         oid::INTERVAL => Value::Int64(parse_interval(text).ok_or_else(|| bad("interval"))?),
         oid::BIT if column.modifier <= 1 => Value::Boolean(text == "1"),
         oid::BIT | oid::VARBIT => Value::Bytes(parse_bits(text).ok_or_else(|| bad("bit string"))?),
         _ => Value::String(text.to_owned()),
     })
+}
+
+/// Types whose catalog default Debezium reads (`PostgresDefaultValueConverter`), with the
+/// value it takes for a default computed by a function (`nextval(…)`, `now()`, …), in the text
+/// form [`column_value`] reads. Other types (bytea, money, hstore, arrays, …) get no default.
+fn default_placeholder(column: &ColumnType) -> Option<&'static str> {
+    if matches!(column.shape, Shape::Enum(_)) {
+        return Some("");
+    }
+    if column.shape != Shape::Scalar {
+        return None;
+    }
+    Some(match column.oid {
+        oid::BIT | oid::VARBIT => "0",
+        oid::BOOL => "false",
+        oid::BPCHAR | oid::VARCHAR | oid::TEXT | XML => "",
+        oid::NUMERIC | oid::FLOAT4 | oid::FLOAT8 | oid::INT2 | oid::INT4 | oid::INT8 => "0",
+        oid::JSON | oid::JSONB => "{}",
+        oid::UUID => "00000000-0000-0000-0000-000000000000",
+        oid::DATE => "1970-01-01",
+        oid::TIME => "00:00:00",
+        oid::TIMESTAMP => "1970-01-01 00:00:00",
+        oid::TIMESTAMPTZ => "1970-01-01 00:00:00+00",
+        oid::INTERVAL => "PT0S",
+        _ => return None,
+    })
+}
+
+/// The `xml` type's OID.
+const XML: u32 = 142;
+
+/// The schema `default` of a column whose catalog default (`pg_get_expr`) is `expression`, as
+/// Debezium reads it: a quoted literal (`'new'::character varying` → `new`) or a bare one
+/// (`7`, `true`), converted like the column's values; a function call (`nextval(…)`, `now()`)
+/// or `CURRENT_*` gives the type's placeholder (a serial's default is 0). Anything else, and a
+/// struct-valued default (Connect cannot hold one), gives none.
+pub fn default_value(
+    column: &ColumnType,
+    modes: ValueModes,
+    schema: &SchemaRef,
+    expression: &str,
+) -> Option<Value> {
+    let placeholder = default_placeholder(column)?;
+    let expression = expression.trim();
+    let lower = expression.to_ascii_lowercase();
+    let is_function = {
+        let body = expression.strip_prefix('(').unwrap_or(expression);
+        let name_end = body
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(body.len());
+        name_end > 0 && body[name_end..].starts_with('(') && expression.contains(')')
+    };
+    let current = [
+        "current_timestamp",
+        "current_time",
+        "current_date",
+        "localtime",
+        "localtimestamp",
+    ];
+    let text: String = if is_function || current.contains(&lower.as_str()) {
+        placeholder.to_owned()
+    } else if let Some(start) = expression.find('\'') {
+        // The first quoted literal, with doubled quotes undone.
+        let mut literal = String::new();
+        let mut chars = expression[start + 1..].chars().peekable();
+        loop {
+            match chars.next()? {
+                '\'' if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                    literal.push('\'');
+                }
+                '\'' => break,
+                c => literal.push(c),
+            }
+        }
+        literal
+    } else if lower.starts_with("null::") || lower == "null" {
+        return None;
+    } else {
+        expression.to_owned()
+    };
+    match column_value(column, modes, schema, &text) {
+        Ok(Value::Struct(_)) | Err(_) => None,
+        Ok(value) => Some(value),
+    }
+}
+
+/// What a NOT NULL column holds where the stream sent no value (a delete's `before` under
+/// `REPLICA IDENTITY DEFAULT` carries only the key): its schema's default, else the type's
+/// empty value, as Debezium's converters fall back (`""`, `0`, `false`, epoch, `{}`, `[]`).
+pub fn fallback_value(schema: &Schema) -> Value {
+    if let Some(default) = &schema.default {
+        return default.clone();
+    }
+    match schema.schema_type {
+        SchemaType::Boolean => Value::Boolean(false),
+        SchemaType::Int8 => Value::Int8(0),
+        SchemaType::Int16 => Value::Int16(0),
+        SchemaType::Int32 => Value::Int32(0),
+        SchemaType::Int64 => Value::Int64(0),
+        SchemaType::Float32 => Value::Float32(0.0),
+        SchemaType::Float64 => Value::Float64(0.0),
+        SchemaType::String => Value::from(match schema.name.as_deref() {
+            Some("io.debezium.data.Json") => "{}",
+            Some("io.debezium.time.ZonedTimestamp") => "1970-01-01T00:00:00Z",
+            Some("io.debezium.time.Interval") => "P0Y0M0DT0H0M0S",
+            _ => "",
+        }),
+        SchemaType::Bytes
+            if schema.name.as_deref() == Some("org.apache.kafka.connect.data.Decimal") =>
+        {
+            Value::Bytes(vec![0])
+        }
+        SchemaType::Bytes => Value::Bytes(Vec::new()),
+        SchemaType::Array => Value::Array(Vec::new()),
+        SchemaType::Map => Value::Map(Vec::new()),
+        SchemaType::Struct => {
+            let mut zero = sluice_api::data::Struct::new(Arc::new(schema.clone()));
+            let _ = zero.put("scale", Value::Int32(0));
+            let _ = zero.put("value", Value::Bytes(vec![0]));
+            Value::Struct(zero)
+        }
+    }
+}
+
+/// `pgjdbc`'s length and scale of a column (what Debezium's `column.propagate.source.type`
+/// reports as `__debezium.source.column.length` / `.scale`), for the common types; `None`
+/// where sluice does not know the driver's figure.
+pub fn source_length_and_scale(column: &ColumnType) -> Option<(i64, i64)> {
+    let unbounded = 2_147_483_647;
+    Some(match column.oid {
+        oid::BPCHAR | oid::VARCHAR if column.modifier >= 4 => (i64::from(column.modifier - 4), 0),
+        oid::BPCHAR | oid::VARCHAR | oid::TEXT => (unbounded, 0),
+        oid::NUMERIC if column.modifier >= 4 => (
+            i64::from(((column.modifier - 4) >> 16) & 0xFFFF),
+            i64::from((column.modifier - 4) & 0xFFFF),
+        ),
+        oid::INT2 => (5, 0),
+        oid::INT4 => (10, 0),
+        oid::INT8 => (19, 0),
+        oid::FLOAT4 => (8, 8),
+        oid::FLOAT8 => (17, 17),
+        oid::BOOL => (1, 0),
+        _ if matches!(column.shape, Shape::Enum(_)) => (unbounded, 0),
+        _ => return None,
+    })
+}
+
+/// The declared length of a character column (`varchar(20)`: 20), `None` when unbounded.
+pub fn declared_length(column: &ColumnType) -> Option<i64> {
+    (matches!(column.oid, oid::BPCHAR | oid::VARCHAR) && column.modifier >= 4)
+        .then(|| i64::from(column.modifier - 4))
+}
+
+/// Whether the column holds text (masking and hashing apply only to such columns).
+pub fn is_character(column: &ColumnType) -> bool {
+    column.shape == Shape::Scalar
+        && matches!(
+            column.oid,
+            oid::BPCHAR | oid::VARCHAR | oid::TEXT | oid::CHAR | oid::NAME
+        )
 }
 
 /// A one-dimensional array literal (`{1,NULL,"a b","q\"x"}`) into its elements' text forms.
@@ -503,6 +753,54 @@ fn parse_interval(text: &str) -> Option<i64> {
     Some(micros.round() as i64)
 }
 
+/// An ISO 8601 interval as Debezium's `io.debezium.time.Interval` writes it: every component,
+/// seconds without trailing zeros (`P1D` → `P0Y0M1DT0H0M0S`).
+fn interval_string(text: &str) -> Option<String> {
+    let body = text.strip_prefix('P')?;
+    let (date, time) = body.split_once('T').unwrap_or((body, ""));
+    let mut parts = [0i64; 5];
+    let mut seconds = String::from("0");
+    for (part, units) in [(date, "YMWD"), (time, "HMS")] {
+        let mut number = String::new();
+        for c in part.chars() {
+            if c.is_ascii_digit() || c == '.' || c == '-' {
+                number.push(c);
+                continue;
+            }
+            let whole = || number.parse::<i64>().ok();
+            match (units, c) {
+                ("YMWD", 'Y') => parts[0] += whole()?,
+                ("YMWD", 'M') => parts[1] += whole()?,
+                ("YMWD", 'W') => parts[2] += 7 * whole()?,
+                ("YMWD", 'D') => parts[2] += whole()?,
+                ("HMS", 'H') => parts[3] += whole()?,
+                ("HMS", 'M') => parts[4] += whole()?,
+                ("HMS", 'S') => {
+                    number.parse::<f64>().ok()?;
+                    seconds = if number.contains('.') {
+                        number
+                            .trim_end_matches('0')
+                            .trim_end_matches('.')
+                            .to_owned()
+                    } else {
+                        number.clone()
+                    };
+                    if seconds.is_empty() || seconds == "-" || seconds == "-0" {
+                        seconds = "0".into();
+                    }
+                }
+                _ => return None,
+            }
+            number.clear();
+        }
+        if !number.is_empty() {
+            return None;
+        }
+    }
+    let [y, m, d, h, min] = parts;
+    Some(format!("P{y}Y{m}M{d}DT{h}H{min}M{seconds}S"))
+}
+
 /// A bit string (`0101`) as Debezium's `io.debezium.data.Bits`: the bits as an unsigned
 /// number, little-endian, in as many bytes as the bits need.
 fn parse_bits(text: &str) -> Option<Vec<u8>> {
@@ -585,7 +883,7 @@ fn parse_timestamp(text: &str) -> Option<i64> {
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]+HH[:MM]` (with `TimeZone=UTC` the offset is `+00`) as
-/// Debezium's ZonedTimestamp: ISO-8601 in UTC, e.g. `2024-03-01T10:20:30.5Z`.
+/// Debezium's ZonedTimestamp: ISO-8601 in UTC, e.g. `2024-03-01T10:20:30.500000Z`.
 fn zoned_timestamp(text: &str) -> Option<String> {
     let split = text.rfind(['+', '-']).filter(|i| *i > 10)?;
     let (local, offset) = text.split_at(split);
@@ -607,10 +905,9 @@ fn zoned_timestamp(text: &str) -> Option<String> {
         seconds / 60 % 60,
         seconds % 60
     );
-    if fraction > 0 {
-        out.push_str(format!(".{fraction:06}").trim_end_matches('0'));
-    }
-    out.push('Z');
+    // Six digits always: Debezium formats by the column's precision, which the JDBC driver
+    // reports as 6 for `timestamptz`.
+    out.push_str(&format!(".{fraction:06}Z"));
     Some(out)
 }
 
@@ -938,11 +1235,11 @@ mod tests {
         );
         assert_eq!(
             value(oid::TIMESTAMPTZ, -1, "2024-02-29 10:20:30.5+00"),
-            Value::from("2024-02-29T10:20:30.5Z")
+            Value::from("2024-02-29T10:20:30.500000Z")
         );
         assert_eq!(
             value(oid::TIMESTAMPTZ, -1, "2024-03-01 01:00:00+02"),
-            Value::from("2024-02-29T23:00:00Z")
+            Value::from("2024-02-29T23:00:00.000000Z")
         );
         assert_eq!(
             column_schema(
@@ -953,6 +1250,131 @@ mod tests {
             .name
             .as_deref(),
             Some("io.debezium.time.MicroTimestamp")
+        );
+    }
+
+    #[test]
+    fn defaults_are_read_as_debezium_reads_them() {
+        let modes = ValueModes::default();
+        let default = |oid: u32, modifier: i32, expression: &str| {
+            let column = ColumnType::scalar(oid, modifier);
+            let schema = column_schema(&column, modes, true);
+            default_value(&column, modes, &schema, expression)
+        };
+        assert_eq!(
+            default(oid::VARCHAR, -1, "'new'::character varying"),
+            Some(Value::from("new"))
+        );
+        assert_eq!(
+            default(oid::TEXT, -1, "'can''t'::text"),
+            Some(Value::from("can't"))
+        );
+        assert_eq!(default(oid::INT4, -1, "7"), Some(Value::Int32(7)));
+        assert_eq!(
+            default(oid::INT4, -1, "'-1'::integer"),
+            Some(Value::Int32(-1))
+        );
+        assert_eq!(
+            default(oid::INT4, -1, "nextval('customers_id_seq'::regclass)"),
+            Some(Value::Int32(0)),
+            "a serial's default is 0"
+        );
+        assert_eq!(default(oid::BOOL, -1, "true"), Some(Value::Boolean(true)));
+        assert_eq!(
+            default(oid::TIMESTAMPTZ, -1, "now()"),
+            Some(Value::from("1970-01-01T00:00:00.000000Z"))
+        );
+        assert_eq!(
+            default(oid::INT4, -1, "(1 + 2)"),
+            None,
+            "expressions are not evaluated"
+        );
+        assert_eq!(default(oid::TEXT, -1, "NULL::text"), None);
+        assert_eq!(
+            default(oid::BYTEA, -1, "'\\x00'::bytea"),
+            None,
+            "bytea has no default mapper"
+        );
+        assert_eq!(
+            default(oid::NUMERIC, -1, "0"),
+            None,
+            "a struct cannot be a default"
+        );
+    }
+
+    #[test]
+    fn not_null_columns_without_a_value_take_the_type_s_empty_value() {
+        let modes = ValueModes::default();
+        let fallback =
+            |oid: u32| fallback_value(&column_schema(&ColumnType::scalar(oid, -1), modes, true));
+        assert_eq!(fallback(oid::VARCHAR), Value::from(""));
+        assert_eq!(fallback(oid::INT2), Value::Int16(0));
+        assert_eq!(fallback(oid::BOOL), Value::Boolean(false));
+        assert_eq!(fallback(oid::JSONB), Value::from("{}"));
+        assert_eq!(
+            fallback(oid::TIMESTAMPTZ),
+            Value::from("1970-01-01T00:00:00Z")
+        );
+        let mut with_default =
+            (*column_schema(&ColumnType::scalar(oid::TEXT, -1), modes, true)).clone();
+        with_default.default = Some(Value::from("new"));
+        assert_eq!(fallback_value(&with_default), Value::from("new"));
+    }
+
+    #[test]
+    fn interval_binary_and_hstore_modes() {
+        assert_eq!(
+            interval_string("P1Y2M3DT4H5M6.78S").as_deref(),
+            Some("P1Y2M3DT4H5M6.78S")
+        );
+        assert_eq!(interval_string("P1D").as_deref(), Some("P0Y0M1DT0H0M0S"));
+        assert_eq!(
+            interval_string("PT-1H-30M").as_deref(),
+            Some("P0Y0M0DT-1H-30M0S")
+        );
+        let hex = ValueModes {
+            binary: BinaryMode::Hex,
+            ..ValueModes::default()
+        };
+        let bytea = ColumnType::scalar(oid::BYTEA, -1);
+        let schema = column_schema(&bytea, hex, false);
+        assert_eq!(schema.schema_type, SchemaType::String);
+        assert_eq!(
+            column_value(&bytea, hex, &schema, "\\x00ff").unwrap(),
+            Value::from("00ff")
+        );
+        let base64 = ValueModes {
+            binary: BinaryMode::Base64,
+            ..ValueModes::default()
+        };
+        let unknown = ColumnType {
+            oid: 3615,
+            modifier: -1,
+            shape: Shape::Unknown,
+        };
+        let schema = column_schema(&unknown, base64, false);
+        assert_eq!(
+            column_value(&unknown, base64, &schema, "'fat' <-> 'cat'").unwrap(),
+            Value::from("J2ZhdCcgPC0+ICdjYXQn"),
+            "Debezium's test vector"
+        );
+        let map = ValueModes {
+            hstore_map: true,
+            ..ValueModes::default()
+        };
+        let hstore = ColumnType {
+            oid: 99999,
+            modifier: -1,
+            shape: Shape::Hstore,
+        };
+        let schema = column_schema(&hstore, map, false);
+        assert_eq!(schema.schema_type, SchemaType::Map);
+        assert_eq!(
+            column_value(&hstore, map, &schema, r#""a"=>"1", "b"=>NULL"#).unwrap(),
+            Value::Map(vec![
+                (Value::from("a"), Value::from("1")),
+                (Value::from("b"), Value::Null)
+            ])
         );
     }
 

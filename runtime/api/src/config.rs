@@ -85,6 +85,9 @@ pub enum Validator {
     },
     /// A non-empty string.
     NonEmpty,
+    /// Only the key's default is accepted: any other value would change the data in a way
+    /// sluice does not implement, so it is refused rather than ignored. Holds why.
+    DefaultOnly(&'static str),
 }
 
 /// One documented config key.
@@ -104,6 +107,10 @@ pub struct ConfigKey {
     pub group: String,
     /// A check on the value beyond its type, if any.
     pub validator: Option<Validator>,
+    /// Why setting this key changes nothing in sluice (`None`: it takes effect). A key the
+    /// compatibility surface documents but sluice has no use for is accepted, and named with
+    /// this reason once when the connector starts ([`ConfigDef::without_effect`]).
+    pub no_effect: Option<String>,
 }
 
 impl ConfigKey {
@@ -123,6 +130,7 @@ impl ConfigKey {
             documentation: documentation.to_owned(),
             group: "Common".to_owned(),
             validator: None,
+            no_effect: None,
         }
     }
 
@@ -142,6 +150,12 @@ impl ConfigKey {
     /// Adds a validator.
     pub fn validate_with(mut self, validator: Validator) -> ConfigKey {
         self.validator = Some(validator);
+        self
+    }
+
+    /// Marks the key as accepted but without effect in sluice, saying why.
+    pub fn ignored(mut self, why: &str) -> ConfigKey {
+        self.no_effect = Some(why.to_owned());
         self
     }
 
@@ -204,6 +218,19 @@ impl ConfigKey {
                 "Invalid value for configuration {}: must not be empty",
                 self.name
             )),
+            Some(Validator::DefaultOnly(why))
+                if !self
+                    .default
+                    .as_deref()
+                    .is_some_and(|d| d.trim().eq_ignore_ascii_case(trimmed)) =>
+            {
+                Err(format!(
+                    "`{}={value}` is not supported by sluice: {why}; remove the key or set it to \
+                     its default `{}`",
+                    self.name,
+                    self.default.as_deref().unwrap_or_default()
+                ))
+            }
             _ => Ok(()),
         }
     }
@@ -321,6 +348,19 @@ impl ConfigDef {
             Some(best) => format!("unknown key `{name}`; did you mean `{best}`?"),
             None => format!("unknown key `{name}`; remove it (see the plugin's config reference)"),
         }
+    }
+
+    /// One line per key set in `props` that has no effect here ([`ConfigKey::ignored`]),
+    /// naming the key and why: what a connector logs once when it starts.
+    pub fn without_effect(&self, props: &Props) -> Vec<String> {
+        self.keys
+            .iter()
+            .filter(|k| props.contains_key(&k.name))
+            .filter_map(|k| {
+                let why = k.no_effect.as_deref()?;
+                Some(format!("`{}` has no effect in sluice: {why}", k.name))
+            })
+            .collect()
     }
 
     /// The value of `name`, or its default.

@@ -597,6 +597,12 @@ async fn launch_instance(
     config: &Props,
     max_tasks: usize,
 ) -> Result<(Instance, Vec<Props>)> {
+    for line in crate::config::connector::full_def(&plugin).without_effect(config) {
+        tracing::warn!(
+            connector = config.get("name").map(String::as_str).unwrap_or_default(),
+            "{line}"
+        );
+    }
     match plugin.factory {
         ConnectorFactory::Source(factory) => {
             let mut connector = factory();

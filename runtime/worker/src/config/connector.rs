@@ -85,6 +85,16 @@ pub fn common_def(kind: ConnectorKind) -> ConfigDef {
         )
         .key(
             ConfigKey::optional(
+                "tasks.max.enforce",
+                Boolean,
+                "true",
+                Low,
+                "Fail a connector that generates more than tasks.max task configs.",
+            )
+            .ignored("sluice never runs more than tasks.max tasks"),
+        )
+        .key(
+            ConfigKey::optional(
                 "config.action.reload",
                 String,
                 "restart",
@@ -191,6 +201,53 @@ pub fn common_def(kind: ConnectorKind) -> ConfigDef {
                 Low,
                 "Topic creation groups (Kafka transport).",
             ))
+            .key(
+                ConfigKey::optional(
+                    "exactly.once.support",
+                    String,
+                    "requested",
+                    Low,
+                    "Whether the connector must support exactly-once delivery.",
+                )
+                .validate_with(Validator::DefaultOnly(
+                    "sluice's sources deliver at least once (offsets are committed after the \
+                     records are durable); exactly-once source delivery is not implemented",
+                )),
+            )
+            .key(
+                ConfigKey::optional(
+                    "transaction.boundary",
+                    String,
+                    "poll",
+                    Low,
+                    "Where exactly-once source transactions end.",
+                )
+                .validate_with(Validator::OneOf(vec!["poll", "interval", "connector"]))
+                .ignored("it applies only to exactly-once source delivery, which sluice does not do"),
+            )
+            .key(
+                ConfigKey::optional(
+                    "transaction.boundary.interval.ms",
+                    Long,
+                    "-1",
+                    Low,
+                    "Interval of exactly-once source transactions.",
+                )
+                .ignored("it applies only to exactly-once source delivery, which sluice does not do"),
+            )
+            .key(
+                ConfigKey::optional(
+                    "offsets.storage.topic",
+                    String,
+                    "",
+                    Low,
+                    "A connector-specific offsets topic.",
+                )
+                .validate_with(Validator::DefaultOnly(
+                    "a connector-specific offsets topic is not implemented; the connector's offsets \
+                     go to the worker's offset.storage.topic (or offset file)",
+                )),
+            )
             .open_prefix("topic.creation.")
             .open_prefix("producer.override."),
         ConnectorKind::Sink => def

@@ -1,0 +1,23 @@
+//! What sluice's Debezium-compatible CDC sources share, so the Postgres and MySQL connectors
+//! shape events the same way:
+//!
+//! * [`config`]: the keys every Debezium connector documents, implemented or named as
+//!   without effect;
+//! * [`options`]: those keys parsed ([`EventOptions`]);
+//! * [`operations`]: `skipped.operations`;
+//! * [`columns`]: masking, hashing and truncation of columns, source-type propagation;
+//! * [`names`]: Avro name adjustment;
+//! * [`key_columns`]: `message.key.columns`;
+//! * [`headers`]: primary-key change and `__debezium.context.*` headers;
+//! * [`version`]: what `source.version` says.
+
+pub mod columns;
+pub mod config;
+pub mod headers;
+pub mod key_columns;
+pub mod names;
+pub mod operations;
+pub mod options;
+pub mod version;
+
+pub use options::{BinaryMode, EventOptions, FailureMode};
