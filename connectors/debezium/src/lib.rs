@@ -4,10 +4,10 @@
 //! * [`config`]: the keys every Debezium connector documents, implemented or named as
 //!   without effect;
 //! * [`options`]: those keys parsed ([`EventOptions`]);
-//! * [`operations`]: `skipped.operations`;
+//! * [`operations`]: the `skipped.operations` key;
 //! * [`columns`]: masking, hashing and truncation of columns, source-type propagation;
 //! * [`names`]: Avro name adjustment;
-//! * [`key_columns`]: `message.key.columns`;
+//! * [`key_columns`]: the `message.key.columns` key;
 //! * [`headers`]: primary-key change and `__debezium.context.*` headers;
 //! * [`version`]: what `source.version` says.
 

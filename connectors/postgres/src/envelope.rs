@@ -200,7 +200,7 @@ impl TableSchema {
                 .fold(
                     Schema::struct_named(adjusted(&format!("{base}.Key"))),
                     |key, (name, _, schema)| {
-                        key.field(&events.field_names.field_name(&name), schema)
+                        key.field(events.field_names.field_name(&name), schema)
                     },
                 )
                 .into_ref()
@@ -391,4 +391,148 @@ pub fn source_value(schema: &SchemaRef, info: &SourceInfo<'_>) -> Value {
         schema: Arc::clone(schema),
         values,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::oid;
+    use sluice_api::config::props;
+
+    fn column(name: &str, type_oid: u32, modifier: i32, type_name: &str, key: bool) -> TableColumn {
+        TableColumn {
+            name: name.to_owned(),
+            column_type: ColumnType::scalar(type_oid, modifier),
+            key,
+            emitted: true,
+            optional: !key,
+            default_expression: None,
+            type_name: type_name.to_owned(),
+        }
+    }
+
+    fn text(value: &str) -> Column {
+        Column::Text(value.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn column_rules_key_columns_and_name_adjustment_shape_the_schemas_and_rows() {
+        let config = PostgresConfig::from_props(&props(&[
+            ("database.hostname", "db"),
+            ("database.user", "u"),
+            ("database.dbname", "d"),
+            ("topic.prefix", "my-server"),
+            ("message.key.columns", "public.orders:email"),
+            ("column.mask.with.3.chars", "public.orders.secret"),
+            (
+                "column.mask.hash.SHA-256.with.salt.CzQMA0cB5K",
+                "public.orders.hashed",
+            ),
+            ("column.propagate.source.type", "public.orders.price"),
+            ("field.name.adjustment.mode", "avro"),
+            ("schema.name.adjustment.mode", "avro"),
+            ("binary.handling.mode", "hex"),
+        ]))
+        .unwrap();
+        let columns = vec![
+            column("id", oid::INT4, -1, "int4", true),
+            column("email", oid::VARCHAR, 4 + 50, "varchar", false),
+            column("secret", oid::TEXT, -1, "text", false),
+            column("hashed", oid::VARCHAR, 4 + 20, "varchar", false),
+            column(
+                "price",
+                oid::NUMERIC,
+                ((10 << 16) | 2) + 4,
+                "numeric",
+                false,
+            ),
+            column("raw-bytes", oid::BYTEA, -1, "bytea", false),
+        ];
+        let table = TableSchema::new(&config, "public", "orders", columns, &source_schema());
+        assert_eq!(
+            table.topic, "my-server.public.orders",
+            "topics keep their names"
+        );
+        assert_eq!(
+            table.row.name.as_deref(),
+            Some("my_server.public.orders.Value")
+        );
+        let key = table.key.as_ref().unwrap();
+        assert_eq!(key.name.as_deref(), Some("my_server.public.orders.Key"));
+        let key_fields: Vec<&str> = key.fields.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            key_fields,
+            ["email"],
+            "message.key.columns replaces the primary key"
+        );
+        assert!(
+            key.fields[0].schema.optional,
+            "a nullable key column is an optional key field"
+        );
+        let field = |name: &str| {
+            table
+                .row
+                .fields
+                .iter()
+                .find(|f| f.name == name)
+                .unwrap_or_else(|| panic!("no field {name}"))
+                .schema
+                .clone()
+        };
+        assert!(
+            field("raw_bytes").schema_type == SchemaType::String,
+            "hex binary, avro field name"
+        );
+        assert_eq!(
+            field("price").parameters,
+            [
+                ("scale".to_owned(), "2".to_owned()),
+                ("connect.decimal.precision".to_owned(), "10".to_owned()),
+                (
+                    "__debezium.source.column.type".to_owned(),
+                    "NUMERIC".to_owned()
+                ),
+                (
+                    "__debezium.source.column.length".to_owned(),
+                    "10".to_owned()
+                ),
+                ("__debezium.source.column.scale".to_owned(), "2".to_owned()),
+                (
+                    "__debezium.source.column.name".to_owned(),
+                    "price".to_owned()
+                ),
+            ]
+        );
+        assert_eq!(
+            field("secret").parameters,
+            [("masked".to_owned(), "true".to_owned())]
+        );
+        let row = table
+            .row(&[
+                text("1"),
+                text("a@b.c"),
+                Column::Null,
+                text("test"),
+                text("12.50"),
+                text("\\x00ff"),
+            ])
+            .unwrap();
+        let Value::Struct(values) = &row else {
+            panic!()
+        };
+        assert_eq!(
+            values.get("secret"),
+            Some(&Value::from("***")),
+            "null is masked too"
+        );
+        assert_eq!(
+            values.get("hashed"),
+            Some(&Value::from("8e68c68edbbac316dfe2"))
+        );
+        assert_eq!(values.get("raw_bytes"), Some(&Value::from("00ff")));
+        let Value::Struct(key) = table.key_of(&row) else {
+            panic!()
+        };
+        assert_eq!(key.get("email"), Some(&Value::from("a@b.c")));
+    }
 }

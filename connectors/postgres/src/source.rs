@@ -37,6 +37,7 @@ use crate::sql::{
 use crate::transaction::{TransactionCounts, TransactionInfo, TransactionSchemas};
 use crate::types::ColumnType;
 use crate::wire::{ReplicationClient, WireEvent, slot_in_use};
+use sluice_debezium::FailureMode;
 use sluice_debezium::headers;
 use sluice_debezium::operations::Operation;
 
@@ -630,88 +631,106 @@ impl PostgresSourceTask {
             }
             Some(records)
         };
-        match message {
-            Message::Insert { relation, new, .. } => {
-                let table = self.table(relation)?;
-                if table.captured {
-                    out.extend(
-                        event(table, Operation::Create, Value::Null, table.row(&new)?)
-                            .into_iter()
-                            .flatten(),
-                    );
-                }
-            }
-            Message::Update {
-                relation, old, new, ..
-            } => {
-                let table = self.table(relation)?;
-                if table.captured {
-                    let before = match old {
-                        Some(OldTuple::Key(t) | OldTuple::Full(t)) => table.row(&t)?,
-                        None => Value::Null,
-                    };
-                    let after = table.row(&new)?;
-                    let old_key = table.key_of(&before);
-                    let new_key = table.key_of(&after);
-                    if !old_key.is_null() && old_key != new_key {
-                        // The key changed: as Debezium does, a delete (and tombstone) under the
-                        // old key naming the new one in `__debezium.newkey`, then a create
-                        // under the new key naming the old one in `__debezium.oldkey`.
-                        let mut delete = event(table, Operation::Delete, before, Value::Null)
-                            .unwrap_or_default();
-                        let mut create =
-                            event(table, Operation::Create, Value::Null, after).unwrap_or_default();
-                        let key_schema = table.key.as_ref();
-                        for record in &mut delete {
-                            headers::mark_new_key(&mut record.record, &new_key, key_schema);
-                        }
-                        for record in &mut create {
-                            headers::mark_old_key(&mut record.record, &old_key, key_schema);
-                        }
-                        out.extend(delete);
-                        out.extend(create);
-                    } else {
+        let on_failure = config.events.on_failure;
+        let converted = (|| -> Result<()> {
+            match message {
+                Message::Insert { relation, new, .. } => {
+                    let table = self.table(relation)?;
+                    if table.captured {
                         out.extend(
-                            event(table, Operation::Update, before, after)
+                            event(table, Operation::Create, Value::Null, table.row(&new)?)
                                 .into_iter()
                                 .flatten(),
                         );
                     }
                 }
-            }
-            Message::Delete { relation, old, .. } => {
-                let table = self.table(relation)?;
-                if table.captured {
-                    let (OldTuple::Key(t) | OldTuple::Full(t)) = old;
-                    out.extend(
-                        event(table, Operation::Delete, table.row(&t)?, Value::Null)
-                            .into_iter()
-                            .flatten(),
-                    );
-                }
-            }
-            Message::Truncate { relations, .. } if !skipped.skips(Operation::Truncate) => {
-                for oid in relations {
-                    let table = self.table(oid)?;
-                    if !table.captured {
-                        continue;
+                Message::Update {
+                    relation, old, new, ..
+                } => {
+                    let table = self.table(relation)?;
+                    if table.captured {
+                        let before = match old {
+                            Some(OldTuple::Key(t) | OldTuple::Full(t)) => table.row(&t)?,
+                            None => Value::Null,
+                        };
+                        let after = table.row(&new)?;
+                        let old_key = table.key_of(&before);
+                        let new_key = table.key_of(&after);
+                        if !old_key.is_null() && old_key != new_key {
+                            // The key changed: as Debezium does, a delete (and tombstone) under the
+                            // old key naming the new one in `__debezium.newkey`, then a create
+                            // under the new key naming the old one in `__debezium.oldkey`.
+                            let mut delete = event(table, Operation::Delete, before, Value::Null)
+                                .unwrap_or_default();
+                            let mut create = event(table, Operation::Create, Value::Null, after)
+                                .unwrap_or_default();
+                            let key_schema = table.key.as_ref();
+                            for record in &mut delete {
+                                headers::mark_new_key(&mut record.record, &new_key, key_schema);
+                            }
+                            for record in &mut create {
+                                headers::mark_old_key(&mut record.record, &old_key, key_schema);
+                            }
+                            out.extend(delete);
+                            out.extend(create);
+                        } else {
+                            out.extend(
+                                event(table, Operation::Update, before, after)
+                                    .into_iter()
+                                    .flatten(),
+                            );
+                        }
                     }
-                    let value = table.envelope(
-                        Value::Null,
-                        Value::Null,
-                        self.stream_source(table, xid, micros, lsn),
-                        Operation::Truncate.code(),
-                    );
-                    out.push(self.record(
-                        table,
-                        Value::Null,
-                        value,
-                        self.change_offset(lsn),
-                        micros,
-                    ));
                 }
+                Message::Delete { relation, old, .. } => {
+                    let table = self.table(relation)?;
+                    if table.captured {
+                        let (OldTuple::Key(t) | OldTuple::Full(t)) = old;
+                        out.extend(
+                            event(table, Operation::Delete, table.row(&t)?, Value::Null)
+                                .into_iter()
+                                .flatten(),
+                        );
+                    }
+                }
+                Message::Truncate { relations, .. } if !skipped.skips(Operation::Truncate) => {
+                    for oid in relations {
+                        let table = self.table(oid)?;
+                        if !table.captured {
+                            continue;
+                        }
+                        let value = table.envelope(
+                            Value::Null,
+                            Value::Null,
+                            self.stream_source(table, xid, micros, lsn),
+                            Operation::Truncate.code(),
+                        );
+                        out.push(self.record(
+                            table,
+                            Value::Null,
+                            value,
+                            self.change_offset(lsn),
+                            micros,
+                        ));
+                    }
+                }
+                _ => {}
             }
-            _ => {}
+            Ok(())
+        })();
+        match converted {
+            Ok(()) => {}
+            // `event.processing.failure.handling.mode`: a value that cannot be converted
+            // fails the task (the default), or the event is left out, logged at warn or debug.
+            Err(e) if e.kind() == ErrorKind::Data && on_failure != FailureMode::Fail => {
+                if on_failure == FailureMode::Warn {
+                    tracing::warn!(lsn = %Lsn(lsn), error = %e, "event.processing.failure.handling.mode=warn: skipping an event that cannot be converted");
+                } else {
+                    tracing::debug!(lsn = %Lsn(lsn), error = %e, "skipping an event that cannot be converted");
+                }
+                out.clear();
+            }
+            Err(e) => return Err(e),
         }
         self.push(out);
         if let Some(transaction) = self.transaction.as_mut() {

@@ -211,3 +211,32 @@ fn data_collection(envelope: &Struct) -> Option<String> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_schemas_are_versioned_and_collection_items_optional() {
+        let schemas = TransactionSchemas::default();
+        assert_eq!(schemas.key.version, Some(1));
+        assert_eq!(schemas.value.version, Some(1));
+        let collections = schemas
+            .value
+            .fields
+            .iter()
+            .find(|f| f.name == "data_collections")
+            .unwrap();
+        assert!(collections.schema.optional);
+        let item = collections.schema.value_schema.as_ref().unwrap();
+        assert!(item.optional, "event.collection items are optional structs");
+        assert_eq!(item.version, Some(1));
+        let info = TransactionInfo {
+            xid: 571,
+            commit_lsn: 900,
+            commit_micros: 0,
+            topic_prefix: "p",
+        };
+        assert_eq!(info.id(53195829), "571:53195829");
+    }
+}

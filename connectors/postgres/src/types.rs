@@ -358,7 +358,7 @@ pub fn column_value(
                 return Ok(Value::Map(
                     map.into_iter()
                         .map(|(k, v)| {
-                            let v = v.as_str().map_or(Value::Null, |v| Value::from(v));
+                            let v = v.as_str().map_or(Value::Null, Value::from);
                             (Value::String(k), v)
                         })
                         .collect(),
