@@ -151,7 +151,8 @@ const TYPES_DDL: &str = "CREATE TABLE types (
   ratio NUMERIC,
   created TIMESTAMPTZ NOT NULL DEFAULT now(),
   flag BOOLEAN NOT NULL DEFAULT true,
-  query TSQUERY
+  query TSQUERY,
+  category TEXT DEFAULT 'misc'
 )";
 
 fn field(schema: Json, name: &str) -> Json {
@@ -289,6 +290,7 @@ fn types_row_schema(name: &str) -> Json {
                 "version": 1, "default": "1970-01-01T00:00:00.000000Z", "field": "created",
             },
             {"type": "boolean", "optional": false, "default": true, "field": "flag"},
+            {"type": "string", "optional": true, "default": "misc", "field": "category"},
         ],
         "optional": true,
         "name": format!("{PREFIX}.public.types.Value"),
@@ -420,7 +422,7 @@ fn the_documented_customers_events_and_a_types_table_match_debezium_field_by_fie
     pg.sql(
         "insert into customers (first_name, last_name, email) values \
          ('Anne', 'Kretchmar', 'annek@noanswer.org'), ('Sally', 'Thomas', 'sally.thomas@acme.com'); \
-         insert into types (note, ratio, query) values ('n', 3.14159, 'fat & cat')",
+         insert into types (note, ratio, query, category) values ('n', 3.14159, 'fat & cat', null)",
     );
     let dir = tempfile::tempdir().unwrap();
     write_worker(dir.path());

@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 
 use crate::config::Props;
 use crate::data::{Field, Schema, SchemaRef, SchemaType, Struct, Value};
-use crate::json::{envelope_text, json_to_value, value_to_json_text};
+use crate::json::{ConnectPayload, envelope_text_with, json_to_value, value_to_json_text};
 use crate::{Error, Result};
 
 /// Turns a value into bytes and back.
@@ -68,7 +68,23 @@ pub fn converter(class: &str, settings: &Props) -> Result<Box<dyn Converter>> {
                     )));
                 }
             };
-            Ok(Box::new(JsonConverter { schemas_enable }))
+            let replace_null_with_default = match settings
+                .get("replace.null.with.default")
+                .map(|v| v.trim().to_ascii_lowercase())
+            {
+                None => true,
+                Some(v) if v == "true" => true,
+                Some(v) if v == "false" => false,
+                Some(v) => {
+                    return Err(Error::config(format!(
+                        "`replace.null.with.default` must be true or false, got `{v}`"
+                    )));
+                }
+            };
+            Ok(Box::new(JsonConverter {
+                schemas_enable,
+                replace_null_with_default,
+            }))
         }
         Some(STRING_CONVERTER) => Ok(Box::new(StringConverter)),
         Some(BYTE_ARRAY_CONVERTER) => Ok(Box::new(ByteArrayConverter)),
@@ -85,6 +101,9 @@ pub fn converter(class: &str, settings: &Props) -> Result<Box<dyn Converter>> {
 pub struct JsonConverter {
     /// `schemas.enable`: whether values travel in the schema-and-payload envelope.
     pub schemas_enable: bool,
+    /// `replace.null.with.default` (default true, as in Kafka 3.5+): a null struct field whose
+    /// schema has a default is written as the default.
+    pub replace_null_with_default: bool,
 }
 
 impl Converter for JsonConverter {
@@ -98,9 +117,13 @@ impl Converter for JsonConverter {
             return Ok(None);
         }
         Ok(Some(if self.schemas_enable {
-            envelope_text(schema, value)
+            envelope_text_with(schema, value, self.replace_null_with_default)
         } else {
-            value_to_json_text(value).into_bytes()
+            serde_json::to_vec(&ConnectPayload {
+                value,
+                replace_null_with_default: self.replace_null_with_default,
+            })
+            .expect("a value always serialises")
         }))
     }
 
@@ -390,7 +413,37 @@ mod tests {
     fn json(schemas: bool) -> JsonConverter {
         JsonConverter {
             schemas_enable: schemas,
+            replace_null_with_default: true,
         }
+    }
+
+    #[test]
+    fn null_fields_with_a_default_are_written_as_the_default_unless_turned_off() {
+        let mut field = Schema::of(SchemaType::Int32).optional();
+        field.default = Some(Value::Int32(7));
+        let row = Schema::struct_named("row")
+            .field("rank", Arc::new(field))
+            .field("note", Arc::new(Schema::string().optional()))
+            .into_ref();
+        let value = Value::Struct(crate::data::Struct::new(Arc::clone(&row)));
+        let text = |settings: &[(&str, &str)]| {
+            let converter = converter(JSON_CONVERTER, &crate::config::props(settings)).unwrap();
+            let bytes = converter
+                .serialize("t", Some(&row), &value)
+                .unwrap()
+                .unwrap();
+            let json: Json = serde_json::from_slice(&bytes).unwrap();
+            json["payload"].clone()
+        };
+        assert_eq!(
+            text(&[]),
+            serde_json::json!({"rank": 7, "note": null}),
+            "Kafka's default"
+        );
+        assert_eq!(
+            text(&[("replace.null.with.default", "false")]),
+            serde_json::json!({"rank": null, "note": null})
+        );
     }
 
     #[test]

@@ -126,13 +126,44 @@ fn float_to_json(v: f64) -> Json {
 
 /// A value serialised as JsonConverter's payload: the same text as [`value_to_json`] renders,
 /// written straight out without building a `serde_json::Value` tree first — converters, sinks
-/// and plugin calls do this for every record.
+/// and plugin calls do this for every record. Null struct fields stay null; see
+/// [`ConnectPayload`] for JsonConverter's default replacement of nulls.
 #[derive(Debug, Clone, Copy)]
 pub struct AsJson<'a>(pub &'a Value);
 
 impl Serialize for AsJson<'_> {
     fn serialize<S: Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
+        ConnectPayload {
+            value: self.0,
+            replace_null_with_default: false,
+        }
+        .serialize(out)
+    }
+}
+
+/// A payload as JsonConverter writes it: with `replace_null_with_default` (JsonConverter's
+/// `replace.null.with.default`, true by default since Kafka 3.5) a null struct field whose
+/// schema has a default is written as that default, as Kafka Connect does.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectPayload<'a> {
+    /// The value.
+    pub value: &'a Value,
+    /// Write a null struct field's schema default instead of null.
+    pub replace_null_with_default: bool,
+}
+
+impl ConnectPayload<'_> {
+    fn nested<'b>(&self, value: &'b Value) -> ConnectPayload<'b> {
+        ConnectPayload {
+            value,
+            replace_null_with_default: self.replace_null_with_default,
+        }
+    }
+}
+
+impl Serialize for ConnectPayload<'_> {
+    fn serialize<S: Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        match self.value {
             Value::Null => out.serialize_unit(),
             Value::Boolean(v) => out.serialize_bool(*v),
             Value::Int8(v) => out.serialize_i64(i64::from(*v)),
@@ -145,25 +176,31 @@ impl Serialize for AsJson<'_> {
             Value::Bytes(v) => {
                 out.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
             }
-            Value::Array(items) => out.collect_seq(items.iter().map(AsJson)),
+            Value::Array(items) => out.collect_seq(items.iter().map(|v| self.nested(v))),
             Value::Map(entries) => {
                 if entries.iter().all(|(k, _)| matches!(k, Value::String(_))) {
                     out.collect_map(
                         entries
                             .iter()
-                            .map(|(k, v)| (k.as_str().unwrap_or_default(), AsJson(v))),
+                            .map(|(k, v)| (k.as_str().unwrap_or_default(), self.nested(v))),
                     )
                 } else {
-                    out.collect_seq(entries.iter().map(|(k, v)| [AsJson(k), AsJson(v)]))
+                    out.collect_seq(
+                        entries
+                            .iter()
+                            .map(|(k, v)| [self.nested(k), self.nested(v)]),
+                    )
                 }
             }
-            Value::Struct(s) => out.collect_map(
-                s.schema
-                    .fields
-                    .iter()
-                    .zip(&s.values)
-                    .map(|(field, v)| (field.name.as_str(), AsJson(v))),
-            ),
+            Value::Struct(s) => {
+                out.collect_map(s.schema.fields.iter().zip(&s.values).map(|(field, v)| {
+                    let shown = match (&field.schema.default, v) {
+                        (Some(default), Value::Null) if self.replace_null_with_default => default,
+                        _ => v,
+                    };
+                    (field.name.as_str(), self.nested(shown))
+                }))
+            }
         }
     }
 }
@@ -185,14 +222,27 @@ pub fn value_to_json_text(value: &Value) -> String {
 
 /// The JSON text of `{"schema": …, "payload": …}` (see [`envelope`]).
 pub fn envelope_text(schema: Option<&Schema>, value: &Value) -> Vec<u8> {
+    envelope_text_with(schema, value, false)
+}
+
+/// [`envelope_text`] as JsonConverter writes it, replacing null struct fields by their
+/// schema's default when `replace_null_with_default` ([`ConnectPayload`]).
+pub fn envelope_text_with(
+    schema: Option<&Schema>,
+    value: &Value,
+    replace_null_with_default: bool,
+) -> Vec<u8> {
     #[derive(Serialize)]
     struct Envelope<'a> {
         schema: Json,
-        payload: AsJson<'a>,
+        payload: ConnectPayload<'a>,
     }
     let envelope = Envelope {
         schema: schema.map(schema_to_json).unwrap_or(Json::Null),
-        payload: AsJson(value),
+        payload: ConnectPayload {
+            value,
+            replace_null_with_default,
+        },
     };
     serde_json::to_vec(&envelope).expect("an envelope always serialises")
 }
