@@ -63,6 +63,16 @@ if [ "$wal_level" != "logical" ]; then echo "wal_level is $wal_level, expected l
 echo "postgres starter ok (wal_level=$wal_level)"
 unset SLUICE_PG_DIR SLUICE_PG_PORT
 
+step "mariadb starter: ROW binlog on a private port (installs MariaDB before the tests need it)"
+export SLUICE_MARIADB_DIR="$(mktemp -d /tmp/sluice-mariadb-check.XXXXXX)" SLUICE_MARIADB_PORT=33391
+scripts/mariadb-start.sh
+scripts/mariadb-start.sh >/dev/null   # idempotent
+binlog_format="$(mariadb --protocol=tcp -h 127.0.0.1 -P "$SLUICE_MARIADB_PORT" -u root -N -B -e 'select @@binlog_format')"
+scripts/mariadb-stop.sh --purge
+if [ "$binlog_format" != "ROW" ]; then echo "binlog_format is $binlog_format, expected ROW" >&2; exit 1; fi
+echo "mariadb starter ok (binlog_format=$binlog_format)"
+unset SLUICE_MARIADB_DIR SLUICE_MARIADB_PORT
+
 step "unit and end-to-end tests"
 limit 1800 cargo test --workspace
 

@@ -6,6 +6,7 @@
 
 pub(crate) mod es_fake;
 pub(crate) mod kafka;
+pub(crate) mod mariadb;
 pub(crate) mod plugins;
 pub(crate) mod postgres;
 pub(crate) mod s3_fake;

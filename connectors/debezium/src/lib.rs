@@ -13,6 +13,7 @@
 
 pub mod columns;
 pub mod config;
+pub mod decimal;
 pub mod headers;
 pub mod key_columns;
 pub mod names;

@@ -9,6 +9,7 @@ use sluice_api::calendar::{civil_from_days, days_from_civil};
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Value};
 use sluice_api::{Error, Result};
 use sluice_debezium::BinaryMode;
+use sluice_debezium::decimal::{parse_decimal, twos_complement};
 
 /// How `numeric` columns are emitted (`decimal.handling.mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -909,39 +910,6 @@ fn zoned_timestamp(text: &str) -> Option<String> {
     // reports as 6 for `timestamptz`.
     out.push_str(&format!(".{fraction:06}Z"));
     Some(out)
-}
-
-/// A decimal's unscaled value and scale (`-12.340` → (-12340, 3)); `None` beyond 38 digits.
-fn parse_decimal(text: &str) -> Option<(i128, i32)> {
-    let (negative, digits) = match text.strip_prefix('-') {
-        Some(rest) => (true, rest),
-        None => (false, text),
-    };
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    let all = format!("{whole}{fraction}");
-    if all.is_empty() || all.len() > 38 || !all.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let unscaled: i128 = all.parse().ok()?;
-    Some((
-        if negative { -unscaled } else { unscaled },
-        fraction.len() as i32,
-    ))
-}
-
-/// Big-endian two's complement in the fewest bytes (Java's `BigInteger.toByteArray`).
-fn twos_complement(value: i128) -> Vec<u8> {
-    let bytes = value.to_be_bytes();
-    let mut start = 0;
-    while start < 15 {
-        let (here, next) = (bytes[start], bytes[start + 1]);
-        let redundant = (here == 0x00 && next & 0x80 == 0) || (here == 0xFF && next & 0x80 != 0);
-        if !redundant {
-            break;
-        }
-        start += 1;
-    }
-    bytes[start..].to_vec()
 }
 
 #[cfg(test)]

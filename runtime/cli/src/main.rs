@@ -83,6 +83,8 @@ fn registry() -> Registry {
         .connector(sluice_connector_file::FILE_SOURCE)
         .connector(sluice_connector_file::FILE_SINK)
         .connector(sluice_connector_postgres::POSTGRES_SOURCE)
+        .connector(sluice_connector_mysql::MYSQL_SOURCE)
+        .connector(sluice_connector_mysql::MARIADB_SOURCE)
         .connector(sluice_connector_elasticsearch::ELASTICSEARCH_SINK)
         .transform(sluice_wasm::WASM_TRANSFORM)
 }

@@ -1,0 +1,161 @@
+//! The MySQL/MariaDB connector's settings under Debezium's key names and defaults (what this
+//! first version implements; the keys Debezium documents for what is not built yet are refused
+//! at a non-default value, saying so).
+
+use regex::Regex;
+use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
+use sluice_api::{Error, Result, Secret};
+use sluice_debezium::EventOptions;
+
+/// The connector's config definition.
+pub fn config_def() -> ConfigDef {
+    use ConfigType::*;
+    use Importance::*;
+    let def = ConfigDef::new()
+        .key(ConfigKey::required("database.hostname", String, High, "MySQL/MariaDB host."))
+        .key(ConfigKey::optional("database.port", Int, "3306", High, "Port."))
+        .key(ConfigKey::required("database.user", String, High,
+            "User with SELECT, REPLICATION SLAVE and REPLICATION CLIENT (MariaDB: BINLOG MONITOR)."))
+        .key(ConfigKey::optional("database.password", Password, "", High, "Password."))
+        .key(ConfigKey::required("database.server.id", Long, High,
+            "The replica id this connector uses; unique among the server's replicas."))
+        .key(ConfigKey::required("topic.prefix", String, High, "Logical server name: topics are <prefix>.<db>.<table>.")
+            .validate_with(Validator::NonEmpty))
+        .key(ConfigKey::optional("database.include.list", List, "", Medium, "Regular expressions of the databases to capture."))
+        .key(ConfigKey::optional("database.exclude.list", List, "", Medium, "Regular expressions of databases not to capture."))
+        .key(ConfigKey::optional("table.include.list", List, "", Medium, "Regular expressions of the tables (db.table) to capture."))
+        .key(ConfigKey::optional("table.exclude.list", List, "", Medium, "Regular expressions of tables (db.table) not to capture."))
+        .key(ConfigKey::optional("snapshot.mode", String, "initial", Medium,
+            "initial: snapshot when none completed, then stream; always; initial_only; no_data (never): stream only; when_needed.")
+            .validate_with(Validator::OneOf(vec!["initial", "always", "initial_only", "no_data", "never", "when_needed"])))
+        .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "DECIMAL as precise (Decimal), double or string.")
+            .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
+        .key(ConfigKey::optional("time.precision.mode", String, "adaptive_time_microseconds", Medium,
+            "Temporal types as Debezium's adaptive_time_microseconds (the only mode so far).")
+            .validate_with(Validator::DefaultOnly("only adaptive_time_microseconds is implemented so far")))
+        .key(ConfigKey::optional("bigint.unsigned.handling.mode", String, "long", Medium,
+            "BIGINT UNSIGNED as long (int64; values above 2^63 wrap, as in Debezium) or precise (Decimal).")
+            .validate_with(Validator::OneOf(vec!["long", "precise"])))
+        .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll (whole transactions)."))
+        .key(ConfigKey::optional("include.schema.changes", Boolean, "true", Medium,
+            "Schema change events on the <topic.prefix> topic.")
+            .ignored("schema change events and the schema history are not built yet; tables are described from INFORMATION_SCHEMA"))
+        .key(ConfigKey::optional("provide.transaction.metadata", Boolean, "false", Low, "Transaction metadata.")
+            .validate_with(Validator::DefaultOnly("transaction metadata is not built yet for MySQL")))
+        .key(ConfigKey::optional("heartbeat.interval.ms", Int, "0", Low, "Heartbeats.")
+            .validate_with(Validator::DefaultOnly("heartbeats are not built yet for MySQL")))
+        .key(ConfigKey::optional("schema.history.internal.kafka.topic", String, "", Low, "Schema history topic.")
+            .ignored("the schema history is not built yet; tables are described from INFORMATION_SCHEMA"))
+        .key(ConfigKey::optional("schema.history.internal.kafka.bootstrap.servers", String, "", Low, "Schema history brokers.")
+            .ignored("the schema history is not built yet"))
+        .key(ConfigKey::optional("schema.history.internal", Class, "", Low, "Schema history implementation.")
+            .ignored("the schema history is not built yet"))
+        .key(ConfigKey::optional("schema.history.internal.file.filename", String, "", Low, "Schema history file.")
+            .ignored("the schema history is not built yet"))
+        .open_prefix("schema.history.internal.");
+    sluice_debezium::config::pattern_prefixes(def.merge(&sluice_debezium::config::event_keys()))
+}
+
+/// `snapshot.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnapshotMode {
+    Initial,
+    Always,
+    InitialOnly,
+    NoData,
+    WhenNeeded,
+}
+
+/// Parsed settings; `{:?}` hides the password.
+#[derive(Debug, Clone)]
+pub struct MySqlConfig {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    pub server_id: u32,
+    pub topic_prefix: String,
+    databases: (Option<Regex>, Option<Regex>),
+    tables: (Option<Regex>, Option<Regex>),
+    pub snapshot: SnapshotMode,
+    pub decimal_string: bool,
+    pub decimal_double: bool,
+    pub bigint_precise: bool,
+    pub max_batch: usize,
+    pub tombstones: bool,
+    pub events: EventOptions,
+    /// `mysql` or `mariadb`: `source.connector` and the Source schema's name.
+    pub flavour: &'static str,
+    pub task_id: u32,
+}
+
+fn patterns(config: &Config, key: &str) -> Result<Option<Regex>> {
+    let list = config.list(key);
+    if list.is_empty() {
+        return Ok(None);
+    }
+    let alternatives: Vec<String> = list.iter().map(|p| format!("(?:{p})")).collect();
+    Regex::new(&format!("^(?:{})$", alternatives.join("|")))
+        .map(Some)
+        .map_err(|e| Error::config(format!("`{key}` holds an invalid regular expression: {e}")))
+}
+
+fn pair(config: &Config, kind: &str) -> Result<(Option<Regex>, Option<Regex>)> {
+    let include = patterns(config, &format!("{kind}.include.list"))?;
+    let exclude = patterns(config, &format!("{kind}.exclude.list"))?;
+    if include.is_some() && exclude.is_some() {
+        return Err(Error::config(format!(
+            "{kind}.include.list and {kind}.exclude.list are both set; Debezium allows one of them: keep one"
+        )));
+    }
+    Ok((include, exclude))
+}
+
+fn allows((include, exclude): &(Option<Regex>, Option<Regex>), name: &str) -> bool {
+    include.as_ref().is_none_or(|r| r.is_match(name))
+        && !exclude.as_ref().is_some_and(|r| r.is_match(name))
+}
+
+impl MySqlConfig {
+    /// Reads the connector's keys; `flavour` is `mysql` or `mariadb`.
+    pub fn from_props(props: &Props, flavour: &'static str) -> Result<MySqlConfig> {
+        let config = Config::parse_own(config_def(), props)?;
+        let port = config.i64("database.port")?;
+        let server_id = config.i64("database.server.id")?;
+        let decimals = config.string("decimal.handling.mode")?;
+        Ok(MySqlConfig {
+            host: config.string("database.hostname")?,
+            port: u16::try_from(port).map_err(|_| Error::config(format!("`database.port={port}` is not a port")))?,
+            user: config.string("database.user")?,
+            password: config.secret("database.password")?,
+            server_id: u32::try_from(server_id).ok().filter(|id| *id > 0).ok_or_else(|| {
+                Error::config(format!(
+                    "`database.server.id={server_id}` must be between 1 and 4294967295, and differ from every other replica's server_id"
+                ))
+            })?,
+            topic_prefix: config.string("topic.prefix")?,
+            databases: pair(&config, "database")?,
+            tables: pair(&config, "table")?,
+            snapshot: match config.string("snapshot.mode")?.as_str() {
+                "always" => SnapshotMode::Always,
+                "initial_only" => SnapshotMode::InitialOnly,
+                "no_data" | "never" => SnapshotMode::NoData,
+                "when_needed" => SnapshotMode::WhenNeeded,
+                _ => SnapshotMode::Initial,
+            },
+            decimal_string: decimals == "string",
+            decimal_double: decimals == "double",
+            bigint_precise: config.string("bigint.unsigned.handling.mode")? == "precise",
+            max_batch: usize::try_from(config.i64("max.batch.size")?).unwrap_or(2048).max(1),
+            tombstones: config.bool("tombstones.on.delete")?,
+            events: EventOptions::new(&config, props)?,
+            flavour,
+            task_id: 0,
+        })
+    }
+
+    /// Whether changes of `db.table` are captured.
+    pub fn captures(&self, db: &str, table: &str) -> bool {
+        allows(&self.databases, db) && allows(&self.tables, &format!("{db}.{table}"))
+    }
+}

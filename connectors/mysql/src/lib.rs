@@ -1,0 +1,37 @@
+//! The MySQL / MariaDB CDC source (Debezium's MySQL and MariaDB connectors): a lock-free
+//! consistent snapshot, then the binlog as Debezium change events.
+//!
+//! * [`rows`]: our own decoder of the binlog's row images (strict, total, fuzzed);
+//! * [`table`]: tables from INFORMATION_SCHEMA and Debezium's type mapping;
+//! * [`snapshot`], [`source`], [`envelope`], [`sql`]: the snapshot reader, the task, the
+//!   event envelope, connections and catalog queries.
+
+pub mod config;
+pub mod envelope;
+pub mod rows;
+pub mod snapshot;
+pub mod source;
+pub mod sql;
+pub mod table;
+
+use sluice_api::connector::{ConnectorFactory, ConnectorPlugin};
+
+/// Debezium's MySQL connector, by its class name and the alias `mysql`.
+pub const MYSQL_SOURCE: ConnectorPlugin = ConnectorPlugin {
+    class: "io.debezium.connector.mysql.MySqlConnector",
+    aliases: &["mysql"],
+    version: env!("CARGO_PKG_VERSION"),
+    config_def: config::config_def,
+    validate: |_| Vec::new(),
+    factory: ConnectorFactory::Source(|| Box::new(source::MySqlSourceConnector::new("mysql"))),
+};
+
+/// Debezium's MariaDB connector, by its class name and the alias `mariadb`.
+pub const MARIADB_SOURCE: ConnectorPlugin = ConnectorPlugin {
+    class: "io.debezium.connector.mariadb.MariaDbConnector",
+    aliases: &["mariadb"],
+    version: env!("CARGO_PKG_VERSION"),
+    config_def: config::config_def,
+    validate: |_| Vec::new(),
+    factory: ConnectorFactory::Source(|| Box::new(source::MySqlSourceConnector::new("mariadb"))),
+};

@@ -1,0 +1,131 @@
+//! Connections and the catalog: server checks, table descriptions from INFORMATION_SCHEMA.
+
+use mysql_async::prelude::*;
+use mysql_async::{Conn, OptsBuilder, Row};
+use sluice_api::{Error, Result};
+
+use crate::config::MySqlConfig;
+use crate::table::ColumnInfo;
+
+/// A MySQL error as sluice's: lost connections are retriable, the rest name what failed.
+pub fn my_error(what: &str, config: &MySqlConfig, error: mysql_async::Error) -> Error {
+    let text = format!("{what} on {}:{}: {error}", config.host, config.port);
+    match error {
+        mysql_async::Error::Io(_) => Error::retriable(text),
+        mysql_async::Error::Server(ref e) if e.code == 1045 => {
+            Error::config(format!("{text}; check database.user and database.password"))
+        }
+        _ => Error::config(text),
+    }
+}
+
+/// A new connection with the session settings every query relies on (UTC timestamps).
+pub async fn connect(config: &MySqlConfig) -> Result<Conn> {
+    let opts = OptsBuilder::default()
+        .ip_or_hostname(config.host.clone())
+        .tcp_port(config.port)
+        .user(Some(config.user.clone()))
+        .pass(Some(config.password.expose().to_owned()))
+        .prefer_socket(false);
+    let mut conn = Conn::new(opts)
+        .await
+        .map_err(|e| my_error("connecting", config, e))?;
+    conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4")
+        .await
+        .map_err(|e| my_error("setting the session", config, e))?;
+    Ok(conn)
+}
+
+/// Quotes an identifier with backticks.
+pub fn quote_ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+/// The binlog settings Debezium needs, each refused with its fix.
+pub async fn check_server(conn: &mut Conn, config: &MySqlConfig) -> Result<()> {
+    let row: Option<(Option<String>, Option<String>, Option<String>)> = conn
+        .query_first("SELECT @@log_bin, @@binlog_format, @@binlog_row_image")
+        .await
+        .map_err(|e| my_error("reading the binlog settings", config, e))?;
+    let (log_bin, format, image) = row.unwrap_or_default();
+    let on = matches!(log_bin.as_deref(), Some("1") | Some("ON"));
+    if !on {
+        return Err(Error::config(format!(
+            "{}:{} runs without a binary log (log_bin is off); start it with --log-bin (and --binlog-format=ROW \
+             --binlog-row-image=FULL)",
+            config.host, config.port
+        )));
+    }
+    if format.as_deref() != Some("ROW") {
+        return Err(Error::config(format!(
+            "binlog_format is {}, CDC needs ROW: SET GLOBAL binlog_format = 'ROW' (and in the server's config)",
+            format.unwrap_or_default()
+        )));
+    }
+    if image.as_deref() != Some("FULL") {
+        return Err(Error::config(format!(
+            "binlog_row_image is {}, CDC needs FULL: SET GLOBAL binlog_row_image = 'FULL' (and in the server's config)",
+            image.unwrap_or_default()
+        )));
+    }
+    Ok(())
+}
+
+/// The tables of every database the filters capture.
+pub async fn list_tables(conn: &mut Conn, config: &MySqlConfig) -> Result<Vec<(String, String)>> {
+    let rows: Vec<(String, String)> = conn
+        .query(
+            "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
+             AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
+             ORDER BY TABLE_SCHEMA, TABLE_NAME",
+        )
+        .await
+        .map_err(|e| my_error("listing tables", config, e))?;
+    Ok(rows
+        .into_iter()
+        .filter(|(db, table)| config.captures(db, table))
+        .collect())
+}
+
+/// A table's columns, in order.
+pub async fn describe(
+    conn: &mut Conn,
+    config: &MySqlConfig,
+    db: &str,
+    table: &str,
+) -> Result<Vec<ColumnInfo>> {
+    let rows: Vec<Row> = conn
+        .exec(
+            "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, COLUMN_KEY, NUMERIC_PRECISION, NUMERIC_SCALE, \
+             DATETIME_PRECISION, CHARACTER_SET_NAME FROM INFORMATION_SCHEMA.COLUMNS \
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+            (db, table),
+        )
+        .await
+        .map_err(|e| my_error(&format!("describing {db}.{table}"), config, e))?;
+    let text = |row: &Row, i: usize| -> Option<String> {
+        row.get_opt::<Option<String>, _>(i)
+            .and_then(|v| v.ok())
+            .flatten()
+    };
+    let number = |row: &Row, i: usize| -> Option<u32> {
+        row.get_opt::<Option<u64>, _>(i)
+            .and_then(|v| v.ok())
+            .flatten()
+            .and_then(|v| u32::try_from(v).ok())
+    };
+    Ok(rows
+        .iter()
+        .map(|row| ColumnInfo {
+            name: text(row, 0).unwrap_or_default(),
+            data_type: text(row, 1).unwrap_or_default().to_ascii_lowercase(),
+            column_type: text(row, 2).unwrap_or_default().to_ascii_lowercase(),
+            nullable: text(row, 3).as_deref() == Some("YES"),
+            primary: text(row, 4).as_deref() == Some("PRI"),
+            precision: number(row, 5),
+            scale: number(row, 6),
+            fsp: number(row, 7).unwrap_or(0),
+            charset: text(row, 8),
+        })
+        .collect())
+}

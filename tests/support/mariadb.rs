@@ -1,0 +1,91 @@
+//! A throwaway MariaDB 10.11 server per test, started with `scripts/mariadb-start.sh` (own
+//! data directory, free port, ROW binlog with FULL images) and stopped and deleted when
+//! dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
+/// A running server.
+pub(crate) struct Server {
+    dir: tempfile::TempDir,
+    pub(crate) port: u16,
+}
+
+impl Server {
+    /// Starts a server; installs Debian's mariadb-server first when the machine lacks it.
+    pub(crate) fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = Server { dir, port };
+        server.start_again();
+        server
+    }
+
+    /// Starts the stopped server again on the same port and data directory.
+    pub(crate) fn start_again(&self) {
+        let status = Command::new(scripts().join("mariadb-start.sh"))
+            .env("SLUICE_MARIADB_DIR", self.dir.path())
+            .env("SLUICE_MARIADB_PORT", self.port.to_string())
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/mariadb-start.sh failed");
+    }
+
+    /// Stops the server (its sessions are cut), keeping its data.
+    pub(crate) fn stop(&self) {
+        let status = Command::new(scripts().join("mariadb-stop.sh"))
+            .env("SLUICE_MARIADB_DIR", self.dir.path())
+            .status()
+            .unwrap();
+        assert!(status.success(), "scripts/mariadb-stop.sh failed");
+    }
+
+    /// Runs SQL as root and returns the rows, tab-separated (`NULL` for nulls).
+    pub(crate) fn sql(&self, sql: &str) -> Vec<String> {
+        let out = Command::new("mariadb")
+            .args([
+                "--protocol=tcp",
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "-u",
+                "root",
+                "-N",
+                "-B",
+                "-e",
+                sql,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{sql}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new(scripts().join("mariadb-stop.sh"))
+            .env("SLUICE_MARIADB_DIR", self.dir.path())
+            .arg("--purge")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
