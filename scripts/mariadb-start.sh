@@ -38,8 +38,14 @@ if [ "$(id -u)" -eq 0 ]; then
 fi
 
 if [ ! -d "$DIR/data/mysql" ]; then
-  mariadb-install-db "${USER_ARG[@]}" --datadir="$DIR/data" --auth-root-authentication-method=normal \
-    --skip-test-db >"$DIR/install.log" 2>&1
+  # Data directories are created one at a time: mariadb-install-db run concurrently (tests
+  # start servers in parallel) was seen to fail now and then.
+  if ! flock /tmp/sluice-mariadb-install.lock mariadb-install-db "${USER_ARG[@]}" --datadir="$DIR/data" \
+      --auth-root-authentication-method=normal --skip-test-db >"$DIR/install.log" 2>&1; then
+    echo "mariadb-start: mariadb-install-db failed; its log:" >&2
+    tail -n 30 "$DIR/install.log" >&2 || true
+    exit 1
+  fi
 fi
 
 client() {

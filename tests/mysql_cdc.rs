@@ -321,3 +321,77 @@ fn a_binlog_not_in_row_format_is_refused_with_the_fix() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// A server restart while streaming: the task stays RUNNING, reconnects with backoff and
+/// resumes after the last transaction it handed out, so the replay still equals the table.
+#[test]
+fn a_server_restart_mid_stream_is_survived_by_reconnecting() {
+    let db = Server::start();
+    create_accounts(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &db, json!({}));
+    let events = dir.path().join("events.jsonl");
+    let topic = "dbserver1.inventory.accounts";
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log("the stream to start", "streaming the binlog");
+    workload(&db, 7, 30);
+    wait_for_table(&db, &events, topic, "before the restart");
+    db.stop();
+    db.start_again();
+    workload(&db, 8, 30);
+    wait_for_table(&db, &events, topic, "after the restart");
+    let status = worker.wait_for_status("inventory", "the task runs", |s| {
+        support::all_tasks(s, "RUNNING")
+    });
+    assert_eq!(status["tasks"][0]["state"], "RUNNING");
+    assert!(worker.logs().contains("reconnecting"), "{}", worker.logs());
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
+/// The stream resumes by GTID: after a stop, the server rotates its binlog and purges the file
+/// the stored offset names, and the restarted connector still goes on exactly after the last
+/// transaction it handed out (by file and position it could not).
+#[test]
+fn a_restart_resumes_by_gtid_after_the_offset_s_binlog_file_was_purged() {
+    let db = Server::start();
+    create_accounts(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &db, json!({}));
+    let events = dir.path().join("events.jsonl");
+    let topic = "dbserver1.inventory.accounts";
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log("the stream to start", "streaming the binlog");
+    workload(&db, 11, 20);
+    wait_for_table(&db, &events, topic, "before the stop");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    let first_file = db.sql("show master status")[0]
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    db.sql("flush binary logs");
+    workload(&db, 12, 20);
+    let current = db.sql("show master status")[0]
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_owned();
+    db.sql(&format!("purge binary logs to '{current}'"));
+    assert!(
+        !db.sql("show binary logs")
+            .iter()
+            .any(|l| l.starts_with(&first_file)),
+        "{first_file} is purged"
+    );
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log(
+        "the GTID-positioned stream",
+        "streaming the binlog from a GTID position",
+    );
+    workload(&db, 13, 20);
+    wait_for_table(&db, &events, topic, "after the purge");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

@@ -103,6 +103,9 @@ pub struct MySqlSourceTask {
     initial_only: bool,
     /// Whether the server writes checksums into its events (`binlog_checksum`).
     checksums: bool,
+    /// The last GTID handed out per replication domain (MariaDB): where a GTID-positioned
+    /// stream resumes, and the offset's `gtids`.
+    gtids: std::collections::BTreeMap<u32, String>,
 }
 
 impl fmt::Debug for MySqlSourceTask {
@@ -190,6 +193,7 @@ impl MySqlSourceTask {
             reconnect_at: None,
             initial_only: false,
             checksums: false,
+            gtids: std::collections::BTreeMap::new(),
         }
     }
 
@@ -212,26 +216,63 @@ impl MySqlSourceTask {
             .await
             .map_err(|e| my_error("reading binlog_checksum", &config, e))?;
         self.checksums = checksum.is_some_and(|c| !c.eq_ignore_ascii_case("NONE"));
-        let request = BinlogStreamRequest::new(config.server_id)
-            .with_filename(position.file.as_bytes())
-            .with_pos(position.pos);
+        // With GTIDs (MariaDB's `domain-server-sequence`) the stream resumes after the last
+        // transaction handed out wherever the server now keeps it — also when the binlog file
+        // the offset names was purged after a rotation. Without, by file and position.
+        let by_gtid = !self.gtids.is_empty() && Self::server_has_gtids(&mut conn, &config).await?;
+        let state = self.gtid_state();
+        let request = if by_gtid {
+            conn.query_drop(format!(
+                "SET @slave_connect_state = '{state}', @slave_gtid_strict_mode = 1, \
+                 @slave_gtid_ignore_duplicates = 0"
+            ))
+            .await
+            .map_err(|e| my_error("setting the replica's GTID position", &config, e))?;
+            BinlogStreamRequest::new(config.server_id)
+        } else {
+            BinlogStreamRequest::new(config.server_id)
+                .with_filename(position.file.as_bytes())
+                .with_pos(position.pos)
+        };
         let stream = conn.get_binlog_stream(request).await.map_err(|e| {
             let message = e.to_string();
             if message.contains("1236") || message.contains("Could not find first log file") {
+                let at = if by_gtid {
+                    format!("GTID position {state}")
+                } else {
+                    format!("binlog position {}:{}", position.file, position.pos)
+                };
                 Error::config(format!(
-                    "the binlog position {}:{} is gone from the server ({message}); set snapshot.mode=when_needed \
-                     to take a new snapshot, or reset the connector's offsets",
-                    position.file, position.pos
+                    "the {at} is gone from the server ({message}); set snapshot.mode=when_needed \
+                     to take a new snapshot, or reset the connector's offsets"
                 ))
             } else {
                 my_error("starting the binlog stream", &config, e)
             }
         })?;
-        tracing::info!(file = %position.file, pos = position.pos, "streaming the binlog");
+        if by_gtid {
+            tracing::info!(gtids = %state, "streaming the binlog from a GTID position");
+        } else {
+            tracing::info!(file = %position.file, pos = position.pos, "streaming the binlog");
+        }
         self.file = position.file.clone();
         self.stream = Some(stream);
         self.transaction = None;
         Ok(())
+    }
+
+    /// Whether the server writes GTIDs (MariaDB: a non-empty `gtid_binlog_pos`).
+    async fn server_has_gtids(conn: &mut Conn, config: &MySqlConfig) -> Result<bool> {
+        let position: Option<Option<String>> = conn
+            .query_first("SELECT @@global.gtid_binlog_pos")
+            .await
+            .map_err(|e| my_error("reading gtid_binlog_pos", config, e))?;
+        Ok(position.flatten().is_some_and(|p| !p.is_empty()))
+    }
+
+    /// The GTID state as MariaDB writes it: one `domain-server-sequence` per domain.
+    fn gtid_state(&self) -> String {
+        self.gtids.values().cloned().collect::<Vec<_>>().join(",")
     }
 
     async fn table(&mut self, db: &str, table: &str) -> Result<Arc<TableSchema>> {
@@ -598,13 +639,19 @@ impl MySqlSourceTask {
             file: self.file.clone(),
             pos: end,
         };
+        if let Some(gtid) = &transaction.gtid
+            && let Some(domain) = gtid.split('-').next().and_then(|d| d.parse::<u32>().ok())
+        {
+            self.gtids.insert(domain, gtid.clone());
+        }
+        let state = self.gtid_state();
         if let Some(last) = transaction.records.last_mut() {
             let mut offset = SourceOffset::new();
             offset.insert("ts_sec".into(), json!(ts_ms / 1000));
             offset.insert("file".into(), json!(position.file));
             offset.insert("pos".into(), json!(position.pos));
-            if let Some(gtid) = &transaction.gtid {
-                offset.insert("gtids".into(), json!(gtid));
+            if !state.is_empty() {
+                offset.insert("gtids".into(), json!(state));
             }
             offset.insert("row".into(), json!(0));
             offset.insert("server_id".into(), json!(server_id));
@@ -637,6 +684,17 @@ impl SourceTask for MySqlSourceTask {
                 pos: o.get("pos")?.as_u64()?,
             })
         });
+        if let Some(gtids) = committed
+            .as_ref()
+            .and_then(|o| o.get("gtids"))
+            .and_then(|g| g.as_str())
+        {
+            for gtid in gtids.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+                if let Some(domain) = gtid.split('-').next().and_then(|d| d.parse::<u32>().ok()) {
+                    self.gtids.insert(domain, gtid.to_owned());
+                }
+            }
+        }
         let snapshot_done = committed
             .as_ref()
             .is_some_and(|o| o.get("snapshot").and_then(|s| s.as_bool()) != Some(true));
