@@ -395,3 +395,105 @@ fn a_restart_resumes_by_gtid_after_the_offset_s_binlog_file_was_purged() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// A transaction larger than `max.batch.size` goes out in parts, each ending with an offset
+/// that resumes at the transaction's start and skips the rows events sent (`event`, as in
+/// Debezium's offsets). A connector started from such an offset sends exactly the rest.
+#[test]
+fn a_restart_inside_a_large_transaction_sends_exactly_the_rest() {
+    let db = Server::start();
+    create_accounts(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &db, json!({"max.batch.size": "100"}));
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log("the stream to start", "streaming the binlog");
+    db.sql("use inventory; start transaction; insert into accounts select seq, repeat('x', 30), seq from seq_1_to_3000; commit");
+    wait_until("the whole transaction", Duration::from_secs(60), || {
+        lines(&events).len() >= 3000
+    });
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    let first: Vec<Json> = lines(&events)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(first.len(), 3000);
+    // The rows events of the transaction, by where they start.
+    let mut starts: Vec<i64> = Vec::new();
+    for event in &first {
+        let pos = event["value"]["source"]["pos"].as_i64().unwrap();
+        if starts.last() != Some(&pos) {
+            starts.push(pos);
+        }
+    }
+    assert!(
+        starts.len() > 4,
+        "the 3000 rows span several rows events: {starts:?}"
+    );
+    let file = first[0]["value"]["source"]["file"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let gtid_at: i64 = db
+        .sql(&format!("show binlog events in '{file}'"))
+        .iter()
+        .filter_map(|row| {
+            let fields: Vec<&str> = row.split('\t').collect();
+            let pos: i64 = fields.get(1)?.parse().ok()?;
+            (fields.get(2) == Some(&"Gtid") && pos < starts[0]).then_some(pos)
+        })
+        .max()
+        .unwrap();
+    let skip = starts.len() / 2;
+
+    // A second connector, as if the first had stopped after `skip` rows events went out.
+    let dir2 = tempfile::tempdir().unwrap();
+    let args2 = write_configs(dir2.path(), &db, json!({"max.batch.size": "100"}));
+    std::fs::write(
+        dir2.path().join("connect.offsets"),
+        json!({"version": 1, "offsets": [{
+            "key": ["inventory", {"server": "dbserver1"}],
+            "value": {"file": file, "pos": gtid_at, "event": skip, "row": 0, "server_id": 1, "ts_sec": 0},
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let events2 = dir2.path().join("events.jsonl");
+    let worker = Worker::start(dir2.path(), &args2);
+    db.sql("insert into inventory.accounts values (9999, 'after', 1)");
+    wait_until(
+        "the rest and the insert after it",
+        Duration::from_secs(60),
+        || lines(&events2).iter().any(|l| l.contains("\"id\":9999")),
+    );
+    let second: Vec<Json> = lines(&events2)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ids = |events: &[Json]| -> Vec<i64> {
+        events
+            .iter()
+            .map(|e| e["value"]["after"]["id"].as_i64().unwrap())
+            .collect()
+    };
+    let rest: Vec<Json> = first
+        .iter()
+        .filter(|e| e["value"]["source"]["pos"].as_i64().unwrap() >= starts[skip])
+        .cloned()
+        .collect();
+    assert_eq!(
+        ids(&second[..second.len() - 1]),
+        ids(&rest),
+        "exactly the rows events after the offset's `event`"
+    );
+    assert!(
+        worker
+            .logs()
+            .contains("resuming inside a large transaction"),
+        "{}",
+        worker.logs()
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

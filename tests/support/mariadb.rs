@@ -17,27 +17,38 @@ pub(crate) struct Server {
 
 impl Server {
     /// Starts a server; installs Debian's mariadb-server first when the machine lacks it.
+    /// A failed start (another test's server may take the port between the probe and the
+    /// start) is tried again on another port, up to three times.
     pub(crate) fn start() -> Server {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let server = Server { dir, port };
-        server.start_again();
-        server
+        for attempt in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let server = Server { dir, port };
+            if server.try_start() {
+                return server;
+            }
+            eprintln!("scripts/mariadb-start.sh failed on port {port} (attempt {attempt})");
+        }
+        panic!("scripts/mariadb-start.sh failed three times; its output is above");
     }
 
-    /// Starts the stopped server again on the same port and data directory.
-    pub(crate) fn start_again(&self) {
-        let status = Command::new(scripts().join("mariadb-start.sh"))
+    fn try_start(&self) -> bool {
+        Command::new(scripts().join("mariadb-start.sh"))
             .env("SLUICE_MARIADB_DIR", self.dir.path())
             .env("SLUICE_MARIADB_PORT", self.port.to_string())
             .stdout(Stdio::null())
             .status()
-            .unwrap();
-        assert!(status.success(), "scripts/mariadb-start.sh failed");
+            .unwrap()
+            .success()
+    }
+
+    /// Starts the stopped server again on the same port and data directory.
+    pub(crate) fn start_again(&self) {
+        assert!(self.try_start(), "scripts/mariadb-start.sh failed");
     }
 
     /// Stops the server (its sessions are cut), keeping its data.

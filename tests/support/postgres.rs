@@ -16,21 +16,33 @@ pub(crate) struct Cluster {
 
 impl Cluster {
     /// Starts a cluster; installs Debian's postgresql first when the machine lacks it.
+    ///
+    /// The port is one the OS said was free a moment before; another test's server restarting
+    /// on a port it held (the restart tests) can take it in between, so a failed start is tried
+    /// again on another port (up to three times, each failure's server log printed).
     pub(crate) fn start() -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let status = Command::new(scripts().join("pg-start.sh"))
-            .env("SLUICE_PG_DIR", dir.path())
-            .env("SLUICE_PG_PORT", port.to_string())
-            .stdout(Stdio::null())
-            .status()
-            .unwrap();
-        assert!(status.success(), "scripts/pg-start.sh failed");
-        Cluster { dir, port }
+        for attempt in 1..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let status = Command::new(scripts().join("pg-start.sh"))
+                .env("SLUICE_PG_DIR", dir.path())
+                .env("SLUICE_PG_PORT", port.to_string())
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            if status.success() {
+                return Cluster { dir, port };
+            }
+            let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default();
+            eprintln!(
+                "scripts/pg-start.sh failed on port {port} (attempt {attempt}); its log:\n{log}"
+            );
+        }
+        panic!("scripts/pg-start.sh failed three times; the logs are above");
     }
 
     /// Creates `accounts (id, owner, balance)`, the table the CDC tests and

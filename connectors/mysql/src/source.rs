@@ -80,6 +80,12 @@ impl SourceConnector for MySqlSourceConnector {
 struct Transaction {
     records: Vec<SourceRecord>,
     gtid: Option<String>,
+    /// Where the transaction starts (its GTID or BEGIN event).
+    start: Option<Position>,
+    /// Rows events of this transaction read so far (captured tables or not).
+    rows_events: u64,
+    /// After a restart inside this transaction: how many of its rows events went out already.
+    skip_events: u64,
 }
 
 /// The task.
@@ -106,6 +112,11 @@ pub struct MySqlSourceTask {
     /// The last GTID handed out per replication domain (MariaDB): where a GTID-positioned
     /// stream resumes, and the offset's `gtids`.
     gtids: std::collections::BTreeMap<u32, String>,
+    /// After a restart (or reconnection) inside a large transaction: where it starts and how
+    /// many of its rows events went out already.
+    resume_skip: Option<(Position, u64)>,
+    /// While a large transaction is partly handed out: where a reconnection resumes inside it.
+    pending_skip: Option<(Position, u64)>,
 }
 
 impl fmt::Debug for MySqlSourceTask {
@@ -194,6 +205,8 @@ impl MySqlSourceTask {
             initial_only: false,
             checksums: false,
             gtids: std::collections::BTreeMap::new(),
+            resume_skip: None,
+            pending_skip: None,
         }
     }
 
@@ -219,7 +232,11 @@ impl MySqlSourceTask {
         // With GTIDs (MariaDB's `domain-server-sequence`) the stream resumes after the last
         // transaction handed out wherever the server now keeps it — also when the binlog file
         // the offset names was purged after a rotation. Without, by file and position.
-        let by_gtid = !self.gtids.is_empty() && Self::server_has_gtids(&mut conn, &config).await?;
+        // A restart inside a large transaction resumes at its start by file and position,
+        // skipping what went out; a GTID position would skip the whole transaction.
+        let by_gtid = !self.gtids.is_empty()
+            && self.resume_skip.is_none()
+            && Self::server_has_gtids(&mut conn, &config).await?;
         let state = self.gtid_state();
         let request = if by_gtid {
             conn.query_drop(format!(
@@ -397,10 +414,7 @@ impl MySqlSourceTask {
                     let domain = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
                     format!("{domain}-{}-{seq}", header.server_id())
                 });
-                self.transaction = Some(Transaction {
-                    records: Vec::new(),
-                    gtid,
-                });
+                self.begin(gtid, start);
                 return Ok(false);
             }
             0xA5..=0xAA => {
@@ -425,7 +439,9 @@ impl MySqlSourceTask {
                 let text = query.query();
                 let upper = text.trim().to_ascii_uppercase();
                 if upper == "BEGIN" {
-                    self.transaction.get_or_insert_with(Transaction::default);
+                    if self.transaction.is_none() {
+                        self.begin(None, start);
+                    }
                     Ok(false)
                 } else if upper == "COMMIT" {
                     Ok(self.commit(end, ts_ms, header.server_id(), batch))
@@ -460,6 +476,12 @@ impl MySqlSourceTask {
                         )));
                     }
                 };
+                let transaction = self.transaction.get_or_insert_with(Transaction::default);
+                transaction.rows_events += 1;
+                if transaction.rows_events <= transaction.skip_events {
+                    // Went out before the restart.
+                    return Ok(false);
+                }
                 let Some(stream) = self.stream.as_ref() else {
                     return Ok(false);
                 };
@@ -529,10 +551,11 @@ impl MySqlSourceTask {
                     };
                     self.change_records(&config, &table, before, after, &info, &mut records);
                 }
-                self.transaction
-                    .get_or_insert_with(Transaction::default)
-                    .records
-                    .extend(records);
+                let transaction = self.transaction.get_or_insert_with(Transaction::default);
+                transaction.records.extend(records);
+                if transaction.records.len() >= config.max_batch {
+                    return Ok(self.release_part(ts_ms, header.server_id(), batch));
+                }
                 Ok(false)
             }
             _ => Ok(false),
@@ -623,6 +646,66 @@ impl MySqlSourceTask {
         }
     }
 
+    /// Opens a transaction starting at `start` (its GTID or BEGIN event); one the stored
+    /// offset says was partly sent skips those rows events.
+    fn begin(&mut self, gtid: Option<String>, start: u64) {
+        let start = Position {
+            file: self.file.clone(),
+            pos: start,
+        };
+        let skip_events = match self.resume_skip.take() {
+            Some((at, events)) if at == start => events,
+            Some(other) => {
+                tracing::warn!(expected = ?other, found = ?start, "the transaction to resume inside was not found where the offset said; nothing skipped");
+                0
+            }
+            None => 0,
+        };
+        self.transaction = Some(Transaction {
+            records: Vec::new(),
+            gtid,
+            start: Some(start),
+            rows_events: 0,
+            skip_events,
+        });
+    }
+
+    /// Hands out what a large transaction decoded so far (every rows event read), so a
+    /// transaction of any size passes in bounded memory. The last record's offset resumes at
+    /// the transaction's start and skips the rows events that went out (`event`), as
+    /// Debezium's `event` count does.
+    fn release_part(&mut self, ts_ms: i64, server_id: u32, batch: &mut Vec<SourceRecord>) -> bool {
+        let state = self.gtid_state();
+        let Some(transaction) = self.transaction.as_mut() else {
+            return false;
+        };
+        let Some(start) = transaction.start.clone() else {
+            // Without a known start the part cannot be resumed: keep it until the commit.
+            return false;
+        };
+        let mut records = std::mem::take(&mut transaction.records);
+        if let Some(last) = records.last_mut() {
+            let mut offset = SourceOffset::new();
+            offset.insert("ts_sec".into(), json!(ts_ms / 1000));
+            offset.insert("file".into(), json!(start.file));
+            offset.insert("pos".into(), json!(start.pos));
+            if !state.is_empty() {
+                offset.insert("gtids".into(), json!(state));
+            }
+            offset.insert("row".into(), json!(0));
+            offset.insert("server_id".into(), json!(server_id));
+            offset.insert("event".into(), json!(transaction.rows_events));
+            last.source_offset = offset;
+        }
+        self.resume = Some(start.clone());
+        let events = transaction.rows_events;
+        let any = !records.is_empty();
+        batch.append(&mut records);
+        // A reconnection resumes inside this transaction, after what went out.
+        self.pending_skip = Some((start, events));
+        any
+    }
+
     /// Completes the open transaction at `end` (the position after its commit event): its last
     /// record gets the offset that resumes after it.
     fn commit(
@@ -645,6 +728,7 @@ impl MySqlSourceTask {
             self.gtids.insert(domain, gtid.clone());
         }
         let state = self.gtid_state();
+        self.pending_skip = None;
         if let Some(last) = transaction.records.last_mut() {
             let mut offset = SourceOffset::new();
             offset.insert("ts_sec".into(), json!(ts_ms / 1000));
@@ -694,6 +778,18 @@ impl SourceTask for MySqlSourceTask {
                     self.gtids.insert(domain, gtid.to_owned());
                 }
             }
+        }
+        // An offset inside a large transaction: resume at its start, skipping what went out.
+        if let (Some(position), Some(events)) = (
+            position.clone(),
+            committed
+                .as_ref()
+                .and_then(|o| o.get("event"))
+                .and_then(|e| e.as_u64())
+                .filter(|e| *e > 0),
+        ) {
+            tracing::info!(file = %position.file, pos = position.pos, events, "resuming inside a large transaction: its first rows events went out already");
+            self.resume_skip = Some((position, events));
         }
         let snapshot_done = committed
             .as_ref()
@@ -751,6 +847,9 @@ impl SourceTask for MySqlSourceTask {
                 return Ok(Vec::new());
             }
             self.reconnect_at = None;
+            if self.resume_skip.is_none() {
+                self.resume_skip = self.pending_skip.clone();
+            }
             let Some(position) = self.resume.clone() else {
                 return Err(Error::fatal("reconnecting without a position"));
             };
