@@ -9,12 +9,14 @@
 //! * [`names`]: Avro name adjustment;
 //! * [`key_columns`]: the `message.key.columns` key;
 //! * [`headers`]: primary-key change and `__debezium.context.*` headers;
+//! * [`heartbeat`]: heartbeat records;
 //! * [`version`]: what `source.version` says.
 
 pub mod columns;
 pub mod config;
 pub mod decimal;
 pub mod headers;
+pub mod heartbeat;
 pub mod key_columns;
 pub mod names;
 pub mod operations;

@@ -42,8 +42,15 @@ pub fn config_def() -> ConfigDef {
             .ignored("schema change events and the schema history are not built yet; tables are described from INFORMATION_SCHEMA"))
         .key(ConfigKey::optional("provide.transaction.metadata", Boolean, "false", Low, "Transaction metadata.")
             .validate_with(Validator::DefaultOnly("transaction metadata is not built yet for MySQL")))
-        .key(ConfigKey::optional("heartbeat.interval.ms", Int, "0", Low, "Heartbeats.")
-            .validate_with(Validator::DefaultOnly("heartbeats are not built yet for MySQL")))
+        .key(ConfigKey::optional("heartbeat.interval.ms", Int, "0", Medium,
+            "While streaming, a heartbeat record to <topic.heartbeat.prefix>.<topic.prefix> this often, carrying the \
+             binlog position read so far, so the stored offset moves past changes to tables that are not captured; 0: none.")
+            .validate_with(Validator::Range { min: 0, max: i64::from(i32::MAX) }))
+        .key(ConfigKey::optional("topic.heartbeat.prefix", String, "__debezium-heartbeat", Low,
+            "Heartbeat records go to <this>.<topic.prefix>.")
+            .validate_with(Validator::NonEmpty))
+        .key(ConfigKey::optional("heartbeat.action.query", String, "", Low,
+            "A statement run on the database before each heartbeat; empty: none."))
         .key(ConfigKey::optional("schema.history.internal.kafka.topic", String, "", Low, "Schema history topic.")
             .ignored("the schema history is not built yet; tables are described from INFORMATION_SCHEMA"))
         .key(ConfigKey::optional("schema.history.internal.kafka.bootstrap.servers", String, "", Low, "Schema history brokers.")
@@ -87,6 +94,10 @@ pub struct MySqlConfig {
     /// `mysql` or `mariadb`: `source.connector` and the Source schema's name.
     pub flavour: &'static str,
     pub task_id: u32,
+    /// `heartbeat.interval.ms`; `None` when 0.
+    pub heartbeat_interval: Option<std::time::Duration>,
+    pub heartbeat_topic_prefix: String,
+    pub heartbeat_action_query: Option<String>,
 }
 
 fn patterns(config: &Config, key: &str) -> Result<Option<Regex>> {
@@ -151,6 +162,13 @@ impl MySqlConfig {
             events: EventOptions::new(&config, props)?,
             flavour,
             task_id: 0,
+            heartbeat_interval: u64::try_from(config.i64("heartbeat.interval.ms")?)
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(std::time::Duration::from_millis),
+            heartbeat_topic_prefix: config.string("topic.heartbeat.prefix")?,
+            heartbeat_action_query: Some(config.string("heartbeat.action.query")?)
+                .filter(|q| !q.trim().is_empty()),
         })
     }
 

@@ -20,6 +20,7 @@ use sluice_api::data::{SchemaRef, Value};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, ErrorKind, Result};
 use sluice_debezium::headers::{self, ContextHeaders};
+use sluice_debezium::heartbeat::Heartbeats;
 use sluice_debezium::operations::Operation;
 use tokio::sync::mpsc;
 
@@ -117,6 +118,9 @@ pub struct MySqlSourceTask {
     resume_skip: Option<(Position, u64)>,
     /// While a large transaction is partly handed out: where a reconnection resumes inside it.
     pending_skip: Option<(Position, u64)>,
+    /// `heartbeat.interval.ms` > 0.
+    heartbeats: Option<Heartbeats>,
+    server_id: u32,
 }
 
 impl fmt::Debug for MySqlSourceTask {
@@ -207,6 +211,8 @@ impl MySqlSourceTask {
             gtids: std::collections::BTreeMap::new(),
             resume_skip: None,
             pending_skip: None,
+            heartbeats: None,
+            server_id: 0,
         }
     }
 
@@ -646,6 +652,52 @@ impl MySqlSourceTask {
         }
     }
 
+    /// Appends a heartbeat when one is due and the stream stands between transactions: its
+    /// offset is the position after the last transaction read (handed out, or of tables not
+    /// captured), so committing it moves the stored offset past uncaptured traffic.
+    async fn add_heartbeat(&mut self, batch: &mut Vec<SourceRecord>) -> Result<()> {
+        let between =
+            self.stream.is_some() && self.transaction.is_none() && self.pending_skip.is_none();
+        let Some(heartbeats) = self.heartbeats.as_mut() else {
+            return Ok(());
+        };
+        if !between || !heartbeats.due(tokio::time::Instant::now()) {
+            return Ok(());
+        }
+        let Some(position) = self.resume.clone() else {
+            return Ok(());
+        };
+        if let Some(sql) = heartbeats.action_query().map(str::to_owned) {
+            let config = self.config()?.clone();
+            if self.catalog.is_none() {
+                self.catalog = Some(connect(&config).await?);
+            }
+            let conn = self.catalog.as_mut().expect("connected above");
+            conn.query_drop(sql)
+                .await
+                .map_err(|e| my_error("running heartbeat.action.query", &config, e))?;
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or_default();
+        let mut offset = SourceOffset::new();
+        offset.insert("ts_sec".into(), json!(now_ms / 1000));
+        offset.insert("file".into(), json!(position.file));
+        offset.insert("pos".into(), json!(position.pos));
+        let state = self.gtid_state();
+        if !state.is_empty() {
+            offset.insert("gtids".into(), json!(state));
+        }
+        offset.insert("row".into(), json!(0));
+        offset.insert("server_id".into(), json!(self.server_id));
+        offset.insert("event".into(), json!(0));
+        if let Some(heartbeats) = self.heartbeats.as_mut() {
+            batch.push(heartbeats.record(&self.partition, offset, now_ms));
+        }
+        Ok(())
+    }
+
     /// Opens a transaction starting at `start` (its GTID or BEGIN event); one the stored
     /// offset says was partly sent skips those rows events.
     fn begin(&mut self, gtid: Option<String>, start: u64) {
@@ -729,6 +781,7 @@ impl MySqlSourceTask {
         }
         let state = self.gtid_state();
         self.pending_skip = None;
+        self.server_id = server_id;
         if let Some(last) = transaction.records.last_mut() {
             let mut offset = SourceOffset::new();
             offset.insert("ts_sec".into(), json!(ts_ms / 1000));
@@ -759,6 +812,12 @@ impl SourceTask for MySqlSourceTask {
         let committed = context.offsets.offset(&partition).await?;
         self.partition = Arc::new(partition);
         self.source = Some(source_schema(self.flavour));
+        self.heartbeats = Heartbeats::new(
+            config.heartbeat_interval,
+            &config.heartbeat_topic_prefix,
+            &config.topic_prefix,
+            config.heartbeat_action_query.clone(),
+        );
         self.config = Some(config.clone());
         let mut conn = connect(&config).await?;
         check_server(&mut conn, &config).await?;
@@ -866,7 +925,10 @@ impl SourceTask for MySqlSourceTask {
             return Ok(self.next_snapshot_batch().await?.unwrap_or_default());
         }
         match self.next_stream_batch().await {
-            Ok(batch) => Ok(batch),
+            Ok(mut batch) => {
+                self.add_heartbeat(&mut batch).await?;
+                Ok(batch)
+            }
             Err(e) if e.kind() == ErrorKind::Retriable => {
                 tracing::warn!(error = %e, "lost the binlog stream; reconnecting");
                 self.stream = None;

@@ -12,7 +12,6 @@
 pub mod config;
 mod documented;
 pub mod envelope;
-pub mod heartbeat;
 pub mod lsn;
 mod offsets;
 pub mod pgoutput;

@@ -25,7 +25,6 @@ use tokio_postgres::Client;
 
 use crate::config::{PostgresConfig, SnapshotMode, config_def};
 use crate::envelope::{SourceInfo, TableColumn, TableSchema, source_schema, source_value};
-use crate::heartbeat::Heartbeats;
 use crate::lsn::Lsn;
 use crate::pgoutput::{Decoder, Message, OldTuple, Relation, ReplicaIdentity, unix_micros};
 use crate::snapshot::{ResumePoint, SnapshotJob, SnapshotProgress, SnapshotReader, SnapshotTable};
@@ -39,6 +38,7 @@ use crate::types::ColumnType;
 use crate::wire::{ReplicationClient, WireEvent, slot_in_use};
 use sluice_debezium::FailureMode;
 use sluice_debezium::headers;
+use sluice_debezium::heartbeat::Heartbeats;
 use sluice_debezium::operations::Operation;
 
 /// How long one poll waits for the stream before returning an empty batch. The worker commits
@@ -1165,7 +1165,11 @@ impl PostgresSourceTask {
                 Err(e) => tracing::warn!(error = %e, "heartbeat.action.query did not run"),
             }
         }
-        batch.push(heartbeats.record(&self.partition, position, unix_now_micros() / 1000));
+        let now_ms = unix_now_micros() / 1000;
+        let mut offset = SourceOffset::new();
+        offset.insert("lsn".into(), json!(position));
+        offset.insert("ts_usec".into(), json!(now_ms * 1000));
+        batch.push(heartbeats.record(&self.partition, offset, now_ms));
         Ok(())
     }
 
@@ -1443,7 +1447,12 @@ impl SourceTask for PostgresSourceTask {
         self.metrics = context.metrics.clone();
         self.snapshot_progress = Arc::new(SnapshotProgress::new(context.metrics.clone()));
         self.source_schema = Some(source_schema());
-        self.heartbeats = Heartbeats::new(&config);
+        self.heartbeats = Heartbeats::new(
+            config.heartbeat_interval,
+            &config.heartbeat_topic_prefix,
+            &config.topic_prefix,
+            config.heartbeat_action_query.clone(),
+        );
         self.config = Some(config.clone());
 
         let client = Arc::new(connect(&config).await?);

@@ -1,19 +1,17 @@
 //! Debezium's heartbeats (`heartbeat.interval.ms`): while streaming, a record on
 //! `<topic.heartbeat.prefix>.<topic.prefix>` every interval, keyed by the server name and
-//! carrying the position decoded so far as its offset. Committing it moves the stored offset
-//! (and so the slot) past WAL that produced no change events — writes to tables outside the
-//! publication — and shows downstream that the connector is alive. `heartbeat.action.query`
-//! runs on the database before each one, to make WAL traffic in a quiet database.
+//! carrying the position read so far as its offset. Committing it moves the stored offset (a
+//! Postgres slot, a MySQL binlog position) past changes that produced no events — writes to
+//! tables that are not captured — and shows downstream that the connector is alive.
+//! `heartbeat.action.query` runs on the database before each one, to make traffic in a quiet
+//! database.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::json;
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use tokio::time::Instant;
-
-use crate::config::PostgresConfig;
 
 /// The heartbeat settings and schemas, and when the last one went out.
 #[derive(Debug)]
@@ -28,14 +26,20 @@ pub struct Heartbeats {
 }
 
 impl Heartbeats {
-    /// `None` when `heartbeat.interval.ms` is 0 (Debezium's default: no heartbeats).
-    pub fn new(config: &PostgresConfig) -> Option<Heartbeats> {
-        let interval = config.heartbeat_interval?;
+    /// Heartbeats every `interval` (`None`, i.e. `heartbeat.interval.ms=0`, Debezium's
+    /// default: none) on `<topic_heartbeat_prefix>.<topic_prefix>`.
+    pub fn new(
+        interval: Option<Duration>,
+        topic_heartbeat_prefix: &str,
+        topic_prefix: &str,
+        action_query: Option<String>,
+    ) -> Option<Heartbeats> {
+        let interval = interval?;
         Some(Heartbeats {
             interval,
-            topic: format!("{}.{}", config.heartbeat_topic_prefix, config.topic_prefix),
-            server_name: config.topic_prefix.clone(),
-            action_query: config.heartbeat_action_query.clone(),
+            topic: format!("{topic_heartbeat_prefix}.{topic_prefix}"),
+            server_name: topic_prefix.to_owned(),
+            action_query,
             key_schema: Schema::struct_named("io.debezium.connector.common.ServerNameKey")
                 .field("serverName", Schema::string().into_ref())
                 .into_ref(),
@@ -63,12 +67,12 @@ impl Heartbeats {
         self.action_query.as_deref()
     }
 
-    /// The heartbeat record for position `lsn` (everything before it was handed out or
-    /// produced no change event), sent at `now_ms`.
+    /// The heartbeat record carrying `offset` (a position everything before which was handed
+    /// out or produced no change event), sent at `now_ms`.
     pub fn record(
         &mut self,
         partition: &Arc<SourcePartition>,
-        lsn: u64,
+        offset: SourceOffset,
         now_ms: i64,
     ) -> SourceRecord {
         self.last = Some(Instant::now());
@@ -84,9 +88,6 @@ impl Heartbeats {
         record.key = Value::Struct(key);
         record.key_schema = Some(Arc::clone(&self.key_schema));
         record.timestamp_ms = Some(now_ms);
-        let mut offset = SourceOffset::new();
-        offset.insert("lsn".into(), json!(lsn));
-        offset.insert("ts_usec".into(), json!(now_ms * 1000));
         SourceRecord {
             record,
             source_partition: Arc::clone(partition),
@@ -98,43 +99,30 @@ impl Heartbeats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_api::config::Props;
-
-    fn config(extra: &[(&str, &str)]) -> PostgresConfig {
-        let mut props = Props::new();
-        for (k, v) in [
-            ("database.hostname", "localhost"),
-            ("database.user", "postgres"),
-            ("database.dbname", "postgres"),
-            ("topic.prefix", "dbserver1"),
-        ]
-        .iter()
-        .chain(extra)
-        {
-            props.insert((*k).to_owned(), (*v).to_owned());
-        }
-        PostgresConfig::from_props(&props).unwrap()
-    }
+    use serde_json::json;
 
     #[test]
     fn off_by_default_as_in_debezium() {
-        assert!(Heartbeats::new(&config(&[])).is_none());
-        assert!(Heartbeats::new(&config(&[("heartbeat.interval.ms", "0")])).is_none());
+        assert!(Heartbeats::new(None, "__debezium-heartbeat", "dbserver1", None).is_none());
     }
 
     #[test]
     fn a_heartbeat_is_due_once_per_interval_with_debezium_s_topic_key_and_value() {
-        let mut heartbeats = Heartbeats::new(&config(&[
-            ("heartbeat.interval.ms", "1000"),
-            ("topic.heartbeat.prefix", "beats"),
-        ]))
+        let mut heartbeats = Heartbeats::new(
+            Some(Duration::from_millis(1000)),
+            "beats",
+            "dbserver1",
+            None,
+        )
         .unwrap();
         let start = Instant::now();
         assert!(!heartbeats.due(start), "not at once");
         assert!(!heartbeats.due(start + Duration::from_millis(999)));
         assert!(heartbeats.due(start + Duration::from_millis(1000)));
         let partition = Arc::new(SourcePartition::new());
-        let record = heartbeats.record(&partition, 4242, 1_700_000_000_000);
+        let mut offset = SourceOffset::new();
+        offset.insert("lsn".into(), json!(4242));
+        let record = heartbeats.record(&partition, offset, 1_700_000_000_000);
         assert!(!heartbeats.due(Instant::now()), "the interval starts again");
         assert_eq!(record.record.topic, "beats.dbserver1");
         let Value::Struct(key) = &record.record.key else {
