@@ -34,6 +34,13 @@ use crate::table::TableSchema;
 /// How long a poll waits for the binlog before returning what it has.
 const POLL_WAIT: Duration = Duration::from_millis(100);
 
+/// How often an idle server sends a heartbeat event (`@master_heartbeat_period`).
+const SERVER_HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// A stream silent for this long (no event, no heartbeat) is taken as lost and reconnected:
+/// a half-open connection never errors by itself.
+const SILENCE_LIMIT: Duration = Duration::from_secs(20);
+
 /// The connector: one task (one binlog reader).
 pub struct MySqlSourceConnector {
     props: Props,
@@ -121,6 +128,8 @@ pub struct MySqlSourceTask {
     /// `heartbeat.interval.ms` > 0.
     heartbeats: Option<Heartbeats>,
     server_id: u32,
+    /// When the stream last delivered an event (or the server's heartbeat).
+    last_event_at: tokio::time::Instant,
 }
 
 impl fmt::Debug for MySqlSourceTask {
@@ -178,6 +187,32 @@ pub(crate) fn record(
     }
 }
 
+/// Checks an event's CRC32 against its bytes (the client library strips the checksum without
+/// checking it). Artificial events (the fake ROTATE, MariaDB's GTID list at a stream's start),
+/// the format description (whose checksum covers its algorithm byte) and heartbeats are not
+/// checked.
+fn verify_checksum(event: &mysql_async::binlog::events::Event, file: &str) -> Result<()> {
+    use mysql_async::binlog::BinlogChecksumAlg;
+    let header = event.header();
+    let artificial = header.flags_raw() & 0x20 != 0 || header.log_pos() == 0;
+    if artificial || matches!(header.event_type_raw(), 15 | 27) {
+        return Ok(());
+    }
+    let Some(stored) = event.checksum() else {
+        return Ok(());
+    };
+    let computed = event.calc_checksum(BinlogChecksumAlg::BINLOG_CHECKSUM_ALG_CRC32);
+    if u32::from_le_bytes(stored) != computed {
+        let start = u64::from(header.log_pos()).saturating_sub(u64::from(header.event_size()));
+        return Err(Error::data(format!(
+            "binlog {file}:{start}: the event's CRC32 {:08x} does not match its bytes ({computed:08x}); \
+             the event was corrupted between the server and sluice",
+            u32::from_le_bytes(stored)
+        )));
+    }
+    Ok(())
+}
+
 /// A ROTATE's file name. The fake ROTATE at a stream's start (log position 0) comes before the
 /// format description, so the client library cannot know the events carry checksums and leaves
 /// the 4 CRC bytes at the end of the name: they are cut off when the server writes checksums.
@@ -213,6 +248,7 @@ impl MySqlSourceTask {
             pending_skip: None,
             heartbeats: None,
             server_id: 0,
+            last_event_at: tokio::time::Instant::now(),
         }
     }
 
@@ -230,6 +266,14 @@ impl MySqlSourceTask {
         conn.query_drop("SET @mariadb_slave_capability = 4")
             .await
             .map_err(|e| my_error("announcing the replica's capabilities", &config, e))?;
+        // The server sends a heartbeat event after this long without events, so a connection
+        // that went silent is noticed (see SILENCE_LIMIT).
+        conn.query_drop(format!(
+            "SET @master_heartbeat_period = {}",
+            SERVER_HEARTBEAT.as_nanos()
+        ))
+        .await
+        .map_err(|e| my_error("setting the server's heartbeat period", &config, e))?;
         let checksum: Option<String> = conn
             .query_first("SELECT @@global.binlog_checksum")
             .await
@@ -280,6 +324,7 @@ impl MySqlSourceTask {
         }
         self.file = position.file.clone();
         self.stream = Some(stream);
+        self.last_event_at = tokio::time::Instant::now();
         self.transaction = None;
         Ok(())
     }
@@ -384,6 +429,12 @@ impl MySqlSourceTask {
                 return Ok(batch);
             };
             let event = match tokio::time::timeout_at(deadline, stream.next()).await {
+                Err(_) if self.last_event_at.elapsed() > SILENCE_LIMIT => {
+                    return Err(Error::retriable(format!(
+                        "no binlog event and no heartbeat from the server for {} s",
+                        SILENCE_LIMIT.as_secs()
+                    )));
+                }
                 Err(_) => return Ok(batch),
                 Ok(None) => return Err(Error::retriable("the binlog stream ended")),
                 Ok(Some(Err(e))) => {
@@ -405,8 +456,12 @@ impl MySqlSourceTask {
         batch: &mut Vec<SourceRecord>,
     ) -> Result<bool> {
         use mysql_async::binlog::events::{EventData, RowsEventData};
+        self.last_event_at = tokio::time::Instant::now();
         let header = event.header();
         let raw_type = header.event_type_raw();
+        if self.checksums {
+            verify_checksum(&event, &self.file)?;
+        }
         let end = u64::from(header.log_pos());
         let start = end.saturating_sub(u64::from(header.event_size()));
         let ts_ms = i64::from(header.timestamp()) * 1000;
