@@ -574,3 +574,57 @@ fn heartbeats_move_the_stored_offset_past_writes_to_tables_not_captured() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// A Debezium MariaDB connector JSON posted over REST runs unchanged (with Debezium's schema
+/// history keys, which sluice names as without effect at start), and a misspelt key is refused
+/// naming the key meant.
+#[test]
+fn a_debezium_connector_json_posted_over_rest_runs_unchanged() {
+    let db = Server::start();
+    create_accounts(&db);
+    db.sql("insert into inventory.accounts values (1, 'one', 10)");
+    let dir = tempfile::tempdir().unwrap();
+    write_configs(dir.path(), &db, json!({}));
+    let worker = Worker::start(
+        dir.path(),
+        &["worker.properties", "oracle.properties"]
+            .map(|f| dir.path().join(f).to_string_lossy().into_owned()),
+    );
+    let config = json!({
+        "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
+        "tasks.max": "1",
+        "database.hostname": "127.0.0.1", "database.port": db.port.to_string(),
+        "database.user": "root", "database.password": "", "database.server.id": "184054",
+        "topic.prefix": "dbserver1", "database.include.list": "inventory",
+        "schema.history.internal.kafka.bootstrap.servers": "kafka:9092",
+        "schema.history.internal.kafka.topic": "schema-changes.inventory",
+        "include.schema.changes": "true",
+    });
+    let (code, body) = worker.put("/connectors/inventory/config", Some(&config));
+    assert!(code == 201 || code == 200, "{code} {body}");
+    worker.wait_for_status("inventory", "the connector runs", |s| {
+        s["connector"]["state"] == "RUNNING" && support::all_tasks(s, "RUNNING")
+    });
+    let events = dir.path().join("events.jsonl");
+    wait_until("the snapshot row arrives", Duration::from_secs(30), || {
+        !lines(&events).is_empty()
+    });
+    let logs = worker.logs();
+    assert!(
+        logs.contains("`schema.history.internal.kafka.topic` has no effect in sluice"),
+        "{logs}"
+    );
+    let mut misspelt = config.clone();
+    misspelt["database.server.idd"] = json!("1");
+    let (code, body) = worker.put("/connectors/misspelt/config", Some(&misspelt));
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `database.server.id`"),
+        "{body}"
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
