@@ -2,12 +2,9 @@
 //! data directory, free port, ROW binlog with FULL images) and stopped and deleted when
 //! dropped.
 
-use std::path::{Path, PathBuf};
+use super::scripts;
+use super::tansu::free_port;
 use std::process::{Command, Stdio};
-
-fn scripts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
-}
 
 /// A running server.
 pub(crate) struct Server {
@@ -22,11 +19,7 @@ impl Server {
     pub(crate) fn start() -> Server {
         for attempt in 1..=3 {
             let dir = tempfile::tempdir().unwrap();
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
+            let port = free_port();
             let server = Server { dir, port };
             if server.try_start() {
                 return server;

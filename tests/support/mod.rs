@@ -20,6 +20,12 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value as Json;
 
+/// The project's `scripts/` directory (service starters). `postgres.rs` keeps its own copy:
+/// the Postgres connector's tests include that file alone.
+pub(crate) fn scripts() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts")
+}
+
 /// The binary under test.
 pub(crate) fn sluice_bin() -> &'static str {
     env!("CARGO_BIN_EXE_sluice")

@@ -8,6 +8,8 @@
 //! * [`columns`]: masking, hashing and truncation of columns, source-type propagation;
 //! * [`names`]: Avro name adjustment;
 //! * [`key_columns`]: the `message.key.columns` key;
+//! * [`envelope`]: the envelope, `source` and `transaction` schemas and values;
+//! * [`filters`]: include/exclude lists;
 //! * [`headers`]: primary-key change and `__debezium.context.*` headers;
 //! * [`heartbeat`]: heartbeat records;
 //! * [`version`]: what `source.version` says.
@@ -15,6 +17,8 @@
 pub mod columns;
 pub mod config;
 pub mod decimal;
+pub mod envelope;
+pub mod filters;
 pub mod headers;
 pub mod heartbeat;
 pub mod key_columns;

@@ -2,10 +2,10 @@
 //! first version implements; the keys Debezium documents for what is not built yet are refused
 //! at a non-default value, saying so).
 
-use regex::Regex;
 use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
 use sluice_api::{Error, Result, Secret};
 use sluice_debezium::EventOptions;
+use sluice_debezium::filters::Filter;
 
 /// The connector's config definition.
 pub fn config_def() -> ConfigDef {
@@ -82,8 +82,8 @@ pub struct MySqlConfig {
     pub password: Secret,
     pub server_id: u32,
     pub topic_prefix: String,
-    databases: (Option<Regex>, Option<Regex>),
-    tables: (Option<Regex>, Option<Regex>),
+    databases: Filter,
+    tables: Filter,
     pub snapshot: SnapshotMode,
     pub decimal_string: bool,
     pub decimal_double: bool,
@@ -98,33 +98,6 @@ pub struct MySqlConfig {
     pub heartbeat_interval: Option<std::time::Duration>,
     pub heartbeat_topic_prefix: String,
     pub heartbeat_action_query: Option<String>,
-}
-
-fn patterns(config: &Config, key: &str) -> Result<Option<Regex>> {
-    let list = config.list(key);
-    if list.is_empty() {
-        return Ok(None);
-    }
-    let alternatives: Vec<String> = list.iter().map(|p| format!("(?:{p})")).collect();
-    Regex::new(&format!("^(?:{})$", alternatives.join("|")))
-        .map(Some)
-        .map_err(|e| Error::config(format!("`{key}` holds an invalid regular expression: {e}")))
-}
-
-fn pair(config: &Config, kind: &str) -> Result<(Option<Regex>, Option<Regex>)> {
-    let include = patterns(config, &format!("{kind}.include.list"))?;
-    let exclude = patterns(config, &format!("{kind}.exclude.list"))?;
-    if include.is_some() && exclude.is_some() {
-        return Err(Error::config(format!(
-            "{kind}.include.list and {kind}.exclude.list are both set; Debezium allows one of them: keep one"
-        )));
-    }
-    Ok((include, exclude))
-}
-
-fn allows((include, exclude): &(Option<Regex>, Option<Regex>), name: &str) -> bool {
-    include.as_ref().is_none_or(|r| r.is_match(name))
-        && !exclude.as_ref().is_some_and(|r| r.is_match(name))
 }
 
 impl MySqlConfig {
@@ -145,8 +118,8 @@ impl MySqlConfig {
                 ))
             })?,
             topic_prefix: config.string("topic.prefix")?,
-            databases: pair(&config, "database")?,
-            tables: pair(&config, "table")?,
+            databases: Filter::new(&config, "database")?,
+            tables: Filter::new(&config, "table")?,
             snapshot: match config.string("snapshot.mode")?.as_str() {
                 "always" => SnapshotMode::Always,
                 "initial_only" => SnapshotMode::InitialOnly,
@@ -174,6 +147,6 @@ impl MySqlConfig {
 
     /// Whether changes of `db.table` are captured.
     pub fn captures(&self, db: &str, table: &str) -> bool {
-        allows(&self.databases, db) && allows(&self.tables, &format!("{db}.{table}"))
+        self.databases.allows(db) && self.tables.allows(&format!("{db}.{table}"))
     }
 }

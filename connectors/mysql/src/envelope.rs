@@ -4,69 +4,21 @@
 use std::sync::Arc;
 
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
+use sluice_debezium::envelope::source_schema_builder;
 
 /// The `source` schema of connector flavour `mysql` or `mariadb`.
 pub fn source_schema(flavour: &str) -> SchemaRef {
-    let string = || Schema::string().into_ref();
     let optional_string = || Schema::string().optional().into_ref();
-    let int64 = || Schema::of(SchemaType::Int64).into_ref();
     let optional_int64 = || Schema::of(SchemaType::Int64).optional().into_ref();
-    let mut snapshot = Schema::string()
-        .optional()
-        .named("io.debezium.data.Enum")
-        .versioned(1)
-        .parameter(
-            "allowed",
-            "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
-        );
-    snapshot.default = Some(Value::from("false"));
-    Schema::struct_named(format!("io.debezium.connector.{flavour}.Source"))
-        .versioned(1)
-        .field("version", string())
-        .field("connector", string())
-        .field("name", string())
-        .field("ts_ms", int64())
-        .field("snapshot", snapshot.into_ref())
-        .field("db", string())
-        .field("sequence", optional_string())
-        .field("ts_us", optional_int64())
-        .field("ts_ns", optional_int64())
+    source_schema_builder(&format!("io.debezium.connector.{flavour}.Source"))
         .field("table", optional_string())
-        .field("server_id", int64())
+        .field("server_id", Schema::of(SchemaType::Int64).into_ref())
         .field("gtid", optional_string())
-        .field("file", string())
-        .field("pos", int64())
+        .field("file", Schema::string().into_ref())
+        .field("pos", Schema::of(SchemaType::Int64).into_ref())
         .field("row", Schema::of(SchemaType::Int32).into_ref())
         .field("thread", optional_int64())
         .field("query", optional_string())
-        .into_ref()
-}
-
-/// The envelope schema (version 2) over a table's row schema.
-pub fn envelope_schema(name: &str, row: &SchemaRef, source: &SchemaRef) -> SchemaRef {
-    Schema::struct_named(name)
-        .versioned(2)
-        .field("before", Arc::clone(row))
-        .field("after", Arc::clone(row))
-        .field("source", Arc::clone(source))
-        .field("transaction", sluice_debezium_block())
-        .field("op", Schema::string().into_ref())
-        .field("ts_ms", Schema::of(SchemaType::Int64).optional().into_ref())
-        .field("ts_us", Schema::of(SchemaType::Int64).optional().into_ref())
-        .field("ts_ns", Schema::of(SchemaType::Int64).optional().into_ref())
-        .into_ref()
-}
-
-fn sluice_debezium_block() -> SchemaRef {
-    Schema::struct_named("event.block")
-        .versioned(1)
-        .field("id", Schema::string().into_ref())
-        .field("total_order", Schema::of(SchemaType::Int64).into_ref())
-        .field(
-            "data_collection_order",
-            Schema::of(SchemaType::Int64).into_ref(),
-        )
-        .optional()
         .into_ref()
 }
 
@@ -115,32 +67,5 @@ pub fn source_value(schema: &SchemaRef, info: &SourceInfo<'_>) -> Value {
     Value::Struct(Struct {
         schema: Arc::clone(schema),
         values,
-    })
-}
-
-/// An envelope value; `ts_*` are the processing time.
-pub fn envelope_value(
-    schema: &SchemaRef,
-    before: Value,
-    after: Value,
-    source: Value,
-    op: &str,
-) -> Value {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or_default();
-    Value::Struct(Struct {
-        schema: Arc::clone(schema),
-        values: vec![
-            before,
-            after,
-            source,
-            Value::Null,
-            Value::from(op),
-            Value::Int64(now / 1000),
-            Value::Int64(now),
-            Value::Int64(now.saturating_mul(1000)),
-        ],
     })
 }

@@ -12,7 +12,9 @@ use sluice_api::{Error, Result};
 use tokio::sync::mpsc;
 
 use crate::config::MySqlConfig;
-use crate::envelope::{SourceInfo, envelope_value, source_value};
+use sluice_debezium::envelope::{envelope_value, mark_snapshot};
+
+use crate::envelope::{SourceInfo, source_value};
 use crate::sql::{connect, describe, list_tables, my_error, quote_ident};
 use crate::table::TableSchema;
 
@@ -149,7 +151,7 @@ async fn read(
         }
         if let Some(mut last) = pending.take() {
             if index + 1 < tables.len() && rows > 1 {
-                crate::source::mark_snapshot(&mut last, "last_in_data_collection");
+                mark_snapshot(&mut last, "last_in_data_collection");
             }
             if sender
                 .send(Ok(Snapshot::Record(Box::new(last))))
@@ -205,5 +207,5 @@ fn read_event(
     offset.insert("file".into(), json!(file));
     offset.insert("pos".into(), json!(pos));
     offset.insert("snapshot".into(), json!(true));
-    crate::source::record(config, schema, key, value, partition, offset, ts_ms)
+    crate::source::record(schema, key, value, partition, offset, ts_ms)
 }

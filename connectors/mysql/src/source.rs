@@ -19,13 +19,14 @@ use sluice_api::connector::{SourceConnector, SourceTask, SourceTaskContext};
 use sluice_api::data::{SchemaRef, Value};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, ErrorKind, Result};
-use sluice_debezium::headers::{self, ContextHeaders};
+use sluice_debezium::envelope::{envelope_value, mark_snapshot};
+use sluice_debezium::headers;
 use sluice_debezium::heartbeat::Heartbeats;
 use sluice_debezium::operations::Operation;
 use tokio::sync::mpsc;
 
 use crate::config::{MySqlConfig, SnapshotMode, config_def};
-use crate::envelope::{SourceInfo, envelope_value, source_schema, source_value};
+use crate::envelope::{SourceInfo, source_schema, source_value};
 use crate::rows::{ColumnSpec, RowsKind, decode_rows};
 use crate::snapshot::{Position, Snapshot};
 use crate::sql::{check_server, connect, describe, my_error};
@@ -145,19 +146,8 @@ impl fmt::Debug for MySqlSourceTask {
     }
 }
 
-/// Sets a record's `source.snapshot`.
-pub(crate) fn mark_snapshot(record: &mut SourceRecord, marker: &str) {
-    if let Value::Struct(envelope) = &mut record.record.value
-        && let Some(Value::Struct(mut source)) = envelope.get("source").cloned()
-    {
-        let _ = source.put("snapshot", Value::from(marker));
-        let _ = envelope.put("source", Value::Struct(source));
-    }
-}
-
-/// A change event record of `table`, with the context headers.
+/// A change event record of `table`, with the table's context headers.
 pub(crate) fn record(
-    config: &MySqlConfig,
     table: &TableSchema,
     key: Value,
     value: Value,
@@ -176,9 +166,8 @@ pub(crate) fn record(
     };
     record.key = key;
     record.timestamp_ms = Some(ts_ms);
-    if config.events.extended_headers {
-        ContextHeaders::new(&config.topic_prefix, config.task_id, config.flavour)
-            .stamp(&mut record);
+    if let Some(context) = &table.context {
+        context.stamp(&mut record);
     }
     SourceRecord {
         record,
@@ -657,7 +646,6 @@ impl MySqlSourceTask {
                     op.code(),
                 );
                 out.push(record(
-                    config,
                     table,
                     key.clone(),
                     value,
@@ -667,7 +655,6 @@ impl MySqlSourceTask {
                 ));
                 if op == Operation::Delete && config.tombstones {
                     out.push(record(
-                        config,
                         table,
                         key,
                         Value::Null,

@@ -204,6 +204,8 @@ pub struct TableSchema {
     pub row: SchemaRef,
     pub envelope: SchemaRef,
     key_fields: Vec<usize>,
+    /// `__debezium.context.*` headers (`extended.headers.enabled`), built once per table.
+    pub context: Option<Arc<sluice_debezium::headers::ContextHeaders>>,
 }
 
 /// Microseconds of a civil date and time.
@@ -269,7 +271,7 @@ impl TableSchema {
             kinds.push(kind);
         }
         let row = row.into_ref();
-        let envelope = crate::envelope::envelope_schema(
+        let envelope = sluice_debezium::envelope::envelope_schema(
             &names.schema_name(&format!("{base}.Envelope")),
             &row,
             source,
@@ -284,6 +286,13 @@ impl TableSchema {
             row,
             envelope,
             key_fields,
+            context: config.events.extended_headers.then(|| {
+                Arc::new(sluice_debezium::headers::ContextHeaders::new(
+                    &config.topic_prefix,
+                    config.task_id,
+                    config.flavour,
+                ))
+            }),
         }
     }
 

@@ -1,13 +1,13 @@
 //! The Postgres connector's settings, under Debezium's key names and defaults (a subset so far:
 //! keys not listed here are rejected rather than silently ignored).
 
-use regex::Regex;
 use sluice_api::config::{
     Config, ConfigDef, ConfigKey, ConfigType, FieldError, Importance, Props, Validator,
 };
 use sluice_api::{Error, Result, Secret};
 
 use sluice_debezium::EventOptions;
+use sluice_debezium::filters::Filter;
 
 use crate::types::{DecimalMode, TimePrecision, ValueModes};
 
@@ -91,50 +91,6 @@ fn postgres_keys() -> ConfigDef {
              wal_sender_timeout (60 s by default) passes; without this the task retries with backoff until then. \
              Only safe when the other holder is certainly gone (a sluice group stops a task before it starts it \
              elsewhere); needs superuser or pg_signal_backend."))
-}
-
-/// One include/exclude pair of Debezium's filter lists: comma-separated regular expressions,
-/// each matching a whole identifier.
-#[derive(Debug, Clone, Default)]
-struct Filter {
-    include: Option<Regex>,
-    exclude: Option<Regex>,
-}
-
-impl Filter {
-    fn new(config: &Config, kind: &str) -> Result<Filter> {
-        let include = config.list(&format!("{kind}.include.list"));
-        let exclude = config.list(&format!("{kind}.exclude.list"));
-        if !include.is_empty() && !exclude.is_empty() {
-            return Err(Error::config(format!(
-                "{kind}.include.list and {kind}.exclude.list are both set; Debezium allows one of them: keep one"
-            )));
-        }
-        let compile = |key: &str, patterns: Vec<String>| -> Result<Option<Regex>> {
-            if patterns.is_empty() {
-                return Ok(None);
-            }
-            let alternatives: Vec<String> = patterns.iter().map(|p| format!("(?:{p})")).collect();
-            Regex::new(&format!("^(?:{})$", alternatives.join("|")))
-                .map(Some)
-                .map_err(|e| {
-                    Error::config(format!("`{key}` holds an invalid regular expression: {e}"))
-                })
-        };
-        Ok(Filter {
-            include: compile(&format!("{kind}.include.list"), include)?,
-            exclude: compile(&format!("{kind}.exclude.list"), exclude)?,
-        })
-    }
-
-    fn allows(&self, name: &str) -> bool {
-        self.include.as_ref().is_none_or(|r| r.is_match(name))
-            && !self.exclude.as_ref().is_some_and(|r| r.is_match(name))
-    }
-
-    fn is_empty(&self) -> bool {
-        self.include.is_none() && self.exclude.is_none()
-    }
 }
 
 /// The schema, table and column filters.

@@ -8,6 +8,7 @@ use sluice_api::Result;
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_debezium::columns::{ColumnFacts, ColumnRule};
+use sluice_debezium::envelope::{envelope_schema, envelope_value, source_schema_builder};
 use sluice_debezium::headers::ContextHeaders;
 
 use crate::config::PostgresConfig;
@@ -73,48 +74,13 @@ fn field_schema(column: &TableColumn, modes: ValueModes) -> Schema {
 /// Debezium's `io.debezium.connector.postgresql.Source` schema.
 pub fn source_schema() -> SchemaRef {
     let string = || Schema::string().into_ref();
-    let optional_string = || Schema::string().optional().into_ref();
-    let int64 = || Schema::of(SchemaType::Int64).into_ref();
     let optional_int64 = || Schema::of(SchemaType::Int64).optional().into_ref();
-    let mut snapshot = Schema::string()
-        .optional()
-        .named("io.debezium.data.Enum")
-        .versioned(1)
-        .parameter(
-            "allowed",
-            "true,first,first_in_data_collection,last_in_data_collection,last,false,incremental",
-        );
-    snapshot.default = Some(Value::from("false"));
-    Schema::struct_named("io.debezium.connector.postgresql.Source")
-        .versioned(1)
-        .field("version", string())
-        .field("connector", string())
-        .field("name", string())
-        .field("ts_ms", int64())
-        .field("snapshot", snapshot.into_ref())
-        .field("db", string())
-        .field("sequence", optional_string())
-        .field("ts_us", optional_int64())
-        .field("ts_ns", optional_int64())
+    source_schema_builder("io.debezium.connector.postgresql.Source")
         .field("schema", string())
         .field("table", string())
         .field("txId", optional_int64())
         .field("lsn", optional_int64())
         .field("xmin", optional_int64())
-        .into_ref()
-}
-
-/// Debezium's `transaction` block of a change event (`event.block`).
-pub fn transaction_schema() -> SchemaRef {
-    Schema::struct_named("event.block")
-        .versioned(1)
-        .field("id", Schema::string().into_ref())
-        .field("total_order", Schema::of(SchemaType::Int64).into_ref())
-        .field(
-            "data_collection_order",
-            Schema::of(SchemaType::Int64).into_ref(),
-        )
-        .optional()
         .into_ref()
 }
 
@@ -206,17 +172,7 @@ impl TableSchema {
                 .into_ref()
         });
         let row = row.into_ref();
-        let envelope = Schema::struct_named(adjusted(&format!("{base}.Envelope")))
-            .versioned(2)
-            .field("before", Arc::clone(&row))
-            .field("after", Arc::clone(&row))
-            .field("source", Arc::clone(source))
-            .field("transaction", transaction_schema())
-            .field("op", Schema::string().into_ref())
-            .field("ts_ms", Schema::of(SchemaType::Int64).optional().into_ref())
-            .field("ts_us", Schema::of(SchemaType::Int64).optional().into_ref())
-            .field("ts_ns", Schema::of(SchemaType::Int64).optional().into_ref())
-            .into_ref();
+        let envelope = envelope_schema(&adjusted(&format!("{base}.Envelope")), &row, source);
         TableSchema {
             schema: schema.to_owned(),
             table: table.to_owned(),
@@ -328,21 +284,7 @@ impl TableSchema {
     /// The envelope value; `ts_ms`/`ts_us`/`ts_ns` are when sluice processed the event (the
     /// commit time is `source.ts_*`), so `ts_ms - source.ts_ms` is the event's lag.
     pub fn envelope(&self, before: Value, after: Value, source: Value, op: &str) -> Value {
-        let now = crate::sql::unix_now_micros();
-        // In the envelope schema's field order: before, after, source, transaction, op, ts_*.
-        Value::Struct(Struct {
-            schema: Arc::clone(&self.envelope),
-            values: vec![
-                before,
-                after,
-                source,
-                Value::Null,
-                Value::from(op),
-                Value::Int64(now / 1000),
-                Value::Int64(now),
-                Value::Int64(now.saturating_mul(1000)),
-            ],
-        })
+        envelope_value(&self.envelope, before, after, source, op)
     }
 }
 

@@ -28,6 +28,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_postgres::Client;
 
+use sluice_debezium::envelope::mark_snapshot;
+
 use crate::config::PostgresConfig;
 use crate::envelope::{SourceInfo, TableSchema, source_value};
 use crate::pgoutput::Column;
@@ -565,16 +567,6 @@ fn snapshot_marker(record: &SourceRecord) -> Option<&str> {
     match source.get("snapshot") {
         Some(Value::String(marker)) => Some(marker.as_str()),
         _ => None,
-    }
-}
-
-/// Sets the record's `source.snapshot`.
-fn mark_snapshot(record: &mut SourceRecord, marker: &str) {
-    if let Value::Struct(envelope) = &mut record.record.value
-        && let Some(Value::Struct(mut source)) = envelope.get("source").cloned()
-    {
-        let _ = source.put("snapshot", Value::from(marker));
-        let _ = envelope.put("source", Value::Struct(source));
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 
-use crate::envelope::transaction_schema;
+use sluice_debezium::envelope::transaction_schema;
 
 /// The schemas of the metadata records, built once per task.
 #[derive(Debug)]

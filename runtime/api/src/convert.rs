@@ -50,37 +50,26 @@ pub fn resolve_converter(name: &str) -> Option<&'static str> {
         .find(|c| *c == name || c.rsplit('.').next() == Some(name))
 }
 
+/// A converter's true/false setting `key` (case-insensitive), `default` when unset.
+fn boolean_setting(settings: &Props, key: &str, default: bool) -> Result<bool> {
+    match settings.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if v == "true" => Ok(true),
+        Some(v) if v == "false" => Ok(false),
+        Some(v) => Err(Error::config(format!(
+            "`{key}` must be true or false, got `{v}`"
+        ))),
+    }
+}
+
 /// Builds a converter from its class and its own settings (`schemas.enable`, …: the
 /// `key.converter.` / `value.converter.` prefix removed).
 pub fn converter(class: &str, settings: &Props) -> Result<Box<dyn Converter>> {
     match resolve_converter(class) {
         Some(JSON_CONVERTER) => {
-            let schemas_enable = match settings
-                .get("schemas.enable")
-                .map(|v| v.trim().to_ascii_lowercase())
-            {
-                None => true,
-                Some(v) if v == "true" => true,
-                Some(v) if v == "false" => false,
-                Some(v) => {
-                    return Err(Error::config(format!(
-                        "`schemas.enable` must be true or false, got `{v}`"
-                    )));
-                }
-            };
-            let replace_null_with_default = match settings
-                .get("replace.null.with.default")
-                .map(|v| v.trim().to_ascii_lowercase())
-            {
-                None => true,
-                Some(v) if v == "true" => true,
-                Some(v) if v == "false" => false,
-                Some(v) => {
-                    return Err(Error::config(format!(
-                        "`replace.null.with.default` must be true or false, got `{v}`"
-                    )));
-                }
-            };
+            let schemas_enable = boolean_setting(settings, "schemas.enable", true)?;
+            let replace_null_with_default =
+                boolean_setting(settings, "replace.null.with.default", true)?;
             Ok(Box::new(JsonConverter {
                 schemas_enable,
                 replace_null_with_default,
