@@ -13,6 +13,11 @@
 //!   last; Kafka Connect revokes it everywhere.
 //! * A member over its share is asked to revoke the excess; revoked work is assigned only in
 //!   the next round, after its owner has stopped it, so nothing ever runs twice.
+//! * As in Kafka Connect: no revocation for balance while work is held for a departed worker
+//!   (the returning worker would only unbalance it again), and rounds that keep revoking back
+//!   off — the second revoking round in a row waits 40 ms, the third 1.6 s, then 64 s, each
+//!   capped by `scheduled.rebalance.max.delay.ms` (revoking at once when that is 0) — so a
+//!   flapping membership cannot keep tasks stopping and starting.
 //!
 //! Better than Kafka Connect in two ways: stickiness is by worker URL (Kafka Connect forgets a
 //! worker that restarts with a new member id), and lost work whose owner is still a member goes
@@ -81,6 +86,24 @@ pub(crate) struct Memory {
     last_owner: BTreeMap<Work, String>,
     /// When each departed worker (by URL) was first found missing, in ms.
     departed_at: BTreeMap<String, u64>,
+    /// Whether the last round revoked work for balance.
+    revoked_in_previous: bool,
+    /// Revoking rounds in a row beyond the first (the back-off's exponent).
+    successive_revoking_rounds: u32,
+    /// Until when balancing revocations wait (ms), after back-to-back revoking rounds.
+    revocations_paused_until: Option<u64>,
+}
+
+/// Kafka Connect's back-off between revoking rounds: `40^n` ms (its `ExponentialBackoff(1,
+/// 40, max)`), capped by the maximum delay; 0 (revoke at once) when that is 0.
+fn revoking_backoff_ms(rounds: u32, max_delay_ms: u64) -> u64 {
+    if max_delay_ms == 0 {
+        return 0;
+    }
+    40u64
+        .checked_pow(rounds)
+        .unwrap_or(u64::MAX)
+        .min(max_delay_ms)
 }
 
 impl Memory {
@@ -181,17 +204,60 @@ pub(crate) fn assign(
             _ => to_place.push(work.clone()),
         }
     }
-    plan.delay_ms = held_until.map_or(0, |until| until - now_ms);
-
+    let mut excess = Vec::new();
     for connectors in [true, false] {
-        balance(
+        excess.extend(place(
             &members,
             &mut kept,
             &mut plan,
             to_place.iter().filter(|w| w.is_connector() == connectors),
             connectors,
-        );
+        ));
     }
+
+    // Revocations for balance, unless work is held or revoking rounds must back off.
+    let mut rejoin_at = held_until;
+    if held_until.is_some() {
+        memory.revoked_in_previous = false;
+    } else {
+        if memory
+            .revocations_paused_until
+            .is_some_and(|until| now_ms >= until)
+        {
+            // The back-off is over: revoke now (the count of rounds carries on).
+            memory.revocations_paused_until = None;
+            memory.revoked_in_previous = false;
+        }
+        if let Some(until) = memory.revocations_paused_until {
+            if !excess.is_empty() {
+                rejoin_at = Some(until);
+            }
+        } else if excess.is_empty() {
+            if memory.revoked_in_previous {
+                memory.revoked_in_previous = false;
+                memory.successive_revoking_rounds = 0;
+            }
+        } else {
+            let backoff = if memory.revoked_in_previous {
+                memory.successive_revoking_rounds += 1;
+                revoking_backoff_ms(memory.successive_revoking_rounds, max_delay_ms)
+            } else {
+                0
+            };
+            if backoff > 0 {
+                let until = now_ms.saturating_add(backoff);
+                memory.revocations_paused_until = Some(until);
+                rejoin_at = Some(until);
+            } else {
+                for (i, work) in excess {
+                    kept[i].remove(&work);
+                    revoke(&mut plan, members[i], &work);
+                }
+                memory.revoked_in_previous = true;
+            }
+        }
+    }
+    plan.delay_ms = rejoin_at.map_or(0, |until| until.saturating_sub(now_ms));
 
     // Remember owners; revoked work is placed afresh next round (not handed back).
     memory
@@ -218,16 +284,17 @@ fn revoke(plan: &mut Plan, member: &Member, work: &Work) {
         .insert(work.clone());
 }
 
-/// Places `to_place` (of one kind) on the members with most room, then asks members over
-/// their share to revoke the excess. Shares: `total / n` each, one more for the `total % n`
-/// members already running the most (so the fewest pieces move).
-fn balance<'w>(
+/// Places `to_place` (of one kind) on the members with most room, and returns what members
+/// over their share would have to revoke to restore balance (by member index). Shares:
+/// `total / n` each, one more for the `total % n` members already running the most (so the
+/// fewest pieces move).
+fn place<'w>(
     members: &[&Member],
     kept: &mut [BTreeSet<Work>],
     plan: &mut Plan,
     to_place: impl Iterator<Item = &'w Work>,
     connectors: bool,
-) {
+) -> Vec<(usize, Work)> {
     let to_place: Vec<&Work> = to_place.collect();
     let load = |set: &BTreeSet<Work>| {
         set.iter()
@@ -256,25 +323,24 @@ fn balance<'w>(
             .assigned
             .insert(work.clone());
     }
+    let mut excess = Vec::new();
     for i in 0..n {
-        let excess = loads[i].saturating_sub(share[i]);
-        if excess == 0 {
+        let over = loads[i].saturating_sub(share[i]);
+        if over == 0 {
             continue;
         }
-        let member_plan = plan.members.get_mut(&members[i].id).expect("planned");
+        let member_plan = &plan.members[&members[i].id];
         // Revoke what it ran before this round, newest names last: the end of the order.
-        let surplus: Vec<Work> = kept[i]
-            .iter()
-            .filter(|w| w.is_connector() == connectors && !member_plan.assigned.contains(w))
-            .rev()
-            .take(excess)
-            .cloned()
-            .collect();
-        for work in surplus {
-            kept[i].remove(&work);
-            member_plan.revoked.insert(work);
-        }
+        excess.extend(
+            kept[i]
+                .iter()
+                .filter(|w| w.is_connector() == connectors && !member_plan.assigned.contains(w))
+                .rev()
+                .take(over)
+                .map(|w| (i, w.clone())),
+        );
     }
+    excess
 }
 
 #[cfg(test)]
@@ -460,6 +526,68 @@ mod tests {
                 .revoked
                 .contains(&task)
         );
+    }
+
+    /// Kafka Connect's rule: while lost work is held for a departed worker, nothing is revoked
+    /// for balance, not even for a worker that just joined empty-handed.
+    #[test]
+    fn nothing_is_revoked_for_balance_while_lost_work_is_held() {
+        let configured = work(&[("c", 6)]);
+        let mut workers = vec![worker(1), worker(2), worker(3)];
+        let (mut memory, mut now) = (Memory::default(), 0);
+        converge(&mut workers, &configured, &mut memory, &mut now, 20_000);
+        workers.remove(0);
+        workers.push(worker(4));
+        let plan = assign(&members(&workers), &configured, &mut memory, now, 20_000);
+        assert!(plan.is_quiet(), "held: {plan:?}");
+        assert_eq!(plan.delay_ms, 20_000);
+        now += 20_000;
+        converge(&mut workers, &configured, &mut memory, &mut now, 20_000);
+        check_converged(&workers, &configured);
+    }
+
+    /// Kafka Connect's back-off: the second revoking round in a row waits 40 ms, the third
+    /// 1.6 s, capped by the maximum delay; with a maximum delay of 0 every round revokes.
+    #[test]
+    fn back_to_back_revoking_rounds_back_off_forty_fold() {
+        let revoked =
+            |plan: &Plan| -> usize { plan.members.values().map(|p| p.revoked.len()).sum() };
+        for (max_delay, expected_waits) in [
+            (300_000, vec![0, 40, 1_600]),
+            (1_000, vec![0, 40, 1_000]),
+            (0, vec![0, 0, 0]),
+        ] {
+            let configured = work(&[("c", 24)]);
+            let mut workers = vec![worker(1)];
+            let (mut memory, mut now) = (Memory::default(), 0);
+            converge(&mut workers, &configured, &mut memory, &mut now, max_delay);
+            for (joined, wait) in expected_waits.into_iter().enumerate() {
+                // A worker joins right after each revoking round: the next round revokes again.
+                workers.push(worker(10 + joined));
+                let plan = assign(&members(&workers), &configured, &mut memory, now, max_delay);
+                if wait > 0 {
+                    assert_eq!(revoked(&plan), 0, "round {joined} backs off: {plan:?}");
+                    assert_eq!(plan.delay_ms, wait, "round {joined}");
+                    now += wait;
+                    let plan = assign(&members(&workers), &configured, &mut memory, now, max_delay);
+                    assert!(revoked(&plan) > 0, "round {joined} revokes after the wait");
+                    apply(&mut workers, &plan);
+                } else {
+                    assert!(
+                        revoked(&plan) > 0,
+                        "round {joined} revokes at once: {plan:?}"
+                    );
+                    assert_eq!(plan.delay_ms, 0);
+                    apply(&mut workers, &plan);
+                }
+            }
+            converge(&mut workers, &configured, &mut memory, &mut now, max_delay);
+            check_converged(&workers, &configured);
+            // Balanced again: the count starts over, so the next revoking round is immediate.
+            workers.push(worker(99));
+            let plan = assign(&members(&workers), &configured, &mut memory, now, max_delay);
+            assert!(revoked(&plan) > 0 && plan.delay_ms == 0, "{plan:?}");
+        }
     }
 
     /// Random memberships and configs: after every change, rounds converge to every piece of
