@@ -217,6 +217,28 @@ fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
         "POST /connectors to six tasks RUNNING: {:?}",
         created.elapsed()
     );
+    // Kafka Connect's `?forward=` hops: a request a worker got with `forward=false` goes no
+    // further (503 to the worker that forwarded it, which retries; Kafka Connect answers 409);
+    // with `forward=true` a follower forwards it once more and it is carried out.
+    let (code, answer) = follower.post(
+        "/connectors?forward=false",
+        Some(&es_sink("last-hop", "last-hop", &es.url(), 1)),
+    );
+    assert_eq!(code, 503, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("forward=false"),
+        "{answer}"
+    );
+    let (code, answer) = follower.post(
+        "/connectors?forward=true",
+        Some(&es_sink("second-hop", "second-hop", &es.url(), 1)),
+    );
+    assert_eq!(code, 201, "{answer}");
+    assert_eq!(follower.get("/connectors/last-hop").0, 404);
+    assert_eq!(follower.delete("/connectors/second-hop").0, 204);
     let mut per_worker: BTreeMap<String, usize> = BTreeMap::new();
     for task in status["tasks"].as_array().unwrap() {
         *per_worker

@@ -18,6 +18,7 @@ use sluice_api::{Error, ErrorKind};
 use crate::herder::Herder;
 use crate::state::{PartitionOffset, TargetState};
 
+pub(crate) mod hop;
 mod serve;
 mod server;
 
@@ -76,7 +77,7 @@ type ApiResult<T> = Result<T, ApiError>;
 async fn to_completion<T: Send + 'static>(
     change: impl std::future::Future<Output = sluice_api::Result<T>> + Send + 'static,
 ) -> ApiResult<T> {
-    match tokio::spawn(change).await {
+    match tokio::spawn(hop::carry(change)).await {
         Ok(result) => result.map_err(ApiError::from),
         Err(e) => Err(ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -158,6 +159,7 @@ pub fn router(herder: Shared) -> Router {
                 "HTTP 405 Method Not Allowed",
             )
         })
+        .layer(axum::middleware::from_fn(hop::read_flag))
         .layer(axum::middleware::map_response(json_errors))
         .with_state(herder)
 }
@@ -397,7 +399,7 @@ async fn put_task_configs(
             .put_task_configs(&name, &body, signature.as_deref(), algorithm.as_deref())
             .await
     };
-    match tokio::spawn(change).await {
+    match tokio::spawn(hop::carry(change)).await {
         Ok(Ok(())) => Ok(StatusCode::NO_CONTENT),
         Ok(Err((status, message))) => Err(ApiError::new(
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

@@ -154,7 +154,8 @@ impl Cluster {
     /// For a request only the leader may carry out: [`Route::Here`] when this worker leads,
     /// otherwise the request is sent to the leader (`method`, `path` with its query, `body`)
     /// and its answer returned; the leader's refusal comes back as an error of the same
-    /// status and message. Waits through rebalances and a leader that is unreachable.
+    /// status and message. Waits through rebalances and a leader that is unreachable. The
+    /// request's `?forward=` hop ([`crate::rest::hop`]) bounds forwarding to two hops.
     pub(crate) async fn leader_or_forward(
         &self,
         method: reqwest::Method,
@@ -162,11 +163,20 @@ impl Cluster {
         body: Option<&Json>,
     ) -> Result<Route> {
         let deadline = tokio::time::Instant::now() + REST_WAIT;
+        let hop = crate::rest::hop::current();
         loop {
             let Some(leader) = self.stable_leader(deadline).await? else {
                 return Ok(Route::Here);
             };
-            match self.call(&leader, method.clone(), path, body).await {
+            let Some(flag) = hop.onward_flag() else {
+                return Err(Error::retriable(format!(
+                    "this worker is not the leader (the leader is {leader}) and the request was \
+                     already forwarded as far as it may go (forward=false); the worker that \
+                     forwarded it retries once the group has settled"
+                )));
+            };
+            let onward = crate::rest::hop::with_flag(path, flag);
+            match self.call(&leader, method.clone(), &onward, body).await {
                 Err(e)
                     if e.kind() == ErrorKind::Retriable
                         && tokio::time::Instant::now() < deadline =>
