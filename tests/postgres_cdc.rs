@@ -1763,20 +1763,16 @@ fn a_slot_held_by_a_dead_workers_walsender_is_waited_for_or_taken_over() {
     assert!(exit.success(), "{logs}");
 }
 
-/// Postgres CDC in a worker group of three `sluice distributed` processes on Tansu: kill -9 of
-/// the worker running the connector's task, between two randomized write loads. The task runs
-/// on another worker, resumes from the offsets topic (its slot freed when the dead worker's
-/// connection closed, or waited for as above), and the events replayed from the topic equal
-/// the table.
-#[test]
-fn cdc_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
-    let pg = Cluster::start();
-    let broker = support::kafka::Broker::start();
-    pg.create_accounts();
-    pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
-    let dir = tempfile::tempdir().unwrap();
-    write_configs(dir.path(), &pg);
-    let events = dir.path().join("events.jsonl");
+/// Three `sluice distributed` workers on `broker` (6 s sessions, lost work reassigned at
+/// once), running the `inventory` CDC connector and an `oracle` file sink of its topics into
+/// `events`.
+fn cdc_worker_group(
+    pg: &Cluster,
+    broker: &support::kafka::Broker,
+    dir: &Path,
+    events: &Path,
+) -> Vec<Option<Worker>> {
+    write_configs(dir, pg);
     let env = [
         ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.clone()),
         ("SLUICE__GROUP_ID", "cdc".to_owned()),
@@ -1789,16 +1785,16 @@ fn cdc_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
     ];
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let distributed = support::config("distributed/connect-distributed.properties");
-    let mut workers: Vec<Option<Worker>> = (0..3)
+    let workers: Vec<Option<Worker>> = (0..3)
         .map(|_| {
-            let worker = Worker::distributed(dir.path(), Path::new(&distributed), &env);
+            let worker = Worker::distributed(dir, Path::new(&distributed), &env);
             worker.wait_for_log("the worker to join", "joined the worker group");
             Some(worker)
         })
         .collect();
     let first = workers[0].as_ref().unwrap();
     let inventory: Json =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("inventory.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(dir.join("inventory.json")).unwrap())
             .unwrap();
     let oracle = json!({"name": "oracle", "config": {
         "connector.class": "FileStreamSink", "file": events.to_str().unwrap(), "format": "json",
@@ -1808,14 +1804,38 @@ fn cdc_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
         let (status, body) = first.post("/connectors", Some(connector));
         assert_eq!(status, 201, "{body}");
     }
-    wait_for_state(&pg, &events);
-    pg.mixed_workload(31, 30);
-    let status = first.get("/connectors/inventory/status").1;
+    workers
+}
+
+/// The index of the worker running the `inventory` task, and its worker id.
+fn cdc_task_owner(workers: &[Option<Worker>]) -> (usize, String) {
+    let any = workers.iter().flatten().next().unwrap();
+    let status = any.get("/connectors/inventory/status").1;
     let owner = status["tasks"][0]["worker_id"].as_str().unwrap().to_owned();
-    let victim = workers
+    let index = workers
         .iter()
         .position(|w| w.as_ref().is_some_and(|w| w.rest.ends_with(&owner)))
         .unwrap_or_else(|| panic!("the task runs on one of the workers: {status}"));
+    (index, owner)
+}
+
+/// Postgres CDC in a worker group of three `sluice distributed` processes on Tansu: kill -9 of
+/// the worker running the connector's task, between two randomized write loads. The task runs
+/// on another worker, resumes from the offsets topic (its slot freed when the dead worker's
+/// connection closed, or waited for as above), and the events replayed from the topic equal
+/// the table.
+#[test]
+fn cdc_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
+    let pg = Cluster::start();
+    let broker = support::kafka::Broker::start();
+    pg.create_accounts();
+    pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let mut workers = cdc_worker_group(&pg, &broker, dir.path(), &events);
+    wait_for_state(&pg, &events);
+    pg.mixed_workload(31, 30);
+    let (victim, owner) = cdc_task_owner(&workers);
     workers[victim].take().unwrap().kill9();
     pg.mixed_workload(32, 30);
     let survivor = workers.iter().flatten().next().unwrap();
@@ -1827,6 +1847,86 @@ fn cdc_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
     );
     pg.sql("set synchronous_commit = on; insert into accounts values (500, 'last', 1)");
     wait_for_state(&pg, &events);
+    for worker in workers.into_iter().flatten() {
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+    }
+}
+
+/// A worker that freezes (a host that stops answering, unlike a kill -9, whose connections
+/// the kernel closes) keeps its walsender, and with it the slot, until Postgres notices after
+/// `wal_sender_timeout`. The group moves the task to a survivor, which waits for the slot —
+/// RUNNING, its log saying why — and then streams every change. Then `DELETE ?cleanup=true`
+/// through a worker that does not run the task waits for the owner to stop it and drops the
+/// slot.
+#[test]
+fn a_frozen_worker_s_slot_passes_to_the_new_owner_and_delete_cleans_up_through_any_worker() {
+    let pg = Cluster::start();
+    // 60 s by default; 20 s outlasts the group's failover, so the new owner meets the slot
+    // still held.
+    pg.sql("alter system set wal_sender_timeout = '20s'");
+    pg.sql("select pg_reload_conf()");
+    let broker = support::kafka::Broker::start();
+    pg.create_accounts();
+    pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let mut workers = cdc_worker_group(&pg, &broker, dir.path(), &events);
+    wait_for_state(&pg, &events);
+    let (victim, owner) = cdc_task_owner(&workers);
+    let frozen = workers[victim].take().unwrap();
+    let stopped = std::process::Command::new("kill")
+        .args(["-STOP", &frozen.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let frozen_at = std::time::Instant::now();
+    pg.mixed_workload(33, 30);
+    let survivors: Vec<&Worker> = workers.iter().flatten().collect();
+    survivors[0].wait_for_status_within(
+        "inventory",
+        "the task is given to a survivor",
+        Duration::from_secs(90),
+        |s| s["tasks"][0]["worker_id"] != owner.as_str(),
+    );
+    let (new_owner, new_owner_id) = cdc_task_owner(&workers);
+    let new_owner = workers[new_owner].as_ref().unwrap();
+    new_owner.wait_until(
+        "the new owner reports the slot the frozen worker's walsender holds",
+        Duration::from_secs(60),
+        || new_owner.logs().contains("is active for PID"),
+    );
+    let status = new_owner.get("/connectors/inventory/status").1;
+    assert_eq!(
+        status["tasks"][0]["state"], "RUNNING",
+        "waiting, not failed: {status}"
+    );
+    pg.sql("set synchronous_commit = on; insert into accounts values (500, 'last', 1)");
+    wait_for_state(&pg, &events);
+    eprintln!(
+        "worker frozen → every change streamed by the new owner (wal_sender_timeout 20 s): {:?}",
+        frozen_at.elapsed()
+    );
+    frozen.kill9();
+
+    let other = survivors
+        .iter()
+        .find(|w| !w.rest.ends_with(&new_owner_id))
+        .unwrap();
+    let (code, body) = other.delete("/connectors/inventory?cleanup=true");
+    assert_eq!(code, 204, "{body}");
+    assert!(
+        pg.sql("select slot_name from pg_replication_slots")
+            .is_empty(),
+        "cleanup=true through a worker that did not run the task drops the slot"
+    );
+    assert!(
+        new_owner
+            .logs()
+            .contains("stopping work whose config was removed"),
+        "{}",
+        new_owner.logs()
+    );
     for worker in workers.into_iter().flatten() {
         let (exit, logs) = worker.terminate();
         assert!(exit.success(), "{logs}");

@@ -1702,17 +1702,32 @@ async fn take_over_slot(config: &PostgresConfig) -> Result<()> {
 
 /// Drops the connector's replication slot if it is there.
 async fn drop_slot(config: &PostgresConfig, what: &str) -> Result<()> {
+    // The walsender of a task that just stopped exits a moment after its client: a slot still
+    // active is waited for a little; one held longer (a hung client) is reported.
+    const ACTIVE_WAIT: Duration = Duration::from_secs(15);
     let client = connect(config).await?;
-    let dropped = query(
-        &client,
-        config,
-        what,
-        &format!(
-            "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = {}",
-            quote_literal(&config.slot)
-        ),
-    )
-    .await?;
+    let deadline = tokio::time::Instant::now() + ACTIVE_WAIT;
+    let dropped = loop {
+        let attempt = query(
+            &client,
+            config,
+            what,
+            &format!(
+                "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = {}",
+                quote_literal(&config.slot)
+            ),
+        )
+        .await;
+        match attempt {
+            Err(e)
+                if e.message().contains("is active for PID")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => break other?,
+        }
+    };
     tracing::info!(slot = %config.slot, found = !dropped.is_empty(), "dropped the replication slot");
     Ok(())
 }

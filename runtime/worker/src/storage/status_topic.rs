@@ -106,6 +106,15 @@ impl KafkaStatusStore {
             .await
     }
 
+    /// Removes the status of one piece of a deleted connector (`task` `None`: the connector
+    /// itself), as a worker that stopped it does (Kafka Connect's `DESTROYED` state, written
+    /// as a tombstone).
+    pub async fn remove_one(&self, name: &str, task: Option<u32>) -> Result<()> {
+        self.log
+            .write(vec![entry(status_key(name, task), None)])
+            .await
+    }
+
     /// Removes a deleted connector's status and those of its tasks `0..tasks`.
     pub async fn remove(&self, name: &str, tasks: u32) -> Result<()> {
         let mut records = vec![entry(status_key(name, None), None)];

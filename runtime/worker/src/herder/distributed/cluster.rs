@@ -39,6 +39,8 @@ pub(crate) struct View {
     pub generation: i32,
     /// What this worker runs.
     pub owned: std::collections::BTreeSet<Work>,
+    /// The members' REST URLs in the last generation this worker led (empty when following).
+    pub member_urls: std::collections::BTreeSet<String>,
 }
 
 /// One distributed worker's shared parts.

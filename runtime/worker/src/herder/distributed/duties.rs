@@ -289,6 +289,20 @@ impl Duties {
         if !gone.is_empty() {
             tracing::info!(work = ?gone, "stopping work whose config was removed");
             self.revoke(&gone).await;
+            // Stopped for good: say so by removing its status, so a leader deleting the
+            // connector knows this worker no longer runs it (before it cleans up after it).
+            for work in &gone {
+                let (name, task) = match work {
+                    Work::Connector(c) => (c, None),
+                    Work::Task(c, n) => (c, Some(*n)),
+                };
+                if snapshot.connectors.contains_key(name) {
+                    continue;
+                }
+                if let Err(e) = self.cluster.statuses.remove_one(name, task).await {
+                    tracing::warn!(connector = %name, ?task, error = %e, "removing the status of deleted work failed");
+                }
+            }
         }
     }
 

@@ -156,16 +156,32 @@ impl DistributedHerder {
             (plugin, config.clone(), tasks)
         };
         tracing::info!(connector = name, "connector deleted");
-        // Every worker stops what it ran of the connector as soon as it reads the deletion;
-        // the next generation has none of it.
+        // Every worker stops what it ran of the connector as soon as it reads the deletion,
+        // and then removes its status. Cleaning up after the connector (a replication slot)
+        // waits for that from every live owner, and for the next generation, which has none
+        // of it; work held for a worker that is gone has no owner to wait for.
         let start = self.cluster.view().generation;
         let deadline = tokio::time::Instant::now() + REST_WAIT;
         loop {
             let view = self.cluster.view();
-            if view.stable && view.generation > start {
+            let statuses = self.cluster.statuses.snapshot().await?;
+            let running = running_owners(&statuses, name, tasks, &view.member_urls);
+            if view.stable && view.generation > start && running.is_empty() {
                 break;
             }
             if tokio::time::Instant::now() > deadline {
+                tracing::warn!(
+                    connector = name,
+                    still_running_on = ?running,
+                    "workers did not confirm stopping the deleted connector within {REST_WAIT:?}"
+                );
+                if cleanup {
+                    return Err(Error::retriable(format!(
+                        "connector {name} was deleted, but {running:?} did not confirm \
+                         stopping it within {REST_WAIT:?}, so its external state was not \
+                         cleaned up; delete it again with ?cleanup=true once they have"
+                    )));
+                }
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -667,4 +683,23 @@ pub(crate) async fn publish_task_configs(
             other => return other,
         }
     }
+}
+
+/// The workers (as `host:port`) whose status says they still run part of connector `name`
+/// (it or one of its tasks `0..tasks`): a status that is not UNASSIGNED, written by a worker
+/// that is a member (`member_urls`, `http://host:port`).
+fn running_owners(
+    statuses: &std::collections::BTreeMap<String, Json>,
+    name: &str,
+    tasks: u32,
+    member_urls: &std::collections::BTreeSet<String>,
+) -> std::collections::BTreeSet<String> {
+    std::iter::once(status_key(name, None))
+        .chain((0..tasks).map(|t| status_key(name, Some(t))))
+        .filter_map(|key| statuses.get(&key))
+        .filter(|status| status["state"] != "UNASSIGNED")
+        .filter_map(|status| status["worker_id"].as_str())
+        .filter(|worker| member_urls.contains(&format!("http://{worker}")))
+        .map(str::to_owned)
+        .collect()
 }

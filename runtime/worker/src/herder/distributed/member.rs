@@ -339,6 +339,8 @@ impl Loop {
                 Bytes::from(protocol::encode_assignment(&assignment, chosen)),
             ));
         }
+        let member_urls = members.iter().map(|m| m.url.clone()).collect();
+        self.cluster.update_view(|v| v.member_urls = member_urls);
         tracing::info!(
             generation = joined.generation,
             members = members.len(),
