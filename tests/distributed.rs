@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value as Json, json};
 use support::es_fake::EsFake;
 use support::kafka::Broker;
+use support::plugins::plugin;
 use support::{Worker, append_lines, assert_replays_only, config, lines, numbered, wait_until};
 
 const DISTRIBUTED: &str = "distributed/connect-distributed.properties";
@@ -375,6 +376,95 @@ fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
         "only src-3's task restarts: {restarted:?}"
     );
     for worker in workers {
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+    }
+}
+
+/// A WASM transform in a worker group: a source whose lines are hoisted into a field and
+/// hashed by the example `mask_email` plugin runs on one worker; kill -9 of that worker moves
+/// the task, and the plugin, loaded from the same module on the new owner, goes on masking:
+/// every address arrives, none readable.
+#[test]
+fn wasm_transforms_run_in_the_group_and_move_with_their_task() {
+    let module = plugin("mask_email");
+    let broker = Broker::start();
+    broker.create_topic("emails", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("emails.txt");
+    let output = dir.path().join("masked.jsonl");
+    let addresses: Vec<String> = (0..4_000).map(|i| format!("user{i}@example.com")).collect();
+    append_lines(&input, addresses[..2_000].to_vec());
+    let mut workers: Vec<Option<Worker>> = (0..2)
+        .map(|_| Some(start_worker(dir.path(), &broker, "wasm")))
+        .collect();
+    let _logs = {
+        let all: Vec<&Worker> = workers.iter().flatten().collect();
+        wait_for_agreement(&all, Duration::from_secs(60));
+        LogsOnFailure::of(&all)
+    };
+    let first = workers[0].as_ref().unwrap();
+    let masked_source = json!({"name": "masked", "config": {
+        "connector.class": "FileStreamSource", "tasks.max": "1", "topic": "emails",
+        "file": input.to_str().unwrap(),
+        "transforms": "hoist,mask",
+        "transforms.hoist.type": "org.apache.kafka.connect.transforms.HoistField$Value",
+        "transforms.hoist.field": "email",
+        "transforms.mask.type": "wasm", "transforms.mask.module": module.to_str().unwrap(),
+    }});
+    assert_eq!(first.post("/connectors", Some(&masked_source)).0, 201);
+    let mut writer = sink("writer", "emails", &output);
+    writer["config"]["format"] = json!("json");
+    assert_eq!(first.post("/connectors", Some(&writer)).0, 201);
+    let masked_values = |output: &Path| -> Vec<String> {
+        lines(output)
+            .iter()
+            .map(|l| {
+                let event: Json = serde_json::from_str(l).unwrap();
+                event["value"]["email"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    };
+    wait_until(
+        "the first addresses arrive",
+        Duration::from_secs(120),
+        || masked_values(&output).len() >= 2_000,
+    );
+
+    let status = first.get("/connectors/masked/status").1;
+    let owner = status["tasks"][0]["worker_id"].as_str().unwrap().to_owned();
+    let victim = workers
+        .iter()
+        .position(|w| w.as_ref().is_some_and(|w| id_of(w) == owner))
+        .unwrap();
+    workers[victim].take().unwrap().kill9();
+    append_lines(&input, addresses[2_000..].to_vec());
+    let survivor = workers.iter().flatten().next().unwrap();
+    survivor.wait_for_status_within(
+        "masked",
+        "the task runs on the survivor",
+        Duration::from_secs(120),
+        |s| s["tasks"][0]["state"] == "RUNNING" && s["tasks"][0]["worker_id"] != owner.as_str(),
+    );
+    let distinct = |output: &Path| {
+        masked_values(output)
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    wait_until("every address arrives", Duration::from_secs(120), || {
+        distinct(&output).len() >= addresses.len()
+    });
+    let seen = distinct(&output);
+    assert_eq!(seen.len(), addresses.len(), "one hash per address");
+    assert!(
+        seen.iter()
+            .all(|v| v.starts_with("sha:") && !v.contains('@')),
+        "every address masked, by the plugin on either worker"
+    );
+    for worker in workers.iter_mut().filter_map(Option::take) {
         let (exit, logs) = worker.terminate();
         assert!(exit.success(), "{logs}");
     }
