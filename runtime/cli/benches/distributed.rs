@@ -142,7 +142,13 @@ fn main() {
     let failover = killed_at.elapsed();
 
     for worker in workers.into_iter().flatten() {
-        let _ = worker.terminate();
+        let rest = worker.rest.clone();
+        let (_, logs) = worker.terminate();
+        // To see where the time goes: SLUICE_BENCH_LOGS=DIR keeps each worker's log.
+        if let Ok(keep) = std::env::var("SLUICE_BENCH_LOGS") {
+            let name = rest.trim_start_matches("http://").replace(':', "_");
+            std::fs::write(Path::new(&keep).join(format!("{name}.log")), logs).unwrap();
+        }
     }
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;

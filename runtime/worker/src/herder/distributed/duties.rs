@@ -289,19 +289,24 @@ impl Duties {
         if !gone.is_empty() {
             tracing::info!(work = ?gone, "stopping work whose config was removed");
             self.revoke(&gone).await;
-            // Stopped for good: say so by removing its status, so a leader deleting the
-            // connector knows this worker no longer runs it (before it cleans up after it).
-            for work in &gone {
-                let (name, task) = match work {
-                    Work::Connector(c) => (c, None),
-                    Work::Task(c, n) => (c, Some(*n)),
-                };
-                if snapshot.connectors.contains_key(name) {
-                    continue;
-                }
-                if let Err(e) = self.cluster.statuses.remove_one(name, task).await {
-                    tracing::warn!(connector = %name, ?task, error = %e, "removing the status of deleted work failed");
-                }
+            self.forget_deleted(&gone, snapshot).await;
+        }
+    }
+
+    /// Removes the status of `stopped` work whose connector `snapshot` no longer has (Kafka
+    /// Connect's DESTROYED), so a leader deleting the connector knows this worker has stopped
+    /// it before it cleans up after it. Work stopped to move elsewhere keeps its status.
+    pub(crate) async fn forget_deleted(&self, stopped: &BTreeSet<Work>, snapshot: &ConfigSnapshot) {
+        for work in stopped {
+            let (name, task) = match work {
+                Work::Connector(c) => (c, None),
+                Work::Task(c, n) => (c, Some(*n)),
+            };
+            if snapshot.connectors.contains_key(name) {
+                continue;
+            }
+            if let Err(e) = self.cluster.statuses.remove_one(name, task).await {
+                tracing::warn!(connector = %name, ?task, error = %e, "removing the status of deleted work failed");
             }
         }
     }

@@ -157,15 +157,19 @@ impl DistributedHerder {
         };
         tracing::info!(connector = name, "connector deleted");
         // Every worker stops what it ran of the connector as soon as it reads the deletion,
-        // and then removes its status. Cleaning up after the connector (a replication slot)
-        // waits for that from every live owner, and for the next generation, which has none
-        // of it; work held for a worker that is gone has no owner to wait for.
+        // and then removes its status; the next generation has none of it. Cleaning up
+        // after the connector (a replication slot) also waits for every live owner to have
+        // removed its status; work held for a worker that is gone has no owner to wait for.
         let start = self.cluster.view().generation;
         let deadline = tokio::time::Instant::now() + REST_WAIT;
         loop {
             let view = self.cluster.view();
-            let statuses = self.cluster.statuses.snapshot().await?;
-            let running = running_owners(&statuses, name, tasks, &view.member_urls);
+            let running = if cleanup {
+                let statuses = self.cluster.statuses.snapshot().await?;
+                running_owners(&statuses, name, tasks, &view.member_urls)
+            } else {
+                Default::default()
+            };
             if view.stable && view.generation > start && running.is_empty() {
                 break;
             }
@@ -179,7 +183,8 @@ impl DistributedHerder {
                     return Err(Error::retriable(format!(
                         "connector {name} was deleted, but {running:?} did not confirm \
                          stopping it within {REST_WAIT:?}, so its external state was not \
-                         cleaned up; delete it again with ?cleanup=true once they have"
+                         cleaned up; remove it by hand once they have (for Postgres, \
+                         pg_drop_replication_slot of its slot.name)"
                     )));
                 }
                 break;

@@ -11,8 +11,10 @@
 //! * Revoked work stops before this worker syncs again, and a worker that has not heard from
 //!   the coordinator for a whole session stops all its work, as the group will have given it
 //!   to others: no task runs on two workers.
-//! * The leader rebalances when the configured work changes (connectors created or deleted,
-//!   task counts changed) and rotates the session key after `inter.worker.key.ttl.ms`.
+//! * Every member rejoins when the configured work changes (connectors created or deleted,
+//!   task counts changed), as Kafka Connect's workers do on reading the config topic, rather
+//!   than waiting for a heartbeat to tell it the leader started a rebalance; the leader also
+//!   rotates the session key after `inter.worker.key.ttl.ms`.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -223,8 +225,13 @@ impl Loop {
         } else {
             (assignment.revoked.clone(), assignment.assigned.clone())
         };
+        if !joined.is_leader() {
+            // What this assignment covers; a change past it makes this member rejoin.
+            self.assigned_for = configured(&snapshot);
+        }
         self.duties.generation = i64::from(joined.generation);
         self.duties.revoke(&revoked).await;
+        self.duties.forget_deleted(&revoked, &snapshot).await;
         self.duties.assign(&assigned, &snapshot).await;
         self.duties.republish();
         let owned = self.duties.owned();
@@ -529,21 +536,21 @@ impl Loop {
     }
 
     /// Applies config changes to work held here and publishes statuses; true when the
-    /// leader must rebalance.
+    /// group must rebalance.
     async fn follow_config(&mut self, leading: bool) -> Result<bool> {
         let snapshot = self.cluster.snapshot().await?;
         self.duties.follow(&snapshot).await;
         self.duties.publish().await;
         let owned = self.duties.owned();
         self.cluster.update_view(|v| v.owned = owned);
+        if configured(&snapshot) != self.assigned_for {
+            // Changes often come in bursts (many creates, a connector and then its tasks):
+            // one rebalance for the burst.
+            tokio::time::sleep(COALESCE).await;
+            tracing::info!(leading, "connectors or task counts changed; rebalancing");
+            return Ok(true);
+        }
         if leading {
-            if configured(&snapshot) != self.assigned_for {
-                // Changes often come in bursts (many creates, a connector and then its
-                // tasks): one rebalance for the burst.
-                tokio::time::sleep(COALESCE).await;
-                tracing::info!("connectors or task counts changed; rebalancing");
-                return Ok(true);
-            }
             let ttl = self.cluster.settings.inter_worker_key_ttl.as_millis() as i64;
             if Cluster::session_key(&snapshot).is_none_or(|k| k.expired(now_ms(), ttl)) {
                 self.ensure_session_key(&snapshot).await;
