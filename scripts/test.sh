@@ -86,5 +86,6 @@ limit 900 cargo bench -p sluice --bench pg_pipeline -- --rows 20000 --snapshot-r
 limit 900 cargo bench -p sluice --bench transform_pipeline -- --records 5000
 limit 900 cargo bench -p sluice --bench es_pipeline -- --docs 20000
 limit 900 cargo bench -p sluice --bench latency -- --seconds 1
+limit 900 cargo bench -p sluice --bench distributed -- --connectors 10
 
 step "all checks passed"
