@@ -20,7 +20,6 @@
 //!     cargo bench -p sluice --bench distributed -- --connectors 10  # quick smoke run
 
 mod common;
-#[allow(dead_code)]
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
@@ -248,7 +247,12 @@ fn acknowledged_write(broker: &Broker) -> Duration {
             producer
                 .send(BaseRecord::<(), str>::to("anchor").payload("x"))
                 .unwrap();
-            while producer.context().0.load(std::sync::atomic::Ordering::SeqCst) <= i {
+            while producer
+                .context()
+                .0
+                .load(std::sync::atomic::Ordering::SeqCst)
+                <= i
+            {
                 producer.poll(Duration::from_micros(100));
             }
             (i > 0).then(|| started.elapsed())
