@@ -628,3 +628,231 @@ fn a_debezium_connector_json_posted_over_rest_runs_unchanged() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// `id -> row` of `inventory.<table>` as JSON objects of the columns `columns`.
+fn rows_now(db: &Server, table: &str, columns: &[&str]) -> BTreeMap<i64, Json> {
+    let pairs: Vec<String> = columns.iter().map(|c| format!("'{c}', {c}")).collect();
+    db.sql(&format!(
+        "select json_object({}) from inventory.{table} order by id",
+        pairs.join(", ")
+    ))
+    .iter()
+    .map(|line| {
+        let row: Json = serde_json::from_str(line).unwrap();
+        (row["id"].as_i64().unwrap(), row)
+    })
+    .collect()
+}
+
+/// Waits until the events of `inventory.<table>` replay to its rows.
+fn wait_for_rows(db: &Server, events: &Path, table: &str, columns: &[&str], what: &str) {
+    let topic = format!("dbserver1.inventory.{table}");
+    let mut last = (BTreeMap::new(), BTreeMap::new());
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::time::Instant::now() < deadline {
+        last = (replay(&lines(events), &topic), rows_now(db, table, columns));
+        if last.0 == last.1 {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what}: replayed {:?}\ntable {:?}", last.0, last.1);
+}
+
+/// Writes to `inventory.<table>`: inserts of `ids` (with `values` after the id) and an update
+/// of every row through `set`.
+fn writes(db: &Server, table: &str, ids: std::ops::Range<i64>, values: &str, set: &str) {
+    let rows: Vec<String> = ids.map(|id| format!("({id}, {values})")).collect();
+    db.sql(&format!(
+        "use inventory; start transaction; insert into {table} values {}; update {table} set {set}; \
+         delete from {table} where id % 7 = 0; commit",
+        rows.join(", ")
+    ));
+}
+
+/// DDL mid-stream (ADD, MODIFY and DROP COLUMN, RENAME TABLE) with writes under every schema,
+/// the worker killed -9 between two DDL statements and started again after the second: the
+/// events replay to the table under its final schema, and the schema history file holds
+/// Debezium's layout. `metadata` is the server's `binlog_row_metadata`.
+fn ddl_mid_stream_replays_to_the_table(metadata: &str) {
+    let db = Server::start();
+    db.sql(&format!("set global binlog_row_metadata = '{metadata}'"));
+    db.sql("create database inventory; create table inventory.items (id bigint primary key, name varchar(40) not null, qty int not null)");
+    writes(&db, "items", 1..20, "'first', 1", "qty = qty + 1");
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("schema-history.jsonl");
+    let args = write_configs(
+        dir.path(),
+        &db,
+        json!({"schema.history.internal.file.filename": history.to_str().unwrap()}),
+    );
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    wait_for_rows(
+        &db,
+        &events,
+        "items",
+        &["id", "name", "qty"],
+        "the snapshot",
+    );
+
+    db.sql("alter table inventory.items add column note varchar(20) not null default 'n'");
+    writes(
+        &db,
+        "items",
+        20..40,
+        "'second', 2, 'added'",
+        "qty = qty + 1, note = concat(note, '+')",
+    );
+    db.sql("alter table inventory.items modify qty bigint not null");
+    writes(
+        &db,
+        "items",
+        40..60,
+        "'third', 3000000000, 'wide'",
+        "qty = qty * 2",
+    );
+    wait_for_rows(
+        &db,
+        &events,
+        "items",
+        &["id", "name", "qty", "note"],
+        "after ADD and MODIFY",
+    );
+    let end: Vec<String> = db.sql("show master status");
+    let end_pos: u64 = end[0].split('\t').nth(1).unwrap().parse().unwrap();
+    wait_until(
+        "the offset reaches the binlog's end",
+        Duration::from_secs(30),
+        || stored_position(dir.path()).is_some_and(|(_, pos)| pos >= end_pos),
+    );
+
+    // Killed between two DDL statements; writes under the old and the new schema meanwhile.
+    worker.kill9();
+    writes(&db, "items", 60..80, "'fourth', 4, 'down'", "qty = qty + 1");
+    db.sql("alter table inventory.items drop column name");
+    writes(&db, "items", 80..100, "5, 'dropped'", "qty = qty + 1");
+    let worker = Worker::start(dir.path(), &args);
+    writes(&db, "items", 100..120, "6, 'back'", "qty = qty + 1");
+    db.sql("rename table inventory.items to inventory.goods");
+    writes(
+        &db,
+        "goods",
+        120..140,
+        "7, 'renamed'",
+        "qty = qty + 1, note = concat(note, '!')",
+    );
+    wait_for_rows(
+        &db,
+        &events,
+        "goods",
+        &["id", "qty", "note"],
+        "after the restart, DROP and RENAME",
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+
+    let records: Vec<Json> = lines(&history)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        records.iter().all(|r| r["source"]["server"] == "dbserver1"
+            && r["position"]["file"].is_string()
+            && r["position"]["pos"].is_u64()
+            && r["databaseName"] == "inventory"
+            && r["ddl"].is_string()
+            && r["tableChanges"].is_array()),
+        "Debezium's history record layout: {records:?}"
+    );
+    for ddl in [
+        "add column note",
+        "modify qty bigint",
+        "drop column name",
+        "rename table",
+    ] {
+        assert!(
+            records.iter().any(|r| r["tableChanges"] == json!([])
+                && r["ddl"].as_str().unwrap().to_lowercase().contains(ddl)),
+            "the DDL `{ddl}` is in the history: {records:?}"
+        );
+    }
+    let goods = records
+        .iter()
+        .rev()
+        .find(|r| r["tableChanges"][0]["id"] == "\"inventory\".\"goods\"")
+        .expect("a version of the renamed table");
+    let columns: Vec<&str> = goods["tableChanges"][0]["table"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(columns, ["id", "qty", "note"]);
+    assert_eq!(
+        goods["tableChanges"][0]["table"]["columns"][1]["typeName"],
+        "BIGINT"
+    );
+    assert_eq!(
+        goods["tableChanges"][0]["table"]["primaryKeyColumnNames"],
+        json!(["id"])
+    );
+}
+
+#[test]
+fn ddl_mid_stream_and_a_restart_between_two_ddls_replay_to_the_table_with_full_row_metadata() {
+    ddl_mid_stream_replays_to_the_table("FULL");
+}
+
+#[test]
+fn ddl_mid_stream_and_a_restart_between_two_ddls_replay_to_the_table_without_row_metadata() {
+    ddl_mid_stream_replays_to_the_table("NO_LOG");
+}
+
+/// A connector behind two DDL statements, without full row metadata and without a schema
+/// history, cannot tell the older rows' columns: it fails naming binlog_row_metadata=FULL
+/// (inconsistent.schema.handling.mode=fail, the default); with full metadata it decodes them.
+#[test]
+fn rows_older_than_the_table_s_schema_fail_naming_the_fix_unless_the_binlog_has_full_metadata() {
+    for metadata in ["NO_LOG", "FULL"] {
+        let db = Server::start();
+        db.sql(&format!("set global binlog_row_metadata = '{metadata}'"));
+        db.sql("create database inventory; create table inventory.items (id bigint primary key, name varchar(40) not null, qty int not null)");
+        let dir = tempfile::tempdir().unwrap();
+        let args = write_configs(dir.path(), &db, json!({"snapshot.mode": "no_data"}));
+        let events = dir.path().join("events.jsonl");
+        let worker = Worker::start(dir.path(), &args);
+        worker.wait_for_log("the stream to start", "streaming the binlog");
+        // A change of another table, so that a position is stored.
+        db.sql("create table inventory.seed (id bigint primary key); insert into inventory.seed values (1)");
+        wait_until("a position is stored", Duration::from_secs(30), || {
+            stored_position(dir.path()).is_some()
+        });
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+        writes(&db, "items", 1..10, "'old', 1", "qty = qty + 1");
+        db.sql("alter table inventory.items add column note varchar(20) not null default 'n'");
+        db.sql("alter table inventory.items drop column name");
+        writes(&db, "items", 10..20, "2, 'new'", "qty = qty + 1");
+        let worker = Worker::start(dir.path(), &args);
+        if metadata == "FULL" {
+            wait_for_rows(
+                &db,
+                &events,
+                "items",
+                &["id", "qty", "note"],
+                "decoded by full metadata",
+            );
+            let (exit, logs) = worker.terminate();
+            assert!(exit.success(), "{logs}");
+        } else {
+            let trace = worker.failed_trace("inventory");
+            assert!(
+                trace.contains("binlog_row_metadata=FULL")
+                    && trace.contains("inconsistent.schema.handling.mode"),
+                "{trace}"
+            );
+            let _ = worker.terminate();
+        }
+    }
+}

@@ -39,7 +39,7 @@ pub fn config_def() -> ConfigDef {
         .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll (whole transactions)."))
         .key(ConfigKey::optional("include.schema.changes", Boolean, "true", Medium,
             "Schema change events on the <topic.prefix> topic.")
-            .ignored("schema change events and the schema history are not built yet; tables are described from INFORMATION_SCHEMA"))
+            .ignored("schema change events are not built yet (the schema history is: schema.history.internal.file.filename)"))
         .key(ConfigKey::optional("provide.transaction.metadata", Boolean, "false", Low, "Transaction metadata.")
             .validate_with(Validator::DefaultOnly("transaction metadata is not built yet for MySQL")))
         .key(ConfigKey::optional("heartbeat.interval.ms", Int, "0", Medium,
@@ -52,13 +52,21 @@ pub fn config_def() -> ConfigDef {
         .key(ConfigKey::optional("heartbeat.action.query", String, "", Low,
             "A statement run on the database before each heartbeat; empty: none."))
         .key(ConfigKey::optional("schema.history.internal.kafka.topic", String, "", Low, "Schema history topic.")
-            .ignored("the schema history is not built yet; tables are described from INFORMATION_SCHEMA"))
+            .ignored("the schema history is kept in schema.history.internal.file.filename (a history topic is not built yet)"))
         .key(ConfigKey::optional("schema.history.internal.kafka.bootstrap.servers", String, "", Low, "Schema history brokers.")
-            .ignored("the schema history is not built yet"))
-        .key(ConfigKey::optional("schema.history.internal", Class, "", Low, "Schema history implementation.")
-            .ignored("the schema history is not built yet"))
-        .key(ConfigKey::optional("schema.history.internal.file.filename", String, "", Low, "Schema history file.")
-            .ignored("the schema history is not built yet"))
+            .ignored("the schema history is kept in schema.history.internal.file.filename (a history topic is not built yet)"))
+        .key(ConfigKey::optional("schema.history.internal", Class, "", Low,
+            "Schema history implementation: io.debezium.storage.file.history.FileSchemaHistory with \
+             schema.history.internal.file.filename; without a file, schemas are tracked in memory."))
+        .key(ConfigKey::optional("schema.history.internal.file.filename", String, "", Medium,
+            "The schema history file (Debezium's FileSchemaHistory layout, one record per line): each table's \
+             schema versions with their binlog position, so a restart decodes events written before a DDL with \
+             the schema they were written under. Empty: in memory only (a restart reads the schemas anew)."))
+        .key(ConfigKey::optional("inconsistent.schema.handling.mode", String, "fail", Medium,
+            "When a table's rows in the binlog do not fit its known schema and the server does not write full \
+             metadata (binlog_row_metadata=FULL) to decode them by: fail (the task fails, naming the fix), warn \
+             (the event is skipped with a warning) or skip (skipped silently).")
+            .validate_with(Validator::OneOf(vec!["fail", "warn", "skip"])))
         .open_prefix("schema.history.internal.");
     sluice_debezium::config::pattern_prefixes(def.merge(&sluice_debezium::config::event_keys()))
 }
@@ -71,6 +79,14 @@ pub enum SnapshotMode {
     InitialOnly,
     NoData,
     WhenNeeded,
+}
+
+/// `inconsistent.schema.handling.mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inconsistent {
+    Fail,
+    Warn,
+    Skip,
 }
 
 /// Parsed settings; `{:?}` hides the password.
@@ -98,6 +114,9 @@ pub struct MySqlConfig {
     pub heartbeat_interval: Option<std::time::Duration>,
     pub heartbeat_topic_prefix: String,
     pub heartbeat_action_query: Option<String>,
+    /// `schema.history.internal.file.filename`; `None` when empty.
+    pub history_file: Option<std::path::PathBuf>,
+    pub inconsistent: Inconsistent,
 }
 
 impl MySqlConfig {
@@ -142,6 +161,14 @@ impl MySqlConfig {
             heartbeat_topic_prefix: config.string("topic.heartbeat.prefix")?,
             heartbeat_action_query: Some(config.string("heartbeat.action.query")?)
                 .filter(|q| !q.trim().is_empty()),
+            history_file: Some(config.string("schema.history.internal.file.filename")?)
+                .filter(|f| !f.trim().is_empty())
+                .map(std::path::PathBuf::from),
+            inconsistent: match config.string("inconsistent.schema.handling.mode")?.as_str() {
+                "warn" => Inconsistent::Warn,
+                "skip" => Inconsistent::Skip,
+                _ => Inconsistent::Fail,
+            },
         })
     }
 

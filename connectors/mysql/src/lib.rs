@@ -3,16 +3,23 @@
 //!
 //! * [`rows`]: our own decoder of the binlog's row images (strict, total, fuzzed);
 //! * [`table`]: tables from INFORMATION_SCHEMA and Debezium's type mapping;
+//! * [`ddl`], [`schemas`], [`history`], [`tracker`]: tracking each table's schema across DDL — the tables a
+//!   statement names, checking (and with full metadata, building) a schema against the
+//!   binlog's TABLE_MAP, and the schema history file in Debezium's layout;
 //! * [`snapshot`], [`source`], [`envelope`], [`sql`]: the snapshot reader, the task, the
 //!   event envelope, connections and catalog queries.
 
 pub mod config;
+pub mod ddl;
 pub mod envelope;
+pub mod history;
 pub mod rows;
+pub mod schemas;
 pub mod snapshot;
 pub mod source;
 pub mod sql;
 pub mod table;
+pub mod tracker;
 
 use sluice_api::connector::{ConnectorFactory, ConnectorPlugin};
 

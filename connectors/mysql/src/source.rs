@@ -4,7 +4,6 @@
 //! offset `{file, pos}` of the position after the commit, so a committed offset always covers
 //! whole transactions and the stream resumes exactly there.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,10 +26,13 @@ use tokio::sync::mpsc;
 
 use crate::config::{MySqlConfig, SnapshotMode, config_def};
 use crate::envelope::{SourceInfo, source_schema, source_value};
+use crate::history::{At, FileHistory, Origin};
 use crate::rows::{ColumnSpec, RowsKind, decode_rows};
+use crate::schemas::MapColumns;
 use crate::snapshot::{Position, Snapshot};
-use crate::sql::{check_server, connect, describe, my_error};
+use crate::sql::{check_server, connect, my_error};
 use crate::table::TableSchema;
+use crate::tracker::Tracker;
 
 /// How long a poll waits for the binlog before returning what it has.
 const POLL_WAIT: Duration = Duration::from_millis(100);
@@ -112,7 +114,8 @@ pub struct MySqlSourceTask {
     /// The binlog file being read and the position after the last event.
     file: String,
     transaction: Option<Transaction>,
-    tables: HashMap<(String, String), Arc<TableSchema>>,
+    /// Each captured table's schema across DDL.
+    tables: Tracker,
     catalog: Option<Conn>,
     reconnect_at: Option<tokio::time::Instant>,
     initial_only: bool,
@@ -141,7 +144,6 @@ impl fmt::Debug for MySqlSourceTask {
             .field("streaming", &self.stream.is_some())
             .field("resume", &self.resume)
             .field("file", &self.file)
-            .field("tables", &self.tables.len())
             .finish_non_exhaustive()
     }
 }
@@ -227,7 +229,7 @@ impl MySqlSourceTask {
             resume: None,
             file: String::new(),
             transaction: None,
-            tables: HashMap::new(),
+            tables: Tracker::default(),
             catalog: None,
             reconnect_at: None,
             initial_only: false,
@@ -332,24 +334,23 @@ impl MySqlSourceTask {
         self.gtids.values().cloned().collect::<Vec<_>>().join(",")
     }
 
-    async fn table(&mut self, db: &str, table: &str) -> Result<Arc<TableSchema>> {
-        if let Some(known) = self.tables.get(&(db.to_owned(), table.to_owned())) {
-            return Ok(Arc::clone(known));
-        }
-        let config = self.config()?.clone();
-        if self.catalog.is_none() {
-            self.catalog = Some(connect(&config).await?);
-        }
-        let conn = self.catalog.as_mut().expect("connected above");
-        let columns = describe(conn, &config, db, table).await?;
-        let source = self
-            .source
-            .clone()
-            .unwrap_or_else(|| source_schema(self.flavour));
-        let schema = Arc::new(TableSchema::new(&config, db, table, columns, &source));
-        self.tables
-            .insert((db.to_owned(), table.to_owned()), Arc::clone(&schema));
-        Ok(schema)
+    /// Where an event at `pos` of the current binlog file was read, for the history.
+    fn origin(
+        &self,
+        pos: u64,
+        server_id: u32,
+        ts_ms: i64,
+    ) -> Result<(String, At, String, u32, i64)> {
+        Ok((
+            self.config()?.topic_prefix.clone(),
+            At {
+                file: self.file.clone(),
+                pos,
+            },
+            self.gtid_state(),
+            server_id,
+            ts_ms,
+        ))
     }
 
     /// Snapshot records, then the stream's start once the snapshot is done.
@@ -496,8 +497,19 @@ impl MySqlSourceTask {
                 } else if upper == "COMMIT" {
                     Ok(self.commit(end, ts_ms, header.server_id(), batch))
                 } else {
-                    // DDL: forget the described tables, so they are described again.
-                    self.tables.clear();
+                    // DDL: the tables it names are described again before their next rows.
+                    let config = self.config()?.clone();
+                    let (prefix, at, gtids, server_id, ts) =
+                        self.origin(end, header.server_id(), ts_ms)?;
+                    let origin = Origin {
+                        prefix: &prefix,
+                        at,
+                        gtids: &gtids,
+                        server_id,
+                        ts_ms: ts,
+                    };
+                    let default_db = query.schema().into_owned();
+                    self.tables.on_ddl(&config, &text, &default_db, &origin)?;
                     self.transaction = None;
                     // A statement outside a transaction moves the position too.
                     self.resume = Some(Position {
@@ -549,17 +561,13 @@ impl MySqlSourceTask {
                 if !config.captures(&db, &table_name) {
                     return Ok(false);
                 }
-                let specs: Vec<ColumnSpec> = (0..map.columns_count() as usize)
-                    .map(|i| ColumnSpec {
-                        type_code: map
-                            .get_raw_column_type(i)
-                            .ok()
-                            .flatten()
-                            .map_or(0, |t| t as u8),
-                        meta: map
-                            .get_column_metadata(i)
-                            .map(<[u8]>::to_vec)
-                            .unwrap_or_default(),
+                let map_columns = MapColumns::read(map);
+                let specs: Vec<ColumnSpec> = map_columns
+                    .types
+                    .iter()
+                    .map(|(type_code, meta)| ColumnSpec {
+                        type_code: *type_code,
+                        meta: meta.clone(),
                     })
                     .collect();
                 let before: Vec<bool> = rows
@@ -575,7 +583,37 @@ impl MySqlSourceTask {
                         Error::data(format!("{db}.{table_name} at {}: {e}", at(&self.file)))
                     })?;
                 drop(rows);
-                let table = self.table(&db, &table_name).await?;
+                let (prefix, at, gtids, server_id, ts) =
+                    self.origin(start, header.server_id(), ts_ms)?;
+                let origin = Origin {
+                    prefix: &prefix,
+                    at,
+                    gtids: &gtids,
+                    server_id,
+                    ts_ms: ts,
+                };
+                if self.catalog.is_none() {
+                    self.catalog = Some(connect(&config).await?);
+                }
+                let source = self
+                    .source
+                    .clone()
+                    .unwrap_or_else(|| source_schema(self.flavour));
+                let Some(table) = self
+                    .tables
+                    .schema_for(
+                        self.catalog.as_mut().expect("connected above"),
+                        &config,
+                        &source,
+                        &db,
+                        &table_name,
+                        &map_columns,
+                        &origin,
+                    )
+                    .await?
+                else {
+                    return Ok(false);
+                };
                 let file = self.file.clone();
                 let mut records = Vec::new();
                 for (row, change) in changes.into_iter().enumerate() {
@@ -861,6 +899,13 @@ impl SourceTask for MySqlSourceTask {
             config.heartbeat_action_query.clone(),
         );
         self.config = Some(config.clone());
+        self.tables = Tracker::new(config.history_file.as_ref().map(FileHistory::new));
+        if config.history_file.is_none() {
+            tracing::info!(
+                "no schema.history.internal.file.filename: table schemas are tracked in memory, and a restart \
+                 reads them anew (events written before a DDL and read after a restart may then not fit)"
+            );
+        }
         let mut conn = connect(&config).await?;
         check_server(&mut conn, &config).await?;
         let position = committed.as_ref().and_then(|o| {
@@ -936,6 +981,20 @@ impl SourceTask for MySqlSourceTask {
                 Position { file, pos }
             }
         };
+        let replayed = self.tables.recover(
+            &config,
+            self.source.as_ref().expect("set above"),
+            &At {
+                file: start.file.clone(),
+                pos: start.pos,
+            },
+        )?;
+        if replayed > 0 {
+            tracing::info!(
+                records = replayed,
+                "schema history replayed up to the resume position"
+            );
+        }
         self.open_stream(&start).await?;
         self.resume = Some(start);
         Ok(())

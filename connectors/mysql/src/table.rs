@@ -312,8 +312,7 @@ impl TableSchema {
     pub fn row_from_cells(&self, cells: &[Cell]) -> Result<Value> {
         if cells.len() != self.columns.len() {
             return Err(Error::data(format!(
-                "{}.{}: the binlog row has {} columns, the table {}; its schema changed (schema tracking \
-                 of DDL is not built yet: restart the connector after DDL, or use binlog_row_metadata=FULL once supported)",
+                "{}.{}: the binlog row has {} columns, the table's schema {} (the TABLE_MAP and the row disagree)",
                 self.db,
                 self.table,
                 cells.len(),

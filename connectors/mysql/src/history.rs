@@ -1,0 +1,506 @@
+//! The schema history: each table's schema versions with the binlog position they hold from,
+//! in Debezium's record layout (`source`, `position`, `ts_ms`, `databaseName`, `ddl`,
+//! `tableChanges`), one JSON document per line as Debezium's `FileSchemaHistory` writes them
+//! (`schema.history.internal.file.filename`), so a restart decodes events written before a
+//! DDL with the schema they were written under.
+//!
+//! Two kinds of record: a DDL statement read from the binlog (`tableChanges` empty: Debezium
+//! parses the statement, sluice marks the tables it names stale), and a table's schema as
+//! established before its next rows were decoded (`tableChanges` with the table's columns).
+//!
+//! # Contract
+//! * A record is on disk (written and fsynced) before the stream position moves past it, so no
+//!   committed offset is ahead of the history.
+//! * Records are appended in binlog order; a restart replays those at or before its position
+//!   and ignores later ones (written before a crash that lost their offsets; they are
+//!   written again when their events are read again).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value as Json, json};
+use sluice_api::{Error, Result};
+
+use crate::table::ColumnInfo;
+
+/// A binlog position as the history compares them.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct At {
+    pub file: String,
+    pub pos: u64,
+}
+
+/// Where a record was read from, with what Debezium's history position also carries.
+#[derive(Debug, Clone)]
+pub struct Origin<'a> {
+    pub prefix: &'a str,
+    pub at: At,
+    pub gtids: &'a str,
+    pub server_id: u32,
+    pub ts_ms: i64,
+}
+
+fn envelope(origin: &Origin<'_>, db: &str, ddl: &str, changes: Vec<Json>) -> Json {
+    let mut position = json!({
+        "file": origin.at.file,
+        "pos": origin.at.pos,
+        "server_id": origin.server_id,
+        "ts_sec": origin.ts_ms / 1000,
+    });
+    if !origin.gtids.is_empty() {
+        position["gtids"] = json!(origin.gtids);
+    }
+    json!({
+        "source": {"server": origin.prefix},
+        "position": position,
+        "ts_ms": origin.ts_ms,
+        "databaseName": db,
+        "ddl": ddl,
+        "tableChanges": changes,
+    })
+}
+
+/// A DDL statement read from the binlog, run in database `db`.
+pub fn ddl_record(origin: &Origin<'_>, db: &str, ddl: &str) -> Json {
+    envelope(origin, db, ddl, Vec::new())
+}
+
+/// Table `db.table`'s schema from `origin` on; `ddl` is the statement it came from (or the
+/// table's `SHOW CREATE TABLE`), `change` Debezium's `CREATE` or `ALTER`.
+pub fn version_record(
+    origin: &Origin<'_>,
+    db: &str,
+    table: &str,
+    ddl: &str,
+    change: &str,
+    columns: &[ColumnInfo],
+) -> Json {
+    let primary: Vec<&str> = columns
+        .iter()
+        .filter(|c| c.primary)
+        .map(|c| c.name.as_str())
+        .collect();
+    let columns: Vec<Json> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| column_json(i, c))
+        .collect();
+    envelope(
+        origin,
+        db,
+        ddl,
+        vec![json!({
+            "type": change,
+            "id": format!("\"{db}\".\"{table}\""),
+            "table": {
+                "defaultCharsetName": null,
+                "primaryKeyColumnNames": primary,
+                "columns": columns,
+                "attributes": [],
+            },
+            "comment": null,
+        })],
+    )
+}
+
+/// Debezium's JDBC type number for a MySQL type (`java.sql.Types`).
+fn jdbc_type(data_type: &str) -> i32 {
+    match data_type {
+        "bit" => -7,
+        "tinyint" => -6,
+        "smallint" => 5,
+        "mediumint" | "int" | "integer" => 4,
+        "bigint" => -5,
+        "float" => 7,
+        "double" | "real" => 8,
+        "decimal" | "numeric" => 3,
+        "char" | "enum" | "set" => 1,
+        "varchar" => 12,
+        "tinytext" | "text" | "mediumtext" | "longtext" | "json" => -1,
+        "binary" => -2,
+        "varbinary" => -3,
+        "tinyblob" | "blob" | "mediumblob" | "longblob" => -4,
+        "date" => 91,
+        "time" => 92,
+        "datetime" => 93,
+        "timestamp" => 2014,
+        "year" => 4,
+        _ => 1111,
+    }
+}
+
+/// A column as Debezium's `JsonTableChangeSerializer` writes it; `length` carries the
+/// display width, precision or fractional digits as Debezium's column does.
+fn column_json(index: usize, column: &ColumnInfo) -> Json {
+    let unsigned = column.column_type.contains("unsigned");
+    let type_name = if unsigned {
+        format!("{} UNSIGNED", column.data_type.to_ascii_uppercase())
+    } else {
+        column.data_type.to_ascii_uppercase()
+    };
+    let width = column
+        .column_type
+        .split_once('(')
+        .and_then(|(_, rest)| rest.split_once(')'))
+        .and_then(|(inside, _)| inside.split(',').next()?.trim().parse::<u32>().ok());
+    let length = match column.data_type.as_str() {
+        "time" | "datetime" | "timestamp" => Some(column.fsp),
+        "decimal" | "numeric" | "bit" => column.precision,
+        "enum" | "set" => None,
+        _ => width,
+    };
+    let labels: Vec<String> = if matches!(column.data_type.as_str(), "enum" | "set") {
+        column
+            .column_type
+            .split_once('(')
+            .map_or(Vec::new(), |(_, rest)| {
+                split_labels(rest.trim_end_matches([')', ' ', '\t']))
+            })
+    } else {
+        Vec::new()
+    };
+    json!({
+        "name": column.name,
+        "jdbcType": jdbc_type(&column.data_type),
+        "typeName": type_name,
+        "typeExpression": type_name,
+        "charsetName": column.charset,
+        "length": length,
+        "scale": column.scale,
+        "position": index + 1,
+        "optional": column.nullable,
+        "autoIncremented": false,
+        "generated": false,
+        "comment": null,
+        "hasDefaultValue": false,
+        "enumValues": labels,
+    })
+}
+
+/// `'a','b''c'` → `['a'`, `'b''c'`] (each label still quoted, as Debezium keeps them).
+fn split_labels(inner: &str) -> Vec<String> {
+    let mut labels = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut chars = inner.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' if quoted && chars.peek() == Some(&'\'') => {
+                current.push_str("''");
+                chars.next();
+            }
+            '\'' => {
+                quoted = !quoted;
+                current.push('\'');
+            }
+            ',' if !quoted => labels.push(std::mem::take(&mut current)),
+            _ => current.push(c),
+        }
+    }
+    if !current.is_empty() {
+        labels.push(current);
+    }
+    labels
+}
+
+/// The columns of a `tableChanges` entry this module wrote (the inverse of `column_json`).
+fn columns_of(table: &Json) -> Option<Vec<ColumnInfo>> {
+    let primary: Vec<&str> = table["primaryKeyColumnNames"]
+        .as_array()?
+        .iter()
+        .filter_map(Json::as_str)
+        .collect();
+    table["columns"]
+        .as_array()?
+        .iter()
+        .map(|c| {
+            let type_name = c["typeName"].as_str()?.to_ascii_lowercase();
+            let unsigned = type_name.ends_with(" unsigned");
+            let data_type = type_name.trim_end_matches(" unsigned").to_owned();
+            let length = c["length"].as_u64().map(|l| l as u32);
+            let scale = c["scale"].as_u64().map(|s| s as u32);
+            let labels: Vec<&str> = c["enumValues"]
+                .as_array()
+                .map(|v| v.iter().filter_map(Json::as_str).collect())
+                .unwrap_or_default();
+            let mut column_type = match (data_type.as_str(), length) {
+                ("enum" | "set", _) => format!("{data_type}({})", labels.join(",")),
+                ("decimal" | "numeric", Some(p)) => {
+                    format!("{data_type}({p},{})", scale.unwrap_or(0))
+                }
+                ("time" | "datetime" | "timestamp", _) => data_type.clone(),
+                (_, Some(width)) => format!("{data_type}({width})"),
+                (_, None) => data_type.clone(),
+            };
+            if unsigned {
+                column_type.push_str(" unsigned");
+            }
+            let name = c["name"].as_str()?.to_owned();
+            let temporal = matches!(data_type.as_str(), "time" | "datetime" | "timestamp");
+            Some(ColumnInfo {
+                primary: primary.contains(&name.as_str()),
+                name,
+                precision: match data_type.as_str() {
+                    "decimal" | "numeric" | "bit" => length,
+                    _ => None,
+                },
+                scale,
+                fsp: if temporal { length.unwrap_or(0) } else { 0 },
+                charset: c["charsetName"].as_str().map(str::to_owned),
+                nullable: c["optional"].as_bool().unwrap_or(true),
+                data_type,
+                column_type,
+            })
+        })
+        .collect()
+}
+
+/// What a history record says, once read back.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Entry {
+    /// A DDL statement run in `db`.
+    Ddl { db: String, ddl: String },
+    /// `db.table`'s columns from here on.
+    Version {
+        db: String,
+        table: String,
+        columns: Vec<ColumnInfo>,
+    },
+}
+
+/// Reads one record back: its position and what it says.
+pub fn entry_of(record: &Json) -> Option<(At, Entry)> {
+    let at = At {
+        file: record["position"]["file"].as_str()?.to_owned(),
+        pos: record["position"]["pos"].as_u64()?,
+    };
+    let db = record["databaseName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let change = record["tableChanges"].as_array().and_then(|c| c.first());
+    let entry = match change {
+        None => Entry::Ddl {
+            db,
+            ddl: record["ddl"].as_str()?.to_owned(),
+        },
+        Some(change) => {
+            let id = change["id"].as_str()?;
+            let (db, table) = id.split_once("\".\"")?;
+            Entry::Version {
+                db: db.trim_matches('"').to_owned(),
+                table: table.trim_matches('"').to_owned(),
+                columns: columns_of(&change["table"])?,
+            }
+        }
+    };
+    Some((at, entry))
+}
+
+/// `schema.history.internal.file.filename`.
+#[derive(Debug, Clone)]
+pub struct FileHistory {
+    path: PathBuf,
+}
+
+impl FileHistory {
+    pub fn new(path: impl AsRef<Path>) -> FileHistory {
+        FileHistory {
+            path: path.as_ref().to_path_buf(),
+        }
+    }
+
+    /// Appends `record` and waits until it is on disk.
+    pub fn append(&self, record: &Json) -> Result<()> {
+        let fail = |e: std::io::Error| {
+            Error::retriable(format!(
+                "writing the schema history {}: {e} (schema.history.internal.file.filename)",
+                self.path.display()
+            ))
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(fail)?;
+        let mut line = record.to_string();
+        line.push('\n');
+        file.write_all(line.as_bytes()).map_err(fail)?;
+        file.sync_data().map_err(fail)
+    }
+
+    /// The records of server `prefix` (`source.server`), in order. A missing file is an empty
+    /// history; a torn last line (a crash while appending) is left out.
+    pub fn load(&self, prefix: &str) -> Result<Vec<(At, Entry)>> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(Error::config(format!(
+                    "reading the schema history {}: {e}",
+                    self.path.display()
+                )));
+            }
+        };
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let mut out = Vec::new();
+        for (i, line) in lines.iter().enumerate() {
+            let record: Json = match serde_json::from_str(line) {
+                Ok(record) => record,
+                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+                Err(e) => {
+                    return Err(Error::config(format!(
+                        "the schema history {} line {} is not a history record: {e}",
+                        self.path.display(),
+                        i + 1
+                    )));
+                }
+            };
+            if record["source"]["server"].as_str() != Some(prefix) {
+                continue;
+            }
+            let entry = entry_of(&record).ok_or_else(|| {
+                Error::config(format!(
+                    "the schema history {} line {} lacks the position, ddl or table fields of a history record",
+                    self.path.display(),
+                    i + 1
+                ))
+            })?;
+            out.push(entry);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn column(name: &str, data_type: &str, column_type: &str) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            nullable: false,
+            primary: false,
+            precision: None,
+            scale: None,
+            fsp: 0,
+            charset: None,
+        }
+    }
+
+    #[test]
+    fn versions_round_trip_in_debeziums_layout() {
+        let origin = Origin {
+            prefix: "dbserver1",
+            at: At {
+                file: "mariadb-bin.000002".into(),
+                pos: 4711,
+            },
+            gtids: "0-1-42",
+            server_id: 1,
+            ts_ms: 1_700_000_000_123,
+        };
+        let columns = vec![
+            ColumnInfo {
+                primary: true,
+                ..column("id", "int", "int(10) unsigned")
+            },
+            column("flag", "tinyint", "tinyint(1)"),
+            ColumnInfo {
+                precision: Some(10),
+                scale: Some(2),
+                ..column("price", "decimal", "decimal(10,2)")
+            },
+            column("kind", "enum", "enum('a','b''c')"),
+            ColumnInfo {
+                fsp: 3,
+                nullable: true,
+                ..column("at", "datetime", "datetime")
+            },
+            ColumnInfo {
+                charset: Some("latin1".into()),
+                ..column("name", "varchar", "varchar(20)")
+            },
+        ];
+        let record = version_record(
+            &origin,
+            "app",
+            "t",
+            "ALTER TABLE t ADD at datetime(3)",
+            "ALTER",
+            &columns,
+        );
+        assert_eq!(record["source"]["server"], "dbserver1");
+        assert_eq!(record["position"]["file"], "mariadb-bin.000002");
+        assert_eq!(record["position"]["pos"], 4711);
+        assert_eq!(record["position"]["gtids"], "0-1-42");
+        assert_eq!(record["position"]["ts_sec"], 1_700_000_000);
+        assert_eq!(record["databaseName"], "app");
+        let change = &record["tableChanges"][0];
+        assert_eq!(change["type"], "ALTER");
+        assert_eq!(change["id"], "\"app\".\"t\"");
+        assert_eq!(change["table"]["primaryKeyColumnNames"], json!(["id"]));
+        let id = &change["table"]["columns"][0];
+        assert_eq!(id["typeName"], "INT UNSIGNED");
+        assert_eq!(id["jdbcType"], 4);
+        assert_eq!(id["position"], 1);
+        assert_eq!(id["optional"], false);
+        assert_eq!(
+            change["table"]["columns"][3]["enumValues"],
+            json!(["'a'", "'b''c'"])
+        );
+        let (at, entry) = entry_of(&record).unwrap();
+        assert_eq!(at, origin.at);
+        let Entry::Version {
+            db,
+            table,
+            columns: back,
+        } = entry
+        else {
+            panic!("a version")
+        };
+        assert_eq!((db.as_str(), table.as_str()), ("app", "t"));
+        assert_eq!(back, columns);
+    }
+
+    #[test]
+    fn a_file_keeps_its_server_s_records_and_survives_a_torn_last_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = FileHistory::new(dir.path().join("history.jsonl"));
+        assert!(history.load("a").unwrap().is_empty(), "no file: empty");
+        let origin = |prefix| Origin {
+            prefix,
+            at: At {
+                file: "b.000001".into(),
+                pos: 4,
+            },
+            gtids: "",
+            server_id: 1,
+            ts_ms: 0,
+        };
+        history
+            .append(&ddl_record(&origin("a"), "app", "DROP TABLE t"))
+            .unwrap();
+        history
+            .append(&ddl_record(&origin("other"), "app", "DROP TABLE u"))
+            .unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("history.jsonl"))
+            .unwrap();
+        file.write_all(b"{\"source\":{\"ser").unwrap();
+        let loaded = history.load("a").unwrap();
+        assert_eq!(
+            loaded,
+            vec![(
+                origin("a").at,
+                Entry::Ddl {
+                    db: "app".into(),
+                    ddl: "DROP TABLE t".into()
+                }
+            )]
+        );
+    }
+}

@@ -1,0 +1,270 @@
+//! The schema each captured table's binlog rows are decoded with, across DDL.
+//!
+//! * A table is described from INFORMATION_SCHEMA when first seen, and that schema is checked
+//!   against the rows' TABLE_MAP before use.
+//! * A DDL statement marks the tables it names stale ([`crate::ddl`]); a stale table is
+//!   described again before its next rows, and checked the same way.
+//! * When the described schema disagrees with the TABLE_MAP (DDL ran since those rows were
+//!   written: the connector is behind), a TABLE_MAP with full metadata
+//!   (`binlog_row_metadata=FULL`) gives the schema ([`crate::schemas`]); without it,
+//!   `inconsistent.schema.handling.mode` decides: fail (naming the fix), warn or skip.
+//! * Every schema put to use and every DDL read is appended to the schema history file when
+//!   one is configured ([`crate::history`]); a restart replays it up to its position, so
+//!   events written before a DDL are decoded with the schema they were written under.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use mysql_async::Conn;
+use mysql_async::prelude::*;
+use sluice_api::data::SchemaRef;
+use sluice_api::{Error, Result};
+
+use crate::config::{Inconsistent, MySqlConfig};
+use crate::ddl::{self, Effect};
+use crate::history::{self, At, Entry, FileHistory, Origin};
+use crate::schemas::{MapColumns, columns_from_map, disagreement};
+use crate::sql::describe;
+use crate::table::TableSchema;
+
+/// A table's schema as tracked.
+#[derive(Debug)]
+struct Tracked {
+    schema: Arc<TableSchema>,
+    /// The DDL statement that made it stale, if one did since it was established.
+    stale_by: Option<String>,
+}
+
+/// The tracked schemas (see the module's doc).
+#[derive(Debug, Default)]
+pub struct Tracker {
+    tables: HashMap<(String, String), Tracked>,
+    history: Option<FileHistory>,
+}
+
+fn key(db: &str, table: &str) -> (String, String) {
+    (db.to_owned(), table.to_owned())
+}
+
+impl Tracker {
+    /// A tracker writing to `history` (none: in memory only).
+    pub fn new(history: Option<FileHistory>) -> Tracker {
+        Tracker {
+            tables: HashMap::new(),
+            history,
+        }
+    }
+
+    /// Replays the history up to `upto` (the position the stream resumes from); the number
+    /// of records replayed.
+    pub fn recover(
+        &mut self,
+        config: &MySqlConfig,
+        source: &SchemaRef,
+        upto: &At,
+    ) -> Result<usize> {
+        let Some(history) = &self.history else {
+            return Ok(0);
+        };
+        let entries = history.load(&config.topic_prefix)?;
+        let mut replayed = 0;
+        for (at, entry) in entries {
+            if &at > upto {
+                continue;
+            }
+            replayed += 1;
+            match entry {
+                Entry::Ddl { db, ddl } => self.apply(&ddl::effects(&ddl, &db), &ddl),
+                Entry::Version { db, table, columns } => {
+                    let schema = TableSchema::new(config, &db, &table, columns, source);
+                    self.tables.insert(
+                        key(&db, &table),
+                        Tracked {
+                            schema: Arc::new(schema),
+                            stale_by: None,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(replayed)
+    }
+
+    fn apply(&mut self, effects: &[Effect], ddl: &str) {
+        for effect in effects {
+            match effect {
+                Effect::Changed(t) => {
+                    if let Some(tracked) = self.tables.get_mut(&key(&t.db, &t.table)) {
+                        tracked.stale_by = Some(ddl.to_owned());
+                    }
+                }
+                Effect::Dropped(t) => {
+                    self.tables.remove(&key(&t.db, &t.table));
+                }
+                Effect::Renamed { from, to } => {
+                    self.tables.remove(&key(&from.db, &from.table));
+                    self.tables.remove(&key(&to.db, &to.table));
+                }
+                Effect::Truncated(_) => {}
+                Effect::DroppedDatabase(db) => self.tables.retain(|(d, _), _| d != db),
+            }
+        }
+    }
+
+    /// A DDL statement read from the binlog at `origin` (run in database `default_db`): the
+    /// tables it names are described again before their next rows, and the statement goes to
+    /// the history when it names a captured table.
+    pub fn on_ddl(
+        &mut self,
+        config: &MySqlConfig,
+        sql: &str,
+        default_db: &str,
+        origin: &Origin<'_>,
+    ) -> Result<()> {
+        let effects = ddl::effects(sql, default_db);
+        let captured = effects.iter().any(|e| match e {
+            Effect::Changed(t) | Effect::Dropped(t) | Effect::Truncated(t) => {
+                config.captures(&t.db, &t.table)
+            }
+            Effect::Renamed { from, to } => {
+                config.captures(&from.db, &from.table) || config.captures(&to.db, &to.table)
+            }
+            Effect::DroppedDatabase(_) => true,
+        });
+        if !captured {
+            return Ok(());
+        }
+        tracing::info!(
+            ddl = sql,
+            "DDL on a captured table: its schema is read again before its next rows"
+        );
+        self.apply(&effects, sql);
+        if let Some(history) = &self.history {
+            // The statement's database: its default one, else the first table's.
+            let db = if default_db.is_empty() {
+                effects
+                    .first()
+                    .map(|e| match e {
+                        Effect::Changed(t)
+                        | Effect::Dropped(t)
+                        | Effect::Truncated(t)
+                        | Effect::Renamed { from: t, .. } => t.db.as_str(),
+                        Effect::DroppedDatabase(db) => db.as_str(),
+                    })
+                    .unwrap_or_default()
+            } else {
+                default_db
+            };
+            history.append(&history::ddl_record(origin, db, sql))?;
+        }
+        Ok(())
+    }
+
+    /// The schema to decode `db.table`'s rows written under `map` with, at `origin`; `None`
+    /// when they are to be skipped (`inconsistent.schema.handling.mode` warn or skip).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn schema_for(
+        &mut self,
+        conn: &mut Conn,
+        config: &MySqlConfig,
+        source: &SchemaRef,
+        db: &str,
+        table: &str,
+        map: &MapColumns,
+        origin: &Origin<'_>,
+    ) -> Result<Option<Arc<TableSchema>>> {
+        let stale_by = match self.tables.get(&key(db, table)) {
+            Some(tracked) if tracked.stale_by.is_none() => {
+                match disagreement(&tracked.schema.columns, map) {
+                    None => return Ok(Some(Arc::clone(&tracked.schema))),
+                    Some(why) => {
+                        tracing::info!(
+                            db,
+                            table,
+                            why,
+                            "the binlog's rows no longer fit the tracked schema; reading it again"
+                        );
+                        None
+                    }
+                }
+            }
+            Some(tracked) => tracked.stale_by.clone(),
+            None => None,
+        };
+        let described = describe(conn, config, db, table).await?;
+        let (columns, ddl) = match disagreement(&described, map) {
+            None => {
+                let ddl = match &stale_by {
+                    Some(ddl) => ddl.clone(),
+                    None => show_create(conn, db, table).await,
+                };
+                (described, ddl)
+            }
+            Some(why) => match columns_from_map(map, &described) {
+                Some(columns) => {
+                    tracing::info!(
+                        db,
+                        table,
+                        why,
+                        "the table changed since these rows were written; decoding them by the binlog's full metadata"
+                    );
+                    (columns, stale_by.clone().unwrap_or_default())
+                }
+                None => {
+                    let message = format!(
+                        "{db}.{table}: the rows at binlog {}:{} do not fit the table's schema ({why}); DDL ran \
+                         since they were written and the server does not write full metadata to decode them by. \
+                         Set binlog_row_metadata=FULL on the server (SET GLOBAL binlog_row_metadata='FULL' and in \
+                         its config), or set inconsistent.schema.handling.mode=warn to skip such events",
+                        origin.at.file, origin.at.pos
+                    );
+                    return match config.inconsistent {
+                        Inconsistent::Fail => Err(Error::config(message)),
+                        Inconsistent::Warn => {
+                            tracing::warn!(
+                                "{message}; skipped (inconsistent.schema.handling.mode=warn)"
+                            );
+                            Ok(None)
+                        }
+                        Inconsistent::Skip => Ok(None),
+                    };
+                }
+            },
+        };
+        if let Some(history) = &self.history {
+            let change = if self.tables.contains_key(&key(db, table)) {
+                "ALTER"
+            } else {
+                "CREATE"
+            };
+            history.append(&history::version_record(
+                origin, db, table, &ddl, change, &columns,
+            ))?;
+        }
+        let schema = Arc::new(TableSchema::new(config, db, table, columns, source));
+        self.tables.insert(
+            key(db, table),
+            Tracked {
+                schema: Arc::clone(&schema),
+                stale_by: None,
+            },
+        );
+        Ok(Some(schema))
+    }
+
+    /// Forgets every schema (a fresh snapshot describes the tables anew).
+    pub fn clear(&mut self) {
+        self.tables.clear();
+    }
+}
+
+/// `SHOW CREATE TABLE`'s statement, for the history's `ddl` (empty when it cannot be read).
+async fn show_create(conn: &mut Conn, db: &str, table: &str) -> String {
+    let quote = |name: &str| format!("`{}`", name.replace('`', "``"));
+    let row: Option<(String, String)> = conn
+        .query_first(format!("SHOW CREATE TABLE {}.{}", quote(db), quote(table)))
+        .await
+        .ok()
+        .flatten();
+    row.map(|(_, ddl)| ddl).unwrap_or_default()
+}
