@@ -83,6 +83,7 @@ step "benchmark smoke run (figures for the README come from a full run)"
 limit 900 cargo bench -p sluice --bench file_pipeline -- --lines 100000
 limit 900 cargo bench -p sluice --bench kafka_pipeline -- --lines 20000
 limit 900 cargo bench -p sluice --bench pg_pipeline -- --rows 20000 --snapshot-rows 50000
+limit 900 cargo bench -p sluice --bench mysql_pipeline -- --rows 20000 --snapshot-rows 50000
 limit 900 cargo bench -p sluice --bench transform_pipeline -- --records 5000
 limit 900 cargo bench -p sluice --bench es_pipeline -- --docs 20000
 limit 900 cargo bench -p sluice --bench latency -- --seconds 1

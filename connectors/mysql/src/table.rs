@@ -237,7 +237,13 @@ fn zoned(seconds: i64, micros: u32, fsp: u32) -> String {
 }
 
 fn latin1(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| char::from(*b)).collect()
+    // ASCII text (the common case) is the same in latin1 and UTF-8: one copy, no per-char work.
+    if bytes.is_ascii() {
+        return String::from_utf8_lossy(bytes).into_owned();
+    }
+    let mut text = String::with_capacity(bytes.len() + bytes.len() / 4);
+    text.extend(bytes.iter().map(|b| char::from(*b)));
+    text
 }
 
 impl TableSchema {
