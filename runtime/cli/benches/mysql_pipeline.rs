@@ -15,6 +15,8 @@
 //!   (target ≥ 150k rows/s).
 //! * Peak RSS of the worker in each run (target < 150 MB).
 //!
+//! Run it with:
+//!
 //!     cargo bench -p sluice --bench mysql_pipeline                            # 500k + 1M rows
 //!     cargo bench -p sluice --bench mysql_pipeline -- --rows 20000 --snapshot-rows 50000
 
