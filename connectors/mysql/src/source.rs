@@ -509,14 +509,18 @@ impl MySqlSourceTask {
                         ts_ms: ts,
                     };
                     let default_db = query.schema().into_owned();
-                    self.tables.on_ddl(&config, &text, &default_db, &origin)?;
-                    self.transaction = None;
-                    // A statement outside a transaction moves the position too.
-                    self.resume = Some(Position {
-                        file: self.file.clone(),
-                        pos: end,
-                    });
-                    Ok(false)
+                    let effects = self.tables.on_ddl(&config, &text, &default_db, &origin)?;
+                    drop(origin);
+                    let truncates = self
+                        .truncate_records(&config, &effects, start, ts_ms, header.server_id())
+                        .await?;
+                    // A statement commits by itself: its position (and GTID) is where a
+                    // restart resumes, and its TRUNCATE events go out with that offset.
+                    self.transaction
+                        .get_or_insert_with(Transaction::default)
+                        .records
+                        .extend(truncates);
+                    Ok(self.commit(end, ts_ms, header.server_id(), batch))
                 }
             }
             Some(EventData::XidEvent(_)) => Ok(self.commit(end, ts_ms, header.server_id(), batch)),
@@ -648,6 +652,73 @@ impl MySqlSourceTask {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Debezium's truncate events (`op` `t`, no key, no row images) for the captured tables a
+    /// statement truncates, unless `skipped.operations` skips them (it does by default).
+    async fn truncate_records(
+        &mut self,
+        config: &MySqlConfig,
+        effects: &[crate::ddl::Effect],
+        pos: u64,
+        ts_ms: i64,
+        server_id: u32,
+    ) -> Result<Vec<SourceRecord>> {
+        let mut out = Vec::new();
+        if config.events.skipped.skips(Operation::Truncate) {
+            return Ok(out);
+        }
+        let source = self
+            .source
+            .clone()
+            .unwrap_or_else(|| source_schema(self.flavour));
+        for effect in effects {
+            let crate::ddl::Effect::Truncated(name) = effect else {
+                continue;
+            };
+            if !config.captures(&name.db, &name.table) {
+                continue;
+            }
+            if self.catalog.is_none() {
+                self.catalog = Some(connect(config).await?);
+            }
+            let conn = self.catalog.as_mut().expect("connected above");
+            let table = self
+                .tables
+                .schema_now(conn, config, &source, &name.db, &name.table)
+                .await?;
+            let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
+            let info = SourceInfo {
+                flavour: config.flavour,
+                prefix: &config.topic_prefix,
+                db: &name.db,
+                table: &name.table,
+                ts_ms,
+                snapshot: "false",
+                server_id,
+                gtid: gtid.as_deref(),
+                file: &self.file,
+                pos,
+                row: 0,
+                thread: None,
+            };
+            let value = envelope_value(
+                &table.envelope,
+                Value::Null,
+                Value::Null,
+                source_value(&source, &info),
+                Operation::Truncate.code(),
+            );
+            out.push(record(
+                &table,
+                Value::Null,
+                value,
+                &self.partition,
+                SourceOffset::new(),
+                ts_ms,
+            ));
+        }
+        Ok(out)
     }
 
     /// The events of one changed row: create, update, delete (and tombstone), or a key change

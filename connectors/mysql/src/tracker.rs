@@ -113,14 +113,14 @@ impl Tracker {
 
     /// A DDL statement read from the binlog at `origin` (run in database `default_db`): the
     /// tables it names are described again before their next rows, and the statement goes to
-    /// the history when it names a captured table.
+    /// the history when it names a captured table. Returns what the statement does.
     pub fn on_ddl(
         &mut self,
         config: &MySqlConfig,
         sql: &str,
         default_db: &str,
         origin: &Origin<'_>,
-    ) -> Result<()> {
+    ) -> Result<Vec<Effect>> {
         let effects = ddl::effects(sql, default_db);
         let captured = effects.iter().any(|e| match e {
             Effect::Changed(t) | Effect::Dropped(t) | Effect::Truncated(t) => {
@@ -132,7 +132,7 @@ impl Tracker {
             Effect::DroppedDatabase(_) => true,
         });
         if !captured {
-            return Ok(());
+            return Ok(effects);
         }
         tracing::info!(
             ddl = sql,
@@ -157,7 +157,26 @@ impl Tracker {
             };
             history.append(&history::ddl_record(origin, db, sql))?;
         }
-        Ok(())
+        Ok(effects)
+    }
+
+    /// The schema `db.table` is known by now (stale or not), else as INFORMATION_SCHEMA
+    /// describes it: for events that carry no row (TRUNCATE).
+    pub async fn schema_now(
+        &mut self,
+        conn: &mut Conn,
+        config: &MySqlConfig,
+        source: &SchemaRef,
+        db: &str,
+        table: &str,
+    ) -> Result<Arc<TableSchema>> {
+        if let Some(tracked) = self.tables.get(&key(db, table)) {
+            return Ok(Arc::clone(&tracked.schema));
+        }
+        let columns = describe(conn, config, db, table).await?;
+        Ok(Arc::new(TableSchema::new(
+            config, db, table, columns, source,
+        )))
     }
 
     /// The schema to decode `db.table`'s rows written under `map` with, at `origin`; `None`
