@@ -921,3 +921,116 @@ fn truncate_is_an_event_when_skipped_operations_lets_it_through() {
         assert!(exit.success(), "{logs}");
     }
 }
+
+/// The same binlog stream through Kafka (a Tansu broker; sluice creates the topics, as Tansu
+/// does not auto-create): JsonConverter records on `dbserver1.inventory.accounts` read back by
+/// the oracle sink, equal to the table across a restart, with Debezium's envelope schema.
+#[test]
+fn binlog_through_kafka_replays_to_the_table_across_a_restart() {
+    let db = Server::start();
+    let broker = support::kafka::Broker::start();
+    create_accounts(&db);
+    db.sql("use inventory; insert into accounts select seq, concat('owner-', seq), seq * 10 from seq_1_to_20");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &db, json!({}));
+    std::fs::write(
+        dir.path().join("worker.properties"),
+        "key.converter=org.apache.kafka.connect.json.JsonConverter\n\
+         value.converter=org.apache.kafka.connect.json.JsonConverter\n\
+         offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
+    )
+    .unwrap();
+    let env = [
+        ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str()),
+        ("SLUICE__CONSUMER_SESSION_TIMEOUT_MS", "6000"),
+    ];
+    let events = dir.path().join("events.jsonl");
+    let topic = "dbserver1.inventory.accounts";
+    let worker = Worker::start_with_env(dir.path(), &args, &env);
+    workload(&db, 11, 30);
+    wait_for_table(&db, &events, topic, "through Kafka");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    workload(&db, 12, 30);
+    let worker = Worker::start_with_env(dir.path(), &args, &env);
+    workload(&db, 13, 30);
+    wait_for_table(&db, &events, topic, "through Kafka after a restart");
+    let record = broker.read(topic, 1);
+    let value: Json = serde_json::from_str(&record[0].text()).unwrap();
+    assert_eq!(
+        value["schema"]["name"], "dbserver1.inventory.accounts.Envelope",
+        "JsonConverter envelope with the Debezium schema"
+    );
+    assert_eq!(value["payload"]["source"]["connector"], "mariadb");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
+/// MariaDB CDC in a group of three `sluice distributed` workers on Tansu: kill -9 of the worker
+/// running the connector's task between two randomized write loads. The task runs on a
+/// survivor, resumes from the offsets topic, and the replayed events equal the table.
+#[test]
+fn binlog_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
+    let db = Server::start();
+    let broker = support::kafka::Broker::start();
+    create_accounts(&db);
+    db.sql("use inventory; insert into accounts select seq, concat('owner-', seq), seq * 10 from seq_1_to_20");
+    let dir = tempfile::tempdir().unwrap();
+    write_configs(dir.path(), &db, json!({}));
+    let events = dir.path().join("events.jsonl");
+    let env = [
+        ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.clone()),
+        ("SLUICE__GROUP_ID", "binlog".to_owned()),
+        ("SLUICE__SESSION_TIMEOUT_MS", "6000".to_owned()),
+        ("SLUICE__HEARTBEAT_INTERVAL_MS", "1000".to_owned()),
+        ("SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS", "0".to_owned()),
+        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "200".to_owned()),
+        ("SLUICE__OFFSET_STORAGE_PARTITIONS", "5".to_owned()),
+        ("SLUICE__STATUS_STORAGE_PARTITIONS", "2".to_owned()),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let distributed = support::config("distributed/connect-distributed.properties");
+    let mut workers: Vec<Option<Worker>> = (0..3)
+        .map(|_| {
+            let worker = Worker::distributed(dir.path(), Path::new(&distributed), &env);
+            worker.wait_for_log("the worker to join", "joined the worker group");
+            Some(worker)
+        })
+        .collect();
+    let first = workers[0].as_ref().unwrap();
+    let inventory: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("inventory.json")).unwrap())
+            .unwrap();
+    let oracle = json!({"name": "oracle", "config": {
+        "connector.class": "FileStreamSink", "file": events.to_str().unwrap(), "format": "json",
+        "topics.regex": "dbserver1\\..*",
+    }});
+    for connector in [&inventory, &oracle] {
+        let (status, body) = first.post("/connectors", Some(connector));
+        assert_eq!(status, 201, "{body}");
+    }
+    let topic = "dbserver1.inventory.accounts";
+    workload(&db, 21, 30);
+    wait_for_table(&db, &events, topic, "in the group");
+    let status = first.get("/connectors/inventory/status").1;
+    let owner = status["tasks"][0]["worker_id"].as_str().unwrap().to_owned();
+    let victim = workers
+        .iter()
+        .position(|w| w.as_ref().is_some_and(|w| w.rest.ends_with(&owner)))
+        .unwrap_or_else(|| panic!("the task runs on one of the workers: {status}"));
+    workers[victim].take().unwrap().kill9();
+    workload(&db, 22, 30);
+    let survivor = workers.iter().flatten().next().unwrap();
+    survivor.wait_for_status_within(
+        "inventory",
+        "the task runs on a survivor",
+        Duration::from_secs(90),
+        |s| s["tasks"][0]["state"] == "RUNNING" && s["tasks"][0]["worker_id"] != owner.as_str(),
+    );
+    workload(&db, 23, 10);
+    wait_for_table(&db, &events, topic, "after kill -9 of the task's worker");
+    for worker in workers.into_iter().flatten() {
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+    }
+}
