@@ -1034,3 +1034,68 @@ fn binlog_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
         assert!(exit.success(), "{logs}");
     }
 }
+
+/// kill -9 in the middle of the snapshot, with writes going on: the stored offset says the
+/// snapshot is unfinished (Debezium's `snapshot: true`, with the binlog position it started
+/// at), so the restart snapshots again from a new consistent view but streams from the
+/// interrupted snapshot's position, so the deletes made in between reach the rows the first
+/// snapshot sent: the replayed events equal the table. (Re-snapshotting and streaming from the
+/// new view only, as before, left deleted rows in the replay: this test found it.) The snapshot
+/// is held in the middle by a write lock on the table it reads second.
+#[test]
+fn kill_9_mid_snapshot_snapshots_again_and_loses_nothing() {
+    let db = Server::start();
+    create_accounts(&db);
+    db.sql("use inventory; insert into accounts select seq, concat('owner-', seq), seq from seq_1_to_2000; \
+            create table zeta (id bigint primary key); insert into zeta values (1)");
+    let mut lock = std::process::Command::new("mariadb")
+        .args(["--protocol=tcp", "-h", "127.0.0.1", "-u", "root", "-e"])
+        .arg("lock tables inventory.zeta write; select sleep(300)")
+        .arg(format!("--port={}", db.port))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until("the lock is held", Duration::from_secs(30), || {
+        db.sql("select count(*) from information_schema.processlist where info like '%sleep(300)%' and command <> 'Sleep'")
+            .first()
+            .is_some_and(|n| n != "0")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &db, json!({}));
+    let events = dir.path().join("events.jsonl");
+    let topic = "dbserver1.inventory.accounts";
+    let worker = Worker::start(dir.path(), &args);
+    let snapshot_offset = || -> Option<Json> {
+        let text = std::fs::read_to_string(dir.path().join("connect.offsets")).ok()?;
+        let offsets: Json = serde_json::from_str(&text).ok()?;
+        offsets["offsets"]
+            .as_array()?
+            .iter()
+            .find_map(|o| (o["value"]["snapshot"] == json!(true)).then(|| o["value"].clone()))
+    };
+    wait_until(
+        "the first table's snapshot is stored",
+        Duration::from_secs(60),
+        || snapshot_offset().is_some() && lines(&events).len() >= 1000,
+    );
+    let offset = snapshot_offset().unwrap();
+    assert!(
+        offset["file"].is_string() && offset["pos"].is_u64(),
+        "a snapshot offset carries the stream's start position: {offset}"
+    );
+    worker.kill9();
+    let _ = lock.kill();
+    let _ = lock.wait();
+    workload(&db, 31, 30);
+    let worker = Worker::start(dir.path(), &args);
+    workload(&db, 32, 30);
+    wait_for_table(&db, &events, topic, "after kill -9 mid-snapshot");
+    assert!(
+        lines(&events)
+            .iter()
+            .any(|l| l.contains("dbserver1.inventory.zeta")),
+        "the second table is snapshotted after the restart"
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

@@ -35,13 +35,19 @@ pub enum Snapshot {
 
 /// Opens the snapshot's view, reports its position, then sends every captured row as a read
 /// event. Ends (dropping the sender) when all is sent or the receiver is gone.
+///
+/// `interrupted`: the stream position of a snapshot a crash cut short. Its view is gone, so
+/// this one reads anew, but the stream starts from the interrupted one's position (its
+/// offsets say so from the first record on): the changes made in between — deletes of rows the
+/// first snapshot sent among them — are streamed, never lost.
 pub async fn run(
     config: MySqlConfig,
     source: sluice_api::data::SchemaRef,
     partition: Arc<SourcePartition>,
     sender: mpsc::Sender<Result<Snapshot>>,
+    interrupted: Option<Position>,
 ) {
-    if let Err(e) = read(&config, &source, &partition, &sender).await {
+    if let Err(e) = read(&config, &source, &partition, &sender, interrupted).await {
         let _ = sender.send(Err(e)).await;
     }
 }
@@ -51,6 +57,7 @@ async fn read(
     source: &sluice_api::data::SchemaRef,
     partition: &Arc<SourcePartition>,
     sender: &mpsc::Sender<Result<Snapshot>>,
+    interrupted: Option<Position>,
 ) -> Result<()> {
     let mut conn = connect(config).await?;
     conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -77,6 +84,18 @@ async fn read(
             "the server does not report binlog_snapshot_file/position (MariaDB does; a lock-free consistent \
              snapshot on MySQL is not built yet): use MariaDB, or snapshot.mode=no_data",
         ));
+    };
+    let (file, pos) = match interrupted {
+        Some(earlier) => {
+            tracing::info!(
+                view = %format!("{file}:{pos}"),
+                stream_from = %format!("{}:{}", earlier.file, earlier.pos),
+                "snapshotting again after an interrupted snapshot; the stream starts where that one stood, so \
+                 the changes made since are streamed too"
+            );
+            (earlier.file, earlier.pos)
+        }
+        None => (file, pos),
     };
     let snapshot_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1011,6 +1011,12 @@ impl SourceTask for MySqlSourceTask {
         let snapshot_done = committed
             .as_ref()
             .is_some_and(|o| o.get("snapshot").and_then(|s| s.as_bool()) != Some(true));
+        // A snapshot cut short by a crash: where its stream was to start.
+        let interrupted = position.clone().filter(|_| {
+            committed
+                .as_ref()
+                .is_some_and(|o| o.get("snapshot").and_then(|s| s.as_bool()) == Some(true))
+        });
         let snapshot_now = match config.snapshot {
             SnapshotMode::Initial | SnapshotMode::InitialOnly | SnapshotMode::WhenNeeded => {
                 !snapshot_done
@@ -1026,6 +1032,7 @@ impl SourceTask for MySqlSourceTask {
                 self.source.clone().expect("set above"),
                 Arc::clone(&self.partition),
                 sender,
+                interrupted,
             ));
             self.snapshot = Some(receiver);
             return Ok(());
