@@ -1099,3 +1099,68 @@ fn kill_9_mid_snapshot_snapshots_again_and_loses_nothing() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// `include.schema.changes=true`: each DDL statement on a captured table is Debezium's schema
+/// change event on the `<topic.prefix>` topic, keyed by database, with the statement and the
+/// tables' structures after it.
+#[test]
+fn schema_changes_are_debezium_s_schema_change_events_when_included() {
+    let db = Server::start();
+    create_accounts(&db);
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = write_configs(
+        dir.path(),
+        &db,
+        json!({"include.schema.changes": "true", "snapshot.mode": "no_data"}),
+    );
+    let schema_sink = dir.path().join("schema.properties");
+    std::fs::write(
+        &schema_sink,
+        "name=schema\nconnector.class=FileStreamSink\nfile=schema.jsonl\nformat=json\ntopics=dbserver1\n",
+    )
+    .unwrap();
+    args.push(schema_sink.to_string_lossy().into_owned());
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log("the stream to start", "streaming the binlog");
+    db.sql("alter table inventory.accounts add column note varchar(20) null");
+    db.sql("rename table inventory.accounts to inventory.ledger");
+    db.sql("create database other; create table other.t (x int)"); // not captured: no event
+    let changes = dir.path().join("schema.jsonl");
+    wait_until("two schema change events", Duration::from_secs(30), || {
+        lines(&changes).len() >= 2
+    });
+    let events: Vec<Json> = lines(&changes)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(events.len(), 2, "{events:?}");
+    let alter = &events[0];
+    assert_eq!(alter["topic"], "dbserver1");
+    assert_eq!(alter["key"], json!({"databaseName": "inventory"}));
+    assert_eq!(alter["value"]["databaseName"], "inventory");
+    assert!(
+        alter["value"]["ddl"]
+            .as_str()
+            .unwrap()
+            .contains("add column note"),
+        "{alter}"
+    );
+    assert_eq!(alter["value"]["source"]["connector"], "mariadb");
+    let change = &alter["value"]["tableChanges"][0];
+    assert_eq!(change["type"], "ALTER");
+    assert_eq!(change["id"], "\"inventory\".\"accounts\"");
+    let names: Vec<&str> = change["table"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["id", "owner", "balance", "note"]);
+    assert_eq!(change["table"]["primaryKeyColumnNames"], json!(["id"]));
+    let rename = &events[1]["value"]["tableChanges"];
+    assert_eq!(rename[0]["type"], "DROP");
+    assert_eq!(rename[0]["id"], "\"inventory\".\"accounts\"");
+    assert_eq!(rename[1]["id"], "\"inventory\".\"ledger\"");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

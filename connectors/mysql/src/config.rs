@@ -37,9 +37,10 @@ pub fn config_def() -> ConfigDef {
             "BIGINT UNSIGNED as long (int64; values above 2^63 wrap, as in Debezium) or precise (Decimal).")
             .validate_with(Validator::OneOf(vec!["long", "precise"])))
         .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll (whole transactions)."))
-        .key(ConfigKey::optional("include.schema.changes", Boolean, "true", Medium,
-            "Schema change events on the <topic.prefix> topic.")
-            .ignored("schema change events are not built yet (the schema history is: schema.history.internal.file.filename)"))
+        .key(ConfigKey::optional("include.schema.changes", Boolean, "false", Medium,
+            "Debezium's schema change events on the <topic.prefix> topic, one per DDL statement on a captured \
+             table. Off by default in sluice (Debezium: on), because on the embedded pipeline a topic no sink \
+             subscribes to holds the source (direct.unrouted.records=wait); set it to true where something reads them."))
         .key(ConfigKey::optional("provide.transaction.metadata", Boolean, "false", Low, "Transaction metadata.")
             .validate_with(Validator::DefaultOnly("transaction metadata is not built yet for MySQL")))
         .key(ConfigKey::optional("heartbeat.interval.ms", Int, "0", Medium,
@@ -117,6 +118,8 @@ pub struct MySqlConfig {
     /// `schema.history.internal.file.filename`; `None` when empty.
     pub history_file: Option<std::path::PathBuf>,
     pub inconsistent: Inconsistent,
+    /// `include.schema.changes`.
+    pub schema_changes: bool,
 }
 
 impl MySqlConfig {
@@ -164,6 +167,7 @@ impl MySqlConfig {
             history_file: Some(config.string("schema.history.internal.file.filename")?)
                 .filter(|f| !f.trim().is_empty())
                 .map(std::path::PathBuf::from),
+            schema_changes: config.bool("include.schema.changes")?,
             inconsistent: match config.string("inconsistent.schema.handling.mode")?.as_str() {
                 "warn" => Inconsistent::Warn,
                 "skip" => Inconsistent::Skip,

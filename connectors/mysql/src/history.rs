@@ -75,6 +75,16 @@ pub fn version_record(
     change: &str,
     columns: &[ColumnInfo],
 ) -> Json {
+    envelope(
+        origin,
+        db,
+        ddl,
+        vec![table_change(db, table, change, columns)],
+    )
+}
+
+/// One `tableChanges` entry: Debezium's `CREATE` or `ALTER` of `db.table` with `columns`.
+pub fn table_change(db: &str, table: &str, change: &str, columns: &[ColumnInfo]) -> Json {
     let primary: Vec<&str> = columns
         .iter()
         .filter(|c| c.primary)
@@ -85,22 +95,22 @@ pub fn version_record(
         .enumerate()
         .map(|(i, c)| column_json(i, c))
         .collect();
-    envelope(
-        origin,
-        db,
-        ddl,
-        vec![json!({
-            "type": change,
-            "id": format!("\"{db}\".\"{table}\""),
-            "table": {
-                "defaultCharsetName": null,
-                "primaryKeyColumnNames": primary,
-                "columns": columns,
-                "attributes": [],
-            },
-            "comment": null,
-        })],
-    )
+    json!({
+        "type": change,
+        "id": format!("\"{db}\".\"{table}\""),
+        "table": {
+            "defaultCharsetName": null,
+            "primaryKeyColumnNames": primary,
+            "columns": columns,
+            "attributes": [],
+        },
+        "comment": null,
+    })
+}
+
+/// One `tableChanges` entry for a dropped table.
+pub fn dropped_change(db: &str, table: &str) -> Json {
+    json!({"type": "DROP", "id": format!("\"{db}\".\"{table}\""), "table": null, "comment": null})
 }
 
 /// Debezium's JDBC type number for a MySQL type (`java.sql.Types`).

@@ -6,6 +6,7 @@
 //! * [`ddl`], [`schemas`], [`history`], [`tracker`]: tracking each table's schema across DDL — the tables a
 //!   statement names, checking (and with full metadata, building) a schema against the
 //!   binlog's TABLE_MAP, and the schema history file in Debezium's layout;
+//! * [`schema_change`]: Debezium's schema change events (`include.schema.changes`);
 //! * [`snapshot`], [`source`], [`envelope`], [`sql`]: the snapshot reader, the task, the
 //!   event envelope, connections and catalog queries.
 
@@ -14,6 +15,7 @@ pub mod ddl;
 pub mod envelope;
 pub mod history;
 pub mod rows;
+pub mod schema_change;
 pub mod schemas;
 pub mod snapshot;
 pub mod source;

@@ -511,9 +511,24 @@ impl MySqlSourceTask {
                     let default_db = query.schema().into_owned();
                     let effects = self.tables.on_ddl(&config, &text, &default_db, &origin)?;
                     drop(origin);
-                    let truncates = self
-                        .truncate_records(&config, &effects, start, ts_ms, header.server_id())
-                        .await?;
+                    let mut truncates = if config.schema_changes {
+                        self.schema_change_records(
+                            &config,
+                            &effects,
+                            &text,
+                            &default_db,
+                            start,
+                            ts_ms,
+                            header.server_id(),
+                        )
+                        .await?
+                    } else {
+                        Vec::new()
+                    };
+                    truncates.extend(
+                        self.truncate_records(&config, &effects, start, ts_ms, header.server_id())
+                            .await?,
+                    );
                     // A statement commits by itself: its position (and GTID) is where a
                     // restart resumes, and its TRUNCATE events go out with that offset.
                     self.transaction
@@ -652,6 +667,90 @@ impl MySqlSourceTask {
             }
             _ => Ok(false),
         }
+    }
+
+    /// Debezium's schema change event for a DDL statement that touches captured tables: the
+    /// statement, and each table's structure after it as INFORMATION_SCHEMA describes it now
+    /// (`CREATE`/`ALTER`; `DROP` for tables dropped or renamed away).
+    #[allow(clippy::too_many_arguments)]
+    async fn schema_change_records(
+        &mut self,
+        config: &MySqlConfig,
+        effects: &[crate::ddl::Effect],
+        ddl: &str,
+        default_db: &str,
+        pos: u64,
+        ts_ms: i64,
+        server_id: u32,
+    ) -> Result<Vec<SourceRecord>> {
+        use crate::ddl::Effect;
+        use crate::history::{dropped_change, table_change};
+        let creates = ddl.trim_start().to_ascii_uppercase().starts_with("CREATE");
+        let mut changes = Vec::new();
+        let mut first: Option<(String, String)> = None;
+        for effect in effects {
+            let (changed, dropped) = match effect {
+                Effect::Changed(t) => (Some(t), None),
+                Effect::Dropped(t) => (None, Some(t)),
+                Effect::Renamed { from, to } => (Some(to), Some(from)),
+                Effect::Truncated(_) | Effect::DroppedDatabase(_) => (None, None),
+            };
+            if let Some(t) = dropped.filter(|t| config.captures(&t.db, &t.table)) {
+                changes.push(dropped_change(&t.db, &t.table));
+                first.get_or_insert((t.db.clone(), t.table.clone()));
+            }
+            if let Some(t) = changed.filter(|t| config.captures(&t.db, &t.table)) {
+                if self.catalog.is_none() {
+                    self.catalog = Some(connect(config).await?);
+                }
+                let conn = self.catalog.as_mut().expect("connected above");
+                let columns = crate::sql::describe(conn, config, &t.db, &t.table).await?;
+                let kind = if creates { "CREATE" } else { "ALTER" };
+                changes.push(table_change(&t.db, &t.table, kind, &columns));
+                first.get_or_insert((t.db.clone(), t.table.clone()));
+            }
+        }
+        let Some((db, table)) = first else {
+            return Ok(Vec::new());
+        };
+        let db = if default_db.is_empty() {
+            db
+        } else {
+            default_db.to_owned()
+        };
+        let source = self
+            .source
+            .clone()
+            .unwrap_or_else(|| source_schema(self.flavour));
+        let schemas = crate::schema_change::SchemaChangeSchemas::new(self.flavour, &source);
+        let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
+        let info = SourceInfo {
+            flavour: config.flavour,
+            prefix: &config.topic_prefix,
+            db: &db,
+            table: &table,
+            ts_ms,
+            snapshot: "false",
+            server_id,
+            gtid: gtid.as_deref(),
+            file: &self.file,
+            pos,
+            row: 0,
+            thread: None,
+        };
+        let mut record = Record::new(
+            &config.topic_prefix,
+            schemas.value(source_value(&source, &info), ts_ms, &db, ddl, &changes),
+            Some(Arc::clone(&schemas.value)),
+        );
+        record.key = schemas.key(&db);
+        record.key_schema = Some(Arc::clone(&schemas.key));
+        record.timestamp_ms = Some(ts_ms);
+        Ok(vec![SourceRecord {
+            record,
+            source_partition: Arc::clone(&self.partition),
+            source_offset: SourceOffset::new(),
+        }])
     }
 
     /// Debezium's truncate events (`op` `t`, no key, no row images) for the captured tables a
