@@ -106,6 +106,12 @@ enum Kind {
     },
     Year,
     Bits,
+    /// MariaDB's UUID (`io.debezium.data.Uuid`).
+    Uuid,
+    /// POINT (`io.debezium.data.geometry.Point`).
+    Point,
+    /// Other spatial types (`io.debezium.data.geometry.Geometry`).
+    Geometry,
     /// A type without a mapping here: its text form (snapshot) or bytes as text (stream).
     Fallback,
 }
@@ -148,6 +154,10 @@ fn kind_of(column: &ColumnInfo, config: &MySqlConfig) -> Kind {
         "year" => Kind::Year,
         "bit" if column.bits() <= 1 => Kind::Boolean,
         "bit" => Kind::Bits,
+        "uuid" => Kind::Uuid,
+        "point" => Kind::Point,
+        "geometry" | "linestring" | "polygon" | "multipoint" | "multilinestring"
+        | "multipolygon" | "geometrycollection" | "geomcollection" => Kind::Geometry,
         _ => Kind::Fallback,
     }
 }
@@ -189,7 +199,79 @@ fn schema_of(kind: &Kind, column: &ColumnInfo) -> Schema {
         Kind::Year => named(SchemaType::Int32, "io.debezium.time.Year"),
         Kind::Bits => named(SchemaType::Bytes, "io.debezium.data.Bits")
             .parameter("length", column.bits().to_string()),
+        Kind::Uuid => named(SchemaType::String, "io.debezium.data.Uuid"),
+        Kind::Point => Schema::struct_named("io.debezium.data.geometry.Point")
+            .versioned(1)
+            .field("x", Schema::of(SchemaType::Float64).into_ref())
+            .field("y", Schema::of(SchemaType::Float64).into_ref())
+            .field("wkb", Schema::of(SchemaType::Bytes).optional().into_ref())
+            .field("srid", Schema::of(SchemaType::Int32).optional().into_ref()),
+        Kind::Geometry => Schema::struct_named("io.debezium.data.geometry.Geometry")
+            .versioned(2)
+            .field("wkb", Schema::of(SchemaType::Bytes).into_ref())
+            .field("srid", Schema::of(SchemaType::Int32).optional().into_ref())
+            .field(
+                "extensions",
+                Schema::map(Schema::string().into_ref(), Schema::string().into_ref())
+                    .optional()
+                    .into_ref(),
+            ),
     }
+}
+
+/// A UUID's 16 bytes (as MariaDB writes them, read big-endian as Debezium does) in text form.
+/// The binlog drops a fixed-width binary value's trailing zero bytes; they are put back.
+fn uuid_text(bytes: &[u8]) -> Option<String> {
+    if bytes.len() > 16 {
+        return None;
+    }
+    let mut full = [0u8; 16];
+    full[..bytes.len()].copy_from_slice(bytes);
+    let hex: String = full.iter().map(|b| format!("{b:02x}")).collect();
+    Some(format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    ))
+}
+
+/// MySQL's internal geometry value — the SRID (4 bytes, little-endian) and the WKB — as
+/// Debezium's Point (with its coordinates) or Geometry struct; `None` when malformed.
+fn geometry_value(schema: &SchemaRef, bytes: &[u8], point: bool) -> Option<Value> {
+    let srid = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?);
+    let wkb = bytes.get(4..)?.to_vec();
+    let srid = if srid == 0 {
+        Value::Null
+    } else {
+        Value::Int32(srid as i32)
+    };
+    let values = if point {
+        // WKB point: byte order (1 = little-endian), type 1, then x and y.
+        let little = *wkb.first()? == 1;
+        let coordinate = |at: usize| -> Option<f64> {
+            let raw: [u8; 8] = wkb.get(at..at + 8)?.try_into().ok()?;
+            Some(if little {
+                f64::from_le_bytes(raw)
+            } else {
+                f64::from_be_bytes(raw)
+            })
+        };
+        vec![
+            Value::Float64(coordinate(5)?),
+            Value::Float64(coordinate(13)?),
+            Value::Bytes(wkb),
+            srid,
+        ]
+    } else {
+        vec![Value::Bytes(wkb), srid, Value::Null]
+    };
+    Some(Value::Struct(Struct {
+        schema: Arc::clone(schema),
+        values,
+    }))
 }
 
 /// A table's columns and schemas.
@@ -377,6 +459,11 @@ impl TableSchema {
                 Cell::Bytes(b),
             ) => Value::String(String::from_utf8_lossy(b).into_owned()),
             (Kind::Binary, Cell::Bytes(b)) => Value::Bytes(b.clone()),
+            (Kind::Uuid, Cell::Bytes(b)) => Value::String(uuid_text(b).ok_or_else(bad)?),
+            (Kind::Point | Kind::Geometry, Cell::Bytes(b)) => {
+                geometry_value(&self.row.fields[index].schema, b, *kind == Kind::Point)
+                    .ok_or_else(bad)?
+            }
             (Kind::Enum(labels), Cell::Enum(i)) => Value::String(
                 usize::from(*i)
                     .checked_sub(1)
@@ -519,6 +606,12 @@ impl TableSchema {
                 Value::String(text())
             }
             Kind::Binary => Value::Bytes(bytes.to_vec()),
+            // The text protocol gives a UUID in its text form already.
+            Kind::Uuid => Value::String(text().to_ascii_lowercase()),
+            Kind::Point | Kind::Geometry => {
+                geometry_value(&self.row.fields[index].schema, bytes, *kind == Kind::Point)
+                    .ok_or_else(bad)?
+            }
             Kind::Year => Value::Int32(int()? as i32),
             Kind::Boolean => Value::Boolean(bytes.iter().any(|b| *b != 0)),
             Kind::Bits => Value::Bytes(bytes.iter().rev().copied().collect()),
