@@ -219,6 +219,28 @@ fn schema_of(kind: &Kind, column: &ColumnInfo) -> Schema {
     }
 }
 
+/// A BINARY(n) value at its full width: the binlog drops a fixed-width binary value's trailing
+/// zero bytes, which Debezium puts back (DBZ-254); other binary values as they are.
+fn fixed_width(column: &ColumnInfo, bytes: &[u8]) -> Vec<u8> {
+    let width = (column.data_type == "binary")
+        .then(|| {
+            column
+                .column_type
+                .strip_prefix("binary(")?
+                .split_once(')')?
+                .0
+                .parse::<usize>()
+                .ok()
+        })
+        .flatten()
+        .unwrap_or(0);
+    let mut value = bytes.to_vec();
+    if value.len() < width {
+        value.resize(width, 0);
+    }
+    value
+}
+
 /// A UUID's 16 bytes (as MariaDB writes them, read big-endian as Debezium does) in text form.
 /// The binlog drops a fixed-width binary value's trailing zero bytes; they are put back.
 fn uuid_text(bytes: &[u8]) -> Option<String> {
@@ -458,7 +480,7 @@ impl TableSchema {
                 Kind::Text { .. } | Kind::Json | Kind::Fallback | Kind::DecimalString,
                 Cell::Bytes(b),
             ) => Value::String(String::from_utf8_lossy(b).into_owned()),
-            (Kind::Binary, Cell::Bytes(b)) => Value::Bytes(b.clone()),
+            (Kind::Binary, Cell::Bytes(b)) => Value::Bytes(fixed_width(column, b)),
             (Kind::Uuid, Cell::Bytes(b)) => Value::String(uuid_text(b).ok_or_else(bad)?),
             (Kind::Point | Kind::Geometry, Cell::Bytes(b)) => {
                 geometry_value(&self.row.fields[index].schema, b, *kind == Kind::Point)
@@ -716,5 +738,30 @@ mod tests {
         );
         assert_eq!(zoned(86_400, 123_456, 3), "1970-01-02T00:00:00.123Z");
         assert_eq!(zoned(0, 0, 0), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn fixed_width_binary_gets_its_trailing_zero_bytes_back() {
+        let column = |data_type: &str, column_type: &str| ColumnInfo {
+            name: "b".into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            nullable: true,
+            primary: false,
+            precision: None,
+            scale: None,
+            fsp: 0,
+            charset: None,
+        };
+        assert_eq!(
+            fixed_width(&column("binary", "binary(4)"), &[1]),
+            [1, 0, 0, 0]
+        );
+        assert_eq!(fixed_width(&column("binary", "binary(2)"), &[1, 2]), [1, 2]);
+        assert_eq!(fixed_width(&column("varbinary", "varbinary(4)"), &[1]), [1]);
+        assert_eq!(
+            uuid_text(&[0x12, 0x3e]).unwrap(),
+            "123e0000-0000-0000-0000-000000000000"
+        );
     }
 }
