@@ -32,15 +32,17 @@ pub struct At {
 
 /// Where a record was read from, with what Debezium's history position also carries.
 #[derive(Debug, Clone)]
-pub struct Origin<'a> {
-    pub prefix: &'a str,
+pub struct Origin {
+    /// `topic.prefix`: the record's `source.server`.
+    pub prefix: String,
     pub at: At,
-    pub gtids: &'a str,
+    /// The GTID state (`gtids`); empty without GTIDs.
+    pub gtids: String,
     pub server_id: u32,
     pub ts_ms: i64,
 }
 
-fn envelope(origin: &Origin<'_>, db: &str, ddl: &str, changes: Vec<Json>) -> Json {
+fn envelope(origin: &Origin, db: &str, ddl: &str, changes: Vec<Json>) -> Json {
     let mut position = json!({
         "file": origin.at.file,
         "pos": origin.at.pos,
@@ -61,14 +63,14 @@ fn envelope(origin: &Origin<'_>, db: &str, ddl: &str, changes: Vec<Json>) -> Jso
 }
 
 /// A DDL statement read from the binlog, run in database `db`.
-pub fn ddl_record(origin: &Origin<'_>, db: &str, ddl: &str) -> Json {
+pub fn ddl_record(origin: &Origin, db: &str, ddl: &str) -> Json {
     envelope(origin, db, ddl, Vec::new())
 }
 
 /// Table `db.table`'s schema from `origin` on; `ddl` is the statement it came from (or the
 /// table's `SHOW CREATE TABLE`), `change` Debezium's `CREATE` or `ALTER`.
 pub fn version_record(
-    origin: &Origin<'_>,
+    origin: &Origin,
     db: &str,
     table: &str,
     ddl: &str,
@@ -388,27 +390,20 @@ mod tests {
 
     fn column(name: &str, data_type: &str, column_type: &str) -> ColumnInfo {
         ColumnInfo {
-            name: name.into(),
-            data_type: data_type.into(),
-            column_type: column_type.into(),
             nullable: false,
-            primary: false,
-            precision: None,
-            scale: None,
-            fsp: 0,
-            charset: None,
+            ..ColumnInfo::plain(name, data_type, column_type)
         }
     }
 
     #[test]
     fn versions_round_trip_in_debeziums_layout() {
         let origin = Origin {
-            prefix: "dbserver1",
+            prefix: "dbserver1".into(),
             at: At {
                 file: "mariadb-bin.000002".into(),
                 pos: 4711,
             },
-            gtids: "0-1-42",
+            gtids: "0-1-42".into(),
             server_id: 1,
             ts_ms: 1_700_000_000_123,
         };
@@ -480,13 +475,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let history = FileHistory::new(dir.path().join("history.jsonl"));
         assert!(history.load("a").unwrap().is_empty(), "no file: empty");
-        let origin = |prefix| Origin {
-            prefix,
+        let origin = |prefix: &str| Origin {
+            prefix: prefix.into(),
             at: At {
                 file: "b.000001".into(),
                 pos: 4,
             },
-            gtids: "",
+            gtids: String::new(),
             server_id: 1,
             ts_ms: 0,
         };

@@ -22,6 +22,8 @@ pub mod code {
     pub const TIME: u8 = 11;
     pub const DATETIME: u8 = 12;
     pub const YEAR: u8 = 13;
+    /// DATE's internal type; TABLE_MAPs carry DATE (10), accepted both ways.
+    pub const NEWDATE: u8 = 14;
     pub const VARCHAR: u8 = 15;
     pub const BIT: u8 = 16;
     pub const TIMESTAMP2: u8 = 17;

@@ -174,25 +174,19 @@ mod tests {
             Some("io.debezium.connector.mariadb.SchemaChangeValue")
         );
         let origin = Origin {
-            prefix: "dbserver1",
+            prefix: "dbserver1".into(),
             at: At {
                 file: "b.000001".into(),
                 pos: 4,
             },
-            gtids: "",
+            gtids: String::new(),
             server_id: 1,
             ts_ms: 0,
         };
         let columns = vec![ColumnInfo {
-            name: "id".into(),
-            data_type: "bigint".into(),
-            column_type: "bigint(20)".into(),
             nullable: false,
             primary: true,
-            precision: None,
-            scale: None,
-            fsp: 0,
-            charset: None,
+            ..ColumnInfo::plain("id", "bigint", "bigint(20)")
         }];
         let record = version_record(&origin, "app", "t", "CREATE TABLE t", "CREATE", &columns);
         let changes = record["tableChanges"].as_array().unwrap();

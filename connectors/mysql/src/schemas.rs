@@ -9,13 +9,14 @@
 
 use mysql_async::binlog::events::{OptionalMetadataField, TableMapEvent};
 
+use crate::rows::{ColumnSpec, code};
 use crate::table::ColumnInfo;
 
 /// What a TABLE_MAP says of a table's columns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MapColumns {
-    /// Binlog type code and type metadata per column.
-    pub types: Vec<(u8, Vec<u8>)>,
+    /// Binlog type code and type metadata per column (what the row decoder reads by).
+    pub types: Vec<ColumnSpec>,
     pub nullable: Vec<bool>,
     /// With `binlog_row_metadata=FULL` only:
     pub names: Option<Vec<String>>,
@@ -31,36 +32,6 @@ pub struct MapColumns {
     pub default_charset: Option<u16>,
 }
 
-/// MySQL's binlog type codes (`enum_field_types`).
-mod code {
-    pub(super) const TINY: u8 = 1;
-    pub(super) const SHORT: u8 = 2;
-    pub(super) const LONG: u8 = 3;
-    pub(super) const FLOAT: u8 = 4;
-    pub(super) const DOUBLE: u8 = 5;
-    pub(super) const TIMESTAMP: u8 = 7;
-    pub(super) const LONGLONG: u8 = 8;
-    pub(super) const INT24: u8 = 9;
-    pub(super) const DATE: u8 = 10;
-    pub(super) const TIME: u8 = 11;
-    pub(super) const DATETIME: u8 = 12;
-    pub(super) const YEAR: u8 = 13;
-    pub(super) const NEWDATE: u8 = 14;
-    pub(super) const VARCHAR: u8 = 15;
-    pub(super) const BIT: u8 = 16;
-    pub(super) const TIMESTAMP2: u8 = 17;
-    pub(super) const DATETIME2: u8 = 18;
-    pub(super) const TIME2: u8 = 19;
-    pub(super) const JSON: u8 = 245;
-    pub(super) const NEWDECIMAL: u8 = 246;
-    pub(super) const ENUM: u8 = 247;
-    pub(super) const SET: u8 = 248;
-    pub(super) const BLOB: u8 = 252;
-    pub(super) const VAR_STRING: u8 = 253;
-    pub(super) const STRING: u8 = 254;
-    pub(super) const GEOMETRY: u8 = 255;
-}
-
 /// The charset number of `binary` (columns of it hold bytes, not text).
 const BINARY_CHARSET: u16 = 63;
 
@@ -69,16 +40,16 @@ impl MapColumns {
     pub fn read(map: &TableMapEvent<'_>) -> MapColumns {
         let count = map.columns_count() as usize;
         let types = (0..count)
-            .map(|i| {
-                (
-                    map.get_raw_column_type(i)
-                        .ok()
-                        .flatten()
-                        .map_or(0, |t| t as u8),
-                    map.get_column_metadata(i)
-                        .map(<[u8]>::to_vec)
-                        .unwrap_or_default(),
-                )
+            .map(|i| ColumnSpec {
+                type_code: map
+                    .get_raw_column_type(i)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |t| t as u8),
+                meta: map
+                    .get_column_metadata(i)
+                    .map(<[u8]>::to_vec)
+                    .unwrap_or_default(),
             })
             .collect();
         let nulls = map.null_bitmask();
@@ -153,7 +124,10 @@ impl MapColumns {
     /// The type of column `i` as the row decoder reads it: STRING columns carry their real
     /// type (ENUM, SET, STRING) in the first metadata byte.
     fn real_type(&self, i: usize) -> u8 {
-        let (code, meta) = &self.types[i];
+        let ColumnSpec {
+            type_code: code,
+            meta,
+        } = &self.types[i];
         if *code == code::STRING
             && let Some(&real) = meta.first()
             && matches!(
@@ -246,7 +220,7 @@ pub fn columns_from_map(map: &MapColumns, hints: &[ColumnInfo]) -> Option<Vec<Co
     let mut columns = Vec::with_capacity(names.len());
     for (i, name) in names.iter().enumerate() {
         let real = map.real_type(i);
-        let meta = &map.types[i].1;
+        let meta = &map.types[i].meta;
         let numeric = matches!(
             real,
             code::TINY
@@ -401,23 +375,15 @@ fn charset_name(collation: u16) -> &'static str {
 mod tests {
     use super::*;
 
-    fn column(name: &str, data_type: &str, column_type: &str) -> ColumnInfo {
-        ColumnInfo {
-            name: name.into(),
-            data_type: data_type.into(),
-            column_type: column_type.into(),
-            nullable: true,
-            primary: false,
-            precision: None,
-            scale: None,
-            fsp: 0,
-            charset: None,
-        }
-    }
-
     fn map(types: &[(u8, &[u8])], names: Option<&[&str]>) -> MapColumns {
         MapColumns {
-            types: types.iter().map(|(c, m)| (*c, m.to_vec())).collect(),
+            types: types
+                .iter()
+                .map(|(c, m)| ColumnSpec {
+                    type_code: *c,
+                    meta: m.to_vec(),
+                })
+                .collect(),
             nullable: vec![true; types.len()],
             names: names.map(|n| n.iter().map(|s| (*s).to_owned()).collect()),
             unsigned: Some(vec![true, false]),
@@ -432,8 +398,8 @@ mod tests {
     #[test]
     fn counts_types_and_names_must_agree() {
         let described = vec![
-            column("id", "int", "int(11) unsigned"),
-            column("v", "varchar", "varchar(20)"),
+            ColumnInfo::plain("id", "int", "int(11) unsigned"),
+            ColumnInfo::plain("v", "varchar", "varchar(20)"),
         ];
         let same = map(&[(code::LONG, &[]), (code::VARCHAR, &[80, 0])], None);
         assert_eq!(disagreement(&described, &same), None);
@@ -471,7 +437,7 @@ mod tests {
             ],
             Some(&["id", "flag", "kind", "price"]),
         );
-        let hints = vec![column("flag", "tinyint", "tinyint(1)")];
+        let hints = vec![ColumnInfo::plain("flag", "tinyint", "tinyint(1)")];
         let built = columns_from_map(&full, &hints).unwrap();
         assert_eq!(built[0].column_type, "int unsigned");
         assert!(built[0].primary);

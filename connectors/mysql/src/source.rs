@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use crate::config::{MySqlConfig, SnapshotMode, config_def};
 use crate::envelope::{SourceInfo, source_schema, source_value};
 use crate::history::{At, FileHistory, Origin};
-use crate::rows::{ColumnSpec, RowsKind, decode_rows};
+use crate::rows::{RowsKind, decode_rows};
 use crate::schemas::MapColumns;
 use crate::snapshot::{Position, Snapshot};
 use crate::sql::{check_server, connect, my_error};
@@ -335,22 +335,17 @@ impl MySqlSourceTask {
     }
 
     /// Where an event at `pos` of the current binlog file was read, for the history.
-    fn origin(
-        &self,
-        pos: u64,
-        server_id: u32,
-        ts_ms: i64,
-    ) -> Result<(String, At, String, u32, i64)> {
-        Ok((
-            self.config()?.topic_prefix.clone(),
-            At {
+    fn origin(&self, pos: u64, server_id: u32, ts_ms: i64) -> Result<Origin> {
+        Ok(Origin {
+            prefix: self.config()?.topic_prefix.clone(),
+            at: At {
                 file: self.file.clone(),
                 pos,
             },
-            self.gtid_state(),
+            gtids: self.gtid_state(),
             server_id,
             ts_ms,
-        ))
+        })
     }
 
     /// Snapshot records, then the stream's start once the snapshot is done.
@@ -499,18 +494,9 @@ impl MySqlSourceTask {
                 } else {
                     // DDL: the tables it names are described again before their next rows.
                     let config = self.config()?.clone();
-                    let (prefix, at, gtids, server_id, ts) =
-                        self.origin(end, header.server_id(), ts_ms)?;
-                    let origin = Origin {
-                        prefix: &prefix,
-                        at,
-                        gtids: &gtids,
-                        server_id,
-                        ts_ms: ts,
-                    };
+                    let origin = self.origin(end, header.server_id(), ts_ms)?;
                     let default_db = query.schema().into_owned();
                     let effects = self.tables.on_ddl(&config, &text, &default_db, &origin)?;
-                    drop(origin);
                     let mut truncates = if config.schema_changes {
                         self.schema_change_records(
                             &config,
@@ -581,14 +567,7 @@ impl MySqlSourceTask {
                     return Ok(false);
                 }
                 let map_columns = MapColumns::read(map);
-                let specs: Vec<ColumnSpec> = map_columns
-                    .types
-                    .iter()
-                    .map(|(type_code, meta)| ColumnSpec {
-                        type_code: *type_code,
-                        meta: meta.clone(),
-                    })
-                    .collect();
+
                 let before: Vec<bool> = rows
                     .columns_before_image()
                     .map(|b| b.iter().map(|bit| *bit).collect())
@@ -597,41 +576,40 @@ impl MySqlSourceTask {
                     .columns_after_image()
                     .map(|b| b.iter().map(|bit| *bit).collect())
                     .unwrap_or_default();
-                let changes = decode_rows(kind, &specs, &before, &after, rows.rows_data())
-                    .map_err(|e| {
-                        Error::data(format!("{db}.{table_name} at {}: {e}", at(&self.file)))
-                    })?;
+                let changes =
+                    decode_rows(kind, &map_columns.types, &before, &after, rows.rows_data())
+                        .map_err(|e| {
+                            Error::data(format!("{db}.{table_name} at {}: {e}", at(&self.file)))
+                        })?;
                 drop(rows);
-                let (prefix, at, gtids, server_id, ts) =
-                    self.origin(start, header.server_id(), ts_ms)?;
-                let origin = Origin {
-                    prefix: &prefix,
-                    at,
-                    gtids: &gtids,
-                    server_id,
-                    ts_ms: ts,
-                };
-                if self.catalog.is_none() {
-                    self.catalog = Some(connect(&config).await?);
-                }
-                let source = self
-                    .source
-                    .clone()
-                    .unwrap_or_else(|| source_schema(self.flavour));
-                let Some(table) = self
-                    .tables
-                    .schema_for(
-                        self.catalog.as_mut().expect("connected above"),
-                        &config,
-                        &source,
-                        &db,
-                        &table_name,
-                        &map_columns,
-                        &origin,
-                    )
-                    .await?
-                else {
-                    return Ok(false);
+                let table = match self.tables.fitting(&db, &table_name, &map_columns) {
+                    Some(table) => table,
+                    None => {
+                        let origin = self.origin(start, header.server_id(), ts_ms)?;
+                        if self.catalog.is_none() {
+                            self.catalog = Some(connect(&config).await?);
+                        }
+                        let source = self
+                            .source
+                            .clone()
+                            .unwrap_or_else(|| source_schema(self.flavour));
+                        let established = self
+                            .tables
+                            .establish(
+                                self.catalog.as_mut().expect("connected above"),
+                                &config,
+                                &source,
+                                &db,
+                                &table_name,
+                                &map_columns,
+                                &origin,
+                            )
+                            .await?;
+                        let Some(table) = established else {
+                            return Ok(false);
+                        };
+                        table
+                    }
                 };
                 let file = self.file.clone();
                 let mut records = Vec::new();

@@ -30,6 +30,24 @@ pub struct ColumnInfo {
     pub charset: Option<String>,
 }
 
+#[cfg(test)]
+impl ColumnInfo {
+    /// A nullable, non-key column without precision, fractional digits or charset (tests).
+    pub(crate) fn plain(name: &str, data_type: &str, column_type: &str) -> ColumnInfo {
+        ColumnInfo {
+            name: name.into(),
+            data_type: data_type.into(),
+            column_type: column_type.into(),
+            nullable: true,
+            primary: false,
+            precision: None,
+            scale: None,
+            fsp: 0,
+            charset: None,
+        }
+    }
+}
+
 impl ColumnInfo {
     fn unsigned(&self) -> bool {
         self.column_type.contains("unsigned")
@@ -720,17 +738,7 @@ mod tests {
 
     #[test]
     fn enum_labels_times_and_zoned_timestamps() {
-        let column = ColumnInfo {
-            name: "c".into(),
-            data_type: "enum".into(),
-            column_type: "enum('a','b''c')".into(),
-            nullable: true,
-            primary: false,
-            precision: None,
-            scale: None,
-            fsp: 0,
-            charset: None,
-        };
+        let column = ColumnInfo::plain("c", "enum", "enum('a','b''c')");
         assert_eq!(column.labels(), ["a", "b'c"]);
         assert_eq!(
             parse_time("-838:59:59.5"),
@@ -742,17 +750,8 @@ mod tests {
 
     #[test]
     fn fixed_width_binary_gets_its_trailing_zero_bytes_back() {
-        let column = |data_type: &str, column_type: &str| ColumnInfo {
-            name: "b".into(),
-            data_type: data_type.into(),
-            column_type: column_type.into(),
-            nullable: true,
-            primary: false,
-            precision: None,
-            scale: None,
-            fsp: 0,
-            charset: None,
-        };
+        let column =
+            |data_type: &str, column_type: &str| ColumnInfo::plain("b", data_type, column_type);
         assert_eq!(
             fixed_width(&column("binary", "binary(4)"), &[1]),
             [1, 0, 0, 0]

@@ -119,7 +119,7 @@ impl Tracker {
         config: &MySqlConfig,
         sql: &str,
         default_db: &str,
-        origin: &Origin<'_>,
+        origin: &Origin,
     ) -> Result<Vec<Effect>> {
         let effects = ddl::effects(sql, default_db);
         let captured = effects.iter().any(|e| match e {
@@ -179,10 +179,32 @@ impl Tracker {
         )))
     }
 
-    /// The schema to decode `db.table`'s rows written under `map` with, at `origin`; `None`
-    /// when they are to be skipped (`inconsistent.schema.handling.mode` warn or skip).
+    /// The tracked schema of `db.table` when it is not stale and fits rows written under
+    /// `map`: the common case, with no I/O. `None`: it must be [established](Self::establish).
+    pub fn fitting(&self, db: &str, table: &str, map: &MapColumns) -> Option<Arc<TableSchema>> {
+        let tracked = self.tables.get(&key(db, table))?;
+        if tracked.stale_by.is_some() {
+            return None;
+        }
+        match disagreement(&tracked.schema.columns, map) {
+            None => Some(Arc::clone(&tracked.schema)),
+            Some(why) => {
+                tracing::info!(
+                    db,
+                    table,
+                    why,
+                    "the binlog's rows no longer fit the tracked schema; reading it again"
+                );
+                None
+            }
+        }
+    }
+
+    /// Establishes the schema to decode `db.table`'s rows written under `map` with, at
+    /// `origin` (when [`Tracker::fitting`] has none); `None` when they are to be skipped
+    /// (`inconsistent.schema.handling.mode` warn or skip).
     #[allow(clippy::too_many_arguments)]
-    pub async fn schema_for(
+    pub async fn establish(
         &mut self,
         conn: &mut Conn,
         config: &MySqlConfig,
@@ -190,26 +212,12 @@ impl Tracker {
         db: &str,
         table: &str,
         map: &MapColumns,
-        origin: &Origin<'_>,
+        origin: &Origin,
     ) -> Result<Option<Arc<TableSchema>>> {
-        let stale_by = match self.tables.get(&key(db, table)) {
-            Some(tracked) if tracked.stale_by.is_none() => {
-                match disagreement(&tracked.schema.columns, map) {
-                    None => return Ok(Some(Arc::clone(&tracked.schema))),
-                    Some(why) => {
-                        tracing::info!(
-                            db,
-                            table,
-                            why,
-                            "the binlog's rows no longer fit the tracked schema; reading it again"
-                        );
-                        None
-                    }
-                }
-            }
-            Some(tracked) => tracked.stale_by.clone(),
-            None => None,
-        };
+        let stale_by = self
+            .tables
+            .get(&key(db, table))
+            .and_then(|tracked| tracked.stale_by.clone());
         let described = describe(conn, config, db, table).await?;
         let (columns, ddl) = match disagreement(&described, map) {
             None => {
