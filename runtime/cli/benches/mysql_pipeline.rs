@@ -24,93 +24,10 @@ mod common;
 #[path = "../../../tests/support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::Receiver;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use support::mariadb::Server;
-
-/// A running worker whose log lines arrive on `log`.
-struct Worker {
-    child: Child,
-    log: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Worker {
-    fn start(dir: &Path, connector: &str) -> Worker {
-        std::fs::write(
-            dir.join("worker.properties"),
-            "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=100\n\
-             listeners=http://127.0.0.1:0\ndirect.unrouted.records=drop\n",
-        )
-        .unwrap();
-        std::fs::write(dir.join("mariadb.json"), connector).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["standalone", "worker.properties", "mariadb.json"])
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (sender, log) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        Worker {
-            child,
-            log,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line containing `needle`, at most `limit`; exits the bench on a stall.
-    fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left.min(Duration::from_millis(200))) {
-                Ok(line) => self.seen.push(line),
-                Err(_) if Instant::now() >= deadline => self.fail(&format!("no `{needle}`")),
-                Err(_) => {}
-            }
-        }
-    }
-
-    /// Polls `done` every 5 ms until it holds, at most `limit`.
-    fn wait_until(&mut self, what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-        let deadline = Instant::now() + limit;
-        while !done() {
-            if Instant::now() > deadline {
-                self.fail(what);
-            }
-            self.seen.extend(self.log.try_iter());
-            std::thread::sleep(Duration::from_millis(5));
-        }
-    }
-
-    fn fail(&mut self, what: &str) -> ! {
-        let _ = self.child.kill();
-        self.seen.extend(self.log.try_iter());
-        eprintln!("{}", self.seen.join("\n"));
-        eprintln!("mysql_pipeline: {what} within the deadline; the worker's log is above");
-        std::process::exit(1);
-    }
-
-    fn peak_rss_mb(&self) -> f64 {
-        common::proc_status_kb(self.child.id(), "VmHWM:") as f64 / 1024.0
-    }
-}
 
 fn connector(db: &Server, prefix: &str, table: &str, snapshot: &str) -> String {
     serde_json::json!({"name": prefix, "config": {
@@ -120,15 +37,6 @@ fn connector(db: &Server, prefix: &str, table: &str, snapshot: &str) -> String {
         "topic.prefix": prefix, "table.include.list": table, "snapshot.mode": snapshot,
     }})
     .to_string()
-}
-
-/// The connector's committed offset (null before the first commit).
-fn committed_offset(dir: &Path) -> serde_json::Value {
-    std::fs::read_to_string(dir.join("connect.offsets"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .map(|o| o["offsets"][0]["value"].clone())
-        .unwrap_or_default()
 }
 
 /// `SHOW MASTER STATUS`: the binlog file and the position after its last event.
@@ -175,11 +83,11 @@ fn main() {
     // sluice's offset stands before the load, on a first row.
     let dir = tempfile::tempdir().unwrap();
     let spec = connector(&db, "bench", "bench.stream_rows", "no_data");
-    let mut worker = Worker::start(dir.path(), &spec);
+    let mut worker = common::ConnectorWorker::start("mysql_pipeline", dir.path(), &spec);
     worker.wait_for("streaming the binlog", Duration::from_secs(60));
     db.sql("insert into bench.stream_rows values (0, 0, 'first')");
     worker.wait_until("the first row's offset", Duration::from_secs(60), || {
-        committed_offset(dir.path())["pos"].is_u64()
+        common::committed_offset(dir.path())["pos"].is_u64()
     });
     common::terminate(&mut worker.child, Duration::from_secs(30));
     let start = binlog_end(&db);
@@ -226,12 +134,12 @@ fn main() {
     let verbose_seconds = mariadb_binlog(&db, &start, &files, &["-v"]);
 
     let started = Instant::now();
-    let mut worker = Worker::start(dir.path(), &spec);
+    let mut worker = common::ConnectorWorker::start("mysql_pipeline", dir.path(), &spec);
     worker.wait_until(
         "the stream was not drained",
         Duration::from_secs(600),
         || {
-            let offset = committed_offset(dir.path());
+            let offset = common::committed_offset(dir.path());
             let file = offset["file"].as_str().unwrap_or_default().to_owned();
             let pos = offset["pos"].as_u64().unwrap_or(0);
             (file.as_str(), pos) >= (end.0.as_str(), end.1)
@@ -249,12 +157,12 @@ fn main() {
     let snapshot_dir = tempfile::tempdir().unwrap();
     let spec = connector(&db, "snap", "bench.snapshot_rows", "initial");
     let started = Instant::now();
-    let mut worker = Worker::start(snapshot_dir.path(), &spec);
+    let mut worker = common::ConnectorWorker::start("mysql_pipeline", snapshot_dir.path(), &spec);
     worker.wait_until(
         "the snapshot's last record was not committed",
         Duration::from_secs(600),
         || {
-            let offset = committed_offset(snapshot_dir.path());
+            let offset = common::committed_offset(snapshot_dir.path());
             offset["pos"].is_u64() && offset.get("snapshot").is_none()
         },
     );

@@ -22,12 +22,10 @@ mod common;
 #[path = "../../../tests/support/postgres.rs"]
 mod cluster;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use cluster::Cluster;
-use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 fn pg_bin(tool: &str) -> PathBuf {
@@ -42,74 +40,6 @@ fn pg_bin(tool: &str) -> PathBuf {
     .unwrap_or_else(|| PathBuf::from(tool))
 }
 
-/// A running worker whose log lines arrive on `log`.
-struct Worker {
-    child: Child,
-    log: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Worker {
-    fn start(dir: &Path, connector: &str) -> Worker {
-        std::fs::write(
-            dir.join("worker.properties"),
-            "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=100\n\
-             listeners=http://127.0.0.1:0\ndirect.unrouted.records=drop\n",
-        )
-        .unwrap();
-        std::fs::write(dir.join("pg.json"), connector).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sluice"))
-            .args(["standalone", "worker.properties", "pg.json"])
-            .current_dir(dir)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (sender, log) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let _ = sender.send(line);
-            }
-        });
-        Worker {
-            child,
-            log,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Waits for a log line containing `needle`, at most `limit`; exits the bench on a stall.
-    fn wait_for(&mut self, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
-                return line.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left.min(Duration::from_millis(200))) {
-                Ok(line) => self.seen.push(line),
-                Err(_) if Instant::now() >= deadline => self.fail(&format!("no `{needle}`")),
-                Err(_) => {}
-            }
-        }
-    }
-
-    fn fail(&mut self, what: &str) -> ! {
-        let _ = self.child.kill();
-        self.seen.extend(self.log.try_iter());
-        eprintln!("{}", self.seen.join("\n"));
-        eprintln!("pg_pipeline: {what} within the deadline; the worker's log is above");
-        std::process::exit(1);
-    }
-
-    fn peak_rss_mb(&self) -> f64 {
-        common::proc_status_kb(self.child.id(), "VmHWM:") as f64 / 1024.0
-    }
-}
-
 fn connector(pg: &Cluster, slot: &str, prefix: &str, table: &str, snapshot: &str) -> String {
     serde_json::json!({"name": prefix, "config": {
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
@@ -122,17 +52,8 @@ fn connector(pg: &Cluster, slot: &str, prefix: &str, table: &str, snapshot: &str
     .to_string()
 }
 
-/// The connector's committed offset (null before the first commit).
-fn committed_offset(dir: &Path) -> serde_json::Value {
-    std::fs::read_to_string(dir.join("connect.offsets"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
-        .map(|o| o["offsets"][0]["value"].clone())
-        .unwrap_or_default()
-}
-
 fn committed_lsn(dir: &Path) -> u64 {
-    committed_offset(dir)["lsn"].as_u64().unwrap_or(0)
+    common::committed_offset(dir)["lsn"].as_u64().unwrap_or(0)
 }
 
 fn lsn_value(text: &str) -> u64 {
@@ -158,7 +79,7 @@ fn main() {
         "public.stream_rows",
         "no_data",
     );
-    let mut worker = Worker::start(dir.path(), &spec);
+    let mut worker = common::ConnectorWorker::start("pg_pipeline", dir.path(), &spec);
     worker.wait_for("created replication slot", Duration::from_secs(60));
     common::terminate(&mut worker.child, Duration::from_secs(30));
     pg.sql("select pg_create_logical_replication_slot('recvlogical_bench', 'pgoutput')");
@@ -229,7 +150,7 @@ fn main() {
     let recvlogical_seconds = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let mut worker = Worker::start(dir.path(), &spec);
+    let mut worker = common::ConnectorWorker::start("pg_pipeline", dir.path(), &spec);
     let deadline = started + Duration::from_secs(600);
     while committed_lsn(dir.path()) <= before_last_commit {
         if Instant::now() > deadline {
@@ -261,7 +182,7 @@ fn main() {
         "public.snapshot_rows",
         "initial",
     );
-    let mut worker = Worker::start(snapshot_dir.path(), &spec);
+    let mut worker = common::ConnectorWorker::start("pg_pipeline", snapshot_dir.path(), &spec);
     let complete = worker.wait_for("snapshot complete", Duration::from_secs(600));
     let rate = regex::Regex::new(r"rows=(\d+) seconds=([0-9.]+) rows_per_second=(\d+)").unwrap();
     let figures = rate
@@ -276,7 +197,7 @@ fn main() {
         .to_owned();
     // Handed out too (the task reads ahead of the pipeline only by the bounded queue).
     let deadline = Instant::now() + Duration::from_secs(600);
-    while committed_offset(snapshot_dir.path())["last_snapshot_record"] != true {
+    while common::committed_offset(snapshot_dir.path())["last_snapshot_record"] != true {
         if Instant::now() > deadline {
             worker.fail("the snapshot's last record was not committed");
         }

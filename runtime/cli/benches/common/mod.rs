@@ -98,3 +98,119 @@ pub(crate) fn start_worker(
     std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     (child, startup)
 }
+
+/// `sluice standalone` on the embedded pipeline with one connector and no sink (records are
+/// dropped after the transform chain: a no-op sink), its log arriving on a channel. For the
+/// CDC benchmarks.
+pub(crate) struct ConnectorWorker {
+    pub(crate) child: std::process::Child,
+    log: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    /// The benchmark's name, for its failure message.
+    bench: &'static str,
+}
+
+impl ConnectorWorker {
+    /// Starts a worker in `dir` running `connector` (a connector JSON), offsets in
+    /// `dir/connect.offsets` flushed every 100 ms.
+    pub(crate) fn start(
+        bench: &'static str,
+        dir: &std::path::Path,
+        connector: &str,
+    ) -> ConnectorWorker {
+        use std::io::BufRead;
+        std::fs::write(
+            dir.join("worker.properties"),
+            "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=100\n\
+             listeners=http://127.0.0.1:0\ndirect.unrouted.records=drop\n",
+        )
+        .unwrap();
+        std::fs::write(dir.join("connector.json"), connector).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["standalone", "worker.properties", "connector.json"])
+            .current_dir(dir)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let (sender, log) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                let _ = sender.send(line);
+            }
+        });
+        ConnectorWorker {
+            child,
+            log,
+            seen: Vec::new(),
+            bench,
+        }
+    }
+
+    /// Waits for a log line containing `needle`, at most `limit`; exits the bench on a stall.
+    pub(crate) fn wait_for(&mut self, needle: &str, limit: std::time::Duration) -> String {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Some(line) = self.seen.iter().find(|l| l.contains(needle)) {
+                return line.clone();
+            }
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self
+                .log
+                .recv_timeout(left.min(std::time::Duration::from_millis(200)))
+            {
+                Ok(line) => self.seen.push(line),
+                Err(_) if std::time::Instant::now() >= deadline => {
+                    self.fail(&format!("no `{needle}`"))
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Polls `done` every 5 ms until it holds, at most `limit`; exits the bench with `what`.
+    pub(crate) fn wait_until(
+        &mut self,
+        what: &str,
+        limit: std::time::Duration,
+        mut done: impl FnMut() -> bool,
+    ) {
+        let deadline = std::time::Instant::now() + limit;
+        while !done() {
+            if std::time::Instant::now() > deadline {
+                self.fail(what);
+            }
+            self.seen.extend(self.log.try_iter());
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Kills the worker, prints its log and ends the benchmark with `what`.
+    pub(crate) fn fail(&mut self, what: &str) -> ! {
+        let _ = self.child.kill();
+        self.seen.extend(self.log.try_iter());
+        eprintln!("{}", self.seen.join("\n"));
+        eprintln!(
+            "{}: {what} within the deadline; the worker's log is above",
+            self.bench
+        );
+        std::process::exit(1);
+    }
+
+    pub(crate) fn peak_rss_mb(&self) -> f64 {
+        proc_status_kb(self.child.id(), "VmHWM:") as f64 / 1024.0
+    }
+}
+
+/// The first stored offset of a worker whose offsets file is `dir/connect.offsets` (null before
+/// the first commit).
+pub(crate) fn committed_offset(dir: &std::path::Path) -> serde_json::Value {
+    std::fs::read_to_string(dir.join("connect.offsets"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
+        .map(|o| o["offsets"][0]["value"].clone())
+        .unwrap_or_default()
+}
