@@ -978,46 +978,11 @@ fn binlog_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
     let dir = tempfile::tempdir().unwrap();
     write_configs(dir.path(), &db, json!({}));
     let events = dir.path().join("events.jsonl");
-    let env = [
-        ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.clone()),
-        ("SLUICE__GROUP_ID", "binlog".to_owned()),
-        ("SLUICE__SESSION_TIMEOUT_MS", "6000".to_owned()),
-        ("SLUICE__HEARTBEAT_INTERVAL_MS", "1000".to_owned()),
-        ("SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS", "0".to_owned()),
-        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "200".to_owned()),
-        ("SLUICE__OFFSET_STORAGE_PARTITIONS", "5".to_owned()),
-        ("SLUICE__STATUS_STORAGE_PARTITIONS", "2".to_owned()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let distributed = support::config("distributed/connect-distributed.properties");
-    let mut workers: Vec<Option<Worker>> = (0..3)
-        .map(|_| {
-            let worker = Worker::distributed(dir.path(), Path::new(&distributed), &env);
-            worker.wait_for_log("the worker to join", "joined the worker group");
-            Some(worker)
-        })
-        .collect();
-    let first = workers[0].as_ref().unwrap();
-    let inventory: Json =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("inventory.json")).unwrap())
-            .unwrap();
-    let oracle = json!({"name": "oracle", "config": {
-        "connector.class": "FileStreamSink", "file": events.to_str().unwrap(), "format": "json",
-        "topics.regex": "dbserver1\\..*",
-    }});
-    for connector in [&inventory, &oracle] {
-        let (status, body) = first.post("/connectors", Some(connector));
-        assert_eq!(status, 201, "{body}");
-    }
+    let mut workers = support::cdc_worker_group(dir.path(), &broker.addr, "binlog", &events);
     let topic = "dbserver1.inventory.accounts";
     workload(&db, 21, 30);
     wait_for_table(&db, &events, topic, "in the group");
-    let status = first.get("/connectors/inventory/status").1;
-    let owner = status["tasks"][0]["worker_id"].as_str().unwrap().to_owned();
-    let victim = workers
-        .iter()
-        .position(|w| w.as_ref().is_some_and(|w| w.rest.ends_with(&owner)))
-        .unwrap_or_else(|| panic!("the task runs on one of the workers: {status}"));
+    let (victim, owner) = support::task_owner(&workers, "inventory");
     workers[victim].take().unwrap().kill9();
     workload(&db, 22, 30);
     let survivor = workers.iter().flatten().next().unwrap();

@@ -1763,62 +1763,6 @@ fn a_slot_held_by_a_dead_workers_walsender_is_waited_for_or_taken_over() {
     assert!(exit.success(), "{logs}");
 }
 
-/// Three `sluice distributed` workers on `broker` (6 s sessions, lost work reassigned at
-/// once), running the `inventory` CDC connector and an `oracle` file sink of its topics into
-/// `events`.
-fn cdc_worker_group(
-    pg: &Cluster,
-    broker: &support::kafka::Broker,
-    dir: &Path,
-    events: &Path,
-) -> Vec<Option<Worker>> {
-    write_configs(dir, pg);
-    let env = [
-        ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.clone()),
-        ("SLUICE__GROUP_ID", "cdc".to_owned()),
-        ("SLUICE__SESSION_TIMEOUT_MS", "6000".to_owned()),
-        ("SLUICE__HEARTBEAT_INTERVAL_MS", "1000".to_owned()),
-        ("SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS", "0".to_owned()),
-        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "200".to_owned()),
-        ("SLUICE__OFFSET_STORAGE_PARTITIONS", "5".to_owned()),
-        ("SLUICE__STATUS_STORAGE_PARTITIONS", "2".to_owned()),
-    ];
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let distributed = support::config("distributed/connect-distributed.properties");
-    let workers: Vec<Option<Worker>> = (0..3)
-        .map(|_| {
-            let worker = Worker::distributed(dir, Path::new(&distributed), &env);
-            worker.wait_for_log("the worker to join", "joined the worker group");
-            Some(worker)
-        })
-        .collect();
-    let first = workers[0].as_ref().unwrap();
-    let inventory: Json =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("inventory.json")).unwrap())
-            .unwrap();
-    let oracle = json!({"name": "oracle", "config": {
-        "connector.class": "FileStreamSink", "file": events.to_str().unwrap(), "format": "json",
-        "topics.regex": "dbserver1\\..*",
-    }});
-    for connector in [&inventory, &oracle] {
-        let (status, body) = first.post("/connectors", Some(connector));
-        assert_eq!(status, 201, "{body}");
-    }
-    workers
-}
-
-/// The index of the worker running the `inventory` task, and its worker id.
-fn cdc_task_owner(workers: &[Option<Worker>]) -> (usize, String) {
-    let any = workers.iter().flatten().next().unwrap();
-    let status = any.get("/connectors/inventory/status").1;
-    let owner = status["tasks"][0]["worker_id"].as_str().unwrap().to_owned();
-    let index = workers
-        .iter()
-        .position(|w| w.as_ref().is_some_and(|w| w.rest.ends_with(&owner)))
-        .unwrap_or_else(|| panic!("the task runs on one of the workers: {status}"));
-    (index, owner)
-}
-
 /// Postgres CDC in a worker group of three `sluice distributed` processes on Tansu: kill -9 of
 /// the worker running the connector's task, between two randomized write loads. The task runs
 /// on another worker, resumes from the offsets topic (its slot freed when the dead worker's
@@ -1832,10 +1776,11 @@ fn cdc_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
     pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
-    let mut workers = cdc_worker_group(&pg, &broker, dir.path(), &events);
+    write_configs(dir.path(), &pg);
+    let mut workers = support::cdc_worker_group(dir.path(), &broker.addr, "cdc", &events);
     wait_for_state(&pg, &events);
     pg.mixed_workload(31, 30);
-    let (victim, owner) = cdc_task_owner(&workers);
+    let (victim, owner) = support::task_owner(&workers, "inventory");
     workers[victim].take().unwrap().kill9();
     pg.mixed_workload(32, 30);
     let survivor = workers.iter().flatten().next().unwrap();
@@ -1871,9 +1816,10 @@ fn a_frozen_worker_s_slot_passes_to_the_new_owner_and_delete_cleans_up_through_a
     pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
-    let mut workers = cdc_worker_group(&pg, &broker, dir.path(), &events);
+    write_configs(dir.path(), &pg);
+    let mut workers = support::cdc_worker_group(dir.path(), &broker.addr, "cdc", &events);
     wait_for_state(&pg, &events);
-    let (victim, owner) = cdc_task_owner(&workers);
+    let (victim, owner) = support::task_owner(&workers, "inventory");
     let frozen = workers[victim].take().unwrap();
     let stopped = std::process::Command::new("kill")
         .args(["-STOP", &frozen.pid().to_string()])
@@ -1889,7 +1835,7 @@ fn a_frozen_worker_s_slot_passes_to_the_new_owner_and_delete_cleans_up_through_a
         Duration::from_secs(90),
         |s| s["tasks"][0]["worker_id"] != owner.as_str(),
     );
-    let (new_owner, new_owner_id) = cdc_task_owner(&workers);
+    let (new_owner, new_owner_id) = support::task_owner(&workers, "inventory");
     let new_owner = workers[new_owner].as_ref().unwrap();
     new_owner.wait_until(
         "the new owner reports the slot the frozen worker's walsender holds",

@@ -498,3 +498,57 @@ pub(crate) fn all_tasks(status: &Json, state: &str) -> bool {
         .as_array()
         .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["state"] == state))
 }
+
+/// Three `sluice distributed` workers in `dir` on the broker at `bootstrap` (group `group`,
+/// 6 s sessions, lost work reassigned at once), running the CDC connector of
+/// `dir/inventory.json` and an `oracle` file sink of its `dbserver1.*` topics into `events`.
+pub(crate) fn cdc_worker_group(
+    dir: &Path,
+    bootstrap: &str,
+    group: &str,
+    events: &Path,
+) -> Vec<Option<Worker>> {
+    let env = [
+        ("SLUICE__BOOTSTRAP_SERVERS", bootstrap),
+        ("SLUICE__GROUP_ID", group),
+        ("SLUICE__SESSION_TIMEOUT_MS", "6000"),
+        ("SLUICE__HEARTBEAT_INTERVAL_MS", "1000"),
+        ("SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS", "0"),
+        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "200"),
+        ("SLUICE__OFFSET_STORAGE_PARTITIONS", "5"),
+        ("SLUICE__STATUS_STORAGE_PARTITIONS", "2"),
+    ];
+    let distributed = config("distributed/connect-distributed.properties");
+    let workers: Vec<Option<Worker>> = (0..3)
+        .map(|_| {
+            let worker = Worker::distributed(dir, Path::new(&distributed), &env);
+            worker.wait_for_log("the worker to join", "joined the worker group");
+            Some(worker)
+        })
+        .collect();
+    let first = workers[0].as_ref().unwrap();
+    let inventory: Json =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("inventory.json")).unwrap())
+            .unwrap();
+    let oracle = serde_json::json!({"name": "oracle", "config": {
+        "connector.class": "FileStreamSink", "file": events.to_str().unwrap(), "format": "json",
+        "topics.regex": "dbserver1\\..*",
+    }});
+    for connector in [&inventory, &oracle] {
+        let (status, body) = first.post("/connectors", Some(connector));
+        assert_eq!(status, 201, "{body}");
+    }
+    workers
+}
+
+/// The index of the worker running task 0 of `connector`, and its worker id.
+pub(crate) fn task_owner(workers: &[Option<Worker>], connector: &str) -> (usize, String) {
+    let any = workers.iter().flatten().next().unwrap();
+    let status = any.get(&format!("/connectors/{connector}/status")).1;
+    let owner = status["tasks"][0]["worker_id"].as_str().unwrap().to_owned();
+    let index = workers
+        .iter()
+        .position(|w| w.as_ref().is_some_and(|w| w.rest.ends_with(&owner)))
+        .unwrap_or_else(|| panic!("the task runs on one of the workers: {status}"));
+    (index, owner)
+}
