@@ -58,31 +58,6 @@ fn start_worker_with(
     worker
 }
 
-/// Prints every worker's log when the test fails, however it fails (a group question is
-/// usually answered by several workers' logs together).
-struct LogsOnFailure(Vec<(String, std::sync::Arc<std::sync::Mutex<String>>)>);
-
-impl LogsOnFailure {
-    fn of(workers: &[&Worker]) -> LogsOnFailure {
-        LogsOnFailure(
-            workers
-                .iter()
-                .map(|w| (w.rest.clone(), w.log_handle()))
-                .collect(),
-        )
-    }
-}
-
-impl Drop for LogsOnFailure {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for (rest, log) in &self.0 {
-                eprintln!("===== worker {rest} =====\n{}", log.lock().unwrap());
-            }
-        }
-    }
-}
-
 /// `host:port` of a worker, as it appears as `worker_id` in statuses.
 fn id_of(worker: &Worker) -> String {
     worker.rest.trim_start_matches("http://").to_owned()
@@ -175,7 +150,7 @@ fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
         .map(|_| start_worker(dir.path(), &broker, "three"))
         .collect();
     let all: Vec<&Worker> = workers.iter().collect();
-    let _logs = LogsOnFailure::of(&all);
+    let _logs = support::LogsOnFailure::of(&all);
     let started = Instant::now();
     let (generation, leader) = wait_for_agreement(&all, Duration::from_secs(60));
     eprintln!(
@@ -401,7 +376,7 @@ fn wasm_transforms_run_in_the_group_and_move_with_their_task() {
     let _logs = {
         let all: Vec<&Worker> = workers.iter().flatten().collect();
         wait_for_agreement(&all, Duration::from_secs(60));
-        LogsOnFailure::of(&all)
+        support::LogsOnFailure::of(&all)
     };
     let first = workers[0].as_ref().unwrap();
     let masked_source = json!({"name": "masked", "config": {
@@ -489,7 +464,7 @@ fn kill_9_of_a_worker_moves_its_tasks_and_loses_no_line() {
     let _logs = {
         let all: Vec<&Worker> = workers.iter().flatten().collect();
         wait_for_agreement(&all, Duration::from_secs(60));
-        LogsOnFailure::of(&all)
+        support::LogsOnFailure::of(&all)
     };
     let any =
         |workers: &[Option<Worker>]| -> usize { workers.iter().position(Option::is_some).unwrap() };
@@ -792,7 +767,7 @@ fn pause_resume_stop_offsets_and_delete_work_through_any_worker() {
         .map(|_| start_worker(dir.path(), &broker, "ops"))
         .collect();
     let all: Vec<&Worker> = workers.iter().collect();
-    let _logs = LogsOnFailure::of(&all);
+    let _logs = support::LogsOnFailure::of(&all);
     wait_for_agreement(&all, Duration::from_secs(60));
     let input = dir.path().join("ops.txt");
     append_lines(&input, numbered(0..100));
@@ -988,7 +963,7 @@ fn kill_9_of_the_leader_elects_another_and_writes_and_signed_requests_go_on() {
     let killed_at = Instant::now();
     workers[old].take().unwrap().kill9();
     let survivors: Vec<&Worker> = workers.iter().flatten().collect();
-    let _logs = LogsOnFailure::of(&survivors);
+    let _logs = support::LogsOnFailure::of(&survivors);
     let mut new_leader = String::new();
     wait_until(
         "the survivors agree on a new leader",

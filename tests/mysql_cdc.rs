@@ -922,6 +922,72 @@ fn truncate_is_an_event_when_skipped_operations_lets_it_through() {
     }
 }
 
+/// Statements that steer a transaction stay inside it. A savepoint and a ROLLBACK TO it
+/// (InnoDB only: the server cuts the undone rows out of the binlog) leave one transaction with
+/// one GTID. When a transaction also changed a MyISAM table the server writes its rows with
+/// the ROLLBACK (or ROLLBACK TO): the MyISAM rows stay, the InnoDB rows it undid are dropped.
+/// An XA transaction's rows go out at its XA PREPARE. The events replay to both tables.
+#[test]
+fn savepoints_rollbacks_and_xa_keep_transactions_whole_and_drop_only_what_was_undone() {
+    let db = Server::start();
+    create_accounts(&db);
+    db.sql("create table inventory.audit (id bigint primary key, note varchar(20)) engine=MyISAM");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &db, json!({"snapshot.mode": "no_data"}));
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log("the stream to start", "streaming the binlog");
+    db.sql(
+        "use inventory; begin; insert into accounts values (1, 'kept', 1); savepoint sp; \
+         insert into accounts values (2, 'undone', 2); rollback to sp; \
+         insert into accounts values (3, 'kept', 3); commit",
+    );
+    db.sql(
+        "use inventory; begin; insert into accounts values (4, 'kept', 4); savepoint sp; \
+         insert into accounts values (5, 'undone', 5); insert into audit values (1, 'stays'); \
+         rollback to sp; insert into accounts values (6, 'kept', 6); commit",
+    );
+    db.sql(
+        "use inventory; begin; insert into accounts values (7, 'undone', 7); \
+         insert into audit values (2, 'stays'); rollback",
+    );
+    db.sql(
+        "use inventory; xa start 'x1'; insert into accounts values (8, 'xa', 8); xa end 'x1'; \
+         xa prepare 'x1'; xa commit 'x1'",
+    );
+    db.sql("insert into inventory.accounts values (9, 'last', 9)");
+    wait_until("the last insert arrives", Duration::from_secs(30), || {
+        lines(&events).iter().any(|l| l.contains("\"last\""))
+    });
+    let all = lines(&events);
+    let accounts = replay(&all, "dbserver1.inventory.accounts");
+    assert_eq!(
+        accounts.keys().copied().collect::<Vec<_>>(),
+        [1, 3, 4, 6, 8, 9],
+        "{all:#?}"
+    );
+    assert_eq!(
+        accounts,
+        rows_now(&db, "accounts", &["id", "owner", "balance"])
+    );
+    let audit = replay(&all, "dbserver1.inventory.audit");
+    assert_eq!(audit, rows_now(&db, "audit", &["id", "note"]), "{all:#?}");
+    assert_eq!(audit.len(), 2);
+    let gtid_of = |id: i64| {
+        all.iter()
+            .map(|l| serde_json::from_str::<Json>(l).unwrap())
+            .find(|e| e["value"]["after"]["id"] == id)
+            .map(|e| e["value"]["source"]["gtid"].clone())
+            .unwrap()
+    };
+    assert!(gtid_of(1).is_string(), "{all:#?}");
+    assert_eq!(gtid_of(1), gtid_of(3), "one transaction, one GTID");
+    assert_eq!(gtid_of(4), gtid_of(6), "one transaction, one GTID");
+    assert_ne!(gtid_of(3), gtid_of(4));
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
 /// The same binlog stream through Kafka (a Tansu broker; sluice creates the topics, as Tansu
 /// does not auto-create): JsonConverter records on `dbserver1.inventory.accounts` read back by
 /// the oracle sink, equal to the table across a restart, with Debezium's envelope schema.
@@ -979,6 +1045,7 @@ fn binlog_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
     write_configs(dir.path(), &db, json!({}));
     let events = dir.path().join("events.jsonl");
     let mut workers = support::cdc_worker_group(dir.path(), &broker.addr, "binlog", &events);
+    let _logs = support::LogsOnFailure::of_group(&workers);
     let topic = "dbserver1.inventory.accounts";
     workload(&db, 21, 30);
     wait_for_table(&db, &events, topic, "in the group");

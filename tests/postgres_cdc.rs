@@ -1778,6 +1778,7 @@ fn cdc_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
     let events = dir.path().join("events.jsonl");
     write_configs(dir.path(), &pg);
     let mut workers = support::cdc_worker_group(dir.path(), &broker.addr, "cdc", &events);
+    let _logs = support::LogsOnFailure::of_group(&workers);
     wait_for_state(&pg, &events);
     pg.mixed_workload(31, 30);
     let (victim, owner) = support::task_owner(&workers, "inventory");
@@ -1818,6 +1819,7 @@ fn a_frozen_worker_s_slot_passes_to_the_new_owner_and_delete_cleans_up_through_a
     let events = dir.path().join("events.jsonl");
     write_configs(dir.path(), &pg);
     let mut workers = support::cdc_worker_group(dir.path(), &broker.addr, "cdc", &events);
+    let _logs = support::LogsOnFailure::of_group(&workers);
     wait_for_state(&pg, &events);
     let (victim, owner) = support::task_owner(&workers, "inventory");
     let frozen = workers[victim].take().unwrap();

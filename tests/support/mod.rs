@@ -450,12 +450,18 @@ impl Worker {
         timeout: Duration,
         check: impl Fn(&Json) -> bool,
     ) -> Json {
-        let mut last = Json::Null;
-        wait_until(what, timeout, || {
-            last = self.get(&format!("/connectors/{connector}/status")).1;
-            check(&last)
-        });
-        last
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last = self.get(&format!("/connectors/{connector}/status")).1;
+            if check(&last) {
+                return last;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting until {what}; the last status: {last}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Stops `connector` over REST (`PUT …/stop`, 204) and waits until it is STOPPED; its
@@ -488,6 +494,36 @@ impl Drop for Worker {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+    }
+}
+
+/// Prints every worker's log when the test fails, however it fails (a group question is
+/// usually answered by several workers' logs together, the killed one's included).
+pub(crate) struct LogsOnFailure(Vec<(String, Arc<Mutex<String>>)>);
+
+impl LogsOnFailure {
+    pub(crate) fn of(workers: &[&Worker]) -> LogsOnFailure {
+        LogsOnFailure(
+            workers
+                .iter()
+                .map(|w| (w.rest.clone(), w.log_handle()))
+                .collect(),
+        )
+    }
+
+    /// The same for a group whose members a test may take out (kill) later.
+    pub(crate) fn of_group(workers: &[Option<Worker>]) -> LogsOnFailure {
+        LogsOnFailure::of(&workers.iter().flatten().collect::<Vec<_>>())
+    }
+}
+
+impl Drop for LogsOnFailure {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for (rest, log) in &self.0 {
+                eprintln!("===== worker {rest} =====\n{}", log.lock().unwrap());
+            }
         }
     }
 }

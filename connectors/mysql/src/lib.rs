@@ -7,6 +7,7 @@
 //!   statement names, checking (and with full metadata, building) a schema against the
 //!   binlog's TABLE_MAP, and the schema history file in Debezium's layout;
 //! * [`schema_change`]: Debezium's schema change events (`include.schema.changes`);
+//! * [`transaction`]: a binlog transaction while it is read, and the statements that steer it;
 //! * [`snapshot`], [`source`], [`envelope`], [`sql`]: the snapshot reader, the task, the
 //!   event envelope, connections and catalog queries.
 
@@ -22,6 +23,7 @@ pub mod source;
 pub mod sql;
 pub mod table;
 pub mod tracker;
+mod transaction;
 
 use sluice_api::connector::{ConnectorFactory, ConnectorPlugin};
 

@@ -1,4 +1,4 @@
-//! Debezium's schema change events (`include.schema.changes`, on by default): a record on the
+//! Debezium's schema change events (`include.schema.changes`; off by default here, on in Debezium: see the README): a record on the
 //! `<topic.prefix>` topic per DDL statement that touches a captured table, keyed by database
 //! (`io.debezium.connector.<mysql|mariadb>.SchemaChangeKey`) and carrying the statement and
 //! the tables' structures after it (`…SchemaChangeValue`: `source`, `ts_ms`, `databaseName`,

@@ -33,6 +33,7 @@ use crate::snapshot::{Position, Snapshot};
 use crate::sql::{check_server, connect, my_error};
 use crate::table::TableSchema;
 use crate::tracker::Tracker;
+use crate::transaction::{Transaction, TransactionControl};
 
 /// How long a poll waits for the binlog before returning what it has.
 const POLL_WAIT: Duration = Duration::from_millis(100);
@@ -86,17 +87,13 @@ impl SourceConnector for MySqlSourceConnector {
     }
 }
 
-/// A transaction being read from the binlog.
-#[derive(Default)]
-struct Transaction {
-    records: Vec<SourceRecord>,
-    gtid: Option<String>,
-    /// Where the transaction starts (its GTID or BEGIN event).
-    start: Option<Position>,
-    /// Rows events of this transaction read so far (captured tables or not).
-    rows_events: u64,
-    /// After a restart inside this transaction: how many of its rows events went out already.
-    skip_events: u64,
+/// Where a statement's query event is in the binlog, and when and by whom it was written.
+#[derive(Clone, Copy)]
+struct StatementAt {
+    start: u64,
+    end: u64,
+    ts_ms: i64,
+    server_id: u32,
 }
 
 /// The task.
@@ -460,7 +457,9 @@ impl MySqlSourceTask {
                     let domain = u32::from_le_bytes(data[8..12].try_into().expect("4 bytes"));
                     format!("{domain}-{}-{seq}", header.server_id())
                 });
-                self.begin(gtid, start);
+                // FL_STANDALONE: a statement (DDL) without BEGIN/COMMIT follows.
+                let standalone = data.get(12).is_some_and(|flags| flags & 1 != 0);
+                self.begin(gtid, start, !standalone);
                 return Ok(false);
             }
             0xA5..=0xAA => {
@@ -484,45 +483,60 @@ impl MySqlSourceTask {
             Some(EventData::QueryEvent(query)) => {
                 let text = query.query();
                 let upper = text.trim().to_ascii_uppercase();
-                if upper == "BEGIN" {
-                    if self.transaction.is_none() {
-                        self.begin(None, start);
+                let explicit = self.transaction.as_ref().is_some_and(|t| t.explicit);
+                let server_id = header.server_id();
+                match TransactionControl::of(&upper) {
+                    Some(TransactionControl::Begin) => {
+                        match self.transaction.as_mut() {
+                            Some(transaction) => transaction.explicit = true,
+                            None => self.begin(None, start, true),
+                        }
+                        Ok(false)
                     }
-                    Ok(false)
-                } else if upper == "COMMIT" {
-                    Ok(self.commit(end, ts_ms, header.server_id(), batch))
-                } else {
-                    // DDL: the tables it names are described again before their next rows.
-                    let config = self.config()?.clone();
-                    let origin = self.origin(end, header.server_id(), ts_ms)?;
-                    let default_db = query.schema().into_owned();
-                    let effects = self.tables.on_ddl(&config, &text, &default_db, &origin)?;
-                    let mut truncates = if config.schema_changes {
-                        self.schema_change_records(
-                            &config,
-                            &effects,
-                            &text,
-                            &default_db,
+                    Some(TransactionControl::Commit) => {
+                        Ok(self.commit(end, ts_ms, server_id, batch))
+                    }
+                    Some(TransactionControl::Rollback) => {
+                        self.undo(None, &at(&self.file)).await?;
+                        Ok(self.commit(end, ts_ms, server_id, batch))
+                    }
+                    Some(TransactionControl::Savepoint(name)) if explicit => {
+                        if let Some(transaction) = self.transaction.as_mut() {
+                            transaction.savepoint(name);
+                        }
+                        Ok(false)
+                    }
+                    Some(TransactionControl::RollbackTo(name)) if explicit => {
+                        self.undo(Some(&name), &at(&self.file)).await?;
+                        Ok(false)
+                    }
+                    Some(TransactionControl::Inside) if explicit => Ok(false),
+                    // A prepared XA transaction's rows went out at its XA PREPARE; its
+                    // completion is a group of its own that only moves the position.
+                    Some(TransactionControl::XaCompletion { rollback }) => {
+                        if rollback {
+                            tracing::warn!(
+                                at = %at(&self.file),
+                                "an XA transaction was rolled back after its XA PREPARE, when its changes had gone out"
+                            );
+                        }
+                        Ok(self.commit(end, ts_ms, server_id, batch))
+                    }
+                    _ => {
+                        let event = StatementAt {
                             start,
+                            end,
                             ts_ms,
-                            header.server_id(),
-                        )
-                        .await?
-                    } else {
-                        Vec::new()
-                    };
-                    truncates.extend(
-                        self.truncate_records(&config, &effects, start, ts_ms, header.server_id())
-                            .await?,
-                    );
-                    // A statement commits by itself: its position (and GTID) is where a
-                    // restart resumes, and its TRUNCATE events go out with that offset.
-                    self.transaction
-                        .get_or_insert_with(Transaction::default)
-                        .records
-                        .extend(truncates);
-                    Ok(self.commit(end, ts_ms, header.server_id(), batch))
+                            server_id,
+                        };
+                        let default_db = query.schema().into_owned();
+                        self.on_statement(&text, &default_db, explicit, event, batch)
+                            .await
+                    }
                 }
+            }
+            Some(EventData::XaPrepareLogEvent(_)) => {
+                Ok(self.commit(end, ts_ms, header.server_id(), batch))
             }
             Some(EventData::XidEvent(_)) => Ok(self.commit(end, ts_ms, header.server_id(), batch)),
             Some(EventData::RowsEvent(rows)) => {
@@ -926,9 +940,98 @@ impl MySqlSourceTask {
         Ok(())
     }
 
+    /// A query event that is not a transaction's own statement: DDL, whose tables are described
+    /// again before their next rows (and with `include.schema.changes`, announced). Outside a
+    /// transaction the statement commits by itself: its position (and GTID) is where a restart
+    /// resumes, and its TRUNCATE events go out with that offset. Inside one (MariaDB lets some
+    /// DDL into a transaction) the transaction's commit carries them.
+    async fn on_statement(
+        &mut self,
+        text: &str,
+        default_db: &str,
+        explicit: bool,
+        event: StatementAt,
+        batch: &mut Vec<SourceRecord>,
+    ) -> Result<bool> {
+        let StatementAt {
+            start,
+            end,
+            ts_ms,
+            server_id,
+        } = event;
+        let config = self.config()?.clone();
+        let origin = self.origin(end, server_id, ts_ms)?;
+        let effects = self.tables.on_ddl(&config, text, default_db, &origin)?;
+        let mut records = if config.schema_changes {
+            self.schema_change_records(&config, &effects, text, default_db, start, ts_ms, server_id)
+                .await?
+        } else {
+            Vec::new()
+        };
+        records.extend(
+            self.truncate_records(&config, &effects, start, ts_ms, server_id)
+                .await?,
+        );
+        self.transaction
+            .get_or_insert_with(Transaction::default)
+            .records
+            .extend(records);
+        if explicit {
+            return Ok(false);
+        }
+        Ok(self.commit(end, ts_ms, server_id, batch))
+    }
+
+    /// A ROLLBACK (`savepoint` None) or ROLLBACK TO in the binlog: the server wrote the rows
+    /// because the transaction also changed a non-transactional table, whose changes stay;
+    /// the records of transactional tables (by their engine now) after the savepoint are
+    /// dropped.
+    async fn undo(&mut self, savepoint: Option<&str>, at: &str) -> Result<()> {
+        let Some(transaction) = self.transaction.as_ref() else {
+            return Ok(());
+        };
+        let Some(from) = transaction.rolled_back_from(savepoint) else {
+            tracing::warn!(%at, savepoint, "a ROLLBACK TO a savepoint this transaction did not set here; its rows are kept");
+            return Ok(());
+        };
+        if transaction.released {
+            tracing::warn!(%at, "a transaction too large to hold was rolled back after parts of it had gone out; those parts stay emitted");
+        }
+        let tables = transaction.tables_from(from);
+        let mut transactional = Vec::new();
+        if !tables.is_empty() {
+            let config = self.config()?.clone();
+            if self.catalog.is_none() {
+                self.catalog = Some(connect(&config).await?);
+            }
+            let conn = self.catalog.as_mut().expect("connected above");
+            for (db, table) in tables {
+                let answer: Option<String> = conn
+                    .exec_first(
+                        "SELECT e.TRANSACTIONS FROM information_schema.TABLES t \
+                         JOIN information_schema.ENGINES e ON e.ENGINE = t.ENGINE \
+                         WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?",
+                        (&db, &table),
+                    )
+                    .await
+                    .map_err(|e| my_error("reading a rolled-back table's engine", &config, e))?;
+                // An unknown engine (the table is gone): keep its rows rather than lose them.
+                if answer.as_deref() == Some("YES") {
+                    transactional.push((db, table));
+                }
+            }
+        }
+        let transaction = self.transaction.as_mut().expect("checked above");
+        let dropped = transaction.drop_undone(from, |db, table| {
+            transactional.iter().any(|(d, t)| d == db && t == table)
+        });
+        tracing::info!(%at, dropped, "a rollback in the binlog: the rolled-back changes of transactional tables are dropped, those of non-transactional ones kept");
+        Ok(())
+    }
+
     /// Opens a transaction starting at `start` (its GTID or BEGIN event); one the stored
     /// offset says was partly sent skips those rows events.
-    fn begin(&mut self, gtid: Option<String>, start: u64) {
+    fn begin(&mut self, gtid: Option<String>, start: u64, explicit: bool) {
         let start = Position {
             file: self.file.clone(),
             pos: start,
@@ -941,13 +1044,7 @@ impl MySqlSourceTask {
             }
             None => 0,
         };
-        self.transaction = Some(Transaction {
-            records: Vec::new(),
-            gtid,
-            start: Some(start),
-            rows_events: 0,
-            skip_events,
-        });
+        self.transaction = Some(Transaction::open(gtid, start, skip_events, explicit));
     }
 
     /// Hands out what a large transaction decoded so far (every rows event read), so a
@@ -964,6 +1061,7 @@ impl MySqlSourceTask {
             return false;
         };
         let mut records = std::mem::take(&mut transaction.records);
+        transaction.released |= !records.is_empty();
         if let Some(last) = records.last_mut() {
             let mut offset = SourceOffset::new();
             offset.insert("ts_sec".into(), json!(ts_ms / 1000));
