@@ -15,7 +15,7 @@
 //!   and ignores later ones (written before a crash that lost their offsets; they are
 //!   written again when their events are read again).
 
-use std::io::Write;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value as Json, json};
@@ -309,6 +309,27 @@ pub fn entry_of(record: &Json) -> Option<(At, Entry)> {
     Some((at, entry))
 }
 
+/// Where the file's last complete line ends: its length, unless a crash tore its last line.
+fn complete_lines_end(file: &mut std::fs::File) -> std::io::Result<u64> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(len);
+    }
+    let mut text = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut text)?;
+    Ok(text
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |at| at as u64 + 1))
+}
+
 /// `schema.history.internal.file.filename`.
 #[derive(Debug, Clone)]
 pub struct FileHistory {
@@ -332,9 +353,18 @@ impl FileHistory {
         };
         let mut file = std::fs::OpenOptions::new()
             .create(true)
-            .append(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
             .open(&self.path)
             .map_err(fail)?;
+        let end = complete_lines_end(&mut file).map_err(fail)?;
+        if end < file.metadata().map_err(fail)?.len() {
+            // A crash tore the last append: the new record must not be glued to it.
+            tracing::warn!(history = %self.path.display(), "cutting a torn last line off the schema history");
+            file.set_len(end).map_err(fail)?;
+        }
+        file.seek(SeekFrom::Start(end)).map_err(fail)?;
         let mut line = record.to_string();
         line.push('\n');
         file.write_all(line.as_bytes()).map_err(fail)?;
@@ -496,16 +526,20 @@ mod tests {
             .open(dir.path().join("history.jsonl"))
             .unwrap();
         file.write_all(b"{\"source\":{\"ser").unwrap();
-        let loaded = history.load("a").unwrap();
-        assert_eq!(
-            loaded,
-            vec![(
+        let dropped = |table: &str| {
+            (
                 origin("a").at,
                 Entry::Ddl {
                     db: "app".into(),
-                    ddl: "DROP TABLE t".into()
-                }
-            )]
-        );
+                    ddl: format!("DROP TABLE {table}"),
+                },
+            )
+        };
+        assert_eq!(history.load("a").unwrap(), vec![dropped("t")]);
+        // The next append cuts the torn line off instead of continuing it.
+        history
+            .append(&ddl_record(&origin("a"), "app", "DROP TABLE v"))
+            .unwrap();
+        assert_eq!(history.load("a").unwrap(), vec![dropped("t"), dropped("v")]);
     }
 }

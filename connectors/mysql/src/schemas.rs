@@ -194,6 +194,9 @@ pub fn disagreement(columns: &[ColumnInfo], map: &MapColumns) -> Option<String> 
                 column.data_type
             ));
         }
+        if let Some(reason) = width_disagreement(column, written, &map.types[i].meta) {
+            return Some(format!("column {} ({}): {reason}", i + 1, column.name));
+        }
         if let Some(names) = &map.names
             && names.get(i) != Some(&column.name)
         {
@@ -208,12 +211,44 @@ pub fn disagreement(columns: &[ColumnInfo], map: &MapColumns) -> Option<String> 
     None
 }
 
+/// Why a column's precision, scale or fractional digits, which fix how many bytes its binlog
+/// value takes, differ from the TABLE_MAP's metadata for it (decoding with the wrong ones
+/// would read wrong values, not fail).
+fn width_disagreement(column: &ColumnInfo, written: u8, meta: &[u8]) -> Option<String> {
+    match written {
+        code::NEWDECIMAL => {
+            let (precision, scale) = (u32::from(*meta.first()?), u32::from(*meta.get(1)?));
+            let read = (column.precision?, column.scale.unwrap_or(0));
+            (read != (precision, scale)).then(|| {
+                format!(
+                    "decimal({},{}) in the schema read, but the binlog writes decimal({precision},{scale})",
+                    read.0, read.1
+                )
+            })
+        }
+        code::TIME2 | code::DATETIME2 | code::TIMESTAMP2 => {
+            let fsp = u32::from(*meta.first()?);
+            (column.fsp != fsp).then(|| {
+                format!(
+                    "{} fractional digits in the schema read, but the binlog writes {fsp}",
+                    column.fsp
+                )
+            })
+        }
+        _ => None,
+    }
+}
+
 /// The columns a TABLE_MAP with full metadata describes. A column `hints` (the schema read
 /// from INFORMATION_SCHEMA) has under the same name and type keeps what the binlog does not
 /// carry (`TINYINT(1)`'s display width, the JSON type on MariaDB); the rest come from the
 /// binlog alone. `None` without full metadata (no column names).
 pub fn columns_from_map(map: &MapColumns, hints: &[ColumnInfo]) -> Option<Vec<ColumnInfo>> {
     let names = map.names.as_ref()?;
+    if names.len() != map.types.len() {
+        // Metadata that does not fit its own column count describes nothing.
+        return None;
+    }
     let mut numeric_index = 0;
     let mut character_index = 0;
     let (mut enum_index, mut set_index) = (0, 0);
@@ -424,6 +459,44 @@ mod tests {
                 .unwrap()
                 .contains("w in the binlog")
         );
+    }
+
+    #[test]
+    fn decimal_widths_and_fractional_digits_must_agree() {
+        let mut price = ColumnInfo::plain("price", "decimal", "decimal(10,2)");
+        (price.precision, price.scale) = (Some(10), Some(2));
+        let mut at = ColumnInfo::plain("at", "datetime", "datetime(3)");
+        at.fsp = 3;
+        let described = vec![price, at];
+        let same = map(
+            &[(code::NEWDECIMAL, &[10, 2]), (code::DATETIME2, &[3])],
+            None,
+        );
+        assert_eq!(disagreement(&described, &same), None);
+        let rescaled = map(
+            &[(code::NEWDECIMAL, &[12, 4]), (code::DATETIME2, &[3])],
+            None,
+        );
+        assert!(
+            disagreement(&described, &rescaled)
+                .unwrap()
+                .contains("binlog writes decimal(12,4)")
+        );
+        let finer = map(
+            &[(code::NEWDECIMAL, &[10, 2]), (code::DATETIME2, &[6])],
+            None,
+        );
+        assert!(
+            disagreement(&described, &finer)
+                .unwrap()
+                .contains("the binlog writes 6")
+        );
+    }
+
+    #[test]
+    fn names_that_do_not_fit_the_column_count_build_nothing() {
+        let torn = map(&[(code::LONG, &[])], Some(&["id", "extra"]));
+        assert_eq!(columns_from_map(&torn, &[]), None);
     }
 
     #[test]
