@@ -512,6 +512,32 @@ fn a_poison_record_goes_to_the_dead_letter_queue_or_fails_the_task() {
             .unwrap()
             .contains("JsonConverter")
     );
+    // The task's error figures count exactly the dead letters written; `sink-record-read`
+    // counts what was read, before conversion, as in Kafka Connect.
+    let scrape = worker.scrape();
+    let tolerant = |name: &str| scrape.task(name, "tolerant", 0);
+    assert_eq!(
+        tolerant("kafka_connect_task_error_metrics_deadletterqueue_produce_requests"),
+        dead.len() as f64,
+        "{}",
+        scrape.text
+    );
+    assert_eq!(
+        tolerant("kafka_connect_task_error_metrics_deadletterqueue_produce_failures"),
+        0.0
+    );
+    assert_eq!(
+        tolerant("kafka_connect_task_error_metrics_total_records_skipped"),
+        1.0
+    );
+    assert_eq!(
+        tolerant("kafka_connect_sink_task_metrics_sink_record_read_total"),
+        3.0
+    );
+    assert_eq!(
+        tolerant("kafka_connect_sink_task_metrics_sink_record_send_total"),
+        2.0
+    );
 
     let trace = worker.failed_trace("strict");
     assert!(

@@ -420,6 +420,17 @@ impl Worker {
         self.call("POST", path, body)
     }
 
+    /// `GET /metrics`, parsed by a Prometheus text-format parser (which a malformed
+    /// exposition fails).
+    pub(crate) fn scrape(&self) -> Scrape {
+        let (status, body) = self.get("/metrics");
+        assert_eq!(status, 200, "{body}");
+        let text = body.as_str().unwrap_or_default().to_owned();
+        let parsed =
+            prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        Scrape { text, parsed }
+    }
+
     pub(crate) fn put(&self, path: &str, body: Option<&Json>) -> (u16, Json) {
         self.call("PUT", path, body)
     }
@@ -495,6 +506,36 @@ impl Drop for Worker {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// One `GET /metrics`: the text and what the parser read from it.
+pub(crate) struct Scrape {
+    pub(crate) text: String,
+    pub(crate) parsed: prometheus_parse::Scrape,
+}
+
+impl Scrape {
+    /// The value of sample `name` whose labels include `labels`; `None` when there is none.
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        self.parsed
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => *v,
+                other => panic!("{name} is not a single number: {other:?}"),
+            })
+    }
+
+    /// The value of sample `name` for task `task` of `connector`; panics with the exposition
+    /// when it is missing.
+    pub(crate) fn task(&self, name: &str, connector: &str, task: u32) -> f64 {
+        let task = task.to_string();
+        self.value(name, &[("connector", connector), ("task", &task)])
+            .unwrap_or_else(|| panic!("no {name} for {connector}-{task} in:\n{}", self.text))
     }
 }
 

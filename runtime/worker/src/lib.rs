@@ -10,12 +10,14 @@
 //! * [`worker`]: Kafka Connect's `Worker`: starts and stops connectors and tasks, administers
 //!   offsets.
 //! * [`herder`]: the control plane the REST API talks to; the standalone herder implements it.
+//! * [`metrics`]: Kafka Connect's metrics (and sluice's own) for `GET /metrics`.
 //! * [`rest`]: Kafka Connect's REST API.
 //! * [`state`]: connector and task states and the shapes they are reported in.
 //! * [`process`]: a whole worker process assembled from its config file.
 
 pub mod config;
 pub mod herder;
+pub mod metrics;
 pub(crate) mod pipeline;
 pub mod process;
 pub mod registry;

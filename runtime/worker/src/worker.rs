@@ -40,6 +40,8 @@ pub(crate) struct WorkerContext {
     pub(crate) flush_interval: Duration,
     /// How long a stopping task may take to flush and commit.
     pub(crate) shutdown_timeout: Duration,
+    /// What `GET /metrics` serves.
+    pub(crate) metrics: Arc<crate::metrics::WorkerMetrics>,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -143,6 +145,11 @@ impl Worker {
         &self.ctx.registry
     }
 
+    /// This worker's metrics.
+    pub(crate) fn metrics(&self) -> Arc<crate::metrics::WorkerMetrics> {
+        Arc::clone(&self.ctx.metrics)
+    }
+
     /// Starts connector `name` — its instance, then its tasks — in `target` state, replacing
     /// whatever ran under that name. A connector that fails to start is marked FAILED; that
     /// is its state, not an error of the call.
@@ -178,6 +185,7 @@ impl Worker {
         tracing::info!(connector = name, config = ?redacted, "starting connector");
         let max_tasks = tasks_max(&running.config);
         let started = launch_instance(running.plugin, &running.config, max_tasks).await;
+        self.ctx.metrics.connector_started(started.is_ok());
         let (instance, task_configs) = match started {
             Ok(started) => started,
             Err(error) => {
@@ -381,6 +389,7 @@ impl Worker {
         }
         let max_tasks = tasks_max(&running.config);
         let started = launch_instance(plugin, &running.config, max_tasks).await;
+        self.ctx.metrics.connector_started(started.is_ok());
         match started {
             Ok((instance, mut tasks)) => {
                 tracing::info!(

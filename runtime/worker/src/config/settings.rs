@@ -41,6 +41,12 @@ pub(crate) struct ConnectorSettings {
 }
 
 impl ConnectorSettings {
+    /// Counts what the error handling does (`task-error-metrics`) into a task's figures.
+    pub(crate) fn attach(&mut self, stats: &std::sync::Arc<crate::metrics::TaskStats>) {
+        self.tolerance.stats = Some(std::sync::Arc::clone(stats));
+        self.retry.stats = Some(std::sync::Arc::clone(stats));
+    }
+
     /// Reads the settings of connector `name` of `kind`. The config was validated already;
     /// the only error left is a sink's topics, which the error names.
     pub(crate) fn of(

@@ -1,8 +1,12 @@
 //! Error tolerance (`errors.tolerance`, `errors.log.*`) and retries (`errors.retry.*`),
 //! shared by both task runners and both transports.
 
+use std::sync::Arc;
+
 use sluice_api::config::Props;
 use sluice_api::{Error, Result};
+
+use crate::metrics::TaskStats;
 
 use super::{Choice, flag, int};
 
@@ -21,7 +25,7 @@ impl Choice for ErrorTolerance {
 }
 
 /// How a connector treats a record that fails conversion or a transform.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Tolerance {
     /// `errors.tolerance=all`: skip the record (and dead-letter it when configured).
     pub(crate) skip: bool,
@@ -29,6 +33,8 @@ pub(crate) struct Tolerance {
     pub(crate) log: bool,
     /// `errors.log.include.messages`: include the record in that line.
     pub(crate) log_messages: bool,
+    /// The task's figures (`task-error-metrics`), once a task runs with these settings.
+    pub(crate) stats: Option<Arc<TaskStats>>,
 }
 
 impl Tolerance {
@@ -39,6 +45,7 @@ impl Tolerance {
                 == ErrorTolerance::All,
             log: flag(props, "errors.log.enable", false),
             log_messages: flag(props, "errors.log.include.messages", false),
+            stats: None,
         }
     }
 
@@ -51,6 +58,14 @@ impl Tolerance {
         error: &Error,
         describe: impl FnOnce() -> String,
     ) -> Result<()> {
+        if let Some(stats) = &self.stats {
+            stats.record_error();
+            if self.skip {
+                stats.record_skipped(self.log);
+            } else {
+                stats.record_failed();
+            }
+        }
         if !self.skip {
             return Err(Error::new(
                 error.kind(),
@@ -73,12 +88,14 @@ impl Tolerance {
 
 /// Retries of retriable failures (`errors.retry.timeout`, `errors.retry.delay.max.ms`), with
 /// exponential backoff starting at 300 ms, as Kafka Connect does.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct RetryPolicy {
     /// `None`: retry forever (`errors.retry.timeout=-1`); zero: never.
     pub(crate) timeout: Option<std::time::Duration>,
     /// `errors.retry.delay.max.ms`: the longest pause between two attempts.
     pub(crate) max_delay: std::time::Duration,
+    /// The task's figures (`total-retries`), once a task runs with these settings.
+    pub(crate) stats: Option<Arc<TaskStats>>,
 }
 
 impl RetryPolicy {
@@ -91,6 +108,7 @@ impl RetryPolicy {
         RetryPolicy {
             timeout: (timeout >= 0).then(|| std::time::Duration::from_millis(timeout as u64)),
             max_delay: std::time::Duration::from_millis(max_delay.max(0) as u64),
+            stats: None,
         }
     }
 
@@ -102,7 +120,7 @@ impl RetryPolicy {
     /// A fresh backoff for one operation.
     pub(crate) fn attempts(&self) -> Attempts {
         Attempts {
-            policy: *self,
+            policy: self.clone(),
             started: tokio::time::Instant::now(),
             delay: Self::INITIAL_DELAY.min(self.max_delay),
             attempt: 1,
@@ -146,6 +164,9 @@ impl Attempts {
             });
         }
         let pause = remaining.map_or(self.delay, |r| r.min(self.delay));
+        if let Some(stats) = &self.policy.stats {
+            stats.retried();
+        }
         tracing::warn!(connector, what, attempt = self.attempt, error = %error, retry_in_ms = pause.as_millis() as u64, "retriable failure; retrying");
         tokio::time::sleep(pause).await;
         self.delay = (self.delay * 2).min(self.policy.max_delay);

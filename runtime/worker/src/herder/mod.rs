@@ -30,6 +30,9 @@ pub trait Herder: Send + Sync {
     /// `host:port` of this worker.
     fn worker_id(&self) -> String;
 
+    /// This worker's metrics (`GET /metrics`).
+    fn metrics(&self) -> std::sync::Arc<crate::metrics::WorkerMetrics>;
+
     /// Names of all connectors, sorted.
     async fn connector_names(&self) -> Vec<String>;
 

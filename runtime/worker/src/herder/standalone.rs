@@ -122,6 +122,10 @@ impl Herder for StandaloneHerder {
         self.worker.worker_id().to_owned()
     }
 
+    fn metrics(&self) -> Arc<crate::metrics::WorkerMetrics> {
+        self.worker.metrics()
+    }
+
     async fn connector_names(&self) -> Vec<String> {
         self.connectors.lock().await.keys().cloned().collect()
     }

@@ -187,7 +187,7 @@ impl SinkInput {
     ) -> Result<Option<Arc<dyn ErrantRecordReporter>>> {
         match (self, &ctx.kafka) {
             (SinkInput::Kafka(input), Some(kafka)) => {
-                input.errant_reporter(kafka, config, settings.tolerance)
+                input.errant_reporter(kafka, config, settings.tolerance.clone())
             }
             _ => Ok(None),
         }
@@ -210,7 +210,13 @@ impl SinkInput {
         settings: &ConnectorSettings,
     ) -> Result<Vec<SinkRecord>> {
         match (self, arrival) {
-            (SinkInput::Direct(direct), Arrival::Delivery(delivery)) => Ok(direct.take(delivery)),
+            (SinkInput::Direct(direct), Arrival::Delivery(delivery)) => {
+                let records = direct.take(delivery);
+                if let Some(stats) = &settings.tolerance.stats {
+                    stats.taken(records.len(), std::time::Duration::ZERO);
+                }
+                Ok(records)
+            }
             (SinkInput::Kafka(kafka), Arrival::Message(first)) => {
                 kafka.take(first, 1000, &settings.tolerance).await
             }

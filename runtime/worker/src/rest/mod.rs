@@ -203,42 +203,19 @@ async fn health() -> axum::Json<Json> {
     }))
 }
 
-/// Every task's gauges in Prometheus' text format: `sluice_<name>{connector,task[,label]}`.
+/// The worker's metrics in the OpenMetrics text format (see [`crate::metrics`]).
 async fn metrics(State(herder): State<Shared>) -> impl IntoResponse {
-    let escape = |v: &str| {
-        v.replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n")
-    };
-    let mut families: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    let mut statuses = Vec::new();
     for name in herder.connector_names().await {
-        let Ok(status) = herder.connector_status(&name).await else {
-            continue;
-        };
-        for task in &status.tasks {
-            for gauge in &task.gauges {
-                let mut labels = format!("connector=\"{}\",task=\"{}\"", escape(&name), task.id);
-                if let Some((label, value)) = &gauge.label {
-                    labels.push_str(&format!(",{label}=\"{}\"", escape(value)));
-                }
-                families
-                    .entry(format!("sluice_{}", gauge.name))
-                    .or_default()
-                    .push(format!("{{{labels}}} {}", gauge.value));
-            }
+        if let Ok(status) = herder.connector_status(&name).await {
+            statuses.push(status);
         }
     }
-    let mut body = String::new();
-    for (family, samples) in families {
-        body.push_str(&format!("# TYPE {family} gauge\n"));
-        for sample in samples {
-            body.push_str(&format!("{family}{sample}\n"));
-        }
-    }
+    let body = herder.metrics().encode(statuses, &herder.worker_id()).await;
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            crate::metrics::CONTENT_TYPE,
         )],
         body,
     )

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::ConnectorSettings;
+use crate::metrics::{TaskKind, TaskStats};
 use crate::state::{State, StatusCell};
 use crate::transforms::TransformChain;
 use crate::worker::WorkerContext;
@@ -56,6 +57,8 @@ pub(crate) struct TaskRun {
     pub(crate) control: watch::Receiver<TaskControl>,
     pub(crate) chain: TransformChain,
     pub(crate) settings: ConnectorSettings,
+    /// The task's figures for `GET /metrics`, served while the runner holds them.
+    pub(crate) stats: Arc<TaskStats>,
 }
 
 impl TaskRun {
@@ -67,9 +70,17 @@ impl TaskRun {
         control: watch::Receiver<TaskControl>,
     ) -> Result<TaskRun> {
         let chain = TransformChain::from_config(&ctx.registry, &spec.connector_config)?;
-        let settings =
+        let mut settings =
             ConnectorSettings::of(&spec.connector, spec.plugin.kind(), &spec.connector_config)
                 .map_err(|e| Error::config(e.to_string()))?;
+        let kind = match spec.plugin.factory {
+            ConnectorFactory::Source(_) => TaskKind::Source,
+            ConnectorFactory::Sink(_) => TaskKind::Sink,
+        };
+        let stats = ctx
+            .metrics
+            .task(&spec.connector, spec.task_id, kind, status.metrics.clone());
+        settings.attach(&stats);
         Ok(TaskRun {
             ctx,
             spec,
@@ -77,7 +88,20 @@ impl TaskRun {
             control,
             chain,
             settings,
+            stats,
         })
+    }
+
+    /// Sets the task's state, in its status and its figures (`running-ratio`).
+    pub(crate) fn set_state(&self, state: State) {
+        self.status.set(state);
+        self.stats.state(state);
+    }
+
+    /// Counts the task's start (`task-startup-*`) and passes its result on.
+    pub(crate) fn started<T>(&self, result: Result<T>) -> Result<T> {
+        self.ctx.metrics.task_started(result.is_ok());
+        result
     }
 }
 

@@ -4,6 +4,8 @@
 //! offsets (on Kafka). Flushes happen every `offset.flush.interval.ms`, at pause, at stop,
 //! when a stopping source asks for one and before a rebalance takes partitions away.
 
+use std::time::Instant;
+
 use sluice_api::connector::{ConnectorFactory, SinkTask, SinkTaskContext};
 use sluice_api::record::SinkRecord;
 use sluice_api::{Error, Result};
@@ -17,12 +19,14 @@ use crate::state::State;
 /// Runs one sink task until it is stopped or fails.
 pub(crate) struct SinkRunner {
     run: TaskRun,
+    /// Records put since the last flush (`sink-record-active-count`).
+    unflushed: usize,
 }
 
 impl SinkRunner {
     /// A runner of the task `run` describes.
     pub(crate) fn new(run: TaskRun) -> SinkRunner {
-        SinkRunner { run }
+        SinkRunner { run, unflushed: 0 }
     }
 
     /// Runs the task until it is stopped (`Ok`) or fails.
@@ -44,8 +48,8 @@ impl SinkRunner {
         let reporter =
             input.errant_reporter(&self.run.ctx, &settings, &self.run.spec.connector_config);
         let started = match reporter {
-            Ok(errant_records) => {
-                task.start(SinkTaskContext {
+            Ok(errant_records) => task
+                .start(SinkTaskContext {
                     connector: self.run.spec.connector.clone(),
                     task_id: self.run.spec.task_id,
                     config: self.run.spec.task_config.clone(),
@@ -53,7 +57,8 @@ impl SinkRunner {
                     errant_records,
                 })
                 .await
-            }
+                .map(|()| self.run.ctx.metrics.task_started(true))
+                .inspect_err(|_| self.run.ctx.metrics.task_started(false)),
             Err(error) => Err(error),
         };
         let mut result = match started {
@@ -103,17 +108,17 @@ impl SinkRunner {
             match control {
                 TaskControl::Stop => return Ok(()),
                 TaskControl::Pause if !paused => {
-                    flush(task, input, settings).await?;
+                    self.flush(task, input, settings).await?;
                     input.set_paused(true)?;
                     paused = true;
-                    self.run.status.set(State::Paused);
+                    self.run.set_state(State::Paused);
                 }
                 TaskControl::Run if paused || self.run.status.get().state != State::Running => {
                     if paused {
                         input.set_paused(false)?;
                         paused = false;
                     }
-                    self.run.status.set(State::Running);
+                    self.run.set_state(State::Running);
                 }
                 _ => {}
             }
@@ -123,11 +128,11 @@ impl SinkRunner {
                     continue;
                 }
                 _ = tick.tick() => {
-                    flush(task, input, settings).await?;
+                    self.flush(task, input, settings).await?;
                     continue;
                 }
                 _ = input.flush_requested() => {
-                    flush(task, input, settings).await?;
+                    self.flush(task, input, settings).await?;
                     input.after_requested_flush()?;
                     continue;
                 }
@@ -152,7 +157,7 @@ impl SinkRunner {
             let records = input.take(arrival, settings).await?;
             self.put(task, input, settings, records).await?;
         }
-        flush(task, input, settings).await
+        self.flush(task, input, settings).await
     }
 
     async fn put(
@@ -166,27 +171,41 @@ impl SinkRunner {
         if records.is_empty() {
             return Ok(());
         }
-        put_retrying(settings, task, records).await
+        let count = records.len();
+        let oldest = records.iter().filter_map(|r| r.record.timestamp_ms).min();
+        let started = Instant::now();
+        put_retrying(settings, task, records).await?;
+        self.run.stats.passed(count, started.elapsed(), oldest);
+        self.unflushed += count;
+        self.run.stats.set_active(self.unflushed);
+        Ok(())
     }
-}
 
-/// Flushes the task (retried per `errors.retry.*`) and, only once that succeeded, tells the
-/// input everything it handed out is durable.
-async fn flush(
-    task: &mut dyn SinkTask,
-    input: &mut SinkInput,
-    settings: &ConnectorSettings,
-) -> Result<()> {
-    if !input.has_unflushed() {
-        return Ok(());
+    /// Flushes the task (retried per `errors.retry.*`) and, only once that succeeded, tells
+    /// the input everything it handed out is durable.
+    async fn flush(
+        &mut self,
+        task: &mut dyn SinkTask,
+        input: &mut SinkInput,
+        settings: &ConnectorSettings,
+    ) -> Result<()> {
+        if !input.has_unflushed() {
+            self.run.stats.commit_skipped();
+            return Ok(());
+        }
+        let started = Instant::now();
+        let mut attempts = settings.retry.attempts();
+        while let Err(error) = task.flush(input.positions()).await {
+            attempts
+                .after_failure(&settings.name, "flush", error)
+                .await?;
+        }
+        input.flushed()?;
+        self.run.stats.committed(started.elapsed(), true);
+        self.unflushed = 0;
+        self.run.stats.set_active(0);
+        Ok(())
     }
-    let mut attempts = settings.retry.attempts();
-    while let Err(error) = task.flush(input.positions()).await {
-        attempts
-            .after_failure(&settings.name, "flush", error)
-            .await?;
-    }
-    input.flushed()
 }
 
 /// `put`, retried per `errors.retry.*` when it fails with a retriable error.

@@ -73,6 +73,10 @@ pub(crate) struct SourceRunner {
     /// The poll batch a stop request left partly unsent: a clean stop waits only for the
     /// batches before it.
     abandoned_from: Option<u64>,
+    /// Records sent and not yet acknowledged, per batch sequence number, and their sum
+    /// (`source-record-active-count`).
+    unacked: std::collections::VecDeque<(u64, usize)>,
+    unacked_records: usize,
 }
 
 impl SourceRunner {
@@ -81,17 +85,19 @@ impl SourceRunner {
             return Err(Error::fatal("a sink plugin was started as a source task"));
         };
         let mut task = factory().create_task();
-        task.start(SourceTaskContext {
-            connector: self.run.spec.connector.clone(),
-            task_id: self.run.spec.task_id,
-            config: self.run.spec.task_config.clone(),
-            offsets: Arc::new(ConnectorOffsetReader {
+        let started = task
+            .start(SourceTaskContext {
                 connector: self.run.spec.connector.clone(),
-                store: Arc::clone(&self.run.ctx.offsets),
-            }),
-            metrics: self.run.status.metrics.clone(),
-        })
-        .await?;
+                task_id: self.run.spec.task_id,
+                config: self.run.spec.task_config.clone(),
+                offsets: Arc::new(ConnectorOffsetReader {
+                    connector: self.run.spec.connector.clone(),
+                    store: Arc::clone(&self.run.ctx.offsets),
+                }),
+                metrics: self.run.status.metrics.clone(),
+            })
+            .await;
+        self.run.started(started)?;
         Ok(task)
     }
 
@@ -108,6 +114,8 @@ impl SourceRunner {
             run,
             output,
             abandoned_from: None,
+            unacked: Default::default(),
+            unacked_records: 0,
         }
         .run_loop()
         .await
@@ -182,7 +190,7 @@ impl SourceRunner {
                             return Ok(false);
                         }
                     }
-                    self.run.status.set(State::Paused);
+                    self.run.set_state(State::Paused);
                     // What was sent before the pause becomes durable now rather than at the
                     // next periodic flush, so that it is committed while the task is paused.
                     self.output.request_flush();
@@ -195,7 +203,7 @@ impl SourceRunner {
                 }
                 TaskControl::Run => {
                     if self.run.status.get().state != State::Running {
-                        self.run.status.set(State::Running);
+                        self.run.set_state(State::Running);
                     }
                 }
             }
@@ -211,6 +219,7 @@ impl SourceRunner {
             // running task's poll is never cut short, so a source need not be cancellation-safe;
             // only when the task ends — stopped while delivering, or failed — is a pending poll
             // dropped, and that task instance is never polled again.)
+            let poll_started = Instant::now();
             let mut poll = task.poll();
             let batch = loop {
                 let Some(transforming) = in_flight.as_mut() else {
@@ -229,6 +238,7 @@ impl SourceRunner {
                 }
             };
             drop(poll);
+            self.run.stats.taken(batch.len(), poll_started.elapsed());
             // Take the chain back from the previous batch, set it on this one, then deliver the
             // previous batch while this one is transformed.
             let previous = match in_flight.take() {
@@ -340,7 +350,9 @@ impl SourceRunner {
             .into_iter()
             .flat_map(|(_, records)| records)
             .collect();
-        match output
+        let count = records.len();
+        let seq = tracker.next_seq();
+        let sent = output
             .send(
                 records,
                 last_offsets,
@@ -348,8 +360,12 @@ impl SourceRunner {
                 settings,
                 &mut self.run.control,
             )
-            .await?
-        {
+            .await?;
+        self.run.stats.passed(count, Duration::ZERO, None);
+        self.unacked.push_back((seq, count));
+        self.unacked_records += count;
+        self.count_unacked(tracker);
+        match sent {
             Sent::Done => Ok(Dispatched::Done),
             Sent::Stopping { abandoned } => {
                 if abandoned.is_some() {
@@ -360,12 +376,27 @@ impl SourceRunner {
         }
     }
 
+    /// Drops the batches acknowledged since the last call from the active count.
+    fn count_unacked(&mut self, tracker: &AckTracker) {
+        let first_unacked = tracker.first_unacked();
+        while let Some(&(seq, count)) = self.unacked.front()
+            && seq < first_unacked
+        {
+            self.unacked.pop_front();
+            self.unacked_records -= count;
+        }
+        self.run.stats.set_active(self.unacked_records);
+    }
+
     /// Commits what every sink has acknowledged. True when something was committed.
     async fn commit(&mut self, task: &mut dyn SourceTask, tracker: &AckTracker) -> bool {
+        self.count_unacked(tracker);
         let offsets = tracker.take_committable();
         if offsets.is_empty() {
+            self.run.stats.commit_skipped();
             return false;
         }
+        let started = Instant::now();
         let writes = offsets
             .iter()
             .map(|(p, o)| (p.clone(), Some(o.clone())))
@@ -378,6 +409,9 @@ impl SourceRunner {
             .await
         {
             Ok(()) => {
+                self.run
+                    .stats
+                    .committed(started.elapsed(), tracker.outstanding() == 0);
                 tracing::debug!(connector = %self.run.spec.connector, ?offsets, "offsets committed");
                 if let Err(e) = task.offsets_committed(&offsets).await {
                     tracing::warn!(connector = %self.run.spec.connector, error = %e, "offsets_committed callback failed");

@@ -36,6 +36,7 @@ fn worker(flush_interval: Duration) -> (Worker, Arc<MemoryOffsetStore>) {
         kafka: None,
         flush_interval,
         shutdown_timeout: Duration::from_secs(10),
+        metrics: Default::default(),
     };
     (Worker::new(Arc::new(ctx)), offsets)
 }

@@ -277,6 +277,10 @@ impl Herder for DistributedHerder {
         self.cluster.worker.worker_id().to_owned()
     }
 
+    fn metrics(&self) -> std::sync::Arc<crate::metrics::WorkerMetrics> {
+        self.cluster.worker.metrics()
+    }
+
     async fn connector_names(&self) -> Vec<String> {
         match self.snapshot().await {
             Ok(snapshot) => snapshot.connectors.keys().cloned().collect(),

@@ -144,6 +144,7 @@ impl DistributedProcess {
             )),
             flush_interval: worker.flush_interval,
             shutdown_timeout: worker.shutdown_timeout,
+            metrics: Default::default(),
         });
         let url = format!("http://{worker_id}");
         let shutdown_timeout = worker.shutdown_timeout;

@@ -270,6 +270,10 @@ impl KafkaSinkInput {
         }
         self.unflushed = true;
         self.taken.clear();
+        // `sink-record-read` counts what was read, before conversion, as in Kafka Connect.
+        if let Some(stats) = &tolerance.stats {
+            stats.taken(messages.len(), Duration::ZERO);
+        }
         let mut records = Vec::with_capacity(messages.len());
         for message in messages {
             match self.convert(&message) {

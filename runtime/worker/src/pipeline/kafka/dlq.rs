@@ -30,6 +30,8 @@ pub(crate) struct DeadLetterQueue {
     context_headers: bool,
     connector: String,
     task: u32,
+    /// Where `deadletterqueue-produce-requests|failures` are counted.
+    stats: Option<Arc<crate::metrics::TaskStats>>,
 }
 
 impl DeadLetterQueue {
@@ -60,6 +62,7 @@ impl DeadLetterQueue {
             context_headers: dlq.context_headers,
             connector: connector.name.clone(),
             task,
+            stats: connector.tolerance.stats.clone(),
         }))
     }
 
@@ -111,11 +114,14 @@ impl DeadLetterQueue {
         if let Some(value) = &original.value {
             record = record.payload(value);
         }
-        match self
+        let sent = self
             .producer
             .send(record, std::time::Duration::from_secs(30))
-            .await
-        {
+            .await;
+        if let Some(stats) = &self.stats {
+            stats.dead_lettered(sent.is_ok());
+        }
+        match sent {
             Ok(_) => Ok(()),
             Err((e, _)) => Err(client_error(
                 &format!("write to dead letter queue {}", self.topic),

@@ -1,0 +1,160 @@
+//! The worker's metrics, served at `GET /metrics` in the OpenMetrics text format by
+//! `prometheus-client`'s encoder.
+//!
+//! Names are Kafka Connect's JMX metrics as the Prometheus JMX exporter renders them
+//! (`kafka.connect:type=source-task-metrics,connector=c,task=0` attribute
+//! `source-record-poll-total` → `kafka_connect_source_task_metrics_source_record_poll_total
+//! {connector="c",task="0"}`), so dashboards built on Kafka Connect keep working; the README
+//! has the whole table. Kafka Connect's cumulative figures whose names do not end in `total`
+//! (`deadletterqueue-produce-requests`, `total-record-errors`, …) stay gauges, so their names
+//! stay exactly Kafka's. What Kafka Connect does not have is named `sluice_…`.
+//!
+//! * [`TaskStats`]: one task's figures, owned by its runner;
+//! * `window`: Kafka's windowed averages, maxima and rates;
+//! * `exposition`: how the live figures become metric families at each scrape.
+
+mod exposition;
+mod task;
+mod window;
+
+use std::sync::{Arc, Mutex, Weak};
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use sluice_api::metrics::TaskMetrics;
+
+use crate::state::ConnectorStatus;
+pub(crate) use task::TaskKind;
+pub use task::TaskStats;
+
+/// Connector and task start-ups (`connect-worker-metrics`).
+#[derive(Debug, Default)]
+struct Startups {
+    connector_attempts: Counter,
+    connector_successes: Counter,
+    connector_failures: Counter,
+    task_attempts: Counter,
+    task_successes: Counter,
+    task_failures: Counter,
+}
+
+/// What the collector reads at a scrape.
+#[derive(Debug, Default)]
+struct Live {
+    tasks: Mutex<Vec<Weak<TaskStats>>>,
+    /// The statuses the REST handler read for this scrape, and this worker's id.
+    statuses: Mutex<(Vec<ConnectorStatus>, String)>,
+}
+
+/// The worker's metrics: one per worker process, shared by its tasks and its REST API.
+#[derive(Debug)]
+pub struct WorkerMetrics {
+    registry: Registry,
+    live: Arc<Live>,
+    startups: Arc<Startups>,
+    /// One scrape at a time: a scrape sets the statuses, then encodes.
+    scrape: tokio::sync::Mutex<()>,
+}
+
+impl Default for WorkerMetrics {
+    fn default() -> WorkerMetrics {
+        let live = Arc::new(Live::default());
+        let startups = Arc::new(Startups::default());
+        let mut registry = Registry::default();
+        let worker = "kafka_connect_connect_worker_metrics";
+        for (name, help, counter) in [
+            (
+                "connector_startup_attempts",
+                "Connector starts attempted on this worker",
+                &startups.connector_attempts,
+            ),
+            (
+                "connector_startup_success",
+                "Connector starts that succeeded",
+                &startups.connector_successes,
+            ),
+            (
+                "connector_startup_failure",
+                "Connector starts that failed",
+                &startups.connector_failures,
+            ),
+            (
+                "task_startup_attempts",
+                "Task starts attempted on this worker",
+                &startups.task_attempts,
+            ),
+            (
+                "task_startup_success",
+                "Task starts that succeeded",
+                &startups.task_successes,
+            ),
+            (
+                "task_startup_failure",
+                "Task starts that failed",
+                &startups.task_failures,
+            ),
+        ] {
+            registry.register(format!("{worker}_{name}"), help, counter.clone());
+        }
+        registry.register_collector(Box::new(exposition::Collect(Arc::clone(&live))));
+        WorkerMetrics {
+            registry,
+            live,
+            startups,
+            scrape: tokio::sync::Mutex::new(()),
+        }
+    }
+}
+
+impl WorkerMetrics {
+    /// The figures of a task starting now; they are served while the returned value lives.
+    pub(crate) fn task(
+        &self,
+        connector: &str,
+        task: u32,
+        kind: TaskKind,
+        gauges: TaskMetrics,
+    ) -> Arc<TaskStats> {
+        let stats = Arc::new(TaskStats::new(connector, task, kind, gauges));
+        let mut tasks = self.live.tasks.lock().expect("metrics lock");
+        tasks.retain(|t| t.strong_count() > 0);
+        tasks.push(Arc::downgrade(&stats));
+        stats
+    }
+
+    /// A connector instance started (`ok`) or failed to.
+    pub(crate) fn connector_started(&self, ok: bool) {
+        self.startups.connector_attempts.inc();
+        if ok {
+            self.startups.connector_successes.inc();
+        } else {
+            self.startups.connector_failures.inc();
+        }
+    }
+
+    /// A task started (`ok`) or failed to.
+    pub(crate) fn task_started(&self, ok: bool) {
+        self.startups.task_attempts.inc();
+        if ok {
+            self.startups.task_successes.inc();
+        } else {
+            self.startups.task_failures.inc();
+        }
+    }
+
+    /// Everything in the OpenMetrics text format; `statuses` (every connector's, as the
+    /// herder reports them) give the status and count families, counted for `worker_id`.
+    pub async fn encode(&self, statuses: Vec<ConnectorStatus>, worker_id: &str) -> String {
+        let _one_at_a_time = self.scrape.lock().await;
+        *self.live.statuses.lock().expect("metrics lock") = (statuses, worker_id.to_owned());
+        let mut out = String::new();
+        // Writing into a String cannot fail; a collector's error would be ours.
+        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "encoding the metrics failed");
+        }
+        out
+    }
+}
+
+/// The content type of [`WorkerMetrics::encode`]'s text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
