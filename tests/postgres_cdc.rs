@@ -1916,3 +1916,98 @@ fn a_frozen_worker_s_slot_passes_to_the_new_owner_and_delete_cleans_up_through_a
         assert!(exit.success(), "{logs}");
     }
 }
+
+/// Kafka Connect's `/admin/loggers`: the Postgres connector's debug lines appear once its
+/// logger is set to DEBUG, without a restart, and stop once it is back to INFO (set through
+/// Debezium's logger name for the same code).
+#[test]
+fn log_levels_change_at_run_time_through_admin_loggers() {
+    let pg = Cluster::start();
+    pg.create_accounts();
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &write_configs(dir.path(), &pg));
+    let insert_and_wait = |id: i64| {
+        pg.sql(&format!(
+            "insert into accounts values ({id}, 'owner-{id}', {id})"
+        ));
+        wait_until("the insert arrives", Duration::from_secs(30), || {
+            lines(&events)
+                .iter()
+                .any(|l| l.contains(&format!("\"owner-{id}\"")))
+        });
+    };
+    // Everything logged before a "log level changed" line is in the logs once it is.
+    let logged_after_change = |changes: usize| {
+        worker.wait_until(
+            "the level change is logged",
+            Duration::from_secs(10),
+            || worker.logs().matches("log level changed").count() >= changes,
+        );
+        worker.logs().matches("transaction committed").count()
+    };
+    insert_and_wait(1);
+    assert_eq!(worker.logs().matches("transaction committed").count(), 0);
+
+    let (code, changed) = worker.put(
+        "/admin/loggers/sluice_connector_postgres",
+        Some(&json!({"level": "DEBUG"})),
+    );
+    assert_eq!((code, changed), (200, json!(["sluice_connector_postgres"])));
+    let (_, all) = worker.get("/admin/loggers");
+    assert_eq!(all["root"]["level"], "INFO", "{all}");
+    assert_eq!(all["sluice_connector_postgres"]["level"], "DEBUG", "{all}");
+    assert!(
+        all["sluice_connector_postgres"]["last_modified"].is_i64(),
+        "{all}"
+    );
+    let (_, one) = worker.get("/admin/loggers/sluice_connector_postgres::source");
+    assert_eq!(
+        one["level"], "DEBUG",
+        "a module follows its crate's level: {one}"
+    );
+    insert_and_wait(2);
+    worker.wait_until("the debug line appears", Duration::from_secs(10), || {
+        worker.logs().contains("transaction committed")
+    });
+
+    let (code, changed) = worker.put(
+        "/admin/loggers/io.debezium.connector.postgresql",
+        Some(&json!({"level": "INFO"})),
+    );
+    assert_eq!(code, 200, "{changed}");
+    assert_eq!(
+        changed,
+        json!([
+            "io.debezium.connector.postgresql",
+            "sluice_connector_postgres"
+        ])
+    );
+    let debug_lines = logged_after_change(2);
+    insert_and_wait(3);
+    let (code, _) = worker.put(
+        "/admin/loggers/sluice_runtime",
+        Some(&json!({"level": "INFO"})),
+    );
+    assert_eq!(code, 200);
+    assert_eq!(
+        logged_after_change(3),
+        debug_lines,
+        "no debug line after the level went back to INFO"
+    );
+
+    let (code, body) = worker.put(
+        "/admin/loggers/sluice_runtime",
+        Some(&json!({"level": "LOUD"})),
+    );
+    assert_eq!(code, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("Invalid log level 'LOUD'"),
+        "{body}"
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

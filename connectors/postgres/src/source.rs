@@ -819,6 +819,12 @@ impl PostgresSourceTask {
             return Vec::new();
         };
         let mut records = std::mem::take(&mut transaction.records);
+        tracing::debug!(
+            xid = transaction.xid,
+            commit_lsn = %Lsn(commit_lsn),
+            records = records.len(),
+            "transaction committed"
+        );
         // Poll batches end on transaction boundaries (or carry a large transaction's resume
         // offset), so only a transaction's last record's offset is ever committed: it alone
         // gets the full offset (the others keep their `lsn_proc`), which spares four map

@@ -120,15 +120,12 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(format: LogFormat, level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
+    // RUST_LOG wins over --log-level, as before; either can be changed at run time through
+    // /admin/loggers.
+    let directives = std::env::var("RUST_LOG").unwrap_or_else(|_| level.to_owned());
+    if let Err(e) = sluice_runtime::logging::init(&directives, matches!(format, LogFormat::Json)) {
+        eprintln!("error: {}", e.message());
+        std::process::exit(2);
     }
 }
 

@@ -10,6 +10,7 @@
 //! * [`worker`]: Kafka Connect's `Worker`: starts and stops connectors and tasks, administers
 //!   offsets.
 //! * [`herder`]: the control plane the REST API talks to; the standalone herder implements it.
+//! * [`logging`]: the process's log output and its levels, changeable while it runs.
 //! * [`metrics`]: Kafka Connect's metrics (and sluice's own) for `GET /metrics`.
 //! * [`rest`]: Kafka Connect's REST API.
 //! * [`state`]: connector and task states and the shapes they are reported in.
@@ -17,6 +18,7 @@
 
 pub mod config;
 pub mod herder;
+pub mod logging;
 pub mod metrics;
 pub(crate) mod pipeline;
 pub mod process;

@@ -19,6 +19,7 @@ use crate::herder::Herder;
 use crate::state::{PartitionOffset, TargetState};
 
 pub(crate) mod hop;
+mod loggers;
 mod serve;
 mod server;
 
@@ -149,6 +150,8 @@ pub fn router(herder: Shared) -> Router {
             "/connectors/{name}/offsets",
             get(offsets).patch(alter_offsets).delete(reset_offsets),
         )
+        .route("/admin/loggers", get(loggers::list))
+        .route("/admin/loggers/{name}", get(loggers::get).put(loggers::put))
         .route("/connector-plugins", get(plugins))
         .route("/connector-plugins/{plugin}/config", get(plugin_config))
         .route("/connector-plugins/{plugin}/config/validate", put(validate))
