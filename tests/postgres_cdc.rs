@@ -1212,6 +1212,41 @@ fn a_parallel_chunked_snapshot_under_concurrent_writes_replays_to_the_table() {
         "{}",
         scrape.text
     );
+    // Debezium's snapshot and streaming metrics under Debezium's names.
+    let debezium = |name: &str, context: &str, table: Option<&str>| {
+        let mut labels = vec![
+            ("plugin", "postgres"),
+            ("name", "dbserver1"),
+            ("context", context),
+            ("connector", "inventory"),
+        ];
+        labels.extend(table.map(|t| ("table", t)));
+        scrape
+            .value(&format!("debezium_metrics_{name}"), &labels)
+            .unwrap_or_else(|| panic!("no debezium_metrics_{name}:\n{}", scrape.text))
+    };
+    assert_eq!(
+        debezium("RowsScanned", "snapshot", Some("public.accounts")),
+        ids.len() as f64
+    );
+    assert_eq!(debezium("SnapshotCompleted", "snapshot", None), 1.0);
+    assert_eq!(debezium("SnapshotRunning", "snapshot", None), 0.0);
+    assert_eq!(debezium("RemainingTableCount", "snapshot", None), 0.0);
+    assert_eq!(debezium("Connected", "streaming", None), 1.0);
+    let streamed = lines(&events)
+        .iter()
+        .filter(|l| {
+            let event: Json = serde_json::from_str(l).unwrap();
+            event["value"]["op"] != "r"
+        })
+        .count();
+    assert_eq!(
+        debezium("TotalNumberOfEventsSeen", "streaming", None),
+        streamed as f64,
+        "every streamed event, tombstones included"
+    );
+    assert!(debezium("NumberOfCommittedTransactions", "streaming", None) >= 1.0);
+    assert!(debezium("MilliSecondsBehindSource", "streaming", None) >= 0.0);
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }

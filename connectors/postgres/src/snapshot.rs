@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use serde_json::json;
 use sluice_api::data::{SchemaRef, Value};
-use sluice_api::metrics::TaskMetrics;
+use sluice_api::metrics::{DebeziumMetrics, TaskMetrics};
 use sluice_api::record::{SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, Result};
 use tokio::sync::mpsc;
@@ -98,6 +98,8 @@ impl ResumePoint {
 pub struct SnapshotProgress {
     tables: Mutex<Vec<TableProgress>>,
     metrics: TaskMetrics,
+    /// Debezium's snapshot metrics (`RowsScanned`, `SnapshotRunning`, …) under its names.
+    debezium: Option<DebeziumMetrics>,
 }
 
 #[derive(Debug)]
@@ -109,11 +111,24 @@ struct TableProgress {
 }
 
 impl SnapshotProgress {
-    /// Progress that publishes its gauges to `metrics`.
-    pub fn new(metrics: TaskMetrics) -> SnapshotProgress {
+    /// Progress that publishes its gauges to `metrics`, and Debezium's to `debezium`.
+    pub fn new(metrics: TaskMetrics, debezium: Option<DebeziumMetrics>) -> SnapshotProgress {
         SnapshotProgress {
             tables: Mutex::default(),
             metrics,
+            debezium,
+        }
+    }
+
+    /// The snapshot runs (`running`) or has completed.
+    pub fn running(&self, running: bool) {
+        if let Some(debezium) = &self.debezium {
+            debezium.set("snapshot", "SnapshotRunning", f64::from(u8::from(running)));
+            debezium.set(
+                "snapshot",
+                "SnapshotCompleted",
+                f64::from(u8::from(!running)),
+            );
         }
     }
 
@@ -133,6 +148,18 @@ impl SnapshotProgress {
         }
         let done = tables.iter().filter(|t| t.done).count();
         self.metrics.set("snapshot_tables_done", done as f64);
+        if let Some(debezium) = &self.debezium {
+            for t in tables.iter() {
+                let rows = t.rows.load(Ordering::Relaxed) as f64;
+                debezium.set_table("snapshot", "RowsScanned", &t.name, rows);
+            }
+            debezium.set("snapshot", "TotalTableCount", tables.len() as f64);
+            debezium.set(
+                "snapshot",
+                "RemainingTableCount",
+                (tables.len() - done) as f64,
+            );
+        }
     }
 
     /// The counter of table `name`; a snapshot read again after a lost connection goes on
@@ -205,6 +232,7 @@ impl SnapshotReader {
         let (sender, records) = mpsc::channel(capacity);
         let lsn = job.lsn;
         let handed_out_through = job.resume.clone();
+        job.progress.running(true);
         let runner = tokio::spawn(run(job, sender));
         SnapshotReader {
             records,
@@ -431,6 +459,8 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
     if skipping {
         tracing::warn!(resume = ?job.resume, "the table the snapshot stopped in is no longer captured; the snapshot is complete");
     }
+    job.progress.publish();
+    job.progress.running(false);
     let seconds = started.elapsed().as_secs_f64();
     tracing::info!(
         rows = total,
@@ -499,6 +529,9 @@ impl RowContext {
     }
 }
 
+/// How many rows go out between two progress updates within a chunk.
+const PUBLISH_EVERY_ROWS: u64 = 1024;
+
 /// Where read records go: the task's queue, counted per table and published as progress.
 /// Each table's newest record is held back until the next arrives, so the last one can be
 /// marked `last_in_data_collection`; the first is marked `first` (the snapshot's first) or
@@ -521,7 +554,15 @@ impl Outlet<'_> {
                     if self.sender.send(previous).await.is_err() {
                         return false;
                     }
-                    self.counter.fetch_add(1, Ordering::Relaxed);
+                    // Published along the way too: a chunk larger than the queue waits for
+                    // the task mid-way, and its progress shows meanwhile.
+                    if self
+                        .counter
+                        .fetch_add(1, Ordering::Relaxed)
+                        .is_multiple_of(PUBLISH_EVERY_ROWS)
+                    {
+                        self.progress.publish();
+                    }
                 }
                 None => {
                     record = self.pending.take().expect("just set");

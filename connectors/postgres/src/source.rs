@@ -18,7 +18,7 @@ use serde_json::json;
 use sluice_api::config::Props;
 use sluice_api::connector::{SourceConnector, SourceTask, SourceTaskContext};
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
-use sluice_api::metrics::TaskMetrics;
+use sluice_api::metrics::{DebeziumMetrics, TaskMetrics};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, ErrorKind, Result};
 use tokio_postgres::Client;
@@ -172,6 +172,8 @@ pub struct PostgresSourceTask {
     /// Set while the connection is lost.
     reconnect: Option<Reconnect>,
     metrics: TaskMetrics,
+    /// Debezium's streaming metrics (`MilliSecondsBehindSource`, …) under its names.
+    debezium: Option<DebeziumMetrics>,
     /// When the slot's lag was last measured.
     lag_measured: Option<tokio::time::Instant>,
     /// Where a new stream resumes: the end of the last transaction handed out, else where
@@ -825,6 +827,13 @@ impl PostgresSourceTask {
             records = records.len(),
             "transaction committed"
         );
+        if let Some(debezium) = &self.debezium {
+            let behind_ms = (unix_now_micros() - transaction.commit_micros).max(0) / 1000;
+            debezium.add("streaming", "TotalNumberOfEventsSeen", records.len() as f64);
+            debezium.add("streaming", "NumberOfCommittedTransactions", 1.0);
+            debezium.set("streaming", "LastTransactionId", f64::from(transaction.xid));
+            debezium.set("streaming", "MilliSecondsBehindSource", behind_ms as f64);
+        }
         // Poll batches end on transaction boundaries (or carry a large transaction's resume
         // offset), so only a transaction's last record's offset is ever committed: it alone
         // gets the full offset (the others keep their `lsn_proc`), which spares four map
@@ -1451,7 +1460,12 @@ impl SourceTask for PostgresSourceTask {
         }
         self.partition = Arc::new(partition);
         self.metrics = context.metrics.clone();
-        self.snapshot_progress = Arc::new(SnapshotProgress::new(context.metrics.clone()));
+        let debezium = context.metrics.debezium("postgres", &config.topic_prefix);
+        self.snapshot_progress = Arc::new(SnapshotProgress::new(
+            context.metrics.clone(),
+            Some(debezium.clone()),
+        ));
+        self.debezium = Some(debezium);
         self.source_schema = Some(source_schema());
         self.heartbeats = Heartbeats::new(
             config.heartbeat_interval,
@@ -1559,6 +1573,10 @@ impl SourceTask for PostgresSourceTask {
     }
 
     async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        if let Some(debezium) = &self.debezium {
+            let connected = self.stream.is_some() && self.reconnect.is_none();
+            debezium.set("streaming", "Connected", f64::from(u8::from(connected)));
+        }
         if self.reconnect.is_some() {
             return self.try_reconnect().await.map(|()| Vec::new());
         }

@@ -409,6 +409,24 @@ fn encode_task_gauges(
                 .push((labels, gauge.value));
         }
     }
+    // Debezium's connector metrics, named as the JMX exporter rules of Debezium's monitoring
+    // guide name them: `debezium_metrics_<Attribute>{plugin, name (the server), context,
+    // table}`, with the task's labels too.
+    for task in tasks {
+        for gauge in task.gauges.debezium_gauges() {
+            let mut labels = labels(task);
+            labels.push(("plugin", gauge.plugin));
+            labels.push(("name", gauge.server));
+            labels.push(("context", gauge.context));
+            if let Some(table) = gauge.table {
+                labels.push(("table", table));
+            }
+            by_name
+                .entry(format!("debezium_metrics_{}", gauge.name))
+                .or_default()
+                .push((labels, gauge.value));
+        }
+    }
     for (name, samples) in by_name {
         let mut metric = encoder.encode_descriptor(&name, "", None, MetricType::Gauge)?;
         for (labels, value) in samples {
