@@ -2,8 +2,8 @@
 # Runs every check sluice has: formatting, lints, unit and end-to-end tests (the Kafka ones
 # against a Tansu broker each test starts), the demo, the Postgres starter smoke check and
 # benchmark smoke runs. Installs what a fresh Debian machine lacks: the C toolchain pieces
-# librdkafka builds with, the Tansu broker (once, cached under /opt/sluice-tools) and
-# PostgreSQL for the starter check.
+# librdkafka builds with, the Tansu broker (once, cached under /opt/sluice-tools),
+# PostgreSQL and MariaDB for the starter checks, and Chromium for the status page's test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -73,6 +73,9 @@ if [ "$binlog_format" != "ROW" ]; then echo "binlog_format is $binlog_format, ex
 echo "mariadb starter ok (binlog_format=$binlog_format)"
 unset SLUICE_MARIADB_DIR SLUICE_MARIADB_PORT
 
+step "chromium and chromedriver for the status page's browser test"
+scripts/chromium-install.sh
+
 step "unit and end-to-end tests"
 limit 1800 cargo test --workspace
 
@@ -88,5 +91,6 @@ limit 900 cargo bench -p sluice --bench transform_pipeline -- --records 5000
 limit 900 cargo bench -p sluice --bench es_pipeline -- --docs 20000
 limit 900 cargo bench -p sluice --bench latency -- --seconds 1
 limit 900 cargo bench -p sluice --bench distributed -- --connectors 10
+limit 900 cargo bench -p sluice --bench status_page -- --pairs 10
 
 step "all checks passed"

@@ -133,6 +133,53 @@ fn counters_agree_with_what_flowed_through_a_file_pipeline_with_skipped_records(
         Some(1.0)
     );
 
+    // `sluice status` prints the table and exits 0 while nothing has failed, 1 once a task
+    // has FAILED.
+    let status = |url: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sluice"))
+            .args(["status", "--url", url])
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = status(&worker.rest);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.starts_with("CONNECTOR"), "{stdout}");
+    let numbers = stdout.lines().find(|l| l.starts_with("numbers")).unwrap();
+    assert!(
+        numbers.contains("RUNNING") && numbers.contains("300"),
+        "{stdout}"
+    );
+    let broken = serde_json::json!({"name": "broken", "config": {
+        "connector.class": "FileStreamSink", "topics": "numbers",
+        "file": dir.path().join("missing-dir/out.txt").to_str().unwrap(),
+    }});
+    assert_eq!(worker.post("/connectors", Some(&broken)).0, 201);
+    worker.failed_trace("broken");
+    let (code, stdout, stderr) = status(&worker.rest);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("broken") && l.contains("FAILED")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("a connector or task has FAILED"),
+        "{stderr}"
+    );
+    assert_eq!(worker.delete("/connectors/broken").0, 204);
+    let (code, _, stderr) = status("http://127.0.0.1:1");
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("is a worker listening at --url?"),
+        "{stderr}"
+    );
+
     // Paused, the task says so and its pause ratio grows.
     assert_eq!(worker.put("/connectors/numbers/pause", None).0, 202);
     wait_until("the pause shows", Duration::from_secs(30), || {

@@ -1,5 +1,7 @@
 //! The `sluice` binary: a Kafka Connect-compatible worker in one small process.
 
+mod status;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -75,6 +77,17 @@ enum Command {
     },
     /// List the connector, transform and predicate plugins this binary contains.
     Plugins,
+    /// Show a running worker's connectors and tasks: state, worker, records/s, slot lag, and a
+    /// progress bar per table while a snapshot runs. Exits non-zero when a connector or task
+    /// has FAILED.
+    Status {
+        /// The worker's REST address.
+        #[arg(long, default_value = "http://127.0.0.1:8083")]
+        url: String,
+        /// Redraw every second until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
 }
 
 /// Every plugin this binary ships, listed explicitly.
@@ -109,6 +122,7 @@ fn main() -> ExitCode {
             plugins();
             Ok(())
         }
+        Command::Status { url, watch } => status::run(&url, watch),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -156,5 +156,57 @@ impl WorkerMetrics {
     }
 }
 
+/// A task's figures for the status page and `sluice status` (`GET /ui/data`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TaskFigures {
+    /// `source` or `sink`.
+    pub kind: &'static str,
+    /// Records polled (sources) or read (sinks).
+    pub records_in: u64,
+    /// Records written on (sources) or put (sinks).
+    pub records_out: u64,
+    /// Records in per second over Kafka's window (two 30 s samples).
+    pub rate: f64,
+    /// Records skipped after a failure.
+    pub skipped: u64,
+    /// Dead letters written.
+    pub dead_letters: u64,
+    /// Records in flight (sent and not durable, or put and not flushed).
+    pub active: i64,
+    /// Sources: age of the oldest polled record whose offset is not committed.
+    pub committed_offset_age_ms: i64,
+    /// The task's own gauges (slot lag, snapshot progress), as in its REST status.
+    pub gauges: serde_json::Map<String, serde_json::Value>,
+}
+
+impl WorkerMetrics {
+    /// The figures of every task running on this worker, by connector and task id.
+    pub fn figures(&self) -> std::collections::BTreeMap<(String, u32), TaskFigures> {
+        let tasks = self.live.tasks.lock().expect("metrics lock");
+        tasks
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(|task| {
+                let s = task.snapshot();
+                let figures = TaskFigures {
+                    kind: match task.kind {
+                        TaskKind::Source => "source",
+                        TaskKind::Sink => "sink",
+                    },
+                    records_in: s.taken_total,
+                    records_out: s.passed_total,
+                    rate: s.taken.rate,
+                    skipped: s.records_skipped,
+                    dead_letters: s.dead_letter_requests - s.dead_letter_failures,
+                    active: s.active,
+                    committed_offset_age_ms: s.committed_offset_age_ms,
+                    gauges: task.gauges.to_json(),
+                };
+                ((task.connector.clone(), task.task), figures)
+            })
+            .collect()
+    }
+}
+
 /// The content type of [`WorkerMetrics::encode`]'s text.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";

@@ -22,6 +22,7 @@ pub(crate) mod hop;
 mod loggers;
 mod serve;
 mod server;
+mod ui;
 
 pub use serve::{RestLimits, connection_cap, serve};
 pub(crate) use server::{RestServer, bind};
@@ -150,6 +151,9 @@ pub fn router(herder: Shared) -> Router {
             "/connectors/{name}/offsets",
             get(offsets).patch(alter_offsets).delete(reset_offsets),
         )
+        .route("/ui", get(ui::page))
+        .route("/ui/", get(ui::page))
+        .route("/ui/data", get(ui::data))
         .route("/admin/loggers", get(loggers::list))
         .route("/admin/loggers/{name}", get(loggers::get).put(loggers::put))
         .route("/connector-plugins", get(plugins))
