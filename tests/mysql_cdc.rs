@@ -203,6 +203,31 @@ fn snapshot_plus_binlog_replays_to_the_table_even_across_kill_9() {
         source["gtid"].as_str().unwrap().starts_with("0-1-"),
         "{source}"
     );
+    // Debezium's metrics under its names: the snapshot's rows and every streamed event.
+    let scrape = worker.scrape();
+    let debezium = |name: &str, context: &str, table: Option<&str>| {
+        let mut labels = vec![
+            ("plugin", "mariadb"),
+            ("name", "dbserver1"),
+            ("context", context),
+        ];
+        labels.extend(table.map(|t| ("table", t)));
+        scrape
+            .value(&format!("debezium_metrics_{name}"), &labels)
+            .unwrap_or_else(|| panic!("no debezium_metrics_{name}:\n{}", scrape.text))
+    };
+    assert_eq!(
+        debezium("RowsScanned", "snapshot", Some("inventory.accounts")),
+        20.0
+    );
+    assert_eq!(debezium("SnapshotCompleted", "snapshot", None), 1.0);
+    assert_eq!(debezium("Connected", "streaming", None), 1.0);
+    let streamed_events = lines(&events).len() - 20;
+    assert_eq!(
+        debezium("TotalNumberOfEventsSeen", "streaming", None),
+        streamed_events as f64
+    );
+    assert!(debezium("NumberOfCommittedTransactions", "streaming", None) >= 1.0);
 
     worker.kill9();
     workload(&db, 2, 40);

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use mysql_async::prelude::*;
 use serde_json::json;
 use sluice_api::data::Value;
+use sluice_api::metrics::DebeziumMetrics;
 use sluice_api::record::{SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, Result};
 use tokio::sync::mpsc;
@@ -46,8 +47,22 @@ pub async fn run(
     partition: Arc<SourcePartition>,
     sender: mpsc::Sender<Result<Snapshot>>,
     interrupted: Option<Position>,
+    debezium: Option<DebeziumMetrics>,
 ) {
-    if let Err(e) = read(&config, &source, &partition, &sender, interrupted).await {
+    if let Some(debezium) = &debezium {
+        debezium.set("snapshot", "SnapshotRunning", 1.0);
+        debezium.set("snapshot", "SnapshotCompleted", 0.0);
+    }
+    let read = read(
+        &config,
+        &source,
+        &partition,
+        &sender,
+        interrupted,
+        debezium.as_ref(),
+    )
+    .await;
+    if let Err(e) = read {
         let _ = sender.send(Err(e)).await;
     }
 }
@@ -58,6 +73,7 @@ async fn read(
     partition: &Arc<SourcePartition>,
     sender: &mpsc::Sender<Result<Snapshot>>,
     interrupted: Option<Position>,
+    debezium: Option<&DebeziumMetrics>,
 ) -> Result<()> {
     let mut conn = connect(config).await?;
     conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
@@ -114,7 +130,18 @@ async fn read(
     let tables = list_tables(&mut conn, config).await?;
     tracing::info!(tables = tables.len(), file = %file, pos, "snapshot started");
     let mut total = 0u64;
+    if let Some(debezium) = debezium {
+        debezium.set("snapshot", "TotalTableCount", tables.len() as f64);
+    }
     for (index, (db, table)) in tables.iter().enumerate() {
+        if let Some(debezium) = debezium {
+            debezium.set(
+                "snapshot",
+                "RemainingTableCount",
+                (tables.len() - index) as f64,
+            );
+        }
+        let qualified = format!("{db}.{table}");
         let columns = describe(&mut conn, config, db, table).await?;
         let schema = TableSchema::new(config, db, table, columns, source);
         let mut result = conn
@@ -167,6 +194,14 @@ async fn read(
                 return Ok(());
             }
             rows += 1;
+            if let Some(debezium) = debezium
+                && rows.is_multiple_of(1024)
+            {
+                debezium.set_table("snapshot", "RowsScanned", &qualified, rows as f64);
+            }
+        }
+        if let Some(debezium) = debezium {
+            debezium.set_table("snapshot", "RowsScanned", &qualified, rows as f64);
         }
         if let Some(mut last) = pending.take() {
             if index + 1 < tables.len() && rows > 1 {
@@ -181,9 +216,14 @@ async fn read(
             }
         }
         total += rows;
-        tracing::info!(table = %format!("{db}.{table}"), rows, "snapshot read table");
+        tracing::info!(table = %qualified, rows, "snapshot read table");
     }
     let _ = conn.query_drop("COMMIT").await;
+    if let Some(debezium) = debezium {
+        debezium.set("snapshot", "RemainingTableCount", 0.0);
+        debezium.set("snapshot", "SnapshotRunning", 0.0);
+        debezium.set("snapshot", "SnapshotCompleted", 1.0);
+    }
     tracing::info!(rows = total, "snapshot complete");
     Ok(())
 }

@@ -16,6 +16,7 @@ use serde_json::json;
 use sluice_api::config::Props;
 use sluice_api::connector::{SourceConnector, SourceTask, SourceTaskContext};
 use sluice_api::data::{SchemaRef, Value};
+use sluice_api::metrics::DebeziumMetrics;
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, ErrorKind, Result};
 use sluice_debezium::envelope::{envelope_value, mark_snapshot};
@@ -128,6 +129,8 @@ pub struct MySqlSourceTask {
     pending_skip: Option<(Position, u64)>,
     /// `heartbeat.interval.ms` > 0.
     heartbeats: Option<Heartbeats>,
+    /// Debezium's streaming metrics (`MilliSecondsBehindSource`, …) under its names.
+    debezium: Option<DebeziumMetrics>,
     server_id: u32,
     /// When the stream last delivered an event (or the server's heartbeat).
     last_event_at: tokio::time::Instant,
@@ -235,6 +238,7 @@ impl MySqlSourceTask {
             resume_skip: None,
             pending_skip: None,
             heartbeats: None,
+            debezium: None,
             server_id: 0,
             last_event_at: tokio::time::Instant::now(),
         }
@@ -1096,6 +1100,23 @@ impl MySqlSourceTask {
         let Some(mut transaction) = self.transaction.take() else {
             return false;
         };
+        if let Some(debezium) = &self.debezium {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as i64)
+                .unwrap_or_default();
+            debezium.add(
+                "streaming",
+                "TotalNumberOfEventsSeen",
+                transaction.records.len() as f64,
+            );
+            debezium.add("streaming", "NumberOfCommittedTransactions", 1.0);
+            debezium.set(
+                "streaming",
+                "MilliSecondsBehindSource",
+                (now_ms - ts_ms).max(0) as f64,
+            );
+        }
         let position = Position {
             file: self.file.clone(),
             pos: end,
@@ -1145,6 +1166,7 @@ impl SourceTask for MySqlSourceTask {
             config.heartbeat_action_query.clone(),
         );
         self.config = Some(config.clone());
+        self.debezium = Some(context.metrics.debezium(self.flavour, &config.topic_prefix));
         self.tables = Tracker::new(config.history_file.as_ref().map(FileHistory::new));
         if config.history_file.is_none() {
             tracing::info!(
@@ -1208,6 +1230,7 @@ impl SourceTask for MySqlSourceTask {
                 Arc::clone(&self.partition),
                 sender,
                 interrupted,
+                self.debezium.clone(),
             ));
             self.snapshot = Some(receiver);
             return Ok(());
@@ -1254,6 +1277,10 @@ impl SourceTask for MySqlSourceTask {
     }
 
     async fn poll(&mut self) -> Result<Vec<SourceRecord>> {
+        if let Some(debezium) = &self.debezium {
+            let connected = self.stream.is_some() && self.reconnect_at.is_none();
+            debezium.set("streaming", "Connected", f64::from(u8::from(connected)));
+        }
         if let Some(at) = self.reconnect_at {
             tokio::time::sleep_until(at.min(tokio::time::Instant::now() + POLL_WAIT)).await;
             if tokio::time::Instant::now() < at {
