@@ -125,7 +125,7 @@ impl StandaloneProcess {
             )),
             flush_interval: worker.flush_interval,
             shutdown_timeout: worker.shutdown_timeout,
-            metrics: Default::default(),
+            metrics: Arc::new(crate::metrics::WorkerMetrics::new(worker.metrics_enabled)),
         });
         let herder = Arc::new(StandaloneHerder::new(Arc::new(Worker::new(ctx))));
         let (listener, addr) = crate::rest::bind(worker.rest_addr).await?;

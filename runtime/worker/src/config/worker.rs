@@ -57,6 +57,10 @@ pub fn worker_config_def() -> ConfigDef {
         .key(ConfigKey::optional("plugin.path", List, "", Low,
             "Accepted for compatibility and ignored: sluice's plugins are built in (WASM \
              transforms are configured per connector)."))
+        .key(ConfigKey::optional("metrics.enabled", Boolean, "true", Low,
+            "sluice's: `false` makes tasks count nothing, so `GET /metrics` serves only the \
+             worker's start-up counters and statuses. For measuring what the metrics cost \
+             (the file_pipeline benchmark runs both ways)."))
         .key(ConfigKey::optional("direct.unrouted.records", String, "wait", Medium,
             "Embedded pipeline only: what a source does with a record whose topic no sink \
              subscribes to. `wait` holds the source (nothing is lost) until a sink subscribes; \
@@ -124,6 +128,8 @@ pub struct WorkerConfig {
     pub unrouted: UnroutedPolicy,
     pub buffer_batches: usize,
     pub buffer_bytes: u32,
+    /// `metrics.enabled`: whether tasks count their figures.
+    pub metrics_enabled: bool,
 }
 
 /// Shows the settings with secret-looking values (`sasl.jaas.config`, `ssl.key.password`, …)
@@ -215,6 +221,7 @@ impl WorkerConfig {
             ),
             buffer_batches: usize::try_from(config.i64("direct.buffer.batches")?).unwrap_or(8),
             buffer_bytes: u32::try_from(config.i64("direct.buffer.bytes")?).unwrap_or(u32::MAX),
+            metrics_enabled: config.bool("metrics.enabled")?,
             props: config.props().clone(),
         })
     }

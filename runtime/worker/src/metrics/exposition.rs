@@ -376,7 +376,7 @@ impl Collector for Collect {
         if !sinks.is_empty() {
             let mut metric = encoder.encode_descriptor(
                 "sluice_sink_task_end_to_end_latency_ms",
-                "Per flushed put batch: milliseconds from its oldest record's timestamp (the source's event time, or its poll) until the sink flushed it",
+                "Per flushed put batch: milliseconds from its first record's timestamp (the source's event time, or its poll) until the sink flushed it",
                 None,
                 MetricType::Histogram,
             )?;

@@ -54,10 +54,19 @@ pub struct WorkerMetrics {
     startups: Arc<Startups>,
     /// One scrape at a time: a scrape sets the statuses, then encodes.
     scrape: tokio::sync::Mutex<()>,
+    /// `metrics.enabled`: whether tasks count their figures.
+    enabled: bool,
 }
 
 impl Default for WorkerMetrics {
     fn default() -> WorkerMetrics {
+        WorkerMetrics::new(true)
+    }
+}
+
+impl WorkerMetrics {
+    /// The worker's metrics; with `enabled` false tasks count nothing (`metrics.enabled`).
+    pub fn new(enabled: bool) -> WorkerMetrics {
         let live = Arc::new(Live::default());
         let startups = Arc::new(Startups::default());
         let mut registry = Registry::default();
@@ -102,6 +111,7 @@ impl Default for WorkerMetrics {
             live,
             startups,
             scrape: tokio::sync::Mutex::new(()),
+            enabled,
         }
     }
 }
@@ -115,7 +125,10 @@ impl WorkerMetrics {
         kind: TaskKind,
         gauges: TaskMetrics,
     ) -> Arc<TaskStats> {
-        let stats = Arc::new(TaskStats::new(connector, task, kind, gauges));
+        let stats = Arc::new(TaskStats::new(connector, task, kind, gauges, self.enabled));
+        if !self.enabled {
+            return stats;
+        }
         let mut tasks = self.live.tasks.lock().expect("metrics lock");
         tasks.retain(|t| t.strong_count() > 0);
         tasks.push(Arc::downgrade(&stats));

@@ -80,13 +80,15 @@ pub struct TaskStats {
     last_error_ms: AtomicI64,
     /// Sources: when the oldest record polled and not yet committed was polled (0: none).
     uncommitted_since_ms: AtomicI64,
-    /// Sinks: for each flushed put batch, milliseconds from its oldest record's timestamp
+    /// Sinks: for each flushed put batch, milliseconds from its first record's timestamp
     /// (the source's event time, or when it was polled) to the flush.
     pub(crate) latency: Histogram,
-    /// Sinks: the oldest record timestamp put since the last flush, per put batch.
+    /// Sinks: the first record timestamp of each batch put since the last flush, per put batch.
     unflushed_oldest: Mutex<Vec<i64>>,
     /// The gauges the task publishes itself (slot lag, snapshot progress, …).
     pub(crate) gauges: TaskMetrics,
+    /// `metrics.enabled`: false makes every update a no-op.
+    enabled: bool,
 }
 
 /// The figures a scrape reads.
@@ -116,7 +118,13 @@ pub(crate) struct Snapshot {
 }
 
 impl TaskStats {
-    pub(crate) fn new(connector: &str, task: u32, kind: TaskKind, gauges: TaskMetrics) -> Self {
+    pub(crate) fn new(
+        connector: &str,
+        task: u32,
+        kind: TaskKind,
+        gauges: TaskMetrics,
+        enabled: bool,
+    ) -> Self {
         let now = Instant::now();
         TaskStats {
             connector: connector.to_owned(),
@@ -154,21 +162,26 @@ impl TaskStats {
             ]),
             unflushed_oldest: Mutex::new(Vec::new()),
             gauges,
+            enabled,
         }
     }
 
     /// A poll (sources) or a take from the input (sinks) of `records`, which took `spent`.
     /// A source's poll that returned nothing is not a batch, as in Kafka Connect.
     pub(crate) fn taken(&self, records: usize, spent: Duration) {
+        if !self.enabled {
+            return;
+        }
         if records == 0 {
             return;
         }
         self.taken_total
             .fetch_add(records as u64, Ordering::Relaxed);
-        self.taken.record(records as f64);
-        self.batch_size.record(records as f64);
+        let now = Instant::now();
+        self.taken.record_at(records as f64, now);
+        self.batch_size.record_at(records as f64, now);
         if self.kind == TaskKind::Source {
-            self.batch_time.record(spent.as_secs_f64() * 1000.0);
+            self.batch_time.record_at(spent.as_secs_f64() * 1000.0, now);
             let _ = self.uncommitted_since_ms.compare_exchange(
                 0,
                 now_ms(),
@@ -179,13 +192,17 @@ impl TaskStats {
     }
 
     /// `records` went on: sent to the bus or Kafka (sources), or put into the sink, which took
-    /// `spent` (sinks; `oldest_ms` is the batch's oldest record timestamp).
+    /// `spent` (sinks; `oldest_ms` is the batch's first record timestamp).
     pub(crate) fn passed(&self, records: usize, spent: Duration, oldest_ms: Option<i64>) {
+        if !self.enabled {
+            return;
+        }
         self.passed_total
             .fetch_add(records as u64, Ordering::Relaxed);
-        self.passed.record(records as f64);
+        let now = Instant::now();
+        self.passed.record_at(records as f64, now);
         if self.kind == TaskKind::Sink {
-            self.batch_time.record(spent.as_secs_f64() * 1000.0);
+            self.batch_time.record_at(spent.as_secs_f64() * 1000.0, now);
             if let Some(oldest) = oldest_ms {
                 self.unflushed_oldest
                     .lock()
@@ -197,12 +214,18 @@ impl TaskStats {
 
     /// How many records are in flight now.
     pub(crate) fn set_active(&self, records: usize) {
+        if !self.enabled {
+            return;
+        }
         self.active.store(records as i64, Ordering::Relaxed);
     }
 
     /// An offset commit (sources) or flush (sinks) that took `spent`; `everything` when
     /// nothing polled is left uncommitted after it.
     pub(crate) fn committed(&self, spent: Duration, everything: bool) {
+        if !self.enabled {
+            return;
+        }
         self.commit_completions.fetch_add(1, Ordering::Relaxed);
         self.commit_time.record(spent.as_secs_f64() * 1000.0);
         if self.kind == TaskKind::Source {
@@ -219,11 +242,17 @@ impl TaskStats {
 
     /// A commit or flush with nothing to commit.
     pub(crate) fn commit_skipped(&self) {
+        if !self.enabled {
+            return;
+        }
         self.commit_skips.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The task's state changed (RUNNING, PAUSED, …).
     pub(crate) fn state(&self, state: State) {
+        if !self.enabled {
+            return;
+        }
         let mut clock = self.clock.lock().expect("stats lock");
         clock.settle(Instant::now());
         clock.state = state;
@@ -231,12 +260,18 @@ impl TaskStats {
 
     /// A record failed a stage (conversion, a transform, the producer).
     pub(crate) fn record_error(&self) {
+        if !self.enabled {
+            return;
+        }
         self.record_errors.fetch_add(1, Ordering::Relaxed);
         self.last_error_ms.store(now_ms(), Ordering::Relaxed);
     }
 
     /// A record failed and was skipped (`errors.tolerance=all`), logged when `logged`.
     pub(crate) fn record_skipped(&self, logged: bool) {
+        if !self.enabled {
+            return;
+        }
         self.records_skipped.fetch_add(1, Ordering::Relaxed);
         if logged {
             self.errors_logged.fetch_add(1, Ordering::Relaxed);
@@ -245,16 +280,25 @@ impl TaskStats {
 
     /// A record failed and failed the task (`errors.tolerance=none`).
     pub(crate) fn record_failed(&self) {
+        if !self.enabled {
+            return;
+        }
         self.record_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A retry of a retriable failure (`errors.retry.*`).
     pub(crate) fn retried(&self) {
+        if !self.enabled {
+            return;
+        }
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A dead letter written (`ok`) or not.
     pub(crate) fn dead_lettered(&self, ok: bool) {
+        if !self.enabled {
+            return;
+        }
         self.dead_letter_requests.fetch_add(1, Ordering::Relaxed);
         if !ok {
             self.dead_letter_failures.fetch_add(1, Ordering::Relaxed);

@@ -61,7 +61,8 @@ impl Windowed {
         self.record_at(value, Instant::now());
     }
 
-    fn record_at(&self, value: f64, now: Instant) {
+    /// Adds `value` as of `now` (one clock read shared by a batch's figures).
+    pub(crate) fn record_at(&self, value: f64, now: Instant) {
         let mut samples = self.samples.lock().expect("window lock");
         if now.duration_since(samples[1].started) >= SAMPLE {
             samples[0] = samples[1];

@@ -144,7 +144,7 @@ impl DistributedProcess {
             )),
             flush_interval: worker.flush_interval,
             shutdown_timeout: worker.shutdown_timeout,
-            metrics: Default::default(),
+            metrics: Arc::new(crate::metrics::WorkerMetrics::new(worker.metrics_enabled)),
         });
         let url = format!("http://{worker_id}");
         let shutdown_timeout = worker.shutdown_timeout;
