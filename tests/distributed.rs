@@ -487,6 +487,20 @@ fn kill_9_of_a_worker_moves_its_tasks_and_loses_no_line() {
     wait_until("lines flow", Duration::from_secs(180), || {
         lines(&output).len() > 1000
     });
+    // KIP-558: the topics the connectors used, written to the status topic by the workers
+    // running their tasks, are answered alike by every worker.
+    for worker in workers.iter().flatten() {
+        for connector in ["reader", "writer"] {
+            worker.wait_until(
+                "every worker answers the connector's topics",
+                Duration::from_secs(30),
+                || {
+                    worker.get(&format!("/connectors/{connector}/topics")).1
+                        == serde_json::json!({connector: {"topics": ["lines"]}})
+                },
+            );
+        }
+    }
 
     // Kill the worker running the source task, mid-stream.
     let status = first.get("/connectors/reader/status").1;
@@ -506,6 +520,27 @@ fn kill_9_of_a_worker_moves_its_tasks_and_loses_no_line() {
         |s| s["tasks"][0]["state"] == "RUNNING" && s["tasks"][0]["worker_id"] != victim_id.as_str(),
     );
     let failover = killed_at.elapsed();
+    // The group's rebalances in the survivor's metrics: the generation it last joined, and at
+    // least the first join and the one after the kill.
+    survivor.wait_until(
+        "the survivor's rebalance figures settle",
+        Duration::from_secs(60),
+        || {
+            let scrape = survivor.scrape();
+            let (generation, _) = last_join(survivor).unwrap();
+            let figure = |name: &str| {
+                scrape
+                    .value(
+                        &format!("kafka_connect_connect_worker_rebalance_metrics_{name}"),
+                        &[],
+                    )
+                    .unwrap_or(-1.0)
+            };
+            figure("epoch") == f64::from(generation)
+                && figure("rebalancing") == 0.0
+                && figure("completed_rebalances_total") >= 2.0
+        },
+    );
     eprintln!(
         "kill -9 to the source task RUNNING on {}: {failover:?} (session timeout 6 s, heartbeat 1 s)",
         moved["tasks"][0]["worker_id"]
@@ -514,6 +549,32 @@ fn kill_9_of_a_worker_moves_its_tasks_and_loses_no_line() {
     survivor.wait_until("the last line arrives", Duration::from_secs(240), || {
         lines(&output).contains(&last)
     });
+    // A reset through any worker empties the list, and the tasks, wherever they run, report
+    // their topic again as they go on.
+    assert_eq!(survivor.put("/connectors/writer/topics/reset", None).0, 202);
+    assert_eq!(
+        survivor.get("/connectors/writer/topics").1,
+        serde_json::json!({"writer": {"topics": []}})
+    );
+    append_lines(&input, vec!["after-the-reset".to_owned()]);
+    survivor.wait_until(
+        "the sink reports its topic again",
+        Duration::from_secs(60),
+        || {
+            survivor.get("/connectors/writer/topics").1
+                == serde_json::json!({"writer": {"topics": ["lines"]}})
+        },
+    );
+    let all_lines: Vec<String> = all_lines
+        .into_iter()
+        .chain(["after-the-reset".to_owned()])
+        .collect();
+    let last = all_lines.last().unwrap().clone();
+    survivor.wait_until(
+        "the line after the reset arrives",
+        Duration::from_secs(60),
+        || lines(&output).contains(&last),
+    );
     let replays = assert_replays_only(&lines(&output), &all_lines);
     eprintln!(
         "{} output lines for {} input lines, {replays} replay(s)",

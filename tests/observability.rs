@@ -133,6 +133,38 @@ fn counters_agree_with_what_flowed_through_a_file_pipeline_with_skipped_records(
         Some(1.0)
     );
 
+    // KIP-558: the topics each connector used; a reset empties them until they are used again.
+    assert_eq!(
+        worker.get("/connectors/numbers/topics").1,
+        serde_json::json!({"numbers": {"topics": ["numbers"]}})
+    );
+    assert_eq!(
+        worker.get("/connectors/out/topics").1,
+        serde_json::json!({"out": {"topics": ["numbers"]}})
+    );
+    assert_eq!(
+        worker.get("/connectors/nobody/topics").1,
+        serde_json::json!({"nobody": {"topics": []}}),
+        "as in Kafka Connect, a connector that does not exist has none"
+    );
+    assert_eq!(worker.put("/connectors/numbers/topics/reset", None).0, 202);
+    assert_eq!(
+        worker.get("/connectors/numbers/topics").1,
+        serde_json::json!({"numbers": {"topics": []}})
+    );
+    append_lines(&dir.path().join("in.txt"), ["301".to_owned()]);
+    wait_until(
+        "the source reports its topic again",
+        Duration::from_secs(30),
+        || {
+            worker.get("/connectors/numbers/topics").1["numbers"]["topics"]
+                == serde_json::json!(["numbers"])
+        },
+    );
+    wait_until("the sink holds 271 lines", Duration::from_secs(30), || {
+        lines(&dir.path().join("out.txt")).len() == 271
+    });
+
     // `sluice status` prints the table and exits 0 while nothing has failed, 1 once a task
     // has FAILED.
     let status = |url: &str| {
@@ -151,7 +183,7 @@ fn counters_agree_with_what_flowed_through_a_file_pipeline_with_skipped_records(
     assert!(stdout.starts_with("CONNECTOR"), "{stdout}");
     let numbers = stdout.lines().find(|l| l.starts_with("numbers")).unwrap();
     assert!(
-        numbers.contains("RUNNING") && numbers.contains("300"),
+        numbers.contains("RUNNING") && numbers.contains("301"),
         "{stdout}"
     );
     let broken = serde_json::json!({"name": "broken", "config": {

@@ -1170,6 +1170,15 @@ fn a_parallel_chunked_snapshot_under_concurrent_writes_replays_to_the_table() {
     );
     assert_eq!(
         scrape.value(
+            "sluice_slot_wal_status",
+            &[("connector", "inventory"), ("status", "reserved")]
+        ),
+        Some(1.0),
+        "{}",
+        scrape.text
+    );
+    assert_eq!(
+        scrape.value(
             "sluice_snapshot_rows",
             &[
                 ("connector", "inventory"),

@@ -1113,7 +1113,8 @@ impl PostgresSourceTask {
     }
 
     /// Every few seconds while streaming: how much WAL the slot holds back (the server's
-    /// current position minus the slot's confirmed one), as the `slot_lag_bytes` gauge.
+    /// current position minus the slot's confirmed one), as the `slot_lag_bytes` gauge, and
+    /// the slot's `wal_status` (`slot_wal_status{status}`).
     /// A failed measurement is only logged: the stream notices a lost connection itself.
     async fn measure_slot_lag(&mut self) {
         let due = self
@@ -1127,7 +1128,7 @@ impl PostgresSourceTask {
         }
         self.lag_measured = Some(tokio::time::Instant::now());
         let sql = format!(
-            "select (pg_current_wal_lsn() - confirmed_flush_lsn)::int8 from pg_replication_slots where slot_name = {}",
+            "select (pg_current_wal_lsn() - confirmed_flush_lsn)::int8, wal_status from pg_replication_slots where slot_name = {}",
             quote_literal(&config.slot)
         );
         match query(client, config, "measuring the slot's lag", &sql).await {
@@ -1138,6 +1139,15 @@ impl PostgresSourceTask {
                     .and_then(|v| v.parse::<f64>().ok())
                 {
                     self.metrics.set("slot_lag_bytes", lag);
+                }
+                // pg_replication_slots.wal_status: 1 for the current one, 0 for the others,
+                // so a change shows as one series falling and another rising.
+                if let Some(current) = rows.first().and_then(|r| r[1].as_deref()) {
+                    for status in ["reserved", "extended", "unreserved", "lost"] {
+                        let value = f64::from(u8::from(status == current));
+                        self.metrics
+                            .set_labeled("slot_wal_status", "status", status, value);
+                    }
                 }
             }
             Err(e) => tracing::debug!(error = %e, "could not measure the slot's lag"),

@@ -126,6 +126,10 @@ impl StandaloneProcess {
             flush_interval: worker.flush_interval,
             shutdown_timeout: worker.shutdown_timeout,
             metrics: Arc::new(crate::metrics::WorkerMetrics::new(worker.metrics_enabled)),
+            topics: Arc::new(crate::storage::topics::ActiveTopics::new(
+                worker.topic_tracking.0,
+                worker.topic_tracking.1,
+            )),
         });
         let herder = Arc::new(StandaloneHerder::new(Arc::new(Worker::new(ctx))));
         let (listener, addr) = crate::rest::bind(worker.rest_addr).await?;

@@ -42,6 +42,8 @@ pub(crate) struct WorkerContext {
     pub(crate) shutdown_timeout: Duration,
     /// What `GET /metrics` serves.
     pub(crate) metrics: Arc<crate::metrics::WorkerMetrics>,
+    /// The topics each connector's tasks used (KIP-558).
+    pub(crate) topics: Arc<crate::storage::topics::ActiveTopics>,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -148,6 +150,11 @@ impl Worker {
     /// This worker's metrics.
     pub(crate) fn metrics(&self) -> Arc<crate::metrics::WorkerMetrics> {
         Arc::clone(&self.ctx.metrics)
+    }
+
+    /// The topics this worker's tasks used.
+    pub(crate) fn topics(&self) -> Arc<crate::storage::topics::ActiveTopics> {
+        Arc::clone(&self.ctx.topics)
     }
 
     /// Starts connector `name` — its instance, then its tasks — in `target` state, replacing

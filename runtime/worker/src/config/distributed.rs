@@ -41,14 +41,6 @@ const NO_EFFECT: &[(&str, &str)] = &[
         "connector.client.config.override.policy",
         "connectors' client overrides are not supported yet",
     ),
-    (
-        "topic.tracking.enable",
-        "GET /connectors/{c}/topics is not supported yet",
-    ),
-    (
-        "topic.tracking.allow.reset",
-        "GET /connectors/{c}/topics is not supported yet",
-    ),
     ("rest.advertised.listener", "sluice's REST API is HTTP only"),
     ("access.control.allow.origin", "CORS headers are not sent"),
     ("access.control.allow.methods", "CORS headers are not sent"),

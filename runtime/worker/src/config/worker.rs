@@ -57,6 +57,10 @@ pub fn worker_config_def() -> ConfigDef {
         .key(ConfigKey::optional("plugin.path", List, "", Low,
             "Accepted for compatibility and ignored: sluice's plugins are built in (WASM \
              transforms are configured per connector)."))
+        .key(ConfigKey::optional("topic.tracking.enable", Boolean, "true", Low,
+            "Track the topics each connector uses (`GET /connectors/{c}/topics`, KIP-558)."))
+        .key(ConfigKey::optional("topic.tracking.allow.reset", Boolean, "true", Low,
+            "Allow `PUT /connectors/{c}/topics/reset`."))
         .key(ConfigKey::optional("metrics.enabled", Boolean, "true", Low,
             "sluice's: `false` makes tasks count nothing, so `GET /metrics` serves only the \
              worker's start-up counters and statuses. For measuring what the metrics cost \
@@ -130,6 +134,8 @@ pub struct WorkerConfig {
     pub buffer_bytes: u32,
     /// `metrics.enabled`: whether tasks count their figures.
     pub metrics_enabled: bool,
+    /// `topic.tracking.enable`, `topic.tracking.allow.reset`.
+    pub topic_tracking: (bool, bool),
 }
 
 /// Shows the settings with secret-looking values (`sasl.jaas.config`, `ssl.key.password`, …)
@@ -222,6 +228,10 @@ impl WorkerConfig {
             buffer_batches: usize::try_from(config.i64("direct.buffer.batches")?).unwrap_or(8),
             buffer_bytes: u32::try_from(config.i64("direct.buffer.bytes")?).unwrap_or(u32::MAX),
             metrics_enabled: config.bool("metrics.enabled")?,
+            topic_tracking: (
+                config.bool("topic.tracking.enable")?,
+                config.bool("topic.tracking.allow.reset")?,
+            ),
             props: config.props().clone(),
         })
     }

@@ -33,6 +33,21 @@ pub trait Herder: Send + Sync {
     /// This worker's metrics (`GET /metrics`).
     fn metrics(&self) -> std::sync::Arc<crate::metrics::WorkerMetrics>;
 
+    /// The topics this worker's tasks used, and the `topic.tracking.*` settings.
+    fn active_topics(&self) -> std::sync::Arc<crate::storage::topics::ActiveTopics>;
+
+    /// The topics connector `name` used since it was created or reset (KIP-558), sorted. As
+    /// in Kafka Connect, a connector that does not exist has none.
+    async fn connector_topics(&self, name: &str) -> Result<Vec<String>> {
+        Ok(self.active_topics().topics(name))
+    }
+
+    /// Forgets the topics connector `name` used; its tasks report them again as they go on.
+    async fn reset_connector_topics(&self, name: &str) -> Result<()> {
+        self.active_topics().reset(name);
+        Ok(())
+    }
+
     /// Names of all connectors, sorted.
     async fn connector_names(&self) -> Vec<String>;
 

@@ -126,6 +126,10 @@ impl Herder for StandaloneHerder {
         self.worker.metrics()
     }
 
+    fn active_topics(&self) -> Arc<crate::storage::topics::ActiveTopics> {
+        self.worker.topics()
+    }
+
     async fn connector_names(&self) -> Vec<String> {
         self.connectors.lock().await.keys().cloned().collect()
     }
@@ -215,6 +219,7 @@ impl Herder for StandaloneHerder {
         let mut connectors = self.connectors.lock().await;
         let entry = connectors.remove(name).ok_or_else(|| not_found(name))?;
         self.worker.remove(name).await?;
+        self.worker.topics().reset(name);
         tracing::info!(connector = name, "connector deleted");
         if cleanup && entry.plugin.kind() == ConnectorKind::Source {
             self.worker

@@ -386,6 +386,7 @@ impl Collector for Collect {
             }
         }
         encode_task_gauges(&mut encoder, &tasks)?;
+        self.encode_rebalances(&mut encoder)?;
         self.encode_statuses(&mut encoder)
     }
 }
@@ -450,6 +451,59 @@ fn intern(name: String) -> &'static str {
 }
 
 impl Collect {
+    /// `connect-worker-rebalance-metrics`, once this worker is a group member.
+    fn encode_rebalances(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let rebalances = self.0.rebalances.lock().expect("metrics lock");
+        if !rebalances.member {
+            return Ok(());
+        }
+        let group = "kafka_connect_connect_worker_rebalance_metrics";
+        let completed = format!("{group}_completed_rebalances");
+        let metric = encoder.encode_descriptor(
+            &completed,
+            "Rebalances this worker completed",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(rebalances.completed).encode(metric)?;
+        let time = rebalances.time.read();
+        let since_last = rebalances
+            .last_completed
+            .map_or(-1.0, |at| at.elapsed().as_secs_f64() * 1000.0);
+        for (name, help, value) in [
+            (
+                "epoch",
+                "The generation this worker last joined",
+                rebalances.epoch as f64,
+            ),
+            (
+                "rebalancing",
+                "1 while this worker is rebalancing",
+                f64::from(u8::from(rebalances.rebalancing)),
+            ),
+            (
+                "rebalance_avg_time_ms",
+                "Mean milliseconds per rebalance",
+                time.avg,
+            ),
+            (
+                "rebalance_max_time_ms",
+                "Longest rebalance, in milliseconds",
+                time.max,
+            ),
+            (
+                "time_since_last_rebalance_ms",
+                "Milliseconds since the last completed rebalance (-1: none yet)",
+                since_last,
+            ),
+        ] {
+            let full = format!("{group}_{name}");
+            let metric = encoder.encode_descriptor(&full, help, None, MetricType::Gauge)?;
+            ConstGauge::new(value).encode(metric)?;
+        }
+        Ok(())
+    }
+
     /// Connector and task statuses, and the counts of those on this worker.
     fn encode_statuses(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let statuses = self.0.statuses.lock().expect("metrics lock");

@@ -38,10 +38,25 @@ struct Startups {
     task_failures: Counter,
 }
 
+/// A distributed worker's rebalances (`connect-worker-rebalance-metrics`).
+#[derive(Debug, Default)]
+struct Rebalances {
+    /// Whether this worker ever joined a group (standalone workers have no such metrics).
+    member: bool,
+    rebalancing: bool,
+    started: Option<std::time::Instant>,
+    completed: u64,
+    epoch: i64,
+    last_completed: Option<std::time::Instant>,
+    /// Milliseconds per rebalance.
+    time: window::Windowed,
+}
+
 /// What the collector reads at a scrape.
 #[derive(Debug, Default)]
 struct Live {
     tasks: Mutex<Vec<Weak<TaskStats>>>,
+    rebalances: Mutex<Rebalances>,
     /// The statuses the REST handler read for this scrape, and this worker's id.
     statuses: Mutex<(Vec<ConnectorStatus>, String)>,
 }
@@ -133,6 +148,31 @@ impl WorkerMetrics {
         tasks.retain(|t| t.strong_count() > 0);
         tasks.push(Arc::downgrade(&stats));
         stats
+    }
+
+    /// This distributed worker starts joining the group (a rebalance begins).
+    pub(crate) fn rebalance_started(&self) {
+        let mut rebalances = self.live.rebalances.lock().expect("metrics lock");
+        rebalances.member = true;
+        if !rebalances.rebalancing {
+            rebalances.rebalancing = true;
+            rebalances.started = Some(std::time::Instant::now());
+        }
+    }
+
+    /// This worker joined generation `epoch` and applied its assignment.
+    pub(crate) fn rebalance_completed(&self, epoch: i64) {
+        let mut rebalances = self.live.rebalances.lock().expect("metrics lock");
+        let now = std::time::Instant::now();
+        if let Some(started) = rebalances.started.take() {
+            rebalances
+                .time
+                .record(now.duration_since(started).as_secs_f64() * 1000.0);
+        }
+        rebalances.rebalancing = false;
+        rebalances.completed += 1;
+        rebalances.epoch = epoch;
+        rebalances.last_completed = Some(now);
     }
 
     /// A connector instance started (`ok`) or failed to.

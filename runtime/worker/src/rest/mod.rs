@@ -147,6 +147,11 @@ pub fn router(herder: Shared) -> Router {
         .route("/connectors/{name}/pause", put(pause))
         .route("/connectors/{name}/resume", put(resume))
         .route("/connectors/{name}/stop", put(stop))
+        .route("/connectors/{name}/topics", get(connector_topics))
+        .route(
+            "/connectors/{name}/topics/reset",
+            put(reset_connector_topics),
+        )
         .route(
             "/connectors/{name}/offsets",
             get(offsets).patch(alter_offsets).delete(reset_offsets),
@@ -226,6 +231,43 @@ async fn metrics(State(herder): State<Shared>) -> impl IntoResponse {
         )],
         body,
     )
+}
+
+/// `GET /connectors/{c}/topics` (KIP-558): `{"<c>": {"topics": [...]}}`.
+async fn connector_topics(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Json>> {
+    if !herder.active_topics().enabled() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Topic tracking is disabled.",
+        ));
+    }
+    let topics = herder.connector_topics(&name).await?;
+    Ok(axum::Json(json!({ name: {"topics": topics} })))
+}
+
+/// `PUT /connectors/{c}/topics/reset` (KIP-558): 202.
+async fn reset_connector_topics(
+    State(herder): State<Shared>,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    let tracking = herder.active_topics();
+    if !tracking.enabled() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Topic tracking is disabled.",
+        ));
+    }
+    if !tracking.allow_reset() {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "Topic tracking reset is disabled.",
+        ));
+    }
+    to_completion(async move { herder.reset_connector_topics(&name).await }).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 async fn list_connectors(

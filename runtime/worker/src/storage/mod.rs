@@ -6,6 +6,7 @@
 //! * [`config_topic`] / [`status_topic`]: connector configs and statuses in compacted topics.
 //! * [`log`]: the compacted-topic log all three topic stores stand on.
 //! * [`group_offsets`]: a sink connector's consumer-group offsets, for the offsets API.
+//! * [`topics`]: the topics each connector used (KIP-558's active topics).
 
 pub mod config_topic;
 pub(crate) mod group_offsets;
@@ -13,3 +14,4 @@ pub mod log;
 pub mod offsets;
 pub mod offsets_topic;
 pub mod status_topic;
+pub mod topics;

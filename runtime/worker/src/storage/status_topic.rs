@@ -10,8 +10,17 @@ use sluice_api::Result;
 
 use super::config_topic::entry;
 use super::log::{KafkaLog, LogEntry, TopicRules};
+use super::topics::Discovery;
 use crate::pipeline::kafka::KafkaSettings;
 use crate::state::State;
+
+const TOPIC_PREFIX: &str = "status-topic-";
+const TOPIC_SEPARATOR: &str = ":connector-";
+
+/// The key of an active topic's record (KIP-558).
+pub fn topic_key(topic: &str, connector: &str) -> String {
+    format!("{TOPIC_PREFIX}{topic}{TOPIC_SEPARATOR}{connector}")
+}
 
 /// The key of a connector's (`task: None`) or task's status record.
 pub fn status_key(name: &str, task: Option<u32>) -> String {
@@ -83,6 +92,49 @@ impl KafkaStatusStore {
             statuses: Mutex::new(BTreeMap::new()),
             worker_id: worker_id.to_owned(),
         })
+    }
+
+    /// Records that task `task` of `connector` used `topic` (KIP-558), as Kafka Connect does:
+    /// `status-topic-<topic>:connector-<connector>` →
+    /// `{"topic":{"name","connector","task","discoverTimestamp"}}`.
+    pub async fn put_topic(&self, discovery: &Discovery) -> Result<()> {
+        self.log
+            .write(vec![entry(
+                topic_key(&discovery.topic, &discovery.connector),
+                Some(json!({"topic": {
+                    "name": discovery.topic,
+                    "connector": discovery.connector,
+                    "task": discovery.task,
+                    "discoverTimestamp": discovery.discovered_ms,
+                }})),
+            )])
+            .await
+    }
+
+    /// The topics recorded for `connector`, sorted.
+    pub async fn topics_of(&self, connector: &str) -> Result<Vec<String>> {
+        let suffix = format!("{TOPIC_SEPARATOR}{connector}");
+        Ok(self
+            .snapshot()
+            .await?
+            .keys()
+            .filter_map(|key| key.strip_prefix(TOPIC_PREFIX)?.strip_suffix(&suffix))
+            .map(str::to_owned)
+            .collect())
+    }
+
+    /// Removes the topics recorded for `connector` (tombstones, as Kafka Connect's reset).
+    pub async fn remove_topics(&self, connector: &str) -> Result<()> {
+        let records: Vec<LogEntry> = self
+            .topics_of(connector)
+            .await?
+            .iter()
+            .map(|topic| entry(topic_key(topic, connector), None))
+            .collect();
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.log.write(records).await
     }
 
     /// Records a connector's or task's state.

@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::config::ConnectorSettings;
 use crate::metrics::{TaskKind, TaskStats};
 use crate::state::{State, StatusCell};
+use crate::storage::topics::TopicReporter;
 use crate::transforms::TransformChain;
 use crate::worker::WorkerContext;
 
@@ -59,6 +60,8 @@ pub(crate) struct TaskRun {
     pub(crate) settings: ConnectorSettings,
     /// The task's figures for `GET /metrics`, served while the runner holds them.
     pub(crate) stats: Arc<TaskStats>,
+    /// The topic the task last reported as active (KIP-558).
+    pub(crate) topics: TopicReporter,
 }
 
 impl TaskRun {
@@ -89,7 +92,20 @@ impl TaskRun {
             chain,
             settings,
             stats,
+            topics: TopicReporter::default(),
         })
+    }
+
+    /// Reports the topics of `records` as active for this task (cheap when unchanged).
+    pub(crate) fn saw_topics<'a>(&mut self, topics: impl Iterator<Item = &'a str>) {
+        for topic in topics {
+            self.topics.saw(
+                &self.ctx.topics,
+                &self.spec.connector,
+                self.spec.task_id,
+                topic,
+            );
+        }
     }
 
     /// Sets the task's state, in its status and its figures (`running-ratio`).

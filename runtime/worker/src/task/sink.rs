@@ -172,6 +172,8 @@ impl SinkRunner {
             return Ok(());
         }
         let count = records.len();
+        self.run
+            .saw_topics(records.iter().map(|r| r.record.topic.as_str()));
         // The batch's first record stands for its oldest: a partition's records come in order,
         // and reading every record's timestamp would cost per record.
         let oldest = records.first().and_then(|r| r.record.timestamp_ms);

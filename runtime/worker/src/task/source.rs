@@ -351,6 +351,15 @@ impl SourceRunner {
             .flat_map(|(_, records)| records)
             .collect();
         let count = records.len();
+        // Field by field: `settings` borrows the run's settings meanwhile.
+        for record in &records {
+            self.run.topics.saw(
+                &self.run.ctx.topics,
+                &self.run.spec.connector,
+                self.run.spec.task_id,
+                &record.topic,
+            );
+        }
         let seq = tracker.next_seq();
         let sent = output
             .send(

@@ -37,6 +37,7 @@ fn worker(flush_interval: Duration) -> (Worker, Arc<MemoryOffsetStore>) {
         flush_interval,
         shutdown_timeout: Duration::from_secs(10),
         metrics: Default::default(),
+        topics: Default::default(),
     };
     (Worker::new(Arc::new(ctx)), offsets)
 }

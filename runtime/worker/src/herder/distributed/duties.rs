@@ -308,6 +308,13 @@ impl Duties {
             if let Err(e) = self.cluster.statuses.remove_one(name, task).await {
                 tracing::warn!(connector = %name, ?task, error = %e, "removing the status of deleted work failed");
             }
+            // A deleted connector's active topics go with it (KIP-558).
+            self.cluster.worker.topics().reset(name);
+            if task.is_none()
+                && let Err(e) = self.cluster.statuses.remove_topics(name).await
+            {
+                tracing::warn!(connector = %name, error = %e, "removing the active topics of a deleted connector failed");
+            }
         }
     }
 

@@ -281,6 +281,49 @@ impl Herder for DistributedHerder {
         self.cluster.worker.metrics()
     }
 
+    fn active_topics(&self) -> std::sync::Arc<crate::storage::topics::ActiveTopics> {
+        self.cluster.worker.topics()
+    }
+
+    /// From the status topic, where every worker of the group writes what its tasks used.
+    async fn connector_topics(&self, name: &str) -> Result<Vec<String>> {
+        self.cluster.statuses.topics_of(name).await
+    }
+
+    /// Removes the records from the status topic and has every worker running the
+    /// connector's tasks forget them too, so those tasks report their topics again (a peer
+    /// is told with `forward=false`, which makes it forget only its own).
+    async fn reset_connector_topics(&self, name: &str) -> Result<()> {
+        self.cluster.worker.topics().reset(name);
+        if crate::rest::hop::current() == crate::rest::hop::Hop::Last {
+            return Ok(());
+        }
+        self.cluster.statuses.remove_topics(name).await?;
+        let statuses = self.cluster.statuses.snapshot().await?;
+        let here = self.worker_id();
+        let workers: std::collections::BTreeSet<&str> = statuses
+            .iter()
+            .filter(|(key, _)| {
+                key.strip_prefix("status-task-")
+                    .and_then(|rest| rest.rsplit_once('-'))
+                    .is_some_and(|(connector, _)| connector == name)
+            })
+            .filter_map(|(_, status)| status["worker_id"].as_str())
+            .filter(|worker| *worker != here)
+            .collect();
+        let path = format!("/connectors/{}/topics/reset?forward=false", path_part(name));
+        for worker in workers {
+            if let Err(e) = self
+                .cluster
+                .call(&format!("http://{worker}"), Method::PUT, &path, None)
+                .await
+            {
+                tracing::warn!(connector = name, worker, error = %e, "a worker running the connector's tasks did not take the topics reset; its tasks report their topics again when they restart");
+            }
+        }
+        Ok(())
+    }
+
     async fn connector_names(&self) -> Vec<String> {
         match self.snapshot().await {
             Ok(snapshot) => snapshot.connectors.keys().cloned().collect(),

@@ -127,6 +127,7 @@ pub(crate) async fn run(cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) 
 impl Loop {
     /// One generation: join, sync, apply, then heartbeat and follow until a rebalance.
     async fn round(&mut self) -> Result<()> {
+        self.cluster.worker.metrics().rebalance_started();
         let settings = Arc::clone(&self.cluster.settings);
         self.lose_work_if_out_of_touch().await;
         let snapshot = self.cluster.snapshot().await?;
@@ -234,6 +235,10 @@ impl Loop {
         self.duties.forget_deleted(&revoked, &snapshot).await;
         self.duties.assign(&assigned, &snapshot).await;
         self.duties.republish();
+        self.cluster
+            .worker
+            .metrics()
+            .rebalance_completed(i64::from(joined.generation));
         let owned = self.duties.owned();
         tracing::info!(
             generation = joined.generation,

@@ -145,6 +145,10 @@ impl DistributedProcess {
             flush_interval: worker.flush_interval,
             shutdown_timeout: worker.shutdown_timeout,
             metrics: Arc::new(crate::metrics::WorkerMetrics::new(worker.metrics_enabled)),
+            topics: Arc::new(crate::storage::topics::ActiveTopics::new(
+                worker.topic_tracking.0,
+                worker.topic_tracking.1,
+            )),
         });
         let url = format!("http://{worker_id}");
         let shutdown_timeout = worker.shutdown_timeout;
@@ -159,6 +163,21 @@ impl DistributedProcess {
             url.clone(),
             group_bootstrap,
         ));
+        // The topics this worker's tasks use go to the status topic, where the whole group
+        // reads them (KIP-558).
+        let (discoveries, mut discovered) = tokio::sync::mpsc::unbounded_channel();
+        cluster.worker.topics().publish_to(discoveries);
+        let writer = Arc::downgrade(&cluster);
+        tokio::spawn(async move {
+            while let Some(discovery) = discovered.recv().await {
+                let Some(cluster) = writer.upgrade() else {
+                    return;
+                };
+                if let Err(e) = cluster.statuses.put_topic(&discovery).await {
+                    tracing::warn!(connector = %discovery.connector, topic = %discovery.topic, error = %e, "recording an active topic in the status topic failed");
+                }
+            }
+        });
         let herder: Arc<dyn Herder> = Arc::new(DistributedHerder::new(Arc::clone(&cluster)));
         let rest = RestServer::spawn(listener, herder, rest_limits);
         let (stop_member, stopped) = watch::channel(false);
