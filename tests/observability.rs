@@ -229,3 +229,34 @@ fn counters_agree_with_what_flowed_through_a_file_pipeline_with_skipped_records(
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// `topic.tracking.enable=false` turns the topics API off, `topic.tracking.allow.reset=false`
+/// only its reset, both with Kafka Connect's 403 messages.
+#[test]
+fn topic_tracking_can_be_turned_off_or_kept_from_resets() {
+    for (settings, get, reset) in [
+        ("topic.tracking.enable=false\n", 403, 403),
+        ("topic.tracking.allow.reset=false\n", 200, 403),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let worker_props = dir.path().join("worker.properties");
+        std::fs::write(
+            &worker_props,
+            format!("offset.storage.file.filename=connect.offsets\n{settings}"),
+        )
+        .unwrap();
+        let worker = Worker::start(dir.path(), &[worker_props.to_str().unwrap()]);
+        let (code, body) = worker.get("/connectors/any/topics");
+        assert_eq!(code, get, "{settings}: {body}");
+        let (code, body) = worker.put("/connectors/any/topics/reset", None);
+        assert_eq!(code, reset, "{settings}: {body}");
+        let expected = if get == 403 {
+            "Topic tracking is disabled."
+        } else {
+            "Topic tracking reset is disabled."
+        };
+        assert_eq!(body["message"], expected, "{body}");
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+    }
+}
