@@ -373,20 +373,43 @@ pub fn columns_from_map(map: &MapColumns, hints: &[ColumnInfo]) -> Option<Vec<Co
                 .map(|c| charset_name(c).to_owned()),
         };
         // The described column of the same name and binlog type knows more (display width,
-        // the exact text/blob size, MariaDB's JSON).
+        // the exact text/blob size, MariaDB's JSON), but it was read later than the rows were
+        // written: it is taken only where it agrees with what the binlog carries (signedness,
+        // precision and scale, fractional digits, ENUM/SET labels), and the binlog's charset
+        // wins.
         let hint = hints.iter().find(|h| {
-            h.name == *name && expected_codes(h).is_some_and(|codes| codes.contains(&real))
+            h.name == *name
+                && expected_codes(h).is_some_and(|codes| codes.contains(&real))
+                && agrees(h, &built)
         });
         columns.push(match hint {
             Some(hint) => ColumnInfo {
                 nullable: built.nullable,
                 primary: built.primary,
+                charset: if binary {
+                    None
+                } else {
+                    built.charset.clone().or_else(|| hint.charset.clone())
+                },
                 ..hint.clone()
             },
             None => built,
         });
     }
     Some(columns)
+}
+
+/// Whether a described column agrees with the one built from the binlog on everything the
+/// binlog carries, so its extra knowledge may be used.
+fn agrees(hint: &ColumnInfo, built: &ColumnInfo) -> bool {
+    let unsigned = |c: &ColumnInfo| c.column_type.contains("unsigned");
+    unsigned(hint) == unsigned(built)
+        && (built.precision.is_none()
+            || (hint.precision, hint.scale.unwrap_or(0))
+                == (built.precision, built.scale.unwrap_or(0)))
+        && hint.fsp == built.fsp
+        && (!matches!(built.data_type.as_str(), "enum" | "set")
+            || hint.column_type == built.column_type)
 }
 
 fn quoted(labels: &[String]) -> String {
@@ -491,6 +514,25 @@ mod tests {
                 .unwrap()
                 .contains("the binlog writes 6")
         );
+    }
+
+    #[test]
+    fn a_description_that_disagrees_with_the_binlog_is_not_used() {
+        let full = map(
+            &[(code::LONG, &[]), (code::STRING, &[code::ENUM, 1])],
+            Some(&["id", "kind"]),
+        );
+        // Described after a DDL: the id is signed now and the enum has a third label.
+        let hints = vec![
+            ColumnInfo::plain("id", "int", "int(11)"),
+            ColumnInfo::plain("kind", "enum", "enum('a','b''c','d')"),
+        ];
+        let built = columns_from_map(&full, &hints).unwrap();
+        assert_eq!(built[0].column_type, "int unsigned", "the binlog's signedness");
+        assert_eq!(built[1].column_type, "enum('a','b''c')", "the binlog's labels");
+        let agreeing = vec![ColumnInfo::plain("id", "int", "int(10) unsigned")];
+        let built = columns_from_map(&full, &agreeing).unwrap();
+        assert_eq!(built[0].column_type, "int(10) unsigned", "the display width kept");
     }
 
     #[test]
