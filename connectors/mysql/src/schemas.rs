@@ -30,6 +30,9 @@ pub struct MapColumns {
     /// Charset number per character column (in column order among them), when given.
     pub charsets: Vec<u16>,
     pub default_charset: Option<u16>,
+    /// With a default charset: the character columns that differ from it, by their index
+    /// among the character columns (as the binlog numbers them).
+    pub charset_exceptions: Vec<(usize, u16)>,
 }
 
 /// The charset number of `binary` (columns of it hold bytes, not text).
@@ -66,6 +69,7 @@ impl MapColumns {
             primary: None,
             charsets: Vec::new(),
             default_charset: None,
+            charset_exceptions: Vec::new(),
         };
         for field in map.iter_optional_meta() {
             let Ok(field) = field else { break };
@@ -111,6 +115,11 @@ impl MapColumns {
                 }
                 OptionalMetadataField::DefaultCharset(charset) => {
                     out.default_charset = Some(charset.default_charset());
+                    out.charset_exceptions = charset
+                        .iter_non_default()
+                        .filter_map(Result::ok)
+                        .map(|c| (c.column_index() as usize, c.charset()))
+                        .collect();
                 }
                 OptionalMetadataField::ColumnCharset(charsets) => {
                     out.charsets = charsets.iter_charsets().filter_map(Result::ok).collect();
@@ -286,6 +295,12 @@ pub fn columns_from_map(map: &MapColumns, hints: &[ColumnInfo]) -> Option<Vec<Co
                 .charsets
                 .get(character_index)
                 .copied()
+                .or_else(|| {
+                    map.charset_exceptions
+                        .iter()
+                        .find(|(index, _)| *index == character_index)
+                        .map(|(_, charset)| *charset)
+                })
                 .or(map.default_charset);
             character_index += 1;
             charset
@@ -450,6 +465,7 @@ mod tests {
             primary: Some(vec![0]),
             charsets: Vec::new(),
             default_charset: Some(45),
+            charset_exceptions: Vec::new(),
         }
     }
 
@@ -533,6 +549,23 @@ mod tests {
         let agreeing = vec![ColumnInfo::plain("id", "int", "int(10) unsigned")];
         let built = columns_from_map(&full, &agreeing).unwrap();
         assert_eq!(built[0].column_type, "int(10) unsigned", "the display width kept");
+    }
+
+    #[test]
+    fn a_character_column_off_the_default_charset_gets_its_own() {
+        let mut full = map(
+            &[
+                (code::LONG, &[]),
+                (code::VARCHAR, &[80, 0]),
+                (code::VARCHAR, &[80, 0]),
+            ],
+            Some(&["id", "name", "legacy"]),
+        );
+        // utf8mb4 by default; the second character column is latin1 (collation 8).
+        full.charset_exceptions = vec![(1, 8)];
+        let built = columns_from_map(&full, &[]).unwrap();
+        assert_eq!(built[1].charset.as_deref(), Some("utf8mb4"));
+        assert_eq!(built[2].charset.as_deref(), Some("latin1"));
     }
 
     #[test]
