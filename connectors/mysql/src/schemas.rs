@@ -544,11 +544,20 @@ mod tests {
             ColumnInfo::plain("kind", "enum", "enum('a','b''c','d')"),
         ];
         let built = columns_from_map(&full, &hints).unwrap();
-        assert_eq!(built[0].column_type, "int unsigned", "the binlog's signedness");
-        assert_eq!(built[1].column_type, "enum('a','b''c')", "the binlog's labels");
+        assert_eq!(
+            built[0].column_type, "int unsigned",
+            "the binlog's signedness"
+        );
+        assert_eq!(
+            built[1].column_type, "enum('a','b''c')",
+            "the binlog's labels"
+        );
         let agreeing = vec![ColumnInfo::plain("id", "int", "int(10) unsigned")];
         let built = columns_from_map(&full, &agreeing).unwrap();
-        assert_eq!(built[0].column_type, "int(10) unsigned", "the display width kept");
+        assert_eq!(
+            built[0].column_type, "int(10) unsigned",
+            "the display width kept"
+        );
     }
 
     #[test]
