@@ -233,10 +233,10 @@ pub(crate) fn assign(
                 rejoin_at = Some(until);
             }
         } else if excess.is_empty() {
-            if memory.revoked_in_previous {
-                memory.revoked_in_previous = false;
-                memory.successive_revoking_rounds = 0;
-            }
+            // Balanced: the back-off starts over, also when a pause ended on a balanced group
+            // (Kafka Connect resets its count whenever a round has nothing to revoke).
+            memory.revoked_in_previous = false;
+            memory.successive_revoking_rounds = 0;
         } else {
             let backoff = if memory.revoked_in_previous {
                 memory.successive_revoking_rounds += 1;
@@ -588,6 +588,38 @@ mod tests {
             let plan = assign(&members(&workers), &configured, &mut memory, now, max_delay);
             assert!(revoked(&plan) > 0 && plan.delay_ms == 0, "{plan:?}");
         }
+    }
+
+    #[test]
+    fn a_back_off_that_ends_on_a_balanced_group_starts_the_count_over() {
+        let revoked =
+            |plan: &Plan| -> usize { plan.members.values().map(|p| p.revoked.len()).sum() };
+        let max_delay = 300_000;
+        let configured = work(&[("c", 24)]);
+        let mut workers = vec![worker(1)];
+        let (mut memory, mut now) = (Memory::default(), 0);
+        converge(&mut workers, &configured, &mut memory, &mut now, max_delay);
+        workers.push(worker(10));
+        let plan = assign(&members(&workers), &configured, &mut memory, now, max_delay);
+        assert!(revoked(&plan) > 0, "{plan:?}");
+        apply(&mut workers, &plan);
+        workers.push(worker(11));
+        let plan = assign(&members(&workers), &configured, &mut memory, now, max_delay);
+        assert_eq!((revoked(&plan), plan.delay_ms), (0, 40), "backs off");
+        // The newcomer leaves before the pause ends: it ends on a balanced group.
+        workers.pop();
+        now += 40;
+        converge(&mut workers, &configured, &mut memory, &mut now, max_delay);
+        check_converged(&workers, &configured);
+        // A later imbalance revokes at once, and the next back-to-back round waits 40 ms
+        // again, not 1.6 s.
+        workers.push(worker(12));
+        let plan = assign(&members(&workers), &configured, &mut memory, now, max_delay);
+        assert!(revoked(&plan) > 0 && plan.delay_ms == 0, "{plan:?}");
+        apply(&mut workers, &plan);
+        workers.push(worker(13));
+        let plan = assign(&members(&workers), &configured, &mut memory, now, max_delay);
+        assert_eq!((revoked(&plan), plan.delay_ms), (0, 40), "{plan:?}");
     }
 
     /// Random memberships and configs: after every change, rounds converge to every piece of
