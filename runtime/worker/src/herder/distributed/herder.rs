@@ -179,7 +179,9 @@ impl DistributedHerder {
                     still_running_on = ?running,
                     "workers did not confirm stopping the deleted connector within {REST_WAIT:?}"
                 );
-                if cleanup {
+                // No live owner holds it any more (only the next generation is late): the
+                // clean-up may go ahead.
+                if cleanup && !running.is_empty() {
                     return Err(Error::retriable(format!(
                         "connector {name} was deleted, but {running:?} did not confirm \
                          stopping it within {REST_WAIT:?}, so its external state was not \

@@ -254,6 +254,10 @@ impl Loop {
             v.stable = true;
             v.generation = joined.generation;
             v.is_leader = joined.is_leader();
+            if !joined.is_leader() {
+                // A former leader's member list would be stale: only the leader keeps one.
+                v.member_urls.clear();
+            }
             v.leader_url = Some(assignment.leader_url.clone());
             v.owned = owned;
         });
