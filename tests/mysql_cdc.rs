@@ -1312,3 +1312,50 @@ fn uuid_values_of_every_version_arrive_as_the_server_shows_them() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// MariaDB's INET6 arrives as its text form, as the server shows it, in snapshot and stream:
+/// compressed IPv6, IPv4-mapped and IPv4-compatible addresses, `::`, `::1`, a full address.
+#[test]
+fn inet6_values_arrive_as_the_server_shows_them() {
+    let db = Server::start();
+    db.sql(
+        "create database inventory; create table inventory.hosts (id int primary key, ip inet6)",
+    );
+    let values = [
+        "2001:db8::1",
+        "::ffff:192.0.2.1",
+        "::192.0.2.1",
+        "::",
+        "::1",
+        "2001:db8:0:1:1:1:1:1",
+        "fe80::1:0:0:0",
+        "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    ];
+    let insert = |ids: std::ops::Range<usize>| {
+        let rows: Vec<String> = ids
+            .map(|i| format!("({i}, '{}')", values[i % values.len()]))
+            .collect();
+        db.sql(&format!(
+            "insert into inventory.hosts values {}",
+            rows.join(", ")
+        ));
+    };
+    insert(0..8);
+    db.sql("insert into inventory.hosts values (100, null)");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs(dir.path(), &db, json!({}));
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    wait_until("the snapshot rows arrive", Duration::from_secs(60), || {
+        lines(&events).len() >= 9
+    });
+    insert(8..16);
+    worker.wait_until("the streamed rows arrive", Duration::from_secs(60), || {
+        lines(&events).len() >= 17
+    });
+    let table = rows_now(&db, "hosts", &["id", "ip"]);
+    let streamed = replay(&lines(&events), "dbserver1.inventory.hosts");
+    assert_eq!(streamed, table, "every address as the server shows it");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

@@ -126,6 +126,8 @@ enum Kind {
     Bits,
     /// MariaDB's UUID (`io.debezium.data.Uuid`).
     Uuid,
+    /// MariaDB's INET6: its text form, as the server shows it.
+    Inet6,
     /// POINT (`io.debezium.data.geometry.Point`).
     Point,
     /// Other spatial types (`io.debezium.data.geometry.Geometry`).
@@ -173,6 +175,7 @@ fn kind_of(column: &ColumnInfo, config: &MySqlConfig) -> Kind {
         "bit" if column.bits() <= 1 => Kind::Boolean,
         "bit" => Kind::Bits,
         "uuid" => Kind::Uuid,
+        "inet6" => Kind::Inet6,
         "point" => Kind::Point,
         "geometry" | "linestring" | "polygon" | "multipoint" | "multilinestring"
         | "multipolygon" | "geometrycollection" | "geomcollection" => Kind::Geometry,
@@ -218,6 +221,7 @@ fn schema_of(kind: &Kind, column: &ColumnInfo) -> Schema {
         Kind::Bits => named(SchemaType::Bytes, "io.debezium.data.Bits")
             .parameter("length", column.bits().to_string()),
         Kind::Uuid => named(SchemaType::String, "io.debezium.data.Uuid"),
+        Kind::Inet6 => Schema::of(SchemaType::String),
         Kind::Point => Schema::struct_named("io.debezium.data.geometry.Point")
             .versioned(1)
             .field("x", Schema::of(SchemaType::Float64).into_ref())
@@ -276,6 +280,68 @@ fn uuid_text(bytes: &[u8]) -> Option<String> {
         &hex[16..20],
         &hex[20..32]
     ))
+}
+
+/// MariaDB's INET6 value (16 bytes in network order; the binlog drops trailing zero bytes, as
+/// for BINARY) in the server's text form: the longest run of zero groups (the first of equal
+/// ones) compressed to `::` even when it is a single group (unlike RFC 5952), and an
+/// IPv4-mapped or IPv4-compatible address with its IPv4 part dotted (`::ffff:192.0.2.1`,
+/// `::192.0.2.1`).
+fn inet6_text(bytes: &[u8]) -> Option<String> {
+    if bytes.len() > 16 {
+        return None;
+    }
+    let mut full = [0u8; 16];
+    full[..bytes.len()].copy_from_slice(bytes);
+    let v4 = format!("{}.{}.{}.{}", full[12], full[13], full[14], full[15]);
+    let zero_prefix = full[..10].iter().all(|b| *b == 0);
+    if zero_prefix && full[10] == 0xff && full[11] == 0xff {
+        return Some(format!("::ffff:{v4}"));
+    }
+    let special = full[12..15].iter().all(|b| *b == 0) && full[15] <= 1;
+    if zero_prefix && full[10] == 0 && full[11] == 0 && !special {
+        return Some(format!("::{v4}"));
+    }
+    let groups: Vec<u16> = full
+        .chunks(2)
+        .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+        .collect();
+    // The longest run of zero groups, the first of equally long ones.
+    let (mut best, mut run) = ((0, 0), None::<usize>);
+    for (i, group) in groups.iter().enumerate() {
+        match (group, run) {
+            (0, None) => run = Some(i),
+            (0, Some(_)) => {}
+            (_, Some(from)) => {
+                if i - from > best.1 {
+                    best = (from, i - from);
+                }
+                run = None;
+            }
+            (_, None) => {}
+        }
+    }
+    if let Some(from) = run
+        && groups.len() - from > best.1
+    {
+        best = (from, groups.len() - from);
+    }
+    let hex = |groups: &[u16]| {
+        groups
+            .iter()
+            .map(|g| format!("{g:x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    Some(if best.1 == 0 {
+        hex(&groups)
+    } else {
+        format!(
+            "{}::{}",
+            hex(&groups[..best.0]),
+            hex(&groups[best.0 + best.1..])
+        )
+    })
 }
 
 /// MySQL's internal geometry value — the SRID (4 bytes, little-endian) and the WKB — as
@@ -500,6 +566,7 @@ impl TableSchema {
             ) => Value::String(String::from_utf8_lossy(b).into_owned()),
             (Kind::Binary, Cell::Bytes(b)) => Value::Bytes(fixed_width(column, b)),
             (Kind::Uuid, Cell::Bytes(b)) => Value::String(uuid_text(b).ok_or_else(bad)?),
+            (Kind::Inet6, Cell::Bytes(b)) => Value::String(inet6_text(b).ok_or_else(bad)?),
             (Kind::Point | Kind::Geometry, Cell::Bytes(b)) => {
                 geometry_value(&self.row.fields[index].schema, b, *kind == Kind::Point)
                     .ok_or_else(bad)?
@@ -648,6 +715,8 @@ impl TableSchema {
             Kind::Binary => Value::Bytes(bytes.to_vec()),
             // The text protocol gives a UUID in its text form already.
             Kind::Uuid => Value::String(text().to_ascii_lowercase()),
+            // The text protocol gives INET6 in the server's text form.
+            Kind::Inet6 => Value::String(text()),
             Kind::Point | Kind::Geometry => {
                 geometry_value(&self.row.fields[index].schema, bytes, *kind == Kind::Point)
                     .ok_or_else(bad)?
@@ -762,5 +831,24 @@ mod tests {
             uuid_text(&[0x12, 0x3e]).unwrap(),
             "123e0000-0000-0000-0000-000000000000"
         );
+    }
+
+    #[test]
+    fn inet6_values_read_as_mariadb_writes_them() {
+        let parse = |text: &str| text.parse::<std::net::Ipv6Addr>().unwrap().octets();
+        for (address, shown) in [
+            ("2001:db8:0:1:1:1:1:1", "2001:db8::1:1:1:1:1"),
+            ("fe80:0:0:0:1:0:0:0", "fe80::1:0:0:0"),
+            ("::ffff:192.0.2.1", "::ffff:192.0.2.1"),
+            ("::192.0.2.1", "::192.0.2.1"),
+            ("::", "::"),
+            ("::1", "::1"),
+            ("1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7:8"),
+        ] {
+            assert_eq!(inet6_text(&parse(address)).unwrap(), shown, "{address}");
+        }
+        // Trailing zero bytes dropped by the binlog, as for BINARY.
+        assert_eq!(inet6_text(&[0x20, 0x01, 0x0d, 0xb8]).unwrap(), "2001:db8::");
+        assert_eq!(inet6_text(&[0; 17]), None);
     }
 }
