@@ -88,6 +88,22 @@ impl SourceConnector for MySqlSourceConnector {
     }
 }
 
+/// Milliseconds since the Unix epoch, now.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The catalog connection (INFORMATION_SCHEMA, heartbeat queries) kept in `slot`, opened on
+/// first use.
+async fn catalog<'a>(slot: &'a mut Option<Conn>, config: &MySqlConfig) -> Result<&'a mut Conn> {
+    if slot.is_none() {
+        *slot = Some(connect(config).await?);
+    }
+    Ok(slot.as_mut().expect("connected above"))
+}
+
 /// Where a statement's query event is in the binlog, and when and by whom it was written.
 #[derive(Clone, Copy)]
 struct StatementAt {
@@ -604,9 +620,7 @@ impl MySqlSourceTask {
                     Some(table) => table,
                     None => {
                         let origin = self.origin(start, header.server_id(), ts_ms)?;
-                        if self.catalog.is_none() {
-                            self.catalog = Some(connect(&config).await?);
-                        }
+                        let catalog = catalog(&mut self.catalog, &config).await?;
                         let source = self
                             .source
                             .clone()
@@ -614,7 +628,7 @@ impl MySqlSourceTask {
                         let established = self
                             .tables
                             .establish(
-                                self.catalog.as_mut().expect("connected above"),
+                                catalog,
                                 &config,
                                 &source,
                                 &db,
@@ -696,10 +710,7 @@ impl MySqlSourceTask {
                 first.get_or_insert((t.db.clone(), t.table.clone()));
             }
             if let Some(t) = changed.filter(|t| config.captures(&t.db, &t.table)) {
-                if self.catalog.is_none() {
-                    self.catalog = Some(connect(config).await?);
-                }
-                let conn = self.catalog.as_mut().expect("connected above");
+                let conn = catalog(&mut self.catalog, config).await?;
                 let columns = crate::sql::describe(conn, config, &t.db, &t.table).await?;
                 let kind = if creates { "CREATE" } else { "ALTER" };
                 changes.push(table_change(&t.db, &t.table, kind, &columns));
@@ -774,10 +785,7 @@ impl MySqlSourceTask {
             if !config.captures(&name.db, &name.table) {
                 continue;
             }
-            if self.catalog.is_none() {
-                self.catalog = Some(connect(config).await?);
-            }
-            let conn = self.catalog.as_mut().expect("connected above");
+            let conn = catalog(&mut self.catalog, config).await?;
             let table = self
                 .tables
                 .schema_now(conn, config, &source, &name.db, &name.table)
@@ -915,18 +923,12 @@ impl MySqlSourceTask {
         };
         if let Some(sql) = heartbeats.action_query().map(str::to_owned) {
             let config = self.config()?.clone();
-            if self.catalog.is_none() {
-                self.catalog = Some(connect(&config).await?);
-            }
-            let conn = self.catalog.as_mut().expect("connected above");
+            let conn = catalog(&mut self.catalog, &config).await?;
             conn.query_drop(sql)
                 .await
                 .map_err(|e| my_error("running heartbeat.action.query", &config, e))?;
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or_default();
+        let now_ms = now_ms();
         let mut offset = SourceOffset::new();
         offset.insert("ts_sec".into(), json!(now_ms / 1000));
         offset.insert("file".into(), json!(position.file));
@@ -1005,10 +1007,7 @@ impl MySqlSourceTask {
         let mut transactional = Vec::new();
         if !tables.is_empty() {
             let config = self.config()?.clone();
-            if self.catalog.is_none() {
-                self.catalog = Some(connect(&config).await?);
-            }
-            let conn = self.catalog.as_mut().expect("connected above");
+            let conn = catalog(&mut self.catalog, &config).await?;
             for (db, table) in tables {
                 let answer: Option<String> = conn
                     .exec_first(
@@ -1101,10 +1100,7 @@ impl MySqlSourceTask {
             return false;
         };
         if let Some(debezium) = &self.debezium {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as i64)
-                .unwrap_or_default();
+            let now_ms = now_ms();
             debezium.add(
                 "streaming",
                 "TotalNumberOfEventsSeen",

@@ -16,6 +16,7 @@
 //! * [`state`]: connector and task states and the shapes they are reported in.
 //! * [`process`]: a whole worker process assembled from its config file.
 
+mod clock;
 pub mod config;
 pub mod herder;
 pub mod logging;

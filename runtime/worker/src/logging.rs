@@ -17,6 +17,8 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
 
+use crate::clock::now_ms;
+
 /// Kafka Connect's and Debezium's logger names for what sluice's crates do.
 pub const KAFKA_NAMES: &[(&str, &str)] = &[
     ("org.apache.kafka.connect", "sluice_runtime"),
@@ -131,13 +133,6 @@ fn is_target(name: &str) -> bool {
 /// Whether logger `child` is under `parent` (itself excluded).
 fn is_under(child: &str, parent: &str) -> bool {
     child.starts_with(parent) && child[parent.len()..].starts_with("::")
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 impl LogLevels {

@@ -57,6 +57,17 @@ pub trait Herder: Send + Sync {
     /// A connector's and its tasks' states.
     async fn connector_status(&self, name: &str) -> Result<ConnectorStatus>;
 
+    /// Every connector's status, in name order; one deleted while they are read is left out.
+    async fn statuses(&self) -> Vec<ConnectorStatus> {
+        let mut statuses = Vec::new();
+        for name in self.connector_names().await {
+            if let Ok(status) = self.connector_status(&name).await {
+                statuses.push(status);
+            }
+        }
+        statuses
+    }
+
     /// Creates a connector, or with `replace` updates it. Returns the info and whether it was
     /// created. Fails with `Conflict` when it exists and `replace` is false.
     async fn put_connector(

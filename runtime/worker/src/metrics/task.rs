@@ -4,12 +4,13 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::histogram::Histogram;
 use sluice_api::metrics::TaskMetrics;
 
 use super::window::{Reading, Windowed};
+use crate::clock::now_ms;
 use crate::state::State;
 
 /// Whether a task reads a source or writes a sink: it decides which of Kafka Connect's metric
@@ -18,13 +19,6 @@ use crate::state::State;
 pub(crate) enum TaskKind {
     Source,
     Sink,
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 /// Time spent running and paused since the task started (`running-ratio`, `pause-ratio`).

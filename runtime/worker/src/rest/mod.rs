@@ -217,12 +217,7 @@ async fn health() -> axum::Json<Json> {
 
 /// The worker's metrics in the OpenMetrics text format (see [`crate::metrics`]).
 async fn metrics(State(herder): State<Shared>) -> impl IntoResponse {
-    let mut statuses = Vec::new();
-    for name in herder.connector_names().await {
-        if let Ok(status) = herder.connector_status(&name).await {
-            statuses.push(status);
-        }
-    }
+    let statuses = herder.statuses().await;
     let body = herder.metrics().encode(statuses, &herder.worker_id()).await;
     (
         [(

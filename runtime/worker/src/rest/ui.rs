@@ -28,10 +28,8 @@ pub(super) async fn page() -> impl IntoResponse {
 pub(super) async fn data(State(herder): State<Shared>) -> axum::Json<Json> {
     let figures = herder.metrics().figures();
     let mut connectors = Vec::new();
-    for name in herder.connector_names().await {
-        let Ok(status) = herder.connector_status(&name).await else {
-            continue;
-        };
+    for status in herder.statuses().await {
+        let name = &status.name;
         let tasks: Vec<Json> = status
             .tasks
             .iter()
@@ -54,10 +52,7 @@ pub(super) async fn data(State(herder): State<Shared>) -> axum::Json<Json> {
             "tasks": tasks,
         }));
     }
-    let at_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default();
+    let at_ms = crate::clock::now_ms();
     axum::Json(json!({
         "worker_id": herder.worker_id(),
         "at_ms": at_ms,

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::sync::mpsc;
 
+use crate::clock::now_ms;
+
 /// A topic a task used, and when it was first seen.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Discovery {
@@ -43,13 +45,6 @@ impl Default for ActiveTopics {
     fn default() -> ActiveTopics {
         ActiveTopics::new(true, true)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
 }
 
 impl ActiveTopics {

@@ -4,7 +4,7 @@
 //! the direct bus, acknowledged by Kafka on the Kafka transport).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use sluice_api::connector::{ConnectorFactory, SourceTask, SourceTaskContext};
 use sluice_api::record::{Record, SourceRecord};
@@ -13,18 +13,12 @@ use tokio::task::JoinHandle;
 
 use super::chain::{TRANSFORMATION, settle};
 use super::{TaskControl, TaskRun};
+use crate::clock::now_ms;
 use crate::pipeline::ack::{AckTracker, PartitionOffsets, upsert};
 use crate::pipeline::{Sent, SourceOutput};
 use crate::state::State;
 use crate::storage::offsets::ConnectorOffsetReader;
 use crate::transforms::TransformChain;
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default()
-}
 
 /// Whether dispatch finished or was cut short by a stop request.
 enum Dispatched {

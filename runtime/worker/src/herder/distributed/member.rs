@@ -18,7 +18,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_api::Result;
@@ -32,6 +32,7 @@ use super::group::{GroupMember, GroupSettings, Joined, Outcome};
 use super::heartbeat::{Beat, Heartbeats};
 use super::protocol::{self, Assignment, CONFIG_MISMATCH, NO_ERROR, Protocol, WorkerMetadata};
 use super::signature::{HMAC_SHA256, SessionKey};
+use crate::clock::now_ms;
 use crate::state::State;
 use crate::storage::config_topic::{ConfigSnapshot, session_key_record};
 use crate::storage::status_topic::status_key;
@@ -55,12 +56,6 @@ fn configured(snapshot: &ConfigSnapshot) -> BTreeSet<Work> {
         work.extend((0..tasks).map(|t| Work::Task(name.clone(), t)));
     }
     work
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// The loop's state between generations.
