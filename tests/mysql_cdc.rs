@@ -14,34 +14,13 @@ use support::mariadb::Server;
 use support::{Worker, lines, wait_until};
 
 fn write_configs(dir: &Path, db: &Server, extra: Json) -> Vec<String> {
-    std::fs::write(
-        dir.join("worker.properties"),
-        "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
-    )
-    .unwrap();
-    let mut connector = json!({
+    let connector = json!({
         "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
         "database.hostname": "127.0.0.1", "database.port": db.port.to_string(),
         "database.user": "root", "database.password": "", "database.server.id": "5401",
         "topic.prefix": "dbserver1", "database.include.list": "inventory",
     });
-    for (k, v) in extra.as_object().unwrap() {
-        connector[k] = v.clone();
-    }
-    std::fs::write(
-        dir.join("inventory.json"),
-        json!({"name": "inventory", "config": connector}).to_string(),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("oracle.properties"),
-        "name=oracle\nconnector.class=FileStreamSink\nfile=events.jsonl\nformat=json\ntopics.regex=dbserver1\\..*\n",
-    )
-    .unwrap();
-    ["worker.properties", "oracle.properties", "inventory.json"]
-        .iter()
-        .map(|f| dir.join(f).to_string_lossy().into_owned())
-        .collect()
+    support::write_cdc_configs(dir, Some(connector), &extra)
 }
 
 /// `id -> row` rebuilt from the change events of `topic`.
@@ -206,15 +185,7 @@ fn snapshot_plus_binlog_replays_to_the_table_even_across_kill_9() {
     // Debezium's metrics under its names: the snapshot's rows and every streamed event.
     let scrape = worker.scrape();
     let debezium = |name: &str, context: &str, table: Option<&str>| {
-        let mut labels = vec![
-            ("plugin", "mariadb"),
-            ("name", "dbserver1"),
-            ("context", context),
-        ];
-        labels.extend(table.map(|t| ("table", t)));
-        scrape
-            .value(&format!("debezium_metrics_{name}"), &labels)
-            .unwrap_or_else(|| panic!("no debezium_metrics_{name}:\n{}", scrape.text))
+        scrape.debezium("mariadb", name, context, table)
     };
     assert_eq!(
         debezium("RowsScanned", "snapshot", Some("inventory.accounts")),

@@ -19,30 +19,13 @@ fn write_configs(dir: &Path, pg: &Cluster) -> Vec<String> {
 /// The worker, the Debezium-style connector (with `extra` keys merged in) and the JSON oracle
 /// sink.
 fn write_configs_with(dir: &Path, pg: &Cluster, extra: Json) -> Vec<String> {
-    std::fs::write(
-        dir.join("worker.properties"),
-        "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
-    )
-    .unwrap();
-    let mut connector = json!({
+    let connector = json!({
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "database.hostname": "127.0.0.1", "database.port": pg.port.to_string(),
         "database.user": "postgres", "database.password": "", "database.dbname": "postgres",
         "topic.prefix": "dbserver1", "table.include.list": "public.accounts",
     });
-    for (k, v) in extra.as_object().unwrap() {
-        connector[k] = v.clone();
-    }
-    std::fs::write(
-        dir.join("inventory.json"),
-        json!({"name": "inventory", "config": connector}).to_string(),
-    )
-    .unwrap();
-    std::fs::write(dir.join("oracle.properties"), "name=oracle\nconnector.class=FileStreamSink\nfile=events.jsonl\nformat=json\ntopics.regex=dbserver1\\..*\n").unwrap();
-    ["worker.properties", "oracle.properties", "inventory.json"]
-        .iter()
-        .map(|f| dir.join(f).to_string_lossy().into_owned())
-        .collect()
+    support::write_cdc_configs(dir, Some(connector), &extra)
 }
 
 /// Rebuilds `id -> row` from the change events (snapshot reads, creates, updates, deletes,
@@ -1223,16 +1206,7 @@ fn a_parallel_chunked_snapshot_under_concurrent_writes_replays_to_the_table() {
     );
     // Debezium's snapshot and streaming metrics under Debezium's names.
     let debezium = |name: &str, context: &str, table: Option<&str>| {
-        let mut labels = vec![
-            ("plugin", "postgres"),
-            ("name", "dbserver1"),
-            ("context", context),
-            ("connector", "inventory"),
-        ];
-        labels.extend(table.map(|t| ("table", t)));
-        scrape
-            .value(&format!("debezium_metrics_{name}"), &labels)
-            .unwrap_or_else(|| panic!("no debezium_metrics_{name}:\n{}", scrape.text))
+        scrape.debezium("postgres", name, context, table)
     };
     assert_eq!(
         debezium("RowsScanned", "snapshot", Some("public.accounts")),

@@ -138,23 +138,8 @@ fn the_status_page_shows_a_snapshot_advancing_and_its_buttons_pause_and_resume()
     pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 400000) g");
     pg.sql("analyze accounts");
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("worker.properties"),
-        "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.path().join("oracle.properties"),
-        "name=oracle\nconnector.class=FileStreamSink\nfile=events.jsonl\nformat=json\ntopics.regex=dbserver1\\..*\n",
-    )
-    .unwrap();
-    let worker = Worker::start(
-        dir.path(),
-        &[
-            dir.path().join("worker.properties").to_str().unwrap(),
-            dir.path().join("oracle.properties").to_str().unwrap(),
-        ],
-    );
+    let args = support::write_cdc_configs(dir.path(), None, &json!({}));
+    let worker = Worker::start(dir.path(), &args);
     // The sink is paused first, so the snapshot fills the pipeline and waits for it: the page
     // meets it mid-way whatever the machine's speed.
     assert_eq!(worker.put("/connectors/oracle/pause", None).0, 202);

@@ -509,6 +509,39 @@ impl Drop for Worker {
     }
 }
 
+/// The CDC tests' files in `dir`: an embedded worker (offsets in `connect.offsets`, flushed
+/// every 200 ms), the `oracle` sink writing every `dbserver1.*` topic to `events.jsonl` as
+/// JSON lines and, when given, connector `inventory` with `config` (`extra` merged in). Their
+/// paths: worker, oracle, inventory.
+pub(crate) fn write_cdc_configs(dir: &Path, config: Option<Json>, extra: &Json) -> Vec<String> {
+    std::fs::write(
+        dir.join("worker.properties"),
+        "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("oracle.properties"),
+        "name=oracle\nconnector.class=FileStreamSink\nfile=events.jsonl\nformat=json\ntopics.regex=dbserver1\\..*\n",
+    )
+    .unwrap();
+    let mut files = vec!["worker.properties", "oracle.properties"];
+    if let Some(mut config) = config {
+        for (k, v) in extra.as_object().unwrap() {
+            config[k] = v.clone();
+        }
+        std::fs::write(
+            dir.join("inventory.json"),
+            serde_json::json!({"name": "inventory", "config": config}).to_string(),
+        )
+        .unwrap();
+        files.push("inventory.json");
+    }
+    files
+        .iter()
+        .map(|f| dir.join(f).to_string_lossy().into_owned())
+        .collect()
+}
+
 /// One `GET /metrics`: the text and what the parser read from it.
 pub(crate) struct Scrape {
     pub(crate) text: String,
@@ -528,6 +561,27 @@ impl Scrape {
                 | prometheus_parse::Value::Untyped(v) => *v,
                 other => panic!("{name} is not a single number: {other:?}"),
             })
+    }
+
+    /// Debezium's `attribute` (`debezium_metrics_<attribute>`) of `plugin` for server
+    /// `dbserver1` in `context`, per `table` when given; panics with the exposition when it is
+    /// missing.
+    pub(crate) fn debezium(
+        &self,
+        plugin: &str,
+        attribute: &str,
+        context: &str,
+        table: Option<&str>,
+    ) -> f64 {
+        let mut labels = vec![
+            ("plugin", plugin),
+            ("name", "dbserver1"),
+            ("context", context),
+        ];
+        labels.extend(table.map(|t| ("table", t)));
+        let name = format!("debezium_metrics_{attribute}");
+        self.value(&name, &labels)
+            .unwrap_or_else(|| panic!("no {name}:\n{}", self.text))
     }
 
     /// The value of sample `name` for task `task` of `connector`; panics with the exposition
