@@ -594,7 +594,8 @@ impl Scrape {
 }
 
 /// Prints every worker's log when the test fails, however it fails (a group question is
-/// usually answered by several workers' logs together, the killed one's included).
+/// usually answered by several workers' logs together, the killed one's included), and
+/// always when `SLUICE_TEST_LOGS` is set.
 pub(crate) struct LogsOnFailure(Vec<(String, Arc<Mutex<String>>)>);
 
 impl LogsOnFailure {
@@ -615,7 +616,7 @@ impl LogsOnFailure {
 
 impl Drop for LogsOnFailure {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("SLUICE_TEST_LOGS").is_some() {
             for (rest, log) in &self.0 {
                 eprintln!("===== worker {rest} =====\n{}", log.lock().unwrap());
             }

@@ -14,6 +14,11 @@
 //!   old generation (and hands back the old assignment) after a member's session expires; when
 //!   a signalled rejoin returns the generation it had, the member leaves and joins as a new
 //!   member. Apache Kafka always starts a new generation there, so this never fires on it.
+//! * A member never leaves while it leads a generation it has not synced: Tansu 0.6 keeps a
+//!   member that leaves a forming generation as that generation's leader, so no member could
+//!   lead it again and every sync would be answered REBALANCE_IN_PROGRESS for good. Before
+//!   leaving, such a member ends the generation with a sync that assigns nothing; the others
+//!   are told to rejoin by the leave that follows.
 //! * Heartbeats go on their own connection ([`GroupMember::heartbeater`]), so a long JoinGroup
 //!   held by the coordinator never delays them.
 
@@ -106,6 +111,8 @@ pub(crate) struct GroupMember {
     rebalance_signalled: bool,
     /// How often a rejoin came back with the old generation and the member started over.
     restarts_as_new: u32,
+    /// The generation this member was made leader of by its last join, until it syncs.
+    leading_unsynced: Option<i32>,
 }
 
 fn str(s: &str) -> StrBytes {
@@ -141,7 +148,15 @@ impl GroupMember {
             generation: -1,
             rebalance_signalled: false,
             restarts_as_new: 0,
+            leading_unsynced: None,
         }
+    }
+
+    /// Forgets that this member leads an unsynced generation, so [`GroupMember::leave`] sends
+    /// a plain LeaveGroup (to show what the broker does with one).
+    #[cfg(test)]
+    pub(crate) fn forget_leading(&mut self) {
+        self.leading_unsynced = None;
     }
 
     /// How often a signalled rejoin returned the old generation, so the member left and
@@ -246,7 +261,10 @@ impl GroupMember {
         let mut restarted = false;
         loop {
             let joined = match self.join_once(protocols).await {
-                Ok(Some(joined)) => joined,
+                Ok(Some(joined)) => {
+                    self.leading_unsynced = joined.is_leader().then_some(joined.generation);
+                    joined
+                }
                 Ok(None) => {
                     if tokio::time::Instant::now() > deadline {
                         return Err(Error::retriable(format!(
@@ -383,6 +401,7 @@ impl GroupMember {
         assignments: Vec<(String, Bytes)>,
     ) -> Result<Outcome<Bytes>> {
         let deadline = tokio::time::Instant::now() + self.settings.rebalance_timeout;
+        self.leading_unsynced = None;
         loop {
             let code = match self.sync_once(joined, assignments.clone()).await? {
                 Ok(assignment) => return Ok(Outcome::Done(assignment)),
@@ -485,6 +504,20 @@ impl GroupMember {
     pub(crate) async fn leave(&mut self) {
         if self.member_id.is_empty() {
             return;
+        }
+        if let Some(generation) = self.leading_unsynced.take() {
+            // Tansu 0.6 would keep this member as the leader of the forming generation after
+            // it left (see the contract); a sync ends that generation first.
+            let ended = Joined {
+                generation,
+                member_id: self.member_id.clone(),
+                leader: self.member_id.clone(),
+                protocol: String::new(),
+                members: Vec::new(),
+            };
+            if let Err(e) = self.sync_once(&ended, Vec::new()).await {
+                tracing::debug!(error = %e, "ending the generation this member leads failed");
+            }
         }
         let settings = self.settings.clone();
         let member_id = std::mem::take(&mut self.member_id);
