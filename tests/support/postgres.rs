@@ -45,6 +45,13 @@ impl Cluster {
         panic!("scripts/pg-start.sh failed three times; the logs are above");
     }
 
+    /// The directory the cluster's files live in (its data directory is `data/` there), owned
+    /// by the postgres user.
+    #[allow(dead_code)]
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Creates `accounts (id, owner, balance)`, the table the CDC tests and
     /// [`Cluster::mixed_workload`] use.
     pub(crate) fn create_accounts(&self) {

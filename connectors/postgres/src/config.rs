@@ -29,6 +29,18 @@ fn postgres_keys() -> ConfigDef {
         .key(ConfigKey::required("database.user", String, High, "User with the REPLICATION attribute (and SELECT for snapshots)."))
         .key(ConfigKey::optional("database.password", Password, "", High, "Password (trust/peer setups may leave it empty)."))
         .key(ConfigKey::required("database.dbname", String, High, "Database to capture."))
+        .key(ConfigKey::optional("database.sslmode", String, "prefer", Medium,
+            "disable: plain TCP; allow: plain TCP; prefer: TLS when the server offers it; require: TLS, the certificate unchecked; \
+             verify-ca: TLS with a certificate signed by database.sslrootcert; verify-full: that, and naming database.hostname.")
+            .validate_with(Validator::OneOf(crate::tls::SslMode::VALUES.to_vec())))
+        .key(ConfigKey::optional("database.sslrootcert", String, "", Medium,
+            "PEM file of the CA certificate(s) the server's certificate must lead to (verify-ca, verify-full); default ~/.postgresql/root.crt."))
+        .key(ConfigKey::optional("database.sslcert", String, "", Medium,
+            "PEM file of the client certificate, for pg_hba.conf's clientcert= or cert authentication."))
+        .key(ConfigKey::optional("database.sslkey", String, "", Medium,
+            "The client certificate's private key: PEM, or PKCS#8 DER (pgjdbc's .pk8)."))
+        .key(ConfigKey::optional("database.sslpassword", Password, "", Medium,
+            "Password of an encrypted database.sslkey (encrypted keys are refused for now, saying how to decrypt one)."))
         .key(ConfigKey::required("topic.prefix", String, High, "Logical server name: topics are <prefix>.<schema>.<table>.")
             .validate_with(Validator::NonEmpty))
         .key(ConfigKey::optional("plugin.name", String, "pgoutput", Medium, "Logical decoding plugin; only pgoutput.")
@@ -173,6 +185,8 @@ pub struct PostgresConfig {
     /// `database.password`.
     pub password: Secret,
     pub dbname: String,
+    /// `database.sslmode` and the certificate files.
+    pub tls: crate::tls::TlsSettings,
     pub topic_prefix: String,
     pub slot: String,
     pub publication: String,
@@ -216,6 +230,7 @@ impl PostgresConfig {
             user: config.string("database.user")?,
             password: config.secret("database.password")?,
             dbname: config.string("database.dbname")?,
+            tls: crate::tls::TlsSettings::from_config(&config)?,
             topic_prefix: config.string("topic.prefix")?,
             slot: config.string("slot.name")?,
             publication: config.string("publication.name")?,
@@ -292,13 +307,14 @@ impl PostgresConfig {
     pub fn connection_string(&self) -> String {
         let quote = |v: &str| format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"));
         format!(
-            "host={} port={} user={} password={} dbname={} options={}",
+            "host={} port={} user={} password={} dbname={} options={} sslmode={} application_name=sluice",
             quote(&self.host),
             self.port,
             quote(&self.user),
             quote(self.password.expose()),
             quote(&self.dbname),
-            quote(SESSION_OPTIONS)
+            quote(SESSION_OPTIONS),
+            crate::tls::MakeRustlsConnect::tokio_postgres_mode(self.tls.mode)
         )
     }
 }

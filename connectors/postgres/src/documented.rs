@@ -25,7 +25,6 @@ fn default_only(
 const NO_INCREMENTAL: &str = "sluice has no incremental snapshots or signals yet";
 const OWN_BUFFERS: &str =
     "sluice bounds its queues itself (max.batch.size and the worker's buffers)";
-const NO_TLS: &str = "TLS to Postgres is not implemented yet; the connection is plain TCP";
 const METRICS: &str = "sluice's metrics are served at /metrics";
 
 /// The documented keys sluice does not act on.
@@ -39,12 +38,8 @@ pub(crate) fn documented_keys() -> ConfigDef {
             "connections are made by sluice's own client"))
         .key(default_only("skip.messages.without.change", Boolean, "false",
             "every update is emitted, also one that changes no included column"))
-        .key(default_only("database.sslmode", String, "prefer", NO_TLS))
-        .key(default_only("database.sslcert", String, "", NO_TLS))
-        .key(default_only("database.sslkey", String, "", NO_TLS))
-        .key(default_only("database.sslpassword", Password, "", NO_TLS))
-        .key(default_only("database.sslrootcert", String, "", NO_TLS))
-        .key(default_only("database.sslfactory", Class, "", NO_TLS))
+        .key(default_only("database.sslfactory", Class, "",
+            "TLS is sluice's own (rustls, database.sslmode and friends); Java socket factories do not apply"))
         .key(ignored("database.tcpKeepAlive", Boolean, "true", "sluice's connections rely on the replication protocol's keepalives"))
         .key(default_only("replica.identity.autoset.values", String, "",
             "sluice does not alter tables' replica identity; set it with ALTER TABLE … REPLICA IDENTITY"))

@@ -21,6 +21,7 @@ pub mod snapshot;
 pub mod source;
 pub mod spool;
 pub mod sql;
+pub mod tls;
 pub mod transaction;
 pub mod wire;
 

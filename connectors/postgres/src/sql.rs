@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sluice_api::{Error, Result};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::config::PostgresConfig;
 use crate::types::{ColumnType, Shape};
@@ -25,6 +25,26 @@ pub fn pg_error(what: &str, config: &PostgresConfig, error: tokio_postgres::Erro
     match error.as_db_error() {
         Some(db) if !is_connection_loss(db.code().code()) => Error::config(message),
         _ => Error::retriable(message),
+    }
+}
+
+/// A failed connect: a TLS reason (certificate, a server that needs or refuses TLS) as a
+/// config error naming the key to change; anything else as [`pg_error`] says.
+fn connect_error(config: &PostgresConfig, error: tokio_postgres::Error) -> Error {
+    let detail = error
+        .as_db_error()
+        .map(|e| e.message().to_owned())
+        .unwrap_or_else(|| crate::tls::error_chain(&error));
+    match crate::tls::hint(&detail, &config.tls, &config.host) {
+        Some(hint) => Error::config(format!(
+            "connecting to Postgres {}:{} database {} as {} failed: {detail}; {hint}",
+            config.host, config.port, config.dbname, config.user
+        )),
+        None => pg_error(
+            "connecting (check database.hostname, database.port, database.user, database.password)",
+            config,
+            error,
+        ),
     }
 }
 
@@ -73,9 +93,10 @@ pub fn rows(messages: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
 
 /// A normal (query) connection with the session settings the value parsing expects.
 pub async fn connect(config: &PostgresConfig) -> Result<Client> {
-    let (client, connection) = tokio_postgres::connect(&config.connection_string(), NoTls).await.map_err(|e| {
-        pg_error("connecting (check database.hostname, database.port, database.user, database.password)", config, e)
-    })?;
+    let tls = crate::tls::MakeRustlsConnect::new(&config.tls)?;
+    let (client, connection) = tokio_postgres::connect(&config.connection_string(), tls)
+        .await
+        .map_err(|e| connect_error(config, e))?;
     tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection ended");

@@ -36,7 +36,8 @@ const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// Refuse messages larger than this (Postgres's own limit for one is 1 GB).
 const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
-trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
+/// A connection's byte stream: TCP, TLS over TCP, or a Unix socket.
+pub trait Io: AsyncRead + AsyncWrite + Send + Sync + Unpin {}
 impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin> Io for T {}
 
 type Writer = Arc<Mutex<WriteHalf<Box<dyn Io>>>>;
@@ -105,7 +106,7 @@ impl ReplicationClient {
                 .await
                 .map_err(|e| io_error(&endpoint, "connecting", e))?;
             let _ = tcp.set_nodelay(true);
-            Box::new(tcp)
+            crate::tls::negotiate(tcp, &config.tls, &config.host, &endpoint).await?
         };
         let (reader, writer) = tokio::io::split(io);
         let mut client = ReplicationClient {
@@ -240,6 +241,11 @@ impl ReplicationClient {
                     );
                     // 28xxx: invalid authorization (bad password, no pg_hba.conf entry for
                     // replication): retrying will not help.
+                    if let Some(hint) =
+                        crate::tls::hint(&error.to_string(), &config.tls, &config.host)
+                    {
+                        return Err(Error::config(format!("{message}; {hint}")));
+                    }
                     return Err(if error.code.starts_with("28") || error.code == "3D000" {
                         Error::config(format!(
                             "{message}; check database.user/database.password and that pg_hba.conf has a `replication` line for this user"

@@ -1,0 +1,586 @@
+//! TLS to Postgres under Debezium's (libpq's) keys, with rustls: `database.sslmode`,
+//! `database.sslrootcert`, `database.sslcert`, `database.sslkey`. Used by every connection the
+//! connector opens: the query connections (through tokio-postgres, [`MakeRustlsConnect`]) and
+//! the replication connection (sluice's own client, [`negotiate`]), snapshot readers included.
+//!
+//! # Contract
+//! * `disable`: plain TCP. `prefer` (Debezium's default): TLS when the server offers it, plain
+//!   otherwise. `require`: TLS or fail, the server's certificate not checked (libpq's meaning
+//!   without a root certificate). `verify-ca`: TLS with a certificate chain that leads to
+//!   `database.sslrootcert`. `verify-full`: that, and the certificate names
+//!   `database.hostname`.
+//! * A certificate that does not verify fails the connection with a config error naming the
+//!   reason and the key to change; so does a server that refuses TLS when the mode needs it.
+//! * Unix-socket hosts never use TLS (as libpq).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use sluice_api::config::Config;
+use sluice_api::{Error, Result, Secret};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// `database.sslmode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    Disable,
+    /// Plain TCP (libpq would try TLS after a refused plain connection; sluice does not).
+    Allow,
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The values `database.sslmode` takes.
+    pub const VALUES: [&'static str; 6] = [
+        "disable",
+        "allow",
+        "prefer",
+        "require",
+        "verify-ca",
+        "verify-full",
+    ];
+
+    fn parse(value: &str) -> SslMode {
+        match value {
+            "disable" => SslMode::Disable,
+            "allow" => SslMode::Allow,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            _ => SslMode::Prefer,
+        }
+    }
+
+    /// Whether a connection without TLS is refused.
+    pub fn needs_tls(self) -> bool {
+        matches!(
+            self,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull
+        )
+    }
+
+    /// Whether TLS is asked for at all.
+    fn asks_tls(self) -> bool {
+        !matches!(self, SslMode::Disable | SslMode::Allow)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// The TLS settings of a connector, read once; [`TlsSettings::client_config`] builds rustls's
+/// config from them.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    pub mode: SslMode,
+    /// `database.sslrootcert`: PEM file of the CA certificates the server's chain must lead to.
+    pub root_cert: Option<PathBuf>,
+    /// `database.sslcert`: the client certificate (PEM) for `clientcert=` in pg_hba.conf.
+    pub client_cert: Option<PathBuf>,
+    /// `database.sslkey`: its private key (PEM, or PKCS#8 DER as pgjdbc's `.pk8`).
+    pub client_key: Option<PathBuf>,
+    /// `database.sslpassword`: for an encrypted key (not supported yet: said when used).
+    pub key_password: Secret,
+}
+
+impl TlsSettings {
+    /// Reads the `database.ssl*` keys.
+    pub fn from_config(config: &Config) -> Result<TlsSettings> {
+        let path = |key: &str| -> Result<Option<PathBuf>> {
+            let value = config.string(key)?;
+            Ok((!value.trim().is_empty()).then(|| PathBuf::from(value.trim())))
+        };
+        let settings = TlsSettings {
+            mode: SslMode::parse(&config.string("database.sslmode")?),
+            root_cert: path("database.sslrootcert")?,
+            client_cert: path("database.sslcert")?,
+            client_key: path("database.sslkey")?,
+            key_password: config.secret("database.sslpassword")?,
+        };
+        if settings.client_cert.is_some() != settings.client_key.is_some() {
+            return Err(Error::config(
+                "database.sslcert and database.sslkey go together: set both (the client \
+                 certificate and its key) or neither",
+            ));
+        }
+        Ok(settings)
+    }
+
+    /// Plain connections only.
+    pub fn disabled() -> TlsSettings {
+        TlsSettings {
+            mode: SslMode::Disable,
+            root_cert: None,
+            client_cert: None,
+            client_key: None,
+            key_password: Secret::default(),
+        }
+    }
+
+    /// The rustls config for this mode; `None` when TLS is never asked for.
+    pub fn client_config(&self) -> Result<Option<Arc<ClientConfig>>> {
+        if !self.mode.asks_tls() {
+            return Ok(None);
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let webpki = match self.mode {
+            SslMode::VerifyCa | SslMode::VerifyFull => {
+                Some(self.webpki_verifier(Arc::clone(&provider))?)
+            }
+            _ => None,
+        };
+        let verifier = Arc::new(PostgresVerifier {
+            mode: self.mode,
+            webpki,
+            provider: Arc::clone(&provider),
+        });
+        let builder = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::config(format!("TLS to Postgres: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier);
+        let config = match (&self.client_cert, &self.client_key) {
+            (Some(cert), Some(key)) => builder
+                .with_client_auth_cert(read_certs(cert, "database.sslcert")?, self.read_key(key)?)
+                .map_err(|e| {
+                    Error::config(format!(
+                        "database.sslcert/database.sslkey: the key does not fit the certificate \
+                         or is of an unsupported kind: {e}"
+                    ))
+                })?,
+            _ => builder.with_no_client_auth(),
+        };
+        Ok(Some(Arc::new(config)))
+    }
+
+    fn webpki_verifier(&self, provider: Arc<CryptoProvider>) -> Result<Arc<WebPkiServerVerifier>> {
+        let root = match &self.root_cert {
+            Some(path) => path.clone(),
+            // libpq's default place for it.
+            None => std::env::var_os("HOME")
+                .map(|home| Path::new(&home).join(".postgresql/root.crt"))
+                .filter(|p| p.exists())
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "database.sslmode={} checks the server's certificate against a CA: set \
+                         database.sslrootcert to the CA certificate file (PEM), or use \
+                         database.sslmode=require to encrypt without checking",
+                        self.mode.name()
+                    ))
+                })?,
+        };
+        let mut roots = RootCertStore::empty();
+        for cert in read_certs(&root, "database.sslrootcert")? {
+            roots.add(cert).map_err(|e| {
+                Error::config(format!(
+                    "database.sslrootcert {}: a certificate in it is not a usable CA: {e}",
+                    root.display()
+                ))
+            })?;
+        }
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+            .build()
+            .map_err(|e| Error::config(format!("database.sslrootcert {}: {e}", root.display())))
+    }
+
+    fn read_key(&self, path: &Path) -> Result<PrivateKeyDer<'static>> {
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::config(format!(
+                "database.sslkey: cannot read {}: {e}",
+                path.display()
+            ))
+        })?;
+        let encrypted = || {
+            Error::config(format!(
+                "database.sslkey {}: the key is encrypted, which sluice cannot read yet \
+                 (database.sslpassword); write it decrypted for sluice with `openssl pkcs8 \
+                 -topk8 -nocrypt -in {} -out client.key` and keep that file private",
+                path.display(),
+                path.display()
+            ))
+        };
+        if bytes.starts_with(b"-----BEGIN") {
+            if bytes.windows(9).any(|w| w == b"ENCRYPTED") {
+                return Err(encrypted());
+            }
+            return PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+                Error::config(format!(
+                    "database.sslkey {}: no private key in it ({e})",
+                    path.display()
+                ))
+            });
+        }
+        if !self.key_password.expose().is_empty() {
+            return Err(encrypted());
+        }
+        // pgjdbc's `.pk8`: PKCS#8 DER.
+        Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bytes)))
+    }
+}
+
+fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>> {
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .and_then(|iter| iter.collect::<std::result::Result<Vec<_>, _>>())
+        .map_err(|e| Error::config(format!("{key}: cannot read {}: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "{key}: {} holds no PEM certificate",
+            path.display()
+        )));
+    }
+    Ok(certs)
+}
+
+/// The certificate check each mode asks for.
+#[derive(Debug)]
+struct PostgresVerifier {
+    mode: SslMode,
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PostgresVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let Some(webpki) = &self.webpki else {
+            // prefer/require: encrypted, the peer not authenticated (libpq's meaning).
+            return Ok(ServerCertVerified::assertion());
+        };
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+        {
+            // verify-ca: the chain checked (it is, before the name), the name not.
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) if self.mode == SslMode::VerifyCa => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// The hint for a failed TLS handshake or a refused plain connection, from its message; `None`
+/// when the failure is about something else.
+pub fn hint(message: &str, settings: &TlsSettings, host: &str) -> Option<String> {
+    let lower = message.to_ascii_lowercase();
+    if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+        return Some(format!(
+            "the server's certificate does not name `{host}`: set database.hostname to a name \
+             the certificate lists, or use database.sslmode=verify-ca to check only the CA"
+        ));
+    }
+    if lower.contains("invalid peer certificate") || lower.contains("unknownissuer") {
+        return Some(
+            "the server's certificate does not verify against database.sslrootcert: point it at \
+             the CA that signed the server's certificate, or use database.sslmode=require to \
+             encrypt without checking"
+                .to_owned(),
+        );
+    }
+    if lower.contains("no encryption") {
+        return Some(format!(
+            "the server accepts only TLS connections from here (hostssl in pg_hba.conf) and \
+             database.sslmode={}: set database.sslmode=prefer, require, verify-ca or verify-full",
+            settings.mode.name()
+        ));
+    }
+    if lower.contains("requires a valid client certificate") {
+        return Some(
+            "pg_hba.conf asks this user for a client certificate: set database.sslcert and \
+             database.sslkey to a certificate signed by the server's ssl_ca_file and its key"
+                .to_owned(),
+        );
+    }
+    if lower.contains("server does not support tls") {
+        return Some(format!(
+            "the server does not accept TLS (ssl=off) and database.sslmode={} needs it: turn ssl \
+             on in postgresql.conf, or set database.sslmode=prefer or disable",
+            settings.mode.name()
+        ));
+    }
+    None
+}
+
+/// Postgres's SSLRequest code.
+const SSL_REQUEST: i32 = 80877103;
+
+/// Negotiates TLS on a fresh connection to `host` (the replication client): SSLRequest, then
+/// the handshake when the server agrees. Returns the stream to speak the protocol on.
+pub async fn negotiate<S>(
+    mut stream: S,
+    settings: &TlsSettings,
+    host: &str,
+    endpoint: &str,
+) -> Result<Box<dyn super::wire::Io>>
+where
+    S: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static,
+{
+    let Some(config) = settings.client_config()? else {
+        return Ok(Box::new(stream));
+    };
+    let io = |e: std::io::Error| Error::retriable(format!("TLS negotiation with {endpoint}: {e}"));
+    let mut request = [0u8; 8];
+    request[..4].copy_from_slice(&8i32.to_be_bytes());
+    request[4..].copy_from_slice(&SSL_REQUEST.to_be_bytes());
+    stream.write_all(&request).await.map_err(io)?;
+    let answer = stream.read_u8().await.map_err(io)?;
+    if answer != b'S' {
+        if settings.mode.needs_tls() {
+            return Err(Error::config(format!(
+                "Postgres {endpoint}: {}",
+                hint("server does not support TLS", settings, host).unwrap_or_default()
+            )));
+        }
+        return Ok(Box::new(stream));
+    }
+    let name = server_name(host)?;
+    let connector = tokio_rustls::TlsConnector::from(config);
+    match connector.connect(name, stream).await {
+        Ok(tls) => Ok(Box::new(tls)),
+        Err(e) => Err(handshake_error(&e.to_string(), settings, host, endpoint)),
+    }
+}
+
+fn server_name(host: &str) -> Result<ServerName<'static>> {
+    ServerName::try_from(host.to_owned()).map_err(|e| {
+        Error::config(format!(
+            "database.hostname `{host}` is not a TLS server name: {e}"
+        ))
+    })
+}
+
+/// A failed handshake: a config error when the certificate is at fault (retrying will not
+/// help), retriable otherwise.
+fn handshake_error(message: &str, settings: &TlsSettings, host: &str, endpoint: &str) -> Error {
+    let text = format!("TLS handshake with Postgres {endpoint} failed: {message}");
+    match hint(message, settings, host) {
+        Some(hint) => Error::config(format!("{text}; {hint}")),
+        None => Error::retriable(text),
+    }
+}
+
+/// tokio-postgres's TLS hook, backed by rustls with [`TlsSettings`]'s checks.
+#[derive(Debug, Clone)]
+pub struct MakeRustlsConnect {
+    config: Option<Arc<ClientConfig>>,
+}
+
+impl MakeRustlsConnect {
+    pub fn new(settings: &TlsSettings) -> Result<MakeRustlsConnect> {
+        Ok(MakeRustlsConnect {
+            config: settings.client_config()?,
+        })
+    }
+
+    /// tokio-postgres's own `sslmode` (it knows disable/prefer/require; the checks of
+    /// verify-ca/verify-full are this connector's).
+    pub fn tokio_postgres_mode(mode: SslMode) -> &'static str {
+        match mode {
+            SslMode::Disable | SslMode::Allow => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => "require",
+        }
+    }
+}
+
+impl<S> tokio_postgres::tls::MakeTlsConnect<S> for MakeRustlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type TlsConnect = RustlsConnect;
+    type Error = Error;
+
+    fn make_tls_connect(&mut self, domain: &str) -> Result<RustlsConnect> {
+        // Asked for every connection, also with sslmode=disable (when it is never used).
+        Ok(RustlsConnect {
+            config: self.config.clone(),
+            name: domain.to_owned(),
+        })
+    }
+}
+
+/// One connection's TLS hook.
+#[derive(Debug)]
+pub struct RustlsConnect {
+    config: Option<Arc<ClientConfig>>,
+    name: String,
+}
+
+impl<S> tokio_postgres::tls::TlsConnect<S> for RustlsConnect
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = RustlsStream<S>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = std::io::Result<RustlsStream<S>>> + Send>,
+    >;
+
+    fn connect(self, stream: S) -> Self::Future {
+        Box::pin(async move {
+            let unusable = |e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e);
+            let config = self
+                .config
+                .ok_or_else(|| unusable("TLS asked for with database.sslmode=disable".into()))?;
+            let name = server_name(&self.name).map_err(|e| unusable(e.to_string()))?;
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, stream)
+                .await?;
+            Ok(RustlsStream(Box::new(tls)))
+        })
+    }
+}
+
+/// A TLS stream for tokio-postgres.
+pub struct RustlsStream<S>(Box<tokio_rustls::client::TlsStream<S>>);
+
+impl<S> std::fmt::Debug for RustlsStream<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RustlsStream")
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RustlsStream<S> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for RustlsStream<S> {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut *self.0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_shutdown(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> tokio_postgres::tls::TlsStream for RustlsStream<S> {
+    fn channel_binding(&self) -> tokio_postgres::tls::ChannelBinding {
+        // SCRAM without channel binding, as the replication client.
+        tokio_postgres::tls::ChannelBinding::none()
+    }
+}
+
+/// The message of a tokio-postgres connect error with its causes (the TLS reason is a cause).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_parse_as_libpq_names_them() {
+        for value in SslMode::VALUES {
+            assert_eq!(SslMode::parse(value).name(), value);
+        }
+        assert!(SslMode::parse("verify-full").needs_tls());
+        assert!(!SslMode::parse("prefer").needs_tls());
+        assert!(!SslMode::parse("disable").asks_tls());
+    }
+
+    #[test]
+    fn hints_name_the_key_to_change() {
+        let settings = TlsSettings::disabled();
+        let hint = |m: &str| hint(m, &settings, "db.internal").unwrap_or_default();
+        assert!(hint("invalid peer certificate: UnknownIssuer").contains("database.sslrootcert"));
+        assert!(
+            hint("invalid peer certificate: NotValidForNameContext { expected: .. }")
+                .contains("database.hostname")
+        );
+        assert!(
+            hint("no pg_hba.conf entry for host \"127.0.0.1\", user \"u\", database \"d\", no encryption")
+                .contains("database.sslmode")
+        );
+        assert!(super::hint("connection refused", &settings, "h").is_none());
+    }
+}
