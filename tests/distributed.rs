@@ -1113,3 +1113,115 @@ fn an_unreachable_broker_stops_the_start_naming_the_brokers() {
         "{logs}"
     );
 }
+
+/// A group whose REST APIs listen on https with basic authentication (the certificate names
+/// `localhost`, the workers advertise themselves by that name): a write through a follower
+/// reaches the leader with the client's credentials and succeeds, a task restart through a
+/// worker that does not run it reaches the owner, and the follower refuses a client without
+/// credentials itself.
+#[test]
+fn a_group_with_https_and_basic_auth_forwards_writes_with_the_client_s_credentials() {
+    use support::certs::{Certs, answer, client, url};
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::make(dir.path());
+    let hash = {
+        let mut child = std::process::Command::new(support::sluice_bin())
+            .arg("hash-password")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        writeln!(child.stdin.take().unwrap(), "gr0up-pa55").unwrap();
+        String::from_utf8(child.wait_with_output().unwrap().stdout).unwrap()
+    };
+    std::fs::write(dir.path().join("users"), format!("ops: {}", hash.trim())).unwrap();
+    let extra = [
+        ("SLUICE__LISTENERS", "https://127.0.0.1:0".to_owned()),
+        ("SLUICE__REST_ADVERTISED_HOST_NAME", "localhost".to_owned()),
+        (
+            "SLUICE__LISTENERS_HTTPS_SSL_CERTIFICATE_LOCATION",
+            certs.server_cert.display().to_string(),
+        ),
+        (
+            "SLUICE__LISTENERS_HTTPS_SSL_KEY_LOCATION",
+            certs.server_key.display().to_string(),
+        ),
+        (
+            "SLUICE__LISTENERS_HTTPS_SSL_TRUSTSTORE_LOCATION",
+            certs.ca.display().to_string(),
+        ),
+        (
+            "SLUICE__REST_AUTH_BASIC_CREDENTIALS_FILE",
+            dir.path().join("users").display().to_string(),
+        ),
+    ];
+    let workers: Vec<Worker> = (0..2)
+        .map(|_| start_worker_with(dir.path(), &broker, "secured", &extra))
+        .collect();
+    let _logs = support::LogsOnFailure::of(&workers.iter().collect::<Vec<_>>());
+    let (_, leader) =
+        wait_for_agreement(&workers.iter().collect::<Vec<_>>(), Duration::from_secs(60));
+    assert!(leader.starts_with("https://localhost:"), "{leader}");
+    let addr = |w: &Worker| w.rest.trim_start_matches("http://").to_owned();
+    let follower = workers
+        .iter()
+        .find(|w| !leader.ends_with(&format!(":{}", addr(w).rsplit_once(':').unwrap().1)))
+        .unwrap();
+    let follower_addr = addr(follower);
+    let http = client(&certs, &follower_addr, None);
+    let input = dir.path().join("in.txt");
+    append_lines(&input, numbered(0..10));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let ops = |r: reqwest::RequestBuilder| r.basic_auth("ops", Some("gr0up-pa55"));
+        let create = || {
+            http.post(url(&follower_addr, "/connectors"))
+                .header("content-type", "application/json")
+                .body(source("secured-src", "secured", &input).to_string())
+        };
+        let (status, headers, _) = answer(create()).await;
+        assert_eq!(status, 401);
+        assert!(headers.contains_key("www-authenticate"));
+        let (status, _, body) = answer(ops(create())).await;
+        assert_eq!(
+            status, 201,
+            "created through the follower, forwarded to the leader: {body}"
+        );
+        let mut last = Json::Null;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !tasks_running(&last, 1) {
+            assert!(Instant::now() < deadline, "the task never ran: {last}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            last = answer(ops(
+                http.get(url(&follower_addr, "/connectors/secured-src/status"))
+            ))
+            .await
+            .2;
+        }
+        let owner = last["tasks"][0]["worker_id"].as_str().unwrap().to_owned();
+        assert!(owner.starts_with("localhost:"), "{last}");
+        // Through whichever worker does not run the task: it forwards to the owner.
+        let other = workers
+            .iter()
+            .map(addr)
+            .find(|a| !owner.ends_with(a.rsplit_once(':').unwrap().1))
+            .unwrap();
+        let (status, _, body) = answer(ops(client(&certs, &other, None)
+            .post(url(&other, "/connectors/secured-src/tasks/0/restart"))))
+        .await;
+        assert!(status == 204 || status == 202, "{status} {body}");
+        let (status, _, body) = answer(ops(http
+            .put(url(&follower_addr, "/connectors/secured-src/config"))
+            .header("content-type", "application/json")
+            .body(source("secured-src", "secured-2", &input)["config"].to_string())))
+        .await;
+        assert_eq!(status, 200, "a config change through the follower: {body}");
+    });
+    for worker in workers {
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+        assert!(!logs.contains("gr0up-pa55"));
+    }
+}

@@ -5,145 +5,14 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
+use support::certs::Certs;
 use support::postgres::Cluster;
 use support::{Worker, lines, wait_until};
-
-/// Certificate files made by openssl.
-struct Certs {
-    ca: PathBuf,
-    other_ca: PathBuf,
-    server_cert: PathBuf,
-    server_key: PathBuf,
-    client_cert: PathBuf,
-    client_key: PathBuf,
-}
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl (Debian's openssl package) runs");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A self-signed CA (`name`.crt/.key) with the extensions webpki asks of a CA.
-fn make_ca(dir: &Path, name: &str) {
-    std::fs::write(
-        dir.join(format!("{name}.cnf")),
-        format!(
-            "[req]\ndistinguished_name = dn\nx509_extensions = v3_ca\nprompt = no\n\
-             [dn]\nCN = sluice test {name}\n\
-             [v3_ca]\nbasicConstraints = critical,CA:TRUE\nkeyUsage = critical,keyCertSign,cRLSign\n\
-             subjectKeyIdentifier = hash\n"
-        ),
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-config",
-            &format!("{name}.cnf"),
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-        ],
-    );
-}
-
-/// A certificate for `subject` signed by `ca`, with `extensions`.
-fn make_leaf(dir: &Path, name: &str, subject: &str, ca: &str, extensions: &str) {
-    std::fs::write(dir.join(format!("{name}.ext")), extensions).unwrap();
-    openssl(
-        dir,
-        &[
-            "req",
-            "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            subject,
-        ],
-    );
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            &format!("{name}.csr"),
-            "-CA",
-            &format!("{ca}.crt"),
-            "-CAkey",
-            &format!("{ca}.key"),
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-out",
-            &format!("{name}.crt"),
-            "-extfile",
-            &format!("{name}.ext"),
-        ],
-    );
-}
-
-impl Certs {
-    fn make(dir: &Path) -> Certs {
-        make_ca(dir, "ca");
-        make_ca(dir, "other-ca");
-        make_leaf(
-            dir,
-            "server",
-            "/CN=localhost",
-            "ca",
-            "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n\
-             extendedKeyUsage = serverAuth\nsubjectAltName = DNS:localhost\n",
-        );
-        make_leaf(
-            dir,
-            "client",
-            "/CN=tlsuser",
-            "ca",
-            "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n\
-             extendedKeyUsage = clientAuth\n",
-        );
-        Certs {
-            ca: dir.join("ca.crt"),
-            other_ca: dir.join("other-ca.crt"),
-            server_cert: dir.join("server.crt"),
-            server_key: dir.join("server.key"),
-            client_cert: dir.join("client.crt"),
-            client_key: dir.join("client.key"),
-        }
-    }
-}
 
 /// Turns TLS on (server certificate, CA for client certificates) and makes pg_hba.conf take
 /// TLS connections only; user `tlsuser` must also show a client certificate signed by the CA.

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod certs;
 pub(crate) mod es_fake;
 pub(crate) mod kafka;
 pub(crate) mod mariadb;

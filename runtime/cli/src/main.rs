@@ -88,6 +88,19 @@ enum Command {
         #[arg(long)]
         watch: bool,
     },
+    /// Hash a password for `rest.auth.basic.credentials.file`: reads it from standard input
+    /// (one line) and prints an argon2id hash to write as `user: <hash>`.
+    HashPassword,
+}
+
+/// `sluice hash-password`: the password from standard input, its hash to standard output.
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    anyhow::ensure!(!password.is_empty(), "no password on standard input");
+    println!("{}", sluice_runtime::rest::hash_password(password)?);
+    Ok(())
 }
 
 /// Every plugin this binary ships, listed explicitly.
@@ -123,6 +136,7 @@ fn main() -> ExitCode {
             Ok(())
         }
         Command::Status { url, watch } => status::run(&url, watch),
+        Command::HashPassword => hash_password(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

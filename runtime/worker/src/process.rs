@@ -133,8 +133,18 @@ impl StandaloneProcess {
         });
         let herder = Arc::new(StandaloneHerder::new(Arc::new(Worker::new(ctx))));
         let (listener, addr) = crate::rest::bind(worker.rest_addr).await?;
-        let rest = crate::rest::RestServer::spawn(listener, herder.clone(), worker.rest_limits);
-        tracing::info!(addr = %addr, "REST API listening");
+        let rest = crate::rest::RestServer::spawn(
+            listener,
+            herder.clone(),
+            worker.rest_limits,
+            worker.rest_security.clone(),
+        );
+        tracing::info!(
+            addr = %addr,
+            scheme = worker.rest_security.listener.as_str(),
+            authentication = worker.rest_security.auth.is_some(),
+            "REST API listening"
+        );
         // Sinks first, so sources find their subscribers already there.
         for kind in [ConnectorKind::Sink, ConnectorKind::Source] {
             for (spec, _) in specs.iter().filter(|(_, k)| *k == kind) {

@@ -8,6 +8,7 @@ use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, P
 use sluice_api::{Error, Result};
 
 use super::Choice;
+use super::rest_security::Scheme;
 use crate::rest::RestLimits;
 
 pub use sluice_api::convert::{CONVERTERS, resolve_converter};
@@ -16,7 +17,7 @@ pub use sluice_api::convert::{CONVERTERS, resolve_converter};
 pub fn worker_config_def() -> ConfigDef {
     use ConfigType::*;
     use Importance::*;
-    ConfigDef::new()
+    super::rest_security::rest_security_keys(ConfigDef::new())
         .key(ConfigKey::optional("bootstrap.servers", List, "", High,
             "Kafka brokers. Empty runs the embedded direct pipeline (sources feed sinks in-process)."))
         .key(ConfigKey::optional("key.converter", Class, CONVERTERS[0], High,
@@ -35,7 +36,7 @@ pub fn worker_config_def() -> ConfigDef {
         .key(ConfigKey::optional("task.shutdown.graceful.timeout.ms", Long, "5000", Low,
             "How long stopping tasks may take at shutdown (flush and commit included)."))
         .key(ConfigKey::optional("listeners", List, "", High,
-            "REST listeners, e.g. `http://127.0.0.1:8083`. Default: 127.0.0.1 on `rest.port`. \
+            "REST listeners, e.g. `http://127.0.0.1:8083` or `https://0.0.0.0:8443` (see listeners.https.*). Default: 127.0.0.1 on `rest.port`. \
              An empty host (`http://:8083`) binds 127.0.0.1; say `0.0.0.0` to listen everywhere."))
         .key(ConfigKey::optional("rest.port", Int, "8083", Low,
             "REST port when `listeners` is not set (deprecated in Kafka Connect, still honoured)."))
@@ -127,6 +128,8 @@ pub struct WorkerConfig {
     pub shutdown_timeout: Duration,
     pub rest_addr: SocketAddr,
     pub rest_limits: RestLimits,
+    /// https, authentication and CORS for the REST API.
+    pub rest_security: super::rest_security::RestSecurity,
     /// `host:port` shown as `worker_id` in statuses.
     pub worker_id: String,
     pub unrouted: UnroutedPolicy,
@@ -191,7 +194,8 @@ impl WorkerConfig {
                 )));
             }
         }
-        let rest_addr = rest_address(&config)?;
+        let (rest_addr, scheme) = rest_address(&config)?;
+        let rest_security = super::rest_security::RestSecurity::parse(&config, scheme)?;
         let advertised_host = config.string("rest.advertised.host.name")?;
         let advertised_port = config.i64("rest.advertised.port")?;
         let worker_id = format!(
@@ -219,6 +223,7 @@ impl WorkerConfig {
                 max_connections: usize::try_from(config.i64("rest.max.connections")?)
                     .unwrap_or(256),
             },
+            rest_security,
             worker_id,
             unrouted: UnroutedPolicy::of(
                 config.props(),
@@ -250,15 +255,21 @@ pub(super) fn millis(config: &Config, key: &str) -> Result<Duration> {
         .map_err(|_| Error::config(format!("`{key}` must not be negative, got {ms}")))
 }
 
-fn rest_address(config: &Config) -> Result<SocketAddr> {
+fn rest_address(config: &Config) -> Result<(SocketAddr, Scheme)> {
     let listeners = config.list("listeners");
     if let Some(first) = listeners.first() {
-        let rest = first.strip_prefix("http://").ok_or_else(|| {
-            Error::config(format!(
-                "`listeners={first}`: only http:// listeners are supported; write e.g. \
+        // Kafka Connect's own file writes `HTTP://:8083`: the scheme is case-insensitive.
+        let lower = first.to_ascii_lowercase();
+        let (rest, scheme) = if lower.starts_with("http://") {
+            (&first["http://".len()..], Scheme::Http)
+        } else if lower.starts_with("https://") {
+            (&first["https://".len()..], Scheme::Https)
+        } else {
+            return Err(Error::config(format!(
+                "`listeners={first}`: write http://HOST:PORT or https://HOST:PORT, e.g. \
                  `listeners=http://127.0.0.1:8083`"
-            ))
-        })?;
+            )));
+        };
         let (host, port) = rest.rsplit_once(':').ok_or_else(|| {
             Error::config(format!(
                 "`listeners={first}` has no port; write `http://HOST:PORT`"
@@ -280,6 +291,7 @@ fn rest_address(config: &Config) -> Result<SocketAddr> {
             }
         )
         .parse()
+        .map(|addr| (addr, scheme))
         .map_err(|_| {
             Error::config(format!(
                 "`listeners={first}` is not HOST:PORT with an IP address host; write e.g. \
@@ -294,11 +306,14 @@ fn rest_address(config: &Config) -> Result<SocketAddr> {
         host
     };
     let port = config.i64("rest.port")?;
-    format!("{host}:{port}").parse().map_err(|_| {
-        Error::config(format!(
-            "`rest.host.name={host}` / `rest.port={port}` do not form a bindable address"
-        ))
-    })
+    format!("{host}:{port}")
+        .parse()
+        .map(|addr| (addr, Scheme::Http))
+        .map_err(|_| {
+            Error::config(format!(
+                "`rest.host.name={host}` / `rest.port={port}` do not form a bindable address"
+            ))
+        })
 }
 
 #[cfg(test)]
@@ -328,10 +343,18 @@ mod tests {
     fn listeners_pick_the_bind_address() {
         let config = WorkerConfig::parse(props(&[("listeners", "http://0.0.0.0:9000")])).unwrap();
         assert_eq!(config.rest_addr.to_string(), "0.0.0.0:9000");
-        let config = WorkerConfig::parse(props(&[("listeners", "http://:9001")])).unwrap();
+        let config = WorkerConfig::parse(props(&[("listeners", "HTTP://:9001")])).unwrap();
         assert_eq!(config.rest_addr.to_string(), "127.0.0.1:9001");
-        let err = WorkerConfig::parse(props(&[("listeners", "https://x:1")])).unwrap_err();
-        assert!(err.message().contains("only http://"), "{err}");
+        let err = WorkerConfig::parse(props(&[("listeners", "https://127.0.0.1:1")])).unwrap_err();
+        assert!(err.message().contains("ssl.certificate.location"), "{err}");
+        let err = WorkerConfig::parse(props(&[("listeners", "ftp://127.0.0.1:1")])).unwrap_err();
+        assert!(err.message().contains("https://HOST:PORT"), "{err}");
+        let err = WorkerConfig::parse(props(&[
+            ("listeners", "https://127.0.0.1:1"),
+            ("listeners.https.ssl.keystore.type", "JKS"),
+        ]))
+        .unwrap_err();
+        assert!(err.message().contains("PEM"), "{err}");
     }
 
     #[test]

@@ -19,6 +19,8 @@ use axum::response::Response;
 
 tokio::task_local! {
     static HOP: Hop;
+    /// The client's `Authorization` header, sent along when the request is forwarded.
+    static AUTHORIZATION: Option<String>;
 }
 
 /// Where a request is on its way to the worker that carries it out.
@@ -49,9 +51,15 @@ pub(crate) fn current() -> Hop {
     HOP.try_with(|hop| *hop).unwrap_or(Hop::Client)
 }
 
-/// Runs `operation` (spawned apart from its request) with the request's hop.
+/// Runs `operation` (spawned apart from its request) with the request's hop and
+/// credentials.
 pub(crate) fn carry<F: Future>(operation: F) -> impl Future<Output = F::Output> {
-    HOP.scope(current(), operation)
+    AUTHORIZATION.scope(authorization(), HOP.scope(current(), operation))
+}
+
+/// The `Authorization` header of the request being handled, if any.
+pub(crate) fn authorization() -> Option<String> {
+    AUTHORIZATION.try_with(Clone::clone).ok().flatten()
 }
 
 /// Reads `forward` from the query (anything but `true`/`false` counts as absent, as Kafka
@@ -68,7 +76,14 @@ pub(crate) async fn read_flag(request: Request, next: Next) -> Response {
             _ => None,
         })
         .unwrap_or(Hop::Client);
-    HOP.scope(hop, next.run(request)).await
+    let authorization = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    AUTHORIZATION
+        .scope(authorization, HOP.scope(hop, next.run(request)))
+        .await
 }
 
 /// `path` with `forward=<flag>` added to its query.

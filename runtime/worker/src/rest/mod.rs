@@ -18,12 +18,16 @@ use sluice_api::{Error, ErrorKind};
 use crate::herder::Herder;
 use crate::state::{PartitionOffset, TargetState};
 
+pub mod auth;
+mod cors;
 pub(crate) mod hop;
 mod loggers;
 mod serve;
 mod server;
+pub(crate) mod tls;
 mod ui;
 
+pub use auth::hash_password;
 pub use serve::{RestLimits, connection_cap, serve};
 pub(crate) use server::{RestServer, bind};
 

@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use super::ApiError;
+use crate::config::rest_security::RestSecurity;
 
 /// How the server bounds its connections.
 #[derive(Debug, Clone, Copy)]
@@ -39,17 +40,34 @@ const BODY_LIMIT: usize = 2 * 1024 * 1024;
 const DRAIN: Duration = Duration::from_secs(2);
 
 /// Serves `router` on `listener` until `stop` resolves, then lets open connections finish
-/// their current request for up to two seconds.
+/// their current request for up to two seconds. `security` adds TLS (the handshake bounded
+/// by the idle timeout too), authentication and CORS.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: RestLimits,
+    security: RestSecurity,
     stop: impl std::future::Future<Output = ()> + Send,
 ) {
-    let router = router.layer(axum::middleware::from_fn_with_state(
+    // The first layer added runs last: CORS answers preflights before credentials are asked
+    // for, and nobody unauthenticated gets a body read.
+    let mut router = router.layer(axum::middleware::from_fn_with_state(
         limits.idle_timeout,
         read_body_in_time,
     ));
+    if let Some(auth) = &security.auth {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            Arc::clone(auth),
+            super::auth::authenticate,
+        ));
+    }
+    if let Some(cors) = &security.cors {
+        router = router.layer(axum::middleware::from_fn_with_state(
+            Arc::new(cors.clone()),
+            super::cors::cors,
+        ));
+    }
+    let tls = security.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (closing, closed) = watch::channel(false);
     tokio::pin!(stop);
@@ -75,23 +93,22 @@ pub async fn serve(
             () = &mut stop => break,
         };
         let service = TowerToHyperService::new(router.clone());
-        let mut closed = closed.clone();
+        let closed = closed.clone();
         let idle_timeout = limits.idle_timeout;
+        let tls = tls.clone();
         tokio::spawn(async move {
             let _slot = slot;
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(idle_timeout)
-                .max_buf_size(64 * 1024);
-            let connection = builder.serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => log_end(peer, result),
-                _ = closed.changed() => {
-                    connection.as_mut().graceful_shutdown();
-                    if let Ok(result) = tokio::time::timeout(DRAIN, connection).await {
-                        log_end(peer, result);
+            match tls {
+                None => serve_connection(stream, service, idle_timeout, closed, peer).await,
+                Some(acceptor) => {
+                    match tokio::time::timeout(idle_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            serve_connection(stream, service, idle_timeout, closed, peer).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "REST TLS handshake failed")
+                        }
+                        Err(_) => tracing::debug!(%peer, "REST TLS handshake timed out"),
                     }
                 }
             }
@@ -104,6 +121,34 @@ pub async fn serve(
         slots.acquire_many(u32::try_from(limits.max_connections).unwrap_or(u32::MAX)),
     )
     .await;
+}
+
+/// Serves one connection (plain or TLS) until it ends or the server closes.
+async fn serve_connection<S>(
+    stream: S,
+    service: TowerToHyperService<Router>,
+    idle_timeout: Duration,
+    mut closed: watch::Receiver<bool>,
+    peer: SocketAddr,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(idle_timeout)
+        .max_buf_size(64 * 1024);
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => log_end(peer, result),
+        _ = closed.changed() => {
+            connection.as_mut().graceful_shutdown();
+            if let Ok(result) = tokio::time::timeout(DRAIN, connection).await {
+                log_end(peer, result);
+            }
+        }
+    }
 }
 
 fn log_end(peer: SocketAddr, result: hyper::Result<()>) {

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::{RestLimits, connection_cap, router, serve};
+use crate::config::rest_security::RestSecurity;
 use crate::herder::Herder;
 
 /// Binds the REST listener; an error names the address and the fix.
@@ -40,13 +41,14 @@ impl RestServer {
         listener: TcpListener,
         herder: Arc<dyn Herder>,
         limits: RestLimits,
+        security: RestSecurity,
     ) -> RestServer {
         let (stop, stopped) = oneshot::channel::<()>();
         let limits = RestLimits {
             max_connections: connection_cap(limits.max_connections),
             ..limits
         };
-        let task = tokio::spawn(serve(listener, router(herder), limits, async {
+        let task = tokio::spawn(serve(listener, router(herder), limits, security, async {
             let _ = stopped.await;
         }));
         RestServer { stop, task }

@@ -20,6 +20,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use super::assignor::Work;
 use super::signature::SessionKey;
 use crate::config::distributed::DistributedConfig;
+use crate::config::rest_security::{RestSecurity, Scheme};
 use crate::storage::config_topic::{ConfigSnapshot, KafkaConfigStore};
 use crate::storage::status_topic::KafkaStatusStore;
 use crate::worker::Worker;
@@ -61,6 +62,32 @@ pub(crate) struct Cluster {
     /// The leader's config writes, one at a time.
     pub writes: Mutex<()>,
     http: reqwest::Client,
+    /// The scheme workers' REST URLs have.
+    scheme: Scheme,
+}
+
+/// The client for other workers' REST APIs: it trusts the truststore's CAs (their https
+/// listeners) and shows this worker's certificate when they ask for one.
+fn rest_client(security: &RestSecurity) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder();
+    let trust = &security.client_trust;
+    if let Some(pem) = &trust.ca_pem {
+        for certificate in reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| Error::config(format!("listeners.https.ssl.truststore.location: {e}")))?
+        {
+            builder = builder.add_root_certificate(certificate);
+        }
+    }
+    if let Some(pem) = &trust.identity_pem {
+        builder = builder.identity(reqwest::Identity::from_pem(pem).map_err(|e| {
+            Error::config(format!(
+                "listeners.https.ssl.certificate.location / key.location as a client identity: {e}"
+            ))
+        })?);
+    }
+    builder
+        .build()
+        .map_err(|e| Error::config(format!("the client for other workers' REST APIs: {e}")))
 }
 
 impl std::fmt::Debug for Cluster {
@@ -88,8 +115,9 @@ impl Cluster {
         settings: Arc<DistributedConfig>,
         url: String,
         group_bootstrap: Vec<String>,
-    ) -> Cluster {
-        Cluster {
+        security: &RestSecurity,
+    ) -> Result<Cluster> {
+        Ok(Cluster {
             worker,
             configs,
             statuses,
@@ -100,8 +128,15 @@ impl Cluster {
             view_changed: watch::channel(0).0,
             config_written: Notify::new(),
             writes: Mutex::new(()),
-            http: reqwest::Client::new(),
-        }
+            http: rest_client(security)?,
+            scheme: security.advertised,
+        })
+    }
+
+    /// The REST URL of the worker with id `worker_id` (`host:port`): every worker of a group
+    /// is reached with the scheme this one advertises.
+    pub(crate) fn worker_url(&self, worker_id: &str) -> String {
+        format!("{}://{worker_id}", self.scheme.as_str())
     }
 
     pub(crate) fn view(&self) -> View {
@@ -191,14 +226,15 @@ impl Cluster {
         }
     }
 
-    /// Whether a worker's REST API answers at `base` within a second.
+    /// Whether a worker's REST API answers at `base` within a second (any HTTP answer: with
+    /// authentication on, a 401 is an answer too).
     pub(crate) async fn answers(&self, base: &str) -> bool {
         self.http
             .get(format!("{}/", base.trim_end_matches('/')))
             .timeout(Duration::from_secs(1))
             .send()
             .await
-            .is_ok_and(|r| r.status().is_success())
+            .is_ok_and(|r| !r.status().is_server_error())
     }
 
     /// Sends a REST request to another worker: the status and JSON body of a 2xx answer
@@ -242,6 +278,10 @@ impl Cluster {
         }
         for (name, value) in headers {
             request = request.header(*name, value);
+        }
+        // The client's own credentials go along (Kafka Connect forwards them the same way).
+        if let Some(authorization) = crate::rest::hop::authorization() {
+            request = request.header("authorization", authorization);
         }
         let response = request
             .send()

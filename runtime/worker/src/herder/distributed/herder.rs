@@ -317,7 +317,7 @@ impl Herder for DistributedHerder {
         for worker in workers {
             if let Err(e) = self
                 .cluster
-                .call(&format!("http://{worker}"), Method::PUT, &path, None)
+                .call(&self.cluster.worker_url(worker), Method::PUT, &path, None)
                 .await
             {
                 tracing::warn!(connector = name, worker, error = %e, "a worker running the connector's tasks did not take the topics reset; its tasks report their topics again when they restart");
@@ -550,7 +550,7 @@ impl Herder for DistributedHerder {
         }
         self.cluster
             .call(
-                &format!("http://{}", status.worker_id),
+                &self.cluster.worker_url(&status.worker_id),
                 Method::POST,
                 &format!("/connectors/{}/tasks/{task}/restart", path_part(name)),
                 None,
@@ -753,7 +753,10 @@ fn running_owners(
         .filter_map(|key| statuses.get(&key))
         .filter(|status| status["state"] != "UNASSIGNED")
         .filter_map(|status| status["worker_id"].as_str())
-        .filter(|worker| member_urls.contains(&format!("http://{worker}")))
+        .filter(|worker| {
+            let suffix = format!("://{worker}");
+            member_urls.iter().any(|url| url.ends_with(&suffix))
+        })
         .map(str::to_owned)
         .collect()
 }

@@ -406,7 +406,7 @@ impl Loop {
             let ran = record["state"].as_str().is_some_and(|s| s != "UNASSIGNED");
             if let (true, Some(worker)) = (ran, record["worker_id"].as_str()) {
                 self.memory
-                    .remember(work.clone(), format!("http://{worker}"));
+                    .remember(work.clone(), self.cluster.worker_url(worker));
             }
         }
     }

@@ -150,7 +150,8 @@ impl DistributedProcess {
                 worker.topic_tracking.1,
             )),
         });
-        let url = format!("http://{worker_id}");
+        let url = format!("{}://{worker_id}", worker.rest_security.advertised.as_str());
+        let rest_security = worker.rest_security.clone();
         let shutdown_timeout = worker.shutdown_timeout;
         let rest_limits = worker.rest_limits;
         let group_id = settings.group_id.clone();
@@ -162,7 +163,8 @@ impl DistributedProcess {
             Arc::new(settings),
             url.clone(),
             group_bootstrap,
-        ));
+            &rest_security,
+        )?);
         // The topics this worker's tasks use go to the status topic, where the whole group
         // reads them (KIP-558).
         let (discoveries, mut discovered) = tokio::sync::mpsc::unbounded_channel();
@@ -179,7 +181,7 @@ impl DistributedProcess {
             }
         });
         let herder: Arc<dyn Herder> = Arc::new(DistributedHerder::new(Arc::clone(&cluster)));
-        let rest = RestServer::spawn(listener, herder, rest_limits);
+        let rest = RestServer::spawn(listener, herder, rest_limits, rest_security);
         let (stop_member, stopped) = watch::channel(false);
         let span = tracing::info_span!("worker", url = %url);
         let member = tokio::spawn(tracing::Instrument::instrument(
