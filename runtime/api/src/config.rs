@@ -379,12 +379,13 @@ impl ConfigDef {
         }
     }
 
-    /// A copy of `props` with every secret replaced by `[hidden]`, safe to log or return.
+    /// A copy of `props` with every secret replaced by `[hidden]` (a config provider
+    /// placeholder stays: it is not the secret), safe to log or return.
     pub fn redact(&self, props: &Props) -> Props {
         props
             .iter()
             .map(|(k, v)| {
-                let shown = if self.is_secret(k) || looks_secret(k) {
+                let shown = if (self.is_secret(k) || looks_secret(k)) && !is_placeholder(v) {
                     REDACTED.to_owned()
                 } else {
                     v.clone()
@@ -393,6 +394,17 @@ impl ConfigDef {
             })
             .collect()
     }
+}
+
+/// Whether `value` is one config provider placeholder and nothing else
+/// (`${file:/etc/secrets.properties:db.password}`): it names where the secret is, not the
+/// secret, so it is shown as written.
+pub fn is_placeholder(value: &str) -> bool {
+    let value = value.trim();
+    value.starts_with("${")
+        && value.ends_with('}')
+        && value[2..value.len() - 1].contains(':')
+        && !value[2..value.len() - 1].contains(['{', '}'])
 }
 
 /// What secrets are replaced with, as Kafka's `Password.toString()` does.

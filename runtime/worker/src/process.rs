@@ -130,8 +130,11 @@ impl StandaloneProcess {
                 worker.topic_tracking.0,
                 worker.topic_tracking.1,
             )),
+            providers: Arc::clone(&worker.providers),
         });
-        let herder = Arc::new(StandaloneHerder::new(Arc::new(Worker::new(ctx))));
+        let worker_runs = Arc::new(Worker::new(ctx));
+        crate::worker::watch_providers(&worker_runs);
+        let herder = Arc::new(StandaloneHerder::new(worker_runs));
         let (listener, addr) = crate::rest::bind(worker.rest_addr).await?;
         let rest = crate::rest::RestServer::spawn(
             listener,

@@ -44,6 +44,8 @@ pub(crate) struct WorkerContext {
     pub(crate) metrics: Arc<crate::metrics::WorkerMetrics>,
     /// The topics each connector's tasks used (KIP-558).
     pub(crate) topics: Arc<crate::storage::topics::ActiveTopics>,
+    /// Fills in connector configs' `${provider:path:key}` placeholders.
+    pub(crate) providers: Arc<crate::config::providers::ConfigProviders>,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -72,6 +74,13 @@ struct Running {
     /// Whether the connector's instance is this worker's to run (always in standalone mode;
     /// in distributed mode only where the group assigned it).
     owns_instance: bool,
+    /// The files its config's provider placeholders read, as they were when it started.
+    fingerprint: Vec<(std::path::PathBuf, Option<std::time::SystemTime>)>,
+    /// Whether this worker runs the connector whole, instance and tasks (standalone mode).
+    whole: bool,
+    /// A changed fingerprint seen once: the restart waits until it holds for a second
+    /// check, so a file caught half-written is not read.
+    settling: Option<Vec<(std::path::PathBuf, Option<std::time::SystemTime>)>>,
 }
 
 /// One task's state as the worker sees it.
@@ -178,6 +187,9 @@ impl Worker {
             instance: None,
             tasks: Vec::new(),
             owns_instance: true,
+            fingerprint: Vec::new(),
+            whole: true,
+            settling: None,
         };
         self.start_running(name, &mut running, target).await;
         connectors.insert(name.to_owned(), running);
@@ -191,7 +203,14 @@ impl Worker {
         let redacted = full_def(&running.plugin).redact(&running.config);
         tracing::info!(connector = name, config = ?redacted, "starting connector");
         let max_tasks = tasks_max(&running.config);
-        let started = launch_instance(running.plugin, &running.config, max_tasks).await;
+        running.fingerprint = self.ctx.providers.fingerprint(&running.config);
+        let started = launch_instance(
+            &self.ctx.providers,
+            running.plugin,
+            &running.config,
+            max_tasks,
+        )
+        .await;
         self.ctx.metrics.connector_started(started.is_ok());
         let (instance, task_configs) = match started {
             Ok(started) => started,
@@ -385,6 +404,9 @@ impl Worker {
                 instance: None,
                 tasks: Vec::new(),
                 owns_instance: false,
+                fingerprint: Vec::new(),
+                whole: false,
+                settling: None,
             });
         stop_instance(name, running).await;
         running.plugin = plugin;
@@ -395,7 +417,9 @@ impl Worker {
             return Vec::new();
         }
         let max_tasks = tasks_max(&running.config);
-        let started = launch_instance(plugin, &running.config, max_tasks).await;
+        running.fingerprint = self.ctx.providers.fingerprint(&running.config);
+        let started =
+            launch_instance(&self.ctx.providers, plugin, &running.config, max_tasks).await;
         self.ctx.metrics.connector_started(started.is_ok());
         match started {
             Ok((instance, mut tasks)) => {
@@ -455,6 +479,9 @@ impl Worker {
                 instance: None,
                 tasks: Vec::new(),
                 owns_instance: false,
+                fingerprint: self.ctx.providers.fingerprint(&connector_config),
+                whole: false,
+                settling: None,
             });
         if let Some(index) = running.tasks.iter().position(|t| t.id == task) {
             running
@@ -473,6 +500,86 @@ impl Worker {
         let handle = TaskHandle::spawn(Arc::clone(&self.ctx), spec, control_for(target));
         running.tasks.push(handle);
         running.tasks.sort_by_key(|t| t.id);
+    }
+
+    /// `config` with its provider placeholders filled in (for validation).
+    pub(crate) fn resolve(&self, config: &Props) -> Result<Props> {
+        self.ctx.providers.resolve(config)
+    }
+
+    /// Restarts what runs here of every connector whose provider files changed since it
+    /// started and whose `config.action.reload` is `restart` (the default): in standalone
+    /// mode the connector and its tasks, in distributed mode its tasks here (each fills its
+    /// placeholders in again). Called every second by the process.
+    pub(crate) async fn reload_changed_providers(&self) {
+        if self.ctx.providers.is_empty() {
+            return;
+        }
+        let mut connectors = self.connectors.lock().await;
+        let names: Vec<String> = connectors.keys().cloned().collect();
+        for name in names {
+            let Some(running) = connectors.get_mut(&name) else {
+                continue;
+            };
+            let now = self.ctx.providers.fingerprint(&running.config);
+            if now == running.fingerprint {
+                running.settling = None;
+                continue;
+            }
+            if running.settling.as_ref() != Some(&now) {
+                running.settling = Some(now);
+                continue;
+            }
+            running.settling = None;
+            running.fingerprint = now;
+            let reload = running
+                .config
+                .get("config.action.reload")
+                .map(|v| v.trim().to_ascii_lowercase());
+            if reload.as_deref() == Some("none") {
+                tracing::info!(connector = %name, "a config provider's file changed; config.action.reload=none: left running");
+                continue;
+            }
+            tracing::info!(connector = %name, "a config provider's file changed; restarting with the new values (config.action.reload=restart)");
+            let target = match running.status.get().state {
+                State::Paused => TargetState::Paused,
+                _ => TargetState::Started,
+            };
+            if running.whole {
+                if running.status.get().state == State::Stopped {
+                    continue;
+                }
+                // Standalone: the whole connector, as a REST restart.
+                running.status.set(State::Restarting);
+                self.stop_running(&name, running).await;
+                self.start_running(&name, running, target).await;
+                continue;
+            }
+            let restarts: Vec<(u32, Props)> = running
+                .tasks
+                .iter()
+                .map(|t| (t.id, t.config.clone()))
+                .collect();
+            for (id, task_config) in restarts {
+                if let Some(index) = running.tasks.iter().position(|t| t.id == id) {
+                    running
+                        .tasks
+                        .remove(index)
+                        .stop(self.ctx.shutdown_timeout)
+                        .await;
+                    let spec = TaskSpec {
+                        connector: name.clone(),
+                        plugin: running.plugin,
+                        connector_config: running.config.clone(),
+                        task_id: id,
+                        task_config,
+                    };
+                    let handle =
+                        TaskHandle::spawn(Arc::clone(&self.ctx), spec, control_for(target));
+                    running.tasks.insert(index, handle);
+                }
+            }
+        }
     }
 
     /// Stops the given tasks (distributed mode), all at once, each flushing and committing
@@ -607,8 +714,54 @@ impl Worker {
     }
 }
 
-/// Starts a connector instance and asks it for up to `max_tasks` task configs.
+/// Checks every second, for as long as `worker` lives, whether a config provider's file
+/// changed under a running connector ([`Worker::reload_changed_providers`]).
+pub(crate) fn watch_providers(worker: &Arc<Worker>) {
+    if worker.ctx.providers.is_empty() {
+        return;
+    }
+    let worker = Arc::downgrade(worker);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(1));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let Some(worker) = worker.upgrade() else {
+                return;
+            };
+            worker.reload_changed_providers().await;
+        }
+    });
+}
+
+/// Starts a connector instance with its placeholders filled in and asks it for up to
+/// `max_tasks` task configs, in which a filled-in value goes back to its placeholder (so no
+/// secret reaches the config topic; tasks fill them in again when they start).
 async fn launch_instance(
+    providers: &crate::config::providers::ConfigProviders,
+    plugin: ConnectorPlugin,
+    raw: &Props,
+    max_tasks: usize,
+) -> Result<(Instance, Vec<Props>)> {
+    let config = &providers.resolve(raw)?;
+    let (instance, tasks) = launch_resolved(plugin, config, max_tasks).await?;
+    let tasks = tasks
+        .into_iter()
+        .map(|task| {
+            task.into_iter()
+                .map(|(key, value)| {
+                    let placeholder = raw
+                        .get(&key)
+                        .filter(|r| config.get(&key) == Some(&value) && **r != value);
+                    (key, placeholder.cloned().unwrap_or(value))
+                })
+                .collect()
+        })
+        .collect();
+    Ok((instance, tasks))
+}
+
+async fn launch_resolved(
     plugin: ConnectorPlugin,
     config: &Props,
     max_tasks: usize,

@@ -99,7 +99,7 @@ pub fn common_def(kind: ConnectorKind) -> ConfigDef {
                 String,
                 "restart",
                 Low,
-                "What to do when an external config provider changes (accepted; no providers yet).",
+                "What to do when a config provider's file changes: restart (the connector restarts with the new values) or none.",
             )
             .validate_with(Validator::OneOf(vec!["none", "restart"])),
         )

@@ -10,6 +10,7 @@
 pub mod connector;
 pub mod distributed;
 pub mod file;
+pub mod providers;
 pub mod rest_security;
 pub(crate) mod settings;
 pub(crate) mod tolerance;

@@ -91,6 +91,11 @@ pub fn worker_config_def() -> ConfigDef {
         .key(ConfigKey::optional("status.storage.partitions", Int, "5", Low, "Status topic partitions."))
         .key(ConfigKey::optional("security.protocol", String, "PLAINTEXT", Low, "Kafka client security protocol."))
         .key(ConfigKey::optional("client.id", String, "", Low, "Kafka client id."))
+        .key(ConfigKey::optional("config.providers", List, "", Medium,
+            "Config providers (KIP-297) for `${name:path:key}` placeholders in worker and connector configs; each \
+             with config.providers.<name>.class (Kafka's FileConfigProvider, EnvVarConfigProvider, \
+             DirectoryConfigProvider) and config.providers.<name>.param.* (allowed.paths, allowlist.pattern)."))
+        .open_prefix("config.providers.")
         .open_prefix("key.converter.")
         .open_prefix("value.converter.")
         .open_prefix("header.converter.")
@@ -139,6 +144,8 @@ pub struct WorkerConfig {
     pub metrics_enabled: bool,
     /// `topic.tracking.enable`, `topic.tracking.allow.reset`.
     pub topic_tracking: (bool, bool),
+    /// The config providers (`config.providers`), for connector configs' placeholders.
+    pub providers: std::sync::Arc<super::providers::ConfigProviders>,
 }
 
 /// Shows the settings with secret-looking values (`sasl.jaas.config`, `ssl.key.password`, …)
@@ -163,6 +170,9 @@ impl WorkerConfig {
     /// Validates against `def`, a definition that extends [`worker_config_def`] (the
     /// distributed worker's).
     pub fn parse_with(def: &ConfigDef, props: Props) -> Result<WorkerConfig> {
+        // The worker's own placeholders are filled in before anything reads its settings.
+        let providers = super::providers::ConfigProviders::from_worker(&props)?;
+        let props = providers.resolve(&props)?;
         let errors = def.validate(&props);
         if !errors.is_empty() {
             let lines: Vec<String> = errors
@@ -238,6 +248,7 @@ impl WorkerConfig {
                 config.bool("topic.tracking.allow.reset")?,
             ),
             props: config.props().clone(),
+            providers: std::sync::Arc::new(providers),
         })
     }
 

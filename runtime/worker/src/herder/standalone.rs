@@ -65,7 +65,8 @@ impl StandaloneHerder {
 
     /// Validates a config and returns its plugin, or one error naming every bad field.
     fn check(&self, config: &Props) -> Result<ConnectorPlugin> {
-        connector::validate(self.worker.registry(), config).into_result()
+        let resolved = self.worker.resolve(config)?;
+        connector::validate(self.worker.registry(), &resolved).into_result()
     }
 
     /// Creates and starts a connector from a command-line config.

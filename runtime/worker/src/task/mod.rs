@@ -68,10 +68,14 @@ impl TaskRun {
     /// Reads the connector config of `spec` into a transform chain and settings.
     fn prepare(
         ctx: Arc<WorkerContext>,
-        spec: TaskSpec,
+        mut spec: TaskSpec,
         status: StatusCell,
         control: watch::Receiver<TaskControl>,
     ) -> Result<TaskRun> {
+        // Placeholders are filled in here, in the task alone: the configs kept elsewhere (and
+        // in the task's handle, shown over REST) keep them as written.
+        spec.connector_config = ctx.providers.resolve(&spec.connector_config)?;
+        spec.task_config = ctx.providers.resolve(&spec.task_config)?;
         let chain = TransformChain::from_config(&ctx.registry, &spec.connector_config)?;
         let mut settings =
             ConnectorSettings::of(&spec.connector, spec.plugin.kind(), &spec.connector_config)

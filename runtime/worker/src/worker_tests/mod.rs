@@ -38,6 +38,7 @@ fn worker(flush_interval: Duration) -> (Worker, Arc<MemoryOffsetStore>) {
         shutdown_timeout: Duration::from_secs(10),
         metrics: Default::default(),
         topics: Default::default(),
+        providers: Default::default(),
     };
     (Worker::new(Arc::new(ctx)), offsets)
 }

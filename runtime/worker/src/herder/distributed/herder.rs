@@ -114,7 +114,9 @@ impl DistributedHerder {
             .ok()
             .flatten();
         prepare_config(name, &mut config, existing.zip(existing_plugin))?;
-        let plugin = connector::validate(self.cluster.worker.registry(), &config).into_result()?;
+        let resolved = self.cluster.worker.resolve(&config)?;
+        let plugin =
+            connector::validate(self.cluster.worker.registry(), &resolved).into_result()?;
         let group = consumer_group(name, &config);
         if plugin.kind() == ConnectorKind::Sink && group == self.cluster.settings.group_id {
             return Err(Error::config(format!(

@@ -149,6 +149,7 @@ impl DistributedProcess {
                 worker.topic_tracking.0,
                 worker.topic_tracking.1,
             )),
+            providers: Arc::clone(&worker.providers),
         });
         let url = format!("{}://{worker_id}", worker.rest_security.advertised.as_str());
         let rest_security = worker.rest_security.clone();
@@ -156,8 +157,10 @@ impl DistributedProcess {
         let rest_limits = worker.rest_limits;
         let group_id = settings.group_id.clone();
         let group_bootstrap = group_bootstrap.unwrap_or_else(|| worker.bootstrap_servers.clone());
+        let worker_runs = Arc::new(Worker::new(ctx));
+        crate::worker::watch_providers(&worker_runs);
         let cluster = Arc::new(Cluster::new(
-            Arc::new(Worker::new(ctx)),
+            worker_runs,
             configs,
             statuses,
             Arc::new(settings),
