@@ -79,6 +79,9 @@ scripts/chromium-install.sh
 step "unit and end-to-end tests"
 limit 1800 cargo test --workspace
 
+step "fuzz tests: how many generated cases each property ran (SLUICE_FUZZ_CASES for a longer run)"
+limit 600 cargo test -p sluice --test fuzz -- --nocapture 2>&1 | grep -E '^fuzz |test result'
+
 step "demo"
 SLUICE_DEMO_DIR="$(mktemp -d /tmp/sluice-demo.XXXXXX)" limit 900 scripts/demo.sh
 

@@ -417,6 +417,27 @@ impl Worker {
         self.call("GET", path, None)
     }
 
+    /// `method` (POST, PUT or PATCH) of `body` as it is, declared JSON; the status and the
+    /// answer's text.
+    pub(crate) fn send_raw(&self, method: &str, path: &str, body: Vec<u8>) -> (u16, String) {
+        let url = format!("{}{}", self.rest, path);
+        let request = match method {
+            "POST" => self.agent.post(&url),
+            "PUT" => self.agent.put(&url),
+            "PATCH" => self.agent.patch(&url),
+            _ => panic!("unsupported {method}"),
+        };
+        let mut response = request
+            .header("content-type", "application/json")
+            .send(&body[..])
+            .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
     pub(crate) fn post(&self, path: &str, body: Option<&Json>) -> (u16, Json) {
         self.call("POST", path, body)
     }

@@ -306,24 +306,44 @@ impl Worker {
     ) -> Result<()> {
         let mut connectors = self.connectors.lock().await;
         let running = connectors.get_mut(name).ok_or_else(|| not_running(name))?;
-        let index = running
+        let task_config = running
             .tasks
             .iter()
-            .position(|t| t.id == task)
+            .find(|t| t.id == task)
+            .map(|t| t.config.clone())
             .ok_or_else(|| Error::not_found(format!("Task {name}-{task} not found")))?;
-        let old = running.tasks.remove(index);
-        let task_config = old.config.clone();
-        old.stop(self.ctx.shutdown_timeout).await;
+        self.respawn_task(name, running, task, task_config, target)
+            .await;
+        Ok(())
+    }
+
+    /// Stops task `id` of `running` (when it runs here) and starts it again with
+    /// `task_config` in `target` state; the task list stays in id order.
+    async fn respawn_task(
+        &self,
+        name: &str,
+        running: &mut Running,
+        id: u32,
+        task_config: Props,
+        target: TargetState,
+    ) {
+        if let Some(index) = running.tasks.iter().position(|t| t.id == id) {
+            running
+                .tasks
+                .remove(index)
+                .stop(self.ctx.shutdown_timeout)
+                .await;
+        }
         let spec = TaskSpec {
             connector: name.to_owned(),
             plugin: running.plugin,
             connector_config: running.config.clone(),
-            task_id: task,
+            task_id: id,
             task_config,
         };
         let handle = TaskHandle::spawn(Arc::clone(&self.ctx), spec, control_for(target));
-        running.tasks.insert(index, handle);
-        Ok(())
+        running.tasks.push(handle);
+        running.tasks.sort_by_key(|t| t.id);
     }
 
     /// Pauses or resumes a running connector's tasks (stopping goes through [`Worker::stop`]).
@@ -561,23 +581,8 @@ impl Worker {
                 .map(|t| (t.id, t.config.clone()))
                 .collect();
             for (id, task_config) in restarts {
-                if let Some(index) = running.tasks.iter().position(|t| t.id == id) {
-                    running
-                        .tasks
-                        .remove(index)
-                        .stop(self.ctx.shutdown_timeout)
-                        .await;
-                    let spec = TaskSpec {
-                        connector: name.clone(),
-                        plugin: running.plugin,
-                        connector_config: running.config.clone(),
-                        task_id: id,
-                        task_config,
-                    };
-                    let handle =
-                        TaskHandle::spawn(Arc::clone(&self.ctx), spec, control_for(target));
-                    running.tasks.insert(index, handle);
-                }
+                self.respawn_task(&name, running, id, task_config, target)
+                    .await;
             }
         }
     }
