@@ -130,3 +130,97 @@ fn a_password_from_a_file_provider_runs_stays_hidden_and_reloads() {
         assert!(!logs.contains(secret), "the log holds {secret}:\n{logs}");
     }
 }
+
+/// Secrets discipline over a whole run: secret values in the worker config (a SASL JAAS
+/// config, a TLS key password) and in connector configs (a Postgres password that is wrong, so
+/// its failure trace is produced; a validate call), then every REST answer a client or the
+/// status page can get and every log line are searched for the values: none holds one.
+#[test]
+fn no_log_line_or_rest_answer_holds_a_secret() {
+    let pg = Cluster::start();
+    pg.create_accounts();
+    pg.sql("create role scanned login replication password 'right-Pa55'");
+    std::fs::write(
+        pg.dir().join("data/pg_hba.conf"),
+        "local all all trust\n\
+         host all         scanned 127.0.0.1/32 scram-sha-256\n\
+         host replication scanned 127.0.0.1/32 scram-sha-256\n\
+         host all         all     127.0.0.1/32 trust\n\
+         host replication all     127.0.0.1/32 trust\n",
+    )
+    .unwrap();
+    pg.sql("select pg_reload_conf()");
+    let secrets = [
+        "wr0ng-Pa55-x1",
+        "jaas-S3cret-x2",
+        "key-S3cret-x3",
+        "val-S3cret-x4",
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let connector = json!({
+        "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
+        "database.hostname": "127.0.0.1", "database.port": pg.port.to_string(),
+        "database.user": "scanned", "database.password": secrets[0],
+        "database.dbname": "postgres", "topic.prefix": "dbserver1",
+        "table.include.list": "public.accounts",
+    });
+    let args = support::write_cdc_configs(dir.path(), Some(connector.clone()), &json!({}));
+    let worker_properties = dir.path().join("worker.properties");
+    let mut worker_config = std::fs::read_to_string(&worker_properties).unwrap();
+    worker_config.push_str(&format!(
+        "producer.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule \
+         required username=\"u\" password=\"{}\";\nssl.key.password={}\n",
+        secrets[1], secrets[2]
+    ));
+    std::fs::write(&worker_properties, worker_config).unwrap();
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_status("inventory", "the wrong password fails the connector", |s| {
+        s["connector"]["state"] == "FAILED" || s["tasks"][0]["state"] == "FAILED"
+    });
+    let mut validated = connector.clone();
+    validated["database.password"] = Json::String(secrets[3].into());
+    validated["database.port"] = Json::String("not a port".into());
+    let mut answers = vec![
+        worker.put(
+            "/connector-plugins/PostgresConnector/config/validate",
+            Some(&validated),
+        ),
+        worker.get("/connectors?expand=status&expand=info"),
+        worker.get("/connectors/inventory"),
+        worker.get("/connectors/inventory/config"),
+        worker.get("/connectors/inventory/status"),
+        worker.get("/connectors/inventory/tasks"),
+        worker.get("/connectors/inventory/offsets"),
+        worker.get("/ui/data"),
+        worker.get("/metrics"),
+        worker.get("/"),
+    ];
+    let (status, body) = worker.post(
+        "/connectors",
+        Some(&json!({"name": "second", "config": validated})),
+    );
+    assert_eq!(status, 400, "{body}");
+    answers.push((status, body));
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    assert!(logs.contains("password authentication failed"), "{logs}");
+    let mut searched = 0;
+    for (_, answer) in &answers {
+        let text = answer.to_string();
+        searched += text.len();
+        for secret in secrets {
+            assert!(
+                !text.contains(secret),
+                "a REST answer holds {secret}: {text}"
+            );
+        }
+    }
+    for secret in secrets {
+        assert!(!logs.contains(secret), "the log holds {secret}:\n{logs}");
+    }
+    eprintln!(
+        "secret scan: {} REST answers ({searched} bytes) and {} log lines, no secret",
+        answers.len(),
+        logs.lines().count()
+    );
+}

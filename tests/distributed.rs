@@ -1225,3 +1225,63 @@ fn a_group_with_https_and_basic_auth_forwards_writes_with_the_client_s_credentia
         assert!(!logs.contains("gr0up-pa55"));
     }
 }
+
+/// Garbage and records of another program in the three internal topics (a value that is not
+/// JSON under a connector's key, a connector record without `properties`, a foreign key, a
+/// status that is not an object, an offset key that is not Kafka Connect's): a worker starts
+/// on them, warns naming each record's key and offset, and keeps the connector they would have
+/// deleted.
+#[test]
+fn garbage_in_the_internal_topics_is_skipped_with_warnings_and_deletes_nothing() {
+    let broker = Broker::start();
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_worker(dir.path(), &broker, "garbage");
+    first.wait_for_log("the worker to lead", "joined the worker group");
+    let input = dir.path().join("kept.txt");
+    append_lines(&input, numbered(0..3));
+    let (status, body) = first.post("/connectors", Some(&source("kept", "kept", &input)));
+    assert_eq!(status, 201, "{body}");
+    first.wait_for_status_within("kept", "the task runs", Duration::from_secs(60), |s| {
+        tasks_running(s, 1)
+    });
+    let (exit, logs) = first.terminate();
+    assert!(exit.success(), "{logs}");
+
+    let record = |key: &'static [u8], value: &'static [u8]| (Some(key), Some(value));
+    broker.produce(
+        "connect-configs",
+        &[
+            record(b"connector-kept", b"\x00not json"),
+            record(b"connector-kept", br#"{"config": "another program's"}"#),
+            record(b"from-another-program", b"\xff\xfe"),
+        ],
+    );
+    broker.produce(
+        "connect-status",
+        &[record(b"status-connector-kept", b"garbage")],
+    );
+    broker.produce("connect-offsets", &[record(b"not a key", b"{}")]);
+
+    let second = start_worker(dir.path(), &broker, "garbage");
+    second.wait_for_status_within(
+        "kept",
+        "the kept connector runs",
+        Duration::from_secs(60),
+        |s| tasks_running(s, 1),
+    );
+    assert_eq!(second.get("/connectors").1, json!(["kept"]));
+    let logs = second.logs();
+    for expected in [
+        "config topic record skipped: its value is not JSON",
+        "config topic record skipped: a connector record without a `properties` object",
+        "status topic record skipped",
+        "offset record skipped",
+        "key=connector-kept",
+        "key=status-connector-kept",
+        "offset=",
+    ] {
+        assert!(logs.contains(expected), "{expected}:\n{logs}");
+    }
+    let (exit, logs) = second.terminate();
+    assert!(exit.success(), "{logs}");
+}

@@ -15,7 +15,7 @@ use serde_json::{Value as Json, json};
 use sluice_api::Result;
 use sluice_api::config::Props;
 
-use super::log::{KafkaLog, LogEntry, TopicRules};
+use super::log::{KafkaLog, LogEntry, LogRead, TopicRules};
 use crate::pipeline::kafka::KafkaSettings;
 use crate::state::TargetState;
 
@@ -186,21 +186,55 @@ impl ConfigState {
         &self.snapshot
     }
 
-    /// Applies records read after those applied so far.
+    /// Applies records read after those applied so far; a record that is not what its key
+    /// says (garbage, another program's) is skipped with a warning.
     pub fn apply(&mut self, records: &[LogEntry]) {
         for (key, value) in records {
-            self.apply_one(&String::from_utf8_lossy(key), value.as_deref());
+            let key = String::from_utf8_lossy(key);
+            if let Some(why) = self.apply_one(&key, value.as_deref()) {
+                tracing::warn!(key = %key, "config topic record skipped: {why}");
+            }
         }
     }
 
-    fn apply_one(&mut self, key: &str, value: Option<&[u8]>) {
+    /// [`ConfigState::apply`] of a read of `topic`, the warnings naming each skipped
+    /// record's partition and offset.
+    pub fn apply_read(&mut self, read: &LogRead, topic: &str) {
+        for (index, (key, value)) in read.entries.iter().enumerate() {
+            let key = String::from_utf8_lossy(key);
+            if let Some(why) = self.apply_one(&key, value.as_deref()) {
+                let (partition, offset) = read.origins.get(index).copied().unwrap_or((-1, -1));
+                tracing::warn!(
+                    topic,
+                    key = %key,
+                    partition,
+                    offset,
+                    "config topic record skipped: {why}"
+                );
+            }
+        }
+    }
+
+    /// Applies one record; why it was skipped, when it was.
+    fn apply_one(&mut self, key: &str, value: Option<&[u8]>) -> Option<&'static str> {
         let snapshot = &mut self.snapshot;
-        let value: Option<Json> = value.and_then(|v| serde_json::from_slice(v).ok());
+        // A tombstone (no value) is a deletion; a value that is not JSON is nobody's record
+        // and deletes nothing.
+        let value: Option<Json> = match value {
+            None => None,
+            Some(bytes) => match serde_json::from_slice(bytes) {
+                Ok(json) => Some(json),
+                Err(_) => return Some("its value is not JSON"),
+            },
+        };
         if let Some(name) = key.strip_prefix("connector-") {
-            match value.as_ref().and_then(properties) {
-                Some(props) => {
-                    snapshot.connectors.insert(name.to_owned(), props);
-                }
+            match &value {
+                Some(json) => match properties(json) {
+                    Some(props) => {
+                        snapshot.connectors.insert(name.to_owned(), props);
+                    }
+                    None => return Some("a connector record without a `properties` object"),
+                },
                 None => {
                     snapshot.connectors.remove(name);
                     snapshot.tasks.remove(name);
@@ -208,18 +242,26 @@ impl ConfigState {
                 }
             }
         } else if let Some(rest) = key.strip_prefix("task-") {
-            let Some((name, index)) = rest.rsplit_once('-') else {
-                return;
+            let Some(index) = rest
+                .rsplit_once('-')
+                .and_then(|(name, index)| Some((name, index.parse::<usize>().ok()?)))
+            else {
+                return Some("a task key without a task number");
             };
-            if let (Ok(index), Some(props)) =
-                (index.parse::<usize>(), value.as_ref().and_then(properties))
-            {
+            let (name, index) = index;
+            if let Some(json) = &value {
+                let Some(props) = properties(json) else {
+                    return Some("a task record without a `properties` object");
+                };
                 self.pending_tasks
                     .entry(name.to_owned())
                     .or_default()
                     .insert(index, props);
             }
         } else if let Some(name) = key.strip_prefix("commit-") {
+            if value.as_ref().is_some_and(|v| !v["tasks"].is_u64()) {
+                return Some("a commit record without a `tasks` count");
+            }
             let count = value
                 .as_ref()
                 .and_then(|v| v["tasks"].as_u64())
@@ -232,10 +274,13 @@ impl ConfigState {
                 snapshot.tasks.insert(name.to_owned(), tasks);
             }
         } else if let Some(name) = key.strip_prefix("target-state-") {
-            match value.as_ref().and_then(target_state) {
-                Some(state) => {
-                    snapshot.target_states.insert(name.to_owned(), state);
-                }
+            match &value {
+                Some(json) => match target_state(json) {
+                    Some(state) => {
+                        snapshot.target_states.insert(name.to_owned(), state);
+                    }
+                    None => return Some("a target state record without a known `state`"),
+                },
                 None => {
                     snapshot.target_states.remove(name);
                 }
@@ -275,6 +320,7 @@ impl ConfigState {
                 }
             }
         }
+        None
     }
 }
 
@@ -330,7 +376,7 @@ impl KafkaConfigStore {
     pub async fn snapshot(&self) -> Result<ConfigSnapshot> {
         let read = self.log.read_to_end().await?;
         let mut state = self.state.lock().expect("config state lock");
-        state.apply(&read.entries);
+        state.apply_read(&read, self.log.topic());
         state.snapshot.offset = read.offset();
         Ok(state.snapshot.clone())
     }
@@ -499,5 +545,33 @@ mod tests {
         state.apply(&records[2..]);
         assert_eq!(state.snapshot(), &read_config_records(&records));
         assert_eq!(state.snapshot().tasks["a"].len(), 1);
+    }
+
+    #[test]
+    fn garbage_and_foreign_records_are_skipped_and_delete_nothing() {
+        let mut records =
+            connector_config_records("a", &props(&[("x", "1")]), &[props(&[("t", "0")])]);
+        records.extend([
+            (b"connector-a".to_vec(), Some(b"\x00not json".to_vec())),
+            (
+                b"connector-a".to_vec(),
+                Some(br#"{"config": "someone else's"}"#.to_vec()),
+            ),
+            (b"task-a-x".to_vec(), Some(b"{}".to_vec())),
+            (b"commit-a".to_vec(), Some(br#"{"tasks": "many"}"#.to_vec())),
+            (
+                b"target-state-a".to_vec(),
+                Some(br#"{"state": "DANCING"}"#.to_vec()),
+            ),
+            (b"another-program".to_vec(), Some(b"\xff\xfe".to_vec())),
+        ]);
+        let snapshot = read_config_records(&records);
+        assert_eq!(snapshot.connectors["a"]["x"], "1");
+        assert_eq!(snapshot.tasks["a"].len(), 1);
+        assert!(!snapshot.target_states.contains_key("a"));
+        assert!(snapshot.other.is_empty());
+        // A real tombstone still deletes.
+        records.push((b"connector-a".to_vec(), None));
+        assert!(read_config_records(&records).connectors.is_empty());
     }
 }

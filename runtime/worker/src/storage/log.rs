@@ -26,6 +26,9 @@ pub type LogEntry = (Vec<u8>, Option<Vec<u8>>);
 pub struct LogRead {
     /// The records since the previous read, in partition order.
     pub entries: Vec<LogEntry>,
+    /// The partition and offset of each of `entries` (same order), for warnings that name
+    /// a record.
+    pub origins: Vec<(i32, i64)>,
     /// Per partition, the offset of the last record read so far plus one (-1: none yet);
     /// every partition of the topic is listed.
     pub positions: BTreeMap<i32, i64>,
@@ -62,6 +65,13 @@ pub struct KafkaLog {
     topic: String,
     producer: FutureProducer,
     reader: Arc<Mutex<Reader>>,
+}
+
+impl KafkaLog {
+    /// The topic's name.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
 }
 
 impl std::fmt::Debug for KafkaLog {
@@ -258,6 +268,7 @@ fn read_blocking(topic: &str, reader: &mut Reader) -> Result<LogRead> {
         }
     }
     let mut entries = Vec::new();
+    let mut origins = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     let Reader {
         consumer,
@@ -270,6 +281,7 @@ fn read_blocking(topic: &str, reader: &mut Reader) -> Result<LogRead> {
         ));
         let (partition, offset) = (message.partition(), message.offset());
         positions.insert(partition, offset + 1);
+        origins.push((partition, offset));
         (partition, offset)
     };
     while !remaining.is_empty() {
@@ -295,6 +307,7 @@ fn read_blocking(topic: &str, reader: &mut Reader) -> Result<LogRead> {
     }
     Ok(LogRead {
         entries,
+        origins,
         positions: positions.clone(),
     })
 }

@@ -35,14 +35,7 @@ impl KafkaOffsetStore {
         };
         let log = KafkaLog::open(settings, topic, rules).await?;
         let mut table = OffsetTable::default();
-        let skipped = apply_entries(&mut table, log.read_to_end().await?.entries);
-        if skipped > 0 {
-            tracing::warn!(
-                topic,
-                skipped,
-                "offset records with unreadable keys were ignored"
-            );
-        }
+        apply_entries(&mut table, log.read_to_end().await?, topic);
         tracing::info!(
             topic,
             entries = table.len(),
@@ -60,18 +53,19 @@ impl KafkaOffsetStore {
     /// can move here from another worker, which committed its offsets to the topic after this
     /// store was opened; the task must start from those.
     async fn catch_up(&self) -> Result<()> {
-        let entries = self.log.read_to_end().await?.entries;
-        if !entries.is_empty() {
-            apply_entries(&mut self.table.lock(), entries);
+        let read = self.log.read_to_end().await?;
+        if !read.entries.is_empty() {
+            apply_entries(&mut self.table.lock(), read, self.log.topic());
         }
         Ok(())
     }
 }
 
-/// Folds offset records into `table`; returns how many had unreadable keys.
-fn apply_entries(table: &mut OffsetTable, entries: Vec<super::log::LogEntry>) -> usize {
-    let mut skipped = 0usize;
-    for (key, value) in entries {
+/// Folds offset records into `table`; a record whose key is not Kafka Connect's
+/// `["connector", {partition}]`, or whose value is neither a tombstone nor a JSON object, is
+/// skipped with a warning naming it (it changes no offset).
+fn apply_entries(table: &mut OffsetTable, read: super::log::LogRead, topic: &str) {
+    for (index, (key, value)) in read.entries.into_iter().enumerate() {
         let parsed: Option<(String, SourcePartition)> =
             serde_json::from_slice::<Json>(&key).ok().and_then(|k| {
                 Some((
@@ -79,16 +73,27 @@ fn apply_entries(table: &mut OffsetTable, entries: Vec<super::log::LogEntry>) ->
                     k.get(1)?.as_object()?.clone(),
                 ))
             });
-        let Some((connector, partition)) = parsed else {
-            skipped += 1;
+        let offset = match &value {
+            None => Some(None),
+            Some(bytes) => serde_json::from_slice::<Json>(bytes)
+                .ok()
+                .and_then(|v| v.as_object().cloned())
+                .map(Some),
+        };
+        let (Some((connector, partition)), Some(offset)) = (parsed, offset) else {
+            let (partition, at) = read.origins.get(index).copied().unwrap_or((-1, -1));
+            tracing::warn!(
+                topic,
+                key = %String::from_utf8_lossy(&key),
+                partition,
+                offset = at,
+                "offset record skipped: not Kafka Connect's [connector, partition] key with a \
+                 JSON object or tombstone value"
+            );
             continue;
         };
-        let offset = value
-            .and_then(|v| serde_json::from_slice::<Json>(&v).ok())
-            .and_then(|v| v.as_object().cloned());
         table.apply(&connector, vec![(partition, offset)]);
     }
-    skipped
 }
 
 #[async_trait]

@@ -199,14 +199,26 @@ impl KafkaStatusStore {
     pub async fn snapshot(&self) -> Result<BTreeMap<String, Json>> {
         let read = self.log.read_to_end().await?;
         let mut out = self.statuses.lock().expect("status lock");
-        for (key, value) in read.entries {
+        for (index, (key, value)) in read.entries.into_iter().enumerate() {
             let key = String::from_utf8_lossy(&key).into_owned();
-            match value.and_then(|v| serde_json::from_slice(&v).ok()) {
-                Some(json) => {
+            let Some(value) = value else {
+                out.remove(&key);
+                continue;
+            };
+            match serde_json::from_slice::<Json>(&value) {
+                Ok(json) if json.is_object() => {
                     out.insert(key, json);
                 }
-                None => {
-                    out.remove(&key);
+                _ => {
+                    // Garbage, or another program's record: it changes no status.
+                    let (partition, offset) = read.origins.get(index).copied().unwrap_or((-1, -1));
+                    tracing::warn!(
+                        topic = self.log.topic(),
+                        key = %key,
+                        partition,
+                        offset,
+                        "status topic record skipped: its value is not a JSON object"
+                    );
                 }
             }
         }
