@@ -113,6 +113,30 @@ fn bad_worker_configs_are_refused_with_the_fix() {
         stderr.contains("`offset.storage.file.filename` is required in standalone mode"),
         "{stderr}"
     );
+    // Kafka Connect's Java keystores: a JKS truststore librdkafka cannot read is refused at
+    // start, before any broker is contacted, naming the PEM keys; a distributed worker asked
+    // for TLS is told its group client speaks PLAINTEXT only so far.
+    std::fs::write(
+        dir.path().join("w.properties"),
+        "offset.storage.file.filename=o\nbootstrap.servers=127.0.0.1:1\n\
+         security.protocol=SSL\nssl.truststore.location=/etc/kafka/truststore.jks\n",
+    )
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&run(dir.path(), &["standalone", "w.properties"]).stderr)
+        .into_owned();
+    assert!(stderr.contains("ssl.truststore.type=PEM"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    std::fs::write(
+        dir.path().join("d.properties"),
+        "bootstrap.servers=127.0.0.1:1\ngroup.id=g\nconfig.storage.topic=c\n\
+         offset.storage.topic=o\nstatus.storage.topic=s\nsecurity.protocol=SSL\n\
+         ssl.truststore.type=PEM\nssl.truststore.location=/etc/kafka/ca.pem\n",
+    )
+    .unwrap();
+    let out = run(dir.path(), &["distributed", "d.properties"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("speaks PLAINTEXT only so far"), "{stderr}");
 }
 
 #[test]

@@ -729,7 +729,8 @@ fn store_client(
     let settings = sluice_runtime::KafkaSettings::from_worker(
         &Default::default(),
         std::slice::from_ref(&broker.addr),
-    );
+    )
+    .unwrap();
     let props = [("connector.class".to_owned(), "FileStreamSource".to_owned())].into();
     (
         std::sync::Arc::new(settings),

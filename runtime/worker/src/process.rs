@@ -105,12 +105,13 @@ impl StandaloneProcess {
         let started = Instant::now();
         let worker = WorkerConfig::parse(file::read_worker_props(worker_path)?)
             .map_err(|e| Error::config(format!("{}: {}", worker_path.display(), e.message())))?;
-        let kafka = (!worker.is_embedded()).then(|| {
-            Arc::new(KafkaSettings::from_worker(
+        let kafka = match worker.is_embedded() {
+            true => None,
+            false => Some(Arc::new(KafkaSettings::from_worker(
                 &worker.props,
                 &worker.bootstrap_servers,
-            ))
-        });
+            )?)),
+        };
         let specs = load_connectors(&registry, connector_paths)?;
         let (offsets, offsets_at) = open_offset_store(worker_path, &worker, kafka.as_ref()).await?;
         let ctx = Arc::new(WorkerContext {

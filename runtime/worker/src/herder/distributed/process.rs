@@ -89,7 +89,23 @@ impl DistributedProcess {
             ));
         }
         let props = &worker.props;
-        let kafka = Arc::new(KafkaSettings::from_worker(props, &worker.bootstrap_servers));
+        let kafka = Arc::new(KafkaSettings::from_worker(
+            props,
+            &worker.bootstrap_servers,
+        )?);
+        // The group's own client (Kafka's group APIs, which librdkafka cannot run for a
+        // `connect` group) speaks plain TCP only so far: say so rather than fail obscurely.
+        let protocol = props
+            .get("security.protocol")
+            .map(|p| p.trim().to_ascii_uppercase())
+            .unwrap_or_else(|| "PLAINTEXT".to_owned());
+        if protocol != "PLAINTEXT" {
+            return Err(Error::config(format!(
+                "security.protocol={protocol}: a distributed worker's group membership client \
+                 speaks PLAINTEXT only so far (its producers, consumers and admin clients would \
+                 use {protocol}); run standalone workers, or a PLAINTEXT listener for the group"
+            )));
+        }
         let configs = KafkaConfigStore::open(
             Arc::clone(&kafka),
             &settings.config_topic,

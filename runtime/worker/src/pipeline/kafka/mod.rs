@@ -11,6 +11,7 @@ pub(crate) mod consumer;
 pub(crate) mod dlq;
 pub(crate) mod latency;
 pub(crate) mod producer;
+mod security;
 
 use std::time::Duration;
 
@@ -39,9 +40,10 @@ pub struct KafkaSettings {
 }
 
 impl KafkaSettings {
-    /// Reads the Kafka client settings out of the worker config.
-    pub fn from_worker(props: &Props, bootstrap_servers: &[String]) -> KafkaSettings {
-        let common = props
+    /// Reads the Kafka client settings out of the worker config, Kafka Connect's security
+    /// keys translated for librdkafka (a JKS store is an error naming the fix).
+    pub fn from_worker(props: &Props, bootstrap_servers: &[String]) -> Result<KafkaSettings> {
+        let common: Vec<(String, String)> = props
             .iter()
             .filter(|(k, _)| {
                 k.starts_with("ssl.")
@@ -51,14 +53,27 @@ impl KafkaSettings {
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        KafkaSettings {
+        let prefixed = |prefix: &str| -> Result<Vec<(String, String)>> {
+            let settings: Vec<(String, String)> = with_prefix(props, prefix).into_iter().collect();
+            security::translate(&settings, prefix)
+        };
+        Ok(KafkaSettings {
             bootstrap_servers: bootstrap_servers.join(","),
-            common,
-            producer: with_prefix(props, "producer.").into_iter().collect(),
-            consumer: with_prefix(props, "consumer.").into_iter().collect(),
-            admin: with_prefix(props, "admin.").into_iter().collect(),
+            common: security::translate(&common, "")?,
+            producer: prefixed("producer.")?,
+            consumer: prefixed("consumer.")?,
+            admin: prefixed("admin.")?,
             worker_props: props.clone(),
-        }
+        })
+    }
+
+    /// A connector's client overrides, translated as the worker's are; what cannot be
+    /// translated is passed on as written (the client then refuses it, naming the key).
+    fn overrides(overrides: &[(String, String)]) -> Vec<(String, String)> {
+        security::translate(overrides, "…override.").unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "a client override could not be translated for librdkafka");
+            overrides.to_vec()
+        })
     }
 
     fn base(&self) -> ClientConfig {
@@ -80,7 +95,7 @@ impl KafkaSettings {
             .set("linger.ms", "5")
             // Java's default partitioner, so keys land where Kafka Connect would put them.
             .set("partitioner", "murmur2_random");
-        for (k, v) in self.producer.iter().chain(overrides) {
+        for (k, v) in self.producer.iter().chain(&Self::overrides(overrides)) {
             config.set(k, v);
         }
         config
@@ -95,7 +110,7 @@ impl KafkaSettings {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest");
-        for (k, v) in self.consumer.iter().chain(overrides) {
+        for (k, v) in self.consumer.iter().chain(&Self::overrides(overrides)) {
             config.set(k, v);
         }
         config
