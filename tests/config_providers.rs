@@ -11,23 +11,32 @@ use serde_json::{Value as Json, json};
 use support::postgres::Cluster;
 use support::{Worker, lines};
 
+/// Creates `user` (a replication role with `attributes`) who must give `password` (scram);
+/// everyone else keeps trust.
+fn password_user(pg: &Cluster, user: &str, attributes: &str, password: &str) {
+    pg.sql(&format!(
+        "create role {user} login replication {attributes} password '{password}'"
+    ));
+    std::fs::write(
+        pg.dir().join("data/pg_hba.conf"),
+        format!(
+            "local all all trust\n\
+             host all         {user} 127.0.0.1/32 scram-sha-256\n\
+             host replication {user} 127.0.0.1/32 scram-sha-256\n\
+             host all         all 127.0.0.1/32 trust\n\
+             host replication all 127.0.0.1/32 trust\n"
+        ),
+    )
+    .unwrap();
+    pg.sql("select pg_reload_conf()");
+}
+
 #[test]
 fn a_password_from_a_file_provider_runs_stays_hidden_and_reloads() {
     let pg = Cluster::start();
     pg.create_accounts();
     pg.sql("insert into accounts values (1, 'before', 1)");
-    pg.sql("create role secretuser login superuser replication password 'first-Pa55'");
-    // The user must give its password (scram), everyone else keeps trust.
-    std::fs::write(
-        pg.dir().join("data/pg_hba.conf"),
-        "local all all trust\n\
-         host all         secretuser 127.0.0.1/32 scram-sha-256\n\
-         host replication secretuser 127.0.0.1/32 scram-sha-256\n\
-         host all         all        127.0.0.1/32 trust\n\
-         host replication all        127.0.0.1/32 trust\n",
-    )
-    .unwrap();
-    pg.sql("select pg_reload_conf()");
+    password_user(&pg, "secretuser", "superuser", "first-Pa55");
     let dir = tempfile::tempdir().unwrap();
     let secrets = dir.path().join("secrets");
     std::fs::create_dir(&secrets).unwrap();
@@ -139,17 +148,7 @@ fn a_password_from_a_file_provider_runs_stays_hidden_and_reloads() {
 fn no_log_line_or_rest_answer_holds_a_secret() {
     let pg = Cluster::start();
     pg.create_accounts();
-    pg.sql("create role scanned login replication password 'right-Pa55'");
-    std::fs::write(
-        pg.dir().join("data/pg_hba.conf"),
-        "local all all trust\n\
-         host all         scanned 127.0.0.1/32 scram-sha-256\n\
-         host replication scanned 127.0.0.1/32 scram-sha-256\n\
-         host all         all     127.0.0.1/32 trust\n\
-         host replication all     127.0.0.1/32 trust\n",
-    )
-    .unwrap();
-    pg.sql("select pg_reload_conf()");
+    password_user(&pg, "scanned", "", "right-Pa55");
     let secrets = [
         "wr0ng-Pa55-x1",
         "jaas-S3cret-x2",
