@@ -23,6 +23,7 @@ pub mod logging;
 pub mod metrics;
 pub(crate) mod pipeline;
 pub mod process;
+mod random;
 pub mod registry;
 pub mod rest;
 pub mod state;

@@ -201,9 +201,7 @@ pub(crate) async fn authenticate(
 /// holds (`sluice hash-password`).
 pub fn hash_password(password: &str) -> Result<String> {
     let mut salt = [0u8; 16];
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut salt))
+    crate::random::os_random(&mut salt)
         .map_err(|e| Error::io("/dev/urandom (a salt for the password hash)", e))?;
     let salt =
         SaltString::encode_b64(&salt).map_err(|e| Error::config(format!("password salt: {e}")))?;

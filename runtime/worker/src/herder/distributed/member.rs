@@ -566,8 +566,7 @@ impl Loop {
 
 /// Fills `bytes` from the operating system's random source.
 fn fill_random(bytes: &mut [u8]) {
-    use std::io::Read;
-    match std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(bytes)) {
+    match crate::random::os_random(bytes) {
         Ok(()) => {}
         Err(e) => {
             // No /dev/urandom: mix the clock and addresses; weaker, and said so.
