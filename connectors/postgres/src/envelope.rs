@@ -201,21 +201,31 @@ impl TableSchema {
     /// `__debezium_unavailable_value` for text-like columns, as Debezium does; a `NOT NULL`
     /// column the tuple does not carry (a key-only old tuple) takes its fallback value.
     pub fn row(&self, tuple: &[Column]) -> Result<Value> {
+        self.row_from(|index| match tuple.get(index) {
+            None | Some(Column::Null) => ColumnData::Null,
+            Some(Column::UnchangedToast) => ColumnData::UnchangedToast,
+            Some(Column::Text(bytes)) | Some(Column::Binary(bytes)) => ColumnData::Text(bytes),
+        })
+    }
+
+    /// A row value from each column's data in relation order, borrowed from wherever the
+    /// caller decoded it (a pgoutput tuple, a `COPY` line), so no copy is made per field.
+    pub fn row_from<'a>(&self, column_data: impl Fn(usize) -> ColumnData<'a>) -> Result<Value> {
         let mut row = Struct::new(Arc::clone(&self.row));
         for (index, column) in self.columns.iter().enumerate() {
             let Some(field) = self.fields[index] else {
                 continue;
             };
             let schema = &self.column_schemas[index];
-            let value = match tuple.get(index) {
-                None | Some(Column::Null) if !schema.optional => fallback_value(schema),
-                None | Some(Column::Null) => Value::Null,
-                Some(Column::UnchangedToast) => match schema.schema_type {
+            let value = match column_data(index) {
+                ColumnData::Null if !schema.optional => fallback_value(schema),
+                ColumnData::Null => Value::Null,
+                ColumnData::UnchangedToast => match schema.schema_type {
                     SchemaType::String => Value::from("__debezium_unavailable_value"),
                     SchemaType::Bytes => Value::Bytes(b"__debezium_unavailable_value".to_vec()),
                     _ => Value::Null,
                 },
-                Some(Column::Text(bytes)) | Some(Column::Binary(bytes)) => {
+                ColumnData::Text(bytes) => {
                     let text = match std::str::from_utf8(bytes) {
                         Ok(text) => std::borrow::Cow::Borrowed(text),
                         Err(_) => String::from_utf8_lossy(bytes),
@@ -286,6 +296,17 @@ impl TableSchema {
     pub fn envelope(&self, before: Value, after: Value, source: Value, op: &str) -> Value {
         envelope_value(&self.envelope, before, after, source, op)
     }
+}
+
+/// One column of a row as [`TableSchema::row_from`] reads it.
+#[derive(Debug, Clone, Copy)]
+pub enum ColumnData<'a> {
+    /// SQL NULL, or a column the row does not carry.
+    Null,
+    /// A TOASTed value that did not change, so the server did not send it.
+    UnchangedToast,
+    /// The value's text form (UTF-8).
+    Text(&'a [u8]),
 }
 
 /// What goes into `source`.

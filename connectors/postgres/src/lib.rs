@@ -10,6 +10,7 @@
 //!   the task, Debezium's envelope, the type mapping and transaction metadata.
 
 pub mod config;
+mod copy;
 mod documented;
 pub mod envelope;
 pub mod lsn;

@@ -14,6 +14,7 @@
 //!   that during a snapshot), so the replayed history still ends at the table's state.
 //! * A table without a primary key is read whole through a cursor (and resumes from its start).
 
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -26,14 +27,14 @@ use sluice_api::record::{SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, Result};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, CopyOutStream};
 
 use sluice_debezium::envelope::mark_snapshot;
 
 use crate::config::PostgresConfig;
-use crate::envelope::{SourceInfo, TableSchema, source_value};
-use crate::pgoutput::Column;
-use crate::sql::{connect, pg_error, query, quote_ident, quote_literal, rows, unix_now_micros};
+use crate::copy::TextRow;
+use crate::envelope::{ColumnData, SourceInfo, TableSchema, source_value};
+use crate::sql::{connect, pg_error, query, quote_ident, quote_literal, unix_now_micros};
 
 /// One table to read.
 #[derive(Debug)]
@@ -81,14 +82,7 @@ impl ResumePoint {
         if !in_snapshot {
             return None;
         }
-        let table = offset.get("snapshot_table")?.as_str()?.to_owned();
-        let after_key = offset.get("snapshot_key").and_then(|k| {
-            k.as_array()?
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect()
-        });
-        Some(ResumePoint { table, after_key })
+        place(offset)
     }
 }
 
@@ -211,9 +205,9 @@ pub struct SnapshotJob {
 /// Reads the snapshot's records as they come, holding the newest one back so the very last
 /// record of the snapshot can be marked (`last_snapshot_record`, `source.snapshot=last`).
 ///
-/// Rows carry only `snapshot_table` and `snapshot_key` in their offsets; the last record of
-/// each batch handed out (the only one whose offset is committed) gets the full offset. That
-/// spares three map inserts per row.
+/// Rows carry only `snapshot_key` in their offsets (a table's first row `snapshot_table` too);
+/// the last record of each batch handed out (the only one whose offset is committed) gets the
+/// full offset. That spares four map inserts per row.
 #[derive(Debug)]
 pub struct SnapshotReader {
     records: mpsc::Receiver<SourceRecord>,
@@ -222,6 +216,8 @@ pub struct SnapshotReader {
     lsn: u64,
     /// Where reading again would go on: after the last record handed out.
     handed_out_through: Option<ResumePoint>,
+    /// The table of the newest record handed out.
+    table_handed_out: Option<String>,
 }
 
 impl SnapshotReader {
@@ -239,6 +235,7 @@ impl SnapshotReader {
             runner: Some(runner),
             held: None,
             lsn,
+            table_handed_out: handed_out_through.as_ref().map(|r| r.table.clone()),
             handed_out_through,
         }
     }
@@ -274,7 +271,7 @@ impl SnapshotReader {
             match received {
                 Some(record) => {
                     if let Some(previous) = self.held.replace(record) {
-                        batch.push(previous);
+                        self.hand_out(previous, &mut batch);
                     }
                 }
                 None => {
@@ -283,10 +280,11 @@ impl SnapshotReader {
                             Error::fatal(format!("the snapshot reader panicked: {e}"))
                         })??;
                     }
-                    if let Some(mut last) = self.held.take() {
-                        self.complete(&mut last, true);
-                        mark_last(&mut last);
-                        batch.push(last);
+                    if let Some(last) = self.held.take() {
+                        self.hand_out(last, &mut batch);
+                        let last = batch.last_mut().expect("just handed out");
+                        self.complete(last, true);
+                        mark_last(last);
                         return Ok(Some(batch));
                     }
                     return Ok(if batch.is_empty() {
@@ -300,20 +298,40 @@ impl SnapshotReader {
         Ok(Some(self.seal(batch)))
     }
 
+    /// Adds `record` to `batch`, following which table the records handed out are of (a
+    /// table's first record names it).
+    fn hand_out(&mut self, record: SourceRecord, batch: &mut Vec<SourceRecord>) {
+        if let Some(table) = record
+            .source_offset
+            .get("snapshot_table")
+            .and_then(|t| t.as_str())
+        {
+            self.table_handed_out = Some(table.to_owned());
+        }
+        batch.push(record);
+    }
+
     /// Completes the offset of the batch's last record.
     fn seal(&mut self, mut batch: Vec<SourceRecord>) -> Vec<SourceRecord> {
         if let Some(last) = batch.last_mut() {
             self.complete(last, false);
-            self.handed_out_through = ResumePoint::from_offset(&last.source_offset);
         }
         batch
     }
 
-    fn complete(&self, record: &mut SourceRecord, last_of_snapshot: bool) {
+    /// Gives a record the whole offset: its table (rows carry only their key), the slot's
+    /// position and the snapshot flags; reading again would go on after it.
+    fn complete(&mut self, record: &mut SourceRecord, last_of_snapshot: bool) {
         let offset = &mut record.source_offset;
+        if !offset.contains_key("snapshot_table")
+            && let Some(table) = &self.table_handed_out
+        {
+            offset.insert("snapshot_table".into(), json!(table));
+        }
         offset.insert("lsn".into(), json!(self.lsn));
         offset.insert("snapshot".into(), json!(true));
         offset.insert("last_snapshot_record".into(), json!(last_of_snapshot));
+        self.handed_out_through = place(offset);
     }
 }
 
@@ -323,6 +341,19 @@ impl Drop for SnapshotReader {
             runner.abort();
         }
     }
+}
+
+/// The snapshot's place an offset names: after `snapshot_key` in `snapshot_table` (no key:
+/// the table from its start).
+fn place(offset: &SourceOffset) -> Option<ResumePoint> {
+    let table = offset.get("snapshot_table")?.as_str()?.to_owned();
+    let after_key = offset.get("snapshot_key").and_then(|k| {
+        k.as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    });
+    Some(ResumePoint { table, after_key })
 }
 
 fn mark_last(record: &mut SourceRecord) {
@@ -424,16 +455,25 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
             pending: None,
             first_of_snapshot: &mut first_of_snapshot,
         };
+        let info = SourceInfo {
+            prefix: &config.topic_prefix,
+            db: &config.dbname,
+            schema: &table.table.schema,
+            table: &table.table.table,
+            commit_micros: snapshot_micros,
+            snapshot: "true",
+            tx_id: snapshot_tx,
+            lsn: Some(job.lsn),
+            last_commit_lsn: None,
+        };
         let context = RowContext {
             table: Arc::clone(&table.table),
             qualified: qualified.clone(),
-            source: Arc::clone(&job.source),
             partition: Arc::clone(&job.partition),
             config: config.clone(),
-            lsn: job.lsn,
             micros: snapshot_micros,
-            tx_id: snapshot_tx,
             key_positions: table.key_positions.clone(),
+            source_block: source_value(&job.source, &info),
         };
         let read = if table.key_positions.is_empty() {
             read_whole(&coordinator, table, &context, &mut outlet).await?
@@ -479,53 +519,95 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
 struct RowContext {
     table: Arc<TableSchema>,
     qualified: String,
-    source: SchemaRef,
     partition: Arc<SourcePartition>,
     config: PostgresConfig,
-    lsn: u64,
     micros: i64,
-    tx_id: Option<i64>,
     key_positions: Vec<usize>,
+    /// The `source` block, the same for every row of the table (the snapshot marker is set
+    /// on the few records that carry one afterwards), so it is built once and cloned.
+    source_block: Value,
 }
 
 impl RowContext {
-    fn records(&self, rows: Vec<Vec<Option<String>>>) -> Result<Vec<SourceRecord>> {
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let key_text: Option<Vec<Option<String>>> = (!self.key_positions.is_empty())
-                .then(|| self.key_positions.iter().map(|&i| row[i].clone()).collect());
-            let tuple: Vec<Column> = row
-                .into_iter()
-                .map(|v| {
-                    v.map(|t| Column::Text(t.into_bytes()))
-                        .unwrap_or(Column::Null)
-                })
-                .collect();
-            let after = self.table.row(&tuple)?;
-            let info = SourceInfo {
-                prefix: &self.config.topic_prefix,
-                db: &self.config.dbname,
-                schema: &self.table.schema,
-                table: &self.table.table,
-                commit_micros: self.micros,
-                snapshot: "true",
-                tx_id: self.tx_id,
-                lsn: Some(self.lsn),
-                last_commit_lsn: None,
+    /// The record of one decoded row, with `offset`.
+    fn record(&self, row: &TextRow, offset: SourceOffset) -> Result<SourceRecord> {
+        let after = self
+            .table
+            .row_from(|index| match row.field(index) {
+                Some(bytes) => ColumnData::Text(bytes),
+                None => ColumnData::Null,
+            })
+            .map_err(|e| e.context(format!("the snapshot of {}", self.qualified)))?;
+        let key = self.table.key_of(&after);
+        let value = self
+            .table
+            .envelope(Value::Null, after, self.source_block.clone(), "r");
+        Ok(self
+            .table
+            .source_record(key, value, &self.partition, offset, self.micros))
+    }
+
+    /// The key of a decoded row, in text, as offsets and chunk bounds hold it.
+    fn key_text(&self, row: &TextRow) -> Vec<Option<String>> {
+        self.key_positions.iter().map(|&i| row.text(i)).collect()
+    }
+
+    fn read_error(&self, e: tokio_postgres::Error) -> Error {
+        pg_error(&format!("reading {}", self.qualified), &self.config, e)
+    }
+}
+
+/// `COPY (<select>) TO STDOUT` streamed into records. Each record of a keyed table carries
+/// its key (`snapshot_key`), so a resume goes on right after the last row committed; the
+/// table's name (`snapshot_table`) only on the read's first record, the reader adds it to the
+/// one record per batch whose offset is committed (see [`SnapshotReader`]).
+struct CopyReader<'a> {
+    context: &'a RowContext,
+    stream: Pin<Box<CopyOutStream>>,
+    row: TextRow,
+    first: bool,
+}
+
+impl<'a> CopyReader<'a> {
+    async fn open(
+        context: &'a RowContext,
+        client: &Client,
+        select: &str,
+    ) -> Result<CopyReader<'a>> {
+        let stream = client
+            .copy_out(&format!("COPY ({select}) TO STDOUT"))
+            .await
+            .map_err(|e| context.read_error(e))?;
+        Ok(CopyReader {
+            context,
+            stream: Box::pin(stream),
+            row: TextRow::default(),
+            first: true,
+        })
+    }
+
+    /// Up to `max` records; empty once the read is complete.
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<SourceRecord>> {
+        let context = self.context;
+        let mut records = Vec::new();
+        while records.len() < max {
+            let Some(message) = self.stream.next().await else {
+                break;
             };
+            let message = message.map_err(|e| context.read_error(e))?;
+            self.row
+                .parse(&message)
+                .map_err(|e| e.context(format!("the snapshot of {}", context.qualified)))?;
             let mut offset = SourceOffset::new();
-            offset.insert("snapshot_table".into(), json!(self.qualified));
-            offset.insert("snapshot_key".into(), json!(key_text));
-            let key = self.table.key_of(&after);
-            let value =
-                self.table
-                    .envelope(Value::Null, after, source_value(&self.source, &info), "r");
-            out.push(
-                self.table
-                    .source_record(key, value, &self.partition, offset, self.micros),
-            );
+            if std::mem::take(&mut self.first) {
+                offset.insert("snapshot_table".into(), json!(context.qualified));
+            }
+            if !context.key_positions.is_empty() {
+                offset.insert("snapshot_key".into(), json!(context.key_text(&self.row)));
+            }
+            records.push(context.record(&self.row, offset)?);
         }
-        Ok(out)
+        Ok(records)
     }
 }
 
@@ -695,17 +777,11 @@ async fn read_chunked(
                     } else {
                         format!("where {}", filters.join(" and "))
                     };
-                    let data = reader
-                        .simple_query(&format!("select * from {name} {filter} order by {keys}"))
+                    let select = format!("select * from {name} {filter} order by {keys}");
+                    CopyReader::open(&context, &reader, &select)
+                        .await?
+                        .next_batch(usize::MAX)
                         .await
-                        .map_err(|e| {
-                            pg_error(
-                                &format!("reading {}", context.qualified),
-                                &context.config,
-                                e,
-                            )
-                        })?;
-                    context.records(rows(data))
                 })
             })
             .buffered(readers.len())
@@ -725,40 +801,25 @@ async fn read_chunked(
     Ok(true)
 }
 
-/// A table without a primary key: one cursor over the whole table.
+/// A table without a primary key: one `COPY` of the whole table, handed out in batches of
+/// `snapshot.fetch.size` rows as it streams (a resume reads it again from its start).
 async fn read_whole(
     coordinator: &Client,
     table: &SnapshotTable,
     context: &RowContext,
     outlet: &mut Outlet<'_>,
 ) -> Result<bool> {
-    let config = &context.config;
-    coordinator
-        .batch_execute(&format!(
-            "DECLARE sluice_snapshot NO SCROLL CURSOR FOR SELECT * FROM {}",
-            table.sql_name()
-        ))
-        .await
-        .map_err(|e| pg_error(&format!("reading {}", context.qualified), config, e))?;
+    let select = format!("select * from {}", table.sql_name());
+    let mut reader = CopyReader::open(context, coordinator, &select).await?;
     loop {
-        let data = coordinator
-            .simple_query(&format!(
-                "FETCH {} FROM sluice_snapshot",
-                config.snapshot_fetch_size.max(1)
-            ))
-            .await
-            .map_err(|e| pg_error(&format!("reading {}", context.qualified), config, e))?;
-        let batch = rows(data);
-        if batch.is_empty() {
-            break;
+        let records = reader
+            .next_batch(context.config.snapshot_fetch_size.max(1))
+            .await?;
+        if records.is_empty() {
+            return Ok(true);
         }
-        if !outlet.deliver(context.records(batch)?).await {
+        if !outlet.deliver(records).await {
             return Ok(false);
         }
     }
-    coordinator
-        .batch_execute("CLOSE sluice_snapshot")
-        .await
-        .map_err(|e| pg_error("closing the snapshot cursor", config, e))?;
-    Ok(true)
 }

@@ -7,8 +7,11 @@
 //!   each drain the same changes from their own slot. Rows/s of both and their ratio.
 //! * **Snapshot**: `--snapshot-rows` rows read by the initial snapshot of a new connector
 //!   (the table vacuumed and checkpointed first, so the server's after-load chores are not
-//!   measured).
+//!   measured), against the physical anchors: `COPY … TO STDOUT` of the same table in text and
+//!   binary through `psql` to /dev/null. The worker's CPU per row (all threads, from /proc).
 //! * Peak RSS of the worker in each run.
+//!
+//! `PERF_OUT=<file>` records a `perf` profile (DWARF call graphs) of the snapshot's worker.
 //!
 //! Run it with:
 //!
@@ -174,6 +177,18 @@ fn main() {
     pg.sql("vacuum (freeze, analyze) snapshot_rows");
     pg.sql("vacuum (analyze) stream_rows");
     pg.sql("checkpoint");
+    // The physical anchors: what one connection of Postgres can send of this table, in text
+    // and in binary COPY, through psql to /dev/null (a first read warms the caches for all).
+    let copy_seconds = |format: &str| {
+        let started = Instant::now();
+        pg.sql(&format!(
+            "\\copy (select * from snapshot_rows) to '/dev/null' with (format {format})"
+        ));
+        started.elapsed().as_secs_f64()
+    };
+    copy_seconds("text");
+    let copy_text_rate = snapshot_rows as f64 / copy_seconds("text");
+    let copy_binary_rate = snapshot_rows as f64 / copy_seconds("binary");
     let snapshot_dir = tempfile::tempdir().unwrap();
     let spec = connector(
         &pg,
@@ -183,6 +198,22 @@ fn main() {
         "initial",
     );
     let mut worker = common::ConnectorWorker::start("pg_pipeline", snapshot_dir.path(), &spec);
+    let mut perf = std::env::var("PERF_OUT").ok().map(|out| {
+        Command::new("perf")
+            .args([
+                "record",
+                "-F",
+                "999",
+                "--call-graph",
+                "dwarf,16384",
+                "-o",
+                &out,
+                "-p",
+                &worker.child.id().to_string(),
+            ])
+            .spawn()
+            .unwrap()
+    });
     let complete = worker.wait_for("snapshot complete", Duration::from_secs(600));
     let rate = regex::Regex::new(r"rows=(\d+) seconds=([0-9.]+) rows_per_second=(\d+)").unwrap();
     let figures = rate
@@ -204,6 +235,13 @@ fn main() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let snapshot_peak = worker.peak_rss_mb();
+    let snapshot_cpu = common::proc_cpu_seconds(worker.child.id());
+    if let Some(perf) = perf.as_mut() {
+        let _ = Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
     common::terminate(&mut worker.child, Duration::from_secs(30));
 
     println!("Postgres 15 CDC -> sluice (embedded default, no-op sink), release build");
@@ -223,10 +261,26 @@ fn main() {
         sluice_rate / recvlogical_rate
     );
     println!("  peak RSS         {stream_peak:.1} MB (worker, streaming)");
+    println!(
+        "  COPY text        {copy_text_rate:.0} rows/s (psql \\copy of the snapshot table to /dev/null, one connection)"
+    );
+    println!("  COPY binary      {copy_binary_rate:.0} rows/s (the same, format binary)");
     match figures {
-        Some((rows, seconds, per_second)) => println!(
-            "  snapshot         {per_second} rows/s ({rows} rows in {seconds} s, {threads} reader connections; target >= 150k rows/s)"
-        ),
+        Some((rows, seconds, per_second)) => {
+            let per_second: f64 = per_second.parse().unwrap_or(0.0);
+            let rows: f64 = rows.parse().unwrap_or(0.0);
+            println!(
+                "  snapshot         {per_second:.0} rows/s ({rows} rows in {seconds} s, {threads} reader connections)"
+            );
+            println!(
+                "  ratio            {:.2} (snapshot / COPY text; target >= 0.8)",
+                per_second / copy_text_rate
+            );
+            println!(
+                "  worker CPU       {:.2} us per row (all threads, start to last offset committed; target <= 1.5)",
+                snapshot_cpu * 1e6 / rows.max(1.0)
+            );
+        }
         None => println!("  snapshot         not reported"),
     }
     println!("  peak RSS         {snapshot_peak:.1} MB (worker, snapshot; target < 150 MB)");
