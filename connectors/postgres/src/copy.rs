@@ -1,4 +1,5 @@
-//! Rows of `COPY … TO STDOUT` in text format, split into fields with COPY's escapes undone.
+//! Rows of `COPY … TO STDOUT`, split into fields: text format with COPY's escapes undone
+//! ([`TextRow`]), binary format read in place ([`BinaryRow`]).
 //!
 //! The server sends one CopyData message per row (the protocol guarantees it for copy-out);
 //! a row is its columns' text forms (the same output functions a `SELECT` uses) separated by
@@ -56,6 +57,86 @@ impl TextRow {
         self.field(index)
             .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
     }
+}
+
+/// The signature a binary copy starts with.
+const BINARY_SIGNATURE: &[u8] = b"PGCOPY\n\xff\r\n\0";
+
+/// One row of a binary-format copy-out: its fields are slices of the message (no copy).
+#[derive(Debug, Default)]
+pub(crate) struct BinaryRow {
+    message: bytes::Bytes,
+    /// Each field's range in `message`; `None` is NULL.
+    fields: Vec<Option<(usize, usize)>>,
+    header_read: bool,
+}
+
+impl BinaryRow {
+    /// Decodes one CopyData message of a binary copy-out (the first one starts with the
+    /// file header). `false` for the trailer that ends the copy.
+    pub(crate) fn parse(&mut self, message: bytes::Bytes) -> Result<bool> {
+        self.fields.clear();
+        let mut at = 0;
+        if !self.header_read {
+            let fixed = BINARY_SIGNATURE.len() + 8;
+            if message.len() < fixed || !message.starts_with(BINARY_SIGNATURE) {
+                return Err(Error::data(
+                    "a binary COPY that does not start with the PGCOPY signature",
+                ));
+            }
+            let extension = read_i32(&message, BINARY_SIGNATURE.len() + 4)?;
+            at = fixed + usize::try_from(extension).map_err(|_| cut())?;
+            self.header_read = true;
+        }
+        let count = read_i16(&message, at)?;
+        at += 2;
+        if count == -1 {
+            return Ok(false);
+        }
+        for _ in 0..count.max(0) {
+            let length = read_i32(&message, at)?;
+            at += 4;
+            if length < 0 {
+                self.fields.push(None);
+                continue;
+            }
+            let end = at + length as usize;
+            if end > message.len() {
+                return Err(cut());
+            }
+            self.fields.push(Some((at, end)));
+            at = end;
+        }
+        if at != message.len() {
+            return Err(Error::data(format!(
+                "a binary COPY message with {} bytes after its row: the server sent something \
+                 other than one row per message",
+                message.len() - at
+            )));
+        }
+        self.message = message;
+        Ok(true)
+    }
+
+    /// Field `index`: `None` when it is NULL or the row has fewer fields.
+    pub(crate) fn field(&self, index: usize) -> Option<&[u8]> {
+        let (start, end) = (*self.fields.get(index)?)?;
+        Some(&self.message[start..end])
+    }
+}
+
+fn cut() -> Error {
+    Error::data("a binary COPY row cut short")
+}
+
+fn read_i16(bytes: &[u8], at: usize) -> Result<i16> {
+    let field = bytes.get(at..at + 2).ok_or_else(cut)?;
+    Ok(i16::from_be_bytes(field.try_into().map_err(|_| cut())?))
+}
+
+fn read_i32(bytes: &[u8], at: usize) -> Result<i32> {
+    let field = bytes.get(at..at + 4).ok_or_else(cut)?;
+    Ok(i32::from_be_bytes(field.try_into().map_err(|_| cut())?))
 }
 
 /// Undoes COPY's text escapes: `\b \f \n \r \t \v \\`, octal `\NNN`, hex `\xHH`, and a
@@ -148,6 +229,45 @@ mod tests {
         );
         // An empty line is one empty field (a one-column table's empty string).
         assert_eq!(fields(b"\n"), vec![Some(Vec::new())]);
+    }
+
+    #[test]
+    fn binary_rows_read_in_place_from_header_to_trailer() {
+        let mut first = BINARY_SIGNATURE.to_vec();
+        first.extend_from_slice(&0i32.to_be_bytes()); // flags
+        first.extend_from_slice(&0i32.to_be_bytes()); // no header extension
+        first.extend_from_slice(&2i16.to_be_bytes());
+        first.extend_from_slice(&4i32.to_be_bytes());
+        first.extend_from_slice(&7i32.to_be_bytes());
+        first.extend_from_slice(&(-1i32).to_be_bytes());
+        let mut row = BinaryRow::default();
+        assert!(row.parse(bytes::Bytes::from(first)).unwrap());
+        assert_eq!(row.field(0), Some(&7i32.to_be_bytes()[..]));
+        assert_eq!(row.field(1), None);
+        let mut second = 1i16.to_be_bytes().to_vec();
+        second.extend_from_slice(&2i32.to_be_bytes());
+        second.extend_from_slice(b"ab");
+        assert!(row.parse(bytes::Bytes::from(second)).unwrap());
+        assert_eq!(row.field(0), Some(&b"ab"[..]));
+        assert!(!row.parse(bytes::Bytes::from_static(&[0xff, 0xff])).unwrap());
+    }
+
+    #[test]
+    fn a_binary_row_that_is_cut_short_or_foreign_is_an_error_not_a_panic() {
+        let mut row = BinaryRow::default();
+        assert!(row.parse(bytes::Bytes::from_static(b"PGCOPY")).is_err());
+        let mut row = BinaryRow {
+            header_read: true,
+            ..BinaryRow::default()
+        };
+        let mut cut_short = 1i16.to_be_bytes().to_vec();
+        cut_short.extend_from_slice(&10i32.to_be_bytes());
+        cut_short.extend_from_slice(b"abc");
+        assert!(row.parse(bytes::Bytes::from(cut_short)).is_err());
+        assert!(row.parse(bytes::Bytes::from_static(&[0])).is_err());
+        let mut trailing = 0i16.to_be_bytes().to_vec();
+        trailing.push(9);
+        assert!(row.parse(bytes::Bytes::from(trailing)).is_err());
     }
 
     #[test]

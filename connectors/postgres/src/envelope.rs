@@ -11,6 +11,7 @@ use sluice_debezium::columns::{ColumnFacts, ColumnRule};
 use sluice_debezium::envelope::{envelope_schema, envelope_value, source_schema_builder};
 use sluice_debezium::headers::ContextHeaders;
 
+use crate::binary_types::binary_column_value;
 use crate::config::PostgresConfig;
 use crate::pgoutput::Column;
 use crate::types::{
@@ -225,6 +226,14 @@ impl TableSchema {
                     SchemaType::Bytes => Value::Bytes(b"__debezium_unavailable_value".to_vec()),
                     _ => Value::Null,
                 },
+                ColumnData::Binary(bytes) => {
+                    binary_column_value(&column.column_type, self.modes, bytes).map_err(|e| {
+                        e.context(format!(
+                            "{}.{} column {}",
+                            self.schema, self.table, column.name
+                        ))
+                    })?
+                }
                 ColumnData::Text(bytes) => {
                     let text = match std::str::from_utf8(bytes) {
                         Ok(text) => std::borrow::Cow::Borrowed(text),
@@ -307,6 +316,8 @@ pub enum ColumnData<'a> {
     UnchangedToast,
     /// The value's text form (UTF-8).
     Text(&'a [u8]),
+    /// The value's binary form, of a type [`crate::binary_types`] reads.
+    Binary(&'a [u8]),
 }
 
 /// What goes into `source`.

@@ -9,6 +9,7 @@
 //! * [`snapshot`], [`source`], [`envelope`], [`types`], [`transaction`]: the snapshot reader,
 //!   the task, Debezium's envelope, the type mapping and transaction metadata.
 
+mod binary_types;
 pub mod config;
 mod copy;
 mod documented;

@@ -31,8 +31,9 @@ use tokio_postgres::{Client, CopyOutStream};
 
 use sluice_debezium::envelope::mark_snapshot;
 
+use crate::binary_types::{binary_key_text, has_binary_decoder, has_binary_key_text};
 use crate::config::PostgresConfig;
-use crate::copy::TextRow;
+use crate::copy::{BinaryRow, TextRow};
 use crate::envelope::{ColumnData, SourceInfo, TableSchema, source_value};
 use crate::sql::{connect, pg_error, query, quote_ident, quote_literal, unix_now_micros};
 
@@ -466,15 +467,26 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
             lsn: Some(job.lsn),
             last_commit_lsn: None,
         };
-        let context = RowContext {
+        let mut context = RowContext {
             table: Arc::clone(&table.table),
             qualified: qualified.clone(),
             partition: Arc::clone(&job.partition),
             config: config.clone(),
             micros: snapshot_micros,
             key_positions: table.key_positions.clone(),
+            binary: false,
             source_block: source_value(&job.source, &info),
         };
+        match context.copy_format() {
+            Ok(()) => {
+                context.binary = true;
+                tracing::info!(table = %qualified, "snapshot reads the table with binary COPY");
+            }
+            Err(why) => tracing::info!(
+                table = %qualified,
+                "snapshot reads the table with text COPY: {why}"
+            ),
+        }
         let read = if table.key_positions.is_empty() {
             read_whole(&coordinator, table, &context, &mut outlet).await?
         } else {
@@ -523,6 +535,8 @@ struct RowContext {
     config: PostgresConfig,
     micros: i64,
     key_positions: Vec<usize>,
+    /// Read with `COPY … (FORMAT binary)`: every column has a binary decoder.
+    binary: bool,
     /// The `source` block, the same for every row of the table (the snapshot marker is set
     /// on the few records that carry one afterwards), so it is built once and cloned.
     source_block: Value,
@@ -530,13 +544,10 @@ struct RowContext {
 
 impl RowContext {
     /// The record of one decoded row, with `offset`.
-    fn record(&self, row: &TextRow, offset: SourceOffset) -> Result<SourceRecord> {
+    fn record(&self, row: &CopyRow, offset: SourceOffset) -> Result<SourceRecord> {
         let after = self
             .table
-            .row_from(|index| match row.field(index) {
-                Some(bytes) => ColumnData::Text(bytes),
-                None => ColumnData::Null,
-            })
+            .row_from(|index| row.column(index))
             .map_err(|e| e.context(format!("the snapshot of {}", self.qualified)))?;
         let key = self.table.key_of(&after);
         let value = self
@@ -548,8 +559,42 @@ impl RowContext {
     }
 
     /// The key of a decoded row, in text, as offsets and chunk bounds hold it.
-    fn key_text(&self, row: &TextRow) -> Vec<Option<String>> {
-        self.key_positions.iter().map(|&i| row.text(i)).collect()
+    fn key_text(&self, row: &CopyRow) -> Vec<Option<String>> {
+        self.key_positions
+            .iter()
+            .map(|&i| match row {
+                CopyRow::Text(row) => row.text(i),
+                CopyRow::Binary(row) => row
+                    .field(i)
+                    .and_then(|b| binary_key_text(&self.table.columns[i].column_type, b)),
+            })
+            .collect()
+    }
+
+    /// Whether the table is read in binary, or else why not (for the log).
+    fn copy_format(&self) -> std::result::Result<(), String> {
+        let columns = &self.table.columns;
+        // A column left out (column.exclude.list) is never decoded.
+        if let Some(column) = columns
+            .iter()
+            .find(|c| c.emitted && !has_binary_decoder(&c.column_type))
+        {
+            return Err(format!(
+                "column {} ({}) has no binary decoder",
+                column.name, column.type_name
+            ));
+        }
+        if let Some(&key) = self
+            .key_positions
+            .iter()
+            .find(|&&i| !has_binary_key_text(&columns[i].column_type))
+        {
+            return Err(format!(
+                "key column {} ({}) is not written back as text from its binary form",
+                columns[key].name, columns[key].type_name
+            ));
+        }
+        Ok(())
     }
 
     fn read_error(&self, e: tokio_postgres::Error) -> Error {
@@ -557,14 +602,40 @@ impl RowContext {
     }
 }
 
-/// `COPY (<select>) TO STDOUT` streamed into records. Each record of a keyed table carries
-/// its key (`snapshot_key`), so a resume goes on right after the last row committed; the
-/// table's name (`snapshot_table`) only on the read's first record, the reader adds it to the
-/// one record per batch whose offset is committed (see [`SnapshotReader`]).
+/// One decoded row of a copy, in the format the table is read in.
+enum CopyRow {
+    Text(TextRow),
+    Binary(BinaryRow),
+}
+
+impl CopyRow {
+    fn column(&self, index: usize) -> ColumnData<'_> {
+        match self {
+            CopyRow::Text(row) => row.field(index).map_or(ColumnData::Null, ColumnData::Text),
+            CopyRow::Binary(row) => row
+                .field(index)
+                .map_or(ColumnData::Null, ColumnData::Binary),
+        }
+    }
+
+    /// Decodes one message; `false` at the end of the copy.
+    fn parse(&mut self, message: bytes::Bytes) -> Result<bool> {
+        match self {
+            CopyRow::Text(row) => row.parse(&message).map(|()| true),
+            CopyRow::Binary(row) => row.parse(message),
+        }
+    }
+}
+
+/// `COPY (<select>) TO STDOUT` streamed into records, in binary when every column of the
+/// table has a binary decoder ([`crate::binary_types`]), else in text. Each record of a keyed
+/// table carries its key (`snapshot_key`), so a resume goes on right after the last row
+/// committed; the table's name (`snapshot_table`) only on the read's first record, the reader
+/// adds it to the one record per batch whose offset is committed (see [`SnapshotReader`]).
 struct CopyReader<'a> {
     context: &'a RowContext,
     stream: Pin<Box<CopyOutStream>>,
-    row: TextRow,
+    row: CopyRow,
     first: bool,
 }
 
@@ -574,14 +645,20 @@ impl<'a> CopyReader<'a> {
         client: &Client,
         select: &str,
     ) -> Result<CopyReader<'a>> {
+        let binary = context.binary;
+        let format = if binary { " (FORMAT binary)" } else { "" };
         let stream = client
-            .copy_out(&format!("COPY ({select}) TO STDOUT"))
+            .copy_out(&format!("COPY ({select}) TO STDOUT{format}"))
             .await
             .map_err(|e| context.read_error(e))?;
         Ok(CopyReader {
             context,
             stream: Box::pin(stream),
-            row: TextRow::default(),
+            row: if binary {
+                CopyRow::Binary(BinaryRow::default())
+            } else {
+                CopyRow::Text(TextRow::default())
+            },
             first: true,
         })
     }
@@ -595,9 +672,13 @@ impl<'a> CopyReader<'a> {
                 break;
             };
             let message = message.map_err(|e| context.read_error(e))?;
-            self.row
-                .parse(&message)
-                .map_err(|e| e.context(format!("the snapshot of {}", context.qualified)))?;
+            if !self
+                .row
+                .parse(message)
+                .map_err(|e| e.context(format!("the snapshot of {}", context.qualified)))?
+            {
+                continue; // a binary copy's trailer; the stream ends next
+            }
             let mut offset = SourceOffset::new();
             if std::mem::take(&mut self.first) {
                 offset.insert("snapshot_table".into(), json!(context.qualified));

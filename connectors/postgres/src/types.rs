@@ -301,7 +301,7 @@ fn binary_schema(mode: BinaryMode) -> Schema {
 }
 
 /// Binary data as `binary.handling.mode` emits it.
-fn binary_value(mode: BinaryMode, bytes: Vec<u8>) -> Value {
+pub(crate) fn binary_value(mode: BinaryMode, bytes: Vec<u8>) -> Value {
     match mode {
         BinaryMode::Bytes => Value::Bytes(bytes),
         BinaryMode::Base64 => {
@@ -316,7 +316,7 @@ fn binary_value(mode: BinaryMode, bytes: Vec<u8>) -> Value {
 
 /// The unit a `date`, `time` or `timestamp` column is emitted in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Temporal {
+pub(crate) enum Temporal {
     Date,
     Millis,
     Micros,
@@ -324,7 +324,7 @@ enum Temporal {
     ConnectMillis,
 }
 
-fn temporal_unit(column: &ColumnType, mode: TimePrecision) -> Temporal {
+pub(crate) fn temporal_unit(column: &ColumnType, mode: TimePrecision) -> Temporal {
     match (mode, column.oid) {
         (TimePrecision::Connect, oid::DATE) => Temporal::ConnectDate,
         (TimePrecision::Connect, _) => Temporal::ConnectMillis,
@@ -879,8 +879,18 @@ fn parse_timestamp(text: &str) -> Option<i64> {
         "-infinity" => return Some(i64::MIN),
         _ => {}
     }
+    // A year before 1 AD ends the whole value: `0044-03-15 10:00:00 BC`.
+    let (text, bc) = match text.strip_suffix(" BC") {
+        Some(t) => (t, true),
+        None => (text, false),
+    };
     let (date, time) = text.split_once(' ')?;
-    Some(parse_date(date)? * 86_400_000_000 + parse_time(time)?)
+    let days = if bc {
+        parse_date(&format!("{date} BC"))?
+    } else {
+        parse_date(date)?
+    };
+    Some(days * 86_400_000_000 + parse_time(time)?)
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]+HH[:MM]` (with `TimeZone=UTC` the offset is `+00`) as
