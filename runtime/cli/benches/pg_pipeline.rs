@@ -17,6 +17,7 @@
 //!
 //!     cargo bench -p sluice --bench pg_pipeline                            # 500k + 1M rows
 //!     cargo bench -p sluice --bench pg_pipeline -- --rows 20000 --snapshot-rows 50000
+//!     cargo bench -p sluice --bench pg_pipeline -- --snapshot-threads 1   # snapshot.max.threads
 
 mod common;
 
@@ -44,7 +45,10 @@ fn pg_bin(tool: &str) -> PathBuf {
 }
 
 fn connector(pg: &Cluster, slot: &str, prefix: &str, table: &str, snapshot: &str) -> String {
+    // `--snapshot-threads N` sets snapshot.max.threads (0, the connector's default: one per core).
+    let threads = common::arg("--snapshot-threads", 0);
     serde_json::json!({"name": prefix, "config": {
+        "snapshot.max.threads": threads.to_string(),
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "database.hostname": "127.0.0.1", "database.port": pg.port.to_string(),
         "database.user": "postgres", "database.dbname": "postgres",
