@@ -183,6 +183,128 @@ fn a_required_client_certificate_is_checked() {
     assert!(exit.success(), "{logs}");
 }
 
+/// `sluice status` against https workers that ask for credentials: it trusts the CA given
+/// with `--cacert`, authenticates with `--user` (the password from SLUICE_STATUS_PASSWORD, never
+/// the command line) or `--token-file`, and shows a client certificate with `--cert`/`--key`;
+/// without what a worker asks for it fails naming the flag that gives it.
+#[test]
+fn sluice_status_reaches_https_workers_with_the_credentials_they_ask_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::make(dir.path());
+    std::fs::write(
+        dir.path().join("users"),
+        format!("admin: {}\n", hash("Adm1n-pa55")),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("tokens"), "tok-5f3a9c\n").unwrap();
+    let (worker, addr) = https_worker(
+        dir.path(),
+        &certs,
+        "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension\n\
+         rest.auth.basic.credentials.file=users\nrest.auth.bearer.tokens.file=tokens\n",
+    );
+    let input = dir.path().join("in.txt");
+    std::fs::write(&input, "a\n").unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let connector = json!({"name": "src", "config": {"connector.class": "FileStreamSource", "file": input, "topic": "t"}});
+        let (status, _, body) = answer(
+            client(&certs, &addr, None)
+                .post(url(&addr, "/connectors"))
+                .basic_auth("admin", Some("Adm1n-pa55"))
+                .header("content-type", "application/json")
+                .body(connector.to_string()),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    });
+    let status = |args: &[&str], password: Option<&str>| {
+        let mut command = Command::new(support::sluice_bin());
+        command
+            .args(["status", "--url", &url(&addr, "")])
+            .args(args)
+            .env_remove("SLUICE_STATUS_PASSWORD");
+        if let Some(password) = password {
+            command.env("SLUICE_STATUS_PASSWORD", password);
+        }
+        let out = command.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ca = certs.ca.to_str().unwrap();
+    let (code, _, stderr) = status(&["--user", "admin"], Some("Adm1n-pa55"));
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("--cacert"), "{stderr}");
+    let (code, _, stderr) = status(&["--cacert", ca], None);
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("401") && stderr.contains("--user"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = status(&["--cacert", ca, "--user", "admin"], None);
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("SLUICE_STATUS_PASSWORD"), "{stderr}");
+    let (code, _, stderr) = status(&["--cacert", ca, "--user", "admin"], Some("wrong"));
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("401"), "{stderr}");
+    let src_running = |stdout: &str| {
+        stdout
+            .lines()
+            .any(|l| l.starts_with("src") && l.contains("RUNNING"))
+    };
+    let (code, stdout, stderr) = status(&["--cacert", ca, "--user", "admin"], Some("Adm1n-pa55"));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(src_running(&stdout), "{stdout}");
+    let tokens = dir.path().join("tokens");
+    let (code, stdout, stderr) = status(
+        &["--cacert", ca, "--token-file", tokens.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(src_running(&stdout), "{stdout}");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    assert!(!logs.contains("Adm1n-pa55") && !logs.contains("tok-5f3a9c"));
+
+    // A worker that requires a client certificate.
+    let other = tempfile::tempdir().unwrap();
+    let (worker, addr) = https_worker(
+        other.path(),
+        &certs,
+        &format!(
+            "listeners.https.ssl.client.auth=required\nlisteners.https.ssl.truststore.location={}\n",
+            certs.ca.display()
+        ),
+    );
+    let status_of = |args: &[&str]| {
+        let out = Command::new(support::sluice_bin())
+            .args(["status", "--url", &url(&addr, ""), "--cacert", ca])
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, output) = status_of(&[]);
+    assert_ne!(code, Some(0), "{output}");
+    let (code, output) = status_of(&[
+        "--cert",
+        certs.client_cert.to_str().unwrap(),
+        "--key",
+        certs.client_key.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(0), "{output}");
+    assert!(output.starts_with("CONNECTOR"), "{output}");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
 /// Bad security settings stop the worker at start with the key to fix: a JKS keystore, a
 /// plain-text password in the credentials file.
 #[test]

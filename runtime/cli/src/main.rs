@@ -87,6 +87,8 @@ enum Command {
         /// Redraw every second until interrupted.
         #[arg(long)]
         watch: bool,
+        #[command(flatten)]
+        access: status::Access,
     },
     /// Hash a password for `rest.auth.basic.credentials.file`: reads it from standard input
     /// (one line) and prints an argon2id hash to write as `user: <hash>`.
@@ -135,7 +137,7 @@ fn main() -> ExitCode {
             plugins();
             Ok(())
         }
-        Command::Status { url, watch } => status::run(&url, watch),
+        Command::Status { url, watch, access } => status::run(&url, watch, &access),
         Command::HashPassword => hash_password(),
     };
     match result {

@@ -3,6 +3,7 @@
 //! (`GET /ui/data`). Exits non-zero when a connector or task has FAILED, so scripts can use
 //! it; `--watch` redraws every second.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -20,15 +21,142 @@ enum Line {
     },
 }
 
-fn get(url: &str) -> anyhow::Result<Json> {
-    let data = format!("{}/ui/data", url.trim_end_matches('/'));
-    let mut response = ureq::get(&data)
-        .call()
-        .with_context(|| format!("GET {data} (is a worker listening at --url?)"))?;
-    response
-        .body_mut()
-        .read_json()
-        .with_context(|| format!("GET {data}: not the status page's data"))
+/// How to reach a worker whose REST API is on https or asks for credentials.
+#[derive(Debug, Default, clap::Args)]
+pub(crate) struct Access {
+    /// PEM file of the CA(s) to trust for an https worker (its
+    /// `listeners.https.ssl.truststore.location` CA, say), besides the public roots.
+    #[arg(long, value_name = "PEM")]
+    cacert: Option<PathBuf>,
+    /// PEM client certificate, for a worker with `ssl.client.auth=required` (with --key).
+    #[arg(long, value_name = "PEM", requires = "key")]
+    cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "PEM", requires = "cert")]
+    key: Option<PathBuf>,
+    /// HTTP basic authentication as USER; the password is read from the environment variable
+    /// SLUICE_STATUS_PASSWORD (never from the command line, which other users can see).
+    #[arg(long, value_name = "USER", conflicts_with = "token_file")]
+    user: Option<String>,
+    /// A file whose first line is a bearer token (`rest.auth.bearer.tokens.file`).
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+}
+
+/// The environment variable `--user`'s password is read from.
+const PASSWORD_VARIABLE: &str = "SLUICE_STATUS_PASSWORD";
+
+/// A client for the worker at `url`, with what `access` says.
+struct Client {
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+    data: String,
+    basic: Option<(String, String)>,
+    token: Option<String>,
+}
+
+impl Client {
+    fn new(url: &str, access: &Access) -> anyhow::Result<Client> {
+        let read = |path: &PathBuf, flag: &str| {
+            std::fs::read(path).with_context(|| format!("{flag} {}", path.display()))
+        };
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(20));
+        if let Some(path) = &access.cacert {
+            let certificates = reqwest::Certificate::from_pem_bundle(&read(path, "--cacert")?)
+                .with_context(|| format!("--cacert {}: not PEM certificates", path.display()))?;
+            anyhow::ensure!(
+                !certificates.is_empty(),
+                "--cacert {}: no certificate in the file",
+                path.display()
+            );
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if let (Some(cert), Some(key)) = (&access.cert, &access.key) {
+            let pem = [read(cert, "--cert")?, read(key, "--key")?].concat();
+            builder = builder.identity(
+                reqwest::Identity::from_pem(&pem)
+                    .context("--cert and --key: not a PEM certificate and its unencrypted key")?,
+            );
+        }
+        let basic = match &access.user {
+            Some(user) => {
+                let password = std::env::var(PASSWORD_VARIABLE).with_context(|| {
+                    format!("--user {user}: set the password in the environment variable {PASSWORD_VARIABLE}")
+                })?;
+                Some((user.clone(), password))
+            }
+            None => None,
+        };
+        let token = match &access.token_file {
+            Some(path) => {
+                let text = String::from_utf8(read(path, "--token-file")?)
+                    .with_context(|| format!("--token-file {}: not text", path.display()))?;
+                let token = text.lines().next().unwrap_or_default().trim().to_owned();
+                anyhow::ensure!(
+                    !token.is_empty(),
+                    "--token-file {}: the first line holds no token",
+                    path.display()
+                );
+                Some(token)
+            }
+            None => None,
+        };
+        Ok(Client {
+            http: builder.build().context("the https client")?,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?,
+            data: format!("{}/ui/data", url.trim_end_matches('/')),
+            basic,
+            token,
+        })
+    }
+
+    /// The status page's data.
+    fn get(&self) -> anyhow::Result<Json> {
+        let data = &self.data;
+        let mut request = self.http.get(data);
+        if let Some((user, password)) = &self.basic {
+            request = request.basic_auth(user, Some(password));
+        }
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let (status, body) = self
+            .runtime
+            .block_on(async {
+                let response = request.send().await?;
+                let status = response.status();
+                Ok::<_, reqwest::Error>((status, response.text().await?))
+            })
+            .map_err(|e| {
+                let mut why = format!("GET {data}: {e}");
+                let mut source = std::error::Error::source(&e);
+                while let Some(cause) = source {
+                    why.push_str(&format!(": {cause}"));
+                    source = cause.source();
+                }
+                if why.contains("certificate") || why.contains("UnknownIssuer") {
+                    why.push_str(" (an https worker's CA is trusted with --cacert)");
+                } else {
+                    why.push_str(" (is a worker listening at --url?)");
+                }
+                anyhow::anyhow!(why)
+            })?;
+        if status == reqwest::StatusCode::UNAUTHORIZED {
+            bail!(
+                "GET {data}: 401 Unauthorized: the worker asks for credentials; give --user USER \
+                 (password in {PASSWORD_VARIABLE}) or --token-file FILE"
+            );
+        }
+        if !status.is_success() {
+            bail!("GET {data}: {status}: {body}");
+        }
+        serde_json::from_str(&body)
+            .with_context(|| format!("GET {data}: not the status page's data"))
+    }
 }
 
 fn number(value: &Json) -> String {
@@ -171,9 +299,10 @@ fn progress_text(label: &str, done: u64, total: u64) -> String {
 
 /// Prints the worker's status once (`watch` false; the error when anything FAILED) or every
 /// second until interrupted.
-pub(crate) fn run(url: &str, watch: bool) -> anyhow::Result<()> {
+pub(crate) fn run(url: &str, watch: bool, access: &Access) -> anyhow::Result<()> {
+    let client = Client::new(url, access)?;
     if !watch {
-        let (lines, failed) = lines(&get(url)?);
+        let (lines, failed) = lines(&client.get()?);
         for line in lines {
             match line {
                 Line::Text(text) => println!("{text}"),
@@ -195,7 +324,7 @@ pub(crate) fn run(url: &str, watch: bool) -> anyhow::Result<()> {
     let text_style = ProgressStyle::with_template("{msg}").context("the text line's template")?;
     let mut shown: Vec<(Line, ProgressBar)> = Vec::new();
     loop {
-        let lines = match get(url) {
+        let lines = match client.get() {
             Ok(data) => lines(&data).0,
             Err(e) => vec![Line::Text(format!("{e:#}"))],
         };
