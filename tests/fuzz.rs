@@ -1,7 +1,8 @@
 //! Hostile input, generated: property tests (proptest) that feed the readers of outside bytes
-//! — the pgoutput decoder, the `.properties`/JSON/TOML/YAML config readers, the config topic's
-//! record reader, the WASM batch frame reader, and the REST API's JSON bodies on a running
-//! worker — arbitrary and near-valid input, and check each answers with a value or an error,
+//! — the replication stream's framing and CopyData reader, the pgoutput decoder, the
+//! `.properties`/JSON/TOML/YAML config readers, the config, offsets and status topics' record
+//! readers, the standalone offsets file, the WASM batch frame reader, and the REST API's JSON
+//! bodies on a running worker — arbitrary and near-valid input, and check each answers with a value or an error,
 //! never a panic (and the worker with a 2xx or 4xx, never a 5xx, and stays up).
 //!
 //! Each property runs `SLUICE_FUZZ_CASES` cases (default below, a few seconds in all); set it
@@ -75,6 +76,117 @@ fn the_pgoutput_decoder_never_panics() {
         },
     );
     // Regression cases: none found yet.
+}
+
+#[test]
+fn the_replication_stream_reader_never_panics() {
+    use bytes::BytesMut;
+    use sluice_connector_postgres::wire::{
+        Taken, decode_copy_data, describe_server_error, take_message,
+    };
+    // A backend message: tag, a length that is right, off by a little or wild, and a body
+    // that for CopyData starts with the XLogData or keepalive tag.
+    let message = (
+        prop::sample::select(b"dEckZ".to_vec()),
+        (0u8..3, any::<i32>(), -4i32..4),
+        prop::sample::select(b"wkx".to_vec()),
+        bytes(64),
+    )
+        .prop_map(|(tag, (how, wild, off), copy_tag, mut body)| {
+            if tag == b'd' {
+                body.insert(0, copy_tag);
+            }
+            let right = body.len() as i32 + 4;
+            let length = match how {
+                0 => right,
+                1 => wild,
+                _ => right + off,
+            };
+            let mut out = vec![tag];
+            out.extend_from_slice(&length.to_be_bytes());
+            out.extend_from_slice(&body);
+            out
+        });
+    let stream = prop::collection::vec(prop_oneof![bytes(40), message], 0..8);
+    // The stream arrives in reads of arbitrary sizes.
+    let cuts = prop::collection::vec(1usize..64, 1..16);
+    fuzz(
+        "replication stream",
+        20_000,
+        (stream, cuts),
+        |(stream, cuts)| {
+            let stream: Vec<u8> = stream.concat();
+            let mut buffer = BytesMut::new();
+            let mut at = 0;
+            for cut in cuts.iter().cycle() {
+                if at >= stream.len() {
+                    break;
+                }
+                let end = (at + cut).min(stream.len());
+                buffer.extend_from_slice(&stream[at..end]);
+                at = end;
+                loop {
+                    match take_message(&mut buffer) {
+                        Ok(Taken::Message(b'd', body)) => {
+                            let _ = decode_copy_data(body);
+                        }
+                        Ok(Taken::Message(b'E', body)) => {
+                            let _ = describe_server_error(&body);
+                        }
+                        Ok(Taken::Message(..)) => {}
+                        Ok(Taken::Needs(length)) => {
+                            assert!(length > buffer.len(), "asked to grow to what it holds");
+                            break;
+                        }
+                        Err(_) => return, // a stream that is not the protocol: the connection ends
+                    }
+                }
+            }
+        },
+    );
+}
+
+#[test]
+fn the_offsets_and_status_readers_never_panic() {
+    use sluice_runtime::storage::log::LogRead;
+    use sluice_runtime::storage::offsets::{FileOffsetStore, OffsetTable};
+    use sluice_runtime::storage::offsets_topic::apply_offset_records;
+    use sluice_runtime::storage::status_topic::apply_status_records;
+    let value = prop_oneof![
+        bytes(48).prop_map(Some),
+        Just(None),
+        json_value().prop_map(|v| Some(v.to_string().into_bytes())),
+    ];
+    let key = prop_oneof![
+        bytes(32),
+        json_value().prop_map(|v| v.to_string().into_bytes()),
+        ("[a-z]{0,6}", json_value()).prop_map(|(c, p)| json!([c, p]).to_string().into_bytes()),
+        "status-(connector|task|topic)-[a-z0-9-]{0,8}".prop_map(String::into_bytes),
+    ];
+    let records = prop::collection::vec((key, value), 0..24);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("connect.offsets");
+    fuzz(
+        "offsets and status records",
+        3_000,
+        (records, bytes(200), json_value()),
+        |(records, garbage, document)| {
+            let read = || LogRead {
+                origins: (0..records.len() as i64).map(|i| (0, i)).collect(),
+                entries: records.clone(),
+                positions: Default::default(),
+            };
+            let mut table = OffsetTable::default();
+            apply_offset_records(&mut table, read(), "connect-offsets");
+            let mut statuses = Default::default();
+            apply_status_records(&mut statuses, read(), "connect-status");
+            // The standalone offsets file: garbage, or JSON of any shape.
+            for contents in [garbage.clone(), document.to_string().into_bytes()] {
+                std::fs::write(&file, contents).unwrap();
+                let _ = FileOffsetStore::open(&file);
+            }
+        },
+    );
 }
 
 #[test]

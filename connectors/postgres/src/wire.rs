@@ -352,44 +352,26 @@ impl ReplicationClient {
     /// The next event of the stream; `None` when the server ended it. Cancel-safe.
     pub async fn recv(&mut self) -> Result<Option<WireEvent>> {
         loop {
-            let (tag, mut body) = match self.read_message().await {
+            let (tag, body) = match self.read_message().await {
                 Ok(message) => message,
                 Err(_) if self.closed => return Ok(None),
                 Err(e) => return Err(e),
             };
             match tag {
-                b'd' => match body.first() {
-                    Some(b'w') => {
-                        body.advance(1);
-                        if body.len() < 24 {
-                            return Err(self.protocol("short XLogData header"));
-                        }
-                        let start = body.get_u64();
-                        body.advance(16); // end of WAL and send time: not needed.
-                        return Ok(Some(WireEvent::XLogData { start, data: body }));
+                b'd' => {
+                    let (event, reply_now) =
+                        decode_copy_data(body).map_err(|what| self.protocol(what))?;
+                    if reply_now && let Some(feedback) = &self.feedback {
+                        feedback.now.notify_one();
                     }
-                    Some(b'k') => {
-                        body.advance(1);
-                        if body.len() < 17 {
-                            return Err(self.protocol("short keepalive"));
-                        }
-                        let wal_end = body.get_u64();
-                        body.advance(8);
-                        if body.get_u8() == 1
-                            && let Some(feedback) = &self.feedback
-                        {
-                            feedback.now.notify_one();
-                        }
-                        return Ok(Some(WireEvent::KeepAlive { wal_end }));
-                    }
-                    _ => return Err(self.protocol("unknown CopyData message")),
-                },
+                    return Ok(Some(event));
+                }
                 b'c' => return Ok(None),
                 b'E' => {
                     return Err(Error::retriable(format!(
                         "the replication stream from {} failed: {}",
                         self.endpoint,
-                        ServerError::parse(&body)
+                        describe_server_error(&body)
                     )));
                 }
                 _ => {}
@@ -443,24 +425,9 @@ impl ReplicationClient {
     /// buffer only when it is whole.
     async fn read_message(&mut self) -> Result<(u8, Bytes)> {
         loop {
-            if self.buffer.len() >= 5 {
-                let declared = i32::from_be_bytes([
-                    self.buffer[1],
-                    self.buffer[2],
-                    self.buffer[3],
-                    self.buffer[4],
-                ]);
-                let length = usize::try_from(declared)
-                    .ok()
-                    .filter(|l| (4..=MAX_MESSAGE_BYTES).contains(l))
-                    .ok_or_else(|| self.protocol(format!("message length {declared}")))?;
-                if self.buffer.len() > length {
-                    let mut message = self.buffer.split_to(length + 1).freeze();
-                    let tag = message.get_u8();
-                    message.advance(4);
-                    return Ok((tag, message));
-                }
-                self.buffer.reserve(length + 1 - self.buffer.len());
+            match take_message(&mut self.buffer).map_err(|what| self.protocol(what))? {
+                Taken::Message(tag, body) => return Ok((tag, body)),
+                Taken::Needs(length) => self.buffer.reserve(length - self.buffer.len()),
             }
             let read = self
                 .reader
@@ -576,6 +543,67 @@ fn io_error(endpoint: &str, doing: &str, error: std::io::Error) -> Error {
     Error::retriable(format!(
         "replication connection to {endpoint}: {doing} failed: {error} (check database.hostname and database.port, and that Postgres runs)"
     ))
+}
+
+/// What [`take_message`] found at the front of the buffer.
+#[derive(Debug, PartialEq)]
+pub enum Taken {
+    /// A whole backend message: its tag and body.
+    Message(u8, Bytes),
+    /// Not a whole message yet: the buffer must grow to this many bytes first.
+    Needs(usize),
+}
+
+/// Takes the first backend message (tag, 4-byte length, body) off `buffer` if it is whole.
+/// A length outside 4..=1 GiB is an error naming it (the stream is not Postgres's protocol).
+pub fn take_message(buffer: &mut BytesMut) -> std::result::Result<Taken, String> {
+    if buffer.len() < 5 {
+        return Ok(Taken::Needs(5));
+    }
+    let declared = i32::from_be_bytes([buffer[1], buffer[2], buffer[3], buffer[4]]);
+    let length = usize::try_from(declared)
+        .ok()
+        .filter(|l| (4..=MAX_MESSAGE_BYTES).contains(l))
+        .ok_or_else(|| format!("message length {declared}"))?;
+    if buffer.len() <= length {
+        return Ok(Taken::Needs(length + 1));
+    }
+    let mut message = buffer.split_to(length + 1).freeze();
+    let tag = message.get_u8();
+    message.advance(4);
+    Ok(Taken::Message(tag, message))
+}
+
+/// Reads a CopyData message of the replication stream: the event, and whether the server
+/// asks for a status reply at once (a keepalive's reply flag).
+pub fn decode_copy_data(mut body: Bytes) -> std::result::Result<(WireEvent, bool), &'static str> {
+    match body.first() {
+        Some(b'w') => {
+            body.advance(1);
+            if body.len() < 24 {
+                return Err("short XLogData header");
+            }
+            let start = body.get_u64();
+            body.advance(16); // end of WAL and send time: not needed.
+            Ok((WireEvent::XLogData { start, data: body }, false))
+        }
+        Some(b'k') => {
+            body.advance(1);
+            if body.len() < 17 {
+                return Err("short keepalive");
+            }
+            let wal_end = body.get_u64();
+            body.advance(8);
+            let reply_now = body.get_u8() == 1;
+            Ok((WireEvent::KeepAlive { wal_end }, reply_now))
+        }
+        _ => Err("unknown CopyData message"),
+    }
+}
+
+/// An ErrorResponse's body as one line: message, SQLSTATE, detail and hint.
+pub fn describe_server_error(body: &[u8]) -> String {
+    ServerError::parse(body).to_string()
 }
 
 /// Whether `error` is Postgres refusing a slot another backend streams from (SQLSTATE 55006,

@@ -35,7 +35,7 @@ impl KafkaOffsetStore {
         };
         let log = KafkaLog::open(settings, topic, rules).await?;
         let mut table = OffsetTable::default();
-        apply_entries(&mut table, log.read_to_end().await?, topic);
+        apply_offset_records(&mut table, log.read_to_end().await?, topic);
         tracing::info!(
             topic,
             entries = table.len(),
@@ -55,7 +55,7 @@ impl KafkaOffsetStore {
     async fn catch_up(&self) -> Result<()> {
         let read = self.log.read_to_end().await?;
         if !read.entries.is_empty() {
-            apply_entries(&mut self.table.lock(), read, self.log.topic());
+            apply_offset_records(&mut self.table.lock(), read, self.log.topic());
         }
         Ok(())
     }
@@ -64,7 +64,7 @@ impl KafkaOffsetStore {
 /// Folds offset records into `table`; a record whose key is not Kafka Connect's
 /// `["connector", {partition}]`, or whose value is neither a tombstone nor a JSON object, is
 /// skipped with a warning naming it (it changes no offset).
-fn apply_entries(table: &mut OffsetTable, read: super::log::LogRead, topic: &str) {
+pub fn apply_offset_records(table: &mut OffsetTable, read: super::log::LogRead, topic: &str) {
     for (index, (key, value)) in read.entries.into_iter().enumerate() {
         let parsed: Option<(String, SourcePartition)> =
             serde_json::from_slice::<Json>(&key).ok().and_then(|k| {

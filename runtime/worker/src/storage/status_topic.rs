@@ -9,7 +9,7 @@ use serde_json::{Value as Json, json};
 use sluice_api::Result;
 
 use super::config_topic::entry;
-use super::log::{KafkaLog, LogEntry, TopicRules};
+use super::log::{KafkaLog, LogEntry, LogRead, TopicRules};
 use super::topics::Discovery;
 use crate::pipeline::kafka::KafkaSettings;
 use crate::state::State;
@@ -199,30 +199,36 @@ impl KafkaStatusStore {
     pub async fn snapshot(&self) -> Result<BTreeMap<String, Json>> {
         let read = self.log.read_to_end().await?;
         let mut out = self.statuses.lock().expect("status lock");
-        for (index, (key, value)) in read.entries.into_iter().enumerate() {
-            let key = String::from_utf8_lossy(&key).into_owned();
-            let Some(value) = value else {
-                out.remove(&key);
-                continue;
-            };
-            match serde_json::from_slice::<Json>(&value) {
-                Ok(json) if json.is_object() => {
-                    out.insert(key, json);
-                }
-                _ => {
-                    // Garbage, or another program's record: it changes no status.
-                    let (partition, offset) = read.origins.get(index).copied().unwrap_or((-1, -1));
-                    tracing::warn!(
-                        topic = self.log.topic(),
-                        key = %key,
-                        partition,
-                        offset,
-                        "status topic record skipped: its value is not a JSON object"
-                    );
-                }
+        apply_status_records(&mut out, read, self.log.topic());
+        Ok(out.clone())
+    }
+}
+
+/// Folds status records into `statuses` (the last value per key; a tombstone removes it). A
+/// value that is not a JSON object — garbage, or another program's record — changes nothing
+/// and is skipped with a warning naming the record.
+pub fn apply_status_records(statuses: &mut BTreeMap<String, Json>, read: LogRead, topic: &str) {
+    for (index, (key, value)) in read.entries.into_iter().enumerate() {
+        let key = String::from_utf8_lossy(&key).into_owned();
+        let Some(value) = value else {
+            statuses.remove(&key);
+            continue;
+        };
+        match serde_json::from_slice::<Json>(&value) {
+            Ok(json) if json.is_object() => {
+                statuses.insert(key, json);
+            }
+            _ => {
+                let (partition, offset) = read.origins.get(index).copied().unwrap_or((-1, -1));
+                tracing::warn!(
+                    topic,
+                    key = %key,
+                    partition,
+                    offset,
+                    "status topic record skipped: its value is not a JSON object"
+                );
             }
         }
-        Ok(out.clone())
     }
 }
 
