@@ -130,7 +130,12 @@ fn verify_full_snapshots_and_streams_over_tls_with_a_client_certificate() {
 
 /// The connector's failure trace once the connector or its task is FAILED.
 fn failure(dir: &Path, args: &[String]) -> String {
-    let worker = Worker::start(dir, args);
+    failure_with_env(dir, args, &[])
+}
+
+/// [`failure`] of a worker started with `env` set.
+fn failure_with_env(dir: &Path, args: &[String], env: &[(&str, &str)]) -> String {
+    let worker = Worker::start_with_env(dir, args, env);
     let status = worker.wait_for_status("inventory", "the connector fails", |s| {
         s["connector"]["state"] == "FAILED" || s["tasks"][0]["state"] == "FAILED"
     });
@@ -223,4 +228,84 @@ fn what_does_not_verify_fails_naming_the_reason_and_the_key_to_change() {
     );
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
+}
+
+/// `database.sslrootcert=system` (libpq 16's value) trusts the system's CAs — here the bundle
+/// `SSL_CERT_FILE` names, as OpenSSL and so libpq read it — and makes `verify-full` the
+/// default: the snapshot arrives over TLS with the name checked. A bundle without the server's
+/// CA fails as an unknown issuer; a weaker `database.sslmode` beside it is refused naming both
+/// keys, as libpq refuses it.
+#[test]
+fn sslrootcert_system_trusts_the_system_cas_with_the_name_checked() {
+    let pg = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let certs = Certs::make(work.path());
+    pg.create_accounts();
+    pg.sql("insert into accounts values (1, 'one', 1)");
+    require_tls(&pg, &certs);
+    let bundle = work.path().join("bundle.crt");
+    let system = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
+    std::fs::write(
+        &bundle,
+        [system, std::fs::read(&certs.ca).unwrap()].concat(),
+    )
+    .unwrap();
+    let system_roots = json!({"database.sslrootcert": "system"});
+
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let args = configs(
+        dir.path(),
+        &pg,
+        "localhost",
+        "postgres",
+        system_roots.clone(),
+    );
+    let worker = Worker::start_with_env(
+        dir.path(),
+        &args,
+        &[("SSL_CERT_FILE", bundle.to_str().unwrap())],
+    );
+    worker.wait_until("the snapshot over TLS", Duration::from_secs(30), || {
+        lines(&events).len() == 1
+    });
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let args = configs(
+        dir.path(),
+        &pg,
+        "localhost",
+        "postgres",
+        system_roots.clone(),
+    );
+    let other = certs.other_ca.to_str().unwrap();
+    let trace = failure_with_env(dir.path(), &args, &[("SSL_CERT_FILE", other)]);
+    eprintln!("system CAs without the server's: {trace}");
+    assert!(trace.contains("UnknownIssuer"), "{trace}");
+
+    // The name is checked: the address the certificate does not name fails.
+    let dir = tempfile::tempdir().unwrap();
+    let args = configs(dir.path(), &pg, "127.0.0.1", "postgres", system_roots);
+    let bundle = bundle.to_str().unwrap();
+    let trace = failure_with_env(dir.path(), &args, &[("SSL_CERT_FILE", bundle)]);
+    eprintln!("system CAs, a host the certificate does not name: {trace}");
+    assert!(trace.contains("database.hostname"), "{trace}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let args = configs(
+        dir.path(),
+        &pg,
+        "localhost",
+        "postgres",
+        json!({"database.sslrootcert": "system", "database.sslmode": "require"}),
+    );
+    let trace = failure_with_env(dir.path(), &args, &[("SSL_CERT_FILE", bundle)]);
+    eprintln!("system CAs with require: {trace}");
+    assert!(
+        trace.contains("database.sslrootcert=system")
+            && trace.contains("database.sslmode=verify-full"),
+        "{trace}"
+    );
 }

@@ -94,6 +94,8 @@ pub struct TlsSettings {
     pub mode: SslMode,
     /// `database.sslrootcert`: PEM file of the CA certificates the server's chain must lead to.
     pub root_cert: Option<PathBuf>,
+    /// `database.sslrootcert=system` (libpq 16's special value): the system's trusted CAs.
+    pub system_roots: bool,
     /// `database.sslcert`: the client certificate (PEM) for `clientcert=` in pg_hba.conf.
     pub client_cert: Option<PathBuf>,
     /// `database.sslkey`: its private key (PEM, or PKCS#8 DER as pgjdbc's `.pk8`).
@@ -109,13 +111,32 @@ impl TlsSettings {
             let value = config.string(key)?;
             Ok((!value.trim().is_empty()).then(|| PathBuf::from(value.trim())))
         };
-        let settings = TlsSettings {
+        let mut settings = TlsSettings {
             mode: SslMode::parse(&config.string("database.sslmode")?),
             root_cert: path("database.sslrootcert")?,
+            system_roots: false,
             client_cert: path("database.sslcert")?,
             client_key: path("database.sslkey")?,
             key_password: config.secret("database.sslpassword")?,
         };
+        if settings.root_cert.as_deref() == Some(Path::new("system")) {
+            // As libpq: the system's CAs prove nothing unless the name is checked too, so
+            // this value makes verify-full the default and refuses a weaker mode.
+            settings.root_cert = None;
+            settings.system_roots = true;
+            match settings.mode {
+                SslMode::Prefer => settings.mode = SslMode::VerifyFull,
+                SslMode::VerifyFull => {}
+                weaker => {
+                    return Err(Error::config(format!(
+                        "database.sslrootcert=system trusts every CA of the system, which only \
+                         means something with the server's name checked: it needs \
+                         database.sslmode=verify-full (or leave database.sslmode unset), not {}",
+                        weaker.name()
+                    )));
+                }
+            }
+        }
         if settings.client_cert.is_some() != settings.client_key.is_some() {
             return Err(Error::config(
                 "database.sslcert and database.sslkey go together: set both (the client \
@@ -130,6 +151,7 @@ impl TlsSettings {
         TlsSettings {
             mode: SslMode::Disable,
             root_cert: None,
+            system_roots: false,
             client_cert: None,
             client_key: None,
             key_password: Secret::default(),
@@ -173,6 +195,17 @@ impl TlsSettings {
     }
 
     fn webpki_verifier(&self, provider: Arc<CryptoProvider>) -> Result<Arc<WebPkiServerVerifier>> {
+        if self.system_roots {
+            let (bundle, roots) = system_roots()?;
+            return WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| {
+                    Error::config(format!(
+                        "database.sslrootcert=system ({}): {e}",
+                        bundle.display()
+                    ))
+                });
+        }
         let root = match &self.root_cert {
             Some(path) => path.clone(),
             // libpq's default place for it.
@@ -235,6 +268,45 @@ impl TlsSettings {
         // pgjdbc's `.pk8`: PKCS#8 DER.
         Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bytes)))
     }
+}
+
+/// Where systems keep their trusted CAs as one PEM bundle: `SSL_CERT_FILE` (as OpenSSL, and
+/// so libpq, reads it), then Debian's, Red Hat's and Alpine's/BSD's places.
+const SYSTEM_BUNDLES: [&str; 3] = [
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
+/// The system's trusted CAs, and the bundle they came from. A certificate of the bundle that
+/// is not a usable CA is passed over (system bundles hold a few); none usable is an error.
+fn system_roots() -> Result<(PathBuf, RootCertStore)> {
+    let bundle = std::env::var_os("SSL_CERT_FILE")
+        .map(PathBuf::from)
+        .or_else(|| {
+            SYSTEM_BUNDLES
+                .iter()
+                .map(PathBuf::from)
+                .find(|p| p.exists())
+        })
+        .ok_or_else(|| {
+            Error::config(format!(
+                "database.sslrootcert=system: no CA bundle found (SSL_CERT_FILE is unset and none \
+                 of {} exists); install the system's CA certificates (Debian: ca-certificates) \
+                 or point database.sslrootcert at a CA file",
+                SYSTEM_BUNDLES.join(", ")
+            ))
+        })?;
+    let key = "database.sslrootcert=system";
+    let mut roots = RootCertStore::empty();
+    let (added, _) = roots.add_parsable_certificates(read_certs(&bundle, key)?);
+    if added == 0 {
+        return Err(Error::config(format!(
+            "{key}: {} holds no usable CA certificate",
+            bundle.display()
+        )));
+    }
+    Ok((bundle, roots))
 }
 
 fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>> {
