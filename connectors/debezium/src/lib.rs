@@ -12,6 +12,7 @@
 //! * [`filters`]: include/exclude lists;
 //! * [`headers`]: primary-key change and `__debezium.context.*` headers;
 //! * [`heartbeat`]: heartbeat records;
+//! * [`uuid`]: a UUID's text form;
 //! * [`version`]: what `source.version` says.
 
 pub mod columns;
@@ -25,6 +26,7 @@ pub mod key_columns;
 pub mod names;
 pub mod operations;
 pub mod options;
+pub mod uuid;
 pub mod version;
 
 pub use options::{BinaryMode, EventOptions, FailureMode};

@@ -271,15 +271,7 @@ fn uuid_text(bytes: &[u8]) -> Option<String> {
     }
     let mut full = [0u8; 16];
     full[..bytes.len()].copy_from_slice(bytes);
-    let hex: String = full.iter().map(|b| format!("{b:02x}")).collect();
-    Some(format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    ))
+    Some(sluice_debezium::uuid::uuid_text(&full))
 }
 
 /// MariaDB's INET6 value (16 bytes in network order; the binlog drops trailing zero bytes, as

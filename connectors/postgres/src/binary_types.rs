@@ -10,6 +10,7 @@ use std::borrow::Cow;
 
 use sluice_api::data::Value;
 use sluice_api::{Error, Result};
+use sluice_debezium::uuid::uuid_text;
 
 use crate::types::{ColumnType, Shape, Temporal, ValueModes, binary_value, oid, temporal_unit};
 
@@ -137,7 +138,10 @@ pub(crate) fn binary_column_value(
             // `infinity` and `-infinity` are the extremes in both forms.
             let micros = match raw {
                 i64::MAX | i64::MIN => raw,
-                _ => raw + POSTGRES_EPOCH_MICROS,
+                // Past year ~294,000 the Unix-epoch microseconds leave i64, as in the text path.
+                _ => raw.checked_add(POSTGRES_EPOCH_MICROS).ok_or_else(|| {
+                    Error::data("a timestamp beyond what microseconds since 1970 hold in 64 bits")
+                })?,
             };
             match temporal_unit(column, modes.time) {
                 Temporal::Micros => Value::Int64(micros),
@@ -168,19 +172,6 @@ pub(crate) fn binary_column_value(
 /// Text as the text path reads it: UTF-8, or with invalid bytes replaced.
 fn utf8(bytes: &[u8]) -> Cow<'_, str> {
     String::from_utf8_lossy(bytes)
-}
-
-/// A uuid's 16 bytes in the server's text form (lower-case hex, 8-4-4-4-12).
-fn uuid_text(bytes: [u8; 16]) -> String {
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
 }
 
 #[cfg(test)]
@@ -242,6 +233,12 @@ mod tests {
         assert!(binary_column_value(&jsonb, modes(), b"\x02{}").is_err());
         let date = ColumnType::scalar(oid::DATE, -1);
         assert!(binary_column_value(&date, modes(), &i32::MAX.to_be_bytes()).is_err());
+        // Past what microseconds since 1970 hold: an error in both forms, never a wrap.
+        let timestamp = ColumnType::scalar(oid::TIMESTAMP, -1);
+        let beyond = (i64::MAX - 1).to_be_bytes();
+        assert!(binary_column_value(&timestamp, modes(), &beyond).is_err());
+        let schema = crate::types::column_schema(&timestamp, modes(), false);
+        assert!(column_value(&timestamp, modes(), &schema, "294277-01-01 00:00:00").is_err());
         assert_eq!(
             binary_key_text(&int4, &42i32.to_be_bytes()).as_deref(),
             Some("42")

@@ -574,11 +574,10 @@ impl RowContext {
     /// Whether the table is read in binary, or else why not (for the log).
     fn copy_format(&self) -> std::result::Result<(), String> {
         let columns = &self.table.columns;
-        // A column left out (column.exclude.list) is never decoded.
-        if let Some(column) = columns
-            .iter()
-            .find(|c| c.emitted && !has_binary_decoder(&c.column_type))
-        {
+        // Every column, left out ones too: `SELECT *` sends them all, a binary COPY fails on
+        // a type without a binary form (`aclitem`, a user type without SEND), and a column
+        // left out may still be decoded as a message.key.columns key.
+        if let Some(column) = columns.iter().find(|c| !has_binary_decoder(&c.column_type)) {
             return Err(format!(
                 "column {} ({}) has no binary decoder",
                 column.name, column.type_name

@@ -890,7 +890,9 @@ fn parse_timestamp(text: &str) -> Option<i64> {
     } else {
         parse_date(date)?
     };
-    Some(days * 86_400_000_000 + parse_time(time)?)
+    // Past year ~294,000 the microseconds leave i64: not a value, rather than a wrapped one.
+    days.checked_mul(86_400_000_000)?
+        .checked_add(parse_time(time)?)
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]+HH[:MM]` (with `TimeZone=UTC` the offset is `+00`) as
