@@ -62,6 +62,18 @@ fn require_tls(pg: &Cluster, certs: &Certs) {
     });
 }
 
+/// A cluster taking TLS only (see [`require_tls`]) with `accounts` holding `rows` (an SQL
+/// `values` list), the certificates made in the returned directory.
+fn tls_cluster(rows: &str) -> (Cluster, tempfile::TempDir, Certs) {
+    let pg = Cluster::start();
+    let work = tempfile::tempdir().unwrap();
+    let certs = Certs::make(work.path());
+    pg.create_accounts();
+    pg.sql(&format!("insert into accounts {rows}"));
+    require_tls(&pg, &certs);
+    (pg, work, certs)
+}
+
 /// The worker, the Postgres connector as `user` at `host` with `tls` keys, and the oracle sink.
 fn configs(dir: &Path, pg: &Cluster, host: &str, user: &str, tls: Json) -> Vec<String> {
     let connector = json!({
@@ -82,12 +94,7 @@ fn path(p: &Path) -> Json {
 /// `pg_stat_ssl` shows.
 #[test]
 fn verify_full_snapshots_and_streams_over_tls_with_a_client_certificate() {
-    let pg = Cluster::start();
-    let work = tempfile::tempdir().unwrap();
-    let certs = Certs::make(work.path());
-    pg.create_accounts();
-    pg.sql("insert into accounts select g, 'owner-' || g, g from generate_series(1, 3) g");
-    require_tls(&pg, &certs);
+    let (pg, _work, certs) = tls_cluster("select g, 'owner-' || g, g from generate_series(1, 3) g");
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let args = configs(
@@ -155,12 +162,7 @@ fn failure_with_env(dir: &Path, args: &[String], env: &[(&str, &str)]) -> String
 /// asks for a client certificate it was not given.
 #[test]
 fn what_does_not_verify_fails_naming_the_reason_and_the_key_to_change() {
-    let pg = Cluster::start();
-    let work = tempfile::tempdir().unwrap();
-    let certs = Certs::make(work.path());
-    pg.create_accounts();
-    pg.sql("insert into accounts values (1, 'one', 1)");
-    require_tls(&pg, &certs);
+    let (pg, _work, certs) = tls_cluster("values (1, 'one', 1)");
     let case = |host: &str, user: &str, tls: Json| {
         let dir = tempfile::tempdir().unwrap();
         let args = configs(dir.path(), &pg, host, user, tls);
@@ -237,12 +239,7 @@ fn what_does_not_verify_fails_naming_the_reason_and_the_key_to_change() {
 /// keys, as libpq refuses it.
 #[test]
 fn sslrootcert_system_trusts_the_system_cas_with_the_name_checked() {
-    let pg = Cluster::start();
-    let work = tempfile::tempdir().unwrap();
-    let certs = Certs::make(work.path());
-    pg.create_accounts();
-    pg.sql("insert into accounts values (1, 'one', 1)");
-    require_tls(&pg, &certs);
+    let (pg, work, certs) = tls_cluster("values (1, 'one', 1)");
     let bundle = work.path().join("bundle.crt");
     let system = std::fs::read("/etc/ssl/certs/ca-certificates.crt").unwrap_or_default();
     std::fs::write(

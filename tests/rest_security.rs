@@ -52,6 +52,25 @@ fn https_worker(dir: &Path, certs: &Certs, extra: &str) -> (Worker, String) {
     (worker, addr)
 }
 
+/// [`https_worker`] with basic authentication (user `admin`, password `Adm1n-pa55`, its
+/// argon2 hash in `users`) and bearer token `tok-5f3a9c` (in `tokens`), plus `extra` keys.
+fn basic_auth_worker(dir: &Path, certs: &Certs, extra: &str) -> (Worker, String) {
+    std::fs::write(
+        dir.join("users"),
+        format!("# user: argon2 hash\nadmin: {}\n", hash("Adm1n-pa55")),
+    )
+    .unwrap();
+    std::fs::write(dir.join("tokens"), "tok-5f3a9c\n").unwrap();
+    https_worker(
+        dir,
+        certs,
+        &format!(
+            "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension\n\
+             rest.auth.basic.credentials.file=users\nrest.auth.bearer.tokens.file=tokens\n{extra}"
+        ),
+    )
+}
+
 /// Over https with basic authentication, a client creates, inspects, pauses and deletes a
 /// connector; no or wrong credentials get 401 with `WWW-Authenticate`; `/health` answers
 /// without them; a bearer token works in place of a password; a browser preflight from the
@@ -61,18 +80,10 @@ fn https_worker(dir: &Path, certs: &Certs, extra: &str) -> (Worker, String) {
 fn https_with_basic_auth_manages_connectors_and_refuses_everyone_else() {
     let dir = tempfile::tempdir().unwrap();
     let certs = Certs::make(dir.path());
-    std::fs::write(
-        dir.path().join("users"),
-        format!("# user: argon2 hash\nadmin: {}\n", hash("Adm1n-pa55")),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("tokens"), "tok-5f3a9c\n").unwrap();
-    let (worker, addr) = https_worker(
+    let (worker, addr) = basic_auth_worker(
         dir.path(),
         &certs,
-        "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension\n\
-         rest.auth.basic.credentials.file=users\nrest.auth.bearer.tokens.file=tokens\n\
-         access.control.allow.origin=https://ui.example\naccess.control.allow.methods=GET,POST,PUT,DELETE\n",
+        "access.control.allow.origin=https://ui.example\naccess.control.allow.methods=GET,POST,PUT,DELETE\n",
     );
     let http = client(&certs, &addr, None);
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -191,18 +202,7 @@ fn a_required_client_certificate_is_checked() {
 fn sluice_status_reaches_https_workers_with_the_credentials_they_ask_for() {
     let dir = tempfile::tempdir().unwrap();
     let certs = Certs::make(dir.path());
-    std::fs::write(
-        dir.path().join("users"),
-        format!("admin: {}\n", hash("Adm1n-pa55")),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("tokens"), "tok-5f3a9c\n").unwrap();
-    let (worker, addr) = https_worker(
-        dir.path(),
-        &certs,
-        "rest.extension.classes=org.apache.kafka.connect.rest.basic.auth.extension.BasicAuthSecurityRestExtension\n\
-         rest.auth.basic.credentials.file=users\nrest.auth.bearer.tokens.file=tokens\n",
-    );
+    let (worker, addr) = basic_auth_worker(dir.path(), &certs, "");
     let input = dir.path().join("in.txt");
     std::fs::write(&input, "a\n").unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();

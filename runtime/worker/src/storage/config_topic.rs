@@ -203,13 +203,11 @@ impl ConfigState {
         for (index, (key, value)) in read.entries.iter().enumerate() {
             let key = String::from_utf8_lossy(key);
             if let Some(why) = self.apply_one(&key, value.as_deref()) {
-                let (partition, offset) = read.origins.get(index).copied().unwrap_or((-1, -1));
-                tracing::warn!(
+                read.warn_skipped(
+                    index,
                     topic,
-                    key = %key,
-                    partition,
-                    offset,
-                    "config topic record skipped: {why}"
+                    &key,
+                    &format!("config topic record skipped: {why}"),
                 );
             }
         }

@@ -40,6 +40,13 @@ impl LogRead {
     pub fn offset(&self) -> i64 {
         self.positions.get(&0).copied().unwrap_or(-1)
     }
+
+    /// Warns that entry `index` of this read of `topic` was skipped (`why`), naming its key,
+    /// partition and offset, so an operator can find the record.
+    pub fn warn_skipped(&self, index: usize, topic: &str, key: &str, why: &str) {
+        let (partition, offset) = self.origins.get(index).copied().unwrap_or((-1, -1));
+        tracing::warn!(topic, key = %key, partition, offset, "{why}");
+    }
 }
 
 /// What the topic must look like to serve as this log.

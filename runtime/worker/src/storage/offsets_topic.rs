@@ -64,8 +64,8 @@ impl KafkaOffsetStore {
 /// Folds offset records into `table`; a record whose key is not Kafka Connect's
 /// `["connector", {partition}]`, or whose value is neither a tombstone nor a JSON object, is
 /// skipped with a warning naming it (it changes no offset).
-pub fn apply_offset_records(table: &mut OffsetTable, read: super::log::LogRead, topic: &str) {
-    for (index, (key, value)) in read.entries.into_iter().enumerate() {
+pub fn apply_offset_records(table: &mut OffsetTable, mut read: super::log::LogRead, topic: &str) {
+    for (index, (key, value)) in std::mem::take(&mut read.entries).into_iter().enumerate() {
         let parsed: Option<(String, SourcePartition)> =
             serde_json::from_slice::<Json>(&key).ok().and_then(|k| {
                 Some((
@@ -81,14 +81,12 @@ pub fn apply_offset_records(table: &mut OffsetTable, read: super::log::LogRead, 
                 .map(Some),
         };
         let (Some((connector, partition)), Some(offset)) = (parsed, offset) else {
-            let (partition, at) = read.origins.get(index).copied().unwrap_or((-1, -1));
-            tracing::warn!(
+            read.warn_skipped(
+                index,
                 topic,
-                key = %String::from_utf8_lossy(&key),
-                partition,
-                offset = at,
+                &String::from_utf8_lossy(&key),
                 "offset record skipped: not Kafka Connect's [connector, partition] key with a \
-                 JSON object or tombstone value"
+                 JSON object or tombstone value",
             );
             continue;
         };

@@ -207,8 +207,8 @@ impl KafkaStatusStore {
 /// Folds status records into `statuses` (the last value per key; a tombstone removes it). A
 /// value that is not a JSON object — garbage, or another program's record — changes nothing
 /// and is skipped with a warning naming the record.
-pub fn apply_status_records(statuses: &mut BTreeMap<String, Json>, read: LogRead, topic: &str) {
-    for (index, (key, value)) in read.entries.into_iter().enumerate() {
+pub fn apply_status_records(statuses: &mut BTreeMap<String, Json>, mut read: LogRead, topic: &str) {
+    for (index, (key, value)) in std::mem::take(&mut read.entries).into_iter().enumerate() {
         let key = String::from_utf8_lossy(&key).into_owned();
         let Some(value) = value else {
             statuses.remove(&key);
@@ -218,16 +218,12 @@ pub fn apply_status_records(statuses: &mut BTreeMap<String, Json>, read: LogRead
             Ok(json) if json.is_object() => {
                 statuses.insert(key, json);
             }
-            _ => {
-                let (partition, offset) = read.origins.get(index).copied().unwrap_or((-1, -1));
-                tracing::warn!(
-                    topic,
-                    key = %key,
-                    partition,
-                    offset,
-                    "status topic record skipped: its value is not a JSON object"
-                );
-            }
+            _ => read.warn_skipped(
+                index,
+                topic,
+                &key,
+                "status topic record skipped: its value is not a JSON object",
+            ),
         }
     }
 }
