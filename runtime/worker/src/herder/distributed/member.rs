@@ -502,9 +502,26 @@ impl Loop {
     ) -> Result<()> {
         let mut follow = tokio::time::interval(FOLLOW_EVERY);
         follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let session_timeout = self.cluster.settings.session_timeout;
+        let mut probe = tokio::time::interval((session_timeout / 3).max(Duration::from_secs(1)));
+        probe.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // Members of the generation this worker leads that stopped answering, and since when.
+        let mut silent: std::collections::BTreeMap<String, Instant> = Default::default();
         let far = Instant::now() + Duration::from_secs(365 * 24 * 3600);
         loop {
             tokio::select! {
+                _ = probe.tick(), if leading => {
+                    if let Some(url) = self.silent_member(&mut silent, session_timeout).await {
+                        // Tansu 0.6 can drop a dead member silently: when its session expires
+                        // inside another member's join or sync (not a heartbeat), the group
+                        // goes back to forming at the same generation and every heartbeat
+                        // still answers OK, so nobody rejoins and its work stays with the
+                        // dead worker. Apache Kafka would have signalled the rebalance; a
+                        // rejoin then is merely early.
+                        tracing::info!(worker = %url, "a member of this generation has not answered for a session timeout; rebalancing to reassign its work");
+                        return Ok(());
+                    }
+                }
                 beat = self.heartbeats.next(generation) => match beat {
                     Some(Beat::Ok) => {}
                     Some(Beat::Rejoin(why)) => {
@@ -537,6 +554,28 @@ impl Loop {
                 return Ok(());
             }
         }
+    }
+
+    /// Probes the other members of the generation this worker leads (their REST APIs): the
+    /// first that has not answered for `session_timeout`, if any.
+    async fn silent_member(
+        &self,
+        silent: &mut std::collections::BTreeMap<String, Instant>,
+        session_timeout: Duration,
+    ) -> Option<String> {
+        let members = self.cluster.view().member_urls;
+        silent.retain(|url, _| members.contains(url));
+        for url in members.iter().filter(|url| **url != self.cluster.url) {
+            if self.cluster.answers(url).await {
+                silent.remove(url);
+                continue;
+            }
+            let since = *silent.entry(url.clone()).or_insert_with(Instant::now);
+            if since.elapsed() >= session_timeout {
+                return Some(url.clone());
+            }
+        }
+        None
     }
 
     /// Applies config changes to work held here and publishes statuses; true when the
