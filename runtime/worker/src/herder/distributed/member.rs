@@ -519,6 +519,11 @@ impl Loop {
                         // dead worker. Apache Kafka would have signalled the rebalance; a
                         // rejoin then is merely early.
                         tracing::info!(worker = %url, "a member of this generation has not answered for a session timeout; rebalancing to reassign its work");
+                        // As after a signalled rebalance: should the join return the same
+                        // generation (Tansu's silent drop leaves it forming), this member
+                        // starts over as a new one, which makes a new generation the others
+                        // hear of; a same-generation assignment would reach nobody.
+                        self.member.heard(&Outcome::Rejoin(format!("member {url} silent")));
                         return Ok(());
                     }
                 }
