@@ -1285,3 +1285,167 @@ fn garbage_in_the_internal_topics_is_skipped_with_warnings_and_deletes_nothing()
     let (exit, logs) = second.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// Kafka Connect's client security keys for `SASL_SSL` with `mechanism` (PLAIN or
+/// SCRAM-SHA-256) and a PEM truststore, at the worker level and for the connectors' producers
+/// and consumers, as Kafka Connect's docs ask, with `password`.
+fn sasl_ssl_env(ca: &Path, mechanism: &str, password: &str) -> Vec<(&'static str, String)> {
+    let module = match mechanism {
+        "PLAIN" => "plain.PlainLoginModule",
+        _ => "scram.ScramLoginModule",
+    };
+    let jaas = format!(
+        "org.apache.kafka.common.security.{module} required \
+         username=\"{}\" password=\"{password}\";",
+        support::kafka::SASL_USER.0
+    );
+    let mut env = Vec::new();
+    for (security, mechanism_key, jaas_key, store_type, store) in [
+        (
+            "SLUICE__SECURITY_PROTOCOL",
+            "SLUICE__SASL_MECHANISM",
+            "SLUICE__SASL_JAAS_CONFIG",
+            "SLUICE__SSL_TRUSTSTORE_TYPE",
+            "SLUICE__SSL_TRUSTSTORE_LOCATION",
+        ),
+        (
+            "SLUICE__PRODUCER_SECURITY_PROTOCOL",
+            "SLUICE__PRODUCER_SASL_MECHANISM",
+            "SLUICE__PRODUCER_SASL_JAAS_CONFIG",
+            "SLUICE__PRODUCER_SSL_TRUSTSTORE_TYPE",
+            "SLUICE__PRODUCER_SSL_TRUSTSTORE_LOCATION",
+        ),
+        (
+            "SLUICE__CONSUMER_SECURITY_PROTOCOL",
+            "SLUICE__CONSUMER_SASL_MECHANISM",
+            "SLUICE__CONSUMER_SASL_JAAS_CONFIG",
+            "SLUICE__CONSUMER_SSL_TRUSTSTORE_TYPE",
+            "SLUICE__CONSUMER_SSL_TRUSTSTORE_LOCATION",
+        ),
+    ] {
+        env.push((security, "SASL_SSL".to_owned()));
+        env.push((mechanism_key, mechanism.to_owned()));
+        env.push((jaas_key, jaas.clone()));
+        env.push((store_type, "PEM".to_owned()));
+        env.push((store, ca.to_str().unwrap().to_owned()));
+    }
+    env
+}
+
+/// A worker group whose broker takes only `SASL_SSL` connections: every client of the worker
+/// (the internal topics' readers and writers, the connectors' producers and consumers, and the
+/// group membership client, which is sluice's own) authenticates over TLS. Tansu 0.6 has
+/// neither TLS nor SASL, so the broker is reached through the in-test front
+/// (tests/support/kafka_front.rs), which terminates TLS, checks SASL credentials (one worker
+/// uses PLAIN, the other SCRAM-SHA-256) and closes any connection that sends a Kafka request
+/// before authenticating; Tansu advertises the front, so no client reaches the broker any
+/// other way. A worker with a wrong password or without the CA stops at start naming why.
+#[test]
+fn a_group_on_a_sasl_ssl_broker_authenticates_every_client_and_a_wrong_password_stops_the_start() {
+    use support::kafka_front::Seen;
+    let dir = tempfile::tempdir().unwrap();
+    let certs = support::certs::Certs::make(dir.path());
+    let (broker, front) = Broker::start_secured(&certs);
+    // The test's own librdkafka admin client goes through the front too.
+    broker.create_topic("secured", 1);
+    let password = support::kafka::SASL_USER.1;
+    let plain = sasl_ssl_env(&certs.ca, "PLAIN", password);
+    let scram = sasl_ssl_env(&certs.ca, "SCRAM-SHA-256", password);
+    let a = start_worker_with(dir.path(), &broker, "secured", &plain);
+    let b = start_worker_with(dir.path(), &broker, "secured", &scram);
+    let _logs = support::LogsOnFailure::of(&[&a, &b]);
+    let (generation, leader) = wait_for_agreement(&[&a, &b], Duration::from_secs(90));
+    eprintln!("two workers agreed over SASL_SSL: generation {generation}, leader {leader}");
+
+    let input = dir.path().join("secured-in.txt");
+    let output = dir.path().join("secured-out.txt");
+    let sent = numbered(0..2_000);
+    append_lines(&input, sent.clone());
+    assert_eq!(
+        a.post(
+            "/connectors",
+            Some(&source("secured-reader", "secured", &input))
+        )
+        .0,
+        201
+    );
+    assert_eq!(
+        b.post(
+            "/connectors",
+            Some(&sink("secured-writer", "secured", &output))
+        )
+        .0,
+        201
+    );
+    wait_until(
+        "every line crosses the SASL_SSL broker",
+        Duration::from_secs(120),
+        || lines(&output).len() >= sent.len(),
+    );
+    assert_replays_only(&lines(&output), &sent);
+    let seen = &front.seen;
+    eprintln!("the front relayed authenticated connections: {seen:?}");
+    // Each worker's producer, consumers, admin client and group client.
+    assert!(Seen::get(&seen.authenticated) >= 3, "{seen:?}");
+    assert!(Seen::get(&seen.authenticated_scram) >= 3, "{seen:?}");
+    assert_eq!(Seen::get(&seen.bad_credentials), 0, "{seen:?}");
+    assert_eq!(Seen::get(&seen.unauthenticated_requests), 0, "{seen:?}");
+    assert_eq!(Seen::get(&seen.failed_handshakes), 0, "{seen:?}");
+
+    // A wrong password: refused by the broker, and the worker stops naming why.
+    let wrong = sasl_ssl_env(&certs.ca, "PLAIN", "not-the-password");
+    let refused = start_worker_until_exit(dir.path(), &broker, &wrong);
+    assert!(Seen::get(&seen.bad_credentials) > 0, "{seen:?}");
+    eprintln!("a wrong password: {refused}");
+    assert!(
+        refused.contains("SASL authentication error: Authentication failed"),
+        "{refused}"
+    );
+    // A CA that did not sign the broker's certificate: the TLS handshake fails.
+    let other_ca = sasl_ssl_env(&certs.other_ca, "PLAIN", password);
+    let untrusted = start_worker_until_exit(dir.path(), &broker, &other_ca);
+    assert!(Seen::get(&seen.failed_handshakes) > 0, "{seen:?}");
+    eprintln!("an untrusted broker certificate: {untrusted}");
+    assert!(
+        untrusted.contains("certificate verify failed"),
+        "{untrusted}"
+    );
+}
+
+/// Starts a worker that is expected to stop at start, within two minutes; its log.
+fn start_worker_until_exit(
+    dir: &Path,
+    broker: &Broker,
+    extra: &[(&'static str, String)],
+) -> String {
+    let mut env = env(broker, "secured");
+    env.extend(extra.iter().cloned());
+    let log = tempfile::NamedTempFile::new().unwrap();
+    let mut child = std::process::Command::new(support::sluice_bin())
+        .args(["distributed", &config(DISTRIBUTED)])
+        .current_dir(dir)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .env("SLUICE__LISTENERS", "http://127.0.0.1:0")
+        .stdout(log.reopen().unwrap())
+        .stderr(log.reopen().unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let logs = std::fs::read_to_string(log.path()).unwrap();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the worker should stop with an error within 120 s ({status:?}): {logs}"
+    );
+    logs
+}

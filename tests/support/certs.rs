@@ -140,6 +140,26 @@ impl Certs {
     }
 }
 
+/// A TLS server side presenting `certificate` (a PEM chain) with `key`, for the in-test
+/// servers (the Elasticsearch fake, the Kafka front).
+pub(crate) fn acceptor(certificate: &Path, key: &Path) -> tokio_rustls::TlsAcceptor {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
+        .expect("certificate file")
+        .collect::<Result<_, _>>()
+        .expect("certificates");
+    let key = PrivateKeyDer::from_pem_file(key).expect("key file");
+    let provider = std::sync::Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server certificate");
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}
+
 /// An https client that trusts the test CA and reaches the worker at `addr` as `localhost`
 /// (the name its certificate holds), showing the client certificate of `identity` if given.
 pub(crate) fn client(certs: &Certs, addr: &str, identity: Option<&Certs>) -> reqwest::Client {

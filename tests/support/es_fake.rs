@@ -93,21 +93,7 @@ impl EsFake {
 
     /// Starts the fake serving `https://` with this PEM certificate chain and key.
     pub(crate) fn start_tls(certificate: &std::path::Path, key: &std::path::Path) -> EsFake {
-        use rustls_pki_types::pem::PemObject;
-        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-        let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(certificate)
-            .expect("certificate file")
-            .collect::<Result<_, _>>()
-            .expect("certificates");
-        let key = PrivateKeyDer::from_pem_file(key).expect("key file");
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("server certificate");
-        EsFake::serve(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))))
+        EsFake::serve(Some(super::certs::acceptor(certificate, key)))
     }
 
     fn serve(tls: Option<tokio_rustls::TlsAcceptor>) -> EsFake {

@@ -12,7 +12,9 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
-use super::tansu::{free_port, spawn_tansu};
+use super::certs::{Certs, acceptor};
+use super::kafka_front::KafkaFront;
+use super::tansu::{free_port, spawn_tansu, spawn_tansu_advertising};
 
 /// A record to produce: key and value, either may be null.
 pub(crate) type KeyValue<'a> = (Option<&'a [u8]>, Option<&'a [u8]>);
@@ -24,7 +26,12 @@ pub(crate) struct Broker {
     /// `--storage-engine`, and the environment that storage needs.
     storage: String,
     env: Vec<(&'static str, String)>,
+    /// What clients need to reach it (security settings), beyond `bootstrap.servers`.
+    client_settings: Vec<(String, String)>,
 }
+
+/// The user and password the secured broker ([`Broker::start_secured`]) accepts.
+pub(crate) const SASL_USER: (&str, &str) = ("sluice-worker", "s3cret-broker-password");
 
 impl Broker {
     /// Starts a broker on in-memory storage (lost when the broker stops) and waits until it
@@ -46,7 +53,44 @@ impl Broker {
             addr,
             storage: storage.to_owned(),
             env,
+            client_settings: Vec::new(),
         }
+    }
+
+    /// A broker reached only over `SASL_SSL` (PLAIN, [`SASL_USER`]) through the in-test front
+    /// (tests/support/kafka_front.rs; Tansu 0.6 has neither TLS nor SASL): `addr` is the
+    /// front's `localhost:port`, the name in `certs`' server certificate, and Tansu advertises
+    /// it. The broker's own clients here ([`Broker::client`]) use the same settings.
+    pub(crate) fn start_secured(certs: &Certs) -> (Broker, KafkaFront) {
+        let inner = format!("127.0.0.1:{}", free_port());
+        let front_port = free_port();
+        let addr = format!("localhost:{front_port}");
+        let child = spawn_tansu_advertising(&inner, &addr, "memory://tansu/", &[]);
+        let front = KafkaFront::start(
+            &format!("127.0.0.1:{front_port}"),
+            &inner,
+            acceptor(&certs.server_cert, &certs.server_key),
+            SASL_USER.0,
+            SASL_USER.1,
+        );
+        let client_settings = [
+            ("security.protocol", "SASL_SSL"),
+            ("sasl.mechanisms", "PLAIN"),
+            ("sasl.username", SASL_USER.0),
+            ("sasl.password", SASL_USER.1),
+            ("ssl.ca.location", certs.ca.to_str().unwrap()),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let broker = Broker {
+            child,
+            addr,
+            storage: "memory://tansu/".to_owned(),
+            env: Vec::new(),
+            client_settings,
+        };
+        (broker, front)
     }
 
     /// Kills the broker process (-9) and starts it again on the same address and storage.
@@ -60,6 +104,9 @@ impl Broker {
     pub(crate) fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.addr);
+        for (key, value) in &self.client_settings {
+            config.set(key, value);
+        }
         config
     }
 

@@ -7,6 +7,7 @@
 pub(crate) mod certs;
 pub(crate) mod es_fake;
 pub(crate) mod kafka;
+pub(crate) mod kafka_front;
 pub(crate) mod mariadb;
 pub(crate) mod plugins;
 pub(crate) mod postgres;

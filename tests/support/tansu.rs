@@ -46,7 +46,18 @@ fn broker_log(port: u16) -> Stdio {
 
 /// Starts Tansu listening on `addr` and waits until it accepts connections.
 pub(crate) fn spawn_tansu(addr: &str, storage: &str, env: &[(&'static str, String)]) -> Child {
+    spawn_tansu_advertising(addr, addr, storage, env)
+}
+
+/// [`spawn_tansu`], telling clients to come back through `advertised` (a front before it).
+pub(crate) fn spawn_tansu_advertising(
+    addr: &str,
+    advertised: &str,
+    storage: &str,
+    env: &[(&'static str, String)],
+) -> Child {
     let url = format!("tcp://{addr}");
+    let advertised = format!("tcp://{advertised}");
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
     let child = Command::new(tansu_bin())
         .args([
@@ -54,7 +65,7 @@ pub(crate) fn spawn_tansu(addr: &str, storage: &str, env: &[(&'static str, Strin
             "--listener-url",
             &url,
             "--advertised-listener-url",
-            &url,
+            &advertised,
             "--storage-engine",
             storage,
         ])

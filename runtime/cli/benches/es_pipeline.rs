@@ -7,6 +7,10 @@
 //!     cargo bench -p sluice --bench es_pipeline                 # 200,000 documents per run
 //!     cargo bench -p sluice --bench es_pipeline -- --docs 20000  # quick smoke run
 
+// The fake's https listener takes its TLS server side from the tests' certificate helpers.
+#[allow(dead_code)]
+#[path = "../../../tests/support/certs.rs"]
+mod certs;
 mod common;
 #[allow(dead_code)]
 #[path = "../../../tests/support/es_fake.rs"]

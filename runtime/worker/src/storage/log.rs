@@ -99,14 +99,20 @@ impl KafkaLog {
         rules: TopicRules,
     ) -> Result<KafkaLog> {
         let admin = settings.admin()?;
-        let created = ensure_topic(
+        let created = match ensure_topic(
             &admin,
             topic,
             rules.partitions,
             rules.replication_factor,
             &[("cleanup.policy", "compact")],
         )
-        .await?;
+        .await
+        {
+            Err(e) if e.message().contains("Timed out") => {
+                return Err(settings.explain_timeout(e).await);
+            }
+            created => created?,
+        };
         // A read to the end asks for records it knows are there; a fetch held by the broker
         // for fetch.wait.max.ms (500 ms by default) would only delay it, and every reader of
         // the config and status views waits behind it.

@@ -18,6 +18,7 @@ use sluice_api::{Error, ErrorKind, Result};
 use tokio::sync::{Mutex, Notify, watch};
 
 use super::assignor::Work;
+use super::group::GroupBrokers;
 use super::signature::SessionKey;
 use crate::config::distributed::DistributedConfig;
 use crate::config::rest_security::{RestSecurity, Scheme};
@@ -52,8 +53,8 @@ pub(crate) struct Cluster {
     pub settings: Arc<DistributedConfig>,
     /// This worker's REST URL, as other workers reach it.
     pub url: String,
-    /// Where the group coordinator is looked up (`bootstrap.servers`).
-    pub group_bootstrap: Vec<String>,
+    /// Where the group coordinator is looked up, and with what security.
+    pub group_brokers: GroupBrokers,
     view: std::sync::Mutex<View>,
     /// Bumped whenever the view changes, to wake requests waiting for a stable group.
     view_changed: watch::Sender<u64>,
@@ -114,7 +115,7 @@ impl Cluster {
         statuses: KafkaStatusStore,
         settings: Arc<DistributedConfig>,
         url: String,
-        group_bootstrap: Vec<String>,
+        group_brokers: GroupBrokers,
         security: &RestSecurity,
     ) -> Result<Cluster> {
         Ok(Cluster {
@@ -123,7 +124,7 @@ impl Cluster {
             statuses,
             settings,
             url,
-            group_bootstrap,
+            group_brokers,
             view: std::sync::Mutex::new(View::default()),
             view_changed: watch::channel(0).0,
             config_written: Notify::new(),

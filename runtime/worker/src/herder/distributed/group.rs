@@ -37,6 +37,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use sluice_api::{Error, Result};
 
+use super::broker_security::BrokerSecurity;
 use super::protocol::PROTOCOL_TYPE;
 use super::wire::Connection;
 
@@ -53,6 +54,16 @@ pub(crate) struct GroupSettings {
     pub rebalance_timeout: Duration,
     /// How long a plain request may take.
     pub request_timeout: Duration,
+    /// TLS and SASL for every connection to a broker.
+    pub security: BrokerSecurity,
+}
+
+/// Where the group's coordinator is looked up, and how connections to brokers are secured.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupBrokers {
+    /// `host:port` of brokers to find the coordinator through (`bootstrap.servers`).
+    pub bootstrap: Vec<String>,
+    pub security: BrokerSecurity,
 }
 
 /// What a join formed.
@@ -194,7 +205,13 @@ impl GroupMember {
 
     async fn ask_for_coordinator(&self, broker: &str) -> Result<(String, Versions)> {
         let timeout = self.settings.request_timeout;
-        let mut connection = Connection::open(broker, &self.settings.client_id, timeout).await?;
+        let mut connection = Connection::open(
+            broker,
+            &self.settings.client_id,
+            timeout,
+            &self.settings.security,
+        )
+        .await?;
         let v = connection.negotiate(&APIS, timeout).await?;
         let versions = Versions {
             find: v[0],
@@ -229,6 +246,7 @@ impl GroupMember {
                 &address,
                 &self.settings.client_id,
                 self.settings.request_timeout,
+                &self.settings.security,
             )
             .await?;
             self.coordinator = Some((connection, versions));
@@ -243,6 +261,7 @@ impl GroupMember {
             &address,
             &self.settings.client_id,
             self.settings.request_timeout,
+            &self.settings.security,
         )
         .await?;
         Ok(Heartbeater {

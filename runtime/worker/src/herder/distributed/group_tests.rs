@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::broker_security::BrokerSecurity;
 use super::fake_coordinator::FakeCoordinator;
 use super::group::{GroupMember, GroupSettings, Joined, Outcome};
 
@@ -16,6 +17,7 @@ fn settings(coordinator: &FakeCoordinator) -> GroupSettings {
         session_timeout: Duration::from_millis(1000),
         rebalance_timeout: Duration::from_millis(1500),
         request_timeout: Duration::from_secs(5),
+        security: BrokerSecurity::plaintext(),
     }
 }
 

@@ -77,7 +77,8 @@ struct Loop {
 pub(crate) async fn run(cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) {
     let settings = &cluster.settings;
     let group = GroupSettings {
-        bootstrap: cluster.group_bootstrap.clone(),
+        bootstrap: cluster.group_brokers.bootstrap.clone(),
+        security: cluster.group_brokers.security.clone(),
         group_id: settings.group_id.clone(),
         client_id: format!("sluice-{}", cluster.worker.worker_id()),
         session_timeout: settings.session_timeout,

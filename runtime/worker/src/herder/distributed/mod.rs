@@ -3,12 +3,14 @@
 //!
 //! * `protocol`, `assignor`, `signature`: the wire formats, the leader's assignment and the
 //!   signing of internal requests, all pure.
-//! * `wire`, `group`, `heartbeat`: membership over the group coordinator.
+//! * `wire`, `group`, `heartbeat`: membership over the group coordinator; `broker_security`
+//!   and `scram`: TLS and SASL on its connections.
 //! * `cluster`: what the REST side and the membership loop share; `herder`: the REST side;
 //!   `member`: the membership loop; `duties`: the work this worker runs.
 //! * `process`: a distributed worker assembled from its config file.
 
 pub(crate) mod assignor;
+mod broker_security;
 mod cluster;
 mod duties;
 #[cfg(test)]
@@ -23,6 +25,7 @@ mod herder_tests;
 mod member;
 pub(crate) mod process;
 pub(crate) mod protocol;
+mod scram;
 pub(crate) mod signature;
 #[cfg(test)]
 mod tansu_tests;

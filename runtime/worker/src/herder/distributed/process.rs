@@ -9,7 +9,9 @@ use sluice_api::{Error, Result};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::broker_security::BrokerSecurity;
 use super::cluster::Cluster;
+use super::group::GroupBrokers;
 use super::herder::DistributedHerder;
 use super::member;
 use crate::config::distributed::DistributedConfig;
@@ -41,7 +43,10 @@ pub struct DistributedProcess {
 /// that did not answer.
 fn about<'a>(topic: &'a str, key: &'a str, brokers: &'a [String]) -> impl Fn(Error) -> Error + 'a {
     move |e| {
-        let hint = if e.message().contains("Timed out") || e.message().contains("TimedOut") {
+        let explained = e.message().contains("the Kafka client reports");
+        let hint = if !explained
+            && (e.message().contains("Timed out") || e.message().contains("TimedOut"))
+        {
             format!(
                 " (no answer from bootstrap.servers={}: check the broker runs and is reachable \
                  from this host)",
@@ -94,18 +99,8 @@ impl DistributedProcess {
             &worker.bootstrap_servers,
         )?);
         // The group's own client (Kafka's group APIs, which librdkafka cannot run for a
-        // `connect` group) speaks plain TCP only so far: say so rather than fail obscurely.
-        let protocol = props
-            .get("security.protocol")
-            .map(|p| p.trim().to_ascii_uppercase())
-            .unwrap_or_else(|| "PLAINTEXT".to_owned());
-        if protocol != "PLAINTEXT" {
-            return Err(Error::config(format!(
-                "security.protocol={protocol}: a distributed worker's group membership client \
-                 speaks PLAINTEXT only so far (its producers, consumers and admin clients would \
-                 use {protocol}); run standalone workers, or a PLAINTEXT listener for the group"
-            )));
-        }
+        // `connect` group) is secured by the settings every librdkafka client gets.
+        let group_security = BrokerSecurity::from_client_settings(kafka.client_security())?;
         let configs = KafkaConfigStore::open(
             Arc::clone(&kafka),
             &settings.config_topic,
@@ -181,7 +176,10 @@ impl DistributedProcess {
             statuses,
             Arc::new(settings),
             url.clone(),
-            group_bootstrap,
+            GroupBrokers {
+                bootstrap: group_bootstrap,
+                security: group_security,
+            },
             &rest_security,
         )?);
         // The topics this worker's tasks use go to the status topic, where the whole group

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use super::broker_security::BrokerSecurity;
 use super::group::{GroupMember, GroupSettings, Joined, Outcome};
 use super::group_tests::{Living, live, settled};
 
@@ -38,6 +39,7 @@ fn on(broker: &Broker, group: &str) -> GroupSettings {
         session_timeout: Duration::from_millis(6000),
         rebalance_timeout: Duration::from_millis(6000),
         request_timeout: Duration::from_secs(10),
+        security: BrokerSecurity::plaintext(),
     }
 }
 

@@ -10,18 +10,47 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader, ResponseHeader,
+    SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest, SaslHandshakeResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, StrBytes};
+use rustls::pki_types::ServerName;
 use sluice_api::{Error, Result};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+
+use super::broker_security::{BrokerSecurity, Sasl, SaslMechanism};
+use super::scram::ScramClient;
+
+/// A failed TLS handshake, with the setting to look at.
+fn tls_error(address: &str, e: &std::io::Error) -> Error {
+    let text = e.to_string();
+    let hint = if text.contains("NotValidForName") {
+        "the broker's certificate does not name the host dialled: give brokers certificates \
+         naming their advertised hosts"
+    } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+        "the broker's certificate does not chain to `ssl.truststore.location`: point it at the \
+         CA that signed the brokers' certificates"
+    } else {
+        // Not about certificates: a broker restarting, or a listener that is not TLS.
+        return Error::retriable(format!(
+            "TLS with Kafka broker {address}: {text}; if it persists, check \
+             `security.protocol` against the broker's listener"
+        ));
+    };
+    Error::config(format!("TLS with Kafka broker {address}: {text}; {hint}"))
+}
 
 /// Largest response accepted (a JoinGroup answer carries every member's metadata).
 const MAX_RESPONSE: i32 = 64 * 1024 * 1024;
 
+/// A byte stream to a broker: plain TCP or TLS over it.
+trait BrokerStream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + Sync> BrokerStream for S {}
+
 /// A connection to one broker.
 pub(crate) struct Connection {
-    stream: TcpStream,
+    stream: Box<dyn BrokerStream>,
     address: String,
     client_id: String,
     correlation: i32,
@@ -40,11 +69,13 @@ fn codec_error(what: &str, address: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl Connection {
-    /// Connects to `address` (`host:port`) within `timeout`.
+    /// Connects to `address` (`host:port`) within `timeout`, with TLS and SASL when
+    /// `security` asks for them.
     pub(crate) async fn open(
         address: &str,
         client_id: &str,
         timeout: Duration,
+        security: &BrokerSecurity,
     ) -> Result<Connection> {
         let stream = tokio::time::timeout(timeout, TcpStream::connect(address))
             .await
@@ -55,12 +86,109 @@ impl Connection {
             })?
             .map_err(|e| Error::retriable(format!("cannot reach Kafka broker {address}: {e}")))?;
         let _ = stream.set_nodelay(true);
-        Ok(Connection {
+        let stream: Box<dyn BrokerStream> = match &security.tls {
+            None => Box::new(stream),
+            Some(config) => {
+                let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+                    Error::config(format!(
+                        "Kafka broker {address}: not a TLS server name: {e}"
+                    ))
+                })?;
+                let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::clone(config));
+                let tls = tokio::time::timeout(timeout, connector.connect(name, stream))
+                    .await
+                    .map_err(|_| {
+                        Error::retriable(format!(
+                            "TLS handshake with Kafka broker {address} took over {timeout:?}"
+                        ))
+                    })?
+                    .map_err(|e| tls_error(address, &e))?;
+                Box::new(tls)
+            }
+        };
+        let mut connection = Connection {
             stream,
             address: address.to_owned(),
             client_id: client_id.to_owned(),
             correlation: 0,
-        })
+        };
+        if let Some(sasl) = &security.sasl {
+            connection.authenticate(sasl, timeout).await?;
+        }
+        Ok(connection)
+    }
+
+    /// SaslHandshake v1, then the mechanism's exchange over SaslAuthenticate v1.
+    async fn authenticate(&mut self, sasl: &Sasl, timeout: Duration) -> Result<()> {
+        let mechanism = sasl.mechanism.name();
+        let handshake: SaslHandshakeResponse = self
+            .call(
+                ApiKey::SaslHandshake,
+                1,
+                &SaslHandshakeRequest::default()
+                    .with_mechanism(StrBytes::from_static_str(mechanism)),
+                timeout,
+            )
+            .await?;
+        if handshake.error_code != 0 {
+            let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
+            return Err(Error::config(format!(
+                "Kafka broker {} does not enable SASL {mechanism} (it offers {offered:?}): set                  `sasl.mechanism` to one of them",
+                self.address
+            )));
+        }
+        match &sasl.mechanism {
+            SaslMechanism::Plain => {
+                let mut token = Vec::new();
+                token.push(0);
+                token.extend_from_slice(sasl.username.as_bytes());
+                token.push(0);
+                token.extend_from_slice(sasl.password.expose().as_bytes());
+                self.sasl_step(Bytes::from(token), timeout).await?;
+            }
+            SaslMechanism::Scram(hash) => {
+                let mut random = [0u8; 24];
+                crate::random::os_random(&mut random)
+                    .map_err(|e| Error::retriable(format!("SASL SCRAM nonce: {e}")))?;
+                let nonce = {
+                    use base64::Engine;
+                    base64::engine::general_purpose::STANDARD.encode(random)
+                };
+                let mut client =
+                    ScramClient::new(*hash, &sasl.username, sasl.password.expose(), &nonce);
+                let server_first = self.sasl_step(Bytes::from(client.first()), timeout).await?;
+                let last = client.last(&String::from_utf8_lossy(&server_first))?;
+                let server_final = self.sasl_step(Bytes::from(last), timeout).await?;
+                client.verify(&String::from_utf8_lossy(&server_final))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// One SaslAuthenticate round trip: the server's bytes, or an error naming the credentials.
+    async fn sasl_step(&mut self, bytes: Bytes, timeout: Duration) -> Result<Bytes> {
+        let response: SaslAuthenticateResponse = self
+            .call(
+                ApiKey::SaslAuthenticate,
+                1,
+                &SaslAuthenticateRequest::default().with_auth_bytes(bytes),
+                timeout,
+            )
+            .await?;
+        if response.error_code != 0 {
+            return Err(Error::config(format!(
+                "Kafka broker {} refused SASL authentication (error {}: {}): check the                  username and password in `sasl.jaas.config`",
+                self.address,
+                response.error_code,
+                response
+                    .error_message
+                    .as_ref()
+                    .map_or("no message", |m| m.as_str())
+            )));
+        }
+        Ok(response.auth_bytes)
     }
 
     /// Sends `request` as `key` at `version` and waits up to `timeout` for its response.

@@ -16,8 +16,12 @@ mod security;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
+use rdkafka::ClientContext;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use sluice_api::config::{Props, with_prefix};
 use sluice_api::convert::{Converter, converter};
@@ -76,6 +80,12 @@ impl KafkaSettings {
         })
     }
 
+    /// The security settings every client gets (`security.protocol`, `ssl.*`, `sasl.*`), in
+    /// librdkafka's names.
+    pub(crate) fn client_security(&self) -> &[(String, String)] {
+        &self.common
+    }
+
     fn base(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
         config.set("bootstrap.servers", &self.bootstrap_servers);
@@ -123,6 +133,38 @@ impl KafkaSettings {
             config.set(k, v);
         }
         config.create().map_err(|e| client_error("admin client", e))
+    }
+
+    /// `error` (a request to the brokers that timed out) with why the brokers do not answer
+    /// when a client can tell: a refused SASL login or a failed TLS handshake reaches a
+    /// librdkafka client only as a logged error while its requests wait, and the admin client
+    /// does not surface those. A short-lived consumer asks for metadata and reports the last
+    /// error it logged.
+    pub(crate) async fn explain_timeout(&self, error: Error) -> Error {
+        let config = self.base();
+        let found = tokio::task::spawn_blocking(move || {
+            let consumer: BaseConsumer<ProbeContext> =
+                config.create_with_context(ProbeContext::default()).ok()?;
+            let answered = consumer
+                .fetch_metadata(None, Duration::from_secs(5))
+                .is_ok();
+            // Hands the log lines librdkafka queued to the context.
+            for _ in 0..5 {
+                let _ = consumer.poll(Duration::from_millis(20));
+            }
+            let last = consumer.context().last_error.lock().ok()?.clone();
+            (!answered).then_some(last).flatten()
+        })
+        .await
+        .ok()
+        .flatten();
+        match found {
+            Some(why) => Error::new(
+                error.kind(),
+                format!("{} (the Kafka client reports: {why})", error.message()),
+            ),
+            None => error,
+        }
     }
 
     /// The key and value converters of a connector: its own `key.converter` /
@@ -180,6 +222,40 @@ pub(crate) fn is_transient_consumer_error(error: &rdkafka::error::KafkaError) ->
         )
     )
 }
+
+/// The context of [`KafkaSettings::explain_timeout`]'s consumer: keeps the last error
+/// librdkafka logged.
+#[derive(Debug, Default)]
+struct ProbeContext {
+    last_error: std::sync::Mutex<Option<String>>,
+}
+
+impl ProbeContext {
+    /// Keeps `what`, unless it only says that every broker is down (the consequence of the
+    /// error worth reporting, which librdkafka logs after it).
+    fn remember(&self, what: String) {
+        let consequence = what.contains("brokers are down") || what.contains("AllBrokersDown");
+        if let Ok(mut last) = self.last_error.lock()
+            && (last.is_none() || !consequence)
+        {
+            *last = Some(what);
+        }
+    }
+}
+
+impl ClientContext for ProbeContext {
+    fn log(&self, level: RDKafkaLogLevel, _facility: &str, message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Error as i32) {
+            self.remember(message.to_owned());
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.remember(format!("{error}: {reason}"));
+    }
+}
+
+impl ConsumerContext for ProbeContext {}
 
 /// Creates `topic` unless it exists; `true` when this call created it. Brokers may not
 /// auto-create topics (Tansu does not), so sluice creates what it writes to.
