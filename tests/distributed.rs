@@ -861,6 +861,36 @@ fn pause_resume_stop_offsets_and_delete_work_through_any_worker() {
         Duration::from_secs(30),
         |s| state_is(s, "PAUSED"),
     );
+    // The status page's data, through every worker of the group: the same connector and task
+    // states and placement everywhere, and the task's figures from the worker running it.
+    let owner = workers[2].get("/connectors/ops/status").1["tasks"][0]["worker_id"].clone();
+    for worker in &workers {
+        assert_eq!(worker.get("/ui").0, 200);
+        let mut data = Json::Null;
+        worker.wait_until(
+            "/ui/data shows the paused connector",
+            Duration::from_secs(30),
+            || {
+                data = worker.get("/ui/data").1;
+                data["connectors"]
+                    .as_array()
+                    .is_some_and(|c| c.len() == 1 && c[0]["state"] == "PAUSED")
+            },
+        );
+        let connector = &data["connectors"][0];
+        assert_eq!(connector["name"], "ops", "{data}");
+        assert_eq!(connector["tasks"][0]["state"], "PAUSED", "{data}");
+        assert_eq!(connector["tasks"][0]["worker_id"], owner, "{data}");
+        let figures = &connector["tasks"][0]["figures"];
+        if data["worker_id"] == owner {
+            assert_eq!(figures["records_in"], 100, "{data}");
+        } else {
+            assert!(
+                figures.is_null(),
+                "figures come from the task's worker: {data}"
+            );
+        }
+    }
     assert_eq!(workers[2].put("/connectors/ops/resume", None).0, 202);
     workers[0].wait_for_status_within(
         "ops",

@@ -538,6 +538,26 @@ fn a_poison_record_goes_to_the_dead_letter_queue_or_fails_the_task() {
         tolerant("kafka_connect_sink_task_metrics_sink_record_send_total"),
         2.0
     );
+    // Per topic partition: the committed offset (past all three records, the dead one
+    // included) and no lag behind the partition's end, once the sink has committed.
+    let partition = [
+        ("connector", "tolerant"),
+        ("task", "0"),
+        ("topic", "orders"),
+        ("partition", "0"),
+    ];
+    let mut committed = None;
+    wait_until(
+        "the tolerant sink's committed offset shows at /metrics",
+        Duration::from_secs(30),
+        || {
+            let scrape = worker.scrape();
+            committed = scrape
+                .value("sluice_sink_task_partition_committed_offset", &partition)
+                .zip(scrape.value("sluice_sink_task_partition_records_lag", &partition));
+            committed == Some((3.0, 0.0))
+        },
+    );
 
     let trace = worker.failed_trace("strict");
     assert!(

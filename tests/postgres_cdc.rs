@@ -1336,6 +1336,19 @@ fn a_parallel_chunked_snapshot_under_concurrent_writes_replays_to_the_table() {
     );
     assert!(debezium("NumberOfCommittedTransactions", "streaming", None) >= 1.0);
     assert!(debezium("MilliSecondsBehindSource", "streaming", None) >= 0.0);
+    // The last transaction streamed is the last one the source saw committed.
+    let last_transaction = lines(&events).iter().rev().find_map(|l| {
+        let event: Json = serde_json::from_str(l).unwrap();
+        (event["value"]["op"] != "r")
+            .then(|| event["value"]["source"]["txId"].as_f64())
+            .flatten()
+    });
+    assert_eq!(
+        Some(debezium("LastTransactionId", "streaming", None)),
+        last_transaction,
+        "{}",
+        scrape.text
+    );
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }

@@ -373,6 +373,7 @@ impl Collector for Collect {
         }
         let sinks: Vec<&Arc<TaskStats>> =
             tasks.iter().filter(|t| t.kind == TaskKind::Sink).collect();
+        encode_sink_partitions(&mut encoder, &sinks)?;
         if !sinks.is_empty() {
             let mut metric = encoder.encode_descriptor(
                 "sluice_sink_task_end_to_end_latency_ms",
@@ -389,6 +390,47 @@ impl Collector for Collect {
         self.encode_rebalances(&mut encoder)?;
         self.encode_statuses(&mut encoder)
     }
+}
+
+/// Each sink task's committed offset and lag per topic partition, labelled `topic` and
+/// `partition` too: the consumer's committed offsets, and Kafka's consumer `records-lag`
+/// measured from them.
+fn encode_sink_partitions(
+    encoder: &mut DescriptorEncoder,
+    sinks: &[&Arc<TaskStats>],
+) -> Result<(), std::fmt::Error> {
+    let per_task: Vec<_> = sinks.iter().map(|t| (t, t.partitions())).collect();
+    if per_task.iter().all(|(_, p)| p.is_empty()) {
+        return Ok(());
+    }
+    type Read = fn(&super::PartitionFigures) -> Option<i64>;
+    let families: [(&str, &str, Read); 2] = [
+        (
+            "sluice_sink_task_partition_committed_offset",
+            "The next offset of the topic partition the sink task reads, as committed after its last flush",
+            |p| Some(p.committed_offset),
+        ),
+        (
+            "sluice_sink_task_partition_records_lag",
+            "Records in the topic partition past the sink task's last committed offset, by the high watermark in the consumer's latest statistics (Kafka's consumer records-lag)",
+            |p| p.records_lag,
+        ),
+    ];
+    for (name, help, read) in families {
+        let mut metric = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+        for (task, partitions) in &per_task {
+            for partition in partitions {
+                let Some(value) = read(partition) else {
+                    continue;
+                };
+                let mut labels = labels(task);
+                labels.push(("topic", partition.topic.clone()));
+                labels.push(("partition", partition.partition.to_string()));
+                ConstGauge::new(value as f64).encode(metric.encode_family(&labels)?)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The gauges tasks publish themselves (`sluice_<name>`, e.g. `sluice_slot_lag_bytes`).

@@ -24,8 +24,8 @@ use prometheus_client::registry::Registry;
 use sluice_api::metrics::TaskMetrics;
 
 use crate::state::ConnectorStatus;
-pub(crate) use task::TaskKind;
 pub use task::TaskStats;
+pub(crate) use task::{HighWatermarks, PartitionFigures, TaskKind};
 
 /// Connector and task start-ups (`connect-worker-metrics`).
 #[derive(Debug, Default)]

@@ -43,6 +43,23 @@ impl StateClock {
     }
 }
 
+/// A sink task's position in one topic partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PartitionFigures {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    /// The next offset to read, committed after the task's last flush.
+    pub(crate) committed_offset: i64,
+    /// Records in the partition past it: the partition's high watermark as the consumer last
+    /// reported it, minus the committed offset; `None` when no high watermark is known (the
+    /// direct transport, or before the consumer's first statistics).
+    pub(crate) records_lag: Option<i64>,
+}
+
+/// High watermarks per topic partition, kept up to date by a sink's Kafka consumer.
+pub(crate) type HighWatermarks =
+    std::sync::Arc<Mutex<std::collections::HashMap<(String, i32), i64>>>;
+
 /// The figures of one task.
 #[derive(Debug)]
 pub struct TaskStats {
@@ -79,6 +96,11 @@ pub struct TaskStats {
     pub(crate) latency: Histogram,
     /// Sinks: the first record timestamp of each batch put since the last flush, per put batch.
     unflushed_oldest: Mutex<Vec<i64>>,
+    /// Sinks: each topic partition's committed offset (topic, partition, offset) at the last
+    /// commit.
+    committed: Mutex<Vec<(String, i32, i64)>>,
+    /// Sinks on Kafka: the partitions' high watermarks, for the lag.
+    high_watermarks: Mutex<Option<HighWatermarks>>,
     /// The gauges the task publishes itself (slot lag, snapshot progress, …).
     pub(crate) gauges: TaskMetrics,
     /// `metrics.enabled`: false makes every update a no-op.
@@ -155,6 +177,8 @@ impl TaskStats {
                 10_000.0, 30_000.0, 60_000.0,
             ]),
             unflushed_oldest: Mutex::new(Vec::new()),
+            committed: Mutex::new(Vec::new()),
+            high_watermarks: Mutex::new(None),
             gauges,
             enabled,
         }
@@ -232,6 +256,42 @@ impl TaskStats {
                 self.latency.observe((now - oldest).max(0) as f64);
             }
         }
+    }
+
+    /// A sink's offsets were committed: the next offset per (topic, partition).
+    pub(crate) fn partitions_committed(&self, committed: impl FnOnce() -> Vec<(String, i32, i64)>) {
+        if !self.enabled {
+            return;
+        }
+        *self.committed.lock().expect("stats lock") = committed();
+    }
+
+    /// Where the partitions end, as the sink's consumer learns it.
+    pub(crate) fn watch_high_watermarks(&self, high_watermarks: HighWatermarks) {
+        *self.high_watermarks.lock().expect("stats lock") = Some(high_watermarks);
+    }
+
+    /// Where a sink stands in each partition: its last commit, and the lag behind the end.
+    pub(crate) fn partitions(&self) -> Vec<PartitionFigures> {
+        let committed = self.committed.lock().expect("stats lock").clone();
+        let high = self.high_watermarks.lock().expect("stats lock").clone();
+        let high = high
+            .as_ref()
+            .map(|h| h.lock().expect("watermarks lock").clone());
+        let mut figures: Vec<PartitionFigures> = committed
+            .into_iter()
+            .map(|(topic, partition, offset)| PartitionFigures {
+                records_lag: high
+                    .as_ref()
+                    .and_then(|h| h.get(&(topic.clone(), partition)))
+                    .map(|end| (end - offset).max(0)),
+                topic,
+                partition,
+                committed_offset: offset,
+            })
+            .collect();
+        figures.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        figures
     }
 
     /// A commit or flush with nothing to commit.

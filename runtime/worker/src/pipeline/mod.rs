@@ -27,6 +27,7 @@ use self::direct::{Delivery, DirectInput, DirectOutput};
 use self::kafka::consumer::KafkaSinkInput;
 use self::kafka::producer::KafkaSource;
 use crate::config::ConnectorSettings;
+use crate::metrics::HighWatermarks;
 use crate::task::TaskControl;
 use crate::worker::WorkerContext;
 
@@ -245,6 +246,24 @@ impl SinkInput {
         match self {
             SinkInput::Direct(direct) => &direct.positions,
             SinkInput::Kafka(kafka) => &kafka.positions,
+        }
+    }
+
+    /// The next offset per (topic, partition) of everything taken: after a flush, what was
+    /// committed.
+    pub(crate) fn committed_offsets(&self) -> Vec<(String, i32, i64)> {
+        self.positions()
+            .iter()
+            .map(|(tp, next)| (tp.topic.clone(), tp.partition, *next))
+            .collect()
+    }
+
+    /// The partitions' high watermarks as the Kafka consumer learns them; `None` on the direct
+    /// bus.
+    pub(crate) fn high_watermarks(&self) -> Option<HighWatermarks> {
+        match self {
+            SinkInput::Direct(_) => None,
+            SinkInput::Kafka(kafka) => Some(kafka.high_watermarks()),
         }
     }
 

@@ -44,6 +44,9 @@ impl SinkRunner {
             &self.run.spec.connector_config,
         )
         .await?;
+        if let Some(high_watermarks) = input.high_watermarks() {
+            self.run.stats.watch_high_watermarks(high_watermarks);
+        }
         let mut task = factory().create_task();
         let reporter =
             input.errant_reporter(&self.run.ctx, &settings, &self.run.spec.connector_config);
@@ -206,6 +209,9 @@ impl SinkRunner {
         }
         input.flushed()?;
         self.run.stats.committed(started.elapsed(), true);
+        self.run
+            .stats
+            .partitions_committed(|| input.committed_offsets());
         self.unflushed = 0;
         self.run.stats.set_active(0);
         Ok(())

@@ -13,6 +13,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Headers, Message, OwnedMessage};
+use rdkafka::statistics::Statistics;
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use sluice_api::config::{Props, with_prefix};
@@ -26,6 +27,7 @@ use super::dlq::{DeadLetterQueue, Original};
 use super::{KafkaSettings, client_error, is_transient_consumer_error};
 use crate::config::ConnectorSettings;
 use crate::config::tolerance::Tolerance;
+use crate::metrics::HighWatermarks;
 use crate::pipeline::topics::TopicFilter;
 
 /// Holds partitions a rebalance takes away until the task has flushed what it read from them
@@ -39,9 +41,24 @@ pub(crate) struct RebalanceContext {
     revoke_requested: tokio::sync::Notify,
     /// Set once the consumer closes: nothing flushes any more, so partitions go at once.
     closing: AtomicBool,
+    /// Each partition's high watermark from librdkafka's statistics (every
+    /// `statistics.interval.ms`), for the sink's records-lag metric.
+    high_watermarks: HighWatermarks,
 }
 
-impl ClientContext for RebalanceContext {}
+impl ClientContext for RebalanceContext {
+    fn stats(&self, statistics: Statistics) {
+        let mut high = self.high_watermarks.lock().expect("watermarks lock");
+        for (topic, figures) in statistics.topics {
+            for partition in figures.partitions.values() {
+                // Partition -1 is librdkafka's internal unassigned one; -1001: not known yet.
+                if partition.partition >= 0 && partition.hi_offset >= 0 {
+                    high.insert((topic.clone(), partition.partition), partition.hi_offset);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for RebalanceContext {
     fn rebalance(
@@ -169,6 +186,13 @@ impl KafkaSinkInput {
             && !overrides.iter().any(|(k, _)| k == REFRESH)
         {
             overrides.push((REFRESH.to_owned(), "5000".to_owned()));
+        }
+        // The partitions' high watermarks (records-lag) come from librdkafka's statistics.
+        const STATISTICS: &str = "statistics.interval.ms";
+        if !settings.consumer.iter().any(|(k, _)| k == STATISTICS)
+            && !overrides.iter().any(|(k, _)| k == STATISTICS)
+        {
+            overrides.push((STATISTICS.to_owned(), "5000".to_owned()));
         }
         let consumer: StreamConsumer<RebalanceContext> = settings
             .consumer_config(&connector_settings.consumer_group, &overrides)
@@ -376,6 +400,11 @@ impl KafkaSinkInput {
                 .unwrap_or_default(),
         };
         dlq.send(&original, stage, error).await
+    }
+
+    /// The partitions' high watermarks, from the consumer's statistics.
+    pub(crate) fn high_watermarks(&self) -> HighWatermarks {
+        Arc::clone(&self.consumer.context().high_watermarks)
     }
 
     /// Commits `positions` (after a successful flush).
