@@ -6,6 +6,7 @@
 #
 #   SLUICE_MARIADB_DIR   data, socket and log directory (default /tmp/sluice-mariadb)
 #   SLUICE_MARIADB_PORT  port (default 33069)
+#   SLUICE_MARIADB_ARGS  more mariadbd options, space-separated (e.g. the TLS test's --ssl-cert=…)
 #
 # Prints `export MYSQL_…` lines that point the mariadb client and the tests at the server.
 set -euo pipefail
@@ -58,7 +59,8 @@ if ! client -e "select 1" >/dev/null 2>&1; then
     --pid-file="$DIR/mysqld.pid" --port="$PORT" --bind-address=127.0.0.1 \
     --log-bin="$DIR/data/binlog" --binlog-format=ROW --binlog-row-image=FULL --server-id=1 \
     --log-error="$DIR/error.log" --innodb-buffer-pool-size=128M --innodb-flush-log-at-trx-commit=2 \
-    --sync-binlog=0 --skip-name-resolve --max-connections=200 --innodb-use-native-aio=0 >/dev/null 2>&1 &
+    --sync-binlog=0 --skip-name-resolve --max-connections=200 --innodb-use-native-aio=0 \
+    ${SLUICE_MARIADB_ARGS:-} >/dev/null 2>&1 &
   server=$!
   for _ in $(seq 1 120); do
     if client -e "select 1" >/dev/null 2>&1 || ! kill -0 "$server" 2>/dev/null; then break; fi

@@ -1330,3 +1330,128 @@ fn inet6_values_arrive_as_the_server_shows_them() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// A MariaDB connector config for `tlsuser` (created `REQUIRE SSL`) with `extra` settings.
+fn tls_connector(dir: &Path, db: &Server, name: &str, server_id: u32, extra: Json) -> String {
+    let mut config = json!({
+        "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
+        "database.hostname": "localhost", "database.port": db.port.to_string(),
+        "database.user": "tlsuser", "database.password": "tls-pass",
+        "database.server.id": server_id.to_string(),
+        "topic.prefix": name, "database.include.list": "inventory",
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, json!({"name": name, "config": config}).to_string()).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+/// TLS to MariaDB under Debezium's keys (`database.ssl.*`, the truststore as PEM): a server
+/// with certificates made by `openssl` in the test and a user that must connect over TLS
+/// (`REQUIRE SSL`). `verify_identity` snapshots and streams (catalog, snapshot and binlog
+/// connections all over TLS: the user cannot connect otherwise); a CA that did not sign the
+/// server's certificate, a host name the certificate lacks, and `disabled` each fail the task
+/// with the reason and the key to change.
+#[test]
+fn tls_with_verify_identity_snapshots_and_streams_and_bad_settings_fail_naming_the_key() {
+    use std::os::unix::fs::PermissionsExt;
+    let db = Server::start_with(|dir| {
+        let tls = dir.join("tls");
+        std::fs::create_dir(&tls).unwrap();
+        let certs = support::certs::Certs::make(&tls);
+        // The server runs as the mysql user: it must read the key (a test key only).
+        for entry in std::fs::read_dir(&tls).unwrap() {
+            let path = entry.unwrap().path();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        format!(
+            "--ssl-ca={} --ssl-cert={} --ssl-key={}",
+            certs.ca.display(),
+            certs.server_cert.display(),
+            certs.server_key.display()
+        )
+    });
+    let ca = db.dir().join("tls/ca.crt");
+    let other_ca = db.dir().join("tls/other-ca.crt");
+    assert_eq!(
+        db.sql("select @@have_ssl"),
+        ["YES"],
+        "the server runs with TLS"
+    );
+    db.sql(
+        "create user 'tlsuser'@'%' identified by 'tls-pass' require ssl; \
+         grant all privileges on *.* to 'tlsuser'@'%'",
+    );
+    create_accounts(&db);
+    db.sql("use inventory; insert into accounts select seq, concat('owner-', seq), seq * 10 from seq_1_to_5");
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = support::write_cdc_configs(dir.path(), None, &json!({}));
+    let ca_text = ca.to_str().unwrap();
+    args.push(tls_connector(
+        dir.path(),
+        &db,
+        "dbserver1",
+        5401,
+        json!({"database.ssl.mode": "verify_identity", "database.ssl.truststore": ca_text}),
+    ));
+    let failing = [
+        (
+            "untrusted",
+            json!({"database.ssl.mode": "verify_ca",
+                   "database.ssl.truststore": other_ca.to_str().unwrap()}),
+            "database.ssl.truststore",
+        ),
+        (
+            "wrongname",
+            json!({"database.hostname": "127.0.0.1", "database.ssl.mode": "verify_identity",
+                   "database.ssl.truststore": ca_text}),
+            "does not name `127.0.0.1`",
+        ),
+        (
+            "plaintext",
+            json!({"database.ssl.mode": "disabled"}),
+            "set database.ssl.mode",
+        ),
+    ];
+    for (i, (name, extra, _)) in failing.iter().enumerate() {
+        args.push(tls_connector(
+            dir.path(),
+            &db,
+            name,
+            5500 + i as u32,
+            extra.clone(),
+        ));
+    }
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    wait_until(
+        "the snapshot arrives over TLS",
+        Duration::from_secs(60),
+        || lines(&events).len() >= 5,
+    );
+    db.sql("insert into inventory.accounts values (6, 'owner-6', 60)");
+    wait_for_table(
+        &db,
+        &events,
+        "dbserver1.inventory.accounts",
+        "streaming over TLS",
+    );
+    assert!(
+        db.sql("show global status like 'Ssl_accepts'")[0]
+            .split('\t')
+            .nth(1)
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
+            >= 2,
+        "the server accepted TLS connections"
+    );
+    for (name, _, expected) in failing {
+        let trace = worker.failed_trace(name);
+        assert!(trace.contains(expected), "{name}: {trace}");
+    }
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}

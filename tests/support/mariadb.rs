@@ -10,6 +10,8 @@ use std::process::{Command, Stdio};
 pub(crate) struct Server {
     dir: tempfile::TempDir,
     pub(crate) port: u16,
+    /// More mariadbd options (`SLUICE_MARIADB_ARGS`).
+    args: String,
 }
 
 impl Server {
@@ -17,10 +19,17 @@ impl Server {
     /// A failed start (another test's server may take the port between the probe and the
     /// start) is tried again on another port, up to three times.
     pub(crate) fn start() -> Server {
+        Server::start_with(|_| String::new())
+    }
+
+    /// [`Server::start`] with more mariadbd options, made by `args` from the server's own
+    /// directory (where files the server must read can go: it is the server's).
+    pub(crate) fn start_with(args: impl Fn(&std::path::Path) -> String) -> Server {
         for attempt in 1..=3 {
             let dir = tempfile::tempdir().unwrap();
             let port = free_port();
-            let server = Server { dir, port };
+            let args = args(dir.path());
+            let server = Server { dir, port, args };
             if server.try_start() {
                 return server;
             }
@@ -33,10 +42,16 @@ impl Server {
         Command::new(scripts().join("mariadb-start.sh"))
             .env("SLUICE_MARIADB_DIR", self.dir.path())
             .env("SLUICE_MARIADB_PORT", self.port.to_string())
+            .env("SLUICE_MARIADB_ARGS", &self.args)
             .stdout(Stdio::null())
             .status()
             .unwrap()
             .success()
+    }
+
+    /// The server's directory (data, socket, log, and what [`Server::start_with`] put there).
+    pub(crate) fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     /// Starts the stopped server again on the same port and data directory.

@@ -2,6 +2,7 @@
 //! first version implements; the keys Debezium documents for what is not built yet are refused
 //! at a non-default value, saying so).
 
+use crate::tls::TlsSettings;
 use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Props, Validator};
 use sluice_api::{Error, Result, Secret};
 use sluice_debezium::EventOptions;
@@ -17,6 +18,20 @@ pub fn config_def() -> ConfigDef {
         .key(ConfigKey::required("database.user", String, High,
             "User with SELECT, REPLICATION SLAVE and REPLICATION CLIENT (MariaDB: BINLOG MONITOR)."))
         .key(ConfigKey::optional("database.password", Password, "", High, "Password."))
+        .key(ConfigKey::optional("database.ssl.mode", String, "preferred", High,
+            "TLS: disabled, preferred (TLS when the server offers it, unchecked), required (TLS, unchecked), \
+             verify_ca (the certificate chains to database.ssl.truststore) or verify_identity (and names \
+             database.hostname)."))
+        .key(ConfigKey::optional("database.ssl.truststore", String, "", Medium,
+            "The CA certificates the server's must chain to, as a PEM file (Debezium's Java truststore \
+             exported with keytool -exportcert -rfc). Empty: the public web CAs."))
+        .key(ConfigKey::optional("database.ssl.truststore.password", Password, "", Low,
+            "Debezium's truststore password; a PEM truststore needs none."))
+        .key(ConfigKey::optional("database.ssl.keystore", String, "", Medium,
+            "A client certificate and its unencrypted private key in one PEM file, for servers that \
+             ask for one (REQUIRE X509)."))
+        .key(ConfigKey::optional("database.ssl.keystore.password", Password, "", Low,
+            "Must stay empty: sluice reads unencrypted PEM keys only."))
         .key(ConfigKey::required("database.server.id", Long, High,
             "The replica id this connector uses; unique among the server's replicas."))
         .key(ConfigKey::required("topic.prefix", String, High, "Logical server name: topics are <prefix>.<db>.<table>.")
@@ -120,6 +135,8 @@ pub struct MySqlConfig {
     pub inconsistent: Inconsistent,
     /// `include.schema.changes`.
     pub schema_changes: bool,
+    /// `database.ssl.*`.
+    pub tls: TlsSettings,
 }
 
 impl MySqlConfig {
@@ -168,6 +185,7 @@ impl MySqlConfig {
                 .filter(|f| !f.trim().is_empty())
                 .map(std::path::PathBuf::from),
             schema_changes: config.bool("include.schema.changes")?,
+            tls: TlsSettings::from_config(&config)?,
             inconsistent: match config.string("inconsistent.schema.handling.mode")?.as_str() {
                 "warn" => Inconsistent::Warn,
                 "skip" => Inconsistent::Skip,

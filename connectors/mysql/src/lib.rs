@@ -8,8 +8,8 @@
 //!   binlog's TABLE_MAP, and the schema history file in Debezium's layout;
 //! * [`schema_change`]: Debezium's schema change events (`include.schema.changes`);
 //! * [`transaction`]: a binlog transaction while it is read, and the statements that steer it;
-//! * [`snapshot`], [`source`], [`envelope`], [`sql`]: the snapshot reader, the task, the
-//!   event envelope, connections and catalog queries.
+//! * [`snapshot`], [`source`], [`envelope`], [`sql`], [`tls`]: the snapshot reader, the task,
+//!   the event envelope, connections (TLS under `database.ssl.*`) and catalog queries.
 
 pub mod config;
 pub mod ddl;
@@ -22,6 +22,7 @@ pub mod snapshot;
 pub mod source;
 pub mod sql;
 pub mod table;
+pub mod tls;
 pub mod tracker;
 mod transaction;
 

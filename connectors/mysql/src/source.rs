@@ -325,6 +325,11 @@ impl MySqlSourceTask {
                 my_error("starting the binlog stream", &config, e)
             }
         })?;
+        // The catalog connection is opened now rather than at the first DDL: a table is
+        // described from INFORMATION_SCHEMA as soon as its DDL is read, and a connection set
+        // up then (a TLS negotiation included) would leave more time for a later DDL to
+        // change the table first.
+        catalog(&mut self.catalog, &config).await?;
         if by_gtid {
             tracing::info!(gtids = %state, "streaming the binlog from a GTID position");
         } else {

@@ -6,6 +6,7 @@ use sluice_api::{Error, Result};
 
 use crate::config::MySqlConfig;
 use crate::table::ColumnInfo;
+use crate::tls::SslMode;
 
 /// A MySQL error as sluice's: lost connections are retriable, the rest name what failed.
 pub fn my_error(what: &str, config: &MySqlConfig, error: mysql_async::Error) -> Error {
@@ -19,7 +20,8 @@ pub fn my_error(what: &str, config: &MySqlConfig, error: mysql_async::Error) -> 
     }
 }
 
-/// A new connection with the session settings every query relies on (UTC timestamps).
+/// A new connection, over TLS as `database.ssl.mode` asks, with the session settings every
+/// query relies on (UTC timestamps).
 pub async fn connect(config: &MySqlConfig) -> Result<Conn> {
     let opts = OptsBuilder::default()
         .ip_or_hostname(config.host.clone())
@@ -27,13 +29,43 @@ pub async fn connect(config: &MySqlConfig) -> Result<Conn> {
         .user(Some(config.user.clone()))
         .pass(Some(config.password.expose().to_owned()))
         .prefer_socket(false);
-    let mut conn = Conn::new(opts)
-        .await
-        .map_err(|e| my_error("connecting", config, e))?;
+    let connected = match Conn::new(opts.clone().ssl_opts(config.tls.ssl_opts())).await {
+        // preferred: plain TCP when the server offers no TLS, as MySQL's own client.
+        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
+            if config.tls.mode == SslMode::Preferred =>
+        {
+            tracing::info!(host = %config.host, "the server offers no TLS; database.ssl.mode=preferred connects in plain text");
+            Conn::new(opts).await
+        }
+        other => other,
+    };
+    let mut conn = connected.map_err(|e| connect_error(config, e))?;
     conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4")
         .await
         .map_err(|e| my_error("setting the session", config, e))?;
     Ok(conn)
+}
+
+/// A failed connection: a TLS failure is a config error naming the setting to change (it
+/// would fail the same way again); the rest as [`my_error`].
+fn connect_error(config: &MySqlConfig, error: mysql_async::Error) -> Error {
+    let text = error.to_string();
+    if let Some(hint) = config.tls.hint(&text, &config.host) {
+        return Error::config(format!(
+            "connecting over TLS to {}:{}: {text}; {hint}",
+            config.host, config.port
+        ));
+    }
+    let refused = matches!(&error, mysql_async::Error::Server(e) if e.code == 1045);
+    let error = my_error("connecting", config, error);
+    if refused && config.tls.mode == SslMode::Disabled {
+        // A user created with REQUIRE SSL is refused like a wrong password.
+        return Error::config(format!(
+            "{}; if the user must connect over TLS (REQUIRE SSL), set database.ssl.mode",
+            error.message()
+        ));
+    }
+    error
 }
 
 /// Quotes an identifier with backticks.
