@@ -114,8 +114,8 @@ fn bad_worker_configs_are_refused_with_the_fix() {
         "{stderr}"
     );
     // Kafka Connect's Java keystores: a JKS truststore librdkafka cannot read is refused at
-    // start, before any broker is contacted, naming the PEM keys; a distributed worker asked
-    // for TLS is told its group client speaks PLAINTEXT only so far.
+    // start, before any broker is contacted, naming the PEM keys; a distributed worker's
+    // group client reads the PEM truststore at start too, naming the key of a missing file.
     std::fs::write(
         dir.path().join("w.properties"),
         "offset.storage.file.filename=o\nbootstrap.servers=127.0.0.1:1\n\
@@ -136,7 +136,11 @@ fn bad_worker_configs_are_refused_with_the_fix() {
     let out = run(dir.path(), &["distributed", "d.properties"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("speaks PLAINTEXT only so far"), "{stderr}");
+    assert!(
+        stderr.contains("`ssl.truststore.location`")
+            && stderr.contains("cannot read /etc/kafka/ca.pem"),
+        "{stderr}"
+    );
 }
 
 #[test]
