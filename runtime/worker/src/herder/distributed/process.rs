@@ -43,7 +43,10 @@ pub struct DistributedProcess {
 /// that did not answer.
 fn about<'a>(topic: &'a str, key: &'a str, brokers: &'a [String]) -> impl Fn(Error) -> Error + 'a {
     move |e| {
-        let explained = e.message().contains("the Kafka client reports");
+        // The client's own reason, when it is not a plain connection failure (a refused SASL
+        // login, a failed TLS handshake), says more than the hint.
+        let explained = e.message().contains("the Kafka client reports")
+            && !e.message().contains("BrokerTransportFailure");
         let hint = if !explained
             && (e.message().contains("Timed out") || e.message().contains("TimedOut"))
         {
