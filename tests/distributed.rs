@@ -1420,7 +1420,9 @@ fn a_group_on_a_sasl_ssl_broker_authenticates_every_client_and_a_wrong_password_
     assert!(Seen::get(&seen.authenticated_scram) >= 3, "{seen:?}");
     assert_eq!(Seen::get(&seen.bad_credentials), 0, "{seen:?}");
     assert_eq!(Seen::get(&seen.unauthenticated_requests), 0, "{seen:?}");
-    assert_eq!(Seen::get(&seen.failed_handshakes), 0, "{seen:?}");
+    // (Failed handshakes are not asserted here: a short-lived client dropped mid-handshake
+    // counts as one.)
+    let handshakes_before = Seen::get(&seen.failed_handshakes);
 
     // A wrong password: refused by the broker, and the worker stops naming why.
     let wrong = sasl_ssl_env(&certs.ca, "PLAIN", "not-the-password");
@@ -1434,7 +1436,10 @@ fn a_group_on_a_sasl_ssl_broker_authenticates_every_client_and_a_wrong_password_
     // A CA that did not sign the broker's certificate: the TLS handshake fails.
     let other_ca = sasl_ssl_env(&certs.other_ca, "PLAIN", password);
     let untrusted = start_worker_until_exit(dir.path(), &broker, &other_ca);
-    assert!(Seen::get(&seen.failed_handshakes) > 0, "{seen:?}");
+    assert!(
+        Seen::get(&seen.failed_handshakes) > handshakes_before,
+        "{seen:?}"
+    );
     eprintln!("an untrusted broker certificate: {untrusted}");
     assert!(
         untrusted.contains("certificate verify failed"),

@@ -37,6 +37,14 @@ pub async fn connect(config: &MySqlConfig) -> Result<Conn> {
             tracing::info!(host = %config.host, "the server offers no TLS; database.ssl.mode=preferred connects in plain text");
             Conn::new(opts).await
         }
+        // preferred, and a TLS the client cannot negotiate (a server offering only TLS 1.0 or
+        // 1.1): plain TCP too, rather than retrying the handshake for ever.
+        Err(mysql_async::Error::Io(mysql_async::IoError::Tls(e)))
+            if config.tls.mode == SslMode::Preferred =>
+        {
+            tracing::warn!(host = %config.host, error = %e, "the TLS handshake failed; database.ssl.mode=preferred connects in plain text (set required or a verify mode to insist on TLS)");
+            Conn::new(opts).await
+        }
         other => other,
     };
     let mut conn = connected.map_err(|e| connect_error(config, e))?;

@@ -5,7 +5,8 @@
 //! * `database.ssl.mode`: `disabled` (plain TCP); `preferred` (Debezium's default: TLS when
 //!   the server offers it, plain otherwise, the certificate not checked, as MySQL's client);
 //!   `required` (TLS or fail, the certificate not checked); `verify_ca` (the certificate must
-//!   chain to `database.ssl.truststore`); `verify_identity` (that, and name
+//!   chain to `database.ssl.truststore`; with mysql_async 0.37 on this rustls it must also name
+//!   the host, see [`TlsSettings::hint`]); `verify_identity` (that, and name
 //!   `database.hostname`).
 //! * `database.ssl.truststore`: the CA certificates as PEM (Debezium reads a Java truststore;
 //!   one is refused with the `keytool` export that gives the PEM). Without it the verifying
@@ -148,9 +149,17 @@ impl TlsSettings {
     /// `None` when it is not about TLS.
     pub fn hint(&self, message: &str, host: &str) -> Option<String> {
         if message.contains("NotValidForName") || message.contains("not valid for name") {
+            // mysql_async skips the name check by matching rustls's error text, which this
+            // rustls words differently: verify_ca checks the name as verify_identity does.
+            let alternative = if self.mode == SslMode::VerifyCa {
+                "(verify_ca checks the name too with sluice's TLS stack), or \
+                 database.ssl.mode=required to encrypt without checking"
+            } else {
+                "or database.ssl.mode=required to encrypt without checking"
+            };
             return Some(format!(
                 "the server's certificate does not name `{host}`: set database.hostname to a \
-                 name the certificate lists, or database.ssl.mode=verify_ca to check only the CA"
+                 name the certificate lists {alternative}"
             ));
         }
         if message.contains("invalid peer certificate") || message.contains("UnknownIssuer") {

@@ -137,6 +137,10 @@ impl SinkRunner {
                 _ = input.flush_requested() => {
                     self.flush(task, input, settings).await?;
                     input.after_requested_flush()?;
+                    // Revoked partitions leave the per-partition figures with the task's hold.
+                    self.run
+                        .stats
+                        .partitions_committed(|| input.committed_offsets());
                     continue;
                 }
                 arrival = input.next(), if control == TaskControl::Run => match arrival? {

@@ -100,6 +100,20 @@ impl BrokerSecurity {
                 )));
             }
         };
+        // Kafka's empty value switches the name check off, as librdkafka's `none`.
+        let algorithm = settings
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "ssl.endpoint.identification.algorithm")
+            .map(|(_, v)| v.trim().to_ascii_lowercase());
+        if tls && algorithm.as_deref().is_some_and(|a| a != "https") {
+            return Err(Error::config(format!(
+                "`ssl.endpoint.identification.algorithm={}`: {GROUP_CLIENT} always checks that \
+                 the broker's certificate names the host it dials; use certificates that name \
+                 the brokers' advertised hosts and leave the setting at https",
+                algorithm.unwrap_or_default()
+            )));
+        }
         Ok(BrokerSecurity {
             tls: if tls { Some(tls_config(&get)?) } else { None },
             sasl: if sasl {
@@ -160,17 +174,6 @@ fn tls_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Arc<ClientCo
              broker's certificate; give it the CA that signed it (`ssl.truststore.location` \
              with `ssl.truststore.type=PEM`)"
         )));
-    }
-    match get("ssl.endpoint.identification.algorithm").map(str::to_ascii_lowercase) {
-        None => {}
-        Some(a) if a == "https" => {}
-        Some(other) => {
-            return Err(Error::config(format!(
-                "`ssl.endpoint.identification.algorithm={other}`: {GROUP_CLIENT} always checks \
-                 that the broker's certificate names the host it dials; use certificates that \
-                 name the brokers' advertised hosts and leave the setting at https"
-            )));
-        }
     }
     if get("ssl.keystore.location").is_some() {
         return Err(Error::config(format!(
@@ -333,6 +336,13 @@ mod tests {
                 vec![
                     ("security.protocol", "SSL"),
                     ("ssl.endpoint.identification.algorithm", "none"),
+                ],
+                "always checks that the broker's certificate names",
+            ),
+            (
+                vec![
+                    ("security.protocol", "SSL"),
+                    ("ssl.endpoint.identification.algorithm", ""),
                 ],
                 "always checks that the broker's certificate names",
             ),

@@ -9,6 +9,9 @@ use sha2::Digest;
 use sha2::{Sha256, Sha512};
 use sluice_api::{Error, Result};
 
+/// Kafka's largest SCRAM iteration count.
+const MAX_ITERATIONS: u32 = 16_384;
+
 /// Which hash a SCRAM mechanism uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ScramHash {
@@ -69,7 +72,7 @@ impl ScramHash {
 #[derive(Debug)]
 pub(crate) struct ScramClient {
     hash: ScramHash,
-    password: String,
+    password: sluice_api::Secret,
     first_bare: String,
     nonce: String,
     /// The server's signature the final message must carry, once known.
@@ -83,7 +86,7 @@ impl ScramClient {
         let name = user.replace('=', "=3D").replace(',', "=2C");
         ScramClient {
             hash,
-            password: password.to_owned(),
+            password: sluice_api::Secret::new(password),
             first_bare: format!("n={name},r={nonce}"),
             nonce: nonce.to_owned(),
             server_signature: None,
@@ -125,9 +128,14 @@ impl ScramClient {
             .and_then(|i| i.parse().ok())
             .filter(|i| *i > 0)
             .ok_or_else(|| refused("has no iteration count"))?;
-        let salted = self
-            .hash
-            .salted_password(self.password.as_bytes(), &salt, iterations);
+        // Kafka stores SCRAM credentials with at most 16,384 iterations; more is a broker
+        // (or a man in the middle) making the worker spin.
+        if iterations > MAX_ITERATIONS {
+            return Err(refused("asks for more than 16384 iterations"));
+        }
+        let salted =
+            self.hash
+                .salted_password(self.password.expose().as_bytes(), &salt, iterations);
         let client_key = self.hash.hmac(&salted, b"Client Key");
         let stored_key = self.hash.hash(&client_key);
         // c=biws: base64 of the GS2 header `n,,` (no channel binding).
@@ -198,6 +206,8 @@ mod tests {
         assert_eq!(client.first(), "n,,n=a=3Db=2Cc,r=abc");
         let e = client.last("r=xyz,s=AAAA,i=1").unwrap_err();
         assert!(e.to_string().contains("does not extend"), "{e}");
+        let e = client.last("r=abcdef,s=AAAA,i=99999").unwrap_err();
+        assert!(e.to_string().contains("more than 16384"), "{e}");
         let e = client.last("e=unknown-user").unwrap_err();
         assert!(e.to_string().contains("unknown-user"), "{e}");
         let e = client.verify("e=invalid-proof").unwrap_err();

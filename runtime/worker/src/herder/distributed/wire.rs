@@ -24,7 +24,7 @@ use super::scram::ScramClient;
 /// A failed TLS handshake, with the setting to look at.
 fn tls_error(address: &str, e: &std::io::Error) -> Error {
     let text = e.to_string();
-    let hint = if text.contains("NotValidForName") {
+    let hint = if text.contains("NotValidForName") || text.contains("not valid for name") {
         "the broker's certificate does not name the host dialled: give brokers certificates \
          naming their advertised hosts"
     } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
@@ -135,7 +135,8 @@ impl Connection {
         if handshake.error_code != 0 {
             let offered: Vec<&str> = handshake.mechanisms.iter().map(|m| m.as_str()).collect();
             return Err(Error::config(format!(
-                "Kafka broker {} does not enable SASL {mechanism} (it offers {offered:?}): set                  `sasl.mechanism` to one of them",
+                "Kafka broker {} does not enable SASL {mechanism} (it offers {offered:?}): set \
+                 `sasl.mechanism` to one of them",
                 self.address
             )));
         }
@@ -179,7 +180,8 @@ impl Connection {
             .await?;
         if response.error_code != 0 {
             return Err(Error::config(format!(
-                "Kafka broker {} refused SASL authentication (error {}: {}): check the                  username and password in `sasl.jaas.config`",
+                "Kafka broker {} refused SASL authentication (error {}: {}): check the \
+                 username and password in `sasl.jaas.config`",
                 self.address,
                 response.error_code,
                 response
@@ -220,6 +222,8 @@ impl Connection {
         frame.extend_from_slice(&body);
         let exchange = async {
             self.stream.write_all(&frame).await?;
+            // Over TLS, written bytes may wait in the session's buffer until flushed.
+            self.stream.flush().await?;
             let len = self.stream.read_i32().await?;
             if !(0..=MAX_RESPONSE).contains(&len) {
                 return Err(std::io::Error::new(

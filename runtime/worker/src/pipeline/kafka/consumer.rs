@@ -51,9 +51,16 @@ impl ClientContext for RebalanceContext {
         let mut high = self.high_watermarks.lock().expect("watermarks lock");
         for (topic, figures) in statistics.topics {
             for partition in figures.partitions.values() {
-                // Partition -1 is librdkafka's internal unassigned one; -1001: not known yet.
-                if partition.partition >= 0 && partition.hi_offset >= 0 {
-                    high.insert((topic.clone(), partition.partition), partition.hi_offset);
+                // The end a read_committed consumer (librdkafka's default) can reach is the
+                // last stable offset, as Kafka measures its lag; the high watermark when
+                // there is none. Partition -1 is librdkafka's internal one; -1001: unknown.
+                let end = if partition.ls_offset >= 0 {
+                    partition.ls_offset
+                } else {
+                    partition.hi_offset
+                };
+                if partition.partition >= 0 && end >= 0 {
+                    high.insert((topic.clone(), partition.partition), end);
                 }
             }
         }
