@@ -1349,11 +1349,14 @@ fn tls_connector(dir: &Path, db: &Server, name: &str, server_id: u32, extra: Jso
 }
 
 /// TLS to MariaDB under Debezium's keys (`database.ssl.*`, the truststore as PEM): a server
-/// with certificates made by `openssl` in the test and a user that must connect over TLS
-/// (`REQUIRE SSL`). `verify_identity` snapshots and streams (catalog, snapshot and binlog
-/// connections all over TLS: the user cannot connect otherwise); a CA that did not sign the
-/// server's certificate, a host name the certificate lacks, and `disabled` each fail the task
-/// with the reason and the key to change.
+/// with certificates made by `openssl` in the test and a user that must connect over TLS with
+/// a client certificate (`REQUIRE X509`), given as a PEM keystore whose key is encrypted
+/// (`database.ssl.keystore.password`). `verify_identity` snapshots and streams (catalog,
+/// snapshot and binlog connections all over TLS: the user cannot connect otherwise), and so
+/// does `verify_ca` against `127.0.0.1`, a host the certificate does not name. A CA that did
+/// not sign the server's certificate (verify_ca too), a host name the certificate lacks
+/// (verify_identity), no client certificate, and `disabled` each fail the task with the reason
+/// and the key to change.
 #[test]
 fn tls_with_verify_identity_snapshots_and_streams_and_bad_settings_fail_naming_the_key() {
     use std::os::unix::fs::PermissionsExt;
@@ -1381,33 +1384,73 @@ fn tls_with_verify_identity_snapshots_and_streams_and_bad_settings_fail_naming_t
         "the server runs with TLS"
     );
     db.sql(
-        "create user 'tlsuser'@'%' identified by 'tls-pass' require ssl; \
+        "create user 'tlsuser'@'%' identified by 'tls-pass' require x509; \
          grant all privileges on *.* to 'tlsuser'@'%'",
     );
     create_accounts(&db);
     db.sql("use inventory; insert into accounts select seq, concat('owner-', seq), seq * 10 from seq_1_to_5");
     let dir = tempfile::tempdir().unwrap();
     let mut args = support::write_cdc_configs(dir.path(), None, &json!({}));
+    // The sink takes the verify_ca connector's topics too.
+    std::fs::write(
+        dir.path().join("oracle.properties"),
+        "name=oracle\nconnector.class=FileStreamSink\nfile=events.jsonl\nformat=json\n\
+         topics.regex=(dbserver1|verifyca)\\..*\n",
+    )
+    .unwrap();
+    // Debezium's keystore as PEM: the client certificate and its encrypted key in one file.
+    let keystore = dir.path().join("client-keystore.pem");
+    let tls_dir = db.dir().join("tls");
+    std::fs::write(
+        &keystore,
+        [
+            std::fs::read_to_string(tls_dir.join("client.crt")).unwrap(),
+            std::fs::read_to_string(tls_dir.join("client-encrypted.key")).unwrap(),
+        ]
+        .concat(),
+    )
+    .unwrap();
+    let keystore_text = keystore.to_str().unwrap();
     let ca_text = ca.to_str().unwrap();
+    let with_certificate = |mut extra: Json| {
+        extra["database.ssl.keystore"] = json!(keystore_text);
+        extra["database.ssl.keystore.password"] = json!(support::certs::CLIENT_KEY_PASSWORD);
+        extra
+    };
     args.push(tls_connector(
         dir.path(),
         &db,
         "dbserver1",
         5401,
-        json!({"database.ssl.mode": "verify_identity", "database.ssl.truststore": ca_text}),
+        with_certificate(
+            json!({"database.ssl.mode": "verify_identity", "database.ssl.truststore": ca_text}),
+        ),
+    ));
+    args.push(tls_connector(
+        dir.path(),
+        &db,
+        "verifyca",
+        5402,
+        with_certificate(json!({"database.hostname": "127.0.0.1",
+            "database.ssl.mode": "verify_ca", "database.ssl.truststore": ca_text})),
     ));
     let failing = [
         (
             "untrusted",
-            json!({"database.ssl.mode": "verify_ca",
-                   "database.ssl.truststore": other_ca.to_str().unwrap()}),
+            with_certificate(json!({"database.ssl.mode": "verify_ca",
+                   "database.ssl.truststore": other_ca.to_str().unwrap()})),
             "database.ssl.truststore",
         ),
         (
             "wrongname",
-            json!({"database.hostname": "127.0.0.1", "database.ssl.mode": "verify_identity",
-                   "database.ssl.truststore": ca_text}),
+            with_certificate(json!({"database.hostname": "127.0.0.1",
+                "database.ssl.mode": "verify_identity", "database.ssl.truststore": ca_text})),
             "does not name `127.0.0.1`",
+        ),
+        (
+            "nocertificate",
+            json!({"database.ssl.mode": "verify_identity", "database.ssl.truststore": ca_text}),
+            "set database.ssl.keystore",
         ),
         (
             "plaintext",
@@ -1437,6 +1480,13 @@ fn tls_with_verify_identity_snapshots_and_streams_and_bad_settings_fail_naming_t
         &events,
         "dbserver1.inventory.accounts",
         "streaming over TLS",
+    );
+    let _logs = support::LogsOnFailure::of(&[&worker]);
+    wait_for_table(
+        &db,
+        &events,
+        "verifyca.inventory.accounts",
+        "verify_ca against a host the certificate does not name",
     );
     assert!(
         db.sql("show global status like 'Ssl_accepts'")[0]

@@ -89,7 +89,8 @@ fn path(p: &Path) -> Json {
     Json::String(p.to_string_lossy().into_owned())
 }
 
-/// `verify-full` with the CA and a client certificate: the snapshot and the stream both
+/// `verify-full` with the CA and a client certificate whose key is encrypted
+/// (`database.sslpassword`): the snapshot and the stream both
 /// arrive, and every connection sluice holds (replication and queries) is encrypted, as
 /// `pg_stat_ssl` shows.
 #[test]
@@ -104,7 +105,9 @@ fn verify_full_snapshots_and_streams_over_tls_with_a_client_certificate() {
         "tlsuser",
         json!({
             "database.sslmode": "verify-full", "database.sslrootcert": path(&certs.ca),
-            "database.sslcert": path(&certs.client_cert), "database.sslkey": path(&certs.client_key),
+            "database.sslcert": path(&certs.client_cert),
+            "database.sslkey": path(&certs.client_key_encrypted),
+            "database.sslpassword": support::certs::CLIENT_KEY_PASSWORD,
         }),
     );
     let worker = Worker::start(dir.path(), &args);
@@ -211,6 +214,22 @@ fn what_does_not_verify_fails_naming_the_reason_and_the_key_to_change() {
         "{trace}"
     );
     assert!(trace.contains("database.sslcert"), "{trace}");
+
+    let (dir, args) = case(
+        "localhost",
+        "tlsuser",
+        json!({"database.sslmode": "verify-full", "database.sslrootcert": path(&certs.ca),
+               "database.sslcert": path(&certs.client_cert),
+               "database.sslkey": path(&certs.client_key_encrypted),
+               "database.sslpassword": "not-the-password"}),
+    );
+    let trace = failure(dir.path(), &args);
+    eprintln!("wrong key password: {trace}");
+    assert!(
+        trace.contains("cannot decrypt the key with database.sslpassword"),
+        "{trace}"
+    );
+    assert!(!trace.contains("not-the-password"), "{trace}");
 
     // verify-ca checks the chain only: the same host now streams.
     let dir = tempfile::tempdir().unwrap();

@@ -33,13 +33,18 @@ fn hash(password: &str) -> String {
 
 /// A standalone worker on an https listener with `extra` worker keys.
 fn https_worker(dir: &Path, certs: &Certs, extra: &str) -> (Worker, String) {
+    https_worker_with_key(dir, certs, &certs.server_key, extra)
+}
+
+/// [`https_worker`] serving with the server key at `key`.
+fn https_worker_with_key(dir: &Path, certs: &Certs, key: &Path, extra: &str) -> (Worker, String) {
     std::fs::write(
         dir.join("worker.properties"),
         format!(
             "offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=100\n\
              listeners.https.ssl.certificate.location={}\nlisteners.https.ssl.key.location={}\n{extra}",
             certs.server_cert.display(),
-            certs.server_key.display(),
+            key.display(),
         ),
     )
     .unwrap();
@@ -166,17 +171,21 @@ fn https_with_basic_auth_manages_connectors_and_refuses_everyone_else() {
 }
 
 /// `listeners.https.ssl.client.auth=required`: a client without a certificate signed by the
-/// truststore's CA cannot connect; one with it can.
+/// truststore's CA cannot connect; one with it can. The listener's own key is encrypted
+/// (`listeners.https.ssl.key.password`).
 #[test]
 fn a_required_client_certificate_is_checked() {
     let dir = tempfile::tempdir().unwrap();
     let certs = Certs::make(dir.path());
-    let (worker, addr) = https_worker(
+    let (worker, addr) = https_worker_with_key(
         dir.path(),
         &certs,
+        &certs.server_key_encrypted,
         &format!(
-            "listeners.https.ssl.client.auth=required\nlisteners.https.ssl.truststore.location={}\n",
-            certs.ca.display()
+            "listeners.https.ssl.client.auth=required\nlisteners.https.ssl.truststore.location={}\n\
+             listeners.https.ssl.key.password={}\n",
+            certs.ca.display(),
+            support::certs::CLIENT_KEY_PASSWORD,
         ),
     );
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -306,20 +315,33 @@ fn sluice_status_reaches_https_workers_with_the_credentials_they_ask_for() {
 }
 
 /// Bad security settings stop the worker at start with the key to fix: a JKS keystore, a
-/// plain-text password in the credentials file.
+/// plain-text password in the credentials file, an encrypted key without its password or with
+/// a wrong one.
 #[test]
 fn bad_security_settings_are_refused_at_start_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let certs = Certs::make(dir.path());
     std::fs::write(dir.path().join("users"), "admin: hunter2\n").unwrap();
-    for (extra, expected) in [
+    for (key, extra, expected) in [
         (
+            &certs.server_key,
             "listeners.https.ssl.keystore.type=JKS\n",
             "listeners.https.ssl.certificate.location",
         ),
         (
+            &certs.server_key,
             "rest.auth.basic.credentials.file=users\n",
             "sluice hash-password",
+        ),
+        (
+            &certs.server_key_encrypted,
+            "",
+            "the key is encrypted; set listeners.https.ssl.key.password",
+        ),
+        (
+            &certs.server_key_encrypted,
+            "listeners.https.ssl.key.password=hunter2\n",
+            "cannot decrypt the key with listeners.https.ssl.key.password",
         ),
     ] {
         std::fs::write(
@@ -328,7 +350,7 @@ fn bad_security_settings_are_refused_at_start_naming_the_key() {
                 "offset.storage.file.filename=connect.offsets\n\
                  listeners.https.ssl.certificate.location={}\nlisteners.https.ssl.key.location={}\n{extra}",
                 certs.server_cert.display(),
-                certs.server_key.display(),
+                key.display(),
             ),
         )
         .unwrap();

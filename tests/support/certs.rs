@@ -1,5 +1,6 @@
 //! Certificates made with `openssl` for the TLS tests: a CA, a server certificate naming only
-//! `localhost`, a client certificate, and a second CA that signed nothing of the server's.
+//! `localhost`, a client certificate (both keys also encrypted, as encrypted PKCS#8), and a
+//! second CA that signed nothing of the server's.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,7 +16,14 @@ pub(crate) struct Certs {
     pub(crate) server_key: PathBuf,
     pub(crate) client_cert: PathBuf,
     pub(crate) client_key: PathBuf,
+    /// `client_key` encrypted (PKCS#8, PBES2 with AES-256-CBC) with [`CLIENT_KEY_PASSWORD`].
+    pub(crate) client_key_encrypted: PathBuf,
+    /// `server_key` encrypted the same way, with the same password.
+    pub(crate) server_key_encrypted: PathBuf,
 }
+
+/// The password of [`Certs::client_key_encrypted`] and [`Certs::server_key_encrypted`].
+pub(crate) const CLIENT_KEY_PASSWORD: &str = "client-key-pass";
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
@@ -129,6 +137,23 @@ impl Certs {
             "basicConstraints = CA:FALSE\nkeyUsage = critical,digitalSignature\n\
              extendedKeyUsage = clientAuth\n",
         );
+        for name in ["client", "server"] {
+            openssl(
+                dir,
+                &[
+                    "pkcs8",
+                    "-topk8",
+                    "-v2",
+                    "aes-256-cbc",
+                    "-in",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}-encrypted.key"),
+                    "-passout",
+                    &format!("pass:{CLIENT_KEY_PASSWORD}"),
+                ],
+            );
+        }
         Certs {
             ca: dir.join("ca.crt"),
             other_ca: dir.join("other-ca.crt"),
@@ -136,6 +161,8 @@ impl Certs {
             server_key: dir.join("server.key"),
             client_cert: dir.join("client.crt"),
             client_key: dir.join("client.key"),
+            client_key_encrypted: dir.join("client-encrypted.key"),
+            server_key_encrypted: dir.join("server-encrypted.key"),
         }
     }
 }

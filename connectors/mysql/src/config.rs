@@ -28,10 +28,10 @@ pub fn config_def() -> ConfigDef {
         .key(ConfigKey::optional("database.ssl.truststore.password", Password, "", Low,
             "Debezium's truststore password; a PEM truststore needs none."))
         .key(ConfigKey::optional("database.ssl.keystore", String, "", Medium,
-            "A client certificate and its unencrypted private key in one PEM file, for servers that \
-             ask for one (REQUIRE X509)."))
+            "A client certificate and its private key (plain, or encrypted PKCS#8) in one PEM file, \
+             for servers that ask for one (REQUIRE X509)."))
         .key(ConfigKey::optional("database.ssl.keystore.password", Password, "", Low,
-            "Must stay empty: sluice reads unencrypted PEM keys only."))
+            "Password of an encrypted (PKCS#8) key in database.ssl.keystore."))
         .key(ConfigKey::required("database.server.id", Long, High,
             "The replica id this connector uses; unique among the server's replicas."))
         .key(ConfigKey::required("topic.prefix", String, High, "Logical server name: topics are <prefix>.<db>.<table>.")

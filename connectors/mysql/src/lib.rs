@@ -11,6 +11,7 @@
 //! * [`snapshot`], [`source`], [`envelope`], [`sql`], [`tls`]: the snapshot reader, the task,
 //!   the event envelope, connections (TLS under `database.ssl.*`) and catalog queries.
 
+mod ca_check;
 pub mod config;
 pub mod ddl;
 pub mod envelope;

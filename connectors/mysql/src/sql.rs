@@ -2,7 +2,7 @@
 
 use mysql_async::prelude::*;
 use mysql_async::{Conn, OptsBuilder, Row};
-use sluice_api::{Error, Result};
+use sluice_api::{Error, ErrorKind, Result};
 
 use crate::config::MySqlConfig;
 use crate::table::ColumnInfo;
@@ -29,7 +29,20 @@ pub async fn connect(config: &MySqlConfig) -> Result<Conn> {
         .user(Some(config.user.clone()))
         .pass(Some(config.password.expose().to_owned()))
         .prefer_socket(false);
-    let connected = match Conn::new(opts.clone().ssl_opts(config.tls.ssl_opts())).await {
+    let verified_name = match config.tls.mode {
+        SslMode::VerifyCa => {
+            let roots = config.tls.roots()?;
+            crate::ca_check::name_to_verify(&config.host, config.port, roots.as_deref())
+                .await
+                .map_err(|e| match e.kind() {
+                    ErrorKind::Config => tls_error(config, e.message()),
+                    _ => e,
+                })?
+        }
+        _ => None,
+    };
+    let ssl_opts = config.tls.ssl_opts(verified_name);
+    let connected = match Conn::new(opts.clone().ssl_opts(ssl_opts)).await {
         // preferred: plain TCP when the server offers no TLS, as MySQL's own client.
         Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
             if config.tls.mode == SslMode::Preferred =>
@@ -58,11 +71,8 @@ pub async fn connect(config: &MySqlConfig) -> Result<Conn> {
 /// would fail the same way again); the rest as [`my_error`].
 fn connect_error(config: &MySqlConfig, error: mysql_async::Error) -> Error {
     let text = error.to_string();
-    if let Some(hint) = config.tls.hint(&text, &config.host) {
-        return Error::config(format!(
-            "connecting over TLS to {}:{}: {text}; {hint}",
-            config.host, config.port
-        ));
+    if config.tls.hint(&text, &config.host).is_some() {
+        return tls_error(config, &text);
     }
     let refused = matches!(&error, mysql_async::Error::Server(e) if e.code == 1045);
     let error = my_error("connecting", config, error);
@@ -73,7 +83,28 @@ fn connect_error(config: &MySqlConfig, error: mysql_async::Error) -> Error {
             error.message()
         ));
     }
+    if refused && !config.tls.has_client_certificate() {
+        // So is one created with REQUIRE X509 that presented no certificate.
+        return Error::config(format!(
+            "{}; if the user must present a client certificate (REQUIRE X509 or SUBJECT), set \
+             database.ssl.keystore to a PEM file with the certificate and its key",
+            error.message()
+        ));
+    }
     error
+}
+
+/// A TLS failure as a config error, with the reason and the key to change when known.
+fn tls_error(config: &MySqlConfig, text: &str) -> Error {
+    let hint = config
+        .tls
+        .hint(text, &config.host)
+        .map(|hint| format!("; {hint}"))
+        .unwrap_or_default();
+    Error::config(format!(
+        "connecting over TLS to {}:{}: {text}{hint}",
+        config.host, config.port
+    ))
 }
 
 /// Quotes an identifier with backticks.

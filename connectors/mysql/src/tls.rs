@@ -5,22 +5,22 @@
 //! * `database.ssl.mode`: `disabled` (plain TCP); `preferred` (Debezium's default: TLS when
 //!   the server offers it, plain otherwise, the certificate not checked, as MySQL's client);
 //!   `required` (TLS or fail, the certificate not checked); `verify_ca` (the certificate must
-//!   chain to `database.ssl.truststore`; with mysql_async 0.37 on this rustls it must also name
-//!   the host, see [`TlsSettings::hint`]); `verify_identity` (that, and name
-//!   `database.hostname`).
+//!   chain to `database.ssl.truststore`, whatever names it lists: see [`crate::ca_check`]);
+//!   `verify_identity` (that, and name `database.hostname`).
 //! * `database.ssl.truststore`: the CA certificates as PEM (Debezium reads a Java truststore;
 //!   one is refused with the `keytool` export that gives the PEM). Without it the verifying
 //!   modes trust the public web CAs (managed services).
-//! * `database.ssl.keystore`: a client certificate and its unencrypted key in one PEM file
-//!   (`database.ssl.keystore.password` set is refused: encrypted keys are not read).
+//! * `database.ssl.keystore`: a client certificate and its key in one PEM file; an encrypted
+//!   (PKCS#8) key is decrypted in memory with `database.ssl.keystore.password`.
 //! * A certificate that does not verify fails the task with the reason and the key to change;
 //!   it is not retried.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use mysql_async::{ClientIdentity, SslOpts};
+use rustls::pki_types::CertificateDer;
 use sluice_api::config::Config;
-use sluice_api::{Error, Result};
+use sluice_api::{Error, Result, Secret};
 
 /// `database.ssl.mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,52 @@ impl SslMode {
 pub struct TlsSettings {
     pub mode: SslMode,
     truststore: Option<PathBuf>,
-    keystore: Option<PathBuf>,
+    identity: Option<ClientKeystore>,
+}
+
+/// `database.ssl.keystore`: the client certificate chain, and its key decrypted with
+/// `database.ssl.keystore.password` when it is encrypted (kept in memory, never written).
+#[derive(Debug, Clone)]
+struct ClientKeystore {
+    certificates: String,
+    key: Secret,
+}
+
+impl ClientKeystore {
+    fn read(path: &Path, password: &Secret) -> Result<ClientKeystore> {
+        let key = "database.ssl.keystore";
+        let bytes = std::fs::read(path).map_err(|e| {
+            Error::config(format!("`{key}={}`: cannot read it: {e}", path.display()))
+        })?;
+        let what = format!("`{key}={}`", path.display());
+        let layout = || {
+            Error::config(format!(
+                "{what} must hold the client certificate and its private key, both PEM, in one \
+                 file (`cat client.crt client.key`; from a Java or PKCS#12 keystore: `openssl \
+                 pkcs12 -in keystore.p12 -out client.pem`)"
+            ))
+        };
+        let certificates = sluice_tls::certificates(&bytes, &what).map_err(|_| layout())?;
+        let private_key = sluice_tls::private_key(
+            &bytes,
+            password,
+            sluice_tls::KeySource {
+                what: &what,
+                password_key: "database.ssl.keystore.password",
+            },
+        )?;
+        Ok(ClientKeystore {
+            certificates: sluice_tls::certificates_pem(&certificates),
+            key: Secret::new(sluice_tls::private_key_pem(&private_key).ok_or_else(layout)?),
+        })
+    }
+
+    fn identity(&self) -> ClientIdentity {
+        ClientIdentity::new(
+            self.certificates.as_bytes().to_vec().into(),
+            self.key.expose().as_bytes().to_vec().into(),
+        )
+    }
 }
 
 impl TlsSettings {
@@ -92,34 +137,37 @@ impl TlsSettings {
                 )));
             }
         }
-        if let Some(path) = &keystore {
-            let pem = read(path, "database.ssl.keystore")?;
-            if !config.secret("database.ssl.keystore.password")?.is_empty()
-                || pem.contains("ENCRYPTED")
-            {
-                return Err(Error::config(
-                    "`database.ssl.keystore`: sluice reads an unencrypted PEM key; decrypt it \
-                     (`openssl pkey -in key.pem -out plain.pem`), keep the file readable by the \
-                     worker only, and leave database.ssl.keystore.password empty",
-                ));
-            }
-            if !pem.contains("-----BEGIN CERTIFICATE-----") || !pem.contains("PRIVATE KEY-----") {
-                return Err(Error::config(format!(
-                    "`database.ssl.keystore={}` must hold the client certificate and its private \
-                     key, both PEM, in one file (`cat client.crt client.key`)",
-                    path.display()
-                )));
-            }
-        }
+        let identity = match &keystore {
+            Some(path) => Some(ClientKeystore::read(
+                path,
+                &config.secret("database.ssl.keystore.password")?,
+            )?),
+            None => None,
+        };
         Ok(TlsSettings {
             mode,
             truststore,
-            keystore,
+            identity,
         })
     }
 
-    /// mysql_async's TLS options for the mode; `None` for plain TCP.
-    pub fn ssl_opts(&self) -> Option<SslOpts> {
+    /// Whether `database.ssl.keystore` gives a client certificate.
+    pub fn has_client_certificate(&self) -> bool {
+        self.identity.is_some()
+    }
+
+    /// The truststore's CA certificates; `None` without one (the public web CAs).
+    pub fn roots(&self) -> Result<Option<Vec<CertificateDer<'static>>>> {
+        self.truststore
+            .as_deref()
+            .map(|path| sluice_tls::read_certificates(path, "database.ssl.truststore"))
+            .transpose()
+    }
+
+    /// mysql_async's TLS options for the mode; `None` for plain TCP. `verified_name`: for
+    /// verify_ca, the name [`crate::ca_check::name_to_verify`] found in the certificate, which
+    /// the connection then checks instead of the host's.
+    pub fn ssl_opts(&self, verified_name: Option<String>) -> Option<SslOpts> {
         let mut opts = SslOpts::default();
         match self.mode {
             SslMode::Disabled => return None,
@@ -128,7 +176,11 @@ impl TlsSettings {
                     .with_danger_accept_invalid_certs(true)
                     .with_danger_skip_domain_validation(true);
             }
-            SslMode::VerifyCa => opts = opts.with_danger_skip_domain_validation(true),
+            SslMode::VerifyCa => {
+                if let Some(name) = verified_name {
+                    opts = opts.with_danger_tls_hostname_override(Some(name));
+                }
+            }
             SslMode::VerifyIdentity => {}
         }
         if let Some(truststore) = &self.truststore {
@@ -136,11 +188,8 @@ impl TlsSettings {
                 .with_root_certs(vec![truststore.clone().into()])
                 .with_disable_built_in_roots(true);
         }
-        if let Some(keystore) = &self.keystore {
-            opts = opts.with_client_identity(Some(ClientIdentity::new(
-                keystore.clone().into(),
-                keystore.clone().into(),
-            )));
+        if let Some(keystore) = &self.identity {
+            opts = opts.with_client_identity(Some(keystore.identity()));
         }
         Some(opts)
     }
@@ -149,17 +198,10 @@ impl TlsSettings {
     /// `None` when it is not about TLS.
     pub fn hint(&self, message: &str, host: &str) -> Option<String> {
         if message.contains("NotValidForName") || message.contains("not valid for name") {
-            // mysql_async skips the name check by matching rustls's error text, which this
-            // rustls words differently: verify_ca checks the name as verify_identity does.
-            let alternative = if self.mode == SslMode::VerifyCa {
-                "(verify_ca checks the name too with sluice's TLS stack), or \
-                 database.ssl.mode=required to encrypt without checking"
-            } else {
-                "or database.ssl.mode=required to encrypt without checking"
-            };
             return Some(format!(
                 "the server's certificate does not name `{host}`: set database.hostname to a \
-                 name the certificate lists {alternative}"
+                 name the certificate lists, or database.ssl.mode=verify_ca to check only the \
+                 CA, or required to encrypt without checking"
             ));
         }
         if message.contains("invalid peer certificate") || message.contains("UnknownIssuer") {

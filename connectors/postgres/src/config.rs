@@ -40,7 +40,7 @@ fn postgres_keys() -> ConfigDef {
         .key(ConfigKey::optional("database.sslkey", String, "", Medium,
             "The client certificate's private key: PEM, or PKCS#8 DER (pgjdbc's .pk8)."))
         .key(ConfigKey::optional("database.sslpassword", Password, "", Medium,
-            "Password of an encrypted database.sslkey (encrypted keys are refused for now, saying how to decrypt one)."))
+            "Password of an encrypted database.sslkey (PKCS#8 with PBES2, as `openssl pkcs8 -topk8` writes)."))
         .key(ConfigKey::required("topic.prefix", String, High, "Logical server name: topics are <prefix>.<schema>.<table>.")
             .validate_with(Validator::NonEmpty))
         .key(ConfigKey::optional("plugin.name", String, "pgoutput", Medium, "Logical decoding plugin; only pgoutput.")

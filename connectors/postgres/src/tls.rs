@@ -1,5 +1,5 @@
 //! TLS to Postgres under Debezium's (libpq's) keys, with rustls: `database.sslmode`,
-//! `database.sslrootcert`, `database.sslcert`, `database.sslkey`. Used by every connection the
+//! `database.sslrootcert`, `database.sslcert`, `database.sslkey`, `database.sslpassword`. Used by every connection the
 //! connector opens: the query connections (through tokio-postgres, [`MakeRustlsConnect`]) and
 //! the replication connection (sluice's own client, [`negotiate`]), snapshot readers included.
 //!
@@ -19,8 +19,7 @@ use std::sync::Arc;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -100,7 +99,7 @@ pub struct TlsSettings {
     pub client_cert: Option<PathBuf>,
     /// `database.sslkey`: its private key (PEM, or PKCS#8 DER as pgjdbc's `.pk8`).
     pub client_key: Option<PathBuf>,
-    /// `database.sslpassword`: for an encrypted key (not supported yet: said when used).
+    /// `database.sslpassword`: the password of an encrypted (PKCS#8) `database.sslkey`.
     pub key_password: Secret,
 }
 
@@ -236,67 +235,26 @@ impl TlsSettings {
     }
 
     fn read_key(&self, path: &Path) -> Result<PrivateKeyDer<'static>> {
-        let bytes = std::fs::read(path).map_err(|e| {
-            Error::config(format!(
-                "database.sslkey: cannot read {}: {e}",
-                path.display()
-            ))
-        })?;
-        let encrypted = || {
-            Error::config(format!(
-                "database.sslkey {}: the key is encrypted, which sluice cannot read yet \
-                 (database.sslpassword); write it decrypted for sluice with `openssl pkcs8 \
-                 -topk8 -nocrypt -in {} -out client.key` and keep that file private",
-                path.display(),
-                path.display()
-            ))
-        };
-        if bytes.starts_with(b"-----BEGIN") {
-            if bytes.windows(9).any(|w| w == b"ENCRYPTED") {
-                return Err(encrypted());
-            }
-            return PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
-                Error::config(format!(
-                    "database.sslkey {}: no private key in it ({e})",
-                    path.display()
-                ))
-            });
-        }
-        if !self.key_password.expose().is_empty() {
-            return Err(encrypted());
-        }
-        // pgjdbc's `.pk8`: PKCS#8 DER.
-        Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bytes)))
+        sluice_tls::read_private_key(
+            path,
+            &self.key_password,
+            "database.sslkey",
+            "database.sslpassword",
+        )
     }
 }
-
-/// Where systems keep their trusted CAs as one PEM bundle: `SSL_CERT_FILE` (as OpenSSL, and
-/// so libpq, reads it), then Debian's, Red Hat's and Alpine's/BSD's places.
-const SYSTEM_BUNDLES: [&str; 3] = [
-    "/etc/ssl/certs/ca-certificates.crt",
-    "/etc/pki/tls/certs/ca-bundle.crt",
-    "/etc/ssl/cert.pem",
-];
 
 /// The system's trusted CAs, and the bundle they came from. A certificate of the bundle that
 /// is not a usable CA is passed over (system bundles hold a few); none usable is an error.
 fn system_roots() -> Result<(PathBuf, RootCertStore)> {
-    let bundle = std::env::var_os("SSL_CERT_FILE")
-        .map(PathBuf::from)
-        .or_else(|| {
-            SYSTEM_BUNDLES
-                .iter()
-                .map(PathBuf::from)
-                .find(|p| p.exists())
-        })
-        .ok_or_else(|| {
-            Error::config(format!(
-                "database.sslrootcert=system: no CA bundle found (SSL_CERT_FILE is unset and none \
+    let bundle = sluice_tls::system_bundle().ok_or_else(|| {
+        Error::config(format!(
+            "database.sslrootcert=system: no CA bundle found (SSL_CERT_FILE is unset and none \
                  of {} exists); install the system's CA certificates (Debian: ca-certificates) \
                  or point database.sslrootcert at a CA file",
-                SYSTEM_BUNDLES.join(", ")
-            ))
-        })?;
+            sluice_tls::SYSTEM_BUNDLES.join(", ")
+        ))
+    })?;
     let key = "database.sslrootcert=system";
     let mut roots = RootCertStore::empty();
     let (added, _) = roots.add_parsable_certificates(read_certs(&bundle, key)?);
@@ -310,16 +268,7 @@ fn system_roots() -> Result<(PathBuf, RootCertStore)> {
 }
 
 fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
-        .and_then(|iter| iter.collect::<std::result::Result<Vec<_>, _>>())
-        .map_err(|e| Error::config(format!("{key}: cannot read {}: {e}", path.display())))?;
-    if certs.is_empty() {
-        return Err(Error::config(format!(
-            "{key}: {} holds no PEM certificate",
-            path.display()
-        )));
-    }
-    Ok(certs)
+    sluice_tls::read_certificates(path, key)
 }
 
 /// The certificate check each mode asks for.

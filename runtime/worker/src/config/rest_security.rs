@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use sluice_api::config::{Config, ConfigDef, ConfigKey, ConfigType, Importance, Validator};
-use sluice_api::{Error, Result};
+use sluice_api::{Error, Result, Secret};
 
 use crate::rest::auth::RestAuth;
 
@@ -29,9 +29,9 @@ pub(crate) fn rest_security_keys(def: ConfigDef) -> ConfigDef {
         .key(ConfigKey::optional("listeners.https.ssl.keystore.location", String, "", Medium,
             "A PEM keystore (the key and the certificate chain in one file), instead of the two .location keys."))
         .key(ConfigKey::optional("listeners.https.ssl.keystore.password", Password, "", Low,
-            "Kafka Connect's keystore password; PEM keys are read unencrypted, so it must stay empty."))
+            "Kafka Connect's keystore password; a PEM keystore has none (use listeners.https.ssl.key.password)."))
         .key(ConfigKey::optional("listeners.https.ssl.key.password", Password, "", Low,
-            "Kafka Connect's key password; must stay empty (unencrypted PEM keys)."))
+            "The password of an encrypted (PKCS#8) listener key."))
         .key(ConfigKey::optional("listeners.https.ssl.truststore.type", String, "PEM", Medium,
             "Only PEM."))
         .key(ConfigKey::optional("listeners.https.ssl.truststore.location", String, "", Medium,
@@ -158,32 +158,37 @@ impl RestSecurity {
                 )));
             }
         }
-        for key in ["ssl.keystore.password", "ssl.key.password"] {
-            if !config
-                .secret(&format!("{PREFIX}{key}"))?
-                .expose()
-                .is_empty()
-            {
-                return Err(Error::config(format!(
-                    "`{PREFIX}{key}` is set, but sluice reads unencrypted PEM keys only: \
-                     decrypt the key (`openssl pkey -in key.pem -out plain.pem`) and leave the \
-                     password out"
-                )));
-            }
+        if !config
+            .secret(&format!("{PREFIX}ssl.keystore.password"))?
+            .expose()
+            .is_empty()
+        {
+            // As Kafka's PEM keystores: the key's own password decrypts it.
+            return Err(Error::config(format!(
+                "`{PREFIX}ssl.keystore.password` is set, but a PEM keystore has no store \
+                 password: put an encrypted key's password in {PREFIX}ssl.key.password"
+            )));
         }
+        let key_password = config.secret(&format!("{PREFIX}ssl.key.password"))?;
         let identity = match (
             path(&format!("{PREFIX}ssl.certificate.location"))?,
             path(&format!("{PREFIX}ssl.key.location"))?,
             path(&format!("{PREFIX}ssl.keystore.location"))?,
         ) {
-            (Some(cert), Some(key), _) => Some((
-                read(&cert, "ssl.certificate.location")?,
-                read(&key, "ssl.key.location")?,
-            )),
-            (None, None, Some(store)) => {
-                let pem = read(&store, "ssl.keystore.location")?;
-                Some((pem.clone(), pem))
-            }
+            (Some(cert), Some(key), _) => Some(pem_identity(
+                &cert,
+                "ssl.certificate.location",
+                &key,
+                "ssl.key.location",
+                &key_password,
+            )?),
+            (None, None, Some(store)) => Some(pem_identity(
+                &store,
+                "ssl.keystore.location",
+                &store,
+                "ssl.keystore.location",
+                &key_password,
+            )?),
             (None, None, None) => None,
             _ => {
                 return Err(Error::config(format!(
@@ -214,13 +219,7 @@ impl RestSecurity {
         };
         let client_trust = ClientTrust {
             ca_pem: truststore,
-            identity_pem: identity.map(|(cert, key)| {
-                if cert == key {
-                    cert
-                } else {
-                    [cert, b"\n".to_vec(), key].concat()
-                }
-            }),
+            identity_pem: identity.map(|(cert, key)| [cert, key].concat()),
         };
         let extensions = config.list("rest.extension.classes");
         let basic_file = path("rest.auth.basic.credentials.file")?;
@@ -267,6 +266,33 @@ impl RestSecurity {
             cors,
         })
     }
+}
+
+/// The listener's certificate chain and key as unencrypted PEM (the key decrypted with
+/// `ssl.key.password` when it is encrypted), held in memory only.
+fn pem_identity(
+    cert: &Path,
+    cert_key: &str,
+    key: &Path,
+    key_key: &str,
+    password: &Secret,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let chain = sluice_tls::read_certificates(cert, &format!("`{PREFIX}{cert_key}`"))?;
+    let private_key = sluice_tls::read_private_key(
+        key,
+        password,
+        &format!("`{PREFIX}{key_key}`"),
+        &format!("{PREFIX}ssl.key.password"),
+    )?;
+    let key_pem = sluice_tls::private_key_pem(&private_key).ok_or_else(|| {
+        Error::config(format!(
+            "`{PREFIX}{key_key}`: a key of a kind sluice cannot serve with"
+        ))
+    })?;
+    Ok((
+        sluice_tls::certificates_pem(&chain).into_bytes(),
+        key_pem.into_bytes(),
+    ))
 }
 
 fn read(path: &Path, key: &str) -> Result<Vec<u8>> {

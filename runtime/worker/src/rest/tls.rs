@@ -22,7 +22,7 @@ pub(crate) fn server_config(
     let chain = certificates(cert_pem, "certificate.location")?;
     let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
         Error::config(format!(
-            "`{PREFIX}key.location`: no unencrypted PEM private key in it ({e})"
+            "`{PREFIX}key.location`: no private key in it ({e})"
         ))
     })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -70,13 +70,5 @@ pub(crate) fn server_config(
 }
 
 fn certificates(pem: &[u8], key: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::config(format!("`{PREFIX}{key}`: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::config(format!(
-            "`{PREFIX}{key}`: no PEM certificate in it"
-        )));
-    }
-    Ok(certs)
+    sluice_tls::certificates(pem, &format!("`{PREFIX}{key}`"))
 }

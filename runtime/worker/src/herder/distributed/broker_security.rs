@@ -11,15 +11,14 @@
 //!   `ssl.key.location` or their `.pem` forms (Kafka Connect's PEM `ssl.keystore.*`).
 //! * SASL: `PLAIN`, `SCRAM-SHA-256` and `SCRAM-SHA-512` with `sasl.username` /
 //!   `sasl.password` (from `sasl.jaas.config`), over SaslHandshake v1 and SaslAuthenticate.
-//! * What the group client cannot do (PKCS12 stores, encrypted keys, GSSAPI, OAUTHBEARER, a
-//!   switched-off certificate or name check) is refused when the worker starts, naming the key,
-//!   rather than half-working.
+//!   An encrypted (PKCS#8) key is decrypted with `ssl.key.password`.
+//! * What the group client cannot do (PKCS12 stores, GSSAPI, OAUTHBEARER, a switched-off
+//!   certificate or name check) is refused when the worker starts, naming the key, rather than
+//!   half-working.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ClientConfig, RootCertStore};
 use sluice_api::{Error, Result, Secret};
 
@@ -182,20 +181,23 @@ fn tls_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Arc<ClientCo
              PEM file"
         )));
     }
-    if get("ssl.key.password").is_some() {
-        return Err(Error::config(format!(
-            "`ssl.key.password`: {GROUP_CLIENT} reads unencrypted PEM keys; decrypt it \
-             (`openssl pkey -in key.pem -out plain.pem`) and keep the file readable by the \
-             worker only"
-        )));
-    }
     let mut roots = RootCertStore::empty();
     let ca_certs = match (get("ssl.ca.pem"), get("ssl.ca.location")) {
-        (Some(pem), _) => certificates(pem.as_bytes(), "ssl.truststore.certificates")?,
-        (None, Some(location)) if location != "probe" => read_certificates(Path::new(location))?,
+        (Some(pem), _) => {
+            sluice_tls::certificates(pem.as_bytes(), "`ssl.truststore.certificates`")?
+        }
+        (None, Some(location)) if location != "probe" => {
+            sluice_tls::read_certificates(Path::new(location), "`ssl.truststore.location`")?
+        }
         _ => {
-            let bundle = system_bundle()?;
-            read_certificates(&bundle)?
+            let bundle = sluice_tls::system_bundle().ok_or_else(|| {
+                Error::config(format!(
+                    "TLS to Kafka without `ssl.truststore.location`: no system CA bundle (none \
+                     of {}); set ssl.truststore.location (type PEM) to the brokers' CA",
+                    sluice_tls::SYSTEM_BUNDLES.join(", ")
+                ))
+            })?;
+            sluice_tls::read_certificates(&bundle, "the system's CA bundle")?
         }
     };
     let (added, _) = roots.add_parsable_certificates(ca_certs);
@@ -210,23 +212,35 @@ fn tls_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Arc<ClientCo
         .map_err(|e| Error::config(format!("TLS to Kafka: {e}")))?
         .with_root_certificates(roots);
     let chain = match (get("ssl.certificate.pem"), get("ssl.certificate.location")) {
-        (Some(pem), _) => Some(certificates(
+        (Some(pem), _) => Some(sluice_tls::certificates(
             pem.as_bytes(),
-            "ssl.keystore.certificate.chain",
+            "`ssl.keystore.certificate.chain`",
         )?),
-        (None, Some(location)) => Some(read_certificates(Path::new(location))?),
+        (None, Some(location)) => Some(sluice_tls::read_certificates(
+            Path::new(location),
+            "`ssl.keystore.location`",
+        )?),
         (None, None) => None,
     };
+    // Kafka's `ssl.key.password` decrypts an encrypted PEM key, as librdkafka does for the
+    // worker's other clients.
+    let password = Secret::new(get("ssl.key.password").unwrap_or_default());
+    let key_source = |what| sluice_tls::KeySource {
+        what,
+        password_key: "`ssl.key.password`",
+    };
     let key = match (get("ssl.key.pem"), get("ssl.key.location")) {
-        (Some(pem), _) => Some(private_key(pem.as_bytes(), "ssl.keystore.key")?),
-        (None, Some(location)) => {
-            let pem = std::fs::read(location).map_err(|e| {
-                Error::config(format!(
-                    "`ssl.keystore.location`: cannot read {location}: {e}"
-                ))
-            })?;
-            Some(private_key(&pem, "ssl.keystore.location")?)
-        }
+        (Some(pem), _) => Some(sluice_tls::private_key(
+            pem.as_bytes(),
+            &password,
+            key_source("`ssl.keystore.key`"),
+        )?),
+        (None, Some(location)) => Some(sluice_tls::read_private_key(
+            Path::new(location),
+            &password,
+            "`ssl.keystore.location`",
+            "`ssl.key.password`",
+        )?),
         (None, None) => None,
     };
     let config = match (chain, key) {
@@ -245,54 +259,6 @@ fn tls_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Arc<ClientCo
         }
     };
     Ok(Arc::new(config))
-}
-
-/// The system's CA bundle: `SSL_CERT_FILE`, then Debian's, Red Hat's and Alpine's/BSD's
-/// places, as librdkafka's `probe`.
-fn system_bundle() -> Result<PathBuf> {
-    const BUNDLES: [&str; 3] = [
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/pki/tls/certs/ca-bundle.crt",
-        "/etc/ssl/cert.pem",
-    ];
-    std::env::var_os("SSL_CERT_FILE")
-        .map(PathBuf::from)
-        .or_else(|| BUNDLES.iter().map(PathBuf::from).find(|p| p.exists()))
-        .ok_or_else(|| {
-            Error::config(format!(
-                "TLS to Kafka without `ssl.truststore.location`: no system CA bundle (none of \
-                 {}); set ssl.truststore.location (type PEM) to the brokers' CA",
-                BUNDLES.join(", ")
-            ))
-        })
-}
-
-fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>> {
-    let pem = std::fs::read(path).map_err(|e| {
-        Error::config(format!(
-            "`ssl.truststore.location`/`ssl.keystore.location`: cannot read {}: {e}",
-            path.display()
-        ))
-    })?;
-    certificates(&pem, &path.display().to_string())
-}
-
-fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
-    let certs = CertificateDer::pem_slice_iter(pem)
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(|e| Error::config(format!("{what}: {e}")))?;
-    if certs.is_empty() {
-        return Err(Error::config(format!("{what}: no PEM certificate in it")));
-    }
-    Ok(certs)
-}
-
-fn private_key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>> {
-    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
-        Error::config(format!(
-            "`{what}`: no unencrypted PEM private key in it ({e})"
-        ))
-    })
 }
 
 #[cfg(test)]
@@ -357,5 +323,75 @@ mod tests {
             let e = BrokerSecurity::from_client_settings(&settings(&list)).unwrap_err();
             assert!(e.to_string().contains(expected), "{list:?}: {e}");
         }
+    }
+
+    /// Kafka's PEM keystore with an encrypted key (`ssl.keystore.key` + `ssl.key.password`,
+    /// here in librdkafka's names): decrypted with the right password, refused naming the key
+    /// with a wrong one.
+    #[test]
+    fn an_encrypted_client_key_is_read_with_ssl_key_password() {
+        let dir = tempfile::tempdir().unwrap();
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("openssl (Debian's openssl package) runs");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "plain.key",
+            "-subj",
+            "/CN=client",
+            "-days",
+            "1",
+            "-out",
+            "c.pem",
+        ]);
+        openssl(&[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes-256-cbc",
+            "-in",
+            "plain.key",
+            "-out",
+            "enc.key",
+            "-passout",
+            "pass:kafka-key-pass",
+        ]);
+        let read = |file: &str| std::fs::read_to_string(dir.path().join(file)).unwrap();
+        let (certificate, key) = (read("c.pem"), read("enc.key"));
+        let with_password = |password: &str| {
+            BrokerSecurity::from_client_settings(&settings(&[
+                ("security.protocol", "SSL"),
+                ("ssl.ca.pem", &certificate),
+                ("ssl.certificate.pem", &certificate),
+                ("ssl.key.pem", &key),
+                ("ssl.key.password", password),
+            ]))
+        };
+        assert!(with_password("kafka-key-pass").unwrap().tls.is_some());
+        let e = with_password("wrong-pass").unwrap_err().to_string();
+        assert!(
+            e.contains("cannot decrypt the key with `ssl.key.password`"),
+            "{e}"
+        );
+        assert!(
+            e.contains("`ssl.keystore.key`") && !e.contains("wrong-pass"),
+            "{e}"
+        );
     }
 }

@@ -1,0 +1,326 @@
+//! `database.ssl.mode=verify_ca` over mysql_async: the certificate must chain to the
+//! truststore, and its names are not checked.
+//!
+//! mysql_async 0.37 has a switch for that (`with_danger_skip_domain_validation`), but it works
+//! by matching rustls's error text "NotValidForName", which the rustls sluice builds with
+//! words "not valid for name": with it, verify_ca would check the name as verify_identity does.
+//! Its TLS config has no hook for a verifier of sluice's own either. So before each
+//! connection, [`name_to_verify`] opens a probe connection, asks for TLS as MySQL's protocol
+//! does (the server's greeting, then an SSLRequest packet), and checks the certificate the
+//! server presents with rustls's own verifier, the name check told apart by its error kind.
+//! If the chain verifies and only the name does not, the probe hands back a name the
+//! certificate lists, and the real connection checks the certificate against that name: the
+//! chain is still verified in full on the real connection, the name check passes by
+//! construction.
+//!
+//! # Contract
+//! * A chain that does not verify fails here with rustls's reason, as the real connection
+//!   would; a server that offers no TLS is left to the real connection (which says so).
+//! * A certificate that lists no subjectAltName cannot pass rustls's name check under any name:
+//!   refused, naming `database.ssl.mode=required` as the way to connect unchecked.
+//! * The probe sends no credentials: it stops after the TLS handshake.
+
+use std::sync::{Arc, Mutex};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
+use sluice_api::{Error, Result};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The capability flag a server sets when it can switch to TLS.
+const CLIENT_SSL: u32 = 0x0800;
+const CLIENT_PROTOCOL_41: u32 = 0x0200;
+const CLIENT_SECURE_CONNECTION: u32 = 0x8000;
+const CLIENT_LONG_PASSWORD: u32 = 0x0001;
+
+/// The name the real connection should check the certificate against: `None` when `host`
+/// itself is one the certificate lists (or the server offers no TLS), else a name the
+/// certificate lists, once its chain verified against `roots` (the truststore, or the web
+/// CAs when `None`).
+pub(crate) async fn name_to_verify(
+    host: &str,
+    port: u16,
+    roots: Option<&[CertificateDer<'static>]>,
+) -> Result<Option<String>> {
+    let server_name = ServerName::try_from(host.to_owned()).map_err(|e| {
+        Error::config(format!(
+            "database.hostname `{host}` is not a host name or IP address TLS can check ({e})"
+        ))
+    })?;
+    let retriable = |what: &str, e: std::io::Error| {
+        Error::retriable(format!(
+            "checking the server's certificate on {host}:{port}: {what}: {e}"
+        ))
+    };
+    let mut stream = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| retriable("connecting", e))?;
+    let greeting = read_packet(&mut stream)
+        .await
+        .map_err(|e| retriable("reading the greeting", e))?;
+    let Some(capabilities) = capabilities(&greeting) else {
+        // An error packet (host blocked, too many connections) or a greeting we do not know:
+        // the real connection reports it in the driver's words.
+        return Ok(None);
+    };
+    if capabilities & CLIENT_SSL == 0 {
+        return Ok(None);
+    }
+    stream
+        .write_all(&ssl_request())
+        .await
+        .map_err(|e| retriable("asking for TLS", e))?;
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut store = RootCertStore::empty();
+    match roots {
+        Some(roots) => {
+            for root in roots {
+                store.add(root.clone()).map_err(|e| {
+                    Error::config(format!(
+                        "database.ssl.truststore: a certificate in it is not a usable CA: {e}"
+                    ))
+                })?;
+            }
+        }
+        None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    }
+    let webpki =
+        WebPkiServerVerifier::builder_with_provider(Arc::new(store), Arc::clone(&provider))
+            .build()
+            .map_err(|e| Error::config(format!("database.ssl.truststore: {e}")))?;
+    let verifier = Arc::new(ChainOnly {
+        webpki,
+        provider: Arc::clone(&provider),
+        listed: Mutex::new(None),
+    });
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::config(format!("TLS to MySQL: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    match connector.connect(server_name, stream).await {
+        Ok(mut tls) => {
+            // A clean close, so the server does not count the probe as an aborted connection.
+            let _ = tls.shutdown().await;
+        }
+        // rustls's own reason ("invalid peer certificate: UnknownIssuer"), which the caller's
+        // hint turns into the key to change.
+        Err(e) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
+            return Err(Error::config(e.to_string()));
+        }
+        Err(e) => return Err(retriable("the TLS handshake", e)),
+    }
+    let listed = verifier.listed.lock().map(|l| l.clone()).unwrap_or(None);
+    match listed {
+        None => Ok(None),
+        Some(names) => names
+            .iter()
+            .find_map(|name| checkable(name))
+            .map(Some)
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "the server's certificate chains to database.ssl.truststore but lists no \
+                     name (subjectAltName) a TLS check can match, so verify_ca cannot be \
+                     satisfied with sluice's TLS stack: give the server a certificate with a \
+                     subjectAltName, or use database.ssl.mode=required to encrypt without \
+                     checking (listed: {names:?})"
+                ))
+            }),
+    }
+}
+
+/// A listed name as one rustls accepts as a server name and that the name check matches:
+/// a wildcard `*.example.com` is matched by any one label in its place. rustls lists names as
+/// webpki writes them (`DnsName("db.example.com")`, `IpAddress(10.0.0.7)`); other kinds
+/// (`DirectoryName`, URIs) cannot be checked.
+fn checkable(listed: &str) -> Option<String> {
+    let listed = listed
+        .strip_prefix("DnsName(\"")
+        .and_then(|rest| rest.strip_suffix("\")"))
+        .or_else(|| {
+            listed
+                .strip_prefix("IpAddress(")
+                .and_then(|rest| rest.strip_suffix(')'))
+        })?;
+    let name = match listed.strip_prefix("*.") {
+        Some(rest) => format!("verify-ca.{rest}"),
+        None => listed.to_owned(),
+    };
+    ServerName::try_from(name.clone()).ok().map(|_| name)
+}
+
+/// The client capabilities of MySQL's greeting (protocol 10), `None` for anything else.
+fn capabilities(greeting: &[u8]) -> Option<u32> {
+    if greeting.first() != Some(&10) {
+        return None;
+    }
+    let version_end = greeting[1..].iter().position(|b| *b == 0)? + 1;
+    // version NUL, connection id (4), auth data part 1 (8), filler (1), capabilities low (2),
+    // charset (1), status (2), capabilities high (2).
+    let low = version_end + 1 + 4 + 8 + 1;
+    let lower = u16::from_le_bytes(greeting.get(low..low + 2)?.try_into().ok()?) as u32;
+    let upper = greeting
+        .get(low + 5..low + 7)
+        .map(|b| u16::from_le_bytes([b[0], b[1]]) as u32)
+        .unwrap_or(0);
+    Some(lower | (upper << 16))
+}
+
+/// MySQL's SSLRequest: the first fields of the handshake response, sequence 1.
+fn ssl_request() -> Vec<u8> {
+    let flags = CLIENT_SSL | CLIENT_PROTOCOL_41 | CLIENT_SECURE_CONNECTION | CLIENT_LONG_PASSWORD;
+    let mut payload = Vec::with_capacity(32);
+    payload.extend_from_slice(&flags.to_le_bytes());
+    payload.extend_from_slice(&(16u32 << 20).to_le_bytes());
+    payload.push(45); // utf8mb4_general_ci
+    payload.extend_from_slice(&[0; 23]);
+    let mut packet = Vec::with_capacity(36);
+    packet.extend_from_slice(&(payload.len() as u32).to_le_bytes()[..3]);
+    packet.push(1);
+    packet.extend_from_slice(&payload);
+    packet
+}
+
+async fn read_packet(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut header = [0u8; 4];
+    stream.read_exact(&mut header).await?;
+    let length = u32::from_le_bytes([header[0], header[1], header[2], 0]) as usize;
+    let mut payload = vec![0; length];
+    stream.read_exact(&mut payload).await?;
+    Ok(payload)
+}
+
+/// Verifies the chain as rustls does; a name mismatch alone is accepted and the names the
+/// certificate lists are kept.
+#[derive(Debug)]
+struct ChainOnly {
+    webpki: Arc<WebPkiServerVerifier>,
+    provider: Arc<CryptoProvider>,
+    listed: Mutex<Option<Vec<String>>>,
+}
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
+        let names = match self.webpki.verify_server_cert(
+            end_entity,
+            intermediates,
+            server_name,
+            ocsp_response,
+            now,
+        ) {
+            Ok(verified) => return Ok(verified),
+            // webpki checks the chain before the name: these come only for a good chain.
+            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
+                presented,
+                ..
+            })) => presented,
+            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)) => Vec::new(),
+            Err(other) => return Err(other),
+        };
+        if let Ok(mut listed) = self.listed.lock() {
+            *listed = Some(names);
+        }
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_greeting_s_capabilities_and_the_ssl_request() {
+        // A MariaDB 10.11 greeting's head: protocol 10, version, id, salt, filler, flags.
+        let mut greeting = vec![10];
+        greeting.extend_from_slice(b"10.11.6-MariaDB\0");
+        greeting.extend_from_slice(&[1, 0, 0, 0]);
+        greeting.extend_from_slice(b"abcdefgh\0");
+        greeting.extend_from_slice(&0xfffeu16.to_le_bytes());
+        greeting.push(45);
+        greeting.extend_from_slice(&[2, 0]);
+        greeting.extend_from_slice(&0x81bfu16.to_le_bytes());
+        let flags = capabilities(&greeting).unwrap();
+        assert_ne!(flags & CLIENT_SSL, 0);
+        assert_eq!(flags >> 16, 0x81bf);
+        let mut without_tls = greeting.clone();
+        without_tls[30..32].copy_from_slice(&0xf7feu16.to_le_bytes());
+        assert_eq!(capabilities(&without_tls).unwrap() & CLIENT_SSL, 0);
+        assert_eq!(capabilities(&[0xff, 0x15, 0x04]), None);
+        assert_eq!(capabilities(&[10, b'x']), None);
+
+        let request = ssl_request();
+        assert_eq!(request.len(), 36);
+        assert_eq!(&request[..4], &[32, 0, 0, 1]);
+    }
+
+    #[test]
+    fn wildcards_become_a_name_they_match() {
+        assert_eq!(
+            checkable("DnsName(\"db.example.com\")").as_deref(),
+            Some("db.example.com")
+        );
+        assert_eq!(
+            checkable("DnsName(\"localhost\")").as_deref(),
+            Some("localhost")
+        );
+        assert_eq!(
+            checkable("DnsName(\"*.example.com\")").as_deref(),
+            Some("verify-ca.example.com")
+        );
+        assert_eq!(
+            checkable("IpAddress(10.0.0.7)").as_deref(),
+            Some("10.0.0.7")
+        );
+        assert_eq!(checkable("DirectoryName"), None);
+    }
+}
