@@ -2,14 +2,18 @@
 //! connector whose password is `${file:…}` runs, its config and its tasks' configs show the
 //! placeholder and never the password, a changed password file restarts it with the new value
 //! (`config.action.reload=restart`), and a path outside `allowed.paths` is refused at create.
+//! In distributed mode, on a Tansu broker, a changed file restarts the connector's instance on
+//! the worker that runs it and its task, which then works with the new value.
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value as Json, json};
+use support::kafka::Broker;
 use support::postgres::Cluster;
-use support::{Worker, lines};
+use support::{Worker, append_lines, lines, numbered};
 
 /// Creates `user` (a replication role with `attributes`) who must give `password` (scram);
 /// everyone else keeps trust.
@@ -222,4 +226,152 @@ fn no_log_line_or_rest_answer_holds_a_secret() {
         answers.len(),
         logs.lines().count()
     );
+}
+
+/// How many lines of `worker`'s log say `message` about connector `name`.
+fn log_lines_about(worker: &Worker, message: &str, name: &str) -> usize {
+    worker
+        .logs()
+        .lines()
+        .filter(|line| line.contains(message) && line.contains(name))
+        .count()
+}
+
+/// Distributed mode, one worker on Tansu (the instance and the task both land on it): two
+/// file sinks whose `file` comes from one `${file:…}` provider file. Once the file names new
+/// outputs, the sink with `config.action.reload=restart` restarts its connector instance (as
+/// Kafka Connect's DistributedHerder restarts a connector on its owner) and its task, which
+/// writes what comes next to the new output; the sink with `none` keeps its instance, its task
+/// and its output.
+#[test]
+fn a_changed_provider_file_restarts_the_instance_and_task_in_a_worker_group() {
+    let broker = Broker::start();
+    broker.create_topic("lines", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    let outputs = secrets.join("outputs.properties");
+    let output = |name: &str| dir.path().join(format!("{name}.txt"));
+    let name_outputs = |generation: u32| {
+        std::fs::write(
+            &outputs,
+            format!(
+                "reloads={}\nkeeps={}\n",
+                output(&format!("reloads-{generation}")).display(),
+                output(&format!("keeps-{generation}")).display()
+            ),
+        )
+        .unwrap();
+    };
+    name_outputs(1);
+    let allowed = secrets.to_str().unwrap().to_owned();
+    let env = [
+        ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str()),
+        ("SLUICE__GROUP_ID", "providers"),
+        ("SLUICE__SESSION_TIMEOUT_MS", "6000"),
+        ("SLUICE__HEARTBEAT_INTERVAL_MS", "1000"),
+        ("SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS", "0"),
+        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "200"),
+        ("SLUICE__OFFSET_STORAGE_PARTITIONS", "5"),
+        ("SLUICE__STATUS_STORAGE_PARTITIONS", "2"),
+        ("SLUICE__CONFIG_PROVIDERS", "file"),
+        (
+            "SLUICE__CONFIG_PROVIDERS_FILE_CLASS",
+            "org.apache.kafka.common.config.provider.FileConfigProvider",
+        ),
+        (
+            "SLUICE__CONFIG_PROVIDERS_FILE_PARAM_ALLOWED_PATHS",
+            allowed.as_str(),
+        ),
+    ];
+    let worker_config = support::config("distributed/connect-distributed.properties");
+    let worker = Worker::distributed(dir.path(), Path::new(&worker_config), &env);
+    let _logs = support::LogsOnFailure::of(&[&worker]);
+    worker.wait_for_log("the worker to join", "joined the worker group");
+
+    let input = dir.path().join("input.txt");
+    append_lines(&input, numbered(0..10));
+    let source = json!({"name": "reader", "config": {
+        "connector.class": "FileStreamSource", "tasks.max": "1",
+        "topic": "lines", "file": input.to_str().unwrap(),
+    }});
+    let placeholder = |key: &str| format!("${{file:{}:{key}}}", outputs.display());
+    let sink = |name: &str, reload: &str| {
+        json!({"name": name, "config": {
+            "connector.class": "FileStreamSink", "tasks.max": "1", "topics": "lines",
+            "file": placeholder(name), "config.action.reload": reload,
+        }})
+    };
+    for connector in [source, sink("reloads", "restart"), sink("keeps", "none")] {
+        let (status, body) = worker.post("/connectors", Some(&connector));
+        assert_eq!(status, 201, "{body}");
+    }
+    worker.wait_until(
+        "both sinks write the first lines to the outputs the file names",
+        Duration::from_secs(120),
+        || {
+            lines(&output("reloads-1")) == numbered(0..10)
+                && lines(&output("keeps-1")) == numbered(0..10)
+        },
+    );
+    let (_, tasks) = worker.get("/connectors/reloads/tasks");
+    assert_eq!(
+        tasks[0]["config"]["file"],
+        placeholder("reloads").as_str(),
+        "the task config keeps the placeholder: {tasks}"
+    );
+    let started = "connector instance started";
+    let (reloads_started, keeps_started) = (
+        log_lines_about(&worker, started, "reloads"),
+        log_lines_about(&worker, started, "keeps"),
+    );
+
+    name_outputs(2);
+    worker.wait_until(
+        "the instance of the sink with reload=restart restarts, the other is left running",
+        Duration::from_secs(30),
+        || {
+            log_lines_about(&worker, started, "reloads") > reloads_started
+                && log_lines_about(&worker, "config.action.reload=none: left running", "keeps") == 1
+        },
+    );
+    assert_eq!(
+        log_lines_about(
+            &worker,
+            "restarting connector instance (a config provider's file changed)",
+            "reloads"
+        ),
+        1,
+        "{}",
+        worker.logs()
+    );
+    worker.wait_for_status_within(
+        "reloads",
+        "the restarted sink runs",
+        Duration::from_secs(30),
+        |s| s["connector"]["state"] == "RUNNING" && s["tasks"][0]["state"] == "RUNNING",
+    );
+
+    append_lines(&input, numbered(10..20));
+    worker.wait_until(
+        "the restarted task writes the next lines to the new output, the other to its old one",
+        Duration::from_secs(60),
+        || {
+            lines(&output("reloads-2")).ends_with(&numbered(10..20))
+                && lines(&output("keeps-1")) == numbered(0..20)
+        },
+    );
+    assert_eq!(lines(&output("reloads-1")), numbered(0..10));
+    assert!(
+        !output("keeps-2").exists(),
+        "the sink with reload=none did not restart"
+    );
+    assert_eq!(
+        log_lines_about(&worker, started, "keeps"),
+        keeps_started,
+        "the instance of the sink with reload=none did not restart: {}",
+        worker.logs()
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
 }

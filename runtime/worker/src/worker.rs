@@ -11,7 +11,7 @@ use sluice_api::connector::{
     ConnectorFactory, ConnectorKind, ConnectorPlugin, SinkConnector, SourceConnector,
 };
 use sluice_api::{Error, Result};
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, mpsc};
 
 use crate::config::connector::{full_def, tasks_max};
 use crate::config::settings::consumer_group;
@@ -107,6 +107,9 @@ impl std::fmt::Debug for TaskReport {
 pub struct Worker {
     ctx: Arc<WorkerContext>,
     connectors: Mutex<BTreeMap<String, Running>>,
+    /// Distributed mode: where the names of connector instances to restart for changed
+    /// provider files go, to the membership loop ([`Worker::subscribe_instance_restarts`]).
+    instance_restarts: std::sync::Mutex<Option<mpsc::UnboundedSender<String>>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -143,6 +146,40 @@ impl Worker {
         Worker {
             ctx,
             connectors: Mutex::new(BTreeMap::new()),
+            instance_restarts: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Distributed mode: from now on the returned channel names each connector instance held
+    /// here that is to restart because a config provider's file under its config changed
+    /// ([`Worker::reload_changed_providers`]). The membership loop restarts it, as it starts
+    /// and stops every instance it holds: what it recorded of the instance (the task configs
+    /// it generated) stays true, and task configs that change reach the leader. A later call
+    /// replaces the earlier channel.
+    pub(crate) fn subscribe_instance_restarts(&self) -> mpsc::UnboundedReceiver<String> {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        *self
+            .instance_restarts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sender);
+        receiver
+    }
+
+    /// Asks the membership loop to restart the instance of connector `name`
+    /// ([`Worker::subscribe_instance_restarts`]).
+    fn ask_instance_restart(&self, name: &str) {
+        let asked = self
+            .instance_restarts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|restarts| restarts.send(name.to_owned()).is_ok());
+        if !asked {
+            tracing::warn!(
+                connector = name,
+                "the connector instance keeps its old provider values: no membership loop \
+                 takes restart requests (the worker is stopping)"
+            );
         }
     }
 
@@ -528,9 +565,19 @@ impl Worker {
     }
 
     /// Restarts what runs here of every connector whose provider files changed since it
-    /// started and whose `config.action.reload` is `restart` (the default): in standalone
-    /// mode the connector and its tasks, in distributed mode its tasks here (each fills its
-    /// placeholders in again). Called every second by the process.
+    /// started and whose `config.action.reload` is `restart` (the default), so that it fills
+    /// its placeholders in again:
+    /// * standalone mode: the connector, instance and tasks, as a REST restart (unless it is
+    ///   STOPPED);
+    /// * distributed mode: its tasks here at once, each in the state (running or paused) it
+    ///   was in; and its instance, when it is held here and not STOPPED, through the
+    ///   membership loop ([`Worker::subscribe_instance_restarts`]), which hands task configs
+    ///   that now differ from the committed ones to the leader, as Kafka Connect's
+    ///   DistributedHerder restarts a connector on the worker that owns it. Tasks running on
+    ///   other workers are restarted by those workers' own checks.
+    ///
+    /// A change counts once it held for two checks (a file caught half-written is not read).
+    /// Called every second by the process ([`watch_providers`]).
     pub(crate) async fn reload_changed_providers(&self) {
         if self.ctx.providers.is_empty() {
             return;
@@ -561,28 +608,38 @@ impl Worker {
                 continue;
             }
             tracing::info!(connector = %name, "a config provider's file changed; restarting with the new values (config.action.reload=restart)");
-            let target = match running.status.get().state {
-                State::Paused => TargetState::Paused,
-                _ => TargetState::Started,
-            };
             if running.whole {
-                if running.status.get().state == State::Stopped {
-                    continue;
-                }
+                let target = match running.status.get().state {
+                    State::Stopped => continue,
+                    State::Paused => TargetState::Paused,
+                    _ => TargetState::Started,
+                };
                 // Standalone: the whole connector, as a REST restart.
                 running.status.set(State::Restarting);
                 self.stop_running(&name, running).await;
                 self.start_running(&name, running, target).await;
                 continue;
             }
-            let restarts: Vec<(u32, Props)> = running
+            // Distributed: the connector's status here is its instance's (or nothing, where
+            // only tasks run), so each task keeps the state it was asked to be in.
+            let restarts: Vec<(u32, Props, TargetState)> = running
                 .tasks
                 .iter()
-                .map(|t| (t.id, t.config.clone()))
+                .map(|t| {
+                    let task_target = if t.control() == TaskControl::Pause {
+                        TargetState::Paused
+                    } else {
+                        TargetState::Started
+                    };
+                    (t.id, t.config.clone(), task_target)
+                })
                 .collect();
-            for (id, task_config) in restarts {
-                self.respawn_task(&name, running, id, task_config, target)
+            for (id, task_config, task_target) in restarts {
+                self.respawn_task(&name, running, id, task_config, task_target)
                     .await;
+            }
+            if running.owns_instance && running.status.get().state != State::Stopped {
+                self.ask_instance_restart(&name);
             }
         }
     }

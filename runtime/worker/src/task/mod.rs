@@ -183,6 +183,11 @@ impl TaskHandle {
         self.control.send_replace(control);
     }
 
+    /// What the task was last asked to do.
+    pub(crate) fn control(&self) -> TaskControl {
+        *self.control.borrow()
+    }
+
     /// Asks the task to stop and waits up to `timeout` for it to flush, commit and stop;
     /// after that it is aborted (what it had not committed is delivered again later).
     pub(crate) async fn stop(self, timeout: Duration) {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use sluice_api::config::{Props, props};
 
 use self::connectors::{Answer, NUMBERED_SINK, NUMBERED_SOURCE, partition, probe};
+use crate::config::providers::ConfigProviders;
 use crate::config::worker::UnroutedPolicy;
 use crate::herder::Herder;
 use crate::herder::standalone::StandaloneHerder;
@@ -25,6 +26,14 @@ use crate::worker::{Worker, WorkerContext};
 /// A worker on the embedded pipeline with the test connectors, flushing every
 /// `flush_interval`, and its offset store.
 fn worker(flush_interval: Duration) -> (Worker, Arc<MemoryOffsetStore>) {
+    worker_with_providers(flush_interval, ConfigProviders::default())
+}
+
+/// [`worker`] filling in connector configs' placeholders from `providers`.
+fn worker_with_providers(
+    flush_interval: Duration,
+    providers: ConfigProviders,
+) -> (Worker, Arc<MemoryOffsetStore>) {
     let offsets = Arc::new(MemoryOffsetStore::default());
     let ctx = WorkerContext {
         worker_id: "test:0".into(),
@@ -38,7 +47,7 @@ fn worker(flush_interval: Duration) -> (Worker, Arc<MemoryOffsetStore>) {
         shutdown_timeout: Duration::from_secs(10),
         metrics: Default::default(),
         topics: Default::default(),
-        providers: Default::default(),
+        providers: Arc::new(providers),
     };
     (Worker::new(Arc::new(ctx)), offsets)
 }
@@ -423,4 +432,113 @@ async fn wait_for(
         waited.is_ok(),
         "timed out waiting for {what}; status: {status:?}"
     );
+}
+
+/// Distributed mode, where a connector's instance and tasks start apart: once a file under a
+/// connector's placeholders changed (and held for a second check), the worker restarts its
+/// tasks here, a paused one paused even where the instance runs elsewhere, and asks the
+/// membership loop to restart an instance it holds; with `config.action.reload=none` it asks
+/// nothing.
+#[tokio::test]
+async fn a_changed_provider_file_restarts_tasks_in_their_state_and_asks_for_the_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let values = dir.path().join("values.properties");
+    std::fs::write(&values, "batch=5\n").unwrap();
+    let providers = ConfigProviders::from_worker(&props(&[
+        ("config.providers", "file"),
+        (
+            "config.providers.file.class",
+            "org.apache.kafka.common.config.provider.FileConfigProvider",
+        ),
+    ]))
+    .unwrap();
+    let (worker, _offsets) = worker_with_providers(Duration::from_millis(50), providers);
+    let mut instance_restarts = worker.subscribe_instance_restarts();
+    let placeholder = format!("${{file:{}:batch}}", values.display());
+    let batch = placeholder.as_str();
+    // No records (`count` 0): nothing waits on the embedded pipeline for a sink.
+    let held = config(
+        "p-held",
+        NUMBERED_SOURCE.class,
+        &[("batch", batch), ("count", "0")],
+    );
+    let generated = worker
+        .start_instance(
+            "p-held",
+            NUMBERED_SOURCE,
+            held.clone(),
+            TargetState::Started,
+        )
+        .await;
+    assert_eq!(
+        generated.first().and_then(|t| t.get("batch")),
+        Some(&placeholder),
+        "the generated task config keeps the placeholder"
+    );
+    worker
+        .start_task(
+            "p-held",
+            NUMBERED_SOURCE,
+            held,
+            0,
+            generated[0].clone(),
+            TargetState::Started,
+        )
+        .await;
+    let unmoved = config(
+        "p-none",
+        NUMBERED_SOURCE.class,
+        &[
+            ("batch", batch),
+            ("count", "0"),
+            ("config.action.reload", "none"),
+        ],
+    );
+    let generated = worker
+        .start_instance("p-none", NUMBERED_SOURCE, unmoved, TargetState::Started)
+        .await;
+    assert_eq!(generated.len(), 1);
+    // Only a paused task here; its instance runs on another worker.
+    let elsewhere = config(
+        "p-elsewhere",
+        NUMBERED_SOURCE.class,
+        &[("batch", batch), ("count", "0")],
+    );
+    worker
+        .start_task(
+            "p-elsewhere",
+            NUMBERED_SOURCE,
+            elsewhere.clone(),
+            0,
+            elsewhere,
+            TargetState::Paused,
+        )
+        .await;
+    wait_for_task_state(&worker, "p-held", State::Running).await;
+    wait_for_task_state(&worker, "p-elsewhere", State::Paused).await;
+
+    worker.reload_changed_providers().await;
+    assert!(instance_restarts.try_recv().is_err(), "nothing changed yet");
+    std::fs::write(&values, "batch=7\n").unwrap();
+    // A time of change unlike the first, whatever the file system's clock resolution.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&values)
+        .unwrap()
+        .set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1))
+        .unwrap();
+    worker.reload_changed_providers().await;
+    assert!(
+        instance_restarts.try_recv().is_err(),
+        "a change seen once may be a file caught half-written"
+    );
+    worker.reload_changed_providers().await;
+    assert_eq!(instance_restarts.try_recv().ok().as_deref(), Some("p-held"));
+    assert!(
+        instance_restarts.try_recv().is_err(),
+        "neither an instance held elsewhere nor one with reload=none restarts here"
+    );
+    wait_for_task_state(&worker, "p-elsewhere", State::Paused).await;
+    wait_for_task_state(&worker, "p-held", State::Running).await;
+    worker.shutdown().await;
 }

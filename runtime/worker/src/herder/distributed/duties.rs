@@ -1,7 +1,8 @@
 //! What one distributed worker runs, and keeping it in line with the config topic: start what
 //! the group assigns, stop what it revokes, follow config, target-state and restart records for
-//! the work it holds, hand task configs its connectors generate to the leader, and write the
-//! status of its work to the status topic.
+//! the work it holds, restart the connector instances it holds whose config provider files
+//! changed, hand task configs its connectors generate to the leader, and write the status of
+//! its work to the status topic.
 //!
 //! # Contract
 //! * Only the membership loop calls these, one call at a time.
@@ -155,6 +156,32 @@ impl Duties {
                 generated,
             },
         );
+    }
+
+    /// Restarts the connector instances among `names` held here because a config provider's
+    /// file their config reads changed (the worker checked the files and
+    /// `config.action.reload=restart`, and restarted the connectors' tasks here itself). As
+    /// Kafka Connect's DistributedHerder restarts a connector on the worker that owns it: the
+    /// instance fills its placeholders in again, in the target state `snapshot` has, and task
+    /// configs it now generates that differ from the committed ones go to the leader, whose
+    /// write restarts the tasks wherever they run. A connector no longer held here, deleted,
+    /// or STOPPED is left alone ([`Duties::follow`] deals with it).
+    pub(crate) async fn restart_for_changed_providers(
+        &mut self,
+        names: &BTreeSet<String>,
+        snapshot: &ConfigSnapshot,
+    ) {
+        for name in names {
+            let held = self.applied.contains_key(&Work::Connector(name.clone()));
+            if !held
+                || !snapshot.connectors.contains_key(name)
+                || target_of(snapshot, name) == TargetState::Stopped
+            {
+                continue;
+            }
+            tracing::info!(connector = %name, "restarting connector instance (a config provider's file changed)");
+            self.start_connector(name, snapshot).await;
+        }
     }
 
     /// Sends task configs to the leader when they differ from the committed ones (in the

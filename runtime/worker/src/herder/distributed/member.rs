@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sluice_api::Result;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::assignor::{self, Member, Memory, Work};
@@ -71,6 +71,9 @@ struct Loop {
     last_members: std::collections::BTreeMap<String, BTreeSet<Work>>,
     started: Instant,
     heartbeats: Heartbeats,
+    /// The connector instances the worker asks to restart because a config provider's file
+    /// under them changed ([`crate::worker::Worker::subscribe_instance_restarts`]).
+    instance_restarts: mpsc::UnboundedReceiver<String>,
 }
 
 /// Runs the worker's membership until `stop` turns true.
@@ -93,6 +96,7 @@ pub(crate) async fn run(cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) 
         assigned_for: BTreeSet::new(),
         last_members: std::collections::BTreeMap::new(),
         started: Instant::now(),
+        instance_restarts: cluster.worker.subscribe_instance_restarts(),
         cluster,
     };
     loop {
@@ -584,10 +588,19 @@ impl Loop {
         None
     }
 
-    /// Applies config changes to work held here and publishes statuses; true when the
-    /// group must rebalance.
+    /// Restarts the connector instances whose provider files changed, applies config changes
+    /// to work held here and publishes statuses; true when the group must rebalance.
     async fn follow_config(&mut self, leading: bool) -> Result<bool> {
         let snapshot = self.cluster.snapshot().await?;
+        // Taken only once the snapshot is read: a failed read leaves them for the next time.
+        // Before `follow`, so that an instance whose config changed too restarts once.
+        let mut reloaded = BTreeSet::new();
+        while let Ok(name) = self.instance_restarts.try_recv() {
+            reloaded.insert(name);
+        }
+        self.duties
+            .restart_for_changed_providers(&reloaded, &snapshot)
+            .await;
         self.duties.follow(&snapshot).await;
         self.duties.publish().await;
         let owned = self.duties.owned();
