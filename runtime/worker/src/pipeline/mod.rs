@@ -249,10 +249,15 @@ impl SinkInput {
         }
     }
 
-    /// The next offset per (topic, partition) of everything taken: after a flush, what was
-    /// committed.
+    /// The committed next offset per (topic, partition): on Kafka what the group last
+    /// accepted (a commit refused during a rebalance does not count), on the direct bus
+    /// everything taken (a flush acknowledges it).
     pub(crate) fn committed_offsets(&self) -> Vec<(String, i32, i64)> {
-        self.positions()
+        let committed = match self {
+            SinkInput::Direct(direct) => &direct.positions,
+            SinkInput::Kafka(kafka) => &kafka.committed,
+        };
+        committed
             .iter()
             .map(|(tp, next)| (tp.topic.clone(), tp.partition, *next))
             .collect()

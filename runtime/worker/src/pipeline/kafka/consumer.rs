@@ -149,6 +149,9 @@ pub(crate) struct KafkaSinkInput {
     taken: Vec<OwnedMessage>,
     /// Whether anything was taken since the last commit.
     unflushed: bool,
+    /// The offsets the group last accepted per partition held (a commit refused during a
+    /// rebalance leaves them as they were), for the per-partition figures.
+    pub(crate) committed: HashMap<TopicPartition, i64>,
 }
 
 /// `error`, saying which message it is about.
@@ -227,6 +230,7 @@ impl KafkaSinkInput {
             positions: HashMap::new(),
             taken: Vec::new(),
             unflushed: false,
+            committed: HashMap::new(),
         })
     }
 
@@ -426,13 +430,17 @@ impl KafkaSinkInput {
                 .map_err(|e| client_error("commit", e))?;
         }
         match self.consumer.commit(&list, CommitMode::Sync) {
+            Ok(()) => {
+                self.committed.clone_from(&self.positions);
+                Ok(())
+            }
             Err(e) if self.revoking().is_some() => {
                 // The group is rebalancing; a broker may refuse commits meanwhile. At least
                 // once still holds: the next owner reads again from the last commit.
                 tracing::warn!(connector = %self.connector, error = %e, "committing before giving partitions up failed; their next owner re-reads from the last commit");
                 Ok(())
             }
-            committed => committed.map_err(|e| client_error("commit consumer offsets", e)),
+            Err(e) => Err(client_error("commit consumer offsets", e)),
         }
     }
 
@@ -455,8 +463,10 @@ impl KafkaSinkInput {
         let Some(partitions) = self.revoking().take() else {
             return Ok(());
         };
-        self.positions
-            .retain(|tp, _| partitions.find_partition(&tp.topic, tp.partition).is_none());
+        let kept =
+            |tp: &TopicPartition| partitions.find_partition(&tp.topic, tp.partition).is_none();
+        self.positions.retain(|tp, _| kept(tp));
+        self.committed.retain(|tp, _| kept(tp));
         give_up(&self.consumer, &partitions)
             .map_err(|e| client_error("give up revoked partitions", e))
     }
