@@ -14,6 +14,12 @@
 //! * Heartbeat: UNKNOWN_MEMBER_ID, ILLEGAL_GENERATION, REBALANCE_IN_PROGRESS while preparing.
 //! * A member heard from by no request for its session timeout is removed and, if others
 //!   remain, a rebalance begins. LeaveGroup removes at once.
+//! * With [`FakeCoordinator::require_plain`], SASL as a Kafka listener with `SASL_PLAINTEXT`
+//!   and PLAIN: SaslHandshake v1 answers UNSUPPORTED_SASL_MECHANISM for another mechanism,
+//!   SaslAuthenticate answers SASL_AUTHENTICATION_FAILED with Kafka's message for wrong
+//!   credentials, and a connection that sends any other request (but ApiVersions) before
+//!   authenticating is closed, as Kafka closes it. The credentials can change while it runs
+//!   (a rotated password).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -26,7 +32,8 @@ use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsResponse, FindCoordinatorRequest, FindCoordinatorResponse, HeartbeatRequest,
     HeartbeatResponse, JoinGroupRequest, JoinGroupResponse, LeaveGroupRequest, LeaveGroupResponse,
-    RequestHeader, ResponseHeader, SyncGroupRequest, SyncGroupResponse,
+    RequestHeader, ResponseHeader, SaslAuthenticateRequest, SaslAuthenticateResponse,
+    SaslHandshakeRequest, SaslHandshakeResponse, SyncGroupRequest, SyncGroupResponse,
 };
 use kafka_protocol::protocol::{Decodable, Encodable, StrBytes};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -75,11 +82,15 @@ struct Group {
     issued: std::collections::BTreeSet<String>,
 }
 
+/// The PLAIN username and password a SASL listener takes (`None`: no SASL).
+type PlainCredentials = Arc<std::sync::Mutex<Option<(String, String)>>>;
+
 /// A running fake coordinator of one group.
 #[derive(Debug, Clone)]
 pub(crate) struct FakeCoordinator {
     group: Arc<Mutex<Group>>,
     pub(crate) address: String,
+    plain: PlainCredentials,
 }
 
 fn code(e: ResponseError) -> i16 {
@@ -103,9 +114,11 @@ impl FakeCoordinator {
             next_member: 1,
             issued: std::collections::BTreeSet::new(),
         }));
+        let plain: PlainCredentials = Arc::default();
         let fake = FakeCoordinator {
             group: Arc::clone(&group),
             address: address.clone(),
+            plain: Arc::clone(&plain),
         };
         let (host, port) = address
             .rsplit_once(':')
@@ -113,7 +126,13 @@ impl FakeCoordinator {
             .unwrap();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, Arc::clone(&group), host.clone(), port));
+                tokio::spawn(serve(
+                    stream,
+                    Arc::clone(&group),
+                    Arc::clone(&plain),
+                    host.clone(),
+                    port,
+                ));
             }
         });
         let ticking = Arc::clone(&fake.group);
@@ -124,6 +143,12 @@ impl FakeCoordinator {
             }
         });
         fake
+    }
+
+    /// From now on every new connection must authenticate with SASL PLAIN as `user` with
+    /// `password` (connections already authenticated stay).
+    pub(crate) fn require_plain(&self, user: &str, password: &str) {
+        *self.plain.lock().unwrap() = Some((user.to_owned(), password.to_owned()));
     }
 
     /// The current generation and member ids.
@@ -278,7 +303,14 @@ impl Group {
     }
 }
 
-async fn serve(mut stream: TcpStream, group: Arc<Mutex<Group>>, host: String, port: i32) {
+async fn serve(
+    mut stream: TcpStream,
+    group: Arc<Mutex<Group>>,
+    plain: PlainCredentials,
+    host: String,
+    port: i32,
+) {
+    let mut authenticated = plain.lock().unwrap().is_none();
     loop {
         let Ok(len) = stream.read_i32().await else {
             return;
@@ -300,7 +332,47 @@ async fn serve(mut stream: TcpStream, group: Arc<Mutex<Group>>, host: String, po
             .with_correlation_id(header.correlation_id)
             .encode(&mut out, key.response_header_version(version))
             .unwrap();
+        let sasl_api = matches!(key, ApiKey::SaslHandshake | ApiKey::SaslAuthenticate);
+        if !authenticated && !sasl_api && key != ApiKey::ApiVersions {
+            // Kafka closes a SASL listener's connection that skips authentication.
+            return;
+        }
         match key {
+            ApiKey::SaslHandshake => {
+                let request = SaslHandshakeRequest::decode(&mut frame, version).unwrap();
+                let error = if request.mechanism.as_str() == "PLAIN" {
+                    0
+                } else {
+                    code(ResponseError::UnsupportedSaslMechanism)
+                };
+                SaslHandshakeResponse::default()
+                    .with_error_code(error)
+                    .with_mechanisms(vec![StrBytes::from_static_str("PLAIN")])
+                    .encode(&mut out, version)
+                    .unwrap();
+            }
+            ApiKey::SaslAuthenticate => {
+                let request = SaslAuthenticateRequest::decode(&mut frame, version).unwrap();
+                // PLAIN: authzid NUL username NUL password.
+                let token = String::from_utf8_lossy(&request.auth_bytes).into_owned();
+                let mut fields = token.split('\0').skip(1);
+                let given = (fields.next(), fields.next());
+                let expected = plain.lock().unwrap().clone();
+                let accepted = expected
+                    .as_ref()
+                    .is_some_and(|(u, p)| given == (Some(u.as_str()), Some(p.as_str())));
+                let response = if accepted {
+                    authenticated = true;
+                    SaslAuthenticateResponse::default()
+                } else {
+                    SaslAuthenticateResponse::default()
+                        .with_error_code(code(ResponseError::SaslAuthenticationFailed))
+                        .with_error_message(Some(StrBytes::from_static_str(
+                            "Authentication failed: Invalid username or password",
+                        )))
+                };
+                response.encode(&mut out, version).unwrap();
+            }
             ApiKey::ApiVersions => {
                 let apis = [
                     (ApiKey::FindCoordinator, 0, 3),
@@ -309,6 +381,8 @@ async fn serve(mut stream: TcpStream, group: Arc<Mutex<Group>>, host: String, po
                     (ApiKey::Heartbeat, 0, 3),
                     (ApiKey::LeaveGroup, 0, 3),
                     (ApiKey::ApiVersions, 0, 0),
+                    (ApiKey::SaslHandshake, 0, 1),
+                    (ApiKey::SaslAuthenticate, 0, 2),
                 ];
                 ApiVersionsResponse::default()
                     .with_api_keys(

@@ -476,3 +476,56 @@ async fn living_workers_settle_and_outlive_a_dead_one_without_starting_over() {
         assert_eq!(living.stop().await.restarts_as_new(), 0);
     }
 }
+
+/// The group client's own SASL paths at run time, against a `SASL_PLAINTEXT` listener that
+/// answers as Kafka's: the right PLAIN credentials join; after the broker's password is
+/// rotated, the member's next connection (its heartbeat connection) is refused as a config
+/// error that names `sasl.jaas.config` and carries the broker's message; a mechanism the
+/// listener does not offer names `sasl.mechanism`; a client without SASL is cut off.
+#[tokio::test]
+async fn sasl_plain_joins_and_each_refusal_names_the_setting_to_fix() {
+    let coordinator = FakeCoordinator::start().await;
+    coordinator.require_plain("connect", "first-pass");
+    let with = |list: &[(&str, &str)]| {
+        let pairs: Vec<(String, String)> = list
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        GroupSettings {
+            security: BrokerSecurity::from_client_settings(&pairs).unwrap(),
+            ..settings(&coordinator)
+        }
+    };
+    let sasl = |mechanism: &'static str, password: &'static str| {
+        with(&[
+            ("security.protocol", "SASL_PLAINTEXT"),
+            ("sasl.mechanisms", mechanism),
+            ("sasl.username", "connect"),
+            ("sasl.password", password),
+        ])
+    };
+
+    let mut member = GroupMember::new(sasl("PLAIN", "first-pass"));
+    let joined = member.join(&protocols("w1")).await.unwrap();
+    assert_eq!(joined.generation, 1);
+
+    coordinator.require_plain("connect", "rotated-pass");
+    let refused = member.heartbeater().await.unwrap_err();
+    assert_eq!(refused.kind(), sluice_api::ErrorKind::Config, "{refused}");
+    let text = refused.to_string();
+    assert!(text.contains("refused SASL authentication"), "{text}");
+    assert!(text.contains("Invalid username or password"), "{text}");
+    assert!(text.contains("`sasl.jaas.config`"), "{text}");
+    assert!(!text.contains("first-pass"), "{text}");
+
+    let mut scram = GroupMember::new(sasl("SCRAM-SHA-256", "rotated-pass"));
+    let refused = scram.join(&protocols("w2")).await.unwrap_err().to_string();
+    assert!(refused.contains("`sasl.mechanism`"), "{refused}");
+    assert!(refused.contains("PLAIN"), "{refused}");
+
+    let mut plaintext = GroupMember::new(with(&[]));
+    assert!(plaintext.join(&protocols("w3")).await.is_err());
+
+    let mut rotated = GroupMember::new(sasl("PLAIN", "rotated-pass"));
+    assert!(rotated.join(&protocols("w4")).await.is_ok());
+}
