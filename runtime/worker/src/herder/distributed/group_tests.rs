@@ -529,3 +529,155 @@ async fn sasl_plain_joins_and_each_refusal_names_the_setting_to_fix() {
     let mut rotated = GroupMember::new(sasl("PLAIN", "rotated-pass"));
     assert!(rotated.join(&protocols("w4")).await.is_ok());
 }
+
+/// Runs `openssl` in `dir` (Debian's openssl package, as the TLS tests use).
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (Debian's openssl package) runs");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The group client's TLS at run time, against a listener whose certificate (made by openssl
+/// here) names only `localhost`: a truststore without its CA is refused as a config error
+/// naming `ssl.truststore.location`; dialling `127.0.0.1` is refused naming the host check;
+/// neither is retried as a passing network fault.
+#[tokio::test]
+async fn tls_refusals_name_the_setting_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path();
+    for ca in ["ca", "other-ca"] {
+        openssl(
+            path,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                &format!("{ca}.key"),
+                "-subj",
+                &format!("/CN={ca}"),
+                "-days",
+                "1",
+                "-out",
+                &format!("{ca}.crt"),
+            ],
+        );
+    }
+    std::fs::write(path.join("ext"), "subjectAltName = DNS:localhost\n").unwrap();
+    openssl(
+        path,
+        &[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "broker.key",
+            "-subj",
+            "/CN=localhost",
+            "-out",
+            "broker.csr",
+        ],
+    );
+    openssl(
+        path,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "broker.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "ext",
+            "-out",
+            "broker.crt",
+        ],
+    );
+
+    let chain = sluice_tls::read_certificates(&path.join("broker.crt"), "broker").unwrap();
+    let key = sluice_tls::read_private_key(
+        &path.join("broker.key"),
+        &sluice_api::Secret::default(),
+        "broker",
+        "broker.password",
+    )
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(chain, key)
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = acceptor.accept(stream).await;
+        }
+    });
+
+    let refusal = |host: &str, ca: &str| {
+        let security = BrokerSecurity::from_client_settings(&[
+            ("security.protocol".to_owned(), "SSL".to_owned()),
+            (
+                "ssl.ca.location".to_owned(),
+                path.join(ca).display().to_string(),
+            ),
+        ])
+        .unwrap();
+        let address = format!("{host}:{port}");
+        async move {
+            let mut member = GroupMember::new(GroupSettings {
+                bootstrap: vec![address],
+                group_id: "connect-cluster".into(),
+                client_id: "sluice-test".into(),
+                session_timeout: Duration::from_millis(1000),
+                rebalance_timeout: Duration::from_millis(1500),
+                request_timeout: Duration::from_secs(5),
+                security,
+            });
+            member.join(&protocols("w1")).await.unwrap_err()
+        }
+    };
+    let untrusted = refusal("localhost", "other-ca.crt").await;
+    assert_eq!(
+        untrusted.kind(),
+        sluice_api::ErrorKind::Config,
+        "{untrusted}"
+    );
+    assert!(
+        untrusted.to_string().contains("`ssl.truststore.location`"),
+        "{untrusted}"
+    );
+    let unnamed = refusal("127.0.0.1", "ca.crt").await;
+    assert_eq!(unnamed.kind(), sluice_api::ErrorKind::Config, "{unnamed}");
+    assert!(
+        unnamed
+            .to_string()
+            .contains("does not name the host dialled"),
+        "{unnamed}"
+    );
+}

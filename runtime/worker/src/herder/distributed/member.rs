@@ -105,7 +105,13 @@ pub(crate) async fn run(cluster: Arc<Cluster>, mut stop: watch::Receiver<bool>) 
             _ = async { let _ = stop.wait_for(|stop| *stop).await; } => break,
             round = state.round() => {
                 if let Err(e) = round {
-                    tracing::warn!(error = %e, "rebalance round failed; joining again");
+                    if e.kind() == sluice_api::ErrorKind::Config {
+                        // A refused password or certificate (rotated under a running worker):
+                        // it will not pass by itself, but a fix of the broker's side will.
+                        tracing::error!(error = %e, "the broker refuses the group client (fix the setting named); joining again");
+                    } else {
+                        tracing::warn!(error = %e, "rebalance round failed; joining again");
+                    }
                     tokio::time::sleep(state.cluster.settings.worker_unsync_backoff.min(Duration::from_secs(1))).await;
                 }
             }
