@@ -9,23 +9,28 @@
 //! does (the server's greeting, then an SSLRequest packet), and checks the certificate the
 //! server presents with rustls's own verifier, the name check told apart by its error kind.
 //! If the chain verifies and only the name does not, the probe hands back a name the
-//! certificate lists, and the real connection checks the certificate against that name: the
-//! chain is still verified in full on the real connection, the name check passes by
-//! construction.
+//! certificate lists and the address it reached, and the real connection dials that address
+//! and checks the certificate against that name: the chain is still verified in full on the
+//! real connection, the name check passes by construction. verify_ca needs
+//! `database.ssl.truststore` (refused without it): the names prove nothing, so only a CA of
+//! the user's own may vouch for the server.
 //!
 //! # Contract
 //! * A chain that does not verify fails here with rustls's reason, as the real connection
 //!   would; a server that offers no TLS is left to the real connection (which says so).
 //! * A certificate that lists no subjectAltName cannot pass rustls's name check under any name:
 //!   refused, naming `database.ssl.mode=required` as the way to connect unchecked.
-//! * The probe sends no credentials: it stops after the TLS handshake.
+//! * The probe sends no password: it stops after the TLS handshake (presenting the keystore's
+//!   client certificate, for servers that ask for one in the handshake), within 30 s.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
@@ -39,15 +44,45 @@ const CLIENT_PROTOCOL_41: u32 = 0x0200;
 const CLIENT_SECURE_CONNECTION: u32 = 0x8000;
 const CLIENT_LONG_PASSWORD: u32 = 0x0001;
 
-/// The name the real connection should check the certificate against: `None` when `host`
-/// itself is one the certificate lists (or the server offers no TLS), else a name the
-/// certificate lists, once its chain verified against `roots` (the truststore, or the web
-/// CAs when `None`).
+/// How long the probe may take in all (connecting, the greeting, the TLS handshake).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the real connection should do for verify_ca.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    /// The address the probe reached: the real connection dials the same server.
+    pub(crate) address: IpAddr,
+    /// The name to check the certificate against: `None` when `host` itself is one the
+    /// certificate lists, else a name it lists.
+    pub(crate) name: Option<String>,
+}
+
+/// Checks the certificate of the server at `host:port` against `roots` (the truststore),
+/// presenting `client` (the keystore's certificate and key) when given. `None` when the
+/// server offers no TLS or answers with an error: the real connection reports that in the
+/// driver's words.
 pub(crate) async fn name_to_verify(
     host: &str,
     port: u16,
-    roots: Option<&[CertificateDer<'static>]>,
-) -> Result<Option<String>> {
+    roots: &[CertificateDer<'static>],
+    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Option<Verified>> {
+    tokio::time::timeout(PROBE_TIMEOUT, probe(host, port, roots, client))
+        .await
+        .map_err(|_| {
+            Error::retriable(format!(
+                "checking the server's certificate on {host}:{port}: no answer within \
+                 {PROBE_TIMEOUT:?}"
+            ))
+        })?
+}
+
+async fn probe(
+    host: &str,
+    port: u16,
+    roots: &[CertificateDer<'static>],
+    client: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
+) -> Result<Option<Verified>> {
     let server_name = ServerName::try_from(host.to_owned()).map_err(|e| {
         Error::config(format!(
             "database.hostname `{host}` is not a host name or IP address TLS can check ({e})"
@@ -61,12 +96,14 @@ pub(crate) async fn name_to_verify(
     let mut stream = TcpStream::connect((host, port))
         .await
         .map_err(|e| retriable("connecting", e))?;
+    let address = stream
+        .peer_addr()
+        .map_err(|e| retriable("connecting", e))?
+        .ip();
     let greeting = read_packet(&mut stream)
         .await
         .map_err(|e| retriable("reading the greeting", e))?;
     let Some(capabilities) = capabilities(&greeting) else {
-        // An error packet (host blocked, too many connections) or a greeting we do not know:
-        // the real connection reports it in the driver's words.
         return Ok(None);
     };
     if capabilities & CLIENT_SSL == 0 {
@@ -79,17 +116,12 @@ pub(crate) async fn name_to_verify(
 
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut store = RootCertStore::empty();
-    match roots {
-        Some(roots) => {
-            for root in roots {
-                store.add(root.clone()).map_err(|e| {
-                    Error::config(format!(
-                        "database.ssl.truststore: a certificate in it is not a usable CA: {e}"
-                    ))
-                })?;
-            }
-        }
-        None => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+    for root in roots {
+        store.add(root.clone()).map_err(|e| {
+            Error::config(format!(
+                "database.ssl.truststore: a certificate in it is not a usable CA: {e}"
+            ))
+        })?;
     }
     let webpki =
         WebPkiServerVerifier::builder_with_provider(Arc::new(store), Arc::clone(&provider))
@@ -100,16 +132,25 @@ pub(crate) async fn name_to_verify(
         provider: Arc::clone(&provider),
         listed: Mutex::new(None),
     });
-    let config = ClientConfig::builder_with_provider(provider)
+    let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("TLS to MySQL: {e}")))?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>)
-        .with_no_client_auth();
+        .with_custom_certificate_verifier(Arc::clone(&verifier) as Arc<dyn ServerCertVerifier>);
+    let config = match client {
+        Some((chain, key)) => builder.with_client_auth_cert(chain, key).map_err(|e| {
+            Error::config(format!(
+                "database.ssl.keystore: the key does not fit the certificate or is of an \
+                 unsupported kind: {e}"
+            ))
+        })?,
+        None => builder.with_no_client_auth(),
+    };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     match connector.connect(server_name, stream).await {
         Ok(mut tls) => {
-            // A clean close, so the server does not count the probe as an aborted connection.
+            // The probe ends here, before authenticating: the server counts it as an aborted
+            // connect, which the real connection's login then clears for max_connect_errors.
             let _ = tls.shutdown().await;
         }
         // rustls's own reason ("invalid peer certificate: UnknownIssuer"), which the caller's
@@ -120,22 +161,22 @@ pub(crate) async fn name_to_verify(
         Err(e) => return Err(retriable("the TLS handshake", e)),
     }
     let listed = verifier.listed.lock().map(|l| l.clone()).unwrap_or(None);
-    match listed {
-        None => Ok(None),
-        Some(names) => names
-            .iter()
-            .find_map(|name| checkable(name))
-            .map(Some)
-            .ok_or_else(|| {
-                Error::config(format!(
-                    "the server's certificate chains to database.ssl.truststore but lists no \
-                     name (subjectAltName) a TLS check can match, so verify_ca cannot be \
-                     satisfied with sluice's TLS stack: give the server a certificate with a \
-                     subjectAltName, or use database.ssl.mode=required to encrypt without \
-                     checking (listed: {names:?})"
-                ))
-            }),
-    }
+    let name =
+        match listed {
+            None => None,
+            Some(names) => Some(names.iter().find_map(|name| checkable(name)).ok_or_else(
+                || {
+                    Error::config(format!(
+                        "the server's certificate chains to database.ssl.truststore but lists no \
+                 name (subjectAltName) a TLS check can match, so verify_ca cannot be satisfied \
+                 with sluice's TLS stack: give the server a certificate with a \
+                 subjectAltName, or use database.ssl.mode=required to encrypt without \
+                 checking (listed: {names:?})"
+                    ))
+                },
+            )?),
+        };
+    Ok(Some(Verified { address, name }))
 }
 
 /// A listed name as one rustls accepts as a server name and that the name check matches:

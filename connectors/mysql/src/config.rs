@@ -199,3 +199,38 @@ impl MySqlConfig {
         self.databases.allows(db) && self.tables.allows(&format!("{db}.{table}"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn props(extra: &[(&str, &str)]) -> Props {
+        let mut props: Props = [
+            ("database.hostname", "db"),
+            ("database.user", "u"),
+            ("database.password", "p"),
+            ("database.server.id", "5401"),
+            ("topic.prefix", "t"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        props.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        props
+    }
+
+    /// verify_ca trusts no name, so it needs a CA of the user's own: without a truststore it
+    /// would take any public certificate.
+    #[test]
+    fn verify_ca_needs_a_truststore() {
+        let error = MySqlConfig::from_props(&props(&[("database.ssl.mode", "verify_ca")]), "mysql")
+            .err()
+            .expect("verify_ca without a truststore is refused")
+            .to_string();
+        assert!(error.contains("set database.ssl.truststore"), "{error}");
+        assert!(
+            MySqlConfig::from_props(&props(&[("database.ssl.mode", "verify_identity")]), "mysql")
+                .is_ok()
+        );
+    }
+}

@@ -29,36 +29,68 @@ pub async fn connect(config: &MySqlConfig) -> Result<Conn> {
         .user(Some(config.user.clone()))
         .pass(Some(config.password.expose().to_owned()))
         .prefer_socket(false);
-    let verified_name = match config.tls.mode {
-        SslMode::VerifyCa => {
-            let roots = config.tls.roots()?;
-            crate::ca_check::name_to_verify(&config.host, config.port, roots.as_deref())
+    // verify_ca: a check of sluice's own before the connection (see ca_check); a server
+    // that then shows another certificate (one of several behind a name) is tried once more.
+    let mut attempts = if config.tls.mode == SslMode::VerifyCa {
+        2
+    } else {
+        1
+    };
+    let connected = loop {
+        attempts -= 1;
+        let mut opts = opts.clone();
+        let verified = match config.tls.mode {
+            SslMode::VerifyCa => {
+                let roots = config.tls.roots()?.unwrap_or_default();
+                crate::ca_check::name_to_verify(
+                    &config.host,
+                    config.port,
+                    &roots,
+                    config.tls.client_certificate(),
+                )
                 .await
                 .map_err(|e| match e.kind() {
                     ErrorKind::Config => tls_error(config, e.message()),
                     _ => e,
                 })?
-        }
-        _ => None,
-    };
-    let ssl_opts = config.tls.ssl_opts(verified_name);
-    let connected = match Conn::new(opts.clone().ssl_opts(ssl_opts)).await {
-        // preferred: plain TCP when the server offers no TLS, as MySQL's own client.
-        Err(mysql_async::Error::Driver(mysql_async::DriverError::NoClientSslFlagFromServer))
-            if config.tls.mode == SslMode::Preferred =>
+            }
+            _ => None,
+        };
+        let mut name = None;
+        if let Some(crate::ca_check::Verified {
+            address,
+            name: Some(listed),
+        }) = verified
         {
-            tracing::info!(host = %config.host, "the server offers no TLS; database.ssl.mode=preferred connects in plain text");
-            Conn::new(opts).await
+            // The same server the probe checked, under a name its certificate lists.
+            opts = opts.ip_or_hostname(address.to_string());
+            name = Some(listed);
         }
-        // preferred, and a TLS the client cannot negotiate (a server offering only TLS 1.0 or
-        // 1.1): plain TCP too, rather than retrying the handshake for ever.
-        Err(mysql_async::Error::Io(mysql_async::IoError::Tls(e)))
-            if config.tls.mode == SslMode::Preferred =>
-        {
-            tracing::warn!(host = %config.host, error = %e, "the TLS handshake failed; database.ssl.mode=preferred connects in plain text (set required or a verify mode to insist on TLS)");
-            Conn::new(opts).await
+        let ssl_opts = config.tls.ssl_opts(name)?;
+        let connected = match Conn::new(opts.clone().ssl_opts(ssl_opts)).await {
+            // preferred: plain TCP when the server offers no TLS, as MySQL's own client.
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) if config.tls.mode == SslMode::Preferred => {
+                tracing::info!(host = %config.host, "the server offers no TLS; database.ssl.mode=preferred connects in plain text");
+                Conn::new(opts).await
+            }
+            // preferred, and a TLS the client cannot negotiate (a server offering only TLS
+            // 1.0 or 1.1): plain TCP too, rather than retrying the handshake for ever.
+            Err(mysql_async::Error::Io(mysql_async::IoError::Tls(e)))
+                if config.tls.mode == SslMode::Preferred =>
+            {
+                tracing::warn!(host = %config.host, error = %e, "the TLS handshake failed; database.ssl.mode=preferred connects in plain text (set required or a verify mode to insist on TLS)");
+                Conn::new(opts).await
+            }
+            other => other,
+        };
+        match connected {
+            Err(e) if attempts > 0 && name_mismatch(&e.to_string()) => {
+                tracing::warn!(host = %config.host, error = %e, "the server showed another certificate than the one just checked; checking again");
+            }
+            other => break other,
         }
-        other => other,
     };
     let mut conn = connected.map_err(|e| connect_error(config, e))?;
     conn.query_drop("SET time_zone = '+00:00', NAMES utf8mb4")
@@ -92,6 +124,11 @@ fn connect_error(config: &MySqlConfig, error: mysql_async::Error) -> Error {
         ));
     }
     error
+}
+
+/// Whether a TLS failure is about the certificate's names (rustls's words, either form).
+fn name_mismatch(text: &str) -> bool {
+    text.contains("not valid for name") || text.contains("NotValidForName")
 }
 
 /// A TLS failure as a config error, with the reason and the key to change when known.

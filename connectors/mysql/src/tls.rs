@@ -18,7 +18,7 @@
 use std::path::{Path, PathBuf};
 
 use mysql_async::{ClientIdentity, SslOpts};
-use rustls::pki_types::CertificateDer;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use sluice_api::config::Config;
 use sluice_api::{Error, Result, Secret};
 
@@ -55,10 +55,27 @@ pub struct TlsSettings {
 
 /// `database.ssl.keystore`: the client certificate chain, and its key decrypted with
 /// `database.ssl.keystore.password` when it is encrypted (kept in memory, never written).
-#[derive(Debug, Clone)]
 struct ClientKeystore {
-    certificates: String,
-    key: Secret,
+    certificates: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl std::fmt::Debug for ClientKeystore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientKeystore")
+            .field("certificates", &self.certificates.len())
+            .field("key", &"[hidden]")
+            .finish()
+    }
+}
+
+impl Clone for ClientKeystore {
+    fn clone(&self) -> Self {
+        ClientKeystore {
+            certificates: self.certificates.clone(),
+            key: self.key.clone_key(),
+        }
+    }
 }
 
 impl ClientKeystore {
@@ -75,7 +92,11 @@ impl ClientKeystore {
                  pkcs12 -in keystore.p12 -out client.pem`)"
             ))
         };
-        let certificates = sluice_tls::certificates(&bytes, &what).map_err(|_| layout())?;
+        if !String::from_utf8_lossy(&bytes).contains("-----BEGIN") {
+            return Err(layout());
+        }
+        // The key first: its errors (an encrypted key's password, a legacy encryption) say
+        // more than the certificate reader's would about the same block.
         let private_key = sluice_tls::private_key(
             &bytes,
             password,
@@ -84,17 +105,23 @@ impl ClientKeystore {
                 password_key: "database.ssl.keystore.password",
             },
         )?;
+        let certificates = sluice_tls::certificates(&bytes, &what).map_err(|_| layout())?;
         Ok(ClientKeystore {
-            certificates: sluice_tls::certificates_pem(&certificates),
-            key: Secret::new(sluice_tls::private_key_pem(&private_key).ok_or_else(layout)?),
+            certificates,
+            key: private_key,
         })
     }
 
-    fn identity(&self) -> ClientIdentity {
-        ClientIdentity::new(
-            self.certificates.as_bytes().to_vec().into(),
-            self.key.expose().as_bytes().to_vec().into(),
-        )
+    fn identity(&self) -> Result<ClientIdentity> {
+        let key = sluice_tls::private_key_pem(&self.key).ok_or_else(|| {
+            Error::config("`database.ssl.keystore`: a key of a kind sluice cannot use")
+        })?;
+        Ok(ClientIdentity::new(
+            sluice_tls::certificates_pem(&self.certificates)
+                .into_bytes()
+                .into(),
+            key.into_bytes().into(),
+        ))
     }
 }
 
@@ -125,6 +152,17 @@ impl TlsSettings {
                 .map(PathBuf::from))
         };
         let truststore = file("database.ssl.truststore")?;
+        if mode == SslMode::VerifyCa && truststore.is_none() {
+            // Without a CA of its own, verify_ca would trust every public CA for any name:
+            // anyone with a public certificate could stand in for the server. MySQL's client
+            // refuses VERIFY_CA without --ssl-ca too.
+            return Err(Error::config(
+                "`database.ssl.mode=verify_ca` checks the server's certificate against the CA in \
+                 database.ssl.truststore, whatever names it lists: set database.ssl.truststore \
+                 to the CA certificate (PEM), or use verify_identity to check a public \
+                 certificate with its name",
+            ));
+        }
         let keystore = file("database.ssl.keystore")?;
         if let Some(path) = &truststore {
             let pem = read(path, "database.ssl.truststore")?;
@@ -151,6 +189,16 @@ impl TlsSettings {
         })
     }
 
+    /// The client certificate and key of `database.ssl.keystore`, for a connection of
+    /// sluice's own (the verify_ca probe).
+    pub(crate) fn client_certificate(
+        &self,
+    ) -> Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)> {
+        self.identity
+            .as_ref()
+            .map(|keystore| (keystore.certificates.clone(), keystore.key.clone_key()))
+    }
+
     /// Whether `database.ssl.keystore` gives a client certificate.
     pub fn has_client_certificate(&self) -> bool {
         self.identity.is_some()
@@ -167,10 +215,10 @@ impl TlsSettings {
     /// mysql_async's TLS options for the mode; `None` for plain TCP. `verified_name`: for
     /// verify_ca, the name [`crate::ca_check::name_to_verify`] found in the certificate, which
     /// the connection then checks instead of the host's.
-    pub fn ssl_opts(&self, verified_name: Option<String>) -> Option<SslOpts> {
+    pub fn ssl_opts(&self, verified_name: Option<String>) -> Result<Option<SslOpts>> {
         let mut opts = SslOpts::default();
         match self.mode {
-            SslMode::Disabled => return None,
+            SslMode::Disabled => return Ok(None),
             SslMode::Preferred | SslMode::Required => {
                 opts = opts
                     .with_danger_accept_invalid_certs(true)
@@ -189,15 +237,26 @@ impl TlsSettings {
                 .with_disable_built_in_roots(true);
         }
         if let Some(keystore) = &self.identity {
-            opts = opts.with_client_identity(Some(keystore.identity()));
+            opts = opts.with_client_identity(Some(keystore.identity()?));
         }
-        Some(opts)
+        Ok(Some(opts))
     }
 
     /// The reason and the key to change for a failed TLS connection, from its message;
     /// `None` when it is not about TLS.
     pub fn hint(&self, message: &str, host: &str) -> Option<String> {
         if message.contains("NotValidForName") || message.contains("not valid for name") {
+            if self.mode == SslMode::VerifyCa {
+                // The check before the connection saw a certificate that verified; this
+                // connection was shown another one.
+                return Some(
+                    "the server showed a certificate other than the one checked just before \
+                     (several servers behind one name, or a certificate replaced meanwhile): \
+                     point database.hostname at one server, or use verify_identity with a name \
+                     every server's certificate lists"
+                        .to_owned(),
+                );
+            }
             return Some(format!(
                 "the server's certificate does not name `{host}`: set database.hostname to a \
                  name the certificate lists, or database.ssl.mode=verify_ca to check only the \

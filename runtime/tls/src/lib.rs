@@ -1,8 +1,8 @@
-//! PEM files for every TLS client and server of sluice: certificate chains, private keys
+//! PEM files for sluice's own TLS clients and servers: certificate chains, private keys
 //! (plain, or encrypted PKCS#8 with the password a config key holds) and the system's CA
 //! bundle. One place, so that the Postgres and MySQL sources, the distributed group's Kafka
 //! client and the https listener read the same files the same way and say the same things
-//! when a file is wrong.
+//! when a file is wrong. (The librdkafka clients read theirs through OpenSSL.)
 //!
 //! # Contract
 //! * Every error is a config error that names the setting at fault (the caller's `what`) and
@@ -94,6 +94,12 @@ pub fn private_key(
         if let Ok(encrypted) = EncryptedPrivateKeyInfo::try_from(bytes) {
             return decrypt(encrypted, password, source, &convert);
         }
+        if let Err(e) = pkcs8::PrivateKeyInfo::try_from(bytes) {
+            return Err(Error::config(format!(
+                "{what}: neither a PEM file nor a PKCS#8 DER key ({e}); sluice reads PEM keys \
+                 (PKCS#8, PKCS#1 or SEC1, plain or encrypted PKCS#8) and PKCS#8 DER"
+            )));
+        }
         return Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
             bytes.to_vec(),
         )));
@@ -111,7 +117,8 @@ pub fn private_key(
                 "{what}: the {ENCRYPTED_LABEL} block is not valid PEM ({e})"
             ))
         })?;
-        // PBES1 and PKCS#12 schemes fail here already: their parameters are not PBES2's.
+        // PKCS#12's schemes (`openssl pkcs8 -v1 PBE-SHA1-3DES`) fail here already; PBES1
+        // parses and is refused in `decrypt`.
         let encrypted = EncryptedPrivateKeyInfo::try_from(der.as_slice()).map_err(|e| {
             Error::config(format!(
                 "{what}: the key is encrypted with a scheme sluice does not read, only PBES2 \

@@ -187,6 +187,12 @@ fn each_key_sluice_cannot_use_is_refused_naming_the_setting_and_the_fix() {
         error.contains("database.sslkey") && error.contains("no private key"),
         "{error}"
     );
+    std::fs::write(dir.path().join("empty.der"), b"").unwrap();
+    let error = message(read(dir.path(), "empty.der", ""));
+    assert!(
+        error.contains("neither a PEM file nor a PKCS#8 DER key"),
+        "{error}"
+    );
     let error = message(read(dir.path(), "missing.pem", ""));
     assert!(error.contains("cannot read"), "{error}");
 }

@@ -474,7 +474,12 @@ impl Worker {
             return Vec::new();
         }
         let max_tasks = tasks_max(&running.config);
-        running.fingerprint = self.ctx.providers.fingerprint(&running.config);
+        if running.tasks.is_empty() {
+            // With tasks of the connector running here, the provider watch keeps the
+            // fingerprint: it is what those tasks filled their placeholders from, and taking
+            // the files' state now would hide a change they have not seen yet.
+            running.fingerprint = self.ctx.providers.fingerprint(&running.config);
+        }
         let started =
             launch_instance(&self.ctx.providers, plugin, &running.config, max_tasks).await;
         self.ctx.metrics.connector_started(started.is_ok());
@@ -540,6 +545,14 @@ impl Worker {
                 whole: false,
                 settling: None,
             });
+        if !running.owns_instance {
+            // The provider watch follows the connector config the tasks here run with (where
+            // the instance runs here, starting it updated the config).
+            running.config = connector_config.clone();
+            if running.tasks.is_empty() {
+                running.fingerprint = self.ctx.providers.fingerprint(&connector_config);
+            }
+        }
         if let Some(index) = running.tasks.iter().position(|t| t.id == task) {
             running
                 .tasks

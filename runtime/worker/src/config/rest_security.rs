@@ -85,12 +85,25 @@ pub struct Cors {
 }
 
 /// What a worker's REST client needs to reach other workers' https listeners.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ClientTrust {
     /// PEM CA certificates (the truststore), trusted beside the system's.
     pub ca_pem: Option<Vec<u8>>,
     /// PEM certificate chain and key shown when other workers ask for client certificates.
     pub identity_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ClientTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The identity holds the (decrypted) private key.
+        f.debug_struct("ClientTrust")
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .field(
+                "identity_pem",
+                &self.identity_pem.as_ref().map(|_| "[hidden]"),
+            )
+            .finish()
+    }
 }
 
 /// The REST API's security, parsed once.
@@ -277,13 +290,15 @@ fn pem_identity(
     key_key: &str,
     password: &Secret,
 ) -> Result<(Vec<u8>, Vec<u8>)> {
-    let chain = sluice_tls::read_certificates(cert, &format!("`{PREFIX}{cert_key}`"))?;
+    // The key first: in a keystore file its errors (a password, a legacy encryption) say
+    // more than the certificate reader's would about the same block.
     let private_key = sluice_tls::read_private_key(
         key,
         password,
         &format!("`{PREFIX}{key_key}`"),
         &format!("{PREFIX}ssl.key.password"),
     )?;
+    let chain = sluice_tls::read_certificates(cert, &format!("`{PREFIX}{cert_key}`"))?;
     let key_pem = sluice_tls::private_key_pem(&private_key).ok_or_else(|| {
         Error::config(format!(
             "`{PREFIX}{key_key}`: a key of a kind sluice cannot serve with"

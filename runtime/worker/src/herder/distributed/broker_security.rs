@@ -211,19 +211,9 @@ fn tls_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Arc<ClientCo
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("TLS to Kafka: {e}")))?
         .with_root_certificates(roots);
-    let chain = match (get("ssl.certificate.pem"), get("ssl.certificate.location")) {
-        (Some(pem), _) => Some(sluice_tls::certificates(
-            pem.as_bytes(),
-            "`ssl.keystore.certificate.chain`",
-        )?),
-        (None, Some(location)) => Some(sluice_tls::read_certificates(
-            Path::new(location),
-            "`ssl.keystore.location`",
-        )?),
-        (None, None) => None,
-    };
     // Kafka's `ssl.key.password` decrypts an encrypted PEM key, as librdkafka does for the
-    // worker's other clients.
+    // worker's other clients. The key before the chain: in a keystore file its errors (a
+    // password, a legacy encryption) say more than the certificate reader's would.
     let password = Secret::new(get("ssl.key.password").unwrap_or_default());
     let key_source = |what| sluice_tls::KeySource {
         what,
@@ -240,6 +230,17 @@ fn tls_config<'a>(get: &impl Fn(&str) -> Option<&'a str>) -> Result<Arc<ClientCo
             &password,
             "`ssl.keystore.location`",
             "`ssl.key.password`",
+        )?),
+        (None, None) => None,
+    };
+    let chain = match (get("ssl.certificate.pem"), get("ssl.certificate.location")) {
+        (Some(pem), _) => Some(sluice_tls::certificates(
+            pem.as_bytes(),
+            "`ssl.keystore.certificate.chain`",
+        )?),
+        (None, Some(location)) => Some(sluice_tls::read_certificates(
+            Path::new(location),
+            "`ssl.keystore.location`",
         )?),
         (None, None) => None,
     };

@@ -479,7 +479,7 @@ async fn living_workers_settle_and_outlive_a_dead_one_without_starting_over() {
 
 /// The group client's own SASL paths at run time, against a `SASL_PLAINTEXT` listener that
 /// answers as Kafka's: the right PLAIN credentials join; after the broker's password is
-/// rotated, the member's next connection (its heartbeat connection) is refused as a config
+/// rotated, the member's next connections (for its heartbeats) are refused as a config
 /// error that names `sasl.jaas.config` and carries the broker's message; a mechanism the
 /// listener does not offer names `sasl.mechanism`; a client without SASL is cut off.
 #[tokio::test]
