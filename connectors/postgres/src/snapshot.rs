@@ -211,7 +211,11 @@ pub struct SnapshotJob {
 /// full offset. That spares four map inserts per row.
 #[derive(Debug)]
 pub struct SnapshotReader {
-    records: mpsc::Receiver<SourceRecord>,
+    /// Records come in runs (a chunk's worth at most), not one by one: a message per row
+    /// cost more than building the row's record.
+    records: mpsc::Receiver<Vec<SourceRecord>>,
+    /// What was received and not handed out yet, oldest first.
+    received: std::collections::VecDeque<SourceRecord>,
     runner: Option<JoinHandle<Result<()>>>,
     held: Option<SourceRecord>,
     lsn: u64,
@@ -224,15 +228,16 @@ pub struct SnapshotReader {
 impl SnapshotReader {
     /// Starts reading in the background.
     pub fn start(job: SnapshotJob) -> SnapshotReader {
-        // Enough for a poll batch; more only holds memory (readers already work ahead).
-        let capacity = job.config.max_batch.max(1);
-        let (sender, records) = mpsc::channel(capacity);
+        // Two runs of up to a poll batch each: enough to keep the task fed; more only holds
+        // memory (readers already work ahead).
+        let (sender, records) = mpsc::channel(2);
         let lsn = job.lsn;
         let handed_out_through = job.resume.clone();
         job.progress.running(true);
         let runner = tokio::spawn(run(job, sender));
         SnapshotReader {
             records,
+            received: std::collections::VecDeque::new(),
             runner: Some(runner),
             held: None,
             lsn,
@@ -257,16 +262,30 @@ impl SnapshotReader {
         let deadline = tokio::time::Instant::now() + wait;
         let mut batch = Vec::new();
         while batch.len() < max {
-            let received = if batch.is_empty() {
-                match tokio::time::timeout_at(deadline, self.records.recv()).await {
-                    Ok(received) => received,
-                    Err(_) => return Ok(Some(batch)),
-                }
-            } else {
-                match self.records.try_recv() {
-                    Ok(record) => Some(record),
-                    Err(mpsc::error::TryRecvError::Empty) => return Ok(Some(self.seal(batch))),
-                    Err(mpsc::error::TryRecvError::Disconnected) => None,
+            let received = match self.received.pop_front() {
+                Some(record) => Some(record),
+                None => {
+                    let run = if batch.is_empty() {
+                        match tokio::time::timeout_at(deadline, self.records.recv()).await {
+                            Ok(run) => run,
+                            Err(_) => return Ok(Some(batch)),
+                        }
+                    } else {
+                        match self.records.try_recv() {
+                            Ok(run) => Some(run),
+                            Err(mpsc::error::TryRecvError::Empty) => {
+                                return Ok(Some(self.seal(batch)));
+                            }
+                            Err(mpsc::error::TryRecvError::Disconnected) => None,
+                        }
+                    };
+                    match run {
+                        Some(run) => {
+                            self.received.extend(run);
+                            continue;
+                        }
+                        None => None,
+                    }
                 }
             };
             match received {
@@ -374,7 +393,7 @@ async fn reader_connection(config: &PostgresConfig, snapshot: &str) -> Result<Cl
     Ok(client)
 }
 
-async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()> {
+async fn run(job: SnapshotJob, sender: mpsc::Sender<Vec<SourceRecord>>) -> Result<()> {
     let config = &job.config;
     let started = Instant::now();
     let coordinator = connect(config).await?;
@@ -451,6 +470,7 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<SourceRecord>) -> Result<()>
         let counter = job.progress.add(&qualified, table.estimated_rows);
         let mut outlet = Outlet {
             sender: &sender,
+            run_size: config.max_batch.max(1),
             counter: &counter,
             progress: &job.progress,
             pending: None,
@@ -700,7 +720,9 @@ const PUBLISH_EVERY_ROWS: u64 = 1024;
 /// `first_in_data_collection`, as Debezium marks them (`last`, the snapshot's very last, is
 /// the reader's to mark).
 struct Outlet<'a> {
-    sender: &'a mpsc::Sender<SourceRecord>,
+    sender: &'a mpsc::Sender<Vec<SourceRecord>>,
+    /// The most records one message carries (the task's poll batch).
+    run_size: usize,
     counter: &'a AtomicU64,
     progress: &'a SnapshotProgress,
     pending: Option<SourceRecord>,
@@ -710,35 +732,49 @@ struct Outlet<'a> {
 impl Outlet<'_> {
     /// Hands records to the task; `false` when it stopped listening.
     async fn deliver(&mut self, records: Vec<SourceRecord>) -> bool {
-        for mut record in records {
+        let mut run = Vec::with_capacity(records.len().min(self.run_size));
+        for record in records {
             match self.pending.replace(record) {
                 Some(previous) => {
-                    if self.sender.send(previous).await.is_err() {
+                    run.push(previous);
+                    if run.len() >= self.run_size && !self.send(&mut run).await {
                         return false;
-                    }
-                    // Published along the way too: a chunk larger than the queue waits for
-                    // the task mid-way, and its progress shows meanwhile.
-                    if self
-                        .counter
-                        .fetch_add(1, Ordering::Relaxed)
-                        .is_multiple_of(PUBLISH_EVERY_ROWS)
-                    {
-                        self.progress.publish();
                     }
                 }
                 None => {
-                    record = self.pending.take().expect("just set");
+                    let pending = self.pending.as_mut().expect("just set");
                     let marker = if std::mem::take(self.first_of_snapshot) {
                         "first"
                     } else {
                         "first_in_data_collection"
                     };
-                    mark_snapshot(&mut record, marker);
-                    self.pending = Some(record);
+                    mark_snapshot(pending, marker);
                 }
             }
         }
+        let sent = self.send(&mut run).await;
         self.progress.publish();
+        sent
+    }
+
+    /// Sends `run` (emptied) as one message, counting it; `false` when the task stopped
+    /// listening.
+    async fn send(&mut self, run: &mut Vec<SourceRecord>) -> bool {
+        if run.is_empty() {
+            return true;
+        }
+        let count = run.len() as u64;
+        let capacity = run.capacity();
+        let run = std::mem::replace(run, Vec::with_capacity(capacity));
+        if self.sender.send(run).await.is_err() {
+            return false;
+        }
+        // Published along the way too: a chunk larger than the queue waits for the task
+        // mid-way, and its progress shows meanwhile.
+        let before = self.counter.fetch_add(count, Ordering::Relaxed);
+        if before / PUBLISH_EVERY_ROWS != (before + count) / PUBLISH_EVERY_ROWS {
+            self.progress.publish();
+        }
         true
     }
 
@@ -750,7 +786,7 @@ impl Outlet<'_> {
         if snapshot_marker(&last) != Some("first") {
             mark_snapshot(&mut last, "last_in_data_collection");
         }
-        if self.sender.send(last).await.is_err() {
+        if self.sender.send(vec![last]).await.is_err() {
             return false;
         }
         self.counter.fetch_add(1, Ordering::Relaxed);

@@ -41,7 +41,15 @@ impl Polled {
     fn transformed(self, results: Vec<Result<Vec<Record>>>) -> Transformed {
         Transformed {
             polled: self,
-            results,
+            results: Results::PerRecord(results),
+        }
+    }
+
+    /// `records` as polled: no transform is configured.
+    fn untransformed(self, records: Vec<Record>) -> Transformed {
+        Transformed {
+            polled: self,
+            results: Results::Unchanged(records),
         }
     }
 }
@@ -49,7 +57,16 @@ impl Polled {
 /// A polled batch after the transform chain: per record, what it became or why it failed.
 struct Transformed {
     polled: Polled,
-    results: Vec<Result<Vec<Record>>>,
+    results: Results,
+}
+
+/// What the chain made of a batch.
+enum Results {
+    /// Per record, what it became or why it failed.
+    PerRecord(Vec<Result<Vec<Record>>>),
+    /// No chain: the records as they were polled (spares a vector per record, which cost as
+    /// much as the rest of the hand-off in a snapshot).
+    Unchanged(Vec<Record>),
 }
 
 /// A batch being transformed on a blocking thread; the chain travels with it and comes back.
@@ -261,7 +278,11 @@ impl SourceRunner {
                 return Ok(false);
             }
             if let Some((records, polled)) = in_line {
-                let transformed = polled.transformed(self.run.chain.apply_batch(records));
+                let transformed = if self.run.chain.is_empty() {
+                    polled.untransformed(records)
+                } else {
+                    polled.transformed(self.run.chain.apply_batch(records))
+                };
                 if matches!(
                     self.deliver(transformed, tracker).await?,
                     Dispatched::Stopping
@@ -332,18 +353,23 @@ impl SourceRunner {
         } = transformed;
         let settings = &self.run.settings;
         let output = &mut self.output;
-        let describe = |index: usize| descriptions.get(index).cloned().unwrap_or_default();
-        let settled = settle(settings, results, describe)?;
-        for (index, error) in &settled.skipped {
-            if let Some(original) = originals.get(*index) {
-                output.dead_letter(original, TRANSFORMATION, error).await?;
+        let records: Vec<Record> = match results {
+            Results::Unchanged(records) => records,
+            Results::PerRecord(results) => {
+                let describe = |index: usize| descriptions.get(index).cloned().unwrap_or_default();
+                let settled = settle(settings, results, describe)?;
+                for (index, error) in &settled.skipped {
+                    if let Some(original) = originals.get(*index) {
+                        output.dead_letter(original, TRANSFORMATION, error).await?;
+                    }
+                }
+                settled
+                    .kept
+                    .into_iter()
+                    .flat_map(|(_, records)| records)
+                    .collect()
             }
-        }
-        let records: Vec<Record> = settled
-            .kept
-            .into_iter()
-            .flat_map(|(_, records)| records)
-            .collect();
+        };
         let count = records.len();
         // Field by field: `settings` borrows the run's settings meanwhile.
         for record in &records {
