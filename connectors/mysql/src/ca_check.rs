@@ -24,17 +24,15 @@
 //!   client certificate, for servers that ask for one in the handshake), within 30 s.
 
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::client::danger::ServerCertVerifier;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use sluice_api::{Error, Result};
+use sluice_tls::{ServerCheck, ServerVerifier};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -127,11 +125,10 @@ async fn probe(
         WebPkiServerVerifier::builder_with_provider(Arc::new(store), Arc::clone(&provider))
             .build()
             .map_err(|e| Error::config(format!("database.ssl.truststore: {e}")))?;
-    let verifier = Arc::new(ChainOnly {
-        webpki,
-        provider: Arc::clone(&provider),
-        listed: Mutex::new(None),
-    });
+    let verifier = Arc::new(ServerVerifier::new(
+        ServerCheck::ChainOnly(webpki),
+        Arc::clone(&provider),
+    ));
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("TLS to MySQL: {e}")))?
@@ -160,9 +157,8 @@ async fn probe(
         }
         Err(e) => return Err(retriable("the TLS handshake", e)),
     }
-    let listed = verifier.listed.lock().map(|l| l.clone()).unwrap_or(None);
     let name =
-        match listed {
+        match verifier.listed() {
             None => None,
             Some(names) => Some(names.iter().find_map(|name| checkable(name)).ok_or_else(
                 || {
@@ -238,81 +234,6 @@ async fn read_packet(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
     let mut payload = vec![0; length];
     stream.read_exact(&mut payload).await?;
     Ok(payload)
-}
-
-/// Verifies the chain as rustls does; a name mismatch alone is accepted and the names the
-/// certificate lists are kept.
-#[derive(Debug)]
-struct ChainOnly {
-    webpki: Arc<WebPkiServerVerifier>,
-    provider: Arc<CryptoProvider>,
-    listed: Mutex<Option<Vec<String>>>,
-}
-
-impl ServerCertVerifier for ChainOnly {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let names = match self.webpki.verify_server_cert(
-            end_entity,
-            intermediates,
-            server_name,
-            ocsp_response,
-            now,
-        ) {
-            Ok(verified) => return Ok(verified),
-            // webpki checks the chain before the name: these come only for a good chain.
-            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForNameContext {
-                presented,
-                ..
-            })) => presented,
-            Err(rustls::Error::InvalidCertificate(CertificateError::NotValidForName)) => Vec::new(),
-            Err(other) => return Err(other),
-        };
-        if let Ok(mut listed) = self.listed.lock() {
-            *listed = Some(names);
-        }
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 #[cfg(test)]

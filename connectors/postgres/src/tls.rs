@@ -17,14 +17,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::{ClientConfig, RootCertStore};
 use sluice_api::config::Config;
 use sluice_api::{Error, Result, Secret};
+use sluice_tls::{ServerCheck, ServerVerifier};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// `database.sslmode`.
@@ -169,11 +167,13 @@ impl TlsSettings {
             }
             _ => None,
         };
-        let verifier = Arc::new(PostgresVerifier {
-            mode: self.mode,
-            webpki,
-            provider: Arc::clone(&provider),
-        });
+        let check = match (self.mode, webpki) {
+            (SslMode::VerifyCa, Some(webpki)) => ServerCheck::ChainOnly(webpki),
+            (SslMode::VerifyFull, Some(webpki)) => ServerCheck::ChainAndName(webpki),
+            // prefer/require: encrypted, the peer not authenticated (libpq's meaning).
+            _ => ServerCheck::Nothing,
+        };
+        let verifier = Arc::new(ServerVerifier::new(check, Arc::clone(&provider)));
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| Error::config(format!("TLS to Postgres: {e}")))?
@@ -269,72 +269,6 @@ fn system_roots() -> Result<(PathBuf, RootCertStore)> {
 
 fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>> {
     sluice_tls::read_certificates(path, key)
-}
-
-/// The certificate check each mode asks for.
-#[derive(Debug)]
-struct PostgresVerifier {
-    mode: SslMode,
-    webpki: Option<Arc<WebPkiServerVerifier>>,
-    provider: Arc<CryptoProvider>,
-}
-
-impl ServerCertVerifier for PostgresVerifier {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        intermediates: &[CertificateDer<'_>],
-        server_name: &ServerName<'_>,
-        ocsp_response: &[u8],
-        now: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        let Some(webpki) = &self.webpki else {
-            // prefer/require: encrypted, the peer not authenticated (libpq's meaning).
-            return Ok(ServerCertVerified::assertion());
-        };
-        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
-            // verify-ca: the chain checked (it is, before the name), the name not.
-            Err(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if self.mode == SslMode::VerifyCa => Ok(ServerCertVerified::assertion()),
-            other => other,
-        }
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
-    }
 }
 
 /// The hint for a failed TLS handshake or a refused plain connection, from its message; `None`

@@ -17,6 +17,9 @@
 
 use std::path::{Path, PathBuf};
 
+mod verifier;
+pub use verifier::{ServerCheck, ServerVerifier};
+
 use pkcs8::EncryptedPrivateKeyInfo;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
