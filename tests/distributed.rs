@@ -334,17 +334,26 @@ fn three_workers_agree_spread_tasks_and_answer_alike_with_no_409() {
         Duration::from_secs(30),
         || workers[0].get("/connectors/src-3/tasks").1[0]["config"]["topic"] == "topic-3b",
     );
+    // The worker logs `… connector=src-3 task=0` (unquoted) for each task it restarts.
+    let restarts_of = |logs: &str, name: &str| {
+        logs.matches(&format!(
+            "restarting task (config or restart request) connector={name} task="
+        ))
+        .count()
+    };
+    wait_until(
+        "src-3's task restarts for its new config",
+        Duration::from_secs(30),
+        || {
+            let logs: String = workers.iter().map(Worker::logs).collect();
+            restarts_of(&logs, "src-3") > 0
+        },
+    );
+    let logs: String = workers.iter().map(Worker::logs).collect();
+    let restarted_tasks = |name: &str| restarts_of(&logs, name);
     let restarted: Vec<&String> = expected
         .iter()
-        .filter(|name| name.as_str() != "src-3")
-        .filter(|name| {
-            let logs: String = workers.iter().map(Worker::logs).collect();
-            logs.matches(&format!(
-                "restarting task (config or restart request) connector=\"{name}\""
-            ))
-            .count()
-                > 0
-        })
+        .filter(|name| name.as_str() != "src-3" && restarted_tasks(name) > 0)
         .collect();
     assert!(
         restarted.is_empty(),
