@@ -86,7 +86,7 @@ pub async fn connect(config: &MySqlConfig) -> Result<Conn> {
             other => other,
         };
         match connected {
-            Err(e) if attempts > 0 && name_mismatch(&e.to_string()) => {
+            Err(e) if attempts > 0 && sluice_tls::names_mismatch(&e.to_string()) => {
                 tracing::warn!(host = %config.host, error = %e, "the server showed another certificate than the one just checked; checking again");
             }
             other => break other,
@@ -124,11 +124,6 @@ fn connect_error(config: &MySqlConfig, error: mysql_async::Error) -> Error {
         ));
     }
     error
-}
-
-/// Whether a TLS failure is about the certificate's names (rustls's words, either form).
-fn name_mismatch(text: &str) -> bool {
-    text.contains("not valid for name") || text.contains("NotValidForName")
 }
 
 /// A TLS failure as a config error, with the reason and the key to change when known.

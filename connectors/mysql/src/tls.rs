@@ -245,7 +245,7 @@ impl TlsSettings {
     /// The reason and the key to change for a failed TLS connection, from its message;
     /// `None` when it is not about TLS.
     pub fn hint(&self, message: &str, host: &str) -> Option<String> {
-        if message.contains("NotValidForName") || message.contains("not valid for name") {
+        if sluice_tls::names_mismatch(message) {
             if self.mode == SslMode::VerifyCa {
                 // The check before the connection saw a certificate that verified; this
                 // connection was shown another one.

@@ -1,6 +1,6 @@
 //! TLS to Postgres under Debezium's (libpq's) keys, with rustls: `database.sslmode`,
-//! `database.sslrootcert`, `database.sslcert`, `database.sslkey`, `database.sslpassword`. Used by every connection the
-//! connector opens: the query connections (through tokio-postgres, [`MakeRustlsConnect`]) and
+//! `database.sslrootcert`, `database.sslcert`, `database.sslkey`, `database.sslpassword`.
+//! Used by every connection the connector opens: the query connections (through tokio-postgres, [`MakeRustlsConnect`]) and
 //! the replication connection (sluice's own client, [`negotiate`]), snapshot readers included.
 //!
 //! # Contract
@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::{PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use sluice_api::config::Config;
 use sluice_api::{Error, Result, Secret};
@@ -181,7 +181,10 @@ impl TlsSettings {
             .with_custom_certificate_verifier(verifier);
         let config = match (&self.client_cert, &self.client_key) {
             (Some(cert), Some(key)) => builder
-                .with_client_auth_cert(read_certs(cert, "database.sslcert")?, self.read_key(key)?)
+                .with_client_auth_cert(
+                    sluice_tls::read_certificates(cert, "database.sslcert")?,
+                    self.read_key(key)?,
+                )
                 .map_err(|e| {
                     Error::config(format!(
                         "database.sslcert/database.sslkey: the key does not fit the certificate \
@@ -221,7 +224,7 @@ impl TlsSettings {
                 })?,
         };
         let mut roots = RootCertStore::empty();
-        for cert in read_certs(&root, "database.sslrootcert")? {
+        for cert in sluice_tls::read_certificates(&root, "database.sslrootcert")? {
             roots.add(cert).map_err(|e| {
                 Error::config(format!(
                     "database.sslrootcert {}: a certificate in it is not a usable CA: {e}",
@@ -257,7 +260,7 @@ fn system_roots() -> Result<(PathBuf, RootCertStore)> {
     })?;
     let key = "database.sslrootcert=system";
     let mut roots = RootCertStore::empty();
-    let (added, _) = roots.add_parsable_certificates(read_certs(&bundle, key)?);
+    let (added, _) = roots.add_parsable_certificates(sluice_tls::read_certificates(&bundle, key)?);
     if added == 0 {
         return Err(Error::config(format!(
             "{key}: {} holds no usable CA certificate",
@@ -267,15 +270,11 @@ fn system_roots() -> Result<(PathBuf, RootCertStore)> {
     Ok((bundle, roots))
 }
 
-fn read_certs(path: &Path, key: &str) -> Result<Vec<CertificateDer<'static>>> {
-    sluice_tls::read_certificates(path, key)
-}
-
 /// The hint for a failed TLS handshake or a refused plain connection, from its message; `None`
 /// when the failure is about something else.
 pub fn hint(message: &str, settings: &TlsSettings, host: &str) -> Option<String> {
     let lower = message.to_ascii_lowercase();
-    if lower.contains("notvalidforname") || lower.contains("not valid for name") {
+    if sluice_tls::names_mismatch(message) {
         return Some(format!(
             "the server's certificate does not name `{host}`: set database.hostname to a name \
              the certificate lists, or use database.sslmode=verify-ca to check only the CA"

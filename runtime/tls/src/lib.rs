@@ -46,6 +46,14 @@ pub fn system_bundle() -> Option<PathBuf> {
         })
 }
 
+/// Whether a TLS failure's message says the server's certificate does not name the host:
+/// rustls's error, in the words of either of its forms (`NotValidForName` as Debug prints it,
+/// "not valid for name" as Display writes it), for the clients that only see the error as
+/// text (through a driver's error, or an `io::Error`).
+pub fn names_mismatch(message: &str) -> bool {
+    message.contains("not valid for name") || message.contains("NotValidForName")
+}
+
 /// The PEM certificates in `pem`, at least one; `what` names the setting in errors.
 pub fn certificates(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>> {
     let certs = CertificateDer::pem_slice_iter(pem)
@@ -92,7 +100,7 @@ pub fn private_key(
              -nocrypt -in <key> -out <new key>` (unencrypted; keep the file private)"
         )
     };
-    if !bytes.starts_with(b"-----BEGIN") && !contains(bytes, b"-----BEGIN") {
+    if !contains(bytes, b"-----BEGIN") {
         // DER: pgjdbc's `.pk8`, plain or encrypted PKCS#8.
         if let Ok(encrypted) = EncryptedPrivateKeyInfo::try_from(bytes) {
             return decrypt(encrypted, password, source, &convert);

@@ -24,7 +24,7 @@ use super::scram::ScramClient;
 /// A failed TLS handshake, with the setting to look at.
 fn tls_error(address: &str, e: &std::io::Error) -> Error {
     let text = e.to_string();
-    let hint = if text.contains("NotValidForName") || text.contains("not valid for name") {
+    let hint = if sluice_tls::names_mismatch(&text) {
         "the broker's certificate does not name the host dialled: give brokers certificates \
          naming their advertised hosts"
     } else if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
