@@ -331,50 +331,26 @@ mod tests {
     /// with a wrong one.
     #[test]
     fn an_encrypted_client_key_is_read_with_ssl_key_password() {
+        use super::super::group_tests::{openssl, self_signed};
         let dir = tempfile::tempdir().unwrap();
-        let openssl = |args: &[&str]| {
-            let out = std::process::Command::new("openssl")
-                .args(args)
-                .current_dir(dir.path())
-                .output()
-                .expect("openssl (Debian's openssl package) runs");
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-keyout",
-            "plain.key",
-            "-subj",
-            "/CN=client",
-            "-days",
-            "1",
-            "-out",
-            "c.pem",
-        ]);
-        openssl(&[
-            "pkcs8",
-            "-topk8",
-            "-v2",
-            "aes-256-cbc",
-            "-in",
-            "plain.key",
-            "-out",
-            "enc.key",
-            "-passout",
-            "pass:kafka-key-pass",
-        ]);
+        self_signed(dir.path(), "client", "/CN=client");
+        openssl(
+            dir.path(),
+            &[
+                "pkcs8",
+                "-topk8",
+                "-v2",
+                "aes-256-cbc",
+                "-in",
+                "client.key",
+                "-out",
+                "enc.key",
+                "-passout",
+                "pass:kafka-key-pass",
+            ],
+        );
         let read = |file: &str| std::fs::read_to_string(dir.path().join(file)).unwrap();
-        let (certificate, key) = (read("c.pem"), read("enc.key"));
+        let (certificate, key) = (read("client.crt"), read("enc.key"));
         let with_password = |password: &str| {
             BrokerSecurity::from_client_settings(&settings(&[
                 ("security.protocol", "SSL"),

@@ -531,7 +531,7 @@ async fn sasl_plain_joins_and_each_refusal_names_the_setting_to_fix() {
 }
 
 /// Runs `openssl` in `dir` (Debian's openssl package, as the TLS tests use).
-fn openssl(dir: &std::path::Path, args: &[&str]) {
+pub(super) fn openssl(dir: &std::path::Path, args: &[&str]) {
     let out = std::process::Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -544,6 +544,31 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
+/// A self-signed P-256 certificate for `subject` in `dir`: `{name}.crt` and its unencrypted
+/// key `{name}.key`.
+pub(super) fn self_signed(dir: &std::path::Path, name: &str, subject: &str) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-subj",
+            subject,
+            "-days",
+            "1",
+            "-out",
+            &format!("{name}.crt"),
+        ],
+    );
+}
+
 /// The group client's TLS at run time, against a listener whose certificate (made by openssl
 /// here) names only `localhost`: a truststore without its CA is refused as a config error
 /// naming `ssl.truststore.location`; dialling `127.0.0.1` is refused naming the host check;
@@ -553,26 +578,7 @@ async fn tls_refusals_name_the_setting_to_fix() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path();
     for ca in ["ca", "other-ca"] {
-        openssl(
-            path,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-keyout",
-                &format!("{ca}.key"),
-                "-subj",
-                &format!("/CN={ca}"),
-                "-days",
-                "1",
-                "-out",
-                &format!("{ca}.crt"),
-            ],
-        );
+        self_signed(path, ca, &format!("/CN={ca}"));
     }
     std::fs::write(path.join("ext"), "subjectAltName = DNS:localhost\n").unwrap();
     openssl(
