@@ -265,15 +265,8 @@ fn a_changed_provider_file_restarts_the_instance_and_task_in_a_worker_group() {
     };
     name_outputs(1);
     let allowed = secrets.to_str().unwrap().to_owned();
-    let env = [
-        ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str()),
-        ("SLUICE__GROUP_ID", "providers"),
-        ("SLUICE__SESSION_TIMEOUT_MS", "6000"),
-        ("SLUICE__HEARTBEAT_INTERVAL_MS", "1000"),
-        ("SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS", "0"),
-        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "200"),
-        ("SLUICE__OFFSET_STORAGE_PARTITIONS", "5"),
-        ("SLUICE__STATUS_STORAGE_PARTITIONS", "2"),
+    let mut env = support::group_env(&broker.addr, "providers");
+    env.extend([
         ("SLUICE__CONFIG_PROVIDERS", "file"),
         (
             "SLUICE__CONFIG_PROVIDERS_FILE_CLASS",
@@ -283,7 +276,7 @@ fn a_changed_provider_file_restarts_the_instance_and_task_in_a_worker_group() {
             "SLUICE__CONFIG_PROVIDERS_FILE_PARAM_ALLOWED_PATHS",
             allowed.as_str(),
         ),
-    ];
+    ]);
     let worker_config = support::config("distributed/connect-distributed.properties");
     let worker = Worker::distributed(dir.path(), Path::new(&worker_config), &env);
     let _logs = support::LogsOnFailure::of(&[&worker]);

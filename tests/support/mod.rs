@@ -654,6 +654,22 @@ pub(crate) fn all_tasks(status: &Json, state: &str) -> bool {
         .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["state"] == state))
 }
 
+/// The settings (`SLUICE__…` variables) of a `sluice distributed` worker in group `group` on
+/// the broker at `bootstrap`, with timings short enough for a test: 6 s sessions, lost work
+/// reassigned at once, offsets flushed every 200 ms.
+pub(crate) fn group_env<'a>(bootstrap: &'a str, group: &'a str) -> Vec<(&'static str, &'a str)> {
+    vec![
+        ("SLUICE__BOOTSTRAP_SERVERS", bootstrap),
+        ("SLUICE__GROUP_ID", group),
+        ("SLUICE__SESSION_TIMEOUT_MS", "6000"),
+        ("SLUICE__HEARTBEAT_INTERVAL_MS", "1000"),
+        ("SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS", "0"),
+        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "200"),
+        ("SLUICE__OFFSET_STORAGE_PARTITIONS", "5"),
+        ("SLUICE__STATUS_STORAGE_PARTITIONS", "2"),
+    ]
+}
+
 /// Three `sluice distributed` workers in `dir` on the broker at `bootstrap` (group `group`,
 /// 6 s sessions, lost work reassigned at once), running the CDC connector of
 /// `dir/inventory.json` and an `oracle` file sink of its `dbserver1.*` topics into `events`.
@@ -663,16 +679,7 @@ pub(crate) fn cdc_worker_group(
     group: &str,
     events: &Path,
 ) -> Vec<Option<Worker>> {
-    let env = [
-        ("SLUICE__BOOTSTRAP_SERVERS", bootstrap),
-        ("SLUICE__GROUP_ID", group),
-        ("SLUICE__SESSION_TIMEOUT_MS", "6000"),
-        ("SLUICE__HEARTBEAT_INTERVAL_MS", "1000"),
-        ("SLUICE__SCHEDULED_REBALANCE_MAX_DELAY_MS", "0"),
-        ("SLUICE__OFFSET_FLUSH_INTERVAL_MS", "200"),
-        ("SLUICE__OFFSET_STORAGE_PARTITIONS", "5"),
-        ("SLUICE__STATUS_STORAGE_PARTITIONS", "2"),
-    ];
+    let env = group_env(bootstrap, group);
     let distributed = config("distributed/connect-distributed.properties");
     let workers: Vec<Option<Worker>> = (0..3)
         .map(|_| {
