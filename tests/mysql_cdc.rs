@@ -499,6 +499,292 @@ fn a_restart_inside_a_large_transaction_sends_exactly_the_rest() {
     assert!(exit.success(), "{logs}");
 }
 
+/// `provide.transaction.metadata=true`, as Debezium's MySQL connector does it: BEGIN and END
+/// on `<prefix>.transaction` around every binlog transaction (one that changed no captured
+/// table too, with no events), the GTID as the id, the `transaction` block in each change
+/// event; a transaction sent in parts has one BEGIN and one END, and a restart inside it
+/// counts on from the counts its offset holds, without a second BEGIN.
+#[test]
+fn transaction_metadata_wraps_each_transaction_and_counts_on_across_parts_and_a_restart() {
+    let db = Server::start();
+    create_accounts(&db);
+    db.sql("create table inventory.notes (id bigint primary key, body text); create database elsewhere; create table elsewhere.t (id int primary key)");
+    let dir = tempfile::tempdir().unwrap();
+    let settings = json!({"provide.transaction.metadata": "true", "tombstones.on.delete": "false", "max.batch.size": "100"});
+    let args = write_configs(dir.path(), &db, settings.clone());
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log("the stream to start", "streaming the binlog");
+    let read = |path: &Path| -> Vec<Json> {
+        lines(path)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    db.sql("use inventory; begin; insert into accounts values (1, 'a', 1), (2, 'b', 2); insert into notes values (1, 'n'); delete from accounts where id = 1; commit");
+    wait_until("BEGIN, four events, END", Duration::from_secs(60), || {
+        lines(&events).len() >= 6
+    });
+    let e = read(&events);
+    let gtid = e[1]["value"]["source"]["gtid"].as_str().unwrap().to_owned();
+    assert_eq!(e[0]["topic"], "dbserver1.transaction");
+    assert_eq!(e[0]["key"], json!({"id": gtid}));
+    assert_eq!(
+        e[0]["value"],
+        json!({"status": "BEGIN", "id": gtid, "event_count": null, "data_collections": null, "ts_ms": e[0]["value"]["ts_ms"]})
+    );
+    let orders = [(1, 1), (2, 2), (3, 1), (4, 3)];
+    for (event, (total, per_table)) in e[1..5].iter().zip(orders) {
+        assert_eq!(
+            event["value"]["transaction"],
+            json!({"id": gtid, "total_order": total, "data_collection_order": per_table}),
+            "{event}"
+        );
+    }
+    assert_eq!(
+        e[5]["value"],
+        json!({"status": "END", "id": gtid, "event_count": 4,
+               "data_collections": [{"data_collection": "inventory.accounts", "event_count": 3},
+                                    {"data_collection": "inventory.notes", "event_count": 1}],
+               "ts_ms": e[0]["value"]["ts_ms"]})
+    );
+
+    // A transaction on a table not captured: BEGIN and END, no events between.
+    db.sql("insert into elsewhere.t values (1)");
+    wait_until("BEGIN and END of it", Duration::from_secs(60), || {
+        lines(&events).len() >= 8
+    });
+    let e = read(&events);
+    assert_eq!(e[6]["value"]["status"], "BEGIN");
+    assert_eq!(
+        e[7]["value"],
+        json!({"status": "END", "id": e[6]["value"]["id"], "event_count": 0,
+               "data_collections": [], "ts_ms": e[7]["value"]["ts_ms"]})
+    );
+    assert_ne!(e[6]["value"]["id"], json!(gtid));
+
+    // A transaction larger than max.batch.size goes out in parts: one BEGIN, one END.
+    db.sql("use inventory; start transaction; insert into accounts select seq, repeat('x', 30), seq from seq_10_to_1009; commit");
+    wait_until(
+        "the large transaction's END",
+        Duration::from_secs(120),
+        || lines(&events).len() >= 8 + 1002,
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    let e = read(&events);
+    let large = &e[8..];
+    assert_eq!(large.len(), 1002);
+    let large_id = large[0]["value"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(large[0]["value"]["status"], "BEGIN");
+    for (i, event) in large[1..1001].iter().enumerate() {
+        assert_eq!(
+            event["value"]["transaction"],
+            json!({"id": large_id, "total_order": i + 1, "data_collection_order": i + 1})
+        );
+    }
+    assert_eq!(large[1001]["value"]["status"], "END");
+    assert_eq!(large[1001]["value"]["event_count"], 1000);
+
+    // As if a worker had stopped after half of its rows events: the offset of that part holds
+    // the counts, so the rest counts on and no second BEGIN goes out.
+    let mut starts: Vec<i64> = Vec::new();
+    for event in &large[1..1001] {
+        let pos = event["value"]["source"]["pos"].as_i64().unwrap();
+        if starts.last() != Some(&pos) {
+            starts.push(pos);
+        }
+    }
+    assert!(starts.len() > 4, "several rows events: {starts:?}");
+    let skip = starts.len() / 2;
+    let sent = large[1..1001]
+        .iter()
+        .filter(|e| e["value"]["source"]["pos"].as_i64().unwrap() < starts[skip])
+        .count();
+    let file = large[1]["value"]["source"]["file"].as_str().unwrap();
+    let gtid_at: i64 = db
+        .sql(&format!("show binlog events in '{file}'"))
+        .iter()
+        .filter_map(|row| {
+            let fields: Vec<&str> = row.split('\t').collect();
+            let pos: i64 = fields.get(1)?.parse().ok()?;
+            (fields.get(2) == Some(&"Gtid") && pos < starts[0]).then_some(pos)
+        })
+        .max()
+        .unwrap();
+    let dir2 = tempfile::tempdir().unwrap();
+    let args2 = write_configs(dir2.path(), &db, settings);
+    std::fs::write(
+        dir2.path().join("connect.offsets"),
+        json!({"version": 1, "offsets": [{
+            "key": ["inventory", {"server": "dbserver1"}],
+            "value": {"file": file, "pos": gtid_at, "event": skip, "row": 0, "server_id": 1, "ts_sec": 0,
+                      "transaction_id": large_id,
+                      "transaction_data_collection_order_inventory.accounts": sent},
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+    let events2 = dir2.path().join("events.jsonl");
+    let worker = Worker::start(dir2.path(), &args2);
+    wait_until(
+        "the rest of the transaction",
+        Duration::from_secs(120),
+        || lines(&events2).len() > 1000 - sent,
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    let rest = read(&events2);
+    assert_eq!(rest.len(), 1000 - sent + 1, "no second BEGIN");
+    for (i, event) in rest[..1000 - sent].iter().enumerate() {
+        assert_eq!(
+            event["value"]["transaction"],
+            json!({"id": large_id, "total_order": sent + i + 1, "data_collection_order": sent + i + 1})
+        );
+    }
+    assert_eq!(
+        rest[1000 - sent]["value"],
+        json!({"status": "END", "id": large_id, "event_count": 1000,
+               "data_collections": [{"data_collection": "inventory.accounts", "event_count": 1000}],
+               "ts_ms": rest[1000 - sent]["value"]["ts_ms"]})
+    );
+}
+
+/// The schema history file's lines, parsed.
+fn history_records(path: &Path) -> Vec<Json> {
+    lines(path)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A restart prunes schema history records past its offset (what a crash left written ahead
+/// of the offsets); a history that cannot be read fails the task naming its line; and
+/// `snapshot.mode=recovery` rebuilds it from the tables as they are now, at the stored
+/// offset, sends no snapshot data, and streams on.
+#[test]
+fn recovery_rebuilds_a_corrupted_schema_history_and_a_restart_prunes_records_past_its_offset() {
+    let db = Server::start();
+    db.sql("set global binlog_row_metadata = 'NO_LOG'");
+    create_accounts(&db);
+    db.sql("insert into inventory.accounts values (1, 'one', 1)");
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("schema-history.jsonl");
+    let settings = json!({"schema.history.internal.file.filename": history.to_str().unwrap()});
+    let args = write_configs(dir.path(), &db, settings.clone());
+    let events = dir.path().join("events.jsonl");
+    let columns = ["id", "owner", "balance"];
+    let worker = Worker::start(dir.path(), &args);
+    wait_for_rows(&db, &events, "accounts", &columns, "the snapshot");
+    db.sql("alter table inventory.accounts add column note varchar(10) not null default 'n'");
+    // Updated too, so its events carry the new column as the table now does.
+    db.sql("insert into inventory.accounts values (2, 'two', 2, 'x'); update inventory.accounts set balance = 10 where id = 1");
+    let columns = ["id", "owner", "balance", "note"];
+    wait_for_rows(&db, &events, "accounts", &columns, "after ADD COLUMN");
+    let end: Vec<String> = db.sql("show master status");
+    let end_pos: u64 = end[0].split('\t').nth(1).unwrap().parse().unwrap();
+    wait_until(
+        "the offset reaches the binlog's end",
+        Duration::from_secs(30),
+        || stored_position(dir.path()).is_some_and(|(_, pos)| pos >= end_pos),
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+
+    // A record past the offset, as a crash between writing it and storing the offset leaves.
+    let (file, pos) = stored_position(dir.path()).unwrap();
+    let ahead = json!({"source": {"server": "dbserver1"}, "position": {"file": file, "pos": pos + 1_000_000},
+                       "ts_ms": 0, "databaseName": "inventory", "ddl": "DROP TABLE accounts", "tableChanges": []});
+    let before = history_records(&history);
+    std::fs::write(
+        &history,
+        format!("{}{ahead}\n", std::fs::read_to_string(&history).unwrap()),
+    )
+    .unwrap();
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log(
+        "the record past the offset pruned",
+        "pruned schema history records past the resume position",
+    );
+    db.sql("insert into inventory.accounts values (3, 'three', 3, 'y')");
+    wait_for_rows(
+        &db,
+        &events,
+        "accounts",
+        &columns,
+        "after the pruning restart",
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    assert_eq!(
+        history_records(&history)[..before.len()],
+        before[..],
+        "the records up to the offset stay"
+    );
+    assert!(!history_records(&history).contains(&ahead), "pruned");
+
+    // A corrupted history fails the task naming the file's line.
+    std::fs::write(&history, "garbage\n").unwrap();
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log(
+        "the task to fail on the history",
+        "line 1 is not a history record",
+    );
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+
+    // snapshot.mode=recovery rebuilds it at the stored offset and streams on.
+    let (file, pos) = stored_position(dir.path()).unwrap();
+    let mut recovery = settings;
+    recovery["snapshot.mode"] = json!("recovery");
+    let args = write_configs(dir.path(), &db, recovery);
+    let snapshot_reads = |events: &Path| {
+        lines(events)
+            .iter()
+            .filter(|l| l.contains("\"op\":\"r\""))
+            .count()
+    };
+    assert_eq!(snapshot_reads(&events), 1);
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log(
+        "the history rebuilt",
+        "the schema history is rebuilt from the captured tables",
+    );
+    db.sql("insert into inventory.accounts values (4, 'four', 4, 'z'); update inventory.accounts set note = 'u' where id = 1");
+    wait_for_rows(&db, &events, "accounts", &columns, "after recovery");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    assert_eq!(
+        snapshot_reads(&events),
+        1,
+        "recovery sends no snapshot data"
+    );
+    let rebuilt = history_records(&history);
+    assert_eq!(rebuilt.len(), 1, "one table captured: {rebuilt:?}");
+    let record = &rebuilt[0];
+    assert_eq!(record["source"]["server"], "dbserver1");
+    assert_eq!(record["position"]["file"], json!(file));
+    assert_eq!(record["position"]["pos"], json!(pos));
+    assert_eq!(record["databaseName"], "inventory");
+    assert!(
+        record["ddl"]
+            .as_str()
+            .unwrap()
+            .starts_with("CREATE TABLE `accounts`"),
+        "{record}"
+    );
+    let change = &record["tableChanges"][0];
+    assert_eq!(change["type"], "CREATE");
+    assert_eq!(change["id"], "\"inventory\".\"accounts\"");
+    let names: Vec<&str> = change["table"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["id", "owner", "balance", "note"]);
+}
+
 /// The stored offset's position, from the offsets file.
 fn stored_position(dir: &Path) -> Option<(String, u64)> {
     let text = std::fs::read_to_string(dir.join("connect.offsets")).ok()?;
@@ -1191,6 +1477,77 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     assert_eq!(rename[1]["id"], "\"inventory\".\"ledger\"");
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
+}
+
+/// With `include.schema.changes`, the snapshot sends Debezium's schema change event for each
+/// captured table (`CREATE`, its `SHOW CREATE TABLE`, marked as of the snapshot) before the
+/// rows; tables not captured get none.
+#[test]
+fn a_snapshot_sends_a_schema_change_event_per_captured_table_when_included() {
+    let db = Server::start();
+    create_accounts(&db);
+    db.sql("create table inventory.notes (id bigint primary key, body text); insert into inventory.accounts values (1, 'one', 1); create database other; create table other.t (x int)");
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = write_configs(dir.path(), &db, json!({"include.schema.changes": "true"}));
+    let schema_sink = dir.path().join("schema.properties");
+    std::fs::write(
+        &schema_sink,
+        "name=schema\nconnector.class=FileStreamSink\nfile=schema.jsonl\nformat=json\ntopics=dbserver1\n",
+    )
+    .unwrap();
+    args.push(schema_sink.to_string_lossy().into_owned());
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    wait_for_rows(
+        &db,
+        &events,
+        "accounts",
+        &["id", "owner", "balance"],
+        "the snapshot",
+    );
+    let changes = dir.path().join("schema.jsonl");
+    wait_until("two schema change events", Duration::from_secs(30), || {
+        lines(&changes).len() >= 2
+    });
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    let changes: Vec<Json> = lines(&changes)
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(changes.len(), 2, "one per captured table: {changes:?}");
+    let data: Json = serde_json::from_str(&lines(&events)[0]).unwrap();
+    for (event, (table, columns)) in changes.iter().zip([
+        ("accounts", vec!["id", "owner", "balance"]),
+        ("notes", vec!["id", "body"]),
+    ]) {
+        assert_eq!(event["topic"], "dbserver1");
+        assert_eq!(event["key"], json!({"databaseName": "inventory"}));
+        let value = &event["value"];
+        assert_eq!(value["databaseName"], "inventory");
+        assert_eq!(value["source"]["snapshot"], "true");
+        assert_eq!(value["source"]["table"], table);
+        assert_eq!(value["source"]["file"], data["value"]["source"]["file"]);
+        assert_eq!(value["source"]["pos"], data["value"]["source"]["pos"]);
+        assert!(
+            value["ddl"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("CREATE TABLE `{table}`")),
+            "{event}"
+        );
+        let change = &value["tableChanges"][0];
+        assert_eq!(change["type"], "CREATE");
+        assert_eq!(change["id"], format!("\"inventory\".\"{table}\""));
+        let names: Vec<&str> = change["table"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(names, columns);
+        assert_eq!(change["table"]["primaryKeyColumnNames"], json!(["id"]));
+    }
 }
 
 /// MariaDB's UUID (`io.debezium.data.Uuid`), POINT with an SRID (`io.debezium.data.geometry.Point`:

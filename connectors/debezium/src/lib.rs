@@ -12,6 +12,7 @@
 //! * [`filters`]: include/exclude lists;
 //! * [`headers`]: primary-key change and `__debezium.context.*` headers;
 //! * [`heartbeat`]: heartbeat records;
+//! * [`transaction`]: transaction metadata (`BEGIN`/`END` records, the `transaction` block);
 //! * [`uuid`]: a UUID's text form;
 //! * [`version`]: what `source.version` says.
 
@@ -26,6 +27,7 @@ pub mod key_columns;
 pub mod names;
 pub mod operations;
 pub mod options;
+pub mod transaction;
 pub mod uuid;
 pub mod version;
 

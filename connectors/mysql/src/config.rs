@@ -41,8 +41,11 @@ pub fn config_def() -> ConfigDef {
         .key(ConfigKey::optional("table.include.list", List, "", Medium, "Regular expressions of the tables (db.table) to capture."))
         .key(ConfigKey::optional("table.exclude.list", List, "", Medium, "Regular expressions of tables (db.table) not to capture."))
         .key(ConfigKey::optional("snapshot.mode", String, "initial", Medium,
-            "initial: snapshot when none completed, then stream; always; initial_only; no_data (never): stream only; when_needed.")
-            .validate_with(Validator::OneOf(vec!["initial", "always", "initial_only", "no_data", "never", "when_needed"])))
+            "initial: snapshot when none completed, then stream; always; initial_only; no_data (never, schema_only): \
+             stream only; when_needed; recovery (schema_only_recovery): rebuild the schema history from the tables as \
+             they are now at the stored offset, then stream from it (no data snapshot; only right when no DDL ran since).")
+            .validate_with(Validator::OneOf(vec!["initial", "always", "initial_only", "no_data", "never", "schema_only",
+                "when_needed", "recovery", "schema_only_recovery"])))
         .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "DECIMAL as precise (Decimal), double or string.")
             .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
         .key(ConfigKey::optional("time.precision.mode", String, "adaptive_time_microseconds", Medium,
@@ -56,8 +59,9 @@ pub fn config_def() -> ConfigDef {
             "Debezium's schema change events on the <topic.prefix> topic, one per DDL statement on a captured \
              table. Off by default in sluice (Debezium: on), because on the embedded pipeline a topic no sink \
              subscribes to holds the source (direct.unrouted.records=wait); set it to true where something reads them."))
-        .key(ConfigKey::optional("provide.transaction.metadata", Boolean, "false", Low, "Transaction metadata.")
-            .validate_with(Validator::DefaultOnly("transaction metadata is not built yet for MySQL")))
+        .key(ConfigKey::optional("provide.transaction.metadata", Boolean, "false", Medium,
+            "A BEGIN and an END record per binlog transaction on <topic.prefix>.transaction (id: the GTID, else \
+             file=<binlog file>,pos=<position of its start>), and a transaction block in each change event, as in Debezium."))
         .key(ConfigKey::optional("heartbeat.interval.ms", Int, "0", Medium,
             "While streaming, a heartbeat record to <topic.heartbeat.prefix>.<topic.prefix> this often, carrying the \
              binlog position read so far, so the stored offset moves past changes to tables that are not captured; 0: none.")
@@ -95,6 +99,7 @@ pub enum SnapshotMode {
     InitialOnly,
     NoData,
     WhenNeeded,
+    Recovery,
 }
 
 /// `inconsistent.schema.handling.mode`.
@@ -135,6 +140,8 @@ pub struct MySqlConfig {
     pub inconsistent: Inconsistent,
     /// `include.schema.changes`.
     pub schema_changes: bool,
+    /// `provide.transaction.metadata`.
+    pub transaction_metadata: bool,
     /// `database.ssl.*`.
     pub tls: TlsSettings,
 }
@@ -162,8 +169,9 @@ impl MySqlConfig {
             snapshot: match config.string("snapshot.mode")?.as_str() {
                 "always" => SnapshotMode::Always,
                 "initial_only" => SnapshotMode::InitialOnly,
-                "no_data" | "never" => SnapshotMode::NoData,
+                "no_data" | "never" | "schema_only" => SnapshotMode::NoData,
                 "when_needed" => SnapshotMode::WhenNeeded,
+                "recovery" | "schema_only_recovery" => SnapshotMode::Recovery,
                 _ => SnapshotMode::Initial,
             },
             decimal_string: decimals == "string",
@@ -185,6 +193,7 @@ impl MySqlConfig {
                 .filter(|f| !f.trim().is_empty())
                 .map(std::path::PathBuf::from),
             schema_changes: config.bool("include.schema.changes")?,
+            transaction_metadata: config.bool("provide.transaction.metadata")?,
             tls: TlsSettings::from_config(&config)?,
             inconsistent: match config.string("inconsistent.schema.handling.mode")?.as_str() {
                 "warn" => Inconsistent::Warn,

@@ -12,8 +12,8 @@
 //! * A record is on disk (written and fsynced) before the stream position moves past it, so no
 //!   committed offset is ahead of the history.
 //! * Records are appended in binlog order; a restart replays those at or before its position
-//!   and ignores later ones (written before a crash that lost their offsets; they are
-//!   written again when their events are read again).
+//!   and prunes later ones (written before a crash that lost their offsets; they are written
+//!   again when their events are read again).
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -371,6 +371,69 @@ impl FileHistory {
         file.sync_data().map_err(fail)
     }
 
+    /// Keeps, of server `prefix`'s records, those `keep` says yes to, and adds `added` after
+    /// them; other servers' records stay as they are, lines that are not JSON go. The file is replaced whole (written
+    /// beside it, fsynced, renamed over it), so a crash leaves the old or the new one. Returns
+    /// how many of `prefix`'s records were dropped.
+    pub fn rewrite(
+        &self,
+        prefix: &str,
+        keep: impl Fn(&At) -> bool,
+        added: &[Json],
+    ) -> Result<usize> {
+        let fail = |e: std::io::Error| {
+            Error::retriable(format!(
+                "rewriting the schema history {}: {e} (schema.history.internal.file.filename)",
+                self.path.display()
+            ))
+        };
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(fail(e)),
+        };
+        let mut out = String::with_capacity(text.len());
+        let mut dropped = 0;
+        // A torn last line (no newline) is dropped with the rest of what a crash cut short.
+        let complete = match text.rfind('\n') {
+            Some(end) => &text[..=end],
+            None => "",
+        };
+        for line in complete.lines().filter(|l| !l.trim().is_empty()) {
+            // A line that is not JSON is nobody's record (a corrupted history being rebuilt).
+            let kept = match serde_json::from_str::<Json>(line) {
+                Err(_) => false,
+                Ok(record) if record["source"]["server"].as_str() == Some(prefix) => {
+                    entry_of(&record).is_some_and(|(at, _)| keep(&at))
+                }
+                Ok(_) => true,
+            };
+            if kept {
+                out.push_str(line);
+                out.push('\n');
+            } else {
+                dropped += 1;
+            }
+        }
+        for record in added {
+            out.push_str(&record.to_string());
+            out.push('\n');
+        }
+        let mut temporary = self.path.clone().into_os_string();
+        temporary.push(".rewrite");
+        let temporary = PathBuf::from(temporary);
+        let mut file = std::fs::File::create(&temporary).map_err(fail)?;
+        file.write_all(out.as_bytes()).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        std::fs::rename(&temporary, &self.path).map_err(fail)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(fail)?;
+        }
+        Ok(dropped)
+    }
+
     /// The records of server `prefix` (`source.server`), in order. A missing file is an empty
     /// history; a torn last line (a crash while appending) is left out.
     pub fn load(&self, prefix: &str) -> Result<Vec<(At, Entry)>> {
@@ -541,5 +604,53 @@ mod tests {
             .append(&ddl_record(&origin("a"), "app", "DROP TABLE v"))
             .unwrap();
         assert_eq!(history.load("a").unwrap(), vec![dropped("t"), dropped("v")]);
+    }
+
+    #[test]
+    fn a_rewrite_drops_only_its_server_s_records_it_is_told_to_and_adds_after_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let history = FileHistory::new(dir.path().join("history.jsonl"));
+        let origin = |prefix: &str, pos: u64| Origin {
+            prefix: prefix.into(),
+            at: At {
+                file: "b.000001".into(),
+                pos,
+            },
+            gtids: String::new(),
+            server_id: 1,
+            ts_ms: 0,
+        };
+        for (prefix, pos, table) in [("a", 4, "t"), ("other", 900, "u"), ("a", 900, "v")] {
+            history
+                .append(&ddl_record(
+                    &origin(prefix, pos),
+                    "app",
+                    &format!("DROP TABLE {table}"),
+                ))
+                .unwrap();
+        }
+        let upto = At {
+            file: "b.000001".into(),
+            pos: 500,
+        };
+        let added = ddl_record(&origin("a", 500), "app", "DROP TABLE w");
+        assert_eq!(history.rewrite("a", |at| *at <= upto, &[added]).unwrap(), 1);
+        let ddls = |prefix: &str| -> Vec<String> {
+            history
+                .load(prefix)
+                .unwrap()
+                .into_iter()
+                .map(|(_, entry)| match entry {
+                    Entry::Ddl { ddl, .. } => ddl,
+                    Entry::Version { table, .. } => table,
+                })
+                .collect()
+        };
+        assert_eq!(ddls("a"), ["DROP TABLE t", "DROP TABLE w"]);
+        assert_eq!(
+            ddls("other"),
+            ["DROP TABLE u"],
+            "another server's records stay"
+        );
     }
 }

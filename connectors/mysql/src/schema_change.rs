@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use serde_json::Value as Json;
 use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
+use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 
 /// The key and value schemas of connector flavour `mysql` or `mariadb`.
 #[derive(Debug, Clone)]
@@ -121,6 +122,30 @@ impl SchemaChangeSchemas {
                 ),
             ],
         })
+    }
+}
+
+impl SchemaChangeSchemas {
+    /// The event's record on the `<topic.prefix>` topic, keyed by `db`; `value` is
+    /// [`SchemaChangeSchemas::value`]'s.
+    pub fn record(
+        &self,
+        topic_prefix: &str,
+        db: &str,
+        value: Value,
+        ts_ms: i64,
+        partition: &Arc<SourcePartition>,
+        offset: SourceOffset,
+    ) -> SourceRecord {
+        let mut record = Record::new(topic_prefix, value, Some(Arc::clone(&self.value)));
+        record.key = self.key(db);
+        record.key_schema = Some(Arc::clone(&self.key));
+        record.timestamp_ms = Some(ts_ms);
+        SourceRecord {
+            record,
+            source_partition: Arc::clone(partition),
+            source_offset: offset,
+        }
     }
 }
 

@@ -16,7 +16,9 @@ use crate::config::MySqlConfig;
 use sluice_debezium::envelope::{envelope_value, mark_snapshot};
 
 use crate::envelope::{SourceInfo, source_value};
-use crate::sql::{connect, describe, list_tables, my_error, quote_ident};
+use crate::history::table_change;
+use crate::schema_change::SchemaChangeSchemas;
+use crate::sql::{connect, describe, list_tables, my_error, quote_ident, show_create};
 use crate::table::TableSchema;
 
 /// The position a snapshot stands for.
@@ -129,6 +131,27 @@ async fn read(
     }
     let tables = list_tables(&mut conn, config).await?;
     tracing::info!(tables = tables.len(), file = %file, pos, "snapshot started");
+    if config.schema_changes {
+        for (db, table) in &tables {
+            let record = schema_change_event(
+                &mut conn,
+                config,
+                source,
+                partition,
+                (db, table),
+                (&file, pos),
+                snapshot_ms,
+            )
+            .await?;
+            if sender
+                .send(Ok(Snapshot::Record(Box::new(record))))
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+    }
     let mut total = 0u64;
     if let Some(debezium) = debezium {
         debezium.set("snapshot", "TotalTableCount", tables.len() as f64);
@@ -228,6 +251,58 @@ async fn read(
     Ok(())
 }
 
+/// With `include.schema.changes`: a captured table's schema change event, read inside the
+/// snapshot's view before any rows: `SHOW CREATE TABLE` and the table as INFORMATION_SCHEMA
+/// shows it (`CREATE`), marked as of the snapshot, as Debezium sends one per table. (Debezium
+/// also sends the `SET`, `DROP … IF EXISTS`, `CREATE DATABASE` and `USE` statements it writes
+/// around them to its history; those name no table structure and are left out.)
+async fn schema_change_event(
+    conn: &mut mysql_async::Conn,
+    config: &MySqlConfig,
+    source: &sluice_api::data::SchemaRef,
+    partition: &Arc<SourcePartition>,
+    (db, table): (&str, &str),
+    (file, pos): (&str, u64),
+    ts_ms: i64,
+) -> Result<SourceRecord> {
+    let columns = describe(conn, config, db, table).await?;
+    let ddl = show_create(conn, db, table).await;
+    let changes = [table_change(db, table, "CREATE", &columns)];
+    let info = SourceInfo {
+        flavour: config.flavour,
+        prefix: &config.topic_prefix,
+        db,
+        table,
+        ts_ms,
+        snapshot: "true",
+        server_id: 0,
+        gtid: None,
+        file,
+        pos,
+        row: 0,
+        thread: None,
+    };
+    let schemas = SchemaChangeSchemas::new(config.flavour, source);
+    let value = schemas.value(source_value(source, &info), ts_ms, db, &ddl, &changes);
+    Ok(schemas.record(
+        &config.topic_prefix,
+        db,
+        value,
+        ts_ms,
+        partition,
+        snapshot_offset(file, pos),
+    ))
+}
+
+/// The offset of a snapshot record: the position the snapshot stands for, still snapshotting.
+fn snapshot_offset(file: &str, pos: u64) -> SourceOffset {
+    let mut offset = SourceOffset::new();
+    offset.insert("file".into(), json!(file));
+    offset.insert("pos".into(), json!(pos));
+    offset.insert("snapshot".into(), json!(true));
+    offset
+}
+
 #[allow(clippy::too_many_arguments)]
 fn read_event(
     config: &MySqlConfig,
@@ -262,9 +337,12 @@ fn read_event(
         source_value(source, &info),
         "r",
     );
-    let mut offset = SourceOffset::new();
-    offset.insert("file".into(), json!(file));
-    offset.insert("pos".into(), json!(pos));
-    offset.insert("snapshot".into(), json!(true));
-    crate::source::record(schema, key, value, partition, offset, ts_ms)
+    crate::source::record(
+        schema,
+        key,
+        value,
+        partition,
+        snapshot_offset(file, pos),
+        ts_ms,
+    )
 }

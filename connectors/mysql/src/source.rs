@@ -23,6 +23,7 @@ use sluice_debezium::envelope::{envelope_value, mark_snapshot};
 use sluice_debezium::headers;
 use sluice_debezium::heartbeat::Heartbeats;
 use sluice_debezium::operations::Operation;
+use sluice_debezium::transaction::{TransactionCounts, TransactionMetadata};
 use tokio::sync::mpsc;
 
 use crate::config::{MySqlConfig, SnapshotMode, config_def};
@@ -34,7 +35,7 @@ use crate::snapshot::{Position, Snapshot};
 use crate::sql::{check_server, connect, my_error};
 use crate::table::TableSchema;
 use crate::tracker::Tracker;
-use crate::transaction::{Transaction, TransactionControl};
+use crate::transaction::{MetadataContext, Transaction, TransactionControl};
 
 /// How long a poll waits for the binlog before returning what it has.
 const POLL_WAIT: Duration = Duration::from_millis(100);
@@ -138,11 +139,13 @@ pub struct MySqlSourceTask {
     /// The last GTID handed out per replication domain (MariaDB): where a GTID-positioned
     /// stream resumes, and the offset's `gtids`.
     gtids: std::collections::BTreeMap<u32, String>,
-    /// After a restart (or reconnection) inside a large transaction: where it starts and how
-    /// many of its rows events went out already.
-    resume_skip: Option<(Position, u64)>,
+    /// After a restart (or reconnection) inside a large transaction: where it starts, how
+    /// many of its rows events went out already, and (with transaction metadata) its counts.
+    resume_skip: Option<(Position, u64, Option<TransactionCounts>)>,
     /// While a large transaction is partly handed out: where a reconnection resumes inside it.
-    pending_skip: Option<(Position, u64)>,
+    pending_skip: Option<(Position, u64, Option<TransactionCounts>)>,
+    /// The schemas of `provide.transaction.metadata`'s records.
+    transaction_metadata: TransactionMetadata,
     /// `heartbeat.interval.ms` > 0.
     heartbeats: Option<Heartbeats>,
     /// Debezium's streaming metrics (`MilliSecondsBehindSource`, …) under its names.
@@ -192,6 +195,28 @@ pub(crate) fn record(
         source_partition: Arc::clone(partition),
         source_offset: offset,
     }
+}
+
+/// Debezium's MySQL offset: resume at `position`, skipping `event` rows events of the
+/// transaction there (0: `position` is after a commit).
+fn binlog_offset(
+    position: &Position,
+    gtids: &str,
+    ts_ms: i64,
+    server_id: u32,
+    event: u64,
+) -> SourceOffset {
+    let mut offset = SourceOffset::new();
+    offset.insert("ts_sec".into(), json!(ts_ms / 1000));
+    offset.insert("file".into(), json!(position.file));
+    offset.insert("pos".into(), json!(position.pos));
+    if !gtids.is_empty() {
+        offset.insert("gtids".into(), json!(gtids));
+    }
+    offset.insert("row".into(), json!(0));
+    offset.insert("server_id".into(), json!(server_id));
+    offset.insert("event".into(), json!(event));
+    offset
 }
 
 /// Checks an event's CRC32 against its bytes (the client library strips the checksum without
@@ -253,6 +278,7 @@ impl MySqlSourceTask {
             gtids: std::collections::BTreeMap::new(),
             resume_skip: None,
             pending_skip: None,
+            transaction_metadata: TransactionMetadata::default(),
             heartbeats: None,
             debezium: None,
             server_id: 0,
@@ -750,19 +776,15 @@ impl MySqlSourceTask {
             row: 0,
             thread: None,
         };
-        let mut record = Record::new(
+        let value = schemas.value(source_value(&source, &info), ts_ms, &db, ddl, &changes);
+        Ok(vec![schemas.record(
             &config.topic_prefix,
-            schemas.value(source_value(&source, &info), ts_ms, &db, ddl, &changes),
-            Some(Arc::clone(&schemas.value)),
-        );
-        record.key = schemas.key(&db);
-        record.key_schema = Some(Arc::clone(&schemas.key));
-        record.timestamp_ms = Some(ts_ms);
-        Ok(vec![SourceRecord {
-            record,
-            source_partition: Arc::clone(&self.partition),
-            source_offset: SourceOffset::new(),
-        }])
+            &db,
+            value,
+            ts_ms,
+            &self.partition,
+            SourceOffset::new(),
+        )])
     }
 
     /// Debezium's truncate events (`op` `t`, no key, no row images) for the captured tables a
@@ -1044,15 +1066,17 @@ impl MySqlSourceTask {
             file: self.file.clone(),
             pos: start,
         };
-        let skip_events = match self.resume_skip.take() {
-            Some((at, events)) if at == start => events,
-            Some(other) => {
+        let (skip_events, counts) = match self.resume_skip.take() {
+            Some((at, events, counts)) if at == start => (events, counts),
+            Some((other, _, _)) => {
                 tracing::warn!(expected = ?other, found = ?start, "the transaction to resume inside was not found where the offset said; nothing skipped");
-                0
+                (0, None)
             }
-            None => 0,
+            None => (0, None),
         };
-        self.transaction = Some(Transaction::open(gtid, start, skip_events, explicit));
+        let mut transaction = Transaction::open(gtid, start, skip_events, explicit);
+        transaction.counts = counts;
+        self.transaction = Some(transaction);
     }
 
     /// Hands out what a large transaction decoded so far (every rows event read), so a
@@ -1071,24 +1095,23 @@ impl MySqlSourceTask {
         let mut records = std::mem::take(&mut transaction.records);
         transaction.released |= !records.is_empty();
         if let Some(last) = records.last_mut() {
-            let mut offset = SourceOffset::new();
-            offset.insert("ts_sec".into(), json!(ts_ms / 1000));
-            offset.insert("file".into(), json!(start.file));
-            offset.insert("pos".into(), json!(start.pos));
-            if !state.is_empty() {
-                offset.insert("gtids".into(), json!(state));
-            }
-            offset.insert("row".into(), json!(0));
-            offset.insert("server_id".into(), json!(server_id));
-            offset.insert("event".into(), json!(transaction.rows_events));
-            last.source_offset = offset;
+            last.source_offset =
+                binlog_offset(&start, &state, ts_ms, server_id, transaction.rows_events);
+        }
+        if let Some(config) = self.config.as_ref().filter(|c| c.transaction_metadata) {
+            let context = MetadataContext {
+                records: &self.transaction_metadata,
+                topic_prefix: &config.topic_prefix,
+                partition: &self.partition,
+            };
+            records = transaction.with_metadata(&context, &start, ts_ms, records, None);
         }
         self.resume = Some(start.clone());
         let events = transaction.rows_events;
         let any = !records.is_empty();
         batch.append(&mut records);
         // A reconnection resumes inside this transaction, after what went out.
-        self.pending_skip = Some((start, events));
+        self.pending_skip = Some((start, events, transaction.counts.clone()));
         any
     }
 
@@ -1130,22 +1153,22 @@ impl MySqlSourceTask {
         let state = self.gtid_state();
         self.pending_skip = None;
         self.server_id = server_id;
-        if let Some(last) = transaction.records.last_mut() {
-            let mut offset = SourceOffset::new();
-            offset.insert("ts_sec".into(), json!(ts_ms / 1000));
-            offset.insert("file".into(), json!(position.file));
-            offset.insert("pos".into(), json!(position.pos));
-            if !state.is_empty() {
-                offset.insert("gtids".into(), json!(state));
-            }
-            offset.insert("row".into(), json!(0));
-            offset.insert("server_id".into(), json!(server_id));
-            offset.insert("event".into(), json!(0));
-            last.source_offset = offset;
+        let offset = binlog_offset(&position, &state, ts_ms, server_id, 0);
+        let mut records = std::mem::take(&mut transaction.records);
+        if let Some(last) = records.last_mut() {
+            last.source_offset = offset.clone();
+        }
+        if let Some(config) = self.config.as_ref().filter(|c| c.transaction_metadata) {
+            let context = MetadataContext {
+                records: &self.transaction_metadata,
+                topic_prefix: &config.topic_prefix,
+                partition: &self.partition,
+            };
+            records = transaction.with_metadata(&context, &position, ts_ms, records, Some(offset));
         }
         self.resume = Some(position);
-        let any = !transaction.records.is_empty();
-        batch.append(&mut transaction.records);
+        let any = !records.is_empty();
+        batch.append(&mut records);
         any
     }
 }
@@ -1204,7 +1227,11 @@ impl SourceTask for MySqlSourceTask {
                 .filter(|e| *e > 0),
         ) {
             tracing::info!(file = %position.file, pos = position.pos, events, "resuming inside a large transaction: its first rows events went out already");
-            self.resume_skip = Some((position, events));
+            let counts = committed
+                .as_ref()
+                .and_then(TransactionCounts::load)
+                .map(|(_, counts)| counts);
+            self.resume_skip = Some((position, events, counts));
         }
         let snapshot_done = committed
             .as_ref()
@@ -1220,8 +1247,14 @@ impl SourceTask for MySqlSourceTask {
                 !snapshot_done
             }
             SnapshotMode::Always => true,
-            SnapshotMode::NoData => false,
+            SnapshotMode::NoData | SnapshotMode::Recovery => false,
         };
+        if config.snapshot == SnapshotMode::Recovery && interrupted.is_some() {
+            return Err(Error::config(
+                "snapshot.mode=recovery: the stored offset is of a snapshot that did not finish, and recovery sends \
+                 no data; use snapshot.mode=initial (or when_needed) to finish it",
+            ));
+        }
         self.initial_only = config.snapshot == SnapshotMode::InitialOnly;
         if snapshot_now {
             let (sender, receiver) = mpsc::channel(config.max_batch.max(1));
@@ -1258,6 +1291,29 @@ impl SourceTask for MySqlSourceTask {
                 Position { file, pos }
             }
         };
+        if config.snapshot == SnapshotMode::Recovery {
+            let origin = Origin {
+                prefix: config.topic_prefix.clone(),
+                at: At {
+                    file: start.file.clone(),
+                    pos: start.pos,
+                },
+                gtids: self.gtid_state(),
+                server_id: committed
+                    .as_ref()
+                    .and_then(|o| o.get("server_id")?.as_u64())
+                    .and_then(|id| u32::try_from(id).ok())
+                    .unwrap_or_default(),
+                ts_ms: now_ms(),
+            };
+            let tables = self.tables.rebuild(&mut conn, &config, &origin).await?;
+            tracing::info!(
+                tables,
+                file = %start.file,
+                pos = start.pos,
+                "snapshot.mode=recovery: the schema history is rebuilt from the captured tables as they are now"
+            );
+        }
         let replayed = self.tables.recover(
             &config,
             self.source.as_ref().expect("set above"),

@@ -232,3 +232,18 @@ pub async fn describe(
         })
         .collect())
 }
+
+/// `SHOW CREATE TABLE`'s statement, for the history's and schema change events' `ddl` (empty
+/// when it cannot be read).
+pub async fn show_create(conn: &mut Conn, db: &str, table: &str) -> String {
+    let row: Option<(String, String)> = conn
+        .query_first(format!(
+            "SHOW CREATE TABLE {}.{}",
+            quote_ident(db),
+            quote_ident(table)
+        ))
+        .await
+        .ok()
+        .flatten();
+    row.map(|(_, ddl)| ddl).unwrap_or_default()
+}

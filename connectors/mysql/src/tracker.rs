@@ -16,7 +16,6 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use mysql_async::Conn;
-use mysql_async::prelude::*;
 use sluice_api::data::SchemaRef;
 use sluice_api::{Error, Result};
 
@@ -24,7 +23,7 @@ use crate::config::{Inconsistent, MySqlConfig};
 use crate::ddl::{self, Effect};
 use crate::history::{self, At, Entry, FileHistory, Origin};
 use crate::schemas::{MapColumns, columns_from_map, disagreement};
-use crate::sql::describe;
+use crate::sql::{describe, list_tables, show_create};
 use crate::table::TableSchema;
 
 /// A table's schema as tracked.
@@ -67,6 +66,17 @@ impl Tracker {
             return Ok(0);
         };
         let entries = history.load(&config.topic_prefix)?;
+        if entries.iter().any(|(at, _)| at > upto) {
+            // Written before a crash lost the offsets that covered them: they are written
+            // again when their events are read again, so they go now.
+            let pruned = history.rewrite(&config.topic_prefix, |at| at <= upto, &[])?;
+            tracing::info!(
+                records = pruned,
+                file = %upto.file,
+                pos = upto.pos,
+                "pruned schema history records past the resume position"
+            );
+        }
         let mut replayed = 0;
         for (at, entry) in entries {
             if &at > upto {
@@ -88,6 +98,32 @@ impl Tracker {
             }
         }
         Ok(replayed)
+    }
+
+    /// `snapshot.mode=recovery`: replaces this server's history with the captured tables'
+    /// schemas as INFORMATION_SCHEMA shows them now, standing at `origin` (where the stream
+    /// resumes), as Debezium rebuilds a lost or corrupted history. Right only when no DDL ran
+    /// on them since that position, which Debezium's documentation demands too. Returns how
+    /// many tables it wrote (0 without a history file: the schemas are read anew anyway).
+    pub async fn rebuild(
+        &mut self,
+        conn: &mut Conn,
+        config: &MySqlConfig,
+        origin: &Origin,
+    ) -> Result<usize> {
+        let Some(history) = &self.history else {
+            return Ok(0);
+        };
+        let mut records = Vec::new();
+        for (db, table) in list_tables(conn, config).await? {
+            let columns = describe(conn, config, &db, &table).await?;
+            let ddl = show_create(conn, &db, &table).await;
+            records.push(history::version_record(
+                origin, &db, &table, &ddl, "CREATE", &columns,
+            ));
+        }
+        history.rewrite(&config.topic_prefix, |_| false, &records)?;
+        Ok(records.len())
     }
 
     fn apply(&mut self, effects: &[Effect], ddl: &str) {
@@ -283,15 +319,4 @@ impl Tracker {
     pub fn clear(&mut self) {
         self.tables.clear();
     }
-}
-
-/// `SHOW CREATE TABLE`'s statement, for the history's `ddl` (empty when it cannot be read).
-async fn show_create(conn: &mut Conn, db: &str, table: &str) -> String {
-    let quote = |name: &str| format!("`{}`", name.replace('`', "``"));
-    let row: Option<(String, String)> = conn
-        .query_first(format!("SHOW CREATE TABLE {}.{}", quote(db), quote(table)))
-        .await
-        .ok()
-        .flatten();
-    row.map(|(_, ddl)| ddl).unwrap_or_default()
 }

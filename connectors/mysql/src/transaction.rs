@@ -9,10 +9,22 @@
 //! event: the non-transactional changes stay, the transactional ones were undone. So on such a
 //! rollback the records of transactional tables are dropped and the others kept.
 
+use std::sync::Arc;
+
 use sluice_api::data::Value;
-use sluice_api::record::SourceRecord;
+use sluice_api::record::{SourceOffset, SourcePartition, SourceRecord};
+use sluice_debezium::transaction::{
+    Marker, TransactionCounts, TransactionMetadata, is_change_event,
+};
 
 use crate::snapshot::Position;
+
+/// What [`Transaction::with_metadata`] needs of the task.
+pub(crate) struct MetadataContext<'a> {
+    pub(crate) records: &'a TransactionMetadata,
+    pub(crate) topic_prefix: &'a str,
+    pub(crate) partition: &'a Arc<SourcePartition>,
+}
 
 /// A transaction being read from the binlog.
 #[derive(Default)]
@@ -34,6 +46,8 @@ pub(crate) struct Transaction {
     /// Records of this transaction already handed out (a large transaction's parts): a
     /// rollback can no longer take them back.
     pub(crate) released: bool,
+    /// With transaction metadata: the counts so far, once its `BEGIN` went out.
+    pub(crate) counts: Option<TransactionCounts>,
 }
 
 impl Transaction {
@@ -51,6 +65,77 @@ impl Transaction {
             explicit,
             ..Transaction::default()
         }
+    }
+
+    /// Debezium's MySQL transaction id: the GTID, else `file=<file>,pos=<start>` (the position
+    /// of its BEGIN; `at` when the stream joined it after its start).
+    pub(crate) fn id(&self, at: &Position) -> String {
+        match (&self.gtid, &self.start) {
+            (Some(gtid), _) => gtid.clone(),
+            (None, Some(start)) => format!("file={},pos={}", start.file, start.pos),
+            (None, None) => format!("file={},pos={}", at.file, at.pos),
+        }
+    }
+
+    /// With `provide.transaction.metadata`: `records` (this transaction's, or a part of it)
+    /// with `BEGIN` before the first part, each change event's `transaction` block, and `END`
+    /// after the last part (`end`: the offset after the commit). A part's last record gets
+    /// the counts in its offset, under Debezium's keys, so a restart inside the transaction
+    /// counts on without a second `BEGIN`.
+    ///
+    /// As Debezium's MySQL connector does, every transaction the binlog opens with BEGIN (or a
+    /// MariaDB GTID event) gets `BEGIN`/`END`, also one that changed no captured table; a
+    /// statement outside a transaction (DDL) gets them only when it made change events (a
+    /// TRUNCATE's).
+    pub(crate) fn with_metadata(
+        &mut self,
+        metadata: &MetadataContext<'_>,
+        at: &Position,
+        ts_ms: i64,
+        records: Vec<SourceRecord>,
+        end: Option<SourceOffset>,
+    ) -> Vec<SourceRecord> {
+        let id = self.id(at);
+        let marker = Marker {
+            topic_prefix: metadata.topic_prefix,
+            id: &id,
+            ts_ms,
+        };
+        let mut out = Vec::with_capacity(records.len() + 2);
+        let counts = match self.counts.as_mut() {
+            Some(counts) => counts,
+            None => {
+                if !self.explicit && !records.iter().any(is_change_event) {
+                    return records;
+                }
+                out.push(
+                    metadata
+                        .records
+                        .begin(marker, metadata.partition, SourceOffset::new()),
+                );
+                self.counts.insert(TransactionCounts::default())
+            }
+        };
+        for mut record in records {
+            metadata.records.stamp(&id, counts, &mut record);
+            out.push(record);
+        }
+        match end {
+            Some(offset) => {
+                let counts = self.counts.take().unwrap_or_default();
+                out.push(
+                    metadata
+                        .records
+                        .end(marker, counts, metadata.partition, offset),
+                );
+            }
+            None => {
+                if let Some(last) = out.last_mut() {
+                    counts.store(&id, &mut last.source_offset);
+                }
+            }
+        }
+        out
     }
 
     /// Marks a savepoint at the current end of the records.
@@ -179,6 +264,26 @@ mod tests {
     use super::*;
     use sluice_api::data::{Schema, Struct};
     use std::sync::Arc;
+
+    #[test]
+    fn the_id_is_the_gtid_else_the_file_and_position_of_the_start() {
+        let at = Position {
+            file: "mysql-bin.000003".into(),
+            pos: 900,
+        };
+        let start = Position {
+            file: "mysql-bin.000003".into(),
+            pos: 154,
+        };
+        let with_gtid = Transaction::open(Some("0-1-42".into()), start.clone(), 0, true);
+        assert_eq!(with_gtid.id(&at), "0-1-42");
+        let without = Transaction::open(None, start, 0, true);
+        assert_eq!(without.id(&at), "file=mysql-bin.000003,pos=154");
+        assert_eq!(
+            Transaction::default().id(&at),
+            "file=mysql-bin.000003,pos=900"
+        );
+    }
 
     #[test]
     fn control_statements_are_told_from_ddl() {

@@ -33,7 +33,7 @@ use crate::sql::{
     CatalogColumn, TypeCatalog, connect, describe_columns, pg_error, query, quote_ident,
     quote_literal, unix_now_micros,
 };
-use crate::transaction::{TransactionCounts, TransactionInfo, TransactionSchemas};
+use crate::transaction::{TransactionCounts, TransactionInfo, TransactionMetadata};
 use crate::types::ColumnType;
 use crate::wire::{ReplicationClient, WireEvent, slot_in_use};
 use sluice_debezium::FailureMode;
@@ -168,7 +168,7 @@ pub struct PostgresSourceTask {
     /// A normal (query) connection, kept for catalog look-ups while streaming.
     client: Option<Arc<Client>>,
     types: TypeCatalog,
-    transaction_schemas: TransactionSchemas,
+    transaction_metadata: TransactionMetadata,
     /// Set while the connection is lost.
     reconnect: Option<Reconnect>,
     metrics: TaskMetrics,
@@ -879,19 +879,16 @@ impl PostgresSourceTask {
                 let Some(first) = records.first() else {
                     return records;
                 };
-                out.push(self.transaction_schemas.begin(&info, first));
+                out.push(info.begin(&self.transaction_metadata, first));
                 transaction.counts.insert(TransactionCounts::default())
             }
         };
         let mut records = records;
-        self.transaction_schemas.stamp(&info, counts, &mut records);
+        info.stamp(&self.transaction_metadata, counts, &mut records);
         out.extend(records);
         if let Some(offset) = end {
             let counts = transaction.counts.take().unwrap_or_default();
-            out.push(
-                self.transaction_schemas
-                    .end(&info, counts, &self.partition, offset),
-            );
+            out.push(info.end(&self.transaction_metadata, counts, &self.partition, offset));
         }
         out
     }
