@@ -867,10 +867,21 @@ fn a_debezium_connector_json_posted_over_rest_runs_unchanged() {
     db.sql("insert into inventory.accounts values (1, 'one', 10)");
     let dir = tempfile::tempdir().unwrap();
     write_configs(dir.path(), &db, json!({}));
+    // The config includes schema changes (Debezium's default), so a sink reads their topic
+    // too: on the embedded pipeline a topic nobody reads holds the source.
+    std::fs::write(
+        dir.path().join("schema.properties"),
+        "name=schema\nconnector.class=FileStreamSink\nfile=schema.jsonl\nformat=json\ntopics=dbserver1\n",
+    )
+    .unwrap();
     let worker = Worker::start(
         dir.path(),
-        &["worker.properties", "oracle.properties"]
-            .map(|f| dir.path().join(f).to_string_lossy().into_owned()),
+        &[
+            "worker.properties",
+            "oracle.properties",
+            "schema.properties",
+        ]
+        .map(|f| dir.path().join(f).to_string_lossy().into_owned()),
     );
     let config = json!({
         "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
@@ -891,6 +902,11 @@ fn a_debezium_connector_json_posted_over_rest_runs_unchanged() {
     wait_until("the snapshot row arrives", Duration::from_secs(30), || {
         !lines(&events).is_empty()
     });
+    let schema_changes = dir.path().join("schema.jsonl");
+    wait_until("the table's CREATE", Duration::from_secs(30), || {
+        !lines(&schema_changes).is_empty()
+    });
+    assert_eq!(lines(&schema_changes).len(), 1);
     let logs = worker.logs();
     assert!(
         logs.contains("`schema.history.internal.kafka.topic` has no effect in sluice"),
@@ -1355,7 +1371,8 @@ fn binlog_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
 /// interrupted snapshot's position, so the deletes made in between reach the rows the first
 /// snapshot sent: the replayed events equal the table. (Re-snapshotting and streaming from the
 /// new view only, as before, left deleted rows in the replay: this test found it.) The snapshot
-/// is held in the middle by a write lock on the table it reads second.
+/// is held in the middle by a write lock on the table it reads second. The new snapshot reads
+/// on after the last row the interrupted one stored (its offset names the table and key).
 #[test]
 fn kill_9_mid_snapshot_snapshots_again_and_loses_nothing() {
     let db = Server::start();
@@ -1392,12 +1409,15 @@ fn kill_9_mid_snapshot_snapshots_again_and_loses_nothing() {
         Duration::from_secs(60),
         || snapshot_offset().is_some() && lines(&events).len() >= 1000,
     );
+    worker.kill9();
     let offset = snapshot_offset().unwrap();
     assert!(
         offset["file"].is_string() && offset["pos"].is_u64(),
         "a snapshot offset carries the stream's start position: {offset}"
     );
-    worker.kill9();
+    assert_eq!(offset["snapshot_table"], "inventory.accounts", "{offset}");
+    let stored_key: i64 = offset["snapshot_key"][0].as_str().unwrap().parse().unwrap();
+    let sent_before = lines(&events).len();
     let _ = lock.kill();
     let _ = lock.wait();
     workload(&db, 31, 30);
@@ -1410,13 +1430,29 @@ fn kill_9_mid_snapshot_snapshots_again_and_loses_nothing() {
             .any(|l| l.contains("dbserver1.inventory.zeta")),
         "the second table is snapshotted after the restart"
     );
+    worker.wait_for_log(
+        "the snapshot to read on",
+        "resuming the interrupted snapshot where its last stored record stood",
+    );
+    // The new snapshot reads on after the stored key: the rows the first one stored are not
+    // read again (the stream from the first one's position brings their changes).
+    let reread: Vec<i64> = lines(&events)[sent_before..]
+        .iter()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .filter(|e| e["topic"] == topic && e["value"]["op"] == "r")
+        .map(|e| e["value"]["after"]["id"].as_i64().unwrap())
+        .collect();
+    assert!(
+        reread.iter().all(|id| *id > stored_key),
+        "read again at or before the stored key {stored_key}: {reread:?}"
+    );
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
 
 /// `include.schema.changes=true`: each DDL statement on a captured table is Debezium's schema
 /// change event on the `<topic.prefix>` topic, keyed by database, with the statement and the
-/// tables' structures after it.
+/// tables' structures after it; `no_data` first sends each captured table's `CREATE`.
 #[test]
 fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     let db = Server::start();
@@ -1440,14 +1476,25 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     db.sql("rename table inventory.accounts to inventory.ledger");
     db.sql("create database other; create table other.t (x int)"); // not captured: no event
     let changes = dir.path().join("schema.jsonl");
-    wait_until("two schema change events", Duration::from_secs(30), || {
-        lines(&changes).len() >= 2
-    });
+    wait_until(
+        "three schema change events",
+        Duration::from_secs(30),
+        || lines(&changes).len() >= 3,
+    );
     let events: Vec<Json> = lines(&changes)
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events.len(), 3, "{events:?}");
+    // no_data is Debezium's snapshot of the schemas only: the captured table's CREATE first.
+    let create = &events[0]["value"];
+    assert_eq!(create["source"]["snapshot"], "true");
+    assert_eq!(create["tableChanges"][0]["type"], "CREATE");
+    assert_eq!(
+        create["tableChanges"][0]["id"],
+        "\"inventory\".\"accounts\""
+    );
+    let events = &events[1..];
     let alter = &events[0];
     assert_eq!(alter["topic"], "dbserver1");
     assert_eq!(alter["key"], json!({"databaseName": "inventory"}));

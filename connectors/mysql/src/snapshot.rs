@@ -28,6 +28,136 @@ pub struct Position {
     pub pos: u64,
 }
 
+/// Where an interrupted snapshot's last stored record stood, read from its offset
+/// (`snapshot_table`, `snapshot_key`): the tables listed before that one were read whole, and
+/// that one up to the key. A new snapshot reads on from there instead of from the start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResumeAt {
+    /// `db.table`.
+    pub table: String,
+    /// The record's primary key values as the server's text, in column order; `None` when the
+    /// table cannot be read on by key (no primary key, or a key type whose text order is not
+    /// its index order): it is read again whole.
+    pub key: Option<Vec<String>>,
+}
+
+impl ResumeAt {
+    /// The resume point an interrupted snapshot's offset holds, if any.
+    pub fn from_offset(offset: &SourceOffset) -> Option<ResumeAt> {
+        let table = offset.get("snapshot_table")?.as_str()?.to_owned();
+        let key = offset.get("snapshot_key").and_then(|k| {
+            k.as_array()?
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<String>>>()
+        });
+        Some(ResumeAt { table, key })
+    }
+}
+
+/// Primary key types whose text form, compared as the column compares it, orders as the key
+/// index does (ENUM, SET, BIT and floating point do not), so `WHERE (key) > (text)` reads on
+/// exactly after a row.
+fn orders_by_text(data_type: &str) -> bool {
+    matches!(
+        data_type,
+        "tinyint"
+            | "smallint"
+            | "mediumint"
+            | "int"
+            | "integer"
+            | "bigint"
+            | "decimal"
+            | "char"
+            | "varchar"
+            | "binary"
+            | "varbinary"
+            | "date"
+            | "datetime"
+            | "timestamp"
+            | "time"
+            | "year"
+    )
+}
+
+/// How a table is read: in primary-key order when it has one and is InnoDB (whose rows are
+/// stored in that order, so ordering costs nothing; other engines would sort the table), so a
+/// snapshot can read on after the last row an interrupted one stored.
+struct KeyOrder {
+    /// The primary key's columns (indexes into the row), in column order.
+    columns: Vec<usize>,
+    /// Whether their text form orders as the key does.
+    resumable: bool,
+}
+
+impl KeyOrder {
+    fn of(schema: &TableSchema, innodb: bool) -> KeyOrder {
+        let columns: Vec<usize> = schema
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.primary && innodb)
+            .map(|(i, _)| i)
+            .collect();
+        let resumable = !columns.is_empty()
+            && columns
+                .iter()
+                .all(|i| orders_by_text(&schema.columns[*i].data_type));
+        KeyOrder { columns, resumable }
+    }
+
+    /// `SELECT * … [WHERE (key) > (after)] [ORDER BY key]`; `no_backslash_escapes`: the
+    /// session's `sql_mode` has NO_BACKSLASH_ESCAPES (how the literals must be escaped).
+    fn select(
+        &self,
+        schema: &TableSchema,
+        after: Option<&[String]>,
+        no_backslash_escapes: bool,
+    ) -> String {
+        let mut sql = format!(
+            "SELECT * FROM {}.{}",
+            quote_ident(&schema.db),
+            quote_ident(&schema.table)
+        );
+        let names: Vec<String> = self
+            .columns
+            .iter()
+            .map(|i| quote_ident(&schema.columns[*i].name))
+            .collect();
+        if let Some(after) = after.filter(|a| self.resumable && a.len() == names.len()) {
+            let values: Vec<String> = after
+                .iter()
+                .map(|v| {
+                    mysql_async::Value::Bytes(v.as_bytes().to_vec()).as_sql(no_backslash_escapes)
+                })
+                .collect();
+            sql.push_str(&format!(
+                " WHERE ({}) > ({})",
+                names.join(", "),
+                values.join(", ")
+            ));
+        }
+        if !names.is_empty() {
+            sql.push_str(&format!(" ORDER BY {}", names.join(", ")));
+        }
+        sql
+    }
+
+    /// The key of a row read as text, for its offset; `None` when it cannot resume.
+    fn key_of(&self, values: &[Option<Vec<u8>>]) -> Option<Vec<String>> {
+        if !self.resumable {
+            return None;
+        }
+        self.columns
+            .iter()
+            .map(|i| {
+                let bytes = values.get(*i)?.as_ref()?;
+                String::from_utf8(bytes.clone()).ok()
+            })
+            .collect()
+    }
+}
+
 /// What the background reader sends.
 #[derive(Debug)]
 pub enum Snapshot {
@@ -49,6 +179,7 @@ pub async fn run(
     partition: Arc<SourcePartition>,
     sender: mpsc::Sender<Result<Snapshot>>,
     interrupted: Option<Position>,
+    resume: Option<ResumeAt>,
     debezium: Option<DebeziumMetrics>,
 ) {
     if let Some(debezium) = &debezium {
@@ -61,6 +192,7 @@ pub async fn run(
         &partition,
         &sender,
         interrupted,
+        resume,
         debezium.as_ref(),
     )
     .await;
@@ -75,6 +207,7 @@ async fn read(
     partition: &Arc<SourcePartition>,
     sender: &mpsc::Sender<Result<Snapshot>>,
     interrupted: Option<Position>,
+    resume: Option<ResumeAt>,
     debezium: Option<&DebeziumMetrics>,
 ) -> Result<()> {
     let mut conn = connect(config).await?;
@@ -131,16 +264,46 @@ async fn read(
     }
     let tables = list_tables(&mut conn, config).await?;
     tracing::info!(tables = tables.len(), file = %file, pos, "snapshot started");
+    let no_backslash_escapes: bool = conn
+        .query_first("SELECT @@SESSION.sql_mode LIKE '%NO_BACKSLASH_ESCAPES%'")
+        .await
+        .map_err(|e| my_error("reading sql_mode", config, e))?
+        .unwrap_or(false);
+    // An interrupted snapshot's tables before the one it stood in were read whole.
+    let (first_table, mut resume_key) = match &resume {
+        Some(at) => match tables
+            .iter()
+            .position(|(db, table)| format!("{db}.{table}") == at.table)
+        {
+            Some(index) => {
+                tracing::info!(
+                    table = %at.table,
+                    after_key = ?at.key,
+                    tables_done = index,
+                    "resuming the interrupted snapshot where its last stored record stood"
+                );
+                (index, at.key.clone())
+            }
+            None => (0, None),
+        },
+        None => (0, None),
+    };
     if config.schema_changes {
         for (db, table) in &tables {
+            let at = SnapshotAt {
+                file: &file,
+                pos,
+                server_id: 0,
+                ts_ms: snapshot_ms,
+            };
             let record = schema_change_event(
                 &mut conn,
                 config,
                 source,
                 partition,
                 (db, table),
-                (&file, pos),
-                snapshot_ms,
+                &at,
+                snapshot_offset(&file, pos),
             )
             .await?;
             if sender
@@ -157,6 +320,9 @@ async fn read(
         debezium.set("snapshot", "TotalTableCount", tables.len() as f64);
     }
     for (index, (db, table)) in tables.iter().enumerate() {
+        if index < first_table {
+            continue;
+        }
         if let Some(debezium) = debezium {
             debezium.set(
                 "snapshot",
@@ -167,12 +333,21 @@ async fn read(
         let qualified = format!("{db}.{table}");
         let columns = describe(&mut conn, config, db, table).await?;
         let schema = TableSchema::new(config, db, table, columns, source);
+        let engine: Option<String> = conn
+            .exec_first(
+                "SELECT ENGINE FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ?",
+                (db, table),
+            )
+            .await
+            .map_err(|e| my_error(&format!("reading {db}.{table}'s engine"), config, e))?;
+        let order = KeyOrder::of(&schema, engine.as_deref() == Some("InnoDB"));
+        let after = if index == first_table {
+            resume_key.take()
+        } else {
+            None
+        };
         let mut result = conn
-            .query_iter(format!(
-                "SELECT * FROM {}.{}",
-                quote_ident(db),
-                quote_ident(table)
-            ))
+            .query_iter(order.select(&schema, after.as_deref(), no_backslash_escapes))
             .await
             .map_err(|e| my_error(&format!("reading {db}.{table}"), config, e))?;
         let mut rows = 0u64;
@@ -191,6 +366,7 @@ async fn read(
                     other => Some(other.as_sql(true).into_bytes()),
                 })
                 .collect();
+            let key = order.key_of(&values);
             let after = schema.row_from_text(&values)?;
             let marker = match (total + rows, rows) {
                 (0, _) => "first",
@@ -203,8 +379,8 @@ async fn read(
                 source,
                 partition,
                 after,
-                &file,
-                pos,
+                (&file, pos),
+                (&qualified, key),
                 snapshot_ms,
                 marker,
             );
@@ -251,20 +427,36 @@ async fn read(
     Ok(())
 }
 
-/// With `include.schema.changes`: a captured table's schema change event, read inside the
-/// snapshot's view before any rows: `SHOW CREATE TABLE` and the table as INFORMATION_SCHEMA
-/// shows it (`CREATE`), marked as of the snapshot, as Debezium sends one per table. (Debezium
-/// also sends the `SET`, `DROP … IF EXISTS`, `CREATE DATABASE` and `USE` statements it writes
-/// around them to its history; those name no table structure and are left out.)
-async fn schema_change_event(
+/// The position and time a snapshot's schema change events stand for.
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotAt<'a> {
+    pub file: &'a str,
+    pub pos: u64,
+    pub server_id: u32,
+    pub ts_ms: i64,
+}
+
+/// With `include.schema.changes`: a captured table's schema change event as a snapshot sends
+/// it (inside its view, before any rows; or alone, for a snapshot of the schemas only):
+/// `SHOW CREATE TABLE` and the table as INFORMATION_SCHEMA shows it (`CREATE`), marked as of
+/// the snapshot, as Debezium sends one per table. (Debezium also sends the `SET`, `DROP … IF
+/// EXISTS`, `CREATE DATABASE` and `USE` statements it writes around them to its history;
+/// those name no table structure and are left out.)
+pub async fn schema_change_event(
     conn: &mut mysql_async::Conn,
     config: &MySqlConfig,
     source: &sluice_api::data::SchemaRef,
     partition: &Arc<SourcePartition>,
     (db, table): (&str, &str),
-    (file, pos): (&str, u64),
-    ts_ms: i64,
+    at: &SnapshotAt<'_>,
+    offset: SourceOffset,
 ) -> Result<SourceRecord> {
+    let SnapshotAt {
+        file,
+        pos,
+        server_id,
+        ts_ms,
+    } = *at;
     let columns = describe(conn, config, db, table).await?;
     let ddl = show_create(conn, db, table).await;
     let changes = [table_change(db, table, "CREATE", &columns)];
@@ -275,7 +467,7 @@ async fn schema_change_event(
         table,
         ts_ms,
         snapshot: "true",
-        server_id: 0,
+        server_id,
         gtid: None,
         file,
         pos,
@@ -284,14 +476,7 @@ async fn schema_change_event(
     };
     let schemas = SchemaChangeSchemas::new(config.flavour, source);
     let value = schemas.value(source_value(source, &info), ts_ms, db, &ddl, &changes);
-    Ok(schemas.record(
-        &config.topic_prefix,
-        db,
-        value,
-        ts_ms,
-        partition,
-        snapshot_offset(file, pos),
-    ))
+    Ok(schemas.record(&config.topic_prefix, db, value, ts_ms, partition, offset))
 }
 
 /// The offset of a snapshot record: the position the snapshot stands for, still snapshotting.
@@ -310,8 +495,8 @@ fn read_event(
     source: &sluice_api::data::SchemaRef,
     partition: &Arc<SourcePartition>,
     after: Value,
-    file: &str,
-    pos: u64,
+    (file, pos): (&str, u64),
+    (table, row_key): (&str, Option<Vec<String>>),
     ts_ms: i64,
     marker: &str,
 ) -> SourceRecord {
@@ -337,12 +522,106 @@ fn read_event(
         source_value(source, &info),
         "r",
     );
-    crate::source::record(
-        schema,
-        key,
-        value,
-        partition,
-        snapshot_offset(file, pos),
-        ts_ms,
-    )
+    // Where a snapshot cut short after this record reads on from.
+    let mut offset = snapshot_offset(file, pos);
+    offset.insert("snapshot_table".into(), json!(table));
+    if let Some(row_key) = row_key {
+        offset.insert("snapshot_key".into(), json!(row_key));
+    }
+    crate::source::record(schema, key, value, partition, offset, ts_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::ColumnInfo;
+
+    fn table(columns: Vec<ColumnInfo>) -> TableSchema {
+        let props: sluice_api::config::Props = [
+            ("database.hostname", "db"),
+            ("database.user", "u"),
+            ("database.server.id", "5401"),
+            ("topic.prefix", "t"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let config = MySqlConfig::from_props(&props, "mariadb").unwrap();
+        let source = crate::envelope::source_schema("mariadb");
+        TableSchema::new(&config, "app", "t", columns, &source)
+    }
+
+    fn key(name: &str, data_type: &str) -> ColumnInfo {
+        ColumnInfo {
+            primary: true,
+            nullable: false,
+            ..ColumnInfo::plain(name, data_type, data_type)
+        }
+    }
+
+    #[test]
+    fn a_table_is_read_in_key_order_and_on_after_a_stored_key() {
+        let schema = table(vec![
+            key("region", "varchar"),
+            ColumnInfo::plain("note", "text", "text"),
+            key("id", "bigint"),
+        ]);
+        let order = KeyOrder::of(&schema, true);
+        assert_eq!(
+            order.select(&schema, None, false),
+            "SELECT * FROM `app`.`t` ORDER BY `region`, `id`"
+        );
+        let after = ["it's\\".to_owned(), "7".to_owned()];
+        assert_eq!(
+            order.select(&schema, Some(&after), false),
+            "SELECT * FROM `app`.`t` WHERE (`region`, `id`) > ('it\\'s\\\\', '7') ORDER BY `region`, `id`"
+        );
+        assert_eq!(
+            order.select(&schema, Some(&after), true),
+            "SELECT * FROM `app`.`t` WHERE (`region`, `id`) > ('it''s\\', '7') ORDER BY `region`, `id`"
+        );
+        let row = [Some(b"eu".to_vec()), None, Some(b"7".to_vec())];
+        assert_eq!(order.key_of(&row), Some(vec!["eu".into(), "7".into()]));
+    }
+
+    #[test]
+    fn keys_whose_text_does_not_order_as_the_index_read_the_table_again_whole() {
+        let schema = table(vec![
+            key("kind", "enum"),
+            ColumnInfo::plain("v", "int", "int"),
+        ]);
+        let order = KeyOrder::of(&schema, true);
+        let after = ["b".to_owned()];
+        assert_eq!(
+            order.select(&schema, Some(&after), false),
+            "SELECT * FROM `app`.`t` ORDER BY `kind`"
+        );
+        assert_eq!(order.key_of(&[Some(b"b".to_vec()), None]), None);
+        let aria = table(vec![key("id", "bigint")]);
+        assert_eq!(
+            KeyOrder::of(&aria, false).select(&aria, Some(&after), false),
+            "SELECT * FROM `app`.`t`",
+            "not InnoDB: read in storage order, again whole"
+        );
+        let keyless = table(vec![ColumnInfo::plain("v", "int", "int")]);
+        assert_eq!(
+            KeyOrder::of(&keyless, true).select(&keyless, None, false),
+            "SELECT * FROM `app`.`t`"
+        );
+    }
+
+    #[test]
+    fn the_resume_point_is_read_from_a_snapshot_offset() {
+        let mut offset = snapshot_offset("b.000001", 4);
+        assert_eq!(ResumeAt::from_offset(&offset), None);
+        offset.insert("snapshot_table".into(), json!("app.t"));
+        offset.insert("snapshot_key".into(), json!(["eu", "7"]));
+        assert_eq!(
+            ResumeAt::from_offset(&offset),
+            Some(ResumeAt {
+                table: "app.t".into(),
+                key: Some(vec!["eu".into(), "7".into()]),
+            })
+        );
+    }
 }

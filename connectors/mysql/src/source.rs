@@ -123,6 +123,8 @@ pub struct MySqlSourceTask {
     snapshot: Option<mpsc::Receiver<Result<Snapshot>>>,
     /// The snapshot's newest record, held back to mark the very last one.
     held: Option<SourceRecord>,
+    /// Records to hand out before the stream's (a schema-only snapshot's schema change events).
+    queued: Vec<SourceRecord>,
     stream: Option<BinlogStream>,
     /// Where the stream resumes: after the last transaction handed out.
     resume: Option<Position>,
@@ -266,6 +268,7 @@ impl MySqlSourceTask {
             source: None,
             snapshot: None,
             held: None,
+            queued: Vec::new(),
             stream: None,
             resume: None,
             file: String::new(),
@@ -1249,6 +1252,11 @@ impl SourceTask for MySqlSourceTask {
             SnapshotMode::Always => true,
             SnapshotMode::NoData | SnapshotMode::Recovery => false,
         };
+        // Where the interrupted snapshot stood, so the new one reads on from there.
+        let resume = committed
+            .as_ref()
+            .filter(|_| interrupted.is_some())
+            .and_then(crate::snapshot::ResumeAt::from_offset);
         if config.snapshot == SnapshotMode::Recovery && interrupted.is_some() {
             return Err(Error::config(
                 "snapshot.mode=recovery: the stored offset is of a snapshot that did not finish, and recovery sends \
@@ -1264,6 +1272,7 @@ impl SourceTask for MySqlSourceTask {
                 Arc::clone(&self.partition),
                 sender,
                 interrupted,
+                resume,
                 self.debezium.clone(),
             ));
             self.snapshot = Some(receiver);
@@ -1291,6 +1300,12 @@ impl SourceTask for MySqlSourceTask {
                 Position { file, pos }
             }
         };
+        // The source server's id, as the stored offset has it.
+        let stored_server_id = committed
+            .as_ref()
+            .and_then(|o| o.get("server_id")?.as_u64())
+            .and_then(|id| u32::try_from(id).ok())
+            .unwrap_or_default();
         if config.snapshot == SnapshotMode::Recovery {
             let origin = Origin {
                 prefix: config.topic_prefix.clone(),
@@ -1299,11 +1314,7 @@ impl SourceTask for MySqlSourceTask {
                     pos: start.pos,
                 },
                 gtids: self.gtid_state(),
-                server_id: committed
-                    .as_ref()
-                    .and_then(|o| o.get("server_id")?.as_u64())
-                    .and_then(|id| u32::try_from(id).ok())
-                    .unwrap_or_default(),
+                server_id: stored_server_id,
                 ts_ms: now_ms(),
             };
             let tables = self.tables.rebuild(&mut conn, &config, &origin).await?;
@@ -1327,6 +1338,38 @@ impl SourceTask for MySqlSourceTask {
                 records = replayed,
                 "schema history replayed up to the resume position"
             );
+        }
+        // Debezium's snapshot of the schemas only (no_data on a first start, recovery) sends
+        // each captured table's schema change event too.
+        let schema_only = match config.snapshot {
+            SnapshotMode::NoData => committed.is_none(),
+            SnapshotMode::Recovery => true,
+            _ => false,
+        };
+        if config.schema_changes && schema_only {
+            let at = crate::snapshot::SnapshotAt {
+                file: &start.file,
+                pos: start.pos,
+                server_id: stored_server_id,
+                ts_ms: now_ms(),
+            };
+            let source = self.source.clone().expect("set above");
+            for (db, table) in crate::sql::list_tables(&mut conn, &config).await? {
+                let offset =
+                    binlog_offset(&start, &self.gtid_state(), at.ts_ms, stored_server_id, 0);
+                self.queued.push(
+                    crate::snapshot::schema_change_event(
+                        &mut conn,
+                        &config,
+                        &source,
+                        &self.partition,
+                        (&db, &table),
+                        &at,
+                        offset,
+                    )
+                    .await?,
+                );
+            }
         }
         self.open_stream(&start).await?;
         self.resume = Some(start);
@@ -1358,6 +1401,9 @@ impl SourceTask for MySqlSourceTask {
                 self.reconnect_at = Some(tokio::time::Instant::now() + Duration::from_secs(1));
             }
             return Ok(Vec::new());
+        }
+        if !self.queued.is_empty() {
+            return Ok(std::mem::take(&mut self.queued));
         }
         if self.snapshot.is_some() {
             return Ok(self.next_snapshot_batch().await?.unwrap_or_default());
