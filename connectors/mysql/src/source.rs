@@ -680,11 +680,8 @@ impl MySqlSourceTask {
                 let file = self.file.clone();
                 let mut records = Vec::new();
                 for (row, change) in changes.into_iter().enumerate() {
-                    let before = change
-                        .before
-                        .map(|c| table.row_from_cells(&c))
-                        .transpose()?;
-                    let after = change.after.map(|c| table.row_from_cells(&c)).transpose()?;
+                    let before = change.before.map(|c| table.row_from_cells(c)).transpose()?;
+                    let after = change.after.map(|c| table.row_from_cells(c)).transpose()?;
                     let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
                     let info = SourceInfo {
                         flavour: config.flavour,

@@ -416,10 +416,25 @@ fn zoned(seconds: i64, micros: u32, fsp: u32) -> String {
     out
 }
 
+/// UTF-8 text with invalid sequences replaced. Valid text (the common case) goes through
+/// `from_utf8`'s word-at-a-time check and one copy; `from_utf8_lossy` walks it in chunks
+/// (7% of a streaming profile).
+fn utf8_text(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
+}
+
+/// [`utf8_text`] of bytes already owned: valid text becomes the string without a copy.
+fn utf8_owned(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 fn latin1(bytes: &[u8]) -> String {
     // ASCII text (the common case) is the same in latin1 and UTF-8: one copy, no per-char work.
     if bytes.is_ascii() {
-        return String::from_utf8_lossy(bytes).into_owned();
+        return utf8_text(bytes);
     }
     let mut text = String::with_capacity(bytes.len() + bytes.len() / 4);
     text.extend(bytes.iter().map(|b| char::from(*b)));
@@ -495,7 +510,7 @@ impl TableSchema {
     }
 
     /// A row value from the binlog's cells (one per column, in table order).
-    pub fn row_from_cells(&self, cells: &[Cell]) -> Result<Value> {
+    pub fn row_from_cells(&self, cells: Vec<Cell>) -> Result<Value> {
         if cells.len() != self.columns.len() {
             return Err(Error::data(format!(
                 "{}.{}: the binlog row has {} columns, the table's schema {} (the TABLE_MAP and the row disagree)",
@@ -506,13 +521,27 @@ impl TableSchema {
             )));
         }
         let mut row = Struct::new(Arc::clone(&self.row));
-        for (index, cell) in cells.iter().enumerate() {
-            row.values[index] = self.cell_value(index, cell).map_err(|e| {
-                e.context(format!(
-                    "{}.{} column {}",
-                    self.db, self.table, self.columns[index].name
-                ))
-            })?;
+        for (index, cell) in cells.into_iter().enumerate() {
+            row.values[index] = match (&self.kinds[index], cell) {
+                // UTF-8 text takes the decoded bytes over: no copy (most of a row's bytes).
+                (
+                    Kind::Text { latin1: false }
+                    | Kind::Json
+                    | Kind::Fallback
+                    | Kind::DecimalString,
+                    Cell::Bytes(b),
+                ) => Value::String(utf8_owned(b)),
+                // ASCII is the same in latin1.
+                (Kind::Text { latin1: true }, Cell::Bytes(b)) if b.is_ascii() => {
+                    Value::String(utf8_owned(b))
+                }
+                (_, cell) => self.cell_value(index, &cell).map_err(|e| {
+                    e.context(format!(
+                        "{}.{} column {}",
+                        self.db, self.table, self.columns[index].name
+                    ))
+                })?,
+            };
         }
         Ok(Value::Struct(row))
     }
@@ -552,10 +581,7 @@ impl TableSchema {
             (Kind::Float64, Cell::Float(v)) => Value::Float64(f64::from(*v)),
             (_, Cell::Decimal(text)) => self.decimal(kind, text).ok_or_else(bad)?,
             (Kind::Text { latin1: true }, Cell::Bytes(b)) => Value::String(latin1(b)),
-            (
-                Kind::Text { .. } | Kind::Json | Kind::Fallback | Kind::DecimalString,
-                Cell::Bytes(b),
-            ) => Value::String(String::from_utf8_lossy(b).into_owned()),
+            // (UTF-8 text is taken over by `row_from_cells`.)
             (Kind::Binary, Cell::Bytes(b)) => Value::Bytes(fixed_width(column, b)),
             (Kind::Uuid, Cell::Bytes(b)) => Value::String(uuid_text(b).ok_or_else(bad)?),
             (Kind::Inet6, Cell::Bytes(b)) => Value::String(inet6_text(b).ok_or_else(bad)?),
@@ -678,7 +704,7 @@ impl TableSchema {
     fn text_value(&self, index: usize, bytes: &[u8]) -> Result<Value> {
         let column = &self.columns[index];
         let kind = &self.kinds[index];
-        let text = || String::from_utf8_lossy(bytes).into_owned();
+        let text = || utf8_text(bytes);
         let bad = || {
             Error::data(format!(
                 "cannot read `{}` as {}",

@@ -15,6 +15,8 @@
 //!   (target ≥ 150k rows/s).
 //! * Peak RSS of the worker in each run (target < 150 MB).
 //!
+//! `PERF_OUT=<file>` records a `perf` profile (DWARF call graphs) of the streaming worker.
+//!
 //! Run it with:
 //!
 //!     cargo bench -p sluice --bench mysql_pipeline                            # 500k + 1M rows
@@ -135,6 +137,7 @@ fn main() {
 
     let started = Instant::now();
     let mut worker = common::ConnectorWorker::start("mysql_pipeline", dir.path(), &spec);
+    let mut perf = common::perf_record(worker.child.id());
     worker.wait_until(
         "the stream was not drained",
         Duration::from_secs(600),
@@ -147,6 +150,7 @@ fn main() {
     );
     let sluice_seconds = started.elapsed().as_secs_f64();
     let stream_peak = worker.peak_rss_mb();
+    common::perf_stop(perf.as_mut());
     common::terminate(&mut worker.child, Duration::from_secs(30));
 
     // Snapshot: a new connector on a table filled beforehand.

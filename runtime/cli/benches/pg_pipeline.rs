@@ -202,22 +202,7 @@ fn main() {
         "initial",
     );
     let mut worker = common::ConnectorWorker::start("pg_pipeline", snapshot_dir.path(), &spec);
-    let mut perf = std::env::var("PERF_OUT").ok().map(|out| {
-        Command::new("perf")
-            .args([
-                "record",
-                "-F",
-                "999",
-                "--call-graph",
-                "dwarf,16384",
-                "-o",
-                &out,
-                "-p",
-                &worker.child.id().to_string(),
-            ])
-            .spawn()
-            .unwrap()
-    });
+    let mut perf = common::perf_record(worker.child.id());
     let complete = worker.wait_for("snapshot complete", Duration::from_secs(600));
     let rate = regex::Regex::new(r"rows=(\d+) seconds=([0-9.]+) rows_per_second=(\d+)").unwrap();
     let figures = rate
@@ -240,12 +225,7 @@ fn main() {
     }
     let snapshot_peak = worker.peak_rss_mb();
     let snapshot_cpu = common::proc_cpu_seconds(worker.child.id());
-    if let Some(perf) = perf.as_mut() {
-        let _ = Command::new("kill")
-            .args(["-INT", &perf.id().to_string()])
-            .status();
-        let _ = perf.wait();
-    }
+    common::perf_stop(perf.as_mut());
     common::terminate(&mut worker.child, Duration::from_secs(30));
 
     println!("Postgres 15 CDC -> sluice (embedded default, no-op sink), release build");

@@ -214,3 +214,27 @@ pub(crate) fn committed_offset(dir: &std::path::Path) -> serde_json::Value {
         .map(|o| o["offsets"][0]["value"].clone())
         .unwrap_or_default()
 }
+
+/// With `PERF_OUT=<file>`: `perf record` (DWARF call graphs) of process `pid` until
+/// [`perf_stop`].
+pub(crate) fn perf_record(pid: u32) -> Option<std::process::Child> {
+    let out = std::env::var("PERF_OUT").ok()?;
+    Some(
+        std::process::Command::new("perf")
+            .args(["record", "-F", "999", "--call-graph", "dwarf,16384", "-o"])
+            .arg(out)
+            .args(["-p", &pid.to_string()])
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Stops a [`perf_record`] and waits for its file.
+pub(crate) fn perf_stop(perf: Option<&mut std::process::Child>) {
+    if let Some(perf) = perf {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &perf.id().to_string()])
+            .status();
+        let _ = perf.wait();
+    }
+}
