@@ -419,8 +419,16 @@ impl FileHistory {
             out.push_str(&record.to_string());
             out.push('\n');
         }
+        // A name of its own, so two rewrites cannot write into one file.
         let mut temporary = self.path.clone().into_os_string();
-        temporary.push(".rewrite");
+        temporary.push(format!(
+            ".rewrite-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default()
+        ));
         let temporary = PathBuf::from(temporary);
         let mut file = std::fs::File::create(&temporary).map_err(fail)?;
         file.write_all(out.as_bytes()).map_err(fail)?;

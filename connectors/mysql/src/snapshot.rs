@@ -84,21 +84,25 @@ fn orders_by_text(data_type: &str) -> bool {
 /// stored in that order, so ordering costs nothing; other engines would sort the table), so a
 /// snapshot can read on after the last row an interrupted one stored.
 struct KeyOrder {
-    /// The primary key's columns (indexes into the row), in column order.
+    /// The primary key's columns (indexes into the row), in the key's order.
     columns: Vec<usize>,
     /// Whether their text form orders as the key does.
     resumable: bool,
 }
 
 impl KeyOrder {
-    fn of(schema: &TableSchema, innodb: bool) -> KeyOrder {
-        let columns: Vec<usize> = schema
-            .columns
+    /// `key`: the primary key's column names in its order (`SEQ_IN_INDEX`).
+    fn of(schema: &TableSchema, key: &[String], innodb: bool) -> KeyOrder {
+        let columns: Vec<usize> = key
             .iter()
-            .enumerate()
-            .filter(|(_, c)| c.primary && innodb)
-            .map(|(i, _)| i)
+            .filter(|_| innodb)
+            .filter_map(|name| schema.columns.iter().position(|c| c.name == *name))
             .collect();
+        let columns = if columns.len() == key.len() {
+            columns
+        } else {
+            Vec::new()
+        };
         let resumable = !columns.is_empty()
             && columns
                 .iter()
@@ -124,18 +128,30 @@ impl KeyOrder {
             .iter()
             .map(|i| quote_ident(&schema.columns[*i].name))
             .collect();
-        if let Some(after) = after.filter(|a| self.resumable && a.len() == names.len()) {
-            let values: Vec<String> = after
-                .iter()
-                .map(|v| {
-                    mysql_async::Value::Bytes(v.as_bytes().to_vec()).as_sql(no_backslash_escapes)
+        let literals = after
+            .filter(|a| self.resumable && a.len() == names.len())
+            .and_then(|after| {
+                after
+                    .iter()
+                    .zip(&self.columns)
+                    .map(|(value, i)| {
+                        literal(&schema.columns[*i].data_type, value, no_backslash_escapes)
+                    })
+                    .collect::<Option<Vec<String>>>()
+            });
+        if let Some(values) = literals {
+            // `a > x OR (a = x AND b > y) …`: exact for every type (a row constructor
+            // compares numbers with strings as doubles) and a range on the key's index.
+            let alternatives: Vec<String> = (0..names.len())
+                .map(|last| {
+                    let mut terms: Vec<String> = (0..last)
+                        .map(|i| format!("{} = {}", names[i], values[i]))
+                        .collect();
+                    terms.push(format!("{} > {}", names[last], values[last]));
+                    format!("({})", terms.join(" AND "))
                 })
                 .collect();
-            sql.push_str(&format!(
-                " WHERE ({}) > ({})",
-                names.join(", "),
-                values.join(", ")
-            ));
+            sql.push_str(&format!(" WHERE {}", alternatives.join(" OR ")));
         }
         if !names.is_empty() {
             sql.push_str(&format!(" ORDER BY {}", names.join(", ")));
@@ -156,6 +172,24 @@ impl KeyOrder {
             })
             .collect()
     }
+}
+
+/// A key value's SQL literal: numbers (integers, DECIMAL, YEAR) unquoted, so they compare
+/// exactly (`None` if the text is not a number); the others as escaped strings.
+fn literal(data_type: &str, text: &str, no_backslash_escapes: bool) -> Option<String> {
+    let numeric = matches!(
+        data_type,
+        "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal" | "year"
+    );
+    if !numeric {
+        return Some(
+            mysql_async::Value::Bytes(text.as_bytes().to_vec()).as_sql(no_backslash_escapes),
+        );
+    }
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, "0"));
+    let is_digits = |part: &str| !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
+    (is_digits(whole) && is_digits(fraction)).then(|| text.to_owned())
 }
 
 /// What the background reader sends.
@@ -270,7 +304,12 @@ async fn read(
         .map_err(|e| my_error("reading sql_mode", config, e))?
         .unwrap_or(false);
     // An interrupted snapshot's tables before the one it stood in were read whole.
-    let (first_table, mut resume_key) = match &resume {
+    let resumed = resume.as_ref().filter(|at| {
+        tables
+            .iter()
+            .any(|(db, table)| format!("{db}.{table}") == at.table)
+    });
+    let (first_table, mut resume_key) = match resumed {
         Some(at) => match tables
             .iter()
             .position(|(db, table)| format!("{db}.{table}") == at.table)
@@ -288,6 +327,15 @@ async fn read(
         },
         None => (0, None),
     };
+    // The schema change events before the rows keep the resume point in their offsets, so a
+    // crash before the next row still reads on from it.
+    let mut schema_offset = snapshot_offset(&file, pos);
+    if let Some(at) = resumed {
+        schema_offset.insert("snapshot_table".into(), json!(at.table));
+        if let Some(key) = &at.key {
+            schema_offset.insert("snapshot_key".into(), json!(key));
+        }
+    }
     if config.schema_changes {
         for (db, table) in &tables {
             let at = SnapshotAt {
@@ -303,7 +351,7 @@ async fn read(
                 partition,
                 (db, table),
                 &at,
-                snapshot_offset(&file, pos),
+                schema_offset.clone(),
             )
             .await?;
             if sender
@@ -340,7 +388,15 @@ async fn read(
             )
             .await
             .map_err(|e| my_error(&format!("reading {db}.{table}'s engine"), config, e))?;
-        let order = KeyOrder::of(&schema, engine.as_deref() == Some("InnoDB"));
+        let key: Vec<String> = conn
+            .exec(
+                "SELECT COLUMN_NAME FROM INFORMATION_SCHEMA.STATISTICS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? \
+                 AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+                (db, table),
+            )
+            .await
+            .map_err(|e| my_error(&format!("reading {db}.{table}'s primary key"), config, e))?;
+        let order = KeyOrder::of(&schema, &key, engine.as_deref() == Some("InnoDB"));
         let after = if index == first_table {
             resume_key.take()
         } else {
@@ -566,22 +622,30 @@ mod tests {
             ColumnInfo::plain("note", "text", "text"),
             key("id", "bigint"),
         ]);
-        let order = KeyOrder::of(&schema, true);
+        // PRIMARY KEY (id, region): the key's order, not the columns'.
+        let order = KeyOrder::of(&schema, &["id".into(), "region".into()], true);
         assert_eq!(
             order.select(&schema, None, false),
-            "SELECT * FROM `app`.`t` ORDER BY `region`, `id`"
+            "SELECT * FROM `app`.`t` ORDER BY `id`, `region`"
         );
-        let after = ["it's\\".to_owned(), "7".to_owned()];
+        // Numbers unquoted: quoted, one would compare as a double (2^53 + 1 == 2^53).
+        let after = ["9007199254740993".to_owned(), "it's\\".to_owned()];
         assert_eq!(
             order.select(&schema, Some(&after), false),
-            "SELECT * FROM `app`.`t` WHERE (`region`, `id`) > ('it\\'s\\\\', '7') ORDER BY `region`, `id`"
+            "SELECT * FROM `app`.`t` WHERE (`id` > 9007199254740993) OR (`id` = 9007199254740993 AND `region` > 'it\\'s\\\\') ORDER BY `id`, `region`"
         );
         assert_eq!(
             order.select(&schema, Some(&after), true),
-            "SELECT * FROM `app`.`t` WHERE (`region`, `id`) > ('it''s\\', '7') ORDER BY `region`, `id`"
+            "SELECT * FROM `app`.`t` WHERE (`id` > 9007199254740993) OR (`id` = 9007199254740993 AND `region` > 'it''s\\') ORDER BY `id`, `region`"
+        );
+        let not_a_number = ["1; drop table t".to_owned(), "x".to_owned()];
+        assert_eq!(
+            order.select(&schema, Some(&not_a_number), false),
+            "SELECT * FROM `app`.`t` ORDER BY `id`, `region`",
+            "a stored key that is not a number reads the table again whole"
         );
         let row = [Some(b"eu".to_vec()), None, Some(b"7".to_vec())];
-        assert_eq!(order.key_of(&row), Some(vec!["eu".into(), "7".into()]));
+        assert_eq!(order.key_of(&row), Some(vec!["7".into(), "eu".into()]));
     }
 
     #[test]
@@ -590,7 +654,7 @@ mod tests {
             key("kind", "enum"),
             ColumnInfo::plain("v", "int", "int"),
         ]);
-        let order = KeyOrder::of(&schema, true);
+        let order = KeyOrder::of(&schema, &["kind".into()], true);
         let after = ["b".to_owned()];
         assert_eq!(
             order.select(&schema, Some(&after), false),
@@ -599,13 +663,13 @@ mod tests {
         assert_eq!(order.key_of(&[Some(b"b".to_vec()), None]), None);
         let aria = table(vec![key("id", "bigint")]);
         assert_eq!(
-            KeyOrder::of(&aria, false).select(&aria, Some(&after), false),
+            KeyOrder::of(&aria, &["id".into()], false).select(&aria, Some(&after), false),
             "SELECT * FROM `app`.`t`",
             "not InnoDB: read in storage order, again whole"
         );
         let keyless = table(vec![ColumnInfo::plain("v", "int", "int")]);
         assert_eq!(
-            KeyOrder::of(&keyless, true).select(&keyless, None, false),
+            KeyOrder::of(&keyless, &[], true).select(&keyless, None, false),
             "SELECT * FROM `app`.`t`"
         );
     }

@@ -437,7 +437,9 @@ impl MySqlSourceTask {
                     self.snapshot = None;
                     if let Some(mut last) = self.held.take() {
                         mark_snapshot(&mut last, "last");
-                        last.source_offset.remove("snapshot");
+                        for key in ["snapshot", "snapshot_table", "snapshot_key"] {
+                            last.source_offset.remove(key);
+                        }
                         batch.push(last);
                     } else if let Some(position) = self.resume.clone() {
                         // No rows at all: an offset record-less start; streaming begins here.
@@ -1352,8 +1354,11 @@ impl SourceTask for MySqlSourceTask {
             };
             let source = self.source.clone().expect("set above");
             for (db, table) in crate::sql::list_tables(&mut conn, &config).await? {
-                let offset =
-                    binlog_offset(&start, &self.gtid_state(), at.ts_ms, stored_server_id, 0);
+                // The stored offset as it is (it may stand inside a large transaction), else
+                // the stream's start.
+                let offset = committed.clone().unwrap_or_else(|| {
+                    binlog_offset(&start, &self.gtid_state(), at.ts_ms, stored_server_id, 0)
+                });
                 self.queued.push(
                     crate::snapshot::schema_change_event(
                         &mut conn,
@@ -1369,6 +1374,13 @@ impl SourceTask for MySqlSourceTask {
             }
         }
         self.open_stream(&start).await?;
+        self.tables.prune(
+            &config,
+            &At {
+                file: start.file.clone(),
+                pos: start.pos,
+            },
+        )?;
         self.resume = Some(start);
         Ok(())
     }

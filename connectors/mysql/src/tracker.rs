@@ -66,17 +66,6 @@ impl Tracker {
             return Ok(0);
         };
         let entries = history.load(&config.topic_prefix)?;
-        if entries.iter().any(|(at, _)| at > upto) {
-            // Written before a crash lost the offsets that covered them: they are written
-            // again when their events are read again, so they go now.
-            let pruned = history.rewrite(&config.topic_prefix, |at| at <= upto, &[])?;
-            tracing::info!(
-                records = pruned,
-                file = %upto.file,
-                pos = upto.pos,
-                "pruned schema history records past the resume position"
-            );
-        }
         let mut replayed = 0;
         for (at, entry) in entries {
             if &at > upto {
@@ -98,6 +87,27 @@ impl Tracker {
             }
         }
         Ok(replayed)
+    }
+
+    /// Drops the history records past `upto`, the position a stream just opened at: written
+    /// before a crash lost the offsets that covered them, they are written again when their
+    /// events are read again. (Only once the stream opened, so a start that fails, such as on
+    /// a purged binlog, keeps them.)
+    pub fn prune(&self, config: &MySqlConfig, upto: &At) -> Result<()> {
+        let Some(history) = &self.history else {
+            return Ok(());
+        };
+        let entries = history.load(&config.topic_prefix)?;
+        if entries.iter().any(|(at, _)| at > upto) {
+            let pruned = history.rewrite(&config.topic_prefix, |at| at <= upto, &[])?;
+            tracing::info!(
+                records = pruned,
+                file = %upto.file,
+                pos = upto.pos,
+                "pruned schema history records past the resume position"
+            );
+        }
+        Ok(())
     }
 
     /// `snapshot.mode=recovery`: replaces this server's history with the captured tables'
