@@ -1193,6 +1193,61 @@ fn snapshot_ids_of(events: &[String], topic: &str) -> Vec<i64> {
         .collect()
 }
 
+/// A table without a primary key is read by `ctid` page ranges, several at once: every row
+/// arrives exactly once.
+#[test]
+fn a_table_without_a_key_is_snapshotted_by_ctid_page_ranges_in_parallel() {
+    let pg = Cluster::start();
+    pg.sql("create table readings (sensor text not null, value int not null); alter table readings replica identity full; \
+            insert into readings select 's-' || (g % 97), g from generate_series(1, 20000) g; analyze readings");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({"table.include.list": "public.readings", "snapshot.max.threads": "2", "snapshot.fetch.size": "700"}),
+    );
+    let events = dir.path().join("events.jsonl");
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log("the snapshot", "snapshot complete");
+    wait_until("every row", Duration::from_secs(60), || {
+        lines(&events).len() >= 20000
+    });
+    let mut read: Vec<(String, i64)> = lines(&events)
+        .iter()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .map(|e| {
+            let after = &e["value"]["after"];
+            (
+                after["sensor"].as_str().unwrap().to_owned(),
+                after["value"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    read.sort();
+    let mut table: Vec<(String, i64)> = pg
+        .sql("select sensor, value from readings")
+        .iter()
+        .map(|row| {
+            let (sensor, value) = row.split_once('|').unwrap();
+            (sensor.to_owned(), value.parse().unwrap())
+        })
+        .collect();
+    table.sort();
+    assert_eq!(read.len(), table.len(), "each row exactly once");
+    assert!(read == table, "the events are the table's rows");
+    let logs = worker.logs();
+    let chunks: usize = logs
+        .lines()
+        .find(|l| l.contains("ctid page ranges"))
+        .and_then(|l| l.split("chunks=").nth(1))
+        .and_then(|c| c.split_whitespace().next())
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no ctid page ranges in {logs}"));
+    assert!(chunks > 10, "about 700 rows a chunk: {chunks}");
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
 /// A snapshot read in chunks by several connections while the table is being written: every
 /// row arrives once, in key order, and snapshot + stream replay to the table's final state.
 #[test]

@@ -508,7 +508,7 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<Vec<SourceRecord>>) -> Resul
             ),
         }
         let read = if table.key_positions.is_empty() {
-            read_whole(&coordinator, table, &context, &mut outlet).await?
+            read_page_ranges(&coordinator, &readers, table, &context, &mut outlet).await?
         } else {
             read_chunked(
                 &coordinator,
@@ -871,30 +871,42 @@ async fn read_chunked(
             }
         }
     });
+    let selects = bounds.map(move |bound| {
+        let (low, high) = bound?;
+        let mut filters = Vec::new();
+        if let Some(low) = &low {
+            filters.push(format!("({keys}) > ({})", row_literal(low)));
+        }
+        if let Some(high) = &high {
+            filters.push(format!("({keys}) <= ({})", row_literal(high)));
+        }
+        let filter = if filters.is_empty() {
+            String::new()
+        } else {
+            format!("where {}", filters.join(" and "))
+        };
+        Ok(format!("select * from {name} {filter} order by {keys}"))
+    });
+    read_chunks(selects, readers, table, context, outlet).await
+}
+
+/// Reads the chunks `selects` names, each with one `COPY` on the next reader (in turn, as many
+/// at once as there are readers), and hands them out in the order of `selects`.
+async fn read_chunks(
+    selects: impl futures_util::Stream<Item = Result<String>>,
+    readers: &[Arc<Client>],
+    table: &SnapshotTable,
+    context: &RowContext,
+    outlet: &mut Outlet<'_>,
+) -> Result<bool> {
     let mut chunks = std::pin::pin!(
-        bounds
+        selects
             .enumerate()
-            .map(|(index, bound)| {
+            .map(|(index, select)| {
                 let reader = Arc::clone(&readers[index % readers.len()]);
                 let context = context.clone();
-                let keys = keys.clone();
-                let name = name.clone();
                 tokio::spawn(async move {
-                    let (low, high) = bound?;
-                    let mut filters = Vec::new();
-                    if let Some(low) = &low {
-                        filters.push(format!("({keys}) > ({})", row_literal(low)));
-                    }
-                    if let Some(high) = &high {
-                        filters.push(format!("({keys}) <= ({})", row_literal(high)));
-                    }
-                    let filter = if filters.is_empty() {
-                        String::new()
-                    } else {
-                        format!("where {}", filters.join(" and "))
-                    };
-                    let select = format!("select * from {name} {filter} order by {keys}");
-                    CopyReader::open(&context, &reader, &select)
+                    CopyReader::open(&context, &reader, &select?)
                         .await?
                         .next_batch(usize::MAX)
                         .await
@@ -917,25 +929,91 @@ async fn read_chunked(
     Ok(true)
 }
 
-/// A table without a primary key: one `COPY` of the whole table, handed out in batches of
-/// `snapshot.fetch.size` rows as it streams (a resume reads it again from its start).
-async fn read_whole(
+/// A table without a primary key: `ctid` page ranges of about `snapshot.fetch.size` rows each
+/// (by `pg_class`'s rows per page), computed up front from the table's size, so the readers
+/// read them in parallel without waiting on each other (a TID range scan each) and they are
+/// handed out in page order. The last range is open-ended: pages added since the size was read
+/// hold no row the snapshot sees, but nothing is assumed. A resume reads the table again from
+/// its start.
+async fn read_page_ranges(
     coordinator: &Client,
+    readers: &[Arc<Client>],
     table: &SnapshotTable,
     context: &RowContext,
     outlet: &mut Outlet<'_>,
 ) -> Result<bool> {
-    let select = format!("select * from {}", table.sql_name());
-    let mut reader = CopyReader::open(context, coordinator, &select).await?;
-    loop {
-        let records = reader
-            .next_batch(context.config.snapshot_fetch_size.max(1))
-            .await?;
-        if records.is_empty() {
-            return Ok(true);
+    let config = &context.config;
+    let name = table.sql_name();
+    let class = format!("{}::regclass", quote_literal(&name));
+    let size = query(
+        coordinator,
+        config,
+        "reading the table's size",
+        &format!(
+            "select (pg_relation_size({class}) / current_setting('block_size')::int8)::text, \
+             greatest(reltuples, 0)::int8::text, greatest(relpages, 1)::text from pg_class where oid = {class}"
+        ),
+    )
+    .await?;
+    let field = |i: usize| {
+        size.first()
+            .and_then(|r| r.get(i).cloned().flatten())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let (pages, rows, counted_pages) = (field(0), field(1), field(2).max(1));
+    // Never analysed: a guess of 100 rows of a page.
+    let rows_per_page = if rows == 0 {
+        100
+    } else {
+        rows.div_ceil(counted_pages).max(1)
+    };
+    let pages_per_chunk = (config.snapshot_fetch_size.max(1) as u64)
+        .div_ceil(rows_per_page)
+        .max(1);
+    let ranges = page_ranges(pages, pages_per_chunk);
+    tracing::info!(table = %context.qualified, pages, chunks = ranges.len(), "snapshot reads the table by ctid page ranges (no primary key)");
+    let selects = ranges.into_iter().map(move |(low, high)| {
+        let mut filter = format!("ctid >= '({low},0)'::tid");
+        if let Some(high) = high {
+            filter.push_str(&format!(" and ctid < '({high},0)'::tid"));
         }
-        if !outlet.deliver(records).await {
-            return Ok(false);
-        }
+        Ok(format!("select * from {name} where {filter}"))
+    });
+    read_chunks(
+        futures_util::stream::iter(selects),
+        readers,
+        table,
+        context,
+        outlet,
+    )
+    .await
+}
+
+/// `[low, high)` page ranges of `pages_per_chunk` pages over `pages` pages; the last one
+/// open-ended (`None`).
+fn page_ranges(pages: u64, pages_per_chunk: u64) -> Vec<(u64, Option<u64>)> {
+    let mut ranges = Vec::new();
+    let mut low = 0;
+    while low + pages_per_chunk < pages {
+        ranges.push((low, Some(low + pages_per_chunk)));
+        low += pages_per_chunk;
+    }
+    ranges.push((low, None));
+    ranges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_ranges_cover_every_page_and_the_last_is_open_ended() {
+        assert_eq!(page_ranges(0, 4), vec![(0, None)]);
+        assert_eq!(page_ranges(4, 4), vec![(0, None)]);
+        assert_eq!(
+            page_ranges(10, 4),
+            vec![(0, Some(4)), (4, Some(8)), (8, None)]
+        );
     }
 }
