@@ -397,6 +397,44 @@ fn a_restart_resumes_by_gtid_after_the_offset_s_binlog_file_was_purged() {
     assert!(exit.success(), "{logs}");
 }
 
+/// Where each rows event of `events` (change events of one transaction) starts, in order.
+fn rows_event_starts(events: &[Json]) -> Vec<i64> {
+    let mut starts: Vec<i64> = Vec::new();
+    for event in events {
+        let pos = event["value"]["source"]["pos"].as_i64().unwrap();
+        if starts.last() != Some(&pos) {
+            starts.push(pos);
+        }
+    }
+    starts
+}
+
+/// Where the GTID event of the transaction whose first rows event starts at `first_rows` is.
+fn gtid_before(db: &Server, file: &str, first_rows: i64) -> i64 {
+    db.sql(&format!("show binlog events in '{file}'"))
+        .iter()
+        .filter_map(|row| {
+            let fields: Vec<&str> = row.split('\t').collect();
+            let pos: i64 = fields.get(1)?.parse().ok()?;
+            (fields.get(2) == Some(&"Gtid") && pos < first_rows).then_some(pos)
+        })
+        .max()
+        .unwrap()
+}
+
+/// Writes the offsets file of `dir` with `offset` as connector `inventory`'s.
+fn store_offset(dir: &Path, offset: Json) {
+    std::fs::write(
+        dir.join("connect.offsets"),
+        json!({"version": 1, "offsets": [{
+            "key": ["inventory", {"server": "dbserver1"}],
+            "value": offset,
+        }]})
+        .to_string(),
+    )
+    .unwrap();
+}
+
 /// A transaction larger than `max.batch.size` goes out in parts, each ending with an offset
 /// that resumes at the transaction's start and skips the rows events sent (`event`, as in
 /// Debezium's offsets). A connector started from such an offset sends exactly the rest.
@@ -421,13 +459,7 @@ fn a_restart_inside_a_large_transaction_sends_exactly_the_rest() {
         .collect();
     assert_eq!(first.len(), 3000);
     // The rows events of the transaction, by where they start.
-    let mut starts: Vec<i64> = Vec::new();
-    for event in &first {
-        let pos = event["value"]["source"]["pos"].as_i64().unwrap();
-        if starts.last() != Some(&pos) {
-            starts.push(pos);
-        }
-    }
+    let starts = rows_event_starts(&first);
     assert!(
         starts.len() > 4,
         "the 3000 rows span several rows events: {starts:?}"
@@ -436,30 +468,16 @@ fn a_restart_inside_a_large_transaction_sends_exactly_the_rest() {
         .as_str()
         .unwrap()
         .to_owned();
-    let gtid_at: i64 = db
-        .sql(&format!("show binlog events in '{file}'"))
-        .iter()
-        .filter_map(|row| {
-            let fields: Vec<&str> = row.split('\t').collect();
-            let pos: i64 = fields.get(1)?.parse().ok()?;
-            (fields.get(2) == Some(&"Gtid") && pos < starts[0]).then_some(pos)
-        })
-        .max()
-        .unwrap();
+    let gtid_at = gtid_before(&db, &file, starts[0]);
     let skip = starts.len() / 2;
 
     // A second connector, as if the first had stopped after `skip` rows events went out.
     let dir2 = tempfile::tempdir().unwrap();
     let args2 = write_configs(dir2.path(), &db, json!({"max.batch.size": "100"}));
-    std::fs::write(
-        dir2.path().join("connect.offsets"),
-        json!({"version": 1, "offsets": [{
-            "key": ["inventory", {"server": "dbserver1"}],
-            "value": {"file": file, "pos": gtid_at, "event": skip, "row": 0, "server_id": 1, "ts_sec": 0},
-        }]})
-        .to_string(),
-    )
-    .unwrap();
+    store_offset(
+        dir2.path(),
+        json!({"file": file, "pos": gtid_at, "event": skip, "row": 0, "server_id": 1, "ts_sec": 0}),
+    );
     let events2 = dir2.path().join("events.jsonl");
     let worker = Worker::start(dir2.path(), &args2);
     db.sql("insert into inventory.accounts values (9999, 'after', 1)");
@@ -588,13 +606,7 @@ fn transaction_metadata_wraps_each_transaction_and_counts_on_across_parts_and_a_
 
     // As if a worker had stopped after half of its rows events: the offset of that part holds
     // the counts, so the rest counts on and no second BEGIN goes out.
-    let mut starts: Vec<i64> = Vec::new();
-    for event in &large[1..1001] {
-        let pos = event["value"]["source"]["pos"].as_i64().unwrap();
-        if starts.last() != Some(&pos) {
-            starts.push(pos);
-        }
-    }
+    let starts = rows_event_starts(&large[1..1001]);
     assert!(starts.len() > 4, "several rows events: {starts:?}");
     let skip = starts.len() / 2;
     let sent = large[1..1001]
@@ -602,29 +614,15 @@ fn transaction_metadata_wraps_each_transaction_and_counts_on_across_parts_and_a_
         .filter(|e| e["value"]["source"]["pos"].as_i64().unwrap() < starts[skip])
         .count();
     let file = large[1]["value"]["source"]["file"].as_str().unwrap();
-    let gtid_at: i64 = db
-        .sql(&format!("show binlog events in '{file}'"))
-        .iter()
-        .filter_map(|row| {
-            let fields: Vec<&str> = row.split('\t').collect();
-            let pos: i64 = fields.get(1)?.parse().ok()?;
-            (fields.get(2) == Some(&"Gtid") && pos < starts[0]).then_some(pos)
-        })
-        .max()
-        .unwrap();
+    let gtid_at = gtid_before(&db, file, starts[0]);
     let dir2 = tempfile::tempdir().unwrap();
     let args2 = write_configs(dir2.path(), &db, settings);
-    std::fs::write(
-        dir2.path().join("connect.offsets"),
-        json!({"version": 1, "offsets": [{
-            "key": ["inventory", {"server": "dbserver1"}],
-            "value": {"file": file, "pos": gtid_at, "event": skip, "row": 0, "server_id": 1, "ts_sec": 0,
-                      "transaction_id": large_id,
-                      "transaction_data_collection_order_inventory.accounts": sent},
-        }]})
-        .to_string(),
-    )
-    .unwrap();
+    store_offset(
+        dir2.path(),
+        json!({"file": file, "pos": gtid_at, "event": skip, "row": 0, "server_id": 1, "ts_sec": 0,
+               "transaction_id": large_id,
+               "transaction_data_collection_order_inventory.accounts": sent}),
+    );
     let events2 = dir2.path().join("events.jsonl");
     let worker = Worker::start(dir2.path(), &args2);
     wait_until(
