@@ -1142,6 +1142,11 @@ fn a_postgres_restart_mid_snapshot_reads_the_rest_in_a_new_view() {
     );
     pg.start_again();
     worker.wait_for_log("the re-read", "reading the snapshot again in a new view");
+    // That line comes before the new view is taken: a write now could land in it (CI saw row
+    // 501 in the snapshot). The second "snapshot started" comes after.
+    worker.wait_until("the new view is taken", Duration::from_secs(60), || {
+        worker.logs().matches("snapshot started").count() >= 2
+    });
     pg.sql("insert into zz_later values (501, 'streamed')");
     pg.sql("set synchronous_commit = on; update accounts set balance = -1 where id = 1");
     let want = table_now(&pg);
