@@ -648,6 +648,16 @@ fn transaction_metadata_wraps_each_transaction_and_counts_on_across_parts_and_a_
     );
 }
 
+/// The column names of a `tableChanges` entry, in order.
+fn column_names(change: &Json) -> Vec<&str> {
+    change["table"]["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect()
+}
+
 /// The schema history file's lines, parsed.
 fn history_records(path: &Path) -> Vec<Json> {
     lines(path)
@@ -774,12 +784,7 @@ fn recovery_rebuilds_a_corrupted_schema_history_and_a_restart_prunes_records_pas
     let change = &record["tableChanges"][0];
     assert_eq!(change["type"], "CREATE");
     assert_eq!(change["id"], "\"inventory\".\"accounts\"");
-    let names: Vec<&str> = change["table"]["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = column_names(change);
     assert_eq!(names, ["id", "owner", "balance", "note"]);
 }
 
@@ -1649,12 +1654,7 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     let change = &alter["value"]["tableChanges"][0];
     assert_eq!(change["type"], "ALTER");
     assert_eq!(change["id"], "\"inventory\".\"accounts\"");
-    let names: Vec<&str> = change["table"]["columns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].as_str().unwrap())
-        .collect();
+    let names = column_names(change);
     assert_eq!(names, ["id", "owner", "balance", "note"]);
     assert_eq!(change["table"]["primaryKeyColumnNames"], json!(["id"]));
     let rename = &events[1]["value"]["tableChanges"];
@@ -1725,12 +1725,7 @@ fn a_snapshot_sends_a_schema_change_event_per_captured_table_when_included() {
         let change = &value["tableChanges"][0];
         assert_eq!(change["type"], "CREATE");
         assert_eq!(change["id"], format!("\"inventory\".\"{table}\""));
-        let names: Vec<&str> = change["table"]["columns"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|c| c["name"].as_str().unwrap())
-            .collect();
+        let names = column_names(change);
         assert_eq!(names, columns);
         assert_eq!(change["table"]["primaryKeyColumnNames"], json!(["id"]));
     }
