@@ -476,7 +476,7 @@ fn a_record_passed_on_untouched_comes_back_exactly() {
         headers,
     };
     let header = Header {
-        key: "trace".to_owned(),
+        key: "trace".into(),
         value: Value::from("t-1"),
         schema: None,
     };

@@ -176,10 +176,10 @@ impl ColumnRule {
     /// Applies the rule to a converted value.
     pub fn apply(&self, value: Value) -> Value {
         match (self, value) {
-            (ColumnRule::MaskWith(n), _) => Value::String("*".repeat(*n)),
+            (ColumnRule::MaskWith(n), _) => Value::from("*".repeat(*n)),
             (ColumnRule::Truncate(n), Value::String(mut text)) => {
                 if let Some((cut, _)) = text.char_indices().nth(*n) {
-                    text.truncate(cut);
+                    text.make_mut().truncate(cut);
                 }
                 Value::String(text)
             }
@@ -192,7 +192,7 @@ impl ColumnRule {
                 if let Some(length) = length {
                     hash.truncate(*length);
                 }
-                Value::String(hash)
+                Value::from(hash)
             }
             (_, value) => value,
         }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
+use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Text, Value};
 use sluice_api::record::SourceRecord;
 
 /// The `source` schema named `name` with the fields every Debezium connector's source block
@@ -72,7 +72,7 @@ pub fn envelope_value(
     before: Value,
     after: Value,
     source: Value,
-    op: &str,
+    op: &'static str,
 ) -> Value {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -86,7 +86,7 @@ pub fn envelope_value(
             after,
             source,
             Value::Null,
-            Value::from(op),
+            Value::String(Text::from_static(op)),
             Value::Int64(now / 1000),
             Value::Int64(now),
             Value::Int64(now.saturating_mul(1000)),

@@ -1,7 +1,7 @@
 //! The headers Debezium puts on change events: the other key of a primary-key change, and
 //! (`extended.headers.enabled`, on by default) which connector and task produced the event.
 
-use sluice_api::data::{Schema, SchemaRef, Value};
+use sluice_api::data::{Schema, SchemaRef, Text, Value};
 use sluice_api::record::{Header, Record};
 
 /// On the delete event of a primary-key change: the row's new key.
@@ -17,7 +17,7 @@ pub fn mark_new_key(record: &mut Record, new_key: &Value, key_schema: Option<&Sc
     record.headers.insert(
         0,
         Header {
-            key: NEW_KEY.to_owned(),
+            key: Text::from_static(NEW_KEY),
             value: new_key.clone(),
             schema: key_schema.cloned(),
         },
@@ -29,7 +29,7 @@ pub fn mark_old_key(record: &mut Record, old_key: &Value, key_schema: Option<&Sc
     record.headers.insert(
         0,
         Header {
-            key: OLD_KEY.to_owned(),
+            key: Text::from_static(OLD_KEY),
             value: old_key.clone(),
             schema: key_schema.cloned(),
         },
@@ -48,9 +48,11 @@ impl ContextHeaders {
     /// `mysql`, …) whose `topic.prefix` is `logical_name`.
     pub fn new(logical_name: &str, task_id: u32, connector: &str) -> ContextHeaders {
         let string = Schema::string().into_ref();
-        let header = |key: &str, value: String| Header {
-            key: key.to_owned(),
-            value: Value::String(value),
+        // Static names and shared values: stamping clones them onto every event, so a clone
+        // must not copy them.
+        let header = |key: &'static str, value: String| Header {
+            key: Text::from_static(key),
+            value: Value::String(Text::shared(&value)),
             schema: Some(string.clone()),
         };
         ContextHeaders {

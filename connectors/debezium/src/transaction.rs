@@ -183,7 +183,7 @@ impl TransactionMetadata {
                 .into_iter()
                 .map(|(name, count)| {
                     let mut entry = Struct::new(Arc::clone(&self.collection));
-                    let _ = entry.put("data_collection", Value::String(name));
+                    let _ = entry.put("data_collection", Value::from(name));
                     let _ = entry.put("event_count", Value::Int64(count));
                     Value::Struct(entry)
                 })

@@ -171,7 +171,7 @@ pub(crate) fn document(value: &Value) -> Result<Vec<u8>, String> {
     match value {
         Value::Struct(_) | Value::Map(_) => Ok(value_to_json_text(value).into_bytes()),
         Value::String(text) => match serde_json::from_str::<Json>(text) {
-            Ok(Json::Object(_)) => Ok(text.clone().into_bytes()),
+            Ok(Json::Object(_)) => Ok(text.as_bytes().to_vec()),
             _ => Err(
                 "the value is a string that is not a JSON object; a document must be an object \
                  (wrap it with HoistField$Value, or use JsonConverter)"

@@ -312,7 +312,7 @@ impl Reader {
             records.push(SourceRecord {
                 record: Record::new(
                     &self.config.topic,
-                    Value::String(text),
+                    Value::from(text),
                     Some(self.schema.clone()),
                 ),
                 source_partition: Arc::clone(&self.partition),

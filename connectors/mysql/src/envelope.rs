@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
+use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Text, Value};
 use sluice_debezium::envelope::source_schema_builder;
 
 /// The `source` schema of connector flavour `mysql` or `mariadb`.
@@ -43,7 +43,7 @@ pub struct SourceInfo<'a> {
 /// The `source` value, in [`source_schema`]'s field order.
 pub fn source_value(schema: &SchemaRef, info: &SourceInfo<'_>) -> Value {
     let values = vec![
-        Value::from(sluice_debezium::version::source_version()),
+        Value::String(Text::from_static(sluice_debezium::version::source_version())),
         Value::from(info.flavour),
         Value::from(info.prefix),
         Value::Int64(info.ts_ms),

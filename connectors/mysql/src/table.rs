@@ -502,7 +502,7 @@ impl TableSchema {
             Value::Null
         } else {
             match self.kinds[index] {
-                Kind::Zoned { fsp } => Value::String(zoned(0, 0, fsp)),
+                Kind::Zoned { fsp } => Value::from(zoned(0, 0, fsp)),
                 Kind::Date => Value::Int32(0),
                 _ => Value::Int64(0),
             }
@@ -530,10 +530,10 @@ impl TableSchema {
                     | Kind::Fallback
                     | Kind::DecimalString,
                     Cell::Bytes(b),
-                ) => Value::String(utf8_owned(b)),
+                ) => Value::from(utf8_owned(b)),
                 // ASCII is the same in latin1.
                 (Kind::Text { latin1: true }, Cell::Bytes(b)) if b.is_ascii() => {
-                    Value::String(utf8_owned(b))
+                    Value::from(utf8_owned(b))
                 }
                 (_, cell) => self.cell_value(index, &cell).map_err(|e| {
                     e.context(format!(
@@ -580,23 +580,23 @@ impl TableSchema {
             (Kind::Float64, Cell::Double(v)) => Value::Float64(*v),
             (Kind::Float64, Cell::Float(v)) => Value::Float64(f64::from(*v)),
             (_, Cell::Decimal(text)) => self.decimal(kind, text).ok_or_else(bad)?,
-            (Kind::Text { latin1: true }, Cell::Bytes(b)) => Value::String(latin1(b)),
+            (Kind::Text { latin1: true }, Cell::Bytes(b)) => Value::from(latin1(b)),
             // (UTF-8 text is taken over by `row_from_cells`.)
             (Kind::Binary, Cell::Bytes(b)) => Value::Bytes(fixed_width(column, b)),
-            (Kind::Uuid, Cell::Bytes(b)) => Value::String(uuid_text(b).ok_or_else(bad)?),
-            (Kind::Inet6, Cell::Bytes(b)) => Value::String(inet6_text(b).ok_or_else(bad)?),
+            (Kind::Uuid, Cell::Bytes(b)) => Value::from(uuid_text(b).ok_or_else(bad)?),
+            (Kind::Inet6, Cell::Bytes(b)) => Value::from(inet6_text(b).ok_or_else(bad)?),
             (Kind::Point | Kind::Geometry, Cell::Bytes(b)) => {
                 geometry_value(&self.row.fields[index].schema, b, *kind == Kind::Point)
                     .ok_or_else(bad)?
             }
-            (Kind::Enum(labels), Cell::Enum(i)) => Value::String(
+            (Kind::Enum(labels), Cell::Enum(i)) => Value::from(
                 usize::from(*i)
                     .checked_sub(1)
                     .and_then(|i| labels.get(i))
                     .cloned()
                     .unwrap_or_default(),
             ),
-            (Kind::Set(labels), Cell::Set(bits)) => Value::String(
+            (Kind::Set(labels), Cell::Set(bits)) => Value::from(
                 labels
                     .iter()
                     .enumerate()
@@ -663,12 +663,12 @@ impl TableSchema {
                 if *seconds == 0 && *micros == 0 {
                     return Ok(self.zero_date(index));
                 }
-                Value::String(zoned(*seconds, *micros, *fsp))
+                Value::from(zoned(*seconds, *micros, *fsp))
             }
             (Kind::Year, Cell::Year(y)) => Value::Int32(i32::from(*y)),
             (Kind::Boolean, Cell::Bit(bytes)) => Value::Boolean(bytes.iter().any(|b| *b != 0)),
             (Kind::Bits, Cell::Bit(bytes)) => Value::Bytes(bytes.iter().rev().copied().collect()),
-            (Kind::Fallback, other) => Value::String(format!("{other:?}")),
+            (Kind::Fallback, other) => Value::from(format!("{other:?}")),
             _ => return Err(bad()),
         })
     }
@@ -679,7 +679,7 @@ impl TableSchema {
                 Value::Bytes(decimal_bytes(text, i32::try_from(*scale).ok()?)?)
             }
             Kind::DecimalDouble => Value::Float64(text.parse().ok()?),
-            Kind::DecimalString => Value::String(text.to_owned()),
+            Kind::DecimalString => Value::from(text.to_owned()),
             _ => return None,
         })
     }
@@ -726,15 +726,15 @@ impl TableSchema {
             Kind::Decimal { .. } | Kind::DecimalDouble | Kind::DecimalString => {
                 self.decimal(kind, &text()).ok_or_else(bad)?
             }
-            Kind::Text { latin1: true } => Value::String(text()),
+            Kind::Text { latin1: true } => Value::from(text()),
             Kind::Text { .. } | Kind::Json | Kind::Fallback | Kind::Enum(_) | Kind::Set(_) => {
-                Value::String(text())
+                Value::from(text())
             }
             Kind::Binary => Value::Bytes(bytes.to_vec()),
             // The text protocol gives a UUID in its text form already.
-            Kind::Uuid => Value::String(text().to_ascii_lowercase()),
+            Kind::Uuid => Value::from(text().to_ascii_lowercase()),
             // The text protocol gives INET6 in the server's text form.
-            Kind::Inet6 => Value::String(text()),
+            Kind::Inet6 => Value::from(text()),
             Kind::Point | Kind::Geometry => {
                 geometry_value(&self.row.fields[index].schema, bytes, *kind == Kind::Point)
                     .ok_or_else(bad)?
@@ -763,7 +763,7 @@ impl TableSchema {
                 match kind {
                     Kind::Timestamp => Value::Int64(at.div_euclid(1000)),
                     Kind::MicroTimestamp => Value::Int64(at),
-                    Kind::Zoned { fsp } => Value::String(zoned(
+                    Kind::Zoned { fsp } => Value::from(zoned(
                         at.div_euclid(1_000_000),
                         at.rem_euclid(1_000_000) as u32,
                         *fsp,

@@ -97,7 +97,7 @@ pub(crate) fn binary_column_value(
         ))
     };
     if matches!(column.shape, Shape::Enum(_)) {
-        return Ok(Value::String(utf8(bytes).into_owned()));
+        return Ok(Value::from(utf8(bytes).into_owned()));
     }
     Ok(match column.oid {
         oid::BOOL => match bytes {
@@ -148,10 +148,10 @@ pub(crate) fn binary_column_value(
                 _ => Value::Int64(micros.div_euclid(1000)),
             }
         }
-        oid::UUID => Value::String(uuid_text(bytes.try_into().map_err(|_| size("uuid"))?)),
+        oid::UUID => Value::from(uuid_text(bytes.try_into().map_err(|_| size("uuid"))?)),
         // jsonb's binary form is a version byte (1) before the same text.
         oid::JSONB => match bytes.split_first() {
-            Some((1, text)) => Value::String(utf8(text).into_owned()),
+            Some((1, text)) => Value::from(utf8(text).into_owned()),
             _ => {
                 return Err(Error::data(
                     "a binary jsonb value of an unknown version (only version 1 is read)",
@@ -159,7 +159,7 @@ pub(crate) fn binary_column_value(
             }
         },
         oid::TEXT | oid::VARCHAR | oid::BPCHAR | oid::NAME | oid::JSON => {
-            Value::String(utf8(bytes).into_owned())
+            Value::from(utf8(bytes).into_owned())
         }
         other => {
             return Err(Error::data(format!(

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sluice_api::Result;
-use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
+use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Text, Value};
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_debezium::columns::{ColumnFacts, ColumnRule};
 use sluice_debezium::envelope::{envelope_schema, envelope_value, source_schema_builder};
@@ -302,7 +302,7 @@ impl TableSchema {
 
     /// The envelope value; `ts_ms`/`ts_us`/`ts_ns` are when sluice processed the event (the
     /// commit time is `source.ts_*`), so `ts_ms - source.ts_ms` is the event's lag.
-    pub fn envelope(&self, before: Value, after: Value, source: Value, op: &str) -> Value {
+    pub fn envelope(&self, before: Value, after: Value, source: Value, op: &'static str) -> Value {
         envelope_value(&self.envelope, before, after, source, op)
     }
 }
@@ -343,13 +343,13 @@ pub fn source_value(schema: &SchemaRef, info: &SourceInfo<'_>) -> Value {
     };
     let sequence = format!("[{},{}]", text(info.last_commit_lsn), text(info.lsn));
     let values = vec![
-        Value::from(sluice_debezium::version::source_version()),
-        Value::from("postgresql"),
+        Value::String(Text::from_static(sluice_debezium::version::source_version())),
+        Value::String(Text::from_static("postgresql")),
         Value::from(info.prefix),
         Value::Int64(info.commit_micros / 1000),
         Value::from(info.snapshot),
         Value::from(info.db),
-        Value::String(sequence),
+        Value::from(sequence),
         Value::Int64(info.commit_micros),
         Value::Int64(info.commit_micros.saturating_mul(1000)),
         Value::from(info.schema),

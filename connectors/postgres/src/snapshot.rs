@@ -206,18 +206,21 @@ pub struct SnapshotJob {
 /// Reads the snapshot's records as they come, holding the newest one back so the very last
 /// record of the snapshot can be marked (`last_snapshot_record`, `source.snapshot=last`).
 ///
-/// Rows carry only `snapshot_key` in their offsets (a table's first row `snapshot_table` too);
-/// the last record of each batch handed out (the only one whose offset is committed) gets the
-/// full offset. That spares four map inserts per row.
+/// Rows carry their key beside the record ([`SnapshotRow`]), not in its offset (a read's first
+/// row names `snapshot_table` there); the last record of each batch handed out (the only one
+/// whose offset is committed) gets the full offset, `snapshot_key` included. That spares a map
+/// and its entries per row.
 #[derive(Debug)]
 pub struct SnapshotReader {
     /// Records come in runs (a chunk's worth at most), not one by one: a message per row
     /// cost more than building the row's record.
-    records: mpsc::Receiver<Vec<SourceRecord>>,
+    records: mpsc::Receiver<Vec<SnapshotRow>>,
     /// What was received and not handed out yet, oldest first.
-    received: std::collections::VecDeque<SourceRecord>,
+    received: std::collections::VecDeque<SnapshotRow>,
     runner: Option<JoinHandle<Result<()>>>,
-    held: Option<SourceRecord>,
+    held: Option<SnapshotRow>,
+    /// The key of the newest record handed out (of a keyed table).
+    key_handed_out: Option<KeyText>,
     lsn: u64,
     /// Where reading again would go on: after the last record handed out.
     handed_out_through: Option<ResumePoint>,
@@ -240,6 +243,7 @@ impl SnapshotReader {
             received: std::collections::VecDeque::new(),
             runner: Some(runner),
             held: None,
+            key_handed_out: None,
             lsn,
             table_handed_out: handed_out_through.as_ref().map(|r| r.table.clone()),
             handed_out_through,
@@ -320,7 +324,9 @@ impl SnapshotReader {
 
     /// Adds `record` to `batch`, following which table the records handed out are of (a
     /// table's first record names it).
-    fn hand_out(&mut self, record: SourceRecord, batch: &mut Vec<SourceRecord>) {
+    fn hand_out(&mut self, row: SnapshotRow, batch: &mut Vec<SourceRecord>) {
+        let SnapshotRow { record, key } = row;
+        self.key_handed_out = key;
         if let Some(table) = record
             .source_offset
             .get("snapshot_table")
@@ -348,6 +354,9 @@ impl SnapshotReader {
         {
             offset.insert("snapshot_table".into(), json!(table));
         }
+        if let Some(key) = self.key_handed_out.take() {
+            offset.insert("snapshot_key".into(), json!(key));
+        }
         offset.insert("lsn".into(), json!(self.lsn));
         offset.insert("snapshot".into(), json!(true));
         offset.insert("last_snapshot_record".into(), json!(last_of_snapshot));
@@ -361,6 +370,17 @@ impl Drop for SnapshotReader {
             runner.abort();
         }
     }
+}
+
+/// A key's columns in text (`None`: SQL NULL), as offsets and chunk bounds hold it.
+type KeyText = Vec<Option<String>>;
+
+/// A snapshot record on its way to the task, with its row's key when the table has one: only
+/// the offset of the last record of a batch needs the key, so it travels beside the record.
+#[derive(Debug)]
+struct SnapshotRow {
+    record: SourceRecord,
+    key: Option<KeyText>,
 }
 
 /// The snapshot's place an offset names: after `snapshot_key` in `snapshot_table` (no key:
@@ -393,7 +413,7 @@ async fn reader_connection(config: &PostgresConfig, snapshot: &str) -> Result<Cl
     Ok(client)
 }
 
-async fn run(job: SnapshotJob, sender: mpsc::Sender<Vec<SourceRecord>>) -> Result<()> {
+async fn run(job: SnapshotJob, sender: mpsc::Sender<Vec<SnapshotRow>>) -> Result<()> {
     let config = &job.config;
     let started = Instant::now();
     let coordinator = connect(config).await?;
@@ -495,7 +515,11 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<Vec<SourceRecord>>) -> Resul
             micros: snapshot_micros,
             key_positions: table.key_positions.clone(),
             binary: false,
-            source_block: source_value(&job.source, &info),
+            source_block: {
+                let mut block = source_value(&job.source, &info);
+                block.share_strings(); // cloned onto every row
+                block
+            },
         };
         match context.copy_format() {
             Ok(()) => {
@@ -563,7 +587,7 @@ struct RowContext {
 }
 
 impl RowContext {
-    /// The record of one decoded row, with `offset`.
+    /// The record of one decoded row, with `offset` (and its key beside it).
     fn record(&self, row: &CopyRow, offset: SourceOffset) -> Result<SourceRecord> {
         let after = self
             .table
@@ -579,7 +603,7 @@ impl RowContext {
     }
 
     /// The key of a decoded row, in text, as offsets and chunk bounds hold it.
-    fn key_text(&self, row: &CopyRow) -> Vec<Option<String>> {
+    fn key_text(&self, row: &CopyRow) -> KeyText {
         self.key_positions
             .iter()
             .map(|&i| match row {
@@ -648,9 +672,10 @@ impl CopyRow {
 
 /// `COPY (<select>) TO STDOUT` streamed into records, in binary when every column of the
 /// table has a binary decoder ([`crate::binary_types`]), else in text. Each record of a keyed
-/// table carries its key (`snapshot_key`), so a resume goes on right after the last row
-/// committed; the table's name (`snapshot_table`) only on the read's first record, the reader
-/// adds it to the one record per batch whose offset is committed (see [`SnapshotReader`]).
+/// table comes with its key (a [`SnapshotRow`]), so a resume goes on right after the last
+/// row committed; the table's name (`snapshot_table`) is only in the read's first record's
+/// offset. The reader puts both into the one record per batch whose offset is committed (see
+/// [`SnapshotReader`]).
 struct CopyReader<'a> {
     context: &'a RowContext,
     stream: Pin<Box<CopyOutStream>>,
@@ -683,7 +708,7 @@ impl<'a> CopyReader<'a> {
     }
 
     /// Up to `max` records; empty once the read is complete.
-    async fn next_batch(&mut self, max: usize) -> Result<Vec<SourceRecord>> {
+    async fn next_batch(&mut self, max: usize) -> Result<Vec<SnapshotRow>> {
         let context = self.context;
         let mut records = Vec::new();
         while records.len() < max {
@@ -702,10 +727,11 @@ impl<'a> CopyReader<'a> {
             if std::mem::take(&mut self.first) {
                 offset.insert("snapshot_table".into(), json!(context.qualified));
             }
-            if !context.key_positions.is_empty() {
-                offset.insert("snapshot_key".into(), json!(context.key_text(&self.row)));
-            }
-            records.push(context.record(&self.row, offset)?);
+            let key = (!context.key_positions.is_empty()).then(|| context.key_text(&self.row));
+            records.push(SnapshotRow {
+                record: context.record(&self.row, offset)?,
+                key,
+            });
         }
         Ok(records)
     }
@@ -720,18 +746,18 @@ const PUBLISH_EVERY_ROWS: u64 = 1024;
 /// `first_in_data_collection`, as Debezium marks them (`last`, the snapshot's very last, is
 /// the reader's to mark).
 struct Outlet<'a> {
-    sender: &'a mpsc::Sender<Vec<SourceRecord>>,
+    sender: &'a mpsc::Sender<Vec<SnapshotRow>>,
     /// The most records one message carries (the task's poll batch).
     run_size: usize,
     counter: &'a AtomicU64,
     progress: &'a SnapshotProgress,
-    pending: Option<SourceRecord>,
+    pending: Option<SnapshotRow>,
     first_of_snapshot: &'a mut bool,
 }
 
 impl Outlet<'_> {
     /// Hands records to the task; `false` when it stopped listening.
-    async fn deliver(&mut self, records: Vec<SourceRecord>) -> bool {
+    async fn deliver(&mut self, records: Vec<SnapshotRow>) -> bool {
         let mut run = Vec::with_capacity(records.len().min(self.run_size));
         for record in records {
             match self.pending.replace(record) {
@@ -748,7 +774,7 @@ impl Outlet<'_> {
                     } else {
                         "first_in_data_collection"
                     };
-                    mark_snapshot(pending, marker);
+                    mark_snapshot(&mut pending.record, marker);
                 }
             }
         }
@@ -759,7 +785,7 @@ impl Outlet<'_> {
 
     /// Sends `run` (emptied) as one message, counting it; `false` when the task stopped
     /// listening.
-    async fn send(&mut self, run: &mut Vec<SourceRecord>) -> bool {
+    async fn send(&mut self, run: &mut Vec<SnapshotRow>) -> bool {
         if run.is_empty() {
             return true;
         }
@@ -783,8 +809,8 @@ impl Outlet<'_> {
         let Some(mut last) = self.pending.take() else {
             return true;
         };
-        if snapshot_marker(&last) != Some("first") {
-            mark_snapshot(&mut last, "last_in_data_collection");
+        if snapshot_marker(&last.record) != Some("first") {
+            mark_snapshot(&mut last.record, "last_in_data_collection");
         }
         if self.sender.send(vec![last]).await.is_err() {
             return false;

@@ -304,13 +304,13 @@ fn binary_schema(mode: BinaryMode) -> Schema {
 pub(crate) fn binary_value(mode: BinaryMode, bytes: Vec<u8>) -> Value {
     match mode {
         BinaryMode::Bytes => Value::Bytes(bytes),
-        BinaryMode::Base64 => {
-            Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
-        }
+        BinaryMode::Base64 => Value::from(base64::engine::general_purpose::STANDARD.encode(bytes)),
         BinaryMode::Base64UrlSafe => {
-            Value::String(base64::engine::general_purpose::URL_SAFE.encode(bytes))
+            Value::from(base64::engine::general_purpose::URL_SAFE.encode(bytes))
         }
-        BinaryMode::Hex => Value::String(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+        BinaryMode::Hex => {
+            Value::from(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+        }
     }
 }
 
@@ -352,7 +352,7 @@ pub fn column_value(
     let bad = |what: &str| Error::data(format!("cannot read `{text}` as {what}"));
     match &column.shape {
         Shape::Scalar => {}
-        Shape::Enum(_) => return Ok(Value::String(text.to_owned())),
+        Shape::Enum(_) => return Ok(Value::from(text.to_owned())),
         Shape::Hstore => {
             let map = parse_hstore(text).ok_or_else(|| bad("hstore"))?;
             if modes.hstore_map {
@@ -360,12 +360,12 @@ pub fn column_value(
                     map.into_iter()
                         .map(|(k, v)| {
                             let v = v.as_str().map_or(Value::Null, Value::from);
-                            (Value::String(k), v)
+                            (Value::from(k), v)
                         })
                         .collect(),
                 ));
             }
-            return Ok(Value::String(serde_json::Value::Object(map).to_string()));
+            return Ok(Value::from(serde_json::Value::Object(map).to_string()));
         }
         Shape::Unknown => return Ok(binary_value(modes.binary, text.as_bytes().to_vec())),
         Shape::Array(element) => {
@@ -418,10 +418,10 @@ pub fn column_value(
                 _ => Value::Int64(micros.div_euclid(1000)),
             }
         }
-        oid::TIMESTAMPTZ => Value::String(zoned_timestamp(text).ok_or_else(|| bad("timestamptz"))?),
+        oid::TIMESTAMPTZ => Value::from(zoned_timestamp(text).ok_or_else(|| bad("timestamptz"))?),
         oid::NUMERIC => match decimals {
             DecimalMode::Double => Value::Float64(parse_float(text).ok_or_else(|| bad("numeric"))?),
-            DecimalMode::String => Value::String(text.to_owned()),
+            DecimalMode::String => Value::from(text.to_owned()),
             DecimalMode::Precise => {
                 let (unscaled, scale) = parse_decimal(text).ok_or_else(|| bad("numeric"))?;
                 match column.numeric_scale() {
@@ -448,7 +448,7 @@ pub fn column_value(
             let unscaled = if negative { -unscaled } else { unscaled };
             match decimals {
                 DecimalMode::Double => Value::Float64(unscaled as f64 / 10f64.powi(scale)),
-                DecimalMode::String => Value::String(format!(
+                DecimalMode::String => Value::from(format!(
                     "{}{}",
                     if negative { "-" } else { "" },
                     plain.trim_start_matches('-')
@@ -459,12 +459,12 @@ pub fn column_value(
             }
         }
         oid::INTERVAL if modes.interval_string => {
-            Value::String(interval_string(text).ok_or_else(|| bad("interval"))?)
+            Value::from(interval_string(text).ok_or_else(|| bad("interval"))?)
         }
         oid::INTERVAL => Value::Int64(parse_interval(text).ok_or_else(|| bad("interval"))?),
         oid::BIT if column.modifier <= 1 => Value::Boolean(text == "1"),
         oid::BIT | oid::VARBIT => Value::Bytes(parse_bits(text).ok_or_else(|| bad("bit string"))?),
-        _ => Value::String(text.to_owned()),
+        _ => Value::from(text.to_owned()),
     })
 }
 

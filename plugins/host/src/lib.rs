@@ -572,7 +572,7 @@ fn from_output(
                 None => Value::Null,
             };
             Ok(Header {
-                key: key.to_owned(),
+                key: key.into(),
                 value,
                 schema: None,
             })

@@ -259,7 +259,7 @@ pub fn value_with_schema(json: &Json, schema: &Schema) -> Result<Value> {
         SchemaType::Float32 => Value::Float32(float()? as f32),
         SchemaType::Float64 => Value::Float64(float()?),
         SchemaType::Boolean => Value::Boolean(json.as_bool().ok_or_else(mismatch)?),
-        SchemaType::String => Value::String(json.as_str().ok_or_else(mismatch)?.to_owned()),
+        SchemaType::String => Value::String(json.as_str().ok_or_else(mismatch)?.into()),
         SchemaType::Bytes => {
             use base64::Engine as _;
             let text = json.as_str().ok_or_else(mismatch)?;
@@ -349,7 +349,7 @@ impl Converter for StringConverter {
         match bytes {
             None => Ok((schema, Value::Null)),
             Some(bytes) => String::from_utf8(bytes.to_vec())
-                .map(|s| (schema, Value::String(s)))
+                .map(|s| (schema, Value::String(s.into())))
                 .map_err(|_| {
                     Error::data(format!(
                         "StringConverter: a record of topic {topic} is not valid UTF-8"

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+pub use crate::text::Text;
+
 /// Schemas are shared by every record that carries them, so they are reference counted.
 pub type SchemaRef = Arc<Schema>;
 
@@ -256,8 +258,8 @@ pub enum Value {
     Float32(f32),
     /// A 64-bit float; schemaless JSON numbers that are not 64-bit integers become this.
     Float64(f64),
-    /// UTF-8 text.
-    String(String),
+    /// UTF-8 text, owned or shared ([`Text`]).
+    String(Text),
     /// Raw bytes (base64 in JSON).
     Bytes(Vec<u8>),
     /// A list of values.
@@ -273,7 +275,7 @@ impl Value {
     /// on the heap; shared schemas not counted). For memory budgets, not exact accounting.
     pub fn approx_bytes(&self) -> usize {
         let owned = match self {
-            Value::String(s) => s.capacity(),
+            Value::String(s) => s.owned_bytes(),
             Value::Bytes(b) => b.capacity(),
             Value::Array(items) => items.iter().map(Value::approx_bytes).sum(),
             Value::Map(entries) => entries
@@ -284,6 +286,24 @@ impl Value {
             _ => 0,
         };
         std::mem::size_of::<Value>() + owned
+    }
+
+    /// Makes every string in this value (nested ones too) shared, so that its clones share
+    /// them instead of copying: for a value put on many records, such as Debezium's `source`
+    /// block of a snapshot.
+    pub fn share_strings(&mut self) {
+        match self {
+            Value::String(text) => {
+                text.share();
+            }
+            Value::Array(items) => items.iter_mut().for_each(Value::share_strings),
+            Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.share_strings();
+                v.share_strings();
+            }),
+            Value::Struct(s) => s.values.iter_mut().for_each(Value::share_strings),
+            _ => {}
+        }
     }
 
     /// True for [`Value::Null`]: a tombstone when it is a record's value.
@@ -319,7 +339,7 @@ impl Value {
     /// null, bytes and containers.
     pub fn primitive_text(&self) -> Option<String> {
         Some(match self {
-            Value::String(s) => s.clone(),
+            Value::String(s) => s.to_string(),
             Value::Boolean(b) => b.to_string(),
             Value::Int8(n) => n.to_string(),
             Value::Int16(n) => n.to_string(),
@@ -345,12 +365,18 @@ impl Value {
 
 impl From<&str> for Value {
     fn from(value: &str) -> Self {
-        Value::String(value.to_owned())
+        Value::String(value.into())
     }
 }
 
 impl From<String> for Value {
     fn from(value: String) -> Self {
+        Value::String(value.into())
+    }
+}
+
+impl From<Text> for Value {
+    fn from(value: Text) -> Self {
         Value::String(value)
     }
 }

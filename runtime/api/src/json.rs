@@ -82,7 +82,7 @@ pub fn value_to_json(value: &Value) -> Json {
         Value::Int64(v) => json!(v),
         Value::Float32(v) => float_to_json(f64::from(*v)),
         Value::Float64(v) => float_to_json(*v),
-        Value::String(v) => Json::String(v.clone()),
+        Value::String(v) => Json::String(v.to_string()),
         Value::Bytes(v) => Json::String(base64::engine::general_purpose::STANDARD.encode(v)),
         Value::Array(items) => Json::Array(items.iter().map(value_to_json).collect()),
         Value::Map(entries) => {
@@ -268,11 +268,11 @@ pub fn json_to_value(json: &Json) -> Value {
             Some(i) => Value::Int64(i),
             None => Value::Float64(n.as_f64().unwrap_or(f64::NAN)),
         },
-        Json::String(s) => Value::String(s.clone()),
+        Json::String(s) => Value::String(s.as_str().into()),
         Json::Array(items) => Value::Array(items.iter().map(json_to_value).collect()),
         Json::Object(map) => Value::Map(
             map.iter()
-                .map(|(k, v)| (Value::String(k.clone()), json_to_value(v)))
+                .map(|(k, v)| (Value::String(k.as_str().into()), json_to_value(v)))
                 .collect(),
         ),
     }

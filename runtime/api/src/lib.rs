@@ -28,7 +28,9 @@ pub mod json;
 pub mod metrics;
 pub mod record;
 pub mod secret;
+pub mod text;
 pub mod transform;
 
 pub use error::{Error, ErrorKind, Result};
 pub use secret::Secret;
+pub use text::Text;

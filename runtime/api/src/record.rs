@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::data::{SchemaRef, Value};
+use crate::data::{SchemaRef, Text, Value};
 
 /// A source partition (`{"filename": "test.txt"}`, `{"server": "dbserver1"}`): which stream of
 /// the external system a record came from. JSON-shaped, as in Kafka Connect.
@@ -15,8 +15,9 @@ pub type SourceOffset = serde_json::Map<String, serde_json::Value>;
 /// A record header.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Header {
-    /// The header's name; several headers may share one.
-    pub key: String,
+    /// The header's name; several headers may share one. Usually static or shared (a
+    /// source puts the same names on every record).
+    pub key: Text,
     /// The header's value.
     pub value: Value,
     /// The value's schema, when it has one.
@@ -56,7 +57,7 @@ impl Record {
             + self
                 .headers
                 .iter()
-                .map(|h| h.key.capacity() + h.value.approx_bytes())
+                .map(|h| h.key.owned_bytes() + h.value.approx_bytes())
                 .sum::<usize>()
     }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sluice_api::config::{ConfigDef, ConfigKey, ConfigType, Importance, Props};
-use sluice_api::data::{Field, Schema, SchemaRef, SchemaType, Struct, Value};
+use sluice_api::data::{Field, Schema, SchemaRef, SchemaType, Struct, Text, Value};
 use sluice_api::record::Record;
 use sluice_api::transform::Transform;
 use sluice_api::{Error, Result};
@@ -368,8 +368,8 @@ impl MaskField {
         };
         Ok(match (value, &self.replacement) {
             (Value::Null, _) => Value::Null,
-            (Value::String(_), Some(r)) => Value::String(r.clone()),
-            (Value::String(_), None) => Value::String(String::new()),
+            (Value::String(_), Some(r)) => Value::from(r.as_str()),
+            (Value::String(_), None) => Value::String(Text::default()),
             (Value::Boolean(_), _) => Value::Boolean(false),
             (Value::Int8(_), r) => Value::Int8(parse_or_zero(r, || bad("an int8"))?),
             (Value::Int16(_), r) => Value::Int16(parse_or_zero(r, || bad("an int16"))?),
@@ -702,7 +702,7 @@ impl Flatten {
             let name = self.join(prefix, key.as_str().unwrap_or_default());
             match value {
                 Value::Map(inner) => self.flat_map(&name, inner, out),
-                other => out.push((Value::String(name), other)),
+                other => out.push((Value::from(name), other)),
             }
         }
     }
@@ -868,7 +868,7 @@ pub(crate) fn cast_value(value: Value, to: SchemaType) -> Result<Value> {
             },
             other => number(other).ok_or_else(bad)? != 0.0,
         }),
-        SchemaType::String => Value::String(value.primitive_text().ok_or_else(bad)?),
+        SchemaType::String => Value::from(value.primitive_text().ok_or_else(bad)?),
         _ => return Err(bad()),
     })
 }

@@ -259,7 +259,7 @@ impl InsertHeader {
 impl Transform for InsertHeader {
     fn apply(&mut self, mut record: Record, out: &mut Vec<Record>) -> Result<()> {
         record.headers.push(Header {
-            key: self.header.clone(),
+            key: self.header.as_str().into(),
             value: Value::from(self.value.as_str()),
             schema: Some(Arc::new(Schema::string())),
         });
@@ -293,7 +293,9 @@ impl DropHeaders {
 
 impl Transform for DropHeaders {
     fn apply(&mut self, mut record: Record, out: &mut Vec<Record>) -> Result<()> {
-        record.headers.retain(|h| !self.headers.contains(&h.key));
+        record
+            .headers
+            .retain(|h| !self.headers.iter().any(|name| h.key == *name));
         out.push(record);
         Ok(())
     }
@@ -377,7 +379,7 @@ impl Transform for HeaderFrom {
                         ))
                     })?;
                     record.headers.push(Header {
-                        key: header.clone(),
+                        key: header.as_str().into(),
                         value: s.values[index].clone(),
                         schema: Some(Arc::clone(&schema.fields[index].schema)),
                     });
@@ -410,7 +412,7 @@ impl Transform for HeaderFrom {
                         .cloned()
                         .unwrap_or_default();
                     record.headers.push(Header {
-                        key: header.clone(),
+                        key: header.as_str().into(),
                         value,
                         schema: None,
                     });

@@ -222,7 +222,7 @@ impl ExtractNewRecordState {
                 .map(|(v, s)| (v, Some(s)))
                 .unwrap_or((Value::Null, None));
             record.headers.push(Header {
-                key: addition.name.clone(),
+                key: addition.name.as_str().into(),
                 value,
                 schema,
             });
@@ -261,7 +261,7 @@ impl ExtractNewRecordState {
         let deleted = op == "d";
         for addition in &self.headers {
             record.headers.push(Header {
-                key: addition.name.clone(),
+                key: addition.name.as_str().into(),
                 value: addition.read_map(&envelope),
                 schema: None,
             });

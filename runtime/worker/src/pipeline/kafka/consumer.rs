@@ -378,10 +378,10 @@ impl KafkaSinkInput {
                     headers
                         .iter()
                         .map(|h| Header {
-                            key: h.key.to_owned(),
+                            key: h.key.into(),
                             value: h
                                 .value
-                                .map(|b| Value::String(String::from_utf8_lossy(b).into_owned()))
+                                .map(|b| Value::from(String::from_utf8_lossy(b).into_owned()))
                                 .unwrap_or(Value::Null),
                             schema: None,
                         })
@@ -551,14 +551,14 @@ impl ErrantRecordReporter for ErrantRecords {
                 .map(|h| {
                     let value = match &h.value {
                         Value::Null => None,
-                        Value::String(s) => Some(s.clone().into_bytes()),
+                        Value::String(s) => Some(s.as_bytes().to_vec()),
                         other => Some(
                             sluice_api::json::value_to_json(other)
                                 .to_string()
                                 .into_bytes(),
                         ),
                     };
-                    (h.key.clone(), value)
+                    (h.key.to_string(), value)
                 })
                 .collect(),
         };

@@ -227,7 +227,7 @@ impl KafkaSource {
             headers: record
                 .headers
                 .iter()
-                .map(|h| (h.key.clone(), header_bytes(&h.value)))
+                .map(|h| (h.key.to_string(), header_bytes(&h.value)))
                 .collect(),
         };
         dlq.send(&original, stage, error).await
