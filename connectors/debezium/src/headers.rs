@@ -48,11 +48,11 @@ impl ContextHeaders {
     /// `mysql`, …) whose `topic.prefix` is `logical_name`.
     pub fn new(logical_name: &str, task_id: u32, connector: &str) -> ContextHeaders {
         let string = Schema::string().into_ref();
-        // Static names and shared values: stamping clones them onto every event, so a clone
-        // must not copy them.
+        // Static names and interned values: stamping clones them onto every event, and the
+        // thread that drops the event is not the one that built it.
         let header = |key: &'static str, value: String| Header {
             key: Text::from_static(key),
-            value: Value::String(Text::shared(&value)),
+            value: Value::String(Text::interned(&value)),
             schema: Some(string.clone()),
         };
         ContextHeaders {

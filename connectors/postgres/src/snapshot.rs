@@ -517,7 +517,9 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<Vec<SnapshotRow>>) -> Result
             binary: false,
             source_block: {
                 let mut block = source_value(&job.source, &info);
-                block.share_strings(); // cloned onto every row
+                // Cloned onto every row: names, and the snapshot's position, which is one per
+                // snapshot.
+                block.intern_strings();
                 block
             },
         };
@@ -710,7 +712,9 @@ impl<'a> CopyReader<'a> {
     /// Up to `max` records; empty once the read is complete.
     async fn next_batch(&mut self, max: usize) -> Result<Vec<SnapshotRow>> {
         let context = self.context;
-        let mut records = Vec::new();
+        // A chunk's rows, about `snapshot.fetch.size` of them: room for them up front, as
+        // growing a vector of records copies every record again.
+        let mut records = Vec::with_capacity(max.min(context.config.snapshot_fetch_size + 1));
         while records.len() < max {
             let Some(message) = self.stream.next().await else {
                 break;

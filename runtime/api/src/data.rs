@@ -306,6 +306,22 @@ impl Value {
         }
     }
 
+    /// Makes every string in this value (nested ones too) interned ([`Text::interned`]): for
+    /// a value made of names that one thread puts on many records another drops, such as
+    /// Debezium's `source` block of a snapshot. Its strings stay for the life of the process.
+    pub fn intern_strings(&mut self) {
+        match self {
+            Value::String(text) => *text = Text::interned(text),
+            Value::Array(items) => items.iter_mut().for_each(Value::intern_strings),
+            Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
+                k.intern_strings();
+                v.intern_strings();
+            }),
+            Value::Struct(s) => s.values.iter_mut().for_each(Value::intern_strings),
+            _ => {}
+        }
+    }
+
     /// True for [`Value::Null`]: a tombstone when it is a record's value.
     pub fn is_null(&self) -> bool {
         matches!(self, Value::Null)
