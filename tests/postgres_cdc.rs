@@ -2208,3 +2208,107 @@ fn log_levels_change_at_run_time_through_admin_loggers() {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 }
+
+/// A table without a key stopped mid-snapshot by kill -9 resumes at chunk granularity: from
+/// the `ctid` page range its last committed row was in, so rows of the pages before it arrive
+/// exactly once. After a rewrite (`VACUUM FULL` moves rows between pages) the table is read
+/// again from its start instead: nothing is lost, everything may come twice.
+fn kill_a_keyless_snapshot_and_resume(rewrite_before_restart: bool) {
+    let pg = Cluster::start();
+    pg.sql("create table readings (sensor text not null, value int not null); alter table readings replica identity full; \
+            insert into readings select 's-' || (g % 97), g from generate_series(1, 100000) g; analyze readings");
+    let dir = tempfile::tempdir().unwrap();
+    let args = write_configs_with(
+        dir.path(),
+        &pg,
+        json!({"table.include.list": "public.readings", "snapshot.max.threads": "1",
+               "snapshot.fetch.size": "1000", "max.batch.size": "500"}),
+    );
+    let events = dir.path().join("events.jsonl");
+    let offsets = dir.path().join("connect.offsets");
+    let committed_page = || -> Option<u64> {
+        let text = std::fs::read_to_string(&offsets).ok()?;
+        let offsets: Json = serde_json::from_str(&text).ok()?;
+        offsets["offsets"][0]["value"]["snapshot_page"].as_u64()
+    };
+    let worker = Worker::start(dir.path(), &args);
+    wait_until(
+        "an offset past the first page range is committed",
+        Duration::from_secs(60),
+        || committed_page().is_some_and(|page| page > 0),
+    );
+    worker.kill9();
+    let committed: Json =
+        serde_json::from_str(&std::fs::read_to_string(&offsets).unwrap()).unwrap();
+    let offset = &committed["offsets"][0]["value"];
+    assert_eq!(
+        offset["last_snapshot_record"], false,
+        "killed before the snapshot finished (make the table larger if this fails): {offset}"
+    );
+    assert_eq!(offset["snapshot_table"], "public.readings");
+    assert!(offset["snapshot_filenode"].as_u64().is_some(), "{offset}");
+    let page = offset["snapshot_page"].as_u64().unwrap();
+    // The rows of the pages before the committed range, as they are now (before any rewrite).
+    let before: std::collections::BTreeSet<i64> = pg
+        .sql(&format!(
+            "select value from readings where ctid < '({page},0)'::tid"
+        ))
+        .iter()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert!(!before.is_empty() && before.len() < 100000);
+    if rewrite_before_restart {
+        pg.sql("vacuum full readings");
+    }
+
+    let worker = Worker::start(dir.path(), &args);
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    wait_until("every row", Duration::from_secs(120), || {
+        counts.clear();
+        for line in lines(&events) {
+            let event: Json = serde_json::from_str(&line).unwrap();
+            *counts
+                .entry(event["value"]["after"]["value"].as_i64().unwrap())
+                .or_default() += 1;
+        }
+        counts.len() == 100000
+    });
+    let logs = worker.logs();
+    let total: usize = counts.values().sum();
+    if rewrite_before_restart {
+        assert!(
+            logs.contains("the table was rewritten since its snapshot stopped"),
+            "{logs}"
+        );
+        assert!(
+            before.iter().all(|v| counts[v] == 2),
+            "a rewritten table is read again whole"
+        );
+    } else {
+        assert!(
+            logs.contains("resumes at the page range it stopped in"),
+            "{logs}"
+        );
+        let twice: Vec<_> = before.iter().filter(|v| counts[*v] != 1).take(5).collect();
+        assert!(
+            twice.is_empty(),
+            "rows before page {page} arrive exactly once: {twice:?}"
+        );
+        assert!(
+            total <= 100000 + (100000 - before.len()),
+            "only rows from the committed range on may arrive twice: {total}"
+        );
+    }
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+}
+
+#[test]
+fn a_keyless_snapshot_interrupted_by_kill_9_resumes_at_its_page_range() {
+    kill_a_keyless_snapshot_and_resume(false);
+}
+
+#[test]
+fn a_keyless_snapshot_resumed_after_a_table_rewrite_reads_the_table_again() {
+    kill_a_keyless_snapshot_and_resume(true);
+}

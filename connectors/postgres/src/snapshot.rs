@@ -67,12 +67,25 @@ impl SnapshotTable {
     }
 }
 
-/// Where an interrupted snapshot goes on: the table, and the key of the last row delivered
-/// (`None`: the table from its start).
+/// Where an interrupted snapshot goes on: the table, and the key of the last row delivered,
+/// or for a table without a key the page range it was in (neither: the table from its start).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ResumePoint {
     pub table: String,
     pub after_key: Option<Vec<String>>,
+    pub from_page: Option<PageMark>,
+}
+
+/// A table without a key resumes at chunk granularity: from the first page of the `ctid` range
+/// its last delivered row was read in (that range's rows may come twice). Only while the table
+/// keeps its file: a rewrite (`VACUUM FULL`, `CLUSTER`, a type change) moves rows between
+/// pages, so then the table is read again from its start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PageMark {
+    /// The range's first page (offset key `snapshot_page`).
+    pub page: u64,
+    /// `pg_relation_filenode` when it was read (offset key `snapshot_filenode`).
+    pub filenode: u64,
 }
 
 impl ResumePoint {
@@ -219,8 +232,8 @@ pub struct SnapshotReader {
     received: std::collections::VecDeque<SnapshotRow>,
     runner: Option<JoinHandle<Result<()>>>,
     held: Option<SnapshotRow>,
-    /// The key of the newest record handed out (of a keyed table).
-    key_handed_out: Option<KeyText>,
+    /// Where the newest record handed out was read: its key, or its page range.
+    place_handed_out: Option<RowPlace>,
     lsn: u64,
     /// Where reading again would go on: after the last record handed out.
     handed_out_through: Option<ResumePoint>,
@@ -243,7 +256,7 @@ impl SnapshotReader {
             received: std::collections::VecDeque::new(),
             runner: Some(runner),
             held: None,
-            key_handed_out: None,
+            place_handed_out: None,
             lsn,
             table_handed_out: handed_out_through.as_ref().map(|r| r.table.clone()),
             handed_out_through,
@@ -325,8 +338,8 @@ impl SnapshotReader {
     /// Adds `record` to `batch`, following which table the records handed out are of (a
     /// table's first record names it).
     fn hand_out(&mut self, row: SnapshotRow, batch: &mut Vec<SourceRecord>) {
-        let SnapshotRow { record, key } = row;
-        self.key_handed_out = key;
+        let SnapshotRow { record, place } = row;
+        self.place_handed_out = place;
         if let Some(table) = record
             .source_offset
             .get("snapshot_table")
@@ -354,8 +367,15 @@ impl SnapshotReader {
         {
             offset.insert("snapshot_table".into(), json!(table));
         }
-        if let Some(key) = self.key_handed_out.take() {
-            offset.insert("snapshot_key".into(), json!(key));
+        match self.place_handed_out.take() {
+            Some(RowPlace::Key(key)) => {
+                offset.insert("snapshot_key".into(), json!(key));
+            }
+            Some(RowPlace::Pages(mark)) => {
+                offset.insert("snapshot_page".into(), json!(mark.page));
+                offset.insert("snapshot_filenode".into(), json!(mark.filenode));
+            }
+            None => {}
         }
         offset.insert("lsn".into(), json!(self.lsn));
         offset.insert("snapshot".into(), json!(true));
@@ -375,16 +395,25 @@ impl Drop for SnapshotReader {
 /// A key's columns in text (`None`: SQL NULL), as offsets and chunk bounds hold it.
 type KeyText = Vec<Option<String>>;
 
-/// A snapshot record on its way to the task, with its row's key when the table has one: only
-/// the offset of the last record of a batch needs the key, so it travels beside the record.
+/// A snapshot record on its way to the task, with where its row was read: only the offset of
+/// the last record of a batch needs that, so it travels beside the record.
 #[derive(Debug)]
 struct SnapshotRow {
     record: SourceRecord,
-    key: Option<KeyText>,
+    place: Option<RowPlace>,
 }
 
-/// The snapshot's place an offset names: after `snapshot_key` in `snapshot_table` (no key:
-/// the table from its start).
+/// Where a snapshot row was read, as a resume needs it.
+#[derive(Debug)]
+enum RowPlace {
+    /// The row's key (a keyed table: a resume goes on right after it).
+    Key(KeyText),
+    /// The `ctid` range it was in (a table without a key: a resume reads that range again).
+    Pages(PageMark),
+}
+
+/// The snapshot's place an offset names: after `snapshot_key` in `snapshot_table`, or from
+/// `snapshot_page` of it (neither: the table from its start).
 fn place(offset: &SourceOffset) -> Option<ResumePoint> {
     let table = offset.get("snapshot_table")?.as_str()?.to_owned();
     let after_key = offset.get("snapshot_key").and_then(|k| {
@@ -393,7 +422,18 @@ fn place(offset: &SourceOffset) -> Option<ResumePoint> {
             .map(|v| v.as_str().map(str::to_owned))
             .collect()
     });
-    Some(ResumePoint { table, after_key })
+    let from_page = match (offset.get("snapshot_page"), offset.get("snapshot_filenode")) {
+        (Some(page), Some(filenode)) => Some(PageMark {
+            page: page.as_u64()?,
+            filenode: filenode.as_u64()?,
+        }),
+        _ => None,
+    };
+    Some(ResumePoint {
+        table,
+        after_key,
+        from_page,
+    })
 }
 
 fn mark_last(record: &mut SourceRecord) {
@@ -476,6 +516,7 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<Vec<SnapshotRow>>) -> Result
     for table in &job.tables {
         let qualified = table.qualified();
         let mut after_key = None;
+        let mut from_page = None;
         if skipping {
             let resume = job.resume.as_ref().expect("resume point");
             if resume.table != qualified {
@@ -486,6 +527,7 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<Vec<SnapshotRow>>) -> Result
                 .after_key
                 .clone()
                 .filter(|_| !table.key_positions.is_empty());
+            from_page = resume.from_page.filter(|_| table.key_positions.is_empty());
         }
         let counter = job.progress.add(&qualified, table.estimated_rows);
         let mut outlet = Outlet {
@@ -534,7 +576,15 @@ async fn run(job: SnapshotJob, sender: mpsc::Sender<Vec<SnapshotRow>>) -> Result
             ),
         }
         let read = if table.key_positions.is_empty() {
-            read_page_ranges(&coordinator, &readers, table, &context, &mut outlet).await?
+            read_page_ranges(
+                &coordinator,
+                &readers,
+                table,
+                from_page,
+                &context,
+                &mut outlet,
+            )
+            .await?
         } else {
             read_chunked(
                 &coordinator,
@@ -683,6 +733,8 @@ struct CopyReader<'a> {
     stream: Pin<Box<CopyOutStream>>,
     row: CopyRow,
     first: bool,
+    /// The page range read, for a table without a key.
+    pages: Option<PageMark>,
 }
 
 impl<'a> CopyReader<'a> {
@@ -690,6 +742,7 @@ impl<'a> CopyReader<'a> {
         context: &'a RowContext,
         client: &Client,
         select: &str,
+        pages: Option<PageMark>,
     ) -> Result<CopyReader<'a>> {
         let binary = context.binary;
         let format = if binary { " (FORMAT binary)" } else { "" };
@@ -706,6 +759,7 @@ impl<'a> CopyReader<'a> {
                 CopyRow::Text(TextRow::default())
             },
             first: true,
+            pages,
         })
     }
 
@@ -731,10 +785,14 @@ impl<'a> CopyReader<'a> {
             if std::mem::take(&mut self.first) {
                 offset.insert("snapshot_table".into(), json!(context.qualified));
             }
-            let key = (!context.key_positions.is_empty()).then(|| context.key_text(&self.row));
+            let place = if context.key_positions.is_empty() {
+                self.pages.map(RowPlace::Pages)
+            } else {
+                Some(RowPlace::Key(context.key_text(&self.row)))
+            };
             records.push(SnapshotRow {
                 record: context.record(&self.row, offset)?,
-                key,
+                place,
             });
         }
         Ok(records)
@@ -915,15 +973,19 @@ async fn read_chunked(
         } else {
             format!("where {}", filters.join(" and "))
         };
-        Ok(format!("select * from {name} {filter} order by {keys}"))
+        Ok((
+            format!("select * from {name} {filter} order by {keys}"),
+            None,
+        ))
     });
     read_chunks(selects, readers, table, context, outlet).await
 }
 
-/// Reads the chunks `selects` names, each with one `COPY` on the next reader (in turn, as many
-/// at once as there are readers), and hands them out in the order of `selects`.
+/// Reads the chunks `selects` names (with their page range, if they are one), each with one
+/// `COPY` on the next reader (in turn, as many at once as there are readers), and hands them
+/// out in the order of `selects`.
 async fn read_chunks(
-    selects: impl futures_util::Stream<Item = Result<String>>,
+    selects: impl futures_util::Stream<Item = Result<(String, Option<PageMark>)>>,
     readers: &[Arc<Client>],
     table: &SnapshotTable,
     context: &RowContext,
@@ -936,7 +998,8 @@ async fn read_chunks(
                 let reader = Arc::clone(&readers[index % readers.len()]);
                 let context = context.clone();
                 tokio::spawn(async move {
-                    CopyReader::open(&context, &reader, &select?)
+                    let (select, pages) = select?;
+                    CopyReader::open(&context, &reader, &select, pages)
                         .await?
                         .next_batch(usize::MAX)
                         .await
@@ -963,12 +1026,13 @@ async fn read_chunks(
 /// (by `pg_class`'s rows per page), computed up front from the table's size, so the readers
 /// read them in parallel without waiting on each other (a TID range scan each) and they are
 /// handed out in page order. The last range is open-ended: pages added since the size was read
-/// hold no row the snapshot sees, but nothing is assumed. A resume reads the table again from
-/// its start.
+/// hold no row the snapshot sees, but nothing is assumed. A resume reads on from the range its
+/// last committed row was in (see [`PageMark`]), if the table still has the same file.
 async fn read_page_ranges(
     coordinator: &Client,
     readers: &[Arc<Client>],
     table: &SnapshotTable,
+    from: Option<PageMark>,
     context: &RowContext,
     outlet: &mut Outlet<'_>,
 ) -> Result<bool> {
@@ -981,7 +1045,8 @@ async fn read_page_ranges(
         "reading the table's size",
         &format!(
             "select (pg_relation_size({class}) / current_setting('block_size')::int8)::text, \
-             greatest(reltuples, 0)::int8::text, greatest(relpages, 1)::text from pg_class where oid = {class}"
+             greatest(reltuples, 0)::int8::text, greatest(relpages, 1)::text, \
+             pg_relation_filenode({class})::text from pg_class where oid = {class}"
         ),
     )
     .await?;
@@ -991,7 +1056,18 @@ async fn read_page_ranges(
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    let (pages, rows, counted_pages) = (field(0), field(1), field(2).max(1));
+    let (pages, rows, counted_pages, filenode) = (field(0), field(1), field(2).max(1), field(3));
+    let first_page = match from {
+        Some(mark) if mark.filenode == filenode => {
+            tracing::info!(table = %context.qualified, page = mark.page, "the snapshot of the table resumes at the page range it stopped in");
+            mark.page
+        }
+        Some(mark) => {
+            tracing::warn!(table = %context.qualified, was = mark.filenode, now = filenode, "the table was rewritten since its snapshot stopped (its rows may have moved between pages); reading it again from its start");
+            0
+        }
+        None => 0,
+    };
     // Never analysed: a guess of 100 rows of a page.
     let rows_per_page = if rows == 0 {
         100
@@ -1001,14 +1077,18 @@ async fn read_page_ranges(
     let pages_per_chunk = (config.snapshot_fetch_size.max(1) as u64)
         .div_ceil(rows_per_page)
         .max(1);
-    let ranges = page_ranges(pages, pages_per_chunk);
+    let ranges = page_ranges(first_page, pages, pages_per_chunk);
     tracing::info!(table = %context.qualified, pages, chunks = ranges.len(), "snapshot reads the table by ctid page ranges (no primary key)");
     let selects = ranges.into_iter().map(move |(low, high)| {
         let mut filter = format!("ctid >= '({low},0)'::tid");
         if let Some(high) = high {
             filter.push_str(&format!(" and ctid < '({high},0)'::tid"));
         }
-        Ok(format!("select * from {name} where {filter}"))
+        let mark = PageMark {
+            page: low,
+            filenode,
+        };
+        Ok((format!("select * from {name} where {filter}"), Some(mark)))
     });
     read_chunks(
         futures_util::stream::iter(selects),
@@ -1020,11 +1100,11 @@ async fn read_page_ranges(
     .await
 }
 
-/// `[low, high)` page ranges of `pages_per_chunk` pages over `pages` pages; the last one
-/// open-ended (`None`).
-fn page_ranges(pages: u64, pages_per_chunk: u64) -> Vec<(u64, Option<u64>)> {
+/// `[low, high)` page ranges of `pages_per_chunk` pages from `first_page` on, over a table of
+/// `pages` pages; the last one open-ended (`None`).
+fn page_ranges(first_page: u64, pages: u64, pages_per_chunk: u64) -> Vec<(u64, Option<u64>)> {
     let mut ranges = Vec::new();
-    let mut low = 0;
+    let mut low = first_page;
     while low + pages_per_chunk < pages {
         ranges.push((low, Some(low + pages_per_chunk)));
         low += pages_per_chunk;
@@ -1039,10 +1119,14 @@ mod tests {
 
     #[test]
     fn page_ranges_cover_every_page_and_the_last_is_open_ended() {
-        assert_eq!(page_ranges(0, 4), vec![(0, None)]);
-        assert_eq!(page_ranges(4, 4), vec![(0, None)]);
+        assert_eq!(page_ranges(0, 0, 4), vec![(0, None)]);
+        assert_eq!(page_ranges(0, 4, 4), vec![(0, None)]);
+        // A resume from page 8 of a 10-page table, and from past its end (it grew meanwhile).
+        assert_eq!(page_ranges(8, 10, 4), vec![(8, None)]);
+        assert_eq!(page_ranges(12, 10, 4), vec![(12, None)]);
+        assert_eq!(page_ranges(2, 10, 4), vec![(2, Some(6)), (6, None)]);
         assert_eq!(
-            page_ranges(10, 4),
+            page_ranges(0, 10, 4),
             vec![(0, Some(4)), (4, Some(8)), (8, None)]
         );
     }

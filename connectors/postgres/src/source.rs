@@ -1500,7 +1500,7 @@ impl SourceTask for PostgresSourceTask {
         // A snapshot interrupted by a crash goes on after its last committed row.
         let resume = committed.as_ref().and_then(ResumePoint::from_offset);
         if let Some(resume) = &resume {
-            tracing::info!(table = %resume.table, after_key = ?resume.after_key, "resuming an interrupted snapshot");
+            tracing::info!(table = %resume.table, after_key = ?resume.after_key, from_page = ?resume.from_page, "resuming an interrupted snapshot");
         }
         let snapshot_now = config.snapshot.snapshot_now(snapshot_done, slot_exists);
         if config.snapshot == SnapshotMode::InitialOnly {
