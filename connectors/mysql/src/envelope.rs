@@ -24,38 +24,65 @@ pub fn source_schema(flavour: &str) -> SchemaRef {
 
 /// What goes into `source`.
 #[derive(Debug, Clone)]
-pub struct SourceInfo<'a> {
-    pub flavour: &'a str,
-    pub prefix: &'a str,
-    pub db: &'a str,
-    pub table: &'a str,
+pub struct SourceInfo {
+    pub flavour: &'static str,
+    /// The names, as [`SourceNames`] (interned: every event of a table carries them).
+    pub names: SourceNames,
     /// The event's time (the binlog event's, in seconds; the snapshot's start).
     pub ts_ms: i64,
-    pub snapshot: &'a str,
+    pub snapshot: &'static str,
     pub server_id: u32,
-    pub gtid: Option<&'a str>,
-    pub file: &'a str,
+    pub gtid: Option<Text>,
+    pub file: Text,
     pub pos: u64,
     pub row: i32,
     pub thread: Option<u32>,
 }
 
+/// The names in a table's `source` blocks: `topic.prefix`, database and table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceNames {
+    pub prefix: Text,
+    pub db: Text,
+    pub table: Text,
+}
+
+impl SourceNames {
+    /// Names kept once for the process ([`Text::interned`]), for a table's every event.
+    pub fn interned(prefix: &str, db: &str, table: &str) -> SourceNames {
+        SourceNames {
+            prefix: Text::interned(prefix),
+            db: Text::interned(db),
+            table: Text::interned(table),
+        }
+    }
+
+    /// Names for a single event (a schema change, a truncate).
+    pub fn owned(prefix: &str, db: &str, table: &str) -> SourceNames {
+        SourceNames {
+            prefix: prefix.into(),
+            db: db.into(),
+            table: table.into(),
+        }
+    }
+}
+
 /// The `source` value, in [`source_schema`]'s field order.
-pub fn source_value(schema: &SchemaRef, info: &SourceInfo<'_>) -> Value {
+pub fn source_value(schema: &SchemaRef, info: &SourceInfo) -> Value {
     let values = vec![
         Value::String(Text::from_static(sluice_debezium::version::source_version())),
-        Value::from(info.flavour),
-        Value::from(info.prefix),
+        Value::String(Text::from_static(info.flavour)),
+        Value::String(info.names.prefix.clone()),
         Value::Int64(info.ts_ms),
-        Value::from(info.snapshot),
-        Value::from(info.db),
+        Value::String(Text::from_static(info.snapshot)),
+        Value::String(info.names.db.clone()),
         Value::Null,
         Value::Int64(info.ts_ms.saturating_mul(1000)),
         Value::Int64(info.ts_ms.saturating_mul(1_000_000)),
-        Value::from(info.table),
+        Value::String(info.names.table.clone()),
         Value::Int64(i64::from(info.server_id)),
-        info.gtid.map(Value::from).unwrap_or(Value::Null),
-        Value::from(info.file),
+        info.gtid.clone().map(Value::String).unwrap_or(Value::Null),
+        Value::String(info.file.clone()),
         Value::Int64(info.pos as i64),
         Value::Int32(info.row),
         info.thread

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::config::MySqlConfig;
 use sluice_debezium::envelope::{envelope_value, mark_snapshot};
 
-use crate::envelope::{SourceInfo, source_value};
+use crate::envelope::{SourceInfo, SourceNames, source_value};
 use crate::history::table_change;
 use crate::schema_change::SchemaChangeSchemas;
 use crate::sql::{connect, describe, list_tables, my_error, quote_ident, show_create};
@@ -518,14 +518,12 @@ pub async fn schema_change_event(
     let changes = [table_change(db, table, "CREATE", &columns)];
     let info = SourceInfo {
         flavour: config.flavour,
-        prefix: &config.topic_prefix,
-        db,
-        table,
+        names: SourceNames::owned(&config.topic_prefix, db, table),
         ts_ms,
         snapshot: "true",
         server_id,
         gtid: None,
-        file,
+        file: file.into(),
         pos,
         row: 0,
         thread: None,
@@ -554,18 +552,16 @@ fn read_event(
     (file, pos): (&str, u64),
     (table, row_key): (&str, Option<Vec<String>>),
     ts_ms: i64,
-    marker: &str,
+    marker: &'static str,
 ) -> SourceRecord {
     let info = SourceInfo {
         flavour: config.flavour,
-        prefix: &config.topic_prefix,
-        db: &schema.db,
-        table: &schema.table,
+        names: schema.source_names.clone(),
         ts_ms,
         snapshot: marker,
         server_id: 0,
         gtid: None,
-        file,
+        file: file.into(),
         pos,
         row: 0,
         thread: None,

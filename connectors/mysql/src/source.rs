@@ -15,7 +15,7 @@ use mysql_async::{BinlogStream, BinlogStreamRequest, Conn};
 use serde_json::json;
 use sluice_api::config::Props;
 use sluice_api::connector::{SourceConnector, SourceTask, SourceTaskContext};
-use sluice_api::data::{SchemaRef, Value};
+use sluice_api::data::{SchemaRef, Text, Value};
 use sluice_api::metrics::DebeziumMetrics;
 use sluice_api::record::{Record, SourceOffset, SourcePartition, SourceRecord};
 use sluice_api::{Error, ErrorKind, Result};
@@ -27,7 +27,7 @@ use sluice_debezium::transaction::{TransactionCounts, TransactionMetadata};
 use tokio::sync::mpsc;
 
 use crate::config::{MySqlConfig, SnapshotMode, config_def};
-use crate::envelope::{SourceInfo, source_schema, source_value};
+use crate::envelope::{SourceInfo, SourceNames, source_schema, source_value};
 use crate::history::{At, FileHistory, Origin};
 use crate::rows::{RowsKind, decode_rows};
 use crate::schemas::MapColumns;
@@ -679,22 +679,25 @@ impl MySqlSourceTask {
                         table
                     }
                 };
-                let file = self.file.clone();
+                // Shared by the event's rows.
+                let file = Text::shared(&self.file);
+                let gtid = self
+                    .transaction
+                    .as_ref()
+                    .and_then(|t| t.gtid.as_deref())
+                    .map(Text::shared);
                 let mut records = Vec::new();
                 for (row, change) in changes.into_iter().enumerate() {
                     let before = change.before.map(|c| table.row_from_cells(c)).transpose()?;
                     let after = change.after.map(|c| table.row_from_cells(c)).transpose()?;
-                    let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
                     let info = SourceInfo {
                         flavour: config.flavour,
-                        prefix: &config.topic_prefix,
-                        db: &db,
-                        table: &table_name,
+                        names: table.source_names.clone(),
                         ts_ms,
                         snapshot: "false",
                         server_id: header.server_id(),
-                        gtid: gtid.as_deref(),
-                        file: &file,
+                        gtid: gtid.clone(),
+                        file: file.clone(),
                         pos: start,
                         row: row as i32,
                         thread: None,
@@ -766,14 +769,12 @@ impl MySqlSourceTask {
         let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
         let info = SourceInfo {
             flavour: config.flavour,
-            prefix: &config.topic_prefix,
-            db: &db,
-            table: &table,
+            names: SourceNames::owned(&config.topic_prefix, &db, &table),
             ts_ms,
             snapshot: "false",
             server_id,
-            gtid: gtid.as_deref(),
-            file: &self.file,
+            gtid: gtid.as_deref().map(Text::from),
+            file: Text::from(self.file.as_str()),
             pos,
             row: 0,
             thread: None,
@@ -822,14 +823,12 @@ impl MySqlSourceTask {
             let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
             let info = SourceInfo {
                 flavour: config.flavour,
-                prefix: &config.topic_prefix,
-                db: &name.db,
-                table: &name.table,
+                names: SourceNames::owned(&config.topic_prefix, &name.db, &name.table),
                 ts_ms,
                 snapshot: "false",
                 server_id,
-                gtid: gtid.as_deref(),
-                file: &self.file,
+                gtid: gtid.as_deref().map(Text::from),
+                file: Text::from(self.file.as_str()),
                 pos,
                 row: 0,
                 thread: None,
@@ -861,7 +860,7 @@ impl MySqlSourceTask {
         table: &TableSchema,
         before: Option<Value>,
         after: Option<Value>,
-        info: &SourceInfo<'_>,
+        info: &SourceInfo,
         out: &mut Vec<SourceRecord>,
     ) {
         let source = self

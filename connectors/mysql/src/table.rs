@@ -10,6 +10,7 @@ use sluice_api::{Error, Result};
 use sluice_debezium::decimal::decimal_bytes;
 
 use crate::config::MySqlConfig;
+use crate::envelope::SourceNames;
 use crate::rows::Cell;
 
 /// One column, from `INFORMATION_SCHEMA.COLUMNS`.
@@ -378,6 +379,8 @@ pub struct TableSchema {
     pub db: String,
     pub table: String,
     pub topic: String,
+    /// What its events' `source` blocks name.
+    pub source_names: SourceNames,
     pub columns: Vec<ColumnInfo>,
     kinds: Vec<Kind>,
     pub key: Option<SchemaRef>,
@@ -481,6 +484,7 @@ impl TableSchema {
             db: db.to_owned(),
             table: table.to_owned(),
             topic: base,
+            source_names: SourceNames::interned(&config.topic_prefix, db, table),
             key: (!key_fields.is_empty()).then(|| key.into_ref()),
             columns,
             kinds,
