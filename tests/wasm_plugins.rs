@@ -466,7 +466,7 @@ fn a_record_passed_on_untouched_comes_back_exactly() {
     let mut transform =
         (sluice_wasm::WASM_TRANSFORM.create)(&props(&[("module", module.as_str())])).unwrap();
     let record = |headers: Vec<Header>| Record {
-        topic: "orders".to_owned(),
+        topic: "orders".into(),
         partition: Some(2),
         key: Value::from("k"),
         key_schema: Some(Arc::new(Schema::string())),

@@ -178,7 +178,11 @@ pub(crate) fn record(
     offset: SourceOffset,
     ts_ms: i64,
 ) -> SourceRecord {
-    let mut record = Record::new(&table.topic, value, Some(Arc::clone(&table.envelope)));
+    let mut record = Record::new(
+        table.topic.clone(),
+        value,
+        Some(Arc::clone(&table.envelope)),
+    );
     if record.value.is_null() {
         record.value_schema = None;
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use sluice_api::calendar::days_from_civil;
-use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Value};
+use sluice_api::data::{Schema, SchemaRef, SchemaType, Struct, Text, Value};
 use sluice_api::{Error, Result};
 use sluice_debezium::decimal::decimal_bytes;
 
@@ -378,7 +378,8 @@ fn geometry_value(schema: &SchemaRef, bytes: &[u8], point: bool) -> Option<Value
 pub struct TableSchema {
     pub db: String,
     pub table: String,
-    pub topic: String,
+    /// Interned: every record of the table carries it.
+    pub topic: Text,
     /// What its events' `source` blocks name.
     pub source_names: SourceNames,
     pub columns: Vec<ColumnInfo>,
@@ -483,7 +484,7 @@ impl TableSchema {
         TableSchema {
             db: db.to_owned(),
             table: table.to_owned(),
-            topic: base,
+            topic: Text::interned(&base),
             source_names: SourceNames::interned(&config.topic_prefix, db, table),
             key: (!key_fields.is_empty()).then(|| key.into_ref()),
             columns,

@@ -41,7 +41,8 @@ pub struct TableColumn {
 pub struct TableSchema {
     pub schema: String,
     pub table: String,
-    pub topic: String,
+    /// Interned: every record of the table carries it.
+    pub topic: Text,
     pub columns: Vec<TableColumn>,
     pub key: Option<SchemaRef>,
     pub row: SchemaRef,
@@ -177,7 +178,7 @@ impl TableSchema {
         TableSchema {
             schema: schema.to_owned(),
             table: table.to_owned(),
-            topic: base,
+            topic: Text::interned(&base),
             key,
             row,
             envelope,
@@ -267,7 +268,7 @@ impl TableSchema {
         offset: SourceOffset,
         micros: i64,
     ) -> SourceRecord {
-        let mut record = Record::new(&self.topic, value, Some(Arc::clone(&self.envelope)));
+        let mut record = Record::new(self.topic.clone(), value, Some(Arc::clone(&self.envelope)));
         if record.value.is_null() {
             record.value_schema = None;
         }

@@ -555,7 +555,7 @@ fn from_output(
     let topic = if last_use && out.topic == original.topic {
         std::mem::take(&mut original.topic)
     } else {
-        out.topic.to_owned()
+        sluice_api::Text::from(out.topic)
     };
     let headers = out
         .headers

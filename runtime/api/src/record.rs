@@ -28,8 +28,9 @@ pub struct Header {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Record {
     /// The topic: where a source record is sent; for a sink record, the topic it was read
-    /// from (or the name a transform gave it).
-    pub topic: String,
+    /// from (or the name a transform gave it). Shared or static when a source sends many
+    /// records to one topic ([`Text`]).
+    pub topic: Text,
     /// Kafka partition, when the source or a transform chose one.
     pub partition: Option<i32>,
     /// The record key; [`Value::Null`] when it has none.
@@ -51,7 +52,7 @@ impl Record {
     /// with what they own. For memory budgets (`direct.buffer.bytes`), not exact accounting.
     pub fn approx_bytes(&self) -> usize {
         std::mem::size_of::<Record>()
-            + self.topic.capacity()
+            + self.topic.owned_bytes()
             + self.key.approx_bytes()
             + self.value.approx_bytes()
             + self
@@ -62,7 +63,7 @@ impl Record {
     }
 
     /// A record with a value and no key.
-    pub fn new(topic: impl Into<String>, value: Value, value_schema: Option<SchemaRef>) -> Record {
+    pub fn new(topic: impl Into<Text>, value: Value, value_schema: Option<SchemaRef>) -> Record {
         Record {
             topic: topic.into(),
             value,
@@ -112,7 +113,7 @@ impl SinkRecord {
     /// The topic partition this record was read from.
     pub fn topic_partition(&self) -> TopicPartition {
         TopicPartition {
-            topic: self.record.topic.clone(),
+            topic: self.record.topic.to_string(),
             partition: self.kafka_partition,
         }
     }

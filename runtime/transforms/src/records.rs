@@ -66,7 +66,8 @@ impl Transform for RegexRouter {
             record.topic = self
                 .regex
                 .replace(&record.topic, self.replacement.as_str())
-                .into_owned();
+                .into_owned()
+                .into();
         }
         out.push(record);
         Ok(())
@@ -203,7 +204,8 @@ impl Transform for TimestampRouter {
             .replace(
                 "${timestamp}",
                 &format_timestamp(&self.timestamp_format, millis),
-            );
+            )
+            .into();
         out.push(record);
         Ok(())
     }

@@ -250,7 +250,7 @@ mod tests {
         chain
             .apply(Record::new(topic, Value::from("v"), None), &mut out)
             .unwrap();
-        out.into_iter().map(|r| r.topic).collect()
+        out.into_iter().map(|r| r.topic.into_string()).collect()
     }
 
     #[test]
@@ -328,7 +328,12 @@ mod tests {
             .into_iter()
             .map(|result| {
                 result
-                    .map(|records| records.into_iter().map(|r| (r.topic, r.value)).collect())
+                    .map(|records| {
+                        records
+                            .into_iter()
+                            .map(|r| (r.topic.into_string(), r.value))
+                            .collect()
+                    })
                     .map_err(|e| e.message().to_owned())
             })
             .collect();
@@ -352,7 +357,7 @@ mod tests {
         fn apply(&mut self, record: Record, out: &mut Vec<Record>) -> Result<()> {
             for n in 1..=2 {
                 let mut copy = record.clone();
-                copy.topic = format!("{}.{n}", record.topic);
+                copy.topic = format!("{}.{n}", record.topic).into();
                 out.push(copy);
             }
             Ok(())
@@ -392,7 +397,7 @@ mod tests {
         let results = chain.apply_batch(batch);
         let topics = |result: &Result<Vec<Record>>| -> Vec<String> {
             let records = result.as_ref().unwrap();
-            records.iter().map(|r| r.topic.clone()).collect()
+            records.iter().map(|r| r.topic.to_string()).collect()
         };
         assert_eq!(results.len(), 3);
         assert_eq!(topics(&results[0]), ["good.1", "good.2"]);

@@ -61,7 +61,7 @@ pub(crate) async fn transform_sink_batch(
     }
     // Each input's position, for the outputs and for a failure's message. A batch's records
     // share a topic or a few, so each topic is kept once rather than copied per record.
-    let mut topics: Vec<String> = Vec::new();
+    let mut topics: Vec<sluice_api::Text> = Vec::new();
     let mut positions = Vec::with_capacity(records.len());
     let mut descriptions = Vec::new();
     let mut inners = Vec::with_capacity(records.len());

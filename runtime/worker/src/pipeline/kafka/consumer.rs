@@ -365,7 +365,7 @@ impl KafkaSinkInput {
             .deserialize(topic, message.payload())
             .map_err(|e| ("VALUE_CONVERTER", e))?;
         Ok(Record {
-            topic: topic.to_owned(),
+            topic: topic.into(),
             partition: Some(message.partition()),
             key,
             key_schema,
@@ -540,7 +540,7 @@ impl ErrantRecordReporter for ErrantRecords {
             &inner.value,
         )?;
         let original = Original {
-            topic: inner.topic.clone(),
+            topic: inner.topic.to_string(),
             partition: record.kafka_partition,
             offset: record.kafka_offset,
             key,

@@ -218,7 +218,7 @@ impl KafkaSource {
     ) -> Result<()> {
         let Some(dlq) = &self.dlq else { return Ok(()) };
         let original = Original {
-            topic: record.topic.clone(),
+            topic: record.topic.to_string(),
             partition: record.partition.unwrap_or(-1),
             offset: -1,
             key: (!record.key.is_null()).then(|| value_to_json_text(&record.key).into_bytes()),
