@@ -2209,11 +2209,24 @@ fn log_levels_change_at_run_time_through_admin_loggers() {
     assert!(exit.success(), "{logs}");
 }
 
+/// How a keyless snapshot is resumed in [`kill_a_keyless_snapshot_and_resume`].
+#[derive(PartialEq)]
+enum KeylessResume {
+    /// From the page range of the last committed row.
+    FromPage,
+    /// After `VACUUM FULL`: from the table's start.
+    AfterRewrite,
+    /// With `snapshot.mode=initial_only` (no stream to carry rows an update moved to an
+    /// earlier page): from the table's start.
+    NoStream,
+}
+
 /// A table without a key stopped mid-snapshot by kill -9 resumes at chunk granularity: from
 /// the `ctid` page range its last committed row was in, so rows of the pages before it arrive
-/// exactly once. After a rewrite (`VACUUM FULL` moves rows between pages) the table is read
-/// again from its start instead: nothing is lost, everything may come twice.
-fn kill_a_keyless_snapshot_and_resume(rewrite_before_restart: bool) {
+/// exactly once. After a rewrite (`VACUUM FULL` moves rows between pages), or when no stream
+/// follows, the table is read again from its start instead: nothing is lost, everything may
+/// come twice.
+fn kill_a_keyless_snapshot_and_resume(how: KeylessResume) {
     let pg = Cluster::start();
     pg.sql("create table readings (sensor text not null, value int not null); alter table readings replica identity full; \
             insert into readings select 's-' || (g % 97), g from generate_series(1, 100000) g; analyze readings");
@@ -2222,7 +2235,8 @@ fn kill_a_keyless_snapshot_and_resume(rewrite_before_restart: bool) {
         dir.path(),
         &pg,
         json!({"table.include.list": "public.readings", "snapshot.max.threads": "1",
-               "snapshot.fetch.size": "1000", "max.batch.size": "500"}),
+               "snapshot.fetch.size": "1000", "max.batch.size": "500",
+               "snapshot.mode": if how == KeylessResume::NoStream { "initial_only" } else { "initial" }}),
     );
     let events = dir.path().join("events.jsonl");
     let offsets = dir.path().join("connect.offsets");
@@ -2257,7 +2271,7 @@ fn kill_a_keyless_snapshot_and_resume(rewrite_before_restart: bool) {
         .map(|v| v.parse().unwrap())
         .collect();
     assert!(!before.is_empty() && before.len() < 100000);
-    if rewrite_before_restart {
+    if how == KeylessResume::AfterRewrite {
         pg.sql("vacuum full readings");
     }
 
@@ -2275,11 +2289,13 @@ fn kill_a_keyless_snapshot_and_resume(rewrite_before_restart: bool) {
     });
     let logs = worker.logs();
     let total: usize = counts.values().sum();
-    if rewrite_before_restart {
-        assert!(
-            logs.contains("the table was rewritten since its snapshot stopped"),
-            "{logs}"
-        );
+    if how != KeylessResume::FromPage {
+        let why = if how == KeylessResume::AfterRewrite {
+            "the table was rewritten since its snapshot stopped"
+        } else {
+            "no stream of its updates follows"
+        };
+        assert!(logs.contains(why), "{logs}");
         assert!(
             before.iter().all(|v| counts[v] == 2),
             "a rewritten table is read again whole"
@@ -2305,10 +2321,15 @@ fn kill_a_keyless_snapshot_and_resume(rewrite_before_restart: bool) {
 
 #[test]
 fn a_keyless_snapshot_interrupted_by_kill_9_resumes_at_its_page_range() {
-    kill_a_keyless_snapshot_and_resume(false);
+    kill_a_keyless_snapshot_and_resume(KeylessResume::FromPage);
 }
 
 #[test]
 fn a_keyless_snapshot_resumed_after_a_table_rewrite_reads_the_table_again() {
-    kill_a_keyless_snapshot_and_resume(true);
+    kill_a_keyless_snapshot_and_resume(KeylessResume::AfterRewrite);
+}
+
+#[test]
+fn a_keyless_snapshot_with_no_stream_after_it_is_resumed_from_the_table_s_start() {
+    kill_a_keyless_snapshot_and_resume(KeylessResume::NoStream);
 }

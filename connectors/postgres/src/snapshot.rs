@@ -32,7 +32,7 @@ use tokio_postgres::{Client, CopyOutStream};
 use sluice_debezium::envelope::mark_snapshot;
 
 use crate::binary_types::{binary_key_text, has_binary_decoder, has_binary_key_text};
-use crate::config::PostgresConfig;
+use crate::config::{PostgresConfig, SnapshotMode};
 use crate::copy::{BinaryRow, TextRow};
 use crate::envelope::{ColumnData, SourceInfo, TableSchema, source_value};
 use crate::sql::{connect, pg_error, query, quote_ident, quote_literal, unix_now_micros};
@@ -77,9 +77,12 @@ pub struct ResumePoint {
 }
 
 /// A table without a key resumes at chunk granularity: from the first page of the `ctid` range
-/// its last delivered row was read in (that range's rows may come twice). Only while the table
-/// keeps its file: a rewrite (`VACUUM FULL`, `CLUSTER`, a type change) moves rows between
-/// pages, so then the table is read again from its start.
+/// its last delivered row was read in (that range's rows may come twice). The resume reads in a
+/// new view, where a row updated since the first one may have moved to an earlier page and is
+/// not read again: its change is in the stream, which starts at the slot's position, so this
+/// is only done when a stream follows that publishes updates. And only while the table keeps
+/// its file: a rewrite (`VACUUM FULL`, `CLUSTER`, a type change) moves every row, so then the
+/// table is read again from its start.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PageMark {
     /// The range's first page (offset key `snapshot_page`).
@@ -422,11 +425,12 @@ fn place(offset: &SourceOffset) -> Option<ResumePoint> {
             .map(|v| v.as_str().map(str::to_owned))
             .collect()
     });
+    // (Unreadable: the table from its start.)
     let from_page = match (offset.get("snapshot_page"), offset.get("snapshot_filenode")) {
-        (Some(page), Some(filenode)) => Some(PageMark {
-            page: page.as_u64()?,
-            filenode: filenode.as_u64()?,
-        }),
+        (Some(page), Some(filenode)) => page
+            .as_u64()
+            .zip(filenode.as_u64())
+            .map(|(page, filenode)| PageMark { page, filenode }),
         _ => None,
     };
     Some(ResumePoint {
@@ -768,7 +772,9 @@ impl<'a> CopyReader<'a> {
         let context = self.context;
         // A chunk's rows, about `snapshot.fetch.size` of them: room for them up front, as
         // growing a vector of records copies every record again.
-        let mut records = Vec::with_capacity(max.min(context.config.snapshot_fetch_size + 1));
+        // (Capped: the setting may be huge, and the vector still grows past it if need be.)
+        let mut records =
+            Vec::with_capacity(max.min(context.config.snapshot_fetch_size + 1).min(16_384));
         while records.len() < max {
             let Some(message) = self.stream.next().await else {
                 break;
@@ -1046,7 +1052,10 @@ async fn read_page_ranges(
         &format!(
             "select (pg_relation_size({class}) / current_setting('block_size')::int8)::text, \
              greatest(reltuples, 0)::int8::text, greatest(relpages, 1)::text, \
-             pg_relation_filenode({class})::text from pg_class where oid = {class}"
+             pg_relation_filenode({class})::text, \
+             (select count(*) from pg_publication where pubname = {} and pubupdate)::text \
+             from pg_class where oid = {class}",
+            quote_literal(&config.publication)
         ),
     )
     .await?;
@@ -1057,7 +1066,12 @@ async fn read_page_ranges(
             .unwrap_or(0)
     };
     let (pages, rows, counted_pages, filenode) = (field(0), field(1), field(2).max(1), field(3));
+    let updates_streamed = config.snapshot != SnapshotMode::InitialOnly && field(4) == 1;
     let first_page = match from {
+        Some(_) if !updates_streamed => {
+            tracing::info!(table = %context.qualified, "the snapshot of the table reads it again from its start: no stream of its updates follows (snapshot.mode=initial_only, or a publication without updates), and rows updated since may have moved to earlier pages");
+            0
+        }
         Some(mark) if mark.filenode == filenode => {
             tracing::info!(table = %context.qualified, page = mark.page, "the snapshot of the table resumes at the page range it stopped in");
             mark.page
