@@ -1198,13 +1198,33 @@ fn snapshot_ids_of(events: &[String], topic: &str) -> Vec<i64> {
         .collect()
 }
 
+/// Kills the worker with -9 and returns its committed offset, which must be mid-snapshot.
+fn kill_mid_snapshot(worker: Worker, offsets: &Path) -> Json {
+    worker.kill9();
+    let committed: Json = serde_json::from_str(&std::fs::read_to_string(offsets).unwrap()).unwrap();
+    let offset = committed["offsets"][0]["value"].clone();
+    assert_eq!(
+        offset["last_snapshot_record"], false,
+        "killed before the snapshot finished (make the table larger if this fails): {offset}"
+    );
+    offset
+}
+
+/// `readings`: a table without a key (replica identity full) of `rows` rows whose `value`s
+/// are 1..=rows, analyzed.
+fn create_readings(pg: &Cluster, rows: u32) {
+    pg.sql(&format!(
+        "create table readings (sensor text not null, value int not null); alter table readings replica identity full; \
+         insert into readings select 's-' || (g % 97), g from generate_series(1, {rows}) g; analyze readings"
+    ));
+}
+
 /// A table without a primary key is read by `ctid` page ranges, several at once: every row
 /// arrives exactly once.
 #[test]
 fn a_table_without_a_key_is_snapshotted_by_ctid_page_ranges_in_parallel() {
     let pg = Cluster::start();
-    pg.sql("create table readings (sensor text not null, value int not null); alter table readings replica identity full; \
-            insert into readings select 's-' || (g % 97), g from generate_series(1, 20000) g; analyze readings");
+    create_readings(&pg, 20000);
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs_with(
         dir.path(),
@@ -1439,14 +1459,7 @@ fn a_snapshot_interrupted_by_kill_9_resumes_after_the_last_committed_row() {
                 .unwrap_or(false)
         },
     );
-    worker.kill9();
-    let committed: Json =
-        serde_json::from_str(&std::fs::read_to_string(&offsets).unwrap()).unwrap();
-    let offset = &committed["offsets"][0]["value"];
-    assert_eq!(
-        offset["last_snapshot_record"], false,
-        "killed before the snapshot finished (make the table larger if this fails): {offset}"
-    );
+    let offset = &kill_mid_snapshot(worker, &offsets);
     let resume_after: i64 = offset["snapshot_key"][0].as_str().unwrap().parse().unwrap();
     assert_eq!(offset["snapshot_table"], "public.accounts");
 
@@ -2228,8 +2241,7 @@ enum KeylessResume {
 /// come twice.
 fn kill_a_keyless_snapshot_and_resume(how: KeylessResume) {
     let pg = Cluster::start();
-    pg.sql("create table readings (sensor text not null, value int not null); alter table readings replica identity full; \
-            insert into readings select 's-' || (g % 97), g from generate_series(1, 100000) g; analyze readings");
+    create_readings(&pg, 100000);
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs_with(
         dir.path(),
@@ -2251,14 +2263,7 @@ fn kill_a_keyless_snapshot_and_resume(how: KeylessResume) {
         Duration::from_secs(60),
         || committed_page().is_some_and(|page| page > 0),
     );
-    worker.kill9();
-    let committed: Json =
-        serde_json::from_str(&std::fs::read_to_string(&offsets).unwrap()).unwrap();
-    let offset = &committed["offsets"][0]["value"];
-    assert_eq!(
-        offset["last_snapshot_record"], false,
-        "killed before the snapshot finished (make the table larger if this fails): {offset}"
-    );
+    let offset = &kill_mid_snapshot(worker, &offsets);
     assert_eq!(offset["snapshot_table"], "public.readings");
     assert!(offset["snapshot_filenode"].as_u64().is_some(), "{offset}");
     let page = offset["snapshot_page"].as_u64().unwrap();

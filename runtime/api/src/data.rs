@@ -288,24 +288,6 @@ impl Value {
         std::mem::size_of::<Value>() + owned
     }
 
-    /// Makes every string in this value (nested ones too) shared, so that its clones share
-    /// them instead of copying: for a value put on many records, such as Debezium's `source`
-    /// block of a snapshot.
-    pub fn share_strings(&mut self) {
-        match self {
-            Value::String(text) => {
-                text.share();
-            }
-            Value::Array(items) => items.iter_mut().for_each(Value::share_strings),
-            Value::Map(entries) => entries.iter_mut().for_each(|(k, v)| {
-                k.share_strings();
-                v.share_strings();
-            }),
-            Value::Struct(s) => s.values.iter_mut().for_each(Value::share_strings),
-            _ => {}
-        }
-    }
-
     /// Makes every string in this value (nested ones too) interned ([`Text::interned`]): for
     /// a value made of names that one thread puts on many records another drops, such as
     /// Debezium's `source` block of a snapshot. Its strings stay for the life of the process.
