@@ -737,6 +737,70 @@ fn internal_topics_are_verified_and_read_incrementally() {
     );
 }
 
+/// Debezium's schema history topic as source tasks get it: created with one partition and
+/// every record kept, written unkeyed and read back whole, in order, by a later opening; an
+/// existing topic that is compacted (which would refuse unkeyed records) or split is refused
+/// naming the fix.
+#[test]
+fn schema_history_topics_keep_every_record_in_order_and_refuse_a_compacted_or_split_topic() {
+    use sluice_api::connector::HistoryTopics;
+    use sluice_runtime::storage::history_topic::KafkaHistoryTopics;
+
+    let broker = Broker::start();
+    broker.create_topic_with("compacted-history", 1, &[("cleanup.policy", "compact")]);
+    broker.create_topic_with("split-history", 3, &[("cleanup.policy", "delete")]);
+    let (settings, runtime, _) = store_client(&broker);
+    let topics = KafkaHistoryTopics::new(settings);
+    let none = sluice_api_props::Props::new();
+    runtime.block_on(async {
+        let message = topics
+            .open("compacted-history", &none)
+            .await
+            .err()
+            .expect("a compacted topic is refused")
+            .message()
+            .to_owned();
+        assert!(
+            message.contains("compacted-history has cleanup.policy=compact")
+                && message.contains("--add-config cleanup.policy=delete,retention.ms=-1"),
+            "{message}"
+        );
+        let message = topics
+            .open("split-history", &none)
+            .await
+            .err()
+            .expect("a split topic is refused")
+            .message()
+            .to_owned();
+        assert!(
+            message.contains("split-history has 3 partitions")
+                && message.contains("schema.history.internal.kafka.topic"),
+            "{message}"
+        );
+
+        let history = topics.open("schema-history", &none).await.unwrap();
+        assert!(history.read_all().await.unwrap().is_empty());
+        for record in ["{\"n\":1}", "{\"n\":2}", "{\"n\":3}"] {
+            history.append(record.to_owned()).await.unwrap();
+        }
+        assert_eq!(history.read_all().await.unwrap().len(), 3);
+        // The connector's own brokers, as `schema.history.internal.kafka.bootstrap.servers`
+        // names them: a fresh reader of the same topic.
+        let own = [("bootstrap.servers".to_owned(), broker.addr.clone())].into();
+        let again = topics.open("schema-history", &own).await.unwrap();
+        again.append("{\"n\":4}".to_owned()).await.unwrap();
+        assert_eq!(
+            again.read_all().await.unwrap(),
+            ["{\"n\":1}", "{\"n\":2}", "{\"n\":3}", "{\"n\":4}"]
+        );
+    });
+    let read = broker.read("schema-history", 4);
+    assert!(
+        read.iter().all(|r| r.key.is_none() && r.partition == 0),
+        "{read:?}"
+    );
+}
+
 /// What the config/status store tests drive the stores with: Kafka client settings for the
 /// test broker, a runtime, and a connector config to store.
 fn store_client(

@@ -861,8 +861,8 @@ fn heartbeats_move_the_stored_offset_past_writes_to_tables_not_captured() {
 }
 
 /// A Debezium MariaDB connector JSON posted over REST runs unchanged (with Debezium's schema
-/// history keys, which sluice names as without effect at start), and a misspelt key is refused
-/// naming the key meant.
+/// history topic keys, which the embedded pipeline, having no Kafka, names as without effect at
+/// start), and a misspelt key is refused naming the key meant.
 #[test]
 fn a_debezium_connector_json_posted_over_rest_runs_unchanged() {
     let db = Server::start();
@@ -912,7 +912,9 @@ fn a_debezium_connector_json_posted_over_rest_runs_unchanged() {
     assert_eq!(lines(&schema_changes).len(), 1);
     let logs = worker.logs();
     assert!(
-        logs.contains("`schema.history.internal.kafka.topic` has no effect in sluice"),
+        logs.contains(
+            "`schema.history.internal.kafka.topic` has no effect on the embedded pipeline"
+        ),
         "{logs}"
     );
     let mut misspelt = config.clone();
@@ -971,24 +973,54 @@ fn writes(db: &Server, table: &str, ids: std::ops::Range<i64>, values: &str, set
     ));
 }
 
+/// Where a test keeps the connector's schema history.
+enum HistoryAt {
+    /// `schema.history.internal.file.filename`, on the embedded pipeline.
+    File,
+    /// `schema.history.internal.kafka.topic` on a Tansu broker, the worker on the Kafka
+    /// transport.
+    Topic,
+}
+
+const HISTORY_TOPIC: &str = "schema-changes.inventory";
+
 /// DDL mid-stream (ADD, MODIFY and DROP COLUMN, RENAME TABLE) with writes under every schema,
 /// the worker killed -9 between two DDL statements and started again after the second: the
-/// events replay to the table under its final schema, and the schema history file holds
-/// Debezium's layout. `metadata` is the server's `binlog_row_metadata`.
-fn ddl_mid_stream_replays_to_the_table(metadata: &str) {
+/// events replay to the table under its final schema, and the schema history (file or topic)
+/// holds Debezium's layout. `metadata` is the server's `binlog_row_metadata`.
+fn ddl_mid_stream_replays_to_the_table(metadata: &str, history_at: HistoryAt) {
     let db = Server::start();
     db.sql(&format!("set global binlog_row_metadata = '{metadata}'"));
     db.sql("create database inventory; create table inventory.items (id bigint primary key, name varchar(40) not null, qty int not null)");
     writes(&db, "items", 1..20, "'first', 1", "qty = qty + 1");
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("schema-history.jsonl");
-    let args = write_configs(
-        dir.path(),
-        &db,
-        json!({"schema.history.internal.file.filename": history.to_str().unwrap()}),
-    );
+    let broker = matches!(history_at, HistoryAt::Topic).then(support::kafka::Broker::start);
+    let history_keys = match &broker {
+        None => json!({"schema.history.internal.file.filename": history.to_str().unwrap()}),
+        // The connector's own brokers, as a Debezium config names them.
+        Some(broker) => json!({
+            "schema.history.internal.kafka.topic": HISTORY_TOPIC,
+            "schema.history.internal.kafka.bootstrap.servers": broker.addr,
+        }),
+    };
+    let args = write_configs(dir.path(), &db, history_keys);
+    let mut env = Vec::new();
+    if let Some(broker) = &broker {
+        std::fs::write(
+            dir.path().join("worker.properties"),
+            "key.converter=org.apache.kafka.connect.json.JsonConverter\n\
+             value.converter=org.apache.kafka.connect.json.JsonConverter\n\
+             offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
+        )
+        .unwrap();
+        env = vec![
+            ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str()),
+            ("SLUICE__CONSUMER_SESSION_TIMEOUT_MS", "6000"),
+        ];
+    }
     let events = dir.path().join("events.jsonl");
-    let worker = Worker::start(dir.path(), &args);
+    let worker = Worker::start_with_env(dir.path(), &args, &env);
     wait_for_rows(
         &db,
         &events,
@@ -1044,7 +1076,7 @@ fn ddl_mid_stream_replays_to_the_table(metadata: &str) {
     writes(&db, "items", 60..80, "'fourth', 4, 'down'", "qty = qty + 1");
     db.sql("alter table inventory.items drop column name");
     writes(&db, "items", 80..100, "5, 'dropped'", "qty = qty + 1");
-    let worker = Worker::start(dir.path(), &args);
+    let worker = Worker::start_with_env(dir.path(), &args, &env);
     writes(&db, "items", 100..120, "6, 'back'", "qty = qty + 1");
     wait_for_rows(
         &db,
@@ -1071,10 +1103,30 @@ fn ddl_mid_stream_replays_to_the_table(metadata: &str) {
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
 
-    let records: Vec<Json> = lines(&history)
-        .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let records: Vec<Json> = match &broker {
+        None => lines(&history)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        Some(broker) => {
+            assert!(
+                logs.contains("schema history kept in a Kafka topic"),
+                "{logs}"
+            );
+            let read = broker.read_until(HISTORY_TOPIC, "the renamed table's version", |read| {
+                read.iter()
+                    .any(|r| r.text().contains(r#"\"inventory\".\"goods\""#))
+            });
+            assert!(
+                read.iter().all(|r| r.key.is_none() && r.partition == 0),
+                "unkeyed records in one partition, as Debezium's KafkaSchemaHistory writes them"
+            );
+            assert!(!history.exists(), "no history file beside the topic");
+            read.iter()
+                .map(|r| serde_json::from_str(&r.text()).unwrap())
+                .collect()
+        }
+    };
     assert!(
         records.iter().all(|r| r["source"]["server"] == "dbserver1"
             && r["position"]["file"].is_string()
@@ -1120,12 +1172,20 @@ fn ddl_mid_stream_replays_to_the_table(metadata: &str) {
 
 #[test]
 fn ddl_mid_stream_and_a_restart_between_two_ddls_replay_to_the_table_with_full_row_metadata() {
-    ddl_mid_stream_replays_to_the_table("FULL");
+    ddl_mid_stream_replays_to_the_table("FULL", HistoryAt::File);
 }
 
 #[test]
 fn ddl_mid_stream_and_a_restart_between_two_ddls_replay_to_the_table_without_row_metadata() {
-    ddl_mid_stream_replays_to_the_table("NO_LOG");
+    ddl_mid_stream_replays_to_the_table("NO_LOG", HistoryAt::File);
+}
+
+/// The same with the schema history in a Kafka topic: without row metadata, the rows written
+/// while the worker was down decode only by the schema the topic gives back after the restart
+/// (the table's current schema has lost a column they carry).
+#[test]
+fn ddl_mid_stream_and_a_restart_replay_to_the_table_with_the_schema_history_in_a_kafka_topic() {
+    ddl_mid_stream_replays_to_the_table("NO_LOG", HistoryAt::Topic);
 }
 
 /// A connector behind two DDL statements, without full row metadata and without a schema

@@ -526,6 +526,7 @@ mod tests {
             config,
             offsets: Arc::new(FixedOffset(offset)),
             metrics: Default::default(),
+            history_topics: None,
         }
     }
 

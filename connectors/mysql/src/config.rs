@@ -71,13 +71,18 @@ pub fn config_def() -> ConfigDef {
             .validate_with(Validator::NonEmpty))
         .key(ConfigKey::optional("heartbeat.action.query", String, "", Low,
             "A statement run on the database before each heartbeat; empty: none."))
-        .key(ConfigKey::optional("schema.history.internal.kafka.topic", String, "", Low, "Schema history topic.")
-            .ignored("the schema history is kept in schema.history.internal.file.filename (a history topic is not built yet)"))
-        .key(ConfigKey::optional("schema.history.internal.kafka.bootstrap.servers", String, "", Low, "Schema history brokers.")
-            .ignored("the schema history is kept in schema.history.internal.file.filename (a history topic is not built yet)"))
+        .key(ConfigKey::optional("schema.history.internal.kafka.topic", String, "", Medium,
+            "The schema history topic (Debezium's KafkaSchemaHistory: one partition, every record kept, unkeyed \
+             records in the file's layout), created when missing. On the Kafka transport only; the embedded \
+             pipeline has no Kafka and says so at start (use schema.history.internal.file.filename there)."))
+        .key(ConfigKey::optional("schema.history.internal.kafka.bootstrap.servers", String, "", Low,
+            "The brokers of the schema history topic, with schema.history.internal.producer.* and .consumer.* \
+             client settings; empty: the worker's brokers and client settings."))
         .key(ConfigKey::optional("schema.history.internal", Class, "", Low,
-            "Schema history implementation: io.debezium.storage.file.history.FileSchemaHistory with \
-             schema.history.internal.file.filename; without a file, schemas are tracked in memory."))
+            "Schema history implementation: io.debezium.storage.file.history.FileSchemaHistory \
+             (schema.history.internal.file.filename) or io.debezium.storage.kafka.history.KafkaSchemaHistory \
+             (schema.history.internal.kafka.topic) or io.debezium.relational.history.MemorySchemaHistory; empty: \
+             the one whose key is set, the file first; neither: schemas are tracked in memory (read anew at start)."))
         .key(ConfigKey::optional("schema.history.internal.file.filename", String, "", Medium,
             "The schema history file (Debezium's FileSchemaHistory layout, one record per line): each table's \
              schema versions with their binlog position, so a restart decodes events written before a DDL with \
@@ -100,6 +105,75 @@ pub enum SnapshotMode {
     NoData,
     WhenNeeded,
     Recovery,
+}
+
+/// Where the schema history is kept (`schema.history.internal` and its keys).
+#[derive(Debug, Clone, PartialEq)]
+pub enum HistoryConfig {
+    /// `FileSchemaHistory`: `schema.history.internal.file.filename`.
+    File(std::path::PathBuf),
+    /// `KafkaSchemaHistory`: `schema.history.internal.kafka.topic`, with the client settings
+    /// (`bootstrap.servers`, `producer.*`, `consumer.*`) its keys give.
+    Topic { topic: String, client: Props },
+    /// Neither: in memory.
+    Memory,
+}
+
+const FILE_HISTORY: &str = "io.debezium.storage.file.history.FileSchemaHistory";
+const KAFKA_HISTORY: &str = "io.debezium.storage.kafka.history.KafkaSchemaHistory";
+const MEMORY_HISTORY: &str = "io.debezium.relational.history.MemorySchemaHistory";
+
+impl HistoryConfig {
+    fn from_config(config: &Config, props: &Props) -> Result<HistoryConfig> {
+        let file = config.string("schema.history.internal.file.filename")?;
+        let topic = config.string("schema.history.internal.kafka.topic")?;
+        let class = config.string("schema.history.internal")?;
+        let as_file = || HistoryConfig::File(std::path::PathBuf::from(file.trim()));
+        let as_topic = || {
+            let mut client = Props::new();
+            let brokers = config
+                .string("schema.history.internal.kafka.bootstrap.servers")
+                .unwrap_or_default();
+            if !brokers.trim().is_empty() {
+                client.insert("bootstrap.servers".into(), brokers.trim().to_owned());
+            }
+            for (key, value) in props {
+                for prefix in ["producer.", "consumer."] {
+                    if let Some(setting) =
+                        key.strip_prefix(&format!("schema.history.internal.{prefix}"))
+                    {
+                        client.insert(format!("{prefix}{setting}"), value.clone());
+                    }
+                }
+            }
+            HistoryConfig::Topic {
+                topic: topic.trim().to_owned(),
+                client,
+            }
+        };
+        let missing = |key: &str| {
+            Error::config(format!(
+                "schema.history.internal={class} needs {key}: set it, or choose the other history"
+            ))
+        };
+        match class.trim() {
+            FILE_HISTORY if file.trim().is_empty() => {
+                Err(missing("schema.history.internal.file.filename"))
+            }
+            FILE_HISTORY => Ok(as_file()),
+            KAFKA_HISTORY if topic.trim().is_empty() => {
+                Err(missing("schema.history.internal.kafka.topic"))
+            }
+            KAFKA_HISTORY => Ok(as_topic()),
+            "" if !file.trim().is_empty() => Ok(as_file()),
+            "" if !topic.trim().is_empty() => Ok(as_topic()),
+            "" | MEMORY_HISTORY => Ok(HistoryConfig::Memory),
+            other => Err(Error::config(format!(
+                "schema.history.internal={other} is not a schema history sluice has: use {FILE_HISTORY}, \
+                 {KAFKA_HISTORY} or {MEMORY_HISTORY}"
+            ))),
+        }
+    }
 }
 
 /// `inconsistent.schema.handling.mode`.
@@ -135,8 +209,8 @@ pub struct MySqlConfig {
     pub heartbeat_interval: Option<std::time::Duration>,
     pub heartbeat_topic_prefix: String,
     pub heartbeat_action_query: Option<String>,
-    /// `schema.history.internal.file.filename`; `None` when empty.
-    pub history_file: Option<std::path::PathBuf>,
+    /// Where the schema history is kept.
+    pub history: HistoryConfig,
     pub inconsistent: Inconsistent,
     /// `include.schema.changes`.
     pub schema_changes: bool,
@@ -189,9 +263,7 @@ impl MySqlConfig {
             heartbeat_topic_prefix: config.string("topic.heartbeat.prefix")?,
             heartbeat_action_query: Some(config.string("heartbeat.action.query")?)
                 .filter(|q| !q.trim().is_empty()),
-            history_file: Some(config.string("schema.history.internal.file.filename")?)
-                .filter(|f| !f.trim().is_empty())
-                .map(std::path::PathBuf::from),
+            history: HistoryConfig::from_config(&config, props)?,
             schema_changes: config.bool("include.schema.changes")?,
             transaction_metadata: config.bool("provide.transaction.metadata")?,
             tls: TlsSettings::from_config(&config)?,
@@ -226,6 +298,63 @@ mod tests {
         .collect();
         props.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         props
+    }
+
+    /// Debezium's history class picks the file or the topic; without it the key that is set
+    /// does, the file first; the topic's client settings come from its own keys.
+    #[test]
+    fn the_schema_history_is_the_file_or_the_topic_debezium_s_keys_name() {
+        let history = |extra: &[(&str, &str)]| {
+            MySqlConfig::from_props(&props(extra), "mysql").map(|c| c.history)
+        };
+        assert_eq!(history(&[]).unwrap(), HistoryConfig::Memory);
+        let file = ("schema.history.internal.file.filename", "h.jsonl");
+        let topic = ("schema.history.internal.kafka.topic", "schema-changes");
+        assert_eq!(
+            history(&[file, topic]).unwrap(),
+            HistoryConfig::File("h.jsonl".into())
+        );
+        let kafka = ("schema.history.internal", KAFKA_HISTORY);
+        let HistoryConfig::Topic {
+            topic: name,
+            client,
+        } = history(&[
+            file,
+            topic,
+            kafka,
+            ("schema.history.internal.kafka.bootstrap.servers", "k:9092"),
+            ("schema.history.internal.producer.security.protocol", "SSL"),
+            ("schema.history.internal.consumer.ssl.ca.location", "ca.pem"),
+        ])
+        .unwrap()
+        else {
+            panic!("the topic")
+        };
+        assert_eq!(name, "schema-changes");
+        let client: Vec<(&str, &str)> = client
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(
+            client,
+            [
+                ("bootstrap.servers", "k:9092"),
+                ("consumer.ssl.ca.location", "ca.pem"),
+                ("producer.security.protocol", "SSL")
+            ]
+        );
+        let error = history(&[kafka]).unwrap_err().to_string();
+        assert!(
+            error.contains("needs schema.history.internal.kafka.topic"),
+            "{error}"
+        );
+        let error = history(&[("schema.history.internal", "com.example.JdbcSchemaHistory")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains(FILE_HISTORY) && error.contains(KAFKA_HISTORY),
+            "{error}"
+        );
     }
 
     /// verify_ca trusts no name, so it needs a CA of the user's own: without a truststore it

@@ -1,8 +1,10 @@
 //! The schema history: each table's schema versions with the binlog position they hold from,
 //! in Debezium's record layout (`source`, `position`, `ts_ms`, `databaseName`, `ddl`,
-//! `tableChanges`), one JSON document per line as Debezium's `FileSchemaHistory` writes them
-//! (`schema.history.internal.file.filename`), so a restart decodes events written before a
-//! DDL with the schema they were written under.
+//! `tableChanges`), so a restart decodes events written before a DDL with the schema they were
+//! written under. Kept where Debezium keeps it ([`HistoryStore`]): one JSON document per line
+//! as its `FileSchemaHistory` writes them (`schema.history.internal.file.filename`), or one per
+//! unkeyed record of a one-partition topic as its `KafkaSchemaHistory` does
+//! (`schema.history.internal.kafka.topic`).
 //!
 //! Two kinds of record: a DDL statement read from the binlog (`tableChanges` empty: Debezium
 //! parses the statement, sluice marks the tables it names stale), and a table's schema as
@@ -11,14 +13,17 @@
 //! # Contract
 //! * A record is on disk (written and fsynced) before the stream position moves past it, so no
 //!   committed offset is ahead of the history.
-//! * Records are appended in binlog order; a restart replays those at or before its position
-//!   and prunes later ones (written before a crash that lost their offsets; they are written
-//!   again when their events are read again).
+//! * Records are appended in binlog order; a restart replays those at or before its position.
+//!   Later ones were written before a crash that lost their offsets, and are written again
+//!   when their events are read again: the file drops them then; a topic, which cannot drop
+//!   records, keeps them, and a later restart replays them before their second writing, which
+//!   thus wins, as in Debezium.
 
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use serde_json::{Value as Json, json};
+use sluice_api::connector::HistoryTopic;
 use sluice_api::{Error, Result};
 
 use crate::table::ColumnInfo;
@@ -330,6 +335,101 @@ fn complete_lines_end(file: &mut std::fs::File) -> std::io::Result<u64> {
         .map_or(0, |at| at as u64 + 1))
 }
 
+/// Server `prefix`'s entries among `records` (JSON texts, in order), the others skipped;
+/// `place(i)` names record `i` in an error, such as "the schema history f line 3".
+fn entries_of<'a>(
+    records: impl IntoIterator<Item = &'a str>,
+    prefix: &str,
+    place: impl Fn(usize) -> String,
+) -> Result<Vec<(At, Entry)>> {
+    let mut out = Vec::new();
+    for (i, text) in records.into_iter().enumerate() {
+        let record: Json = serde_json::from_str(text)
+            .map_err(|e| Error::config(format!("{} is not a history record: {e}", place(i))))?;
+        if record["source"]["server"].as_str() != Some(prefix) {
+            continue;
+        }
+        let entry = entry_of(&record).ok_or_else(|| {
+            Error::config(format!(
+                "{} lacks the position, ddl or table fields of a history record",
+                place(i)
+            ))
+        })?;
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// Where the schema history is kept.
+pub enum HistoryStore {
+    /// `schema.history.internal.file.filename`.
+    File(FileHistory),
+    /// `schema.history.internal.kafka.topic`.
+    Topic(Box<dyn HistoryTopic>),
+}
+
+impl std::fmt::Debug for HistoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HistoryStore::File(file) => f.debug_tuple("File").field(&file.path).finish(),
+            HistoryStore::Topic(topic) => f.debug_tuple("Topic").field(&topic.topic()).finish(),
+        }
+    }
+}
+
+impl HistoryStore {
+    /// The records of server `prefix` (`source.server`), in order.
+    pub async fn load(&self, prefix: &str) -> Result<Vec<(At, Entry)>> {
+        match self {
+            HistoryStore::File(file) => file.load(prefix),
+            HistoryStore::Topic(topic) => {
+                let records = topic.read_all().await?;
+                entries_of(records.iter().map(String::as_str), prefix, |i| {
+                    format!("the schema history topic {} record {i}", topic.topic())
+                })
+            }
+        }
+    }
+
+    /// Appends `record`; on disk (or acknowledged by the brokers) on `Ok`.
+    pub async fn append(&self, record: &Json) -> Result<()> {
+        match self {
+            HistoryStore::File(file) => file.append(record),
+            HistoryStore::Topic(topic) => topic.append(record.to_string()).await,
+        }
+    }
+
+    /// Drops server `prefix`'s records past `upto`, the position a stream just opened at, from
+    /// a file (see the module's contract); a topic keeps them. Returns how many were dropped.
+    pub async fn prune(&self, prefix: &str, upto: &At) -> Result<usize> {
+        match self {
+            HistoryStore::File(file) => {
+                if file.load(prefix)?.iter().any(|(at, _)| at > upto) {
+                    file.rewrite(prefix, |at| at <= upto, &[])
+                } else {
+                    Ok(0)
+                }
+            }
+            HistoryStore::Topic(_) => Ok(0),
+        }
+    }
+
+    /// Server `prefix`'s history from now on is `records` (`snapshot.mode=recovery`): a file is
+    /// rewritten with them in place of its records; a topic gets them appended, and a replay
+    /// takes them over the older ones before them.
+    pub async fn replace(&self, prefix: &str, records: &[Json]) -> Result<()> {
+        match self {
+            HistoryStore::File(file) => file.rewrite(prefix, |_| false, records).map(drop),
+            HistoryStore::Topic(topic) => {
+                for record in records {
+                    topic.append(record.to_string()).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
 /// `schema.history.internal.file.filename`.
 #[derive(Debug, Clone)]
 pub struct FileHistory {
@@ -455,33 +555,17 @@ impl FileHistory {
                 )));
             }
         };
-        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-        let mut out = Vec::new();
-        for (i, line) in lines.iter().enumerate() {
-            let record: Json = match serde_json::from_str(line) {
-                Ok(record) => record,
-                Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
-                Err(e) => {
-                    return Err(Error::config(format!(
-                        "the schema history {} line {} is not a history record: {e}",
-                        self.path.display(),
-                        i + 1
-                    )));
-                }
-            };
-            if record["source"]["server"].as_str() != Some(prefix) {
-                continue;
-            }
-            let entry = entry_of(&record).ok_or_else(|| {
-                Error::config(format!(
-                    "the schema history {} line {} lacks the position, ddl or table fields of a history record",
-                    self.path.display(),
-                    i + 1
-                ))
-            })?;
-            out.push(entry);
+        let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let torn = !text.ends_with('\n')
+            && lines
+                .last()
+                .is_some_and(|last| serde_json::from_str::<Json>(last).is_err());
+        if torn {
+            lines.pop();
         }
-        Ok(out)
+        entries_of(lines, prefix, |i| {
+            format!("the schema history {} line {}", self.path.display(), i + 1)
+        })
     }
 }
 
@@ -612,6 +696,88 @@ mod tests {
             .append(&ddl_record(&origin("a"), "app", "DROP TABLE v"))
             .unwrap();
         assert_eq!(history.load("a").unwrap(), vec![dropped("t"), dropped("v")]);
+    }
+
+    /// A history topic as the worker gives one: records in memory, in order.
+    #[derive(Default)]
+    struct MemoryTopic(std::sync::Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl HistoryTopic for MemoryTopic {
+        fn topic(&self) -> &str {
+            "history"
+        }
+        async fn read_all(&self) -> Result<Vec<String>> {
+            Ok(self.0.lock().unwrap().clone())
+        }
+        async fn append(&self, record: String) -> Result<()> {
+            self.0.lock().unwrap().push(record);
+            Ok(())
+        }
+    }
+
+    /// A topic cannot drop records: pruning keeps them (a replay skips those past its
+    /// position), a recovery's records are appended after the old ones, and a record that is
+    /// not JSON is an error naming the topic and the record.
+    #[tokio::test]
+    async fn a_topic_keeps_every_record_and_names_a_bad_one() {
+        let store = HistoryStore::Topic(Box::<MemoryTopic>::default());
+        let origin = |prefix: &str, pos: u64| Origin {
+            prefix: prefix.into(),
+            at: At {
+                file: "b.000001".into(),
+                pos,
+            },
+            gtids: String::new(),
+            server_id: 1,
+            ts_ms: 0,
+        };
+        for (prefix, pos, table) in [("a", 4, "t"), ("other", 900, "u"), ("a", 900, "v")] {
+            store
+                .append(&ddl_record(
+                    &origin(prefix, pos),
+                    "app",
+                    &format!("DROP TABLE {table}"),
+                ))
+                .await
+                .unwrap();
+        }
+        let upto = At {
+            file: "b.000001".into(),
+            pos: 500,
+        };
+        assert_eq!(store.prune("a", &upto).await.unwrap(), 0);
+        store
+            .replace("a", &[ddl_record(&origin("a", 500), "app", "DROP TABLE w")])
+            .await
+            .unwrap();
+        let ddls: Vec<(u64, String)> = store
+            .load("a")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(at, entry)| match entry {
+                Entry::Ddl { ddl, .. } => (at.pos, ddl),
+                Entry::Version { .. } => panic!("a DDL"),
+            })
+            .collect();
+        assert_eq!(
+            ddls,
+            [
+                (4, "DROP TABLE t".to_owned()),
+                (900, "DROP TABLE v".to_owned()),
+                (500, "DROP TABLE w".to_owned())
+            ]
+        );
+        let HistoryStore::Topic(topic) = &store else {
+            unreachable!()
+        };
+        topic.append("not json".into()).await.unwrap();
+        let error = store.load("a").await.unwrap_err().to_string();
+        assert!(
+            error.contains("the schema history topic history record 4 is not a history record"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -26,9 +26,10 @@ use sluice_debezium::operations::Operation;
 use sluice_debezium::transaction::{TransactionCounts, TransactionMetadata};
 use tokio::sync::mpsc;
 
+use crate::config::HistoryConfig;
 use crate::config::{MySqlConfig, SnapshotMode, config_def};
 use crate::envelope::{SourceInfo, SourceNames, source_schema, source_value};
-use crate::history::{At, FileHistory, Origin};
+use crate::history::{At, FileHistory, HistoryStore, Origin};
 use crate::rows::{RowsKind, decode_rows};
 use crate::schemas::MapColumns;
 use crate::snapshot::{Position, Snapshot};
@@ -999,7 +1000,10 @@ impl MySqlSourceTask {
         } = event;
         let config = self.config()?.clone();
         let origin = self.origin(end, server_id, ts_ms)?;
-        let effects = self.tables.on_ddl(&config, text, default_db, &origin)?;
+        let effects = self
+            .tables
+            .on_ddl(&config, text, default_db, &origin)
+            .await?;
         let mut records = if config.schema_changes {
             self.schema_change_records(&config, &effects, text, default_db, start, ts_ms, server_id)
                 .await?
@@ -1178,6 +1182,41 @@ impl MySqlSourceTask {
     }
 }
 
+/// The schema history `config` names, opened: a file, or a topic on the worker's Kafka; `None`
+/// keeps the schemas in memory, read anew on every start.
+async fn open_history(
+    config: &MySqlConfig,
+    context: &SourceTaskContext,
+) -> Result<Option<HistoryStore>> {
+    let in_memory = "table schemas are tracked in memory, and a restart reads them anew (events \
+                     written before a DDL and read after a restart may then not fit)";
+    match &config.history {
+        HistoryConfig::File(path) => Ok(Some(HistoryStore::File(FileHistory::new(path)))),
+        HistoryConfig::Topic { topic, client } => match &context.history_topics {
+            Some(topics) => {
+                let opened = topics.open(topic, client).await.map_err(|e| {
+                    e.context(format!(
+                        "the schema history topic {topic} (schema.history.internal.kafka.topic)"
+                    ))
+                })?;
+                tracing::info!(topic, "schema history kept in a Kafka topic");
+                Ok(Some(HistoryStore::Topic(opened)))
+            }
+            None => {
+                tracing::warn!(
+                    "`schema.history.internal.kafka.topic` has no effect on the embedded pipeline, which has \
+                     no Kafka: {in_memory}. Set schema.history.internal.file.filename to keep them in a file"
+                );
+                Ok(None)
+            }
+        },
+        HistoryConfig::Memory => {
+            tracing::info!("no schema history configured: {in_memory}");
+            Ok(None)
+        }
+    }
+}
+
 #[async_trait]
 impl SourceTask for MySqlSourceTask {
     async fn start(&mut self, context: SourceTaskContext) -> Result<()> {
@@ -1196,13 +1235,7 @@ impl SourceTask for MySqlSourceTask {
         );
         self.config = Some(config.clone());
         self.debezium = Some(context.metrics.debezium(self.flavour, &config.topic_prefix));
-        self.tables = Tracker::new(config.history_file.as_ref().map(FileHistory::new));
-        if config.history_file.is_none() {
-            tracing::info!(
-                "no schema.history.internal.file.filename: table schemas are tracked in memory, and a restart \
-                 reads them anew (events written before a DDL and read after a restart may then not fit)"
-            );
-        }
+        self.tables = Tracker::new(open_history(&config, &context).await?);
         let mut conn = connect(&config).await?;
         check_server(&mut conn, &config).await?;
         let position = committed.as_ref().and_then(|o| {
@@ -1327,14 +1360,17 @@ impl SourceTask for MySqlSourceTask {
                 "snapshot.mode=recovery: the schema history is rebuilt from the captured tables as they are now"
             );
         }
-        let replayed = self.tables.recover(
-            &config,
-            self.source.as_ref().expect("set above"),
-            &At {
-                file: start.file.clone(),
-                pos: start.pos,
-            },
-        )?;
+        let replayed = self
+            .tables
+            .recover(
+                &config,
+                self.source.as_ref().expect("set above"),
+                &At {
+                    file: start.file.clone(),
+                    pos: start.pos,
+                },
+            )
+            .await?;
         if replayed > 0 {
             tracing::info!(
                 records = replayed,
@@ -1377,13 +1413,15 @@ impl SourceTask for MySqlSourceTask {
             }
         }
         self.open_stream(&start).await?;
-        self.tables.prune(
-            &config,
-            &At {
-                file: start.file.clone(),
-                pos: start.pos,
-            },
-        )?;
+        self.tables
+            .prune(
+                &config,
+                &At {
+                    file: start.file.clone(),
+                    pos: start.pos,
+                },
+            )
+            .await?;
         self.resume = Some(start);
         Ok(())
     }

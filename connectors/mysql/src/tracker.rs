@@ -8,8 +8,8 @@
 //!   written: the connector is behind), a TABLE_MAP with full metadata
 //!   (`binlog_row_metadata=FULL`) gives the schema ([`crate::schemas`]); without it,
 //!   `inconsistent.schema.handling.mode` decides: fail (naming the fix), warn or skip.
-//! * Every schema put to use and every DDL read is appended to the schema history file when
-//!   one is configured ([`crate::history`]); a restart replays it up to its position, so
+//! * Every schema put to use and every DDL read is appended to the schema history (file or
+//!   topic) when one is configured ([`crate::history`]); a restart replays it up to its position, so
 //!   events written before a DDL are decoded with the schema they were written under.
 
 use std::collections::HashMap;
@@ -21,7 +21,7 @@ use sluice_api::{Error, Result};
 
 use crate::config::{Inconsistent, MySqlConfig};
 use crate::ddl::{self, Effect};
-use crate::history::{self, At, Entry, FileHistory, Origin};
+use crate::history::{self, At, Entry, HistoryStore, Origin};
 use crate::schemas::{MapColumns, columns_from_map, disagreement};
 use crate::sql::{describe, list_tables, show_create};
 use crate::table::TableSchema;
@@ -38,7 +38,7 @@ struct Tracked {
 #[derive(Debug, Default)]
 pub struct Tracker {
     tables: HashMap<(String, String), Tracked>,
-    history: Option<FileHistory>,
+    history: Option<HistoryStore>,
 }
 
 fn key(db: &str, table: &str) -> (String, String) {
@@ -47,7 +47,7 @@ fn key(db: &str, table: &str) -> (String, String) {
 
 impl Tracker {
     /// A tracker writing to `history` (none: in memory only).
-    pub fn new(history: Option<FileHistory>) -> Tracker {
+    pub fn new(history: Option<HistoryStore>) -> Tracker {
         Tracker {
             tables: HashMap::new(),
             history,
@@ -56,7 +56,7 @@ impl Tracker {
 
     /// Replays the history up to `upto` (the position the stream resumes from); the number
     /// of records replayed.
-    pub fn recover(
+    pub async fn recover(
         &mut self,
         config: &MySqlConfig,
         source: &SchemaRef,
@@ -65,7 +65,7 @@ impl Tracker {
         let Some(history) = &self.history else {
             return Ok(0);
         };
-        let entries = history.load(&config.topic_prefix)?;
+        let entries = history.load(&config.topic_prefix).await?;
         let mut replayed = 0;
         for (at, entry) in entries {
             if &at > upto {
@@ -93,13 +93,12 @@ impl Tracker {
     /// before a crash lost the offsets that covered them, they are written again when their
     /// events are read again. (Only once the stream opened, so a start that fails, such as on
     /// a purged binlog, keeps them.)
-    pub fn prune(&self, config: &MySqlConfig, upto: &At) -> Result<()> {
+    pub async fn prune(&self, config: &MySqlConfig, upto: &At) -> Result<()> {
         let Some(history) = &self.history else {
             return Ok(());
         };
-        let entries = history.load(&config.topic_prefix)?;
-        if entries.iter().any(|(at, _)| at > upto) {
-            let pruned = history.rewrite(&config.topic_prefix, |at| at <= upto, &[])?;
+        let pruned = history.prune(&config.topic_prefix, upto).await?;
+        if pruned > 0 {
             tracing::info!(
                 records = pruned,
                 file = %upto.file,
@@ -132,7 +131,7 @@ impl Tracker {
                 origin, &db, &table, &ddl, "CREATE", &columns,
             ));
         }
-        history.rewrite(&config.topic_prefix, |_| false, &records)?;
+        history.replace(&config.topic_prefix, &records).await?;
         Ok(records.len())
     }
 
@@ -160,7 +159,7 @@ impl Tracker {
     /// A DDL statement read from the binlog at `origin` (run in database `default_db`): the
     /// tables it names are described again before their next rows, and the statement goes to
     /// the history when it names a captured table. Returns what the statement does.
-    pub fn on_ddl(
+    pub async fn on_ddl(
         &mut self,
         config: &MySqlConfig,
         sql: &str,
@@ -201,7 +200,9 @@ impl Tracker {
             } else {
                 default_db
             };
-            history.append(&history::ddl_record(origin, db, sql))?;
+            history
+                .append(&history::ddl_record(origin, db, sql))
+                .await?;
         }
         Ok(effects)
     }
@@ -310,9 +311,11 @@ impl Tracker {
             } else {
                 "CREATE"
             };
-            history.append(&history::version_record(
-                origin, db, table, &ddl, change, &columns,
-            ))?;
+            history
+                .append(&history::version_record(
+                    origin, db, table, &ddl, change, &columns,
+                ))
+                .await?;
         }
         let schema = Arc::new(TableSchema::new(config, db, table, columns, source));
         self.tables.insert(

@@ -47,6 +47,39 @@ pub trait OffsetReader: Send + Sync {
     async fn offset(&self, partition: &SourcePartition) -> Result<Option<SourceOffset>>;
 }
 
+/// Opens durable logs of text records on the worker's Kafka: what Debezium keeps in its schema
+/// history topic (`schema.history.internal.kafka.topic`), beside the task's offsets.
+///
+/// # Contract
+/// * [`HistoryTopics::open`] creates a missing topic with one partition and time- and
+///   size-unlimited retention (`cleanup.policy=delete`: a compacted topic refuses records
+///   without a key), and refuses an existing one with more than one partition or compacted,
+///   naming the fix. It may block on the network for a while; it is cancel-safe.
+/// * `client` holds Kafka client settings for this log alone: `bootstrap.servers` (absent: the
+///   worker's brokers and security settings), and `producer.*`, `consumer.*` keys.
+#[async_trait]
+pub trait HistoryTopics: Send + Sync {
+    /// Opens `topic` as a history log.
+    async fn open(&self, topic: &str, client: &Props) -> Result<Box<dyn HistoryTopic>>;
+}
+
+/// One log opened by [`HistoryTopics::open`].
+///
+/// # Contract
+/// * [`HistoryTopic::append`] returns once the record is durable (acknowledged by every in-sync
+///   replica); records keep the order they were appended in, including across restarts.
+/// * [`HistoryTopic::read_all`] returns every record in the log, in order, as of the call.
+/// * Records are never removed: a reader skips those it does not need.
+#[async_trait]
+pub trait HistoryTopic: Send + Sync {
+    /// The topic's name, for messages.
+    fn topic(&self) -> &str;
+    /// Every record in the log, in order.
+    async fn read_all(&self) -> Result<Vec<String>>;
+    /// Appends `record`; durable on `Ok`.
+    async fn append(&self, record: String) -> Result<()>;
+}
+
 /// What a source task is given at start.
 #[derive(Clone)]
 pub struct SourceTaskContext {
@@ -60,6 +93,9 @@ pub struct SourceTaskContext {
     pub offsets: Arc<dyn OffsetReader>,
     /// Where the task publishes its gauges (shown in its REST status and at `/metrics`).
     pub metrics: TaskMetrics,
+    /// Durable logs on the worker's Kafka (Debezium's schema history topic); `None` on the
+    /// embedded pipeline, which has no Kafka.
+    pub history_topics: Option<Arc<dyn HistoryTopics>>,
 }
 
 /// Shows the config with secrets (by key name) hidden; the offset reader is left out.
@@ -70,6 +106,7 @@ impl fmt::Debug for SourceTaskContext {
             .field("task_id", &self.task_id)
             .field("config", &ConfigDef::new().redact(&self.config))
             .field("metrics", &self.metrics)
+            .field("history_topics", &self.history_topics.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -15,7 +15,7 @@ use serde_json::{Value as Json, json};
 use sluice_api::Result;
 use sluice_api::config::Props;
 
-use super::log::{KafkaLog, LogEntry, LogRead, TopicRules};
+use super::log::{Cleanup, KafkaLog, LogEntry, LogRead, TopicRules};
 use crate::pipeline::kafka::KafkaSettings;
 use crate::state::TargetState;
 
@@ -341,6 +341,7 @@ impl KafkaConfigStore {
             partitions: 1,
             replication_factor,
             exact_partitions: true,
+            cleanup: Cleanup::Compact,
         };
         Ok(KafkaConfigStore {
             log: KafkaLog::open(settings, topic, rules).await?,

@@ -1,5 +1,6 @@
-//! A compacted topic read to its end and written durably: the analogue of Kafka Connect's
-//! `KafkaBasedLog`, under the offset, config and status stores.
+//! An internal topic read to its end and written durably: the analogue of Kafka Connect's
+//! `KafkaBasedLog`, under the offset, config and status stores (compacted) and the schema
+//! history topics (every record kept).
 //!
 //! Reads are incremental: one consumer stays assigned to every partition, and each
 //! [`KafkaLog::read_to_end`] returns only what arrived since the previous one, with the offset
@@ -59,6 +60,32 @@ pub struct TopicRules {
     /// An existing topic must have exactly `partitions` partitions (the config topic: one,
     /// so that its records stay in order).
     pub exact_partitions: bool,
+    /// How the broker is to keep the topic's records.
+    pub cleanup: Cleanup,
+}
+
+/// How the broker keeps a log's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    /// `cleanup.policy=compact`: the last record of each key (offsets, configs, statuses).
+    Compact,
+    /// `cleanup.policy=delete` with unlimited time and size retention: every record, written
+    /// without a key (a schema history topic, which a compacted topic would refuse).
+    KeepAll,
+}
+
+impl Cleanup {
+    /// The topic configs a new topic is created with.
+    fn topic_configs(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Cleanup::Compact => &[("cleanup.policy", "compact")],
+            Cleanup::KeepAll => &[
+                ("cleanup.policy", "delete"),
+                ("retention.ms", "-1"),
+                ("retention.bytes", "-1"),
+            ],
+        }
+    }
 }
 
 /// The reader's consumer and where it stands in each partition.
@@ -67,7 +94,7 @@ struct Reader {
     positions: BTreeMap<i32, i64>,
 }
 
-/// A compacted topic.
+/// An internal topic.
 pub struct KafkaLog {
     topic: String,
     producer: FutureProducer,
@@ -90,9 +117,9 @@ impl std::fmt::Debug for KafkaLog {
 }
 
 impl KafkaLog {
-    /// Opens the log: creates the topic compacted when it is missing, and verifies it when it
-    /// exists (compacted; with [`TopicRules::exact_partitions`], the partition count), failing
-    /// with a message naming the topic, what is wrong and the fix.
+    /// Opens the log: creates the topic as [`TopicRules::cleanup`] says when it is missing, and
+    /// verifies it when it exists (its cleanup policy; with [`TopicRules::exact_partitions`],
+    /// the partition count), failing with a message naming the topic, what is wrong and the fix.
     pub async fn open(
         settings: Arc<KafkaSettings>,
         topic: &str,
@@ -104,7 +131,7 @@ impl KafkaLog {
             topic,
             rules.partitions,
             rules.replication_factor,
-            &[("cleanup.policy", "compact")],
+            rules.cleanup.topic_configs(),
         )
         .await
         {
@@ -163,12 +190,32 @@ impl KafkaLog {
             if let Some(value) = value {
                 record = record.payload(value);
             }
-            let delivery = self
-                .producer
-                .send_result(record)
-                .map_err(|(e, _)| client_error(&format!("write to {}", self.topic), e))?;
-            deliveries.push(delivery);
+            deliveries.push(self.send(record)?);
         }
+        self.delivered(deliveries).await
+    }
+
+    /// Writes values without a key (a [`Cleanup::KeepAll`] log), in order; durable on `Ok`.
+    pub async fn write_unkeyed(&self, values: &[Vec<u8>]) -> Result<()> {
+        let mut deliveries = Vec::with_capacity(values.len());
+        for value in values {
+            deliveries
+                .push(self.send(FutureRecord::<Vec<u8>, Vec<u8>>::to(&self.topic).payload(value))?);
+        }
+        self.delivered(deliveries).await
+    }
+
+    fn send(
+        &self,
+        record: FutureRecord<'_, Vec<u8>, Vec<u8>>,
+    ) -> Result<rdkafka::producer::DeliveryFuture> {
+        self.producer
+            .send_result(record)
+            .map_err(|(e, _)| client_error(&format!("write to {}", self.topic), e))
+    }
+
+    /// Waits for every delivery, in order.
+    async fn delivered(&self, deliveries: Vec<rdkafka::producer::DeliveryFuture>) -> Result<()> {
         for delivery in deliveries {
             match delivery.await {
                 Ok(Ok(_)) => {}
@@ -230,10 +277,17 @@ async fn verify(
     partitions: usize,
 ) -> Result<()> {
     if rules.exact_partitions && partitions != rules.partitions as usize {
+        let (what, key) = match rules.cleanup {
+            Cleanup::Compact => ("Kafka Connect's config topic", "config.storage.topic"),
+            Cleanup::KeepAll => (
+                "a schema history topic",
+                "schema.history.internal.kafka.topic",
+            ),
+        };
         return Err(Error::config(format!(
-            "topic {topic} has {partitions} partitions, but it must have exactly {}: Kafka \
-             Connect's config topic keeps its records in one order. Delete it (or point \
-             config.storage.topic at a new name) and let the worker create it",
+            "topic {topic} has {partitions} partitions, but it must have exactly {}: {what} \
+             keeps its records in one order. Delete it (or point {key} at a new name) and let \
+             sluice create it",
             rules.partitions
         )));
     }
@@ -248,16 +302,25 @@ async fn verify(
         .flat_map(|resource| resource.entries)
         .find(|entry| entry.name == "cleanup.policy")
         .and_then(|entry| entry.value);
-    match policy {
-        Some(policy) if policy.split(',').any(|p| p.trim() == "compact") => Ok(()),
-        Some(policy) => Err(Error::config(format!(
+    let compacted = |policy: &str| policy.split(',').any(|p| p.trim() == "compact");
+    match (rules.cleanup, policy) {
+        (Cleanup::KeepAll, Some(policy)) if compacted(&policy) => Err(Error::config(format!(
+            "topic {topic} has cleanup.policy={policy}, but a schema history topic must keep \
+             every record, and a compacted topic refuses its records, which have no key. Fix it \
+             with `kafka-configs --alter --entity-type topics --entity-name {topic} \
+             --add-config cleanup.policy=delete,retention.ms=-1`, or point \
+             schema.history.internal.kafka.topic at a new name and let sluice create it"
+        ))),
+        (Cleanup::KeepAll, _) => Ok(()),
+        (Cleanup::Compact, Some(policy)) if compacted(&policy) => Ok(()),
+        (Cleanup::Compact, Some(policy)) => Err(Error::config(format!(
             "topic {topic} has cleanup.policy={policy}, but sluice's internal topics must be \
              compacted, or old configs, offsets and statuses are deleted with time. Fix it \
              with `kafka-configs --alter --entity-type topics --entity-name {topic} \
              --add-config cleanup.policy=compact`, or delete the topic and let the worker \
              create it"
         ))),
-        None => {
+        (Cleanup::Compact, None) => {
             // A broker that does not report the setting cannot be checked: say so once.
             tracing::warn!(
                 topic,

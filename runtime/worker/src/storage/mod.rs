@@ -4,12 +4,14 @@
 //!   backends and the reader source tasks get.
 //! * [`offsets_topic`]: committed source offsets in a compacted topic.
 //! * [`config_topic`] / [`status_topic`]: connector configs and statuses in compacted topics.
-//! * [`log`]: the compacted-topic log all three topic stores stand on.
+//! * [`log`]: the topic log all the topic stores stand on.
+//! * [`history_topic`]: Debezium's schema history topics, opened for source tasks.
 //! * [`group_offsets`]: a sink connector's consumer-group offsets, for the offsets API.
 //! * [`topics`]: the topics each connector used (KIP-558's active topics).
 
 pub mod config_topic;
 pub(crate) mod group_offsets;
+pub mod history_topic;
 pub mod log;
 pub mod offsets;
 pub mod offsets_topic;

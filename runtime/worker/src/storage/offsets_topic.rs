@@ -9,7 +9,7 @@ use serde_json::Value as Json;
 use sluice_api::Result;
 use sluice_api::record::{SourceOffset, SourcePartition};
 
-use super::log::{KafkaLog, TopicRules};
+use super::log::{Cleanup, KafkaLog, TopicRules};
 use super::offsets::{OffsetEntry, OffsetStore, OffsetTable, SharedTable, offset_key};
 use crate::pipeline::kafka::KafkaSettings;
 
@@ -32,6 +32,7 @@ impl KafkaOffsetStore {
             partitions,
             replication_factor,
             exact_partitions: false,
+            cleanup: Cleanup::Compact,
         };
         let log = KafkaLog::open(settings, topic, rules).await?;
         let mut table = OffsetTable::default();

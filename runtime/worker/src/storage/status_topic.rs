@@ -9,7 +9,7 @@ use serde_json::{Value as Json, json};
 use sluice_api::Result;
 
 use super::config_topic::entry;
-use super::log::{KafkaLog, LogEntry, LogRead, TopicRules};
+use super::log::{Cleanup, KafkaLog, LogEntry, LogRead, TopicRules};
 use super::topics::Discovery;
 use crate::pipeline::kafka::KafkaSettings;
 use crate::state::State;
@@ -86,6 +86,7 @@ impl KafkaStatusStore {
                     partitions,
                     replication_factor,
                     exact_partitions: false,
+                    cleanup: Cleanup::Compact,
                 },
             )
             .await?,

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_api::connector::{ConnectorFactory, SourceTask, SourceTaskContext};
+use sluice_api::connector::{ConnectorFactory, HistoryTopics, SourceTask, SourceTaskContext};
 use sluice_api::record::{Record, SourceRecord};
 use sluice_api::{Error, Result};
 use tokio::task::JoinHandle;
@@ -17,6 +17,7 @@ use crate::clock::now_ms;
 use crate::pipeline::ack::{AckTracker, PartitionOffsets, upsert};
 use crate::pipeline::{Sent, SourceOutput};
 use crate::state::State;
+use crate::storage::history_topic::KafkaHistoryTopics;
 use crate::storage::offsets::ConnectorOffsetReader;
 use crate::transforms::TransformChain;
 
@@ -106,6 +107,9 @@ impl SourceRunner {
                     store: Arc::clone(&self.run.ctx.offsets),
                 }),
                 metrics: self.run.status.metrics.clone(),
+                history_topics: self.run.ctx.kafka.as_ref().map(|worker| {
+                    Arc::new(KafkaHistoryTopics::new(Arc::clone(worker))) as Arc<dyn HistoryTopics>
+                }),
             })
             .await;
         self.run.started(started)?;

@@ -71,6 +71,20 @@ impl KafkaSettings {
         })
     }
 
+    /// These settings with `producer.*` and `consumer.*` keys of `client` (prefix removed)
+    /// added after the worker's own, translated as they are.
+    pub(crate) fn with_client_overrides(&self, client: &Props) -> Result<KafkaSettings> {
+        let mut settings = self.clone();
+        for (prefix, into) in [
+            ("producer.", &mut settings.producer),
+            ("consumer.", &mut settings.consumer),
+        ] {
+            let added: Vec<(String, String)> = with_prefix(client, prefix).into_iter().collect();
+            into.extend(security::translate(&added, prefix)?);
+        }
+        Ok(settings)
+    }
+
     /// A connector's client overrides, translated as the worker's are; what cannot be
     /// translated is passed on as written (the client then refuses it, naming the key).
     fn overrides(overrides: &[(String, String)]) -> Vec<(String, String)> {
