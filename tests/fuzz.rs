@@ -1,5 +1,6 @@
 //! Hostile input, generated: property tests (proptest) that feed the readers of outside bytes
-//! — the replication stream's framing and CopyData reader, the pgoutput decoder, the
+//! — the replication stream's framing and CopyData reader, the pgoutput decoder, the MySQL
+//! connector's DDL readers, the
 //! `.properties`/JSON/TOML/YAML config readers, the config, offsets and status topics' record
 //! readers, the standalone offsets file, the WASM batch frame reader, and the REST API's JSON
 //! bodies on a running worker — arbitrary and near-valid input, and check each answers with a value or an error,
@@ -76,6 +77,126 @@ fn the_pgoutput_decoder_never_panics() {
         },
     );
     // Regression cases: none found yet.
+}
+
+/// The DDL statements the MySQL connector reads from the binlog: which tables they name, and
+/// what they do to a table's columns (applied to a table with a few columns), from token soup
+/// made of the words, punctuation and literals DDL has.
+#[test]
+fn the_ddl_readers_never_panic() {
+    use sluice_connector_mysql::ddl::effects;
+    use sluice_connector_mysql::ddl_columns::{Defaults, apply};
+    use sluice_connector_mysql::table::ColumnInfo;
+    const WORDS: &[&str] = &[
+        "CREATE",
+        "ALTER",
+        "DROP",
+        "RENAME",
+        "TRUNCATE",
+        "TABLE",
+        "IF",
+        "NOT",
+        "EXISTS",
+        "ADD",
+        "COLUMN",
+        "MODIFY",
+        "CHANGE",
+        "TO",
+        "AFTER",
+        "FIRST",
+        "PRIMARY",
+        "KEY",
+        "UNIQUE",
+        "INDEX",
+        "CONSTRAINT",
+        "CHECK",
+        "DEFAULT",
+        "NULL",
+        "CHARACTER",
+        "SET",
+        "CHARSET",
+        "COLLATE",
+        "int",
+        "varchar",
+        "text",
+        "enum",
+        "decimal",
+        "double",
+        "national",
+        "long",
+        "serial",
+        "bit",
+        "json",
+        "datetime",
+        "UNSIGNED",
+        "ZEROFILL",
+        "ON",
+        "UPDATE",
+        "WAIT",
+        "NOWAIT",
+        "a",
+        "b",
+        "`c`",
+        "t",
+        "db.t",
+        "(",
+        ")",
+        ",",
+        ".",
+        "=",
+        "-",
+        "'x'",
+        "''",
+        "'",
+        "\"",
+        "3",
+        "70000",
+        "99999999999",
+        "/*",
+        "*/",
+        "--",
+        "#",
+        "\n",
+    ];
+    let before = vec![
+        ColumnInfo {
+            name: "a".into(),
+            data_type: "int".into(),
+            column_type: "int(11)".into(),
+            nullable: false,
+            primary: true,
+            precision: Some(10),
+            scale: Some(0),
+            fsp: 0,
+            charset: None,
+        },
+        ColumnInfo {
+            name: "b".into(),
+            data_type: "varchar".into(),
+            column_type: "varchar(10)".into(),
+            nullable: true,
+            primary: false,
+            precision: None,
+            scale: None,
+            fsp: 0,
+            charset: Some("latin1".into()),
+        },
+    ];
+    let statement =
+        prop::collection::vec(prop::sample::select(WORDS), 0..40).prop_map(|words| words.join(" "));
+    fuzz("ddl readers", 20_000, statement, |sql| {
+        let _ = effects(&sql, "app");
+        for mariadb in [true, false] {
+            let _ = apply(
+                &before,
+                &sql,
+                &Defaults {
+                    charset: "utf8mb4",
+                    mariadb,
+                },
+            );
+        }
+    });
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Which tables a DDL statement from the binlog touches: a small tokenizer for CREATE, ALTER,
 //! DROP, RENAME and TRUNCATE and their table names — not a SQL grammar. The tracked schema of
-//! a table it names is read again before the table's next rows are decoded (see `schemas`),
-//! so nothing here needs to understand column definitions.
+//! a table it names is read again before the table's next rows are decoded (see `schemas`);
+//! what the statement does to the table's columns is [`crate::ddl_columns`]' job.
 
 /// A table named in a statement; `db` is the statement's default database when unqualified.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -26,17 +26,17 @@ pub enum Effect {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum Token {
+pub(crate) enum Token {
     /// A bare word (keywords included), as written.
     Word(String),
     /// A `quoted` identifier.
     Quoted(String),
     Punct(char),
-    /// A string literal (its content is never a table name).
-    Literal,
+    /// A string literal, its content unescaped (never a table name).
+    Literal(String),
 }
 
-fn tokens(sql: &str) -> Vec<Token> {
+pub(crate) fn tokens(sql: &str) -> Vec<Token> {
     let chars: Vec<char> = sql.chars().collect();
     let mut out = Vec::new();
     let mut i = 0;
@@ -73,23 +73,27 @@ fn tokens(sql: &str) -> Vec<Token> {
             }
             out.push(Token::Quoted(name));
         } else if c == '\'' || c == '"' {
+            let mut text = String::new();
             i += 1;
             while i < chars.len() {
                 if chars[i] == '\\' {
+                    text.extend(chars.get(i + 1));
                     i += 2;
                     continue;
                 }
                 if chars[i] == c {
                     if chars.get(i + 1) == Some(&c) {
+                        text.push(c);
                         i += 2;
                         continue;
                     }
                     i += 1;
                     break;
                 }
+                text.push(chars[i]);
                 i += 1;
             }
-            out.push(Token::Literal);
+            out.push(Token::Literal(text));
         } else if c.is_alphanumeric() || c == '_' || c == '$' {
             let start = i;
             while i < chars.len()
@@ -107,14 +111,15 @@ fn tokens(sql: &str) -> Vec<Token> {
 }
 
 /// A cursor over a statement's tokens.
-struct Cursor<'a> {
-    tokens: &'a [Token],
-    at: usize,
-    default_db: &'a str,
+pub(crate) struct Cursor<'a> {
+    pub(crate) tokens: &'a [Token],
+    pub(crate) at: usize,
+    pub(crate) default_db: &'a str,
 }
 
 impl Cursor<'_> {
-    fn peek_word(&self) -> Option<String> {
+    /// The next token, if it is a bare word: upper-cased.
+    pub(crate) fn peek_word(&self) -> Option<String> {
         match self.tokens.get(self.at) {
             Some(Token::Word(w)) => Some(w.to_ascii_uppercase()),
             _ => None,
@@ -122,7 +127,7 @@ impl Cursor<'_> {
     }
 
     /// Consumes the keyword `word` if it comes next.
-    fn eat(&mut self, word: &str) -> bool {
+    pub(crate) fn eat(&mut self, word: &str) -> bool {
         if self.peek_word().as_deref() == Some(word) {
             self.at += 1;
             true
@@ -132,7 +137,7 @@ impl Cursor<'_> {
     }
 
     /// Consumes keywords while they are among `words`.
-    fn skip_any(&mut self, words: &[&str]) {
+    pub(crate) fn skip_any(&mut self, words: &[&str]) {
         while self
             .peek_word()
             .is_some_and(|w| words.contains(&w.as_str()))
@@ -141,7 +146,7 @@ impl Cursor<'_> {
         }
     }
 
-    fn eat_punct(&mut self, c: char) -> bool {
+    pub(crate) fn eat_punct(&mut self, c: char) -> bool {
         if self.tokens.get(self.at) == Some(&Token::Punct(c)) {
             self.at += 1;
             true
@@ -150,7 +155,7 @@ impl Cursor<'_> {
         }
     }
 
-    fn ident(&mut self) -> Option<String> {
+    pub(crate) fn ident(&mut self) -> Option<String> {
         let name = match self.tokens.get(self.at)? {
             Token::Word(w) => w.clone(),
             Token::Quoted(q) => q.clone(),
@@ -161,7 +166,7 @@ impl Cursor<'_> {
     }
 
     /// `[db.]table`.
-    fn table(&mut self) -> Option<TableName> {
+    pub(crate) fn table(&mut self) -> Option<TableName> {
         let first = self.ident()?;
         if self.eat_punct('.') {
             let table = self.ident()?;

@@ -3,8 +3,8 @@
 //!
 //! * [`rows`]: our own decoder of the binlog's row images (strict, total, fuzzed);
 //! * [`table`]: tables from INFORMATION_SCHEMA and Debezium's type mapping;
-//! * [`ddl`], [`schemas`], [`history`], [`tracker`]: tracking each table's schema across DDL — the tables a
-//!   statement names, checking (and with full metadata, building) a schema against the
+//! * [`ddl`], [`ddl_columns`], [`schemas`], [`history`], [`tracker`]: tracking each table's schema across
+//!   DDL — the tables a statement names and what it does to their columns, checking (and with full metadata, building) a schema against the
 //!   binlog's TABLE_MAP, and the schema history file in Debezium's layout;
 //! * [`schema_change`]: Debezium's schema change events (`include.schema.changes`);
 //! * [`transaction`]: a binlog transaction while it is read, and the statements that steer it;
@@ -14,6 +14,7 @@
 mod ca_check;
 pub mod config;
 pub mod ddl;
+pub mod ddl_columns;
 pub mod envelope;
 pub mod history;
 pub mod rows;

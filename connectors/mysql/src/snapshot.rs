@@ -19,7 +19,7 @@ use crate::envelope::{SourceInfo, SourceNames, source_value};
 use crate::history::table_change;
 use crate::schema_change::SchemaChangeSchemas;
 use crate::sql::{connect, describe, list_tables, my_error, quote_ident, show_create};
-use crate::table::TableSchema;
+use crate::table::{ColumnInfo, TableSchema};
 
 /// The position a snapshot stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,6 +197,16 @@ fn literal(data_type: &str, text: &str, no_backslash_escapes: bool) -> Option<St
 pub enum Snapshot {
     /// The snapshot's binlog position, first.
     Position(Position),
+    /// A table's columns as its rows are read (before them), with its `SHOW CREATE TABLE`:
+    /// sent only when the view is the stream's position (not after an interrupted snapshot),
+    /// so the schema history can hold them from that position on, as Debezium's snapshot
+    /// records each captured table.
+    Table {
+        db: String,
+        table: String,
+        columns: Vec<ColumnInfo>,
+        ddl: String,
+    },
     Record(Box<SourceRecord>),
 }
 
@@ -270,6 +280,7 @@ async fn read(
              snapshot on MySQL is not built yet): use MariaDB, or snapshot.mode=no_data",
         ));
     };
+    let view_is_position = interrupted.is_none();
     let (file, pos) = match interrupted {
         Some(earlier) => {
             tracing::info!(
@@ -363,6 +374,25 @@ async fn read(
             }
         }
     }
+    // Every table's columns first, in the view, as Debezium's snapshot reads the schemas before
+    // the data: the schema history then holds all of them at the stream's start before any row
+    // is sent, so a restart (even one cut short mid-snapshot) knows each table from there on.
+    let mut described = Vec::with_capacity(tables.len());
+    for (db, table) in &tables {
+        let columns = describe(&mut conn, config, db, table).await?;
+        if view_is_position {
+            let message = Snapshot::Table {
+                db: db.clone(),
+                table: table.clone(),
+                columns: columns.clone(),
+                ddl: show_create(&mut conn, db, table).await,
+            };
+            if sender.send(Ok(message)).await.is_err() {
+                return Ok(());
+            }
+        }
+        described.push(columns);
+    }
     let mut total = 0u64;
     if let Some(debezium) = debezium {
         debezium.set("snapshot", "TotalTableCount", tables.len() as f64);
@@ -379,7 +409,7 @@ async fn read(
             );
         }
         let qualified = format!("{db}.{table}");
-        let columns = describe(&mut conn, config, db, table).await?;
+        let columns = std::mem::take(&mut described[index]);
         let schema = TableSchema::new(config, db, table, columns, source);
         let engine: Option<String> = conn
             .exec_first(

@@ -427,6 +427,33 @@ impl MySqlSourceTask {
             };
             match message {
                 Some(Ok(Snapshot::Position(position))) => self.resume = Some(position),
+                Some(Ok(Snapshot::Table {
+                    db,
+                    table,
+                    columns,
+                    ddl,
+                })) => {
+                    let (Some(config), Some(source), Some(position)) =
+                        (&self.config, &self.source, &self.resume)
+                    else {
+                        return Err(Error::fatal(
+                            "a snapshot table before the snapshot's position",
+                        ));
+                    };
+                    let origin = Origin {
+                        prefix: config.topic_prefix.clone(),
+                        at: At {
+                            file: position.file.clone(),
+                            pos: position.pos,
+                        },
+                        gtids: String::new(),
+                        server_id: 0,
+                        ts_ms: now_ms(),
+                    };
+                    self.tables
+                        .snapshotted(config, source, (&db, &table), columns, &ddl, &origin)
+                        .await?;
+                }
                 Some(Ok(Snapshot::Record(record))) => {
                     if let Some(previous) = self.held.replace(*record) {
                         batch.push(previous);
@@ -1300,6 +1327,20 @@ impl SourceTask for MySqlSourceTask {
         }
         self.initial_only = config.snapshot == SnapshotMode::InitialOnly;
         if snapshot_now {
+            if let Some(earlier) = &interrupted {
+                // The new view is not the stream's position: the tables' schemas there are
+                // those the interrupted snapshot recorded.
+                self.tables
+                    .recover(
+                        &config,
+                        self.source.as_ref().expect("set above"),
+                        &At {
+                            file: earlier.file.clone(),
+                            pos: earlier.pos,
+                        },
+                    )
+                    .await?;
+            }
             let (sender, receiver) = mpsc::channel(config.max_batch.max(1));
             tokio::spawn(crate::snapshot::run(
                 config.clone(),

@@ -233,6 +233,20 @@ pub async fn describe(
         .collect())
 }
 
+/// The default character set of `db.table` now (`None` when it cannot be read): what a text
+/// column added without one takes.
+pub async fn table_charset(conn: &mut Conn, db: &str, table: &str) -> Option<String> {
+    conn.exec_first(
+        "SELECT c.CHARACTER_SET_NAME FROM INFORMATION_SCHEMA.TABLES t \
+         JOIN INFORMATION_SCHEMA.COLLATION_CHARACTER_SET_APPLICABILITY c ON c.COLLATION_NAME = t.TABLE_COLLATION \
+         WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?",
+        (db, table),
+    )
+    .await
+    .ok()
+    .flatten()
+}
+
 /// `SHOW CREATE TABLE`'s statement, for the history's and schema change events' `ddl` (empty
 /// when it cannot be read).
 pub async fn show_create(conn: &mut Conn, db: &str, table: &str) -> String {

@@ -2,12 +2,15 @@
 //!
 //! * A table is described from INFORMATION_SCHEMA when first seen, and that schema is checked
 //!   against the rows' TABLE_MAP before use.
-//! * A DDL statement marks the tables it names stale ([`crate::ddl`]); a stale table is
-//!   described again before its next rows, and checked the same way.
-//! * When the described schema disagrees with the TABLE_MAP (DDL ran since those rows were
-//!   written: the connector is behind), a TABLE_MAP with full metadata
-//!   (`binlog_row_metadata=FULL`) gives the schema ([`crate::schemas`]); without it,
-//!   `inconsistent.schema.handling.mode` decides: fail (naming the fix), warn or skip.
+//! * A DDL statement marks the tables it names stale ([`crate::ddl`]) and is kept with them; a
+//!   stale table's schema is established again before its next rows, and checked the same way.
+//! * Established from, in this order, the first that fits the rows' TABLE_MAP:
+//!   1. the last known schema with the statements since applied ([`crate::ddl_columns`]): right
+//!      even when DDL ran since those rows were written (the connector is behind), as far as
+//!      the statements are understood;
+//!   2. INFORMATION_SCHEMA, which shows the table as it is now;
+//!   3. a TABLE_MAP with full metadata (`binlog_row_metadata=FULL`, [`crate::schemas`]);
+//!   4. none: `inconsistent.schema.handling.mode` decides: fail (naming the fix), warn or skip.
 //! * Every schema put to use and every DDL read is appended to the schema history (file or
 //!   topic) when one is configured ([`crate::history`]); a restart replays it up to its position, so
 //!   events written before a DDL are decoded with the schema they were written under.
@@ -21,17 +24,37 @@ use sluice_api::{Error, Result};
 
 use crate::config::{Inconsistent, MySqlConfig};
 use crate::ddl::{self, Effect};
+use crate::ddl_columns;
 use crate::history::{self, At, Entry, HistoryStore, Origin};
 use crate::schemas::{MapColumns, columns_from_map, disagreement};
-use crate::sql::{describe, list_tables, show_create};
+use crate::sql::{describe, list_tables, show_create, table_charset};
+use crate::table::ColumnInfo;
 use crate::table::TableSchema;
 
 /// A table's schema as tracked.
 #[derive(Debug)]
 struct Tracked {
-    schema: Arc<TableSchema>,
-    /// The DDL statement that made it stale, if one did since it was established.
-    stale_by: Option<String>,
+    /// The schema last established; `None` for a table whose CREATE was read since.
+    schema: Option<Arc<TableSchema>>,
+    /// The DDL statements that named the table since then, in order: the table is stale while
+    /// there are any.
+    pending: Vec<String>,
+}
+
+impl Tracked {
+    fn fresh(schema: Arc<TableSchema>) -> Tracked {
+        Tracked {
+            schema: Some(schema),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Adds a statement that named the table (once: ALTER … RENAME names it twice).
+    fn named_by(&mut self, ddl: &str) {
+        if self.pending.last().map(String::as_str) != Some(ddl) {
+            self.pending.push(ddl.to_owned());
+        }
+    }
 }
 
 /// The tracked schemas (see the module's doc).
@@ -76,13 +99,8 @@ impl Tracker {
                 Entry::Ddl { db, ddl } => self.apply(&ddl::effects(&ddl, &db), &ddl),
                 Entry::Version { db, table, columns } => {
                     let schema = TableSchema::new(config, &db, &table, columns, source);
-                    self.tables.insert(
-                        key(&db, &table),
-                        Tracked {
-                            schema: Arc::new(schema),
-                            stale_by: None,
-                        },
-                    );
+                    self.tables
+                        .insert(key(&db, &table), Tracked::fresh(Arc::new(schema)));
                 }
             }
         }
@@ -138,17 +156,25 @@ impl Tracker {
     fn apply(&mut self, effects: &[Effect], ddl: &str) {
         for effect in effects {
             match effect {
-                Effect::Changed(t) => {
-                    if let Some(tracked) = self.tables.get_mut(&key(&t.db, &t.table)) {
-                        tracked.stale_by = Some(ddl.to_owned());
-                    }
-                }
+                Effect::Changed(t) => self
+                    .tables
+                    .entry(key(&t.db, &t.table))
+                    .or_insert(Tracked {
+                        schema: None,
+                        pending: Vec::new(),
+                    })
+                    .named_by(ddl),
                 Effect::Dropped(t) => {
                     self.tables.remove(&key(&t.db, &t.table));
                 }
                 Effect::Renamed { from, to } => {
-                    self.tables.remove(&key(&from.db, &from.table));
+                    // The table keeps its columns under its new name.
+                    let moved = self.tables.remove(&key(&from.db, &from.table));
                     self.tables.remove(&key(&to.db, &to.table));
+                    if let Some(mut tracked) = moved {
+                        tracked.named_by(ddl);
+                        self.tables.insert(key(&to.db, &to.table), tracked);
+                    }
                 }
                 Effect::Truncated(_) => {}
                 Effect::DroppedDatabase(db) => self.tables.retain(|(d, _), _| d != db),
@@ -217,8 +243,12 @@ impl Tracker {
         db: &str,
         table: &str,
     ) -> Result<Arc<TableSchema>> {
-        if let Some(tracked) = self.tables.get(&key(db, table)) {
-            return Ok(Arc::clone(&tracked.schema));
+        if let Some(schema) = self
+            .tables
+            .get(&key(db, table))
+            .and_then(|tracked| tracked.schema.as_ref())
+        {
+            return Ok(Arc::clone(schema));
         }
         let columns = describe(conn, config, db, table).await?;
         Ok(Arc::new(TableSchema::new(
@@ -230,11 +260,12 @@ impl Tracker {
     /// `map`: the common case, with no I/O. `None`: it must be [established](Self::establish).
     pub fn fitting(&self, db: &str, table: &str, map: &MapColumns) -> Option<Arc<TableSchema>> {
         let tracked = self.tables.get(&key(db, table))?;
-        if tracked.stale_by.is_some() {
-            return None;
-        }
-        match disagreement(&tracked.schema.columns, map) {
-            None => Some(Arc::clone(&tracked.schema)),
+        let schema = tracked
+            .schema
+            .as_ref()
+            .filter(|_| tracked.pending.is_empty())?;
+        match disagreement(&schema.columns, map) {
+            None => Some(Arc::clone(schema)),
             Some(why) => {
                 tracing::info!(
                     db,
@@ -264,17 +295,31 @@ impl Tracker {
         let stale_by = self
             .tables
             .get(&key(db, table))
-            .and_then(|tracked| tracked.stale_by.clone());
+            .and_then(|tracked| tracked.pending.last().cloned());
         let described = describe(conn, config, db, table).await?;
-        let (columns, ddl) = match disagreement(&described, map) {
-            None => {
+        let derived = self
+            .derived(conn, config, db, table)
+            .await
+            .filter(|derived| disagreement(derived, map).is_none());
+        let (columns, ddl) = match (derived, disagreement(&described, map)) {
+            (Some(derived), _) => {
+                if derived != described {
+                    tracing::info!(
+                        db,
+                        table,
+                        "decoding these rows by the columns the DDL read since gives (the table has changed since)"
+                    );
+                }
+                (derived, stale_by.clone().unwrap_or_default())
+            }
+            (None, None) => {
                 let ddl = match &stale_by {
                     Some(ddl) => ddl.clone(),
                     None => show_create(conn, db, table).await,
                 };
                 (described, ddl)
             }
-            Some(why) => match columns_from_map(map, &described) {
+            (None, Some(why)) => match columns_from_map(map, &described) {
                 Some(columns) => {
                     tracing::info!(
                         db,
@@ -287,7 +332,8 @@ impl Tracker {
                 None => {
                     let message = format!(
                         "{db}.{table}: the rows at binlog {}:{} do not fit the table's schema ({why}); DDL ran \
-                         since they were written and the server does not write full metadata to decode them by. \
+                         since they were written, the statements read since do not give their columns, and the \
+                         server does not write full metadata to decode them by. \
                          Set binlog_row_metadata=FULL on the server (SET GLOBAL binlog_row_metadata='FULL' and in \
                          its config), or set inconsistent.schema.handling.mode=warn to skip such events",
                         origin.at.file, origin.at.pos
@@ -306,11 +352,11 @@ impl Tracker {
             },
         };
         if let Some(history) = &self.history {
-            let change = if self.tables.contains_key(&key(db, table)) {
-                "ALTER"
-            } else {
-                "CREATE"
-            };
+            let known = self
+                .tables
+                .get(&key(db, table))
+                .is_some_and(|tracked| tracked.schema.is_some());
+            let change = if known { "ALTER" } else { "CREATE" };
             history
                 .append(&history::version_record(
                     origin, db, table, &ddl, change, &columns,
@@ -318,14 +364,82 @@ impl Tracker {
                 .await?;
         }
         let schema = Arc::new(TableSchema::new(config, db, table, columns, source));
-        self.tables.insert(
-            key(db, table),
-            Tracked {
-                schema: Arc::clone(&schema),
-                stale_by: None,
-            },
-        );
+        self.tables
+            .insert(key(db, table), Tracked::fresh(Arc::clone(&schema)));
         Ok(Some(schema))
+    }
+
+    /// The columns of `db.table` after the DDL statements read since its schema was last
+    /// established (or since its CREATE), applied to that schema; `None` when there are none,
+    /// no base to apply them to, or one is not understood.
+    async fn derived(
+        &self,
+        conn: &mut Conn,
+        config: &MySqlConfig,
+        db: &str,
+        table: &str,
+    ) -> Option<Vec<ColumnInfo>> {
+        let tracked = self.tables.get(&key(db, table))?;
+        // From the last CREATE on, or else from the schema last established.
+        let from = tracked
+            .pending
+            .iter()
+            .rposition(|sql| ddl_columns::creates_table(sql));
+        let (mut columns, statements) = match (from, &tracked.schema) {
+            (Some(from), _) => (Vec::new(), &tracked.pending[from..]),
+            (None, Some(schema)) if !tracked.pending.is_empty() => {
+                (schema.columns.clone(), &tracked.pending[..])
+            }
+            _ => return None,
+        };
+        let charset = table_charset(conn, db, table)
+            .await
+            .unwrap_or_else(|| "utf8mb4".to_owned());
+        let defaults = ddl_columns::Defaults {
+            charset: &charset,
+            mariadb: config.flavour == "mariadb",
+        };
+        for sql in statements {
+            match ddl_columns::apply(&columns, sql, &defaults) {
+                Some(next) => columns = next,
+                None => {
+                    tracing::info!(
+                        db,
+                        table,
+                        ddl = sql.as_str(),
+                        "what this DDL does to the columns is not followed; the table's schema is read from the server"
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(columns)
+    }
+
+    /// `db.table` as a snapshot read it (`columns`, `SHOW CREATE TABLE`'s `ddl`) in a view
+    /// standing at `origin`, the stream's start: tracked from there on, and a version in the
+    /// history, as Debezium's snapshot records each captured table's schema. A restart behind
+    /// DDL then knows the columns the table had before it.
+    pub async fn snapshotted(
+        &mut self,
+        config: &MySqlConfig,
+        source: &SchemaRef,
+        (db, table): (&str, &str),
+        columns: Vec<ColumnInfo>,
+        ddl: &str,
+        origin: &Origin,
+    ) -> Result<()> {
+        if let Some(history) = &self.history {
+            history
+                .append(&history::version_record(
+                    origin, db, table, ddl, "CREATE", &columns,
+                ))
+                .await?;
+        }
+        let schema = TableSchema::new(config, db, table, columns, source);
+        self.tables
+            .insert(key(db, table), Tracked::fresh(Arc::new(schema)));
+        Ok(())
     }
 
     /// Forgets every schema (a fresh snapshot describes the tables anew).
