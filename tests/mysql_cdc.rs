@@ -25,10 +25,17 @@ fn write_configs(dir: &Path, db: &Server, extra: Json) -> Vec<String> {
 
 /// `id -> row` rebuilt from the change events of `topic`.
 fn replay(events: &[String], topic: &str) -> BTreeMap<i64, Json> {
+    replay_topics(events, &[topic])
+}
+
+/// `id -> row` rebuilt from the change events of `topics` in the order they arrived (a table
+/// renamed mid-stream has its events under both names); a truncate (`t`) empties it.
+fn replay_topics(events: &[String], topics: &[&str]) -> BTreeMap<i64, Json> {
     let mut table = BTreeMap::new();
     for line in events {
         let event: Json = serde_json::from_str(line).unwrap();
-        if event["topic"] != topic || event["value"].is_null() {
+        let of_table = topics.iter().any(|topic| event["topic"] == *topic);
+        if !of_table || event["value"].is_null() {
             continue;
         }
         let value = &event["value"];
@@ -42,6 +49,7 @@ fn replay(events: &[String], topic: &str) -> BTreeMap<i64, Json> {
             "d" => {
                 table.remove(&value["before"]["id"].as_i64().unwrap());
             }
+            "t" => table.clear(),
             other => panic!("unexpected op {other}"),
         }
     }
@@ -949,11 +957,25 @@ fn rows_now(db: &Server, table: &str, columns: &[&str]) -> BTreeMap<i64, Json> {
 
 /// Waits until the events of `inventory.<table>` replay to its rows.
 fn wait_for_rows(db: &Server, events: &Path, table: &str, columns: &[&str], what: &str) {
-    let topic = format!("dbserver1.inventory.{table}");
+    wait_for_renamed_rows(db, events, &[table], columns, what);
+}
+
+/// Waits until the events of `inventory.<name>` for each of `names` (a table's names in
+/// order, the last its name now) replay to its rows.
+fn wait_for_renamed_rows(db: &Server, events: &Path, names: &[&str], columns: &[&str], what: &str) {
+    let topics: Vec<String> = names
+        .iter()
+        .map(|name| format!("dbserver1.inventory.{name}"))
+        .collect();
+    let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+    let table = names.last().expect("a name");
     let mut last = (BTreeMap::new(), BTreeMap::new());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::time::Instant::now() < deadline {
-        last = (replay(&lines(events), &topic), rows_now(db, table, columns));
+        last = (
+            replay_topics(&lines(events), &topics),
+            rows_now(db, table, columns),
+        );
         if last.0 == last.1 {
             return;
         }
@@ -1480,10 +1502,10 @@ fn hold_write_lock(db: &Server, table: &str) -> std::process::Child {
 }
 
 /// Acceptance: a randomized workload (inserts, updates, primary-key changes, deletes,
-/// transactions of 1 to 3,000 rows, ADD, MODIFY, RENAME and DROP COLUMN mid-stream) with the
-/// worker killed -9 five times: mid-snapshot, under concurrent writes at a random point, inside
-/// a large transaction sent in parts, between two DDL statements (four more run while it is
-/// down), and again at a random point of the catch-up. The events replay to both tables
+/// transactions of 1 to 3,000 rows, ADD, MODIFY, RENAME and DROP COLUMN, TRUNCATE and RENAME
+/// TABLE mid-stream) with the worker killed -9 five times: mid-snapshot, under concurrent
+/// writes at a random point, inside a large transaction sent in parts, between two DDL
+/// statements (six more run while it is down), and again at a random point of the catch-up. The events replay to both tables
 /// exactly. `metadata` is the server's `binlog_row_metadata`: without FULL, the rows written
 /// between the DDL statements decode only by the columns the connector derives from them. The
 /// moments come from a seed printed first, to replay a failure.
@@ -1512,7 +1534,12 @@ fn randomized_workload_with_ddl_replays_exactly_across_five_kill_9s(metadata: &s
     let args = write_configs(
         dir.path(),
         &db,
-        json!({"max.batch.size": "100", "schema.history.internal.file.filename": history.to_str().unwrap()}),
+        json!({
+            "max.batch.size": "100",
+            "schema.history.internal.file.filename": history.to_str().unwrap(),
+            // TRUNCATE as an event, so that the replay can empty the table.
+            "skipped.operations": "none",
+        }),
     );
     let events = dir.path().join("events.jsonl");
     let sent = || lines(&events).len();
@@ -1592,6 +1619,22 @@ fn randomized_workload_with_ddl_replays_exactly_across_five_kill_9s(metadata: &s
     );
     db.sql("alter table inventory.items drop column c1, add column c3 int not null default 15 after id");
     writes(&db, "items", 550..600, "22, 'sixth', 6, 'z'", "c3 = c3 * 2");
+    db.sql("truncate table inventory.items");
+    writes(
+        &db,
+        "items",
+        600..650,
+        "23, 'seventh', 7, 'w'",
+        "qty = qty + 1",
+    );
+    db.sql("rename table inventory.items to inventory.goods");
+    writes(
+        &db,
+        "goods",
+        650..700,
+        "24, 'eighth', 8, 'v'",
+        "c3 = c3 + 1",
+    );
 
     // 5: at a random point of the next catch-up.
     let worker = Worker::start(dir.path(), &args);
@@ -1608,12 +1651,12 @@ fn randomized_workload_with_ddl_replays_exactly_across_five_kill_9s(metadata: &s
         &["id", "owner", "balance"],
         "accounts at the end",
     );
-    wait_for_rows(
+    wait_for_renamed_rows(
         &db,
         &events,
-        "items",
+        &["items", "goods"],
         &["id", "c3", "label", "qty", "c2"],
-        "items at the end",
+        "items (now goods) at the end",
     );
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
