@@ -82,7 +82,8 @@ pub fn config_def() -> ConfigDef {
             "Schema history implementation: io.debezium.storage.file.history.FileSchemaHistory \
              (schema.history.internal.file.filename) or io.debezium.storage.kafka.history.KafkaSchemaHistory \
              (schema.history.internal.kafka.topic) or io.debezium.relational.history.MemorySchemaHistory; empty: \
-             the one whose key is set, the file first; neither: schemas are tracked in memory (read anew at start)."))
+             the one whose key is set (both: the topic on the Kafka transport, the file on the embedded pipeline); \
+             neither: schemas are tracked in memory (read anew at start)."))
         .key(ConfigKey::optional("schema.history.internal.file.filename", String, "", Medium,
             "The schema history file (Debezium's FileSchemaHistory layout, one record per line): each table's \
              schema versions with their binlog position, so a restart decodes events written before a DDL with \
@@ -114,7 +115,15 @@ pub enum HistoryConfig {
     File(std::path::PathBuf),
     /// `KafkaSchemaHistory`: `schema.history.internal.kafka.topic`, with the client settings
     /// (`bootstrap.servers`, `producer.*`, `consumer.*`) its keys give.
-    Topic { topic: String, client: Props },
+    Topic {
+        topic: String,
+        client: Props,
+        /// The file to keep it in instead on the embedded pipeline, which has no Kafka (both
+        /// keys set and no class named).
+        file: Option<std::path::PathBuf>,
+        /// Named by `schema.history.internal`: without Kafka it is an error, not a warning.
+        explicit: bool,
+    },
     /// Neither: in memory.
     Memory,
 }
@@ -129,7 +138,7 @@ impl HistoryConfig {
         let topic = config.string("schema.history.internal.kafka.topic")?;
         let class = config.string("schema.history.internal")?;
         let as_file = || HistoryConfig::File(std::path::PathBuf::from(file.trim()));
-        let as_topic = || {
+        let as_topic = |explicit: bool| {
             let mut client = Props::new();
             let brokers = config
                 .string("schema.history.internal.kafka.bootstrap.servers")
@@ -149,6 +158,9 @@ impl HistoryConfig {
             HistoryConfig::Topic {
                 topic: topic.trim().to_owned(),
                 client,
+                file: (!explicit && !file.trim().is_empty())
+                    .then(|| std::path::PathBuf::from(file.trim())),
+                explicit,
             }
         };
         let missing = |key: &str| {
@@ -164,9 +176,11 @@ impl HistoryConfig {
             KAFKA_HISTORY if topic.trim().is_empty() => {
                 Err(missing("schema.history.internal.kafka.topic"))
             }
-            KAFKA_HISTORY => Ok(as_topic()),
+            KAFKA_HISTORY => Ok(as_topic(true)),
+            // Debezium's default on Kafka Connect is the topic; the file serves where there is
+            // no Kafka.
+            "" if !topic.trim().is_empty() => Ok(as_topic(false)),
             "" if !file.trim().is_empty() => Ok(as_file()),
-            "" if !topic.trim().is_empty() => Ok(as_topic()),
             "" | MEMORY_HISTORY => Ok(HistoryConfig::Memory),
             other => Err(Error::config(format!(
                 "schema.history.internal={other} is not a schema history sluice has: use {FILE_HISTORY}, \
@@ -310,14 +324,25 @@ mod tests {
         assert_eq!(history(&[]).unwrap(), HistoryConfig::Memory);
         let file = ("schema.history.internal.file.filename", "h.jsonl");
         let topic = ("schema.history.internal.kafka.topic", "schema-changes");
+        let HistoryConfig::Topic {
+            file: fallback,
+            explicit: false,
+            ..
+        } = history(&[file, topic]).unwrap()
+        else {
+            panic!("the topic, the file where there is no Kafka")
+        };
+        assert_eq!(fallback, Some("h.jsonl".into()));
         assert_eq!(
-            history(&[file, topic]).unwrap(),
+            history(&[file, topic, ("schema.history.internal", FILE_HISTORY)]).unwrap(),
             HistoryConfig::File("h.jsonl".into())
         );
         let kafka = ("schema.history.internal", KAFKA_HISTORY);
         let HistoryConfig::Topic {
             topic: name,
             client,
+            file: None,
+            explicit: true,
         } = history(&[
             file,
             topic,

@@ -57,14 +57,32 @@ pub fn apply(
         }
         c.skip_any(&["IF", "EXISTS"]);
         c.table()?;
-        alter(&mut c, columns.to_vec(), defaults)
+        // A new table default applies to the columns the same statement adds or redefines.
+        let charset = sets_default_charset(sql);
+        let defaults = Defaults {
+            charset: charset.as_deref().unwrap_or(defaults.charset),
+            ..*defaults
+        };
+        alter(&mut c, columns.to_vec(), &defaults)
     } else {
         Some(columns.to_vec())
     }
 }
 
-/// Whether `sql` is a CREATE TABLE: its columns do not depend on what the table had before.
-pub fn creates_table(sql: &str) -> bool {
+/// What kind of CREATE TABLE `sql` is, if it is one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Create {
+    /// Not a CREATE TABLE.
+    No,
+    /// `CREATE [OR REPLACE] TABLE`: the table's columns are the statement's.
+    Always,
+    /// `CREATE TABLE IF NOT EXISTS`: the statement's columns only if the table did not exist
+    /// (the binlog has it either way).
+    IfMissing,
+}
+
+/// Whether (and how) `sql` creates a table.
+pub fn create_kind(sql: &str) -> Create {
     let tokens = tokens(sql);
     let mut c = Cursor {
         tokens: &tokens,
@@ -72,10 +90,55 @@ pub fn creates_table(sql: &str) -> bool {
         default_db: "",
     };
     if !c.eat("CREATE") {
-        return false;
+        return Create::No;
     }
     c.skip_any(&["OR", "REPLACE", "TEMPORARY"]);
-    c.eat("TABLE")
+    if !c.eat("TABLE") {
+        return Create::No;
+    }
+    if c.eat("IF") {
+        Create::IfMissing
+    } else {
+        Create::Always
+    }
+}
+
+/// The table default character set an ALTER TABLE sets (`[DEFAULT] CHARACTER SET x`,
+/// `CHARSET x`, `COLLATE x` among its specs), if it sets one.
+pub fn sets_default_charset(sql: &str) -> Option<String> {
+    let tokens = tokens(sql);
+    let mut c = Cursor {
+        tokens: &tokens,
+        at: 0,
+        default_db: "",
+    };
+    if !c.eat("ALTER") {
+        return None;
+    }
+    c.skip_any(&["ONLINE", "OFFLINE", "IGNORE"]);
+    if !c.eat("TABLE") {
+        return None;
+    }
+    c.skip_any(&["IF", "EXISTS"]);
+    c.table()?;
+    let mut at_spec_start = true;
+    let mut charset = None;
+    while c.at < c.tokens.len() {
+        if at_spec_start {
+            c.eat("DEFAULT");
+            if c.eat("CHARSET") || (c.eat("CHARACTER") && c.eat("SET")) {
+                charset = option_value(&mut c).map(|cs| normal_charset(&cs));
+            } else if c.eat("COLLATE") {
+                charset = option_value(&mut c).map(|collation| charset_of_collation(&collation));
+            }
+        }
+        skip_clause(&mut c);
+        at_spec_start = c.eat_punct(',');
+        if !at_spec_start && c.at < c.tokens.len() {
+            c.at += 1;
+        }
+    }
+    charset
 }
 
 /// `( create_definition, … ) [table_options]` of CREATE TABLE.
@@ -103,9 +166,9 @@ fn create(c: &mut Cursor<'_>, defaults: &Defaults<'_>) -> Option<Vec<ColumnInfo>
                 uniques.push(key_columns(c)?);
                 skip_clause(c);
             }
-            Some("INDEX" | "KEY" | "FULLTEXT" | "SPATIAL" | "FOREIGN" | "CHECK" | "PERIOD") => {
-                skip_clause(c)
-            }
+            Some("INDEX" | "KEY" | "FULLTEXT" | "SPATIAL" | "FOREIGN" | "CHECK") => skip_clause(c),
+            // PERIOD FOR … (a column may be named `period`).
+            Some("PERIOD") if word_after(c) == Some("FOR") => skip_clause(c),
             _ => {
                 let name = c.ident()?;
                 let definition = definition(c, name, defaults)?;
@@ -161,17 +224,63 @@ fn create(c: &mut Cursor<'_>, defaults: &Defaults<'_>) -> Option<Vec<ColumnInfo>
     Some(columns)
 }
 
-/// The specs of ALTER TABLE, applied in order to `columns`.
+/// The columns an ALTER TABLE works on, each with its name before the statement (`None`: added
+/// by it). MySQL resolves the columns CHANGE, MODIFY, RENAME COLUMN and DROP name against the
+/// table as it was before the statement (`RENAME COLUMN a TO b, RENAME COLUMN b TO a` swaps
+/// them), and FIRST/AFTER against the columns as they are becoming.
+struct Altering {
+    columns: Vec<(Option<String>, ColumnInfo)>,
+    /// The primary key the statement sets (`DROP PRIMARY KEY`: none), applied at its end.
+    primary: Option<Vec<String>>,
+    uniques: Vec<Vec<String>>,
+}
+
+impl Altering {
+    /// Where the column named `name` before the statement is now.
+    fn original(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|(original, _)| {
+            original
+                .as_deref()
+                .is_some_and(|original| original.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// Where the column named `name` now is.
+    fn current(&self, name: &str) -> Option<usize> {
+        self.columns
+            .iter()
+            .position(|(_, column)| column.name.eq_ignore_ascii_case(name))
+    }
+
+    /// Where a column placed at `place` goes (`None`: AFTER a column that is not there).
+    fn place(&self, place: &Place, otherwise: usize) -> Option<usize> {
+        match place {
+            Place::First => Some(0),
+            Place::After(after) => Some(self.current(after)? + 1),
+            Place::Same => Some(otherwise),
+        }
+    }
+}
+
+/// The specs of ALTER TABLE, applied to `columns` (see [`Altering`]); `None` also when one names
+/// a column the table does not have (unless `IF EXISTS`), or leaves two columns one name.
 fn alter(
     c: &mut Cursor<'_>,
-    mut columns: Vec<ColumnInfo>,
+    columns: Vec<ColumnInfo>,
     defaults: &Defaults<'_>,
 ) -> Option<Vec<ColumnInfo>> {
     if c.eat("WAIT") {
         c.at += 1;
     }
     c.eat("NOWAIT");
-    let mut uniques = Vec::new();
+    let mut altering = Altering {
+        columns: columns
+            .into_iter()
+            .map(|column| (Some(column.name.clone()), column))
+            .collect(),
+        primary: None,
+        uniques: Vec::new(),
+    };
     while c.at < c.tokens.len() {
         let Some(word) = c.peek_word() else {
             next_spec(c);
@@ -179,48 +288,57 @@ fn alter(
         };
         c.at += 1;
         match word.as_str() {
-            "ADD" => add(c, &mut columns, &mut uniques, defaults)?,
+            "ADD" => add(c, &mut altering, defaults)?,
             "DROP" => {
                 c.eat("COLUMN");
                 match c.peek_word().as_deref() {
-                    Some("PRIMARY") => set_primary(&mut columns, &[]),
+                    Some("PRIMARY") => altering.primary = Some(Vec::new()),
                     Some("INDEX" | "KEY") => {
                         c.at += 1;
                         c.skip_any(&["IF", "EXISTS"]);
-                        // A primary key is the index named PRIMARY: a key column named as
-                        // the dropped index was a unique key standing in for one (named after
-                        // its first column by default).
-                        if let Some(index) = c.ident()
-                            && columns.iter().any(|column| {
-                                column.primary && column.name.eq_ignore_ascii_case(&index)
-                            })
-                        {
-                            set_primary(&mut columns, &[]);
+                        // A unique key standing in for a missing primary key is named after its
+                        // first column by default; whether this index was one (or a secondary
+                        // index of a real primary key's column) is not known here.
+                        let index = c.ident()?;
+                        let key_column = altering.columns.iter().any(|(_, column)| {
+                            column.primary && column.name.eq_ignore_ascii_case(&index)
+                        });
+                        if key_column {
+                            return None;
                         }
                     }
                     Some("FOREIGN" | "CONSTRAINT" | "CHECK" | "PARTITION" | "PERIOD") => {}
                     Some("SYSTEM") => return None,
                     _ => {
+                        let if_exists = c.peek_word().as_deref() == Some("IF");
                         c.skip_any(&["IF", "EXISTS"]);
                         let name = c.ident()?;
-                        columns.retain(|column| !column.name.eq_ignore_ascii_case(&name));
+                        match altering.original(&name) {
+                            Some(at) => {
+                                altering.columns.remove(at);
+                            }
+                            None if if_exists => {}
+                            None => return None,
+                        }
                     }
                 }
             }
-            "MODIFY" => {
+            "MODIFY" | "CHANGE" => {
                 c.eat("COLUMN");
-                c.skip_any(&["IF", "EXISTS"]);
-                let name = c.ident()?;
-                let definition = definition(c, name.clone(), defaults)?;
-                replace(&mut columns, &name, definition);
-            }
-            "CHANGE" => {
-                c.eat("COLUMN");
+                let if_exists = c.peek_word().as_deref() == Some("IF");
                 c.skip_any(&["IF", "EXISTS"]);
                 let old = c.ident()?;
-                let name = c.ident()?;
+                let name = if word == "CHANGE" {
+                    c.ident()?
+                } else {
+                    old.clone()
+                };
                 let definition = definition(c, name, defaults)?;
-                replace(&mut columns, &old, definition);
+                match altering.original(&old) {
+                    Some(at) => replace(&mut altering, at, definition)?,
+                    None if if_exists => {}
+                    None => return None,
+                }
             }
             // RENAME COLUMN; RENAME TO, INDEX or KEY leave the columns.
             "RENAME" if c.eat("COLUMN") => {
@@ -229,12 +347,8 @@ fn alter(
                     return None;
                 }
                 let new = c.ident()?;
-                if let Some(column) = columns
-                    .iter_mut()
-                    .find(|column| column.name.eq_ignore_ascii_case(&old))
-                {
-                    column.name = new;
-                }
+                let at = altering.original(&old)?;
+                altering.columns[at].1.name = new;
             }
             // Character set conversion can widen TEXT types; system versioning adds columns.
             "CONVERT" | "WITH" | "WITHOUT" => return None,
@@ -243,18 +357,31 @@ fn alter(
         }
         next_spec(c);
     }
+    let Altering {
+        columns,
+        primary,
+        uniques,
+    } = altering;
+    let mut columns: Vec<ColumnInfo> = columns.into_iter().map(|(_, column)| column).collect();
+    let mut names: Vec<String> = columns
+        .iter()
+        .map(|column| column.name.to_lowercase())
+        .collect();
+    names.sort();
+    names.dedup();
+    if names.len() != columns.len() {
+        return None;
+    }
+    if let Some(primary) = primary {
+        set_primary(&mut columns, &primary);
+    }
     promote_unique(&mut columns, &uniques);
     Some(columns)
 }
 
 /// ADD of ALTER TABLE: a column (`[COLUMN] [IF NOT EXISTS] definition [FIRST|AFTER x]`), a
 /// parenthesised list of them, a primary key, or an index or constraint (skipped).
-fn add(
-    c: &mut Cursor<'_>,
-    columns: &mut Vec<ColumnInfo>,
-    uniques: &mut Vec<Vec<String>>,
-    defaults: &Defaults<'_>,
-) -> Option<()> {
+fn add(c: &mut Cursor<'_>, altering: &mut Altering, defaults: &Defaults<'_>) -> Option<()> {
     if c.eat("CONSTRAINT") && !is_constraint_kind(c) {
         c.ident();
     }
@@ -262,18 +389,17 @@ fn add(
         Some("PRIMARY") => {
             c.at += 1;
             c.eat("KEY");
-            let primary = key_columns(c)?;
-            set_primary(columns, &primary);
+            altering.primary = Some(key_columns(c)?);
             return Some(());
         }
         Some("UNIQUE") => {
-            uniques.push(key_columns(c)?);
+            altering.uniques.push(key_columns(c)?);
             return Some(());
         }
-        Some(
-            "INDEX" | "KEY" | "FULLTEXT" | "SPATIAL" | "FOREIGN" | "CHECK" | "PARTITION" | "PERIOD",
-        ) => return Some(()),
-        Some("SYSTEM") => return None,
+        Some("INDEX" | "KEY" | "FULLTEXT" | "SPATIAL" | "FOREIGN" | "CHECK" | "PARTITION") => {
+            return Some(());
+        }
+        Some("PERIOD" | "SYSTEM") => return None,
         _ => {}
     }
     c.eat("COLUMN");
@@ -282,23 +408,16 @@ fn add(
     let mut add_one = |c: &mut Cursor<'_>| -> Option<()> {
         let name = c.ident()?;
         let definition = definition(c, name, defaults)?;
-        if columns
-            .iter()
-            .any(|column| column.name.eq_ignore_ascii_case(&definition.column.name))
-        {
+        if altering.current(&definition.column.name).is_some() {
             // IF NOT EXISTS on a column that exists does nothing; without it the server
             // refused the statement, and it is not in the binlog.
             return if_missing.then_some(());
         }
         if definition.unique {
-            uniques.push(vec![definition.column.name.clone()]);
+            altering.uniques.push(vec![definition.column.name.clone()]);
         }
-        let at = match &definition.place {
-            Place::First => 0,
-            Place::After(after) => position(columns, after)? + 1,
-            Place::Same => columns.len(),
-        };
-        columns.insert(at, definition.column);
+        let at = altering.place(&definition.place, altering.columns.len())?;
+        altering.columns.insert(at, (None, definition.column));
         Some(())
     };
     if c.eat_punct('(') {
@@ -314,35 +433,18 @@ fn add(
     add_one(c)
 }
 
-/// Where a MODIFY or CHANGE puts the column.
-fn replace(columns: &mut Vec<ColumnInfo>, old: &str, definition: Definition) {
-    let Some(at) = position(columns, old) else {
-        return;
-    };
+/// A MODIFY or CHANGE of the column at `at`: its new definition, where it says.
+fn replace(altering: &mut Altering, at: usize, definition: Definition) -> Option<()> {
+    let (original, old) = altering.columns.remove(at);
     let mut column = definition.column;
     // A key is an index's property, not the definition's: it stays.
-    column.primary |= columns[at].primary;
+    column.primary |= old.primary;
     if column.primary {
         column.nullable = false;
     }
-    match &definition.place {
-        Place::Same => columns[at] = column,
-        Place::First => {
-            columns.remove(at);
-            columns.insert(0, column);
-        }
-        Place::After(after) => {
-            columns.remove(at);
-            let to = position(columns, after).map_or(columns.len(), |i| i + 1);
-            columns.insert(to, column);
-        }
-    }
-}
-
-fn position(columns: &[ColumnInfo], name: &str) -> Option<usize> {
-    columns
-        .iter()
-        .position(|column| column.name.eq_ignore_ascii_case(name))
+    let to = altering.place(&definition.place, at)?;
+    altering.columns.insert(to, (original, column));
+    Some(())
 }
 
 /// Makes `primary` (names; none: no primary key) the primary key: its columns become NOT NULL.
@@ -375,6 +477,14 @@ fn promote_unique(columns: &mut [ColumnInfo], uniques: &[Vec<String>]) {
     if let Some(key) = uniques.iter().find(usable) {
         let key = key.clone();
         set_primary(columns, &key);
+    }
+}
+
+/// The word after the next token, upper-cased.
+fn word_after(c: &Cursor<'_>) -> Option<&'static str> {
+    match c.tokens.get(c.at + 1) {
+        Some(Token::Word(w)) if w.eq_ignore_ascii_case("FOR") => Some("FOR"),
+        _ => None,
     }
 }
 
@@ -852,6 +962,8 @@ fn attributes(c: &mut Cursor<'_>, said: &mut Said) {
                         c.eat("KEY");
                         said.unique = true;
                     }
+                    // A foreign key's clauses (`ON DELETE SET NULL`) say nothing of the column.
+                    "REFERENCES" => skip_clause(c),
                     "FIRST" => said.place = Place::First,
                     "AFTER" => {
                         if let Some(after) = c.ident() {
@@ -910,13 +1022,11 @@ mod tests {
         let before = [int("a"), int("b")];
         let after = apply(
             &before,
-            "ALTER TABLE db.t ADD COLUMN c int FIRST, ADD d int AFTER a, DROP b, RENAME COLUMN a TO e, \
-             CHANGE c f bigint AFTER d",
+            "ALTER TABLE db.t ADD COLUMN c int FIRST, ADD d int AFTER a, DROP b, RENAME COLUMN a TO e",
             &UTF8,
         )
         .unwrap();
-        assert_eq!(names(&after), ["e", "d", "f"]);
-        assert_eq!(after[2].data_type, "bigint");
+        assert_eq!(names(&after), ["c", "e", "d"]);
         for unchanged in [
             "RENAME TABLE t TO u",
             "TRUNCATE t",
@@ -924,7 +1034,67 @@ mod tests {
         ] {
             assert_eq!(apply(&before, unchanged, &UTF8).unwrap(), before);
         }
-        assert!(creates_table("create or replace table t (a int)"));
-        assert!(!creates_table("alter table t add a int"));
+        assert_eq!(
+            create_kind("create or replace table t (a int)"),
+            Create::Always
+        );
+        assert_eq!(
+            create_kind("create table if not exists t (a int)"),
+            Create::IfMissing
+        );
+        assert_eq!(create_kind("alter table t add a int"), Create::No);
+    }
+
+    /// MySQL resolves the columns an ALTER names against the table before it: two renames
+    /// swap; a column the table lacks, or two columns left with one name, is not followed.
+    #[test]
+    fn alter_names_columns_as_they_were_before_it() {
+        let before = [int("a"), ColumnInfo::plain("b", "varchar", "varchar(3)")];
+        let swapped = apply(
+            &before,
+            "ALTER TABLE t RENAME COLUMN a TO b, RENAME COLUMN b TO a",
+            &UTF8,
+        )
+        .unwrap();
+        assert_eq!(names(&swapped), ["b", "a"]);
+        assert_eq!(swapped[0].data_type, "int");
+        let changed = apply(
+            &before,
+            "ALTER TABLE t CHANGE a b int, CHANGE b a text",
+            &UTF8,
+        )
+        .unwrap();
+        assert_eq!(
+            (names(&changed), changed[1].data_type.as_str()),
+            (vec!["b", "a"], "text")
+        );
+        for unknown in [
+            "ALTER TABLE t DROP COLUMN z",
+            "ALTER TABLE t MODIFY z int",
+            "ALTER TABLE t ADD c int AFTER z",
+            "ALTER TABLE t RENAME COLUMN a TO b",
+            "ALTER TABLE t DROP INDEX a",
+        ] {
+            let before = [
+                ColumnInfo {
+                    primary: true,
+                    ..int("a")
+                },
+                int("b"),
+            ];
+            assert_eq!(apply(&before, unknown, &UTF8), None, "{unknown}");
+        }
+        assert_eq!(
+            names(&apply(&before, "ALTER TABLE t DROP COLUMN IF EXISTS z", &UTF8).unwrap()),
+            ["a", "b"]
+        );
+        assert_eq!(
+            sets_default_charset("ALTER TABLE t ADD x text, DEFAULT CHARSET = latin1"),
+            Some("latin1".to_owned())
+        );
+        assert_eq!(
+            sets_default_charset("ALTER TABLE t ADD x text CHARACTER SET latin1"),
+            None
+        );
     }
 }

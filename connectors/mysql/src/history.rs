@@ -11,8 +11,9 @@
 //! established before its next rows were decoded (`tableChanges` with the table's columns).
 //!
 //! # Contract
-//! * A record is on disk (written and fsynced) before the stream position moves past it, so no
-//!   committed offset is ahead of the history.
+//! * A record is durable (a file's written and fsynced; a topic's acknowledged by every in-sync
+//!   replica) before the stream position moves past it, so no committed offset is ahead of the
+//!   history.
 //! * Records are appended in binlog order; a restart replays those at or before its position.
 //!   Later ones were written before a crash that lost their offsets, and are written again
 //!   when their events are read again: the file drops them then; a topic, which cannot drop
@@ -360,6 +361,31 @@ fn entries_of<'a>(
     Ok(out)
 }
 
+/// A topic's entries as a pruned file would hold them. Entries come in binlog order, except
+/// where a restart read events again from an earlier position and wrote their records again:
+/// an entry before the last one kept (or the same as one kept at its position) starts such a
+/// second writing, and the entries it supersedes (past it, and its earlier copy) are dropped.
+/// The same DDL statement would otherwise be replayed twice.
+fn without_rewritten(entries: Vec<(At, Entry)>) -> Vec<(At, Entry)> {
+    let mut kept: Vec<(At, Entry)> = Vec::with_capacity(entries.len());
+    for (at, entry) in entries {
+        let earlier = kept.last().is_some_and(|(last, _)| &at < last);
+        // Kept entries stay in position order, so those at `at` are at the end.
+        let copy = kept
+            .iter()
+            .rev()
+            .take_while(|(kept_at, _)| kept_at >= &at)
+            .any(|(kept_at, kept_entry)| kept_at == &at && kept_entry == &entry);
+        if earlier || copy {
+            kept.retain(|(kept_at, kept_entry)| {
+                kept_at < &at || (kept_at == &at && kept_entry != &entry)
+            });
+        }
+        kept.push((at, entry));
+    }
+    kept
+}
+
 /// Where the schema history is kept.
 pub enum HistoryStore {
     /// `schema.history.internal.file.filename`.
@@ -384,9 +410,10 @@ impl HistoryStore {
             HistoryStore::File(file) => file.load(prefix),
             HistoryStore::Topic(topic) => {
                 let records = topic.read_all().await?;
-                entries_of(records.iter().map(String::as_str), prefix, |i| {
+                let entries = entries_of(records.iter().map(String::as_str), prefix, |i| {
                     format!("the schema history topic {} record {i}", topic.topic())
-                })
+                })?;
+                Ok(without_rewritten(entries))
             }
         }
     }
@@ -716,9 +743,10 @@ mod tests {
         }
     }
 
-    /// A topic cannot drop records: pruning keeps them (a replay skips those past its
-    /// position), a recovery's records are appended after the old ones, and a record that is
-    /// not JSON is an error naming the topic and the record.
+    /// A topic cannot drop records: pruning keeps them, and a recovery's records are appended
+    /// after the old ones. Reading them back drops what a later writing superseded (records past
+    /// the position a restart wrote again from, and copies), as a pruned file would; a record
+    /// that is not JSON is an error naming the topic and the record.
     #[tokio::test]
     async fn a_topic_keeps_every_record_and_names_a_bad_one() {
         let store = HistoryStore::Topic(Box::<MemoryTopic>::default());
@@ -765,17 +793,38 @@ mod tests {
             ddls,
             [
                 (4, "DROP TABLE t".to_owned()),
-                (900, "DROP TABLE v".to_owned()),
                 (500, "DROP TABLE w".to_owned())
             ]
         );
+        // A copy at the same position (read again after a restart there) is kept once;
+        // different records at one position (a snapshot's tables) all stay.
+        store
+            .append(&ddl_record(&origin("a", 500), "app", "DROP TABLE x"))
+            .await
+            .unwrap();
+        store
+            .append(&ddl_record(&origin("a", 500), "app", "DROP TABLE w"))
+            .await
+            .unwrap();
+        let at_500: Vec<String> = store
+            .load("a")
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|(at, _)| at.pos == 500)
+            .map(|(_, entry)| match entry {
+                Entry::Ddl { ddl, .. } => ddl,
+                Entry::Version { .. } => panic!("a DDL"),
+            })
+            .collect();
+        assert_eq!(at_500, ["DROP TABLE x", "DROP TABLE w"]);
         let HistoryStore::Topic(topic) = &store else {
             unreachable!()
         };
         topic.append("not json".into()).await.unwrap();
         let error = store.load("a").await.unwrap_err().to_string();
         assert!(
-            error.contains("the schema history topic history record 4 is not a history record"),
+            error.contains("the schema history topic history record 6 is not a history record"),
             "{error}"
         );
     }

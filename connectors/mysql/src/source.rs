@@ -1219,7 +1219,12 @@ async fn open_history(
                      written before a DDL and read after a restart may then not fit)";
     match &config.history {
         HistoryConfig::File(path) => Ok(Some(HistoryStore::File(FileHistory::new(path)))),
-        HistoryConfig::Topic { topic, client } => match &context.history_topics {
+        HistoryConfig::Topic {
+            topic,
+            client,
+            file,
+            explicit,
+        } => match &context.history_topics {
             Some(topics) => {
                 let opened = topics.open(topic, client).await.map_err(|e| {
                     e.context(format!(
@@ -1229,13 +1234,29 @@ async fn open_history(
                 tracing::info!(topic, "schema history kept in a Kafka topic");
                 Ok(Some(HistoryStore::Topic(opened)))
             }
-            None => {
-                tracing::warn!(
-                    "`schema.history.internal.kafka.topic` has no effect on the embedded pipeline, which has \
-                     no Kafka: {in_memory}. Set schema.history.internal.file.filename to keep them in a file"
-                );
-                Ok(None)
-            }
+            None if *explicit => Err(Error::config(
+                "schema.history.internal=io.debezium.storage.kafka.history.KafkaSchemaHistory needs Kafka, and \
+                 the embedded pipeline has none: run the worker on Kafka (bootstrap.servers), or keep the history \
+                 in a file (io.debezium.storage.file.history.FileSchemaHistory with \
+                 schema.history.internal.file.filename)",
+            )),
+            None => match file {
+                Some(path) => {
+                    tracing::info!(
+                        file = %path.display(),
+                        "the embedded pipeline has no Kafka: the schema history is kept in \
+                         schema.history.internal.file.filename, not schema.history.internal.kafka.topic"
+                    );
+                    Ok(Some(HistoryStore::File(FileHistory::new(path))))
+                }
+                None => {
+                    tracing::warn!(
+                        "`schema.history.internal.kafka.topic` has no effect on the embedded pipeline, which \
+                         has no Kafka: {in_memory}. Set schema.history.internal.file.filename to keep them in a file"
+                    );
+                    Ok(None)
+                }
+            },
         },
         HistoryConfig::Memory => {
             tracing::info!("no schema history configured: {in_memory}");

@@ -233,18 +233,38 @@ pub async fn describe(
         .collect())
 }
 
-/// The default character set of `db.table` now (`None` when it cannot be read): what a text
-/// column added without one takes.
+/// The default character set of `db.table` now: what a text column added without one takes.
+/// A table that is gone (dropped or renamed since) has its database's, else the server's;
+/// `None` when none can be read.
 pub async fn table_charset(conn: &mut Conn, db: &str, table: &str) -> Option<String> {
-    conn.exec_first(
-        "SELECT c.CHARACTER_SET_NAME FROM INFORMATION_SCHEMA.TABLES t \
-         JOIN INFORMATION_SCHEMA.COLLATION_CHARACTER_SET_APPLICABILITY c ON c.COLLATION_NAME = t.TABLE_COLLATION \
-         WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?",
-        (db, table),
-    )
-    .await
-    .ok()
-    .flatten()
+    let of_table: Option<String> = conn
+        .exec_first(
+            "SELECT c.CHARACTER_SET_NAME FROM INFORMATION_SCHEMA.TABLES t \
+             JOIN INFORMATION_SCHEMA.COLLATION_CHARACTER_SET_APPLICABILITY c ON c.COLLATION_NAME = t.TABLE_COLLATION \
+             WHERE t.TABLE_SCHEMA = ? AND t.TABLE_NAME = ?",
+            (db, table),
+        )
+        .await
+        .ok()
+        .flatten();
+    if of_table.is_some() {
+        return of_table;
+    }
+    let of_database: Option<String> = conn
+        .exec_first(
+            "SELECT DEFAULT_CHARACTER_SET_NAME FROM INFORMATION_SCHEMA.SCHEMATA WHERE SCHEMA_NAME = ?",
+            (db,),
+        )
+        .await
+        .ok()
+        .flatten();
+    if of_database.is_some() {
+        return of_database;
+    }
+    conn.query_first("SELECT @@character_set_server")
+        .await
+        .ok()
+        .flatten()
 }
 
 /// `SHOW CREATE TABLE`'s statement, for the history's and schema change events' `ddl` (empty

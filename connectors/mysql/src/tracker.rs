@@ -34,7 +34,8 @@ use crate::table::TableSchema;
 /// A table's schema as tracked.
 #[derive(Debug)]
 struct Tracked {
-    /// The schema last established; `None` for a table whose CREATE was read since.
+    /// The schema last established; `None` for a table first named by a DDL statement read
+    /// since (its CREATE, or an ALTER of a table not tracked before).
     schema: Option<Arc<TableSchema>>,
     /// The DDL statements that named the table since then, in order: the table is stale while
     /// there are any.
@@ -183,7 +184,8 @@ impl Tracker {
     }
 
     /// A DDL statement read from the binlog at `origin` (run in database `default_db`): the
-    /// tables it names are described again before their next rows, and the statement goes to
+    /// tables it names are stale, their schema established again before their next rows (this
+    /// statement among those it is derived from), and the statement goes to
     /// the history when it names a captured table. Returns what the statement does.
     pub async fn on_ddl(
         &mut self,
@@ -297,10 +299,15 @@ impl Tracker {
             .get(&key(db, table))
             .and_then(|tracked| tracked.pending.last().cloned());
         let described = describe(conn, config, db, table).await?;
-        let derived = self
-            .derived(conn, config, db, table)
-            .await
-            .filter(|derived| disagreement(derived, map).is_none());
+        // Full metadata names the columns, their signedness and character sets: it is checked
+        // against (and else gives) the schema, so nothing is derived then.
+        let derived = match map.names {
+            Some(_) => None,
+            None => self
+                .derived(conn, config, db, table)
+                .await
+                .filter(|derived| disagreement(derived, map).is_none()),
+        };
         let (columns, ddl) = match (derived, disagreement(&described, map)) {
             (Some(derived), _) => {
                 if derived != described {
@@ -379,28 +386,50 @@ impl Tracker {
         db: &str,
         table: &str,
     ) -> Option<Vec<ColumnInfo>> {
+        use ddl_columns::Create;
         let tracked = self.tables.get(&key(db, table))?;
-        // From the last CREATE on, or else from the schema last established.
-        let from = tracked
-            .pending
-            .iter()
-            .rposition(|sql| ddl_columns::creates_table(sql));
+        if tracked.pending.is_empty() {
+            return None;
+        }
+        // From the last CREATE on (its columns are the statement's), or else from the schema
+        // last established. CREATE … IF NOT EXISTS of a table known by then does nothing; of one
+        // not known, it is not known whether it did.
+        let mut from = None;
+        let mut known = tracked.schema.is_some();
+        for (i, sql) in tracked.pending.iter().enumerate() {
+            match ddl_columns::create_kind(sql) {
+                Create::Always => {
+                    from = Some(i);
+                    known = true;
+                }
+                Create::IfMissing if !known => return None,
+                _ => {}
+            }
+        }
         let (mut columns, statements) = match (from, &tracked.schema) {
             (Some(from), _) => (Vec::new(), &tracked.pending[from..]),
-            (None, Some(schema)) if !tracked.pending.is_empty() => {
-                (schema.columns.clone(), &tracked.pending[..])
-            }
-            _ => return None,
+            (None, Some(schema)) => (schema.columns.clone(), &tracked.pending[..]),
+            (None, None) => return None,
         };
-        let charset = table_charset(conn, db, table)
-            .await
-            .unwrap_or_else(|| "utf8mb4".to_owned());
+        let charset = table_charset(conn, db, table).await?;
+        // The table's default character set now is the one a statement ran under only when no
+        // later statement changed it.
+        let last_change = statements
+            .iter()
+            .rposition(|sql| ddl_columns::sets_default_charset(sql).is_some());
         let defaults = ddl_columns::Defaults {
             charset: &charset,
             mariadb: config.flavour == "mariadb",
         };
-        for sql in statements {
-            match ddl_columns::apply(&columns, sql, &defaults) {
+        for (i, sql) in statements.iter().enumerate() {
+            if ddl_columns::create_kind(sql) == Create::IfMissing {
+                continue;
+            }
+            let derived = match last_change {
+                Some(change) if i < change => None,
+                _ => ddl_columns::apply(&columns, sql, &defaults),
+            };
+            match derived {
                 Some(next) => columns = next,
                 None => {
                     tracing::info!(

@@ -56,6 +56,20 @@ impl HistoryTopics for KafkaHistoryTopics {
             cleanup: Cleanup::KeepAll,
         };
         let log = KafkaLog::open(Arc::new(settings), topic, rules).await?;
+        if let Some((partition, first)) = log
+            .first_offsets()
+            .await?
+            .into_iter()
+            .find(|(_, first)| *first > 0)
+        {
+            return Err(Error::config(format!(
+                "the schema history topic {topic} has lost its first records (partition {partition} begins at \
+                 offset {first}: the broker deleted them, by retention), and with them the schemas of tables \
+                 that did not change since. Set retention.ms=-1 and retention.bytes=-1 on it, and rebuild the \
+                 history with snapshot.mode=recovery (or point schema.history.internal.kafka.topic at a new \
+                 topic)"
+            )));
+        }
         Ok(Box::new(KafkaHistoryTopic {
             log,
             read: tokio::sync::Mutex::new(Vec::new()),

@@ -233,6 +233,29 @@ impl KafkaLog {
         Ok(())
     }
 
+    /// Per partition, the offset of the first record the broker still holds (above 0 once
+    /// retention or compaction deleted records).
+    pub async fn first_offsets(&self) -> Result<BTreeMap<i32, i64>> {
+        let topic = self.topic.clone();
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let reader = reader
+                .lock()
+                .map_err(|_| Error::fatal(format!("an earlier read of {topic} panicked")))?;
+            let mut first = BTreeMap::new();
+            for partition in reader.positions.keys() {
+                let (low, _) = reader
+                    .consumer
+                    .fetch_watermarks(&topic, *partition, TIMEOUT)
+                    .map_err(|e| client_error(&format!("first offsets of {topic}"), e))?;
+                first.insert(*partition, low);
+            }
+            Ok(first)
+        })
+        .await
+        .map_err(|e| Error::fatal(format!("reading {}: {e}", self.topic)))?
+    }
+
     /// The entries written since the previous call (every entry, the first time), up to the
     /// topic's end as it is now, and the positions reached.
     pub async fn read_to_end(&self) -> Result<LogRead> {
@@ -296,12 +319,32 @@ async fn verify(
         .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
         .await
         .map_err(|e| client_error(&format!("describe configs of {topic}"), e))?;
-    let policy = described
+    let entries: Vec<_> = described
         .into_iter()
         .filter_map(|resource| resource.ok())
         .flat_map(|resource| resource.entries)
-        .find(|entry| entry.name == "cleanup.policy")
-        .and_then(|entry| entry.value);
+        .collect();
+    let setting = |name: &str| {
+        entries
+            .iter()
+            .find(|entry| entry.name == name)
+            .and_then(|entry| entry.value.clone())
+    };
+    if rules.cleanup == Cleanup::KeepAll {
+        // A finite retention deletes the history's first records in time, and with them the
+        // schemas of tables that never changed since.
+        for key in ["retention.ms", "retention.bytes"] {
+            if let Some(value) = setting(key).filter(|v| v.parse::<i64>().is_ok_and(|n| n >= 0)) {
+                tracing::warn!(
+                    topic,
+                    "{key}={value}: the schema history topic will lose its first records in time; set \
+                     {key}=-1 (kafka-configs --alter --entity-type topics --entity-name {topic} \
+                     --add-config {key}=-1)"
+                );
+            }
+        }
+    }
+    let policy = setting("cleanup.policy");
     let compacted = |policy: &str| policy.split(',').any(|p| p.trim() == "compact");
     match (rules.cleanup, policy) {
         (Cleanup::KeepAll, Some(policy)) if compacted(&policy) => Err(Error::config(format!(
