@@ -121,22 +121,36 @@ pub fn sets_default_charset(sql: &str) -> Option<String> {
     }
     c.skip_any(&["IF", "EXISTS"]);
     c.table()?;
-    let mut at_spec_start = true;
     let mut charset = None;
     while c.at < c.tokens.len() {
-        if at_spec_start {
-            c.eat("DEFAULT");
-            if c.eat("CHARSET") || (c.eat("CHARACTER") && c.eat("SET")) {
-                charset = option_value(&mut c).map(|cs| normal_charset(&cs));
-            } else if c.eat("COLLATE") {
-                charset = option_value(&mut c).map(|collation| charset_of_collation(&collation));
+        // A clause about a column or an index has its own CHARACTER SET and COLLATE; any other
+        // is table options, space-separated (`ENGINE=InnoDB DEFAULT CHARSET=latin1`).
+        let of_columns = matches!(
+            c.peek_word().as_deref(),
+            Some("ADD" | "MODIFY" | "CHANGE" | "ALTER" | "DROP" | "RENAME" | "CONVERT")
+        );
+        let mut depth = 0usize;
+        while let Some(token) = c.tokens.get(c.at) {
+            match token {
+                Token::Punct('(') => depth += 1,
+                Token::Punct(')') => depth = depth.saturating_sub(1),
+                Token::Punct(',') if depth == 0 => break,
+                Token::Word(_) if depth == 0 && !of_columns => {
+                    if c.eat("CHARSET") || (c.eat("CHARACTER") && c.eat("SET")) {
+                        charset = option_value(&mut c).map(|cs| normal_charset(&cs));
+                        continue;
+                    }
+                    if c.eat("COLLATE") {
+                        charset =
+                            option_value(&mut c).map(|collation| charset_of_collation(&collation));
+                        continue;
+                    }
+                }
+                _ => {}
             }
-        }
-        skip_clause(&mut c);
-        at_spec_start = c.eat_punct(',');
-        if !at_spec_start && c.at < c.tokens.len() {
             c.at += 1;
         }
+        c.eat_punct(',');
     }
     charset
 }
@@ -232,6 +246,8 @@ struct Altering {
     columns: Vec<(Option<String>, ColumnInfo)>,
     /// The primary key the statement sets (`DROP PRIMARY KEY`: none), applied at its end.
     primary: Option<Vec<String>>,
+    /// Columns the statement defines with `PRIMARY KEY` (added to `primary`).
+    defined_primary: Vec<String>,
     uniques: Vec<Vec<String>>,
 }
 
@@ -279,6 +295,7 @@ fn alter(
             .map(|column| (Some(column.name.clone()), column))
             .collect(),
         primary: None,
+        defined_primary: Vec::new(),
         uniques: Vec::new(),
     };
     while c.at < c.tokens.len() {
@@ -300,6 +317,11 @@ fn alter(
                         // first column by default; whether this index was one (or a secondary
                         // index of a real primary key's column) is not known here.
                         let index = c.ident()?;
+                        if index.eq_ignore_ascii_case("PRIMARY") {
+                            altering.primary = Some(Vec::new());
+                            next_spec(c);
+                            continue;
+                        }
                         let key_column = altering.columns.iter().any(|(_, column)| {
                             column.primary && column.name.eq_ignore_ascii_case(&index)
                         });
@@ -360,6 +382,7 @@ fn alter(
     let Altering {
         columns,
         primary,
+        defined_primary,
         uniques,
     } = altering;
     let mut columns: Vec<ColumnInfo> = columns.into_iter().map(|(_, column)| column).collect();
@@ -372,7 +395,8 @@ fn alter(
     if names.len() != columns.len() {
         return None;
     }
-    if let Some(primary) = primary {
+    if let Some(mut primary) = primary {
+        primary.extend(defined_primary);
         set_primary(&mut columns, &primary);
     }
     promote_unique(&mut columns, &uniques);
@@ -416,6 +440,11 @@ fn add(c: &mut Cursor<'_>, altering: &mut Altering, defaults: &Defaults<'_>) -> 
         if definition.unique {
             altering.uniques.push(vec![definition.column.name.clone()]);
         }
+        if definition.column.primary {
+            altering
+                .defined_primary
+                .push(definition.column.name.clone());
+        }
         let at = altering.place(&definition.place, altering.columns.len())?;
         altering.columns.insert(at, (None, definition.column));
         Some(())
@@ -437,6 +466,9 @@ fn add(c: &mut Cursor<'_>, altering: &mut Altering, defaults: &Defaults<'_>) -> 
 fn replace(altering: &mut Altering, at: usize, definition: Definition) -> Option<()> {
     let (original, old) = altering.columns.remove(at);
     let mut column = definition.column;
+    if column.primary {
+        altering.defined_primary.push(column.name.clone());
+    }
     // A key is an index's property, not the definition's: it stays.
     column.primary |= old.primary;
     if column.primary {
@@ -1096,5 +1128,32 @@ mod tests {
             sets_default_charset("ALTER TABLE t ADD x text CHARACTER SET latin1"),
             None
         );
+        assert_eq!(
+            sets_default_charset(
+                "ALTER TABLE t ENGINE=InnoDB DEFAULT CHARSET=latin1 COLLATE latin1_bin"
+            ),
+            Some("latin1".to_owned())
+        );
+        // A key defined on a column in the statement that drops the old one is the new key.
+        for sql in [
+            "ALTER TABLE t DROP PRIMARY KEY, MODIFY b int PRIMARY KEY",
+            "ALTER TABLE t DROP INDEX `PRIMARY`, ADD c int PRIMARY KEY",
+        ] {
+            let before = [
+                ColumnInfo {
+                    primary: true,
+                    ..int("a")
+                },
+                int("b"),
+            ];
+            let after = apply(&before, sql, &UTF8).unwrap();
+            let keys: Vec<&str> = after
+                .iter()
+                .filter(|c| c.primary)
+                .map(|c| c.name.as_str())
+                .collect();
+            assert_eq!(keys.len(), 1, "{sql}: {keys:?}");
+            assert_ne!(keys[0], "a", "{sql}");
+        }
     }
 }

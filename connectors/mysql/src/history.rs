@@ -369,17 +369,25 @@ fn entries_of<'a>(
 fn without_rewritten(entries: Vec<(At, Entry)>) -> Vec<(At, Entry)> {
     let mut kept: Vec<(At, Entry)> = Vec::with_capacity(entries.len());
     for (at, entry) in entries {
-        let earlier = kept.last().is_some_and(|(last, _)| &at < last);
-        // Kept entries stay in position order, so those at `at` are at the end.
-        let copy = kept
+        // Kept entries stay in position order, so those at `at` or past it are at the end.
+        let tail = kept
             .iter()
-            .rev()
-            .take_while(|(kept_at, _)| kept_at >= &at)
-            .any(|(kept_at, kept_entry)| kept_at == &at && kept_entry == &entry);
-        if earlier || copy {
-            kept.retain(|(kept_at, kept_entry)| {
-                kept_at < &at || (kept_at == &at && kept_entry != &entry)
-            });
+            .rposition(|(kept_at, _)| kept_at < &at)
+            .map_or(0, |i| i + 1);
+        let copy = kept[tail..]
+            .iter()
+            .position(|(kept_at, kept_entry)| kept_at == &at && kept_entry == &entry);
+        match copy {
+            // Written again from its earlier copy on: everything from that copy is superseded.
+            Some(i) => kept.truncate(tail + i),
+            // Written again from an earlier position: what lies past it is superseded.
+            None => {
+                let past = kept
+                    .iter()
+                    .rposition(|(kept_at, _)| kept_at <= &at)
+                    .map_or(0, |i| i + 1);
+                kept.truncate(past);
+            }
         }
         kept.push((at, entry));
     }
@@ -796,28 +804,33 @@ mod tests {
                 (500, "DROP TABLE w".to_owned())
             ]
         );
-        // A copy at the same position (read again after a restart there) is kept once;
-        // different records at one position (a snapshot's tables) all stay.
+        // A copy at the same position (read again after a restart there) starts a second
+        // writing of what followed it; different records at one position (a snapshot's
+        // tables) all stay.
+        let at_500 = || async {
+            store
+                .load("a")
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|(at, _)| at.pos == 500)
+                .map(|(_, entry)| match entry {
+                    Entry::Ddl { ddl, .. } => ddl,
+                    Entry::Version { .. } => panic!("a DDL"),
+                })
+                .collect::<Vec<String>>()
+        };
         store
             .append(&ddl_record(&origin("a", 500), "app", "DROP TABLE x"))
             .await
             .unwrap();
+        assert_eq!(at_500().await, ["DROP TABLE w", "DROP TABLE x"]);
         store
             .append(&ddl_record(&origin("a", 500), "app", "DROP TABLE w"))
             .await
             .unwrap();
-        let at_500: Vec<String> = store
-            .load("a")
-            .await
-            .unwrap()
-            .into_iter()
-            .filter(|(at, _)| at.pos == 500)
-            .map(|(_, entry)| match entry {
-                Entry::Ddl { ddl, .. } => ddl,
-                Entry::Version { .. } => panic!("a DDL"),
-            })
-            .collect();
-        assert_eq!(at_500, ["DROP TABLE x", "DROP TABLE w"]);
+        // w, x, then w again: the second writing began at w's copy, so x goes too.
+        assert_eq!(at_500().await, ["DROP TABLE w"]);
         let HistoryStore::Topic(topic) = &store else {
             unreachable!()
         };

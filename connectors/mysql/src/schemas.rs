@@ -217,6 +217,78 @@ pub fn disagreement(columns: &[ColumnInfo], map: &MapColumns) -> Option<String> 
             ));
         }
     }
+    metadata_disagreement(columns, map)
+}
+
+/// The collations of latin1 (a text column's bytes decode as latin1 or as UTF-8).
+const LATIN1_COLLATIONS: [u16; 8] = [5, 8, 15, 31, 47, 48, 49, 94];
+
+/// What full metadata says that changes how values decode and `columns` (of the TABLE_MAP's
+/// count) says otherwise: signedness, ENUM/SET labels, latin1 text. `None` without it.
+fn metadata_disagreement(columns: &[ColumnInfo], map: &MapColumns) -> Option<String> {
+    map.names.as_ref()?;
+    let (mut numeric, mut character, mut enums, mut sets) = (0, 0, 0, 0);
+    for (i, column) in columns.iter().enumerate() {
+        let why = match map.real_type(i) {
+            code::TINY
+            | code::SHORT
+            | code::INT24
+            | code::LONG
+            | code::LONGLONG
+            | code::FLOAT
+            | code::DOUBLE
+            | code::NEWDECIMAL => {
+                let written = map
+                    .unsigned
+                    .as_ref()
+                    .and_then(|flags| flags.get(numeric))
+                    .copied();
+                numeric += 1;
+                written
+                    .filter(|unsigned| *unsigned != column.unsigned())
+                    .map(|unsigned| {
+                        format!(
+                            "the binlog writes it {}signed",
+                            if unsigned { "un" } else { "" }
+                        )
+                    })
+            }
+            code::VARCHAR | code::VAR_STRING | code::STRING | code::BLOB => {
+                let collation = map
+                    .charsets
+                    .get(character)
+                    .copied()
+                    .or_else(|| {
+                        map.charset_exceptions
+                            .iter()
+                            .find(|(index, _)| *index == character)
+                            .map(|(_, charset)| *charset)
+                    })
+                    .or(map.default_charset);
+                character += 1;
+                let latin1 = column.charset.as_deref() == Some("latin1");
+                collation
+                    .filter(|id| *id != BINARY_CHARSET && LATIN1_COLLATIONS.contains(id) != latin1)
+                    .map(|id| format!("the binlog writes it in collation {id}"))
+            }
+            code::ENUM | code::SET => {
+                let (labels, index) = if map.real_type(i) == code::ENUM {
+                    (&map.enums, &mut enums)
+                } else {
+                    (&map.sets, &mut sets)
+                };
+                let written = labels.get(*index);
+                *index += 1;
+                written
+                    .filter(|labels| !labels.is_empty() && **labels != column.labels())
+                    .map(|labels| format!("the binlog writes its labels as {labels:?}"))
+            }
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Some(format!("column {} ({}): {why}", i + 1, column.name));
+        }
+    }
     None
 }
 

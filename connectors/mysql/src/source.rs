@@ -1231,6 +1231,20 @@ async fn open_history(
                         "the schema history topic {topic} (schema.history.internal.kafka.topic)"
                     ))
                 })?;
+                // Both keys and no class: a history kept in the file so far (before the topic was
+                // built, sluice used the file then) goes on there rather than in an empty topic.
+                if let Some(path) = file {
+                    let in_file = FileHistory::new(path).load(&config.topic_prefix)?;
+                    if !in_file.is_empty() && opened.read_all().await?.is_empty() {
+                        tracing::warn!(
+                            file = %path.display(),
+                            topic,
+                            "the schema history so far is in schema.history.internal.file.filename and the topic is \
+                             empty: it stays in the file (set schema.history.internal to choose)"
+                        );
+                        return Ok(Some(HistoryStore::File(FileHistory::new(path))));
+                    }
+                }
                 tracing::info!(topic, "schema history kept in a Kafka topic");
                 Ok(Some(HistoryStore::Topic(opened)))
             }

@@ -50,12 +50,12 @@ impl ColumnInfo {
 }
 
 impl ColumnInfo {
-    fn unsigned(&self) -> bool {
+    pub(crate) fn unsigned(&self) -> bool {
         self.column_type.contains("unsigned")
     }
 
     /// ENUM/SET labels from `COLUMN_TYPE` (`enum('a','b''c')`).
-    fn labels(&self) -> Vec<String> {
+    pub(crate) fn labels(&self) -> Vec<String> {
         let Some(inner) = self
             .column_type
             .split_once('(')

@@ -299,15 +299,12 @@ impl Tracker {
             .get(&key(db, table))
             .and_then(|tracked| tracked.pending.last().cloned());
         let described = describe(conn, config, db, table).await?;
-        // Full metadata names the columns, their signedness and character sets: it is checked
-        // against (and else gives) the schema, so nothing is derived then.
-        let derived = match map.names {
-            Some(_) => None,
-            None => self
-                .derived(conn, config, db, table)
-                .await
-                .filter(|derived| disagreement(derived, map).is_none()),
-        };
+        // With full metadata, `disagreement` also checks names, signedness, ENUM/SET labels
+        // and latin1 text against it.
+        let derived = self
+            .derived(conn, config, db, table)
+            .await
+            .filter(|derived| disagreement(derived, map).is_none());
         let (columns, ddl) = match (derived, disagreement(&described, map)) {
             (Some(derived), _) => {
                 if derived != described {

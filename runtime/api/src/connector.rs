@@ -53,9 +53,9 @@ pub trait OffsetReader: Send + Sync {
 /// # Contract
 /// * [`HistoryTopics::open`] creates a missing topic with one partition and time- and
 ///   size-unlimited retention (`cleanup.policy=delete`: a compacted topic refuses records
-///   without a key). It refuses an existing one with more than one partition, compacted, or
-///   missing its first records (deleted by retention), naming the fix, and warns of a finite
-///   retention. It may block on the network for a while; it is cancel-safe.
+///   without a key). It refuses an existing one with more than one partition or compacted,
+///   naming the fix, and warns of a finite retention and of first records retention deleted
+///   (not refused: `snapshot.mode=recovery` must be able to open it to rebuild it). It may block on the network for a while; it is cancel-safe.
 /// * `client` holds Kafka client settings for this log alone: `bootstrap.servers` (absent: the
 ///   worker's brokers and security settings), and `producer.*`, `consumer.*` keys.
 #[async_trait]

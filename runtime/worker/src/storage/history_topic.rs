@@ -62,13 +62,16 @@ impl HistoryTopics for KafkaHistoryTopics {
             .into_iter()
             .find(|(_, first)| *first > 0)
         {
-            return Err(Error::config(format!(
-                "the schema history topic {topic} has lost its first records (partition {partition} begins at \
-                 offset {first}: the broker deleted them, by retention), and with them the schemas of tables \
-                 that did not change since. Set retention.ms=-1 and retention.bytes=-1 on it, and rebuild the \
-                 history with snapshot.mode=recovery (or point schema.history.internal.kafka.topic at a new \
-                 topic)"
-            )));
+            // Not refused: snapshot.mode=recovery, the way out, must be able to open it.
+            tracing::warn!(
+                topic,
+                partition,
+                first,
+                "the schema history topic has lost its first records (the broker deleted them, by retention), \
+                 and with them the schemas of tables that did not change since: events of such tables may \
+                 not decode. Set retention.ms=-1 and retention.bytes=-1 on it, and rebuild the history with \
+                 snapshot.mode=recovery (or point schema.history.internal.kafka.topic at a new topic)"
+            );
         }
         Ok(Box::new(KafkaHistoryTopic {
             log,
