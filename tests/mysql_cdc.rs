@@ -1027,20 +1027,10 @@ fn ddl_mid_stream_replays_to_the_table(metadata: &str, history_at: HistoryAt) {
         }),
     };
     let args = write_configs(dir.path(), &db, history_keys);
-    let mut env = Vec::new();
-    if let Some(broker) = &broker {
-        std::fs::write(
-            dir.path().join("worker.properties"),
-            "key.converter=org.apache.kafka.connect.json.JsonConverter\n\
-             value.converter=org.apache.kafka.connect.json.JsonConverter\n\
-             offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
-        )
-        .unwrap();
-        env = vec![
-            ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str()),
-            ("SLUICE__CONSUMER_SESSION_TIMEOUT_MS", "6000"),
-        ];
-    }
+    let env = match &broker {
+        Some(broker) => on_kafka(dir.path(), broker).to_vec(),
+        None => Vec::new(),
+    };
     let events = dir.path().join("events.jsonl");
     let worker = Worker::start_with_env(dir.path(), &args, &env);
     wait_for_rows(
@@ -1390,6 +1380,22 @@ fn savepoints_rollbacks_and_xa_keep_transactions_whole_and_drop_only_what_was_un
     assert!(exit.success(), "{logs}");
 }
 
+/// Puts the worker `write_configs` wrote in `dir` on the Kafka transport of `broker`
+/// (JsonConverter, offsets still in a file): the environment to start it with.
+fn on_kafka<'a>(dir: &Path, broker: &'a support::kafka::Broker) -> [(&'static str, &'a str); 2] {
+    std::fs::write(
+        dir.join("worker.properties"),
+        "key.converter=org.apache.kafka.connect.json.JsonConverter\n\
+         value.converter=org.apache.kafka.connect.json.JsonConverter\n\
+         offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
+    )
+    .unwrap();
+    [
+        ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str()),
+        ("SLUICE__CONSUMER_SESSION_TIMEOUT_MS", "6000"),
+    ]
+}
+
 /// The same binlog stream through Kafka (a Tansu broker; sluice creates the topics, as Tansu
 /// does not auto-create): JsonConverter records on `dbserver1.inventory.accounts` read back by
 /// the oracle sink, equal to the table across a restart, with Debezium's envelope schema.
@@ -1401,17 +1407,7 @@ fn binlog_through_kafka_replays_to_the_table_across_a_restart() {
     db.sql("use inventory; insert into accounts select seq, concat('owner-', seq), seq * 10 from seq_1_to_20");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &db, json!({}));
-    std::fs::write(
-        dir.path().join("worker.properties"),
-        "key.converter=org.apache.kafka.connect.json.JsonConverter\n\
-         value.converter=org.apache.kafka.connect.json.JsonConverter\n\
-         offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
-    )
-    .unwrap();
-    let env = [
-        ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str()),
-        ("SLUICE__CONSUMER_SESSION_TIMEOUT_MS", "6000"),
-    ];
+    let env = on_kafka(dir.path(), &broker);
     let events = dir.path().join("events.jsonl");
     let topic = "dbserver1.inventory.accounts";
     let worker = Worker::start_with_env(dir.path(), &args, &env);

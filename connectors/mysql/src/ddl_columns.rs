@@ -37,11 +37,7 @@ pub fn apply(
     defaults: &Defaults<'_>,
 ) -> Option<Vec<ColumnInfo>> {
     let tokens = tokens(sql);
-    let mut c = Cursor {
-        tokens: &tokens,
-        at: 0,
-        default_db: "",
-    };
+    let mut c = cursor(&tokens);
     if c.eat("CREATE") {
         c.skip_any(&["OR", "REPLACE", "TEMPORARY"]);
         if !c.eat("TABLE") {
@@ -69,6 +65,15 @@ pub fn apply(
     }
 }
 
+/// A cursor at the start of a statement's tokens (table names are not resolved here).
+fn cursor(tokens: &[Token]) -> Cursor<'_> {
+    Cursor {
+        tokens,
+        at: 0,
+        default_db: "",
+    }
+}
+
 /// What kind of CREATE TABLE `sql` is, if it is one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Create {
@@ -84,11 +89,7 @@ pub enum Create {
 /// Whether (and how) `sql` creates a table.
 pub fn create_kind(sql: &str) -> Create {
     let tokens = tokens(sql);
-    let mut c = Cursor {
-        tokens: &tokens,
-        at: 0,
-        default_db: "",
-    };
+    let mut c = cursor(&tokens);
     if !c.eat("CREATE") {
         return Create::No;
     }
@@ -107,11 +108,7 @@ pub fn create_kind(sql: &str) -> Create {
 /// `CHARSET x`, `COLLATE x` among its specs), if it sets one.
 pub fn sets_default_charset(sql: &str) -> Option<String> {
     let tokens = tokens(sql);
-    let mut c = Cursor {
-        tokens: &tokens,
-        at: 0,
-        default_db: "",
-    };
+    let mut c = cursor(&tokens);
     if !c.eat("ALTER") {
         return None;
     }

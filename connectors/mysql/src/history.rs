@@ -733,6 +733,29 @@ mod tests {
         assert_eq!(history.load("a").unwrap(), vec![dropped("t"), dropped("v")]);
     }
 
+    /// Server `prefix`'s position `pos` of binlog `b.000001`.
+    fn origin(prefix: &str, pos: u64) -> Origin {
+        Origin {
+            prefix: prefix.into(),
+            at: At {
+                file: "b.000001".into(),
+                pos,
+            },
+            gtids: String::new(),
+            server_id: 1,
+            ts_ms: 0,
+        }
+    }
+
+    /// `DROP TABLE table` read at `pos` by server `prefix`.
+    fn drop_record(prefix: &str, pos: u64, table: &str) -> Json {
+        ddl_record(&origin(prefix, pos), "app", &format!("DROP TABLE {table}"))
+    }
+
+    /// Two records of server `a` around one of another server.
+    const THREE_DROPS: [(&str, u64, &str); 3] =
+        [("a", 4, "t"), ("other", 900, "u"), ("a", 900, "v")];
+
     /// A history topic as the worker gives one: records in memory, in order.
     #[derive(Default)]
     struct MemoryTopic(std::sync::Mutex<Vec<String>>);
@@ -758,23 +781,9 @@ mod tests {
     #[tokio::test]
     async fn a_topic_keeps_every_record_and_names_a_bad_one() {
         let store = HistoryStore::Topic(Box::<MemoryTopic>::default());
-        let origin = |prefix: &str, pos: u64| Origin {
-            prefix: prefix.into(),
-            at: At {
-                file: "b.000001".into(),
-                pos,
-            },
-            gtids: String::new(),
-            server_id: 1,
-            ts_ms: 0,
-        };
-        for (prefix, pos, table) in [("a", 4, "t"), ("other", 900, "u"), ("a", 900, "v")] {
+        for (prefix, pos, table) in THREE_DROPS {
             store
-                .append(&ddl_record(
-                    &origin(prefix, pos),
-                    "app",
-                    &format!("DROP TABLE {table}"),
-                ))
+                .append(&drop_record(prefix, pos, table))
                 .await
                 .unwrap();
         }
@@ -846,24 +855,8 @@ mod tests {
     fn a_rewrite_drops_only_its_server_s_records_it_is_told_to_and_adds_after_them() {
         let dir = tempfile::tempdir().unwrap();
         let history = FileHistory::new(dir.path().join("history.jsonl"));
-        let origin = |prefix: &str, pos: u64| Origin {
-            prefix: prefix.into(),
-            at: At {
-                file: "b.000001".into(),
-                pos,
-            },
-            gtids: String::new(),
-            server_id: 1,
-            ts_ms: 0,
-        };
-        for (prefix, pos, table) in [("a", 4, "t"), ("other", 900, "u"), ("a", 900, "v")] {
-            history
-                .append(&ddl_record(
-                    &origin(prefix, pos),
-                    "app",
-                    &format!("DROP TABLE {table}"),
-                ))
-                .unwrap();
+        for (prefix, pos, table) in THREE_DROPS {
+            history.append(&drop_record(prefix, pos, table)).unwrap();
         }
         let upto = At {
             file: "b.000001".into(),

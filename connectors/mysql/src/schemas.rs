@@ -220,6 +220,45 @@ pub fn disagreement(columns: &[ColumnInfo], map: &MapColumns) -> Option<String> 
     metadata_disagreement(columns, map)
 }
 
+/// Binlog types whose columns full metadata gives a signedness flag, in column order.
+fn is_numeric(real: u8) -> bool {
+    matches!(
+        real,
+        code::TINY
+            | code::SHORT
+            | code::INT24
+            | code::LONG
+            | code::LONGLONG
+            | code::FLOAT
+            | code::DOUBLE
+            | code::NEWDECIMAL
+    )
+}
+
+/// Binlog types whose columns full metadata gives a collation, in column order.
+fn is_character(real: u8) -> bool {
+    matches!(
+        real,
+        code::VARCHAR | code::VAR_STRING | code::STRING | code::BLOB
+    )
+}
+
+impl MapColumns {
+    /// The collation of the `character`-th character column, if the metadata gives one.
+    fn collation(&self, character: usize) -> Option<u16> {
+        self.charsets
+            .get(character)
+            .copied()
+            .or_else(|| {
+                self.charset_exceptions
+                    .iter()
+                    .find(|(index, _)| *index == character)
+                    .map(|(_, charset)| *charset)
+            })
+            .or(self.default_charset)
+    }
+}
+
 /// The collations of latin1 (a text column's bytes decode as latin1 or as UTF-8).
 const LATIN1_COLLATIONS: [u16; 8] = [5, 8, 15, 31, 47, 48, 49, 94];
 
@@ -229,15 +268,9 @@ fn metadata_disagreement(columns: &[ColumnInfo], map: &MapColumns) -> Option<Str
     map.names.as_ref()?;
     let (mut numeric, mut character, mut enums, mut sets) = (0, 0, 0, 0);
     for (i, column) in columns.iter().enumerate() {
-        let why = match map.real_type(i) {
-            code::TINY
-            | code::SHORT
-            | code::INT24
-            | code::LONG
-            | code::LONGLONG
-            | code::FLOAT
-            | code::DOUBLE
-            | code::NEWDECIMAL => {
+        let real = map.real_type(i);
+        let why = match real {
+            _ if is_numeric(real) => {
                 let written = map
                     .unsigned
                     .as_ref()
@@ -253,18 +286,8 @@ fn metadata_disagreement(columns: &[ColumnInfo], map: &MapColumns) -> Option<Str
                         )
                     })
             }
-            code::VARCHAR | code::VAR_STRING | code::STRING | code::BLOB => {
-                let collation = map
-                    .charsets
-                    .get(character)
-                    .copied()
-                    .or_else(|| {
-                        map.charset_exceptions
-                            .iter()
-                            .find(|(index, _)| *index == character)
-                            .map(|(_, charset)| *charset)
-                    })
-                    .or(map.default_charset);
+            _ if is_character(real) => {
+                let collation = map.collation(character);
                 character += 1;
                 let latin1 = column.charset.as_deref() == Some("latin1");
                 collation
@@ -272,7 +295,7 @@ fn metadata_disagreement(columns: &[ColumnInfo], map: &MapColumns) -> Option<Str
                     .map(|id| format!("the binlog writes it in collation {id}"))
             }
             code::ENUM | code::SET => {
-                let (labels, index) = if map.real_type(i) == code::ENUM {
+                let (labels, index) = if real == code::ENUM {
                     (&map.enums, &mut enums)
                 } else {
                     (&map.sets, &mut sets)
@@ -337,17 +360,7 @@ pub fn columns_from_map(map: &MapColumns, hints: &[ColumnInfo]) -> Option<Vec<Co
     for (i, name) in names.iter().enumerate() {
         let real = map.real_type(i);
         let meta = &map.types[i].meta;
-        let numeric = matches!(
-            real,
-            code::TINY
-                | code::SHORT
-                | code::INT24
-                | code::LONG
-                | code::LONGLONG
-                | code::FLOAT
-                | code::DOUBLE
-                | code::NEWDECIMAL
-        );
+        let numeric = is_numeric(real);
         let unsigned = numeric
             && map
                 .unsigned
@@ -358,22 +371,8 @@ pub fn columns_from_map(map: &MapColumns, hints: &[ColumnInfo]) -> Option<Vec<Co
         if numeric {
             numeric_index += 1;
         }
-        let character = matches!(
-            real,
-            code::VARCHAR | code::VAR_STRING | code::STRING | code::BLOB
-        );
-        let charset = if character {
-            let charset = map
-                .charsets
-                .get(character_index)
-                .copied()
-                .or_else(|| {
-                    map.charset_exceptions
-                        .iter()
-                        .find(|(index, _)| *index == character_index)
-                        .map(|(_, charset)| *charset)
-                })
-                .or(map.default_charset);
+        let charset = if is_character(real) {
+            let charset = map.collation(character_index);
             character_index += 1;
             charset
         } else {
