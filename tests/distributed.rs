@@ -692,6 +692,15 @@ fn task_lives(logs: &[String]) -> Vec<Life> {
     lives
 }
 
+/// How many tasks each place (`STATE:worker`) has.
+fn load_by_worker(places: &BTreeMap<String, String>) -> BTreeMap<&str, usize> {
+    let mut loads = BTreeMap::new();
+    for place in places.values() {
+        *loads.entry(place.as_str()).or_default() += 1;
+    }
+    loads
+}
+
 /// Where each task runs now (task name `<connector>-<n>` → worker id), from `worker`.
 fn task_places(worker: &Worker, connectors: &[String]) -> BTreeMap<String, String> {
     let mut places = BTreeMap::new();
@@ -1024,11 +1033,17 @@ fn a_fourth_worker_takes_only_its_share() {
     let running = |places: &BTreeMap<String, String>| {
         places.len() == names.len() && places.values().all(|p| p.starts_with("RUNNING:"))
     };
+    // The premise: each of the three runs its 8 (creating 24 connectors in a burst can leave
+    // a revoking round for balance pending for a moment).
     let mut before = BTreeMap::new();
-    wait_until("every task runs", Duration::from_secs(120), || {
-        before = task_places(&workers[0], &names);
-        running(&before)
-    });
+    wait_until(
+        "every task runs, 8 on each worker",
+        Duration::from_secs(120),
+        || {
+            before = task_places(&workers[0], &names);
+            running(&before) && load_by_worker(&before).values().all(|&n| n == 8)
+        },
+    );
     let joined_at = Instant::now();
     workers.push(start_worker(dir.path(), &broker, "fourth"));
     let newcomer = format!("RUNNING:{}", id_of(&workers[3]));
@@ -1050,7 +1065,37 @@ fn a_fourth_worker_takes_only_its_share() {
         .filter(|(task, place)| before[*task] != **place)
         .map(|(task, _)| task)
         .collect();
-    assert_eq!(moved.len(), 6, "only the newcomer's share moved: {moved:?}");
+    if moved.len() != 6 {
+        // What each worker saw of the rebalances, to tell a broker's quirk from the assignor's.
+        let rounds: Vec<String> = workers
+            .iter()
+            .map(|w| {
+                let logs = w.logs();
+                let lines: Vec<&str> = logs
+                    .lines()
+                    .filter(|l| {
+                        [
+                            "computed",
+                            "absent",
+                            "left this worker out",
+                            "rebalanc",
+                            "revoked",
+                        ]
+                        .iter()
+                        .any(|word| l.contains(word))
+                    })
+                    .collect();
+                format!("--- {}\n{}", id_of(w), lines.join("\n"))
+            })
+            .collect();
+        panic!(
+            "only the newcomer's share should move, but {} did: {moved:?}\nbefore: {:?}\nafter: {:?}\n{}",
+            moved.len(),
+            load_by_worker(&before),
+            load_by_worker(&after),
+            rounds.join("\n")
+        );
+    }
     for worker in workers {
         let (exit, log) = worker.terminate();
         assert!(exit.success(), "{log}");

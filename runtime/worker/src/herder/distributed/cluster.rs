@@ -26,6 +26,11 @@ use crate::storage::config_topic::{ConfigSnapshot, KafkaConfigStore};
 use crate::storage::status_topic::KafkaStatusStore;
 use crate::worker::Worker;
 
+/// How long a worker's REST API may take to answer a liveness probe. A busy worker (a loaded
+/// machine, a snapshot in flight) can take over a second; counting it as gone would move its
+/// work to others while it still runs it.
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+
 /// How long a REST request waits for a stable group (and a reachable leader) before it is
 /// answered 503; Kafka Connect's REST request timeout is 90 s.
 pub(crate) const REST_WAIT: Duration = Duration::from_secs(90);
@@ -227,12 +232,13 @@ impl Cluster {
         }
     }
 
-    /// Whether a worker's REST API answers at `base` within a second (any HTTP answer: with
-    /// authentication on, a 401 is an answer too).
+    /// Whether a worker's REST API answers at `base` within [`ANSWER_WITHIN`] (any HTTP answer:
+    /// with authentication on, a 401 is an answer too). A dead worker's port refuses at once,
+    /// so the wait only costs time for a worker that is alive but slow or cut off.
     pub(crate) async fn answers(&self, base: &str) -> bool {
         self.http
             .get(format!("{}/", base.trim_end_matches('/')))
-            .timeout(Duration::from_secs(1))
+            .timeout(ANSWER_WITHIN)
             .send()
             .await
             .is_ok_and(|r| !r.status().is_server_error())

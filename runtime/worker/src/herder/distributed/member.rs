@@ -430,21 +430,25 @@ impl Loop {
     /// cascade of revocations. A member that does not answer is gone: its work moves (after
     /// `scheduled.rebalance.max.delay.ms`).
     async fn absent_but_alive(&self, present: &[Member]) -> Vec<Member> {
-        let mut phantoms = Vec::new();
-        for (url, owned) in &self.last_members {
-            if present.iter().any(|m| &m.url == url) || url == &self.cluster.url {
-                continue;
-            }
-            if self.cluster.answers(url).await {
+        let absent = self.last_members.iter().filter(|(url, _)| {
+            !present.iter().any(|m| &m.url == *url) && **url != self.cluster.url
+        });
+        // Probed at once, so a slow one does not hold up the round by more than one probe.
+        let probes = absent.map(|(url, owned)| async move {
+            self.cluster.answers(url).await.then(|| {
                 tracing::info!(worker = %url, "a member of the last generation is absent from this join but answers; its work stays with it for now");
-                phantoms.push(Member {
+                Member {
                     id: format!("absent {url}"),
                     url: url.clone(),
                     owned: owned.clone(),
-                });
-            }
-        }
-        phantoms
+                }
+            })
+        });
+        futures_util::future::join_all(probes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// The leader makes a session key when there is none or it expired.
