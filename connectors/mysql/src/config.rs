@@ -46,6 +46,14 @@ pub fn config_def() -> ConfigDef {
              they are now at the stored offset, then stream from it (no data snapshot; only right when no DDL ran since).")
             .validate_with(Validator::OneOf(vec!["initial", "always", "initial_only", "no_data", "never", "schema_only",
                 "when_needed", "recovery", "schema_only_recovery"])))
+        .key(ConfigKey::optional("snapshot.max.threads", Int, "1", Medium,
+            "Connections reading snapshot chunks at once (1, as in Debezium: the coordinator reads every table \
+             itself; 0: one per CPU core). Each opens its own consistent snapshot; only those that open at the \
+             same binlog position (the same view, without any lock) read, the others are closed.")
+            .validate_with(Validator::Range { min: 0, max: 64 }))
+        .key(ConfigKey::optional("snapshot.fetch.size", Int, "10240", Low,
+            "Rows per snapshot chunk when chunks are read in parallel (tables with a primary key).")
+            .validate_with(Validator::Range { min: 1, max: i64::from(i32::MAX) }))
         .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "DECIMAL as precise (Decimal), double or string.")
             .validate_with(Validator::OneOf(vec!["precise", "double", "string"])))
         .key(ConfigKey::optional("time.precision.mode", String, "adaptive_time_microseconds", Medium,
@@ -228,6 +236,10 @@ pub struct MySqlConfig {
     pub inconsistent: Inconsistent,
     /// `include.schema.changes`.
     pub schema_changes: bool,
+    /// `snapshot.max.threads` (1 by default; 0: one per CPU core).
+    pub snapshot_max_threads: usize,
+    /// `snapshot.fetch.size`: rows per chunk read in parallel.
+    pub snapshot_fetch_size: usize,
     /// `provide.transaction.metadata`.
     pub transaction_metadata: bool,
     /// `database.ssl.*`.
@@ -279,6 +291,10 @@ impl MySqlConfig {
                 .filter(|q| !q.trim().is_empty()),
             history: HistoryConfig::from_config(&config, props)?,
             schema_changes: config.bool("include.schema.changes")?,
+            snapshot_max_threads: usize::try_from(config.i64("snapshot.max.threads")?).unwrap_or(1),
+            snapshot_fetch_size: usize::try_from(config.i64("snapshot.fetch.size")?)
+                .unwrap_or(10240)
+                .max(1),
             transaction_metadata: config.bool("provide.transaction.metadata")?,
             tls: TlsSettings::from_config(&config)?,
             inconsistent: match config.string("inconsistent.schema.handling.mode")?.as_str() {
@@ -287,6 +303,14 @@ impl MySqlConfig {
                 _ => Inconsistent::Fail,
             },
         })
+    }
+
+    /// How many connections read snapshot chunks at once.
+    pub fn snapshot_threads(&self) -> usize {
+        match self.snapshot_max_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
     }
 
     /// Whether changes of `db.table` are captured.

@@ -111,52 +111,136 @@ impl KeyOrder {
     }
 
     /// `SELECT * … [WHERE (key) > (after)] [ORDER BY key]`; `no_backslash_escapes`: the
-    /// session's `sql_mode` has NO_BACKSLASH_ESCAPES (how the literals must be escaped).
+    /// session's `sql_mode` has NO_BACKSLASH_ESCAPES (how the literals must be escaped). A
+    /// stored key that cannot be a literal (not this key's shape) reads the table from its start.
     fn select(
         &self,
         schema: &TableSchema,
         after: Option<&[String]>,
         no_backslash_escapes: bool,
     ) -> String {
+        let predicate = after.and_then(|after| self.after(schema, after, no_backslash_escapes));
+        self.select_where(schema, predicate.as_deref())
+    }
+
+    /// One chunk: `SELECT * … WHERE (key) > (after) AND NOT (key) > (until) ORDER BY key`, either
+    /// bound optional; `None` when a bound cannot be a literal (read by key only when it can).
+    fn select_chunk(
+        &self,
+        schema: &TableSchema,
+        after: Option<&[String]>,
+        until: Option<&[String]>,
+        no_backslash_escapes: bool,
+    ) -> Option<String> {
+        let lower = match after {
+            Some(after) => Some(self.after(schema, after, no_backslash_escapes)?),
+            None => None,
+        };
+        let upper = match until {
+            Some(until) => Some(self.after(schema, until, no_backslash_escapes)?),
+            None => None,
+        };
+        let predicate = match (lower, upper) {
+            (Some(lower), Some(upper)) => Some(format!("({lower}) AND NOT ({upper})")),
+            (Some(lower), None) => Some(lower),
+            (None, Some(upper)) => Some(format!("NOT ({upper})")),
+            (None, None) => None,
+        };
+        Some(self.select_where(schema, predicate.as_deref()))
+    }
+
+    /// The key of the `rows`-th row after `after` (from the start when `None`), the last of the
+    /// chunk that begins there: `SELECT key … LIMIT 1 OFFSET rows - 1`, an index range scan.
+    fn chunk_end(
+        &self,
+        schema: &TableSchema,
+        after: Option<&[String]>,
+        rows: usize,
+        no_backslash_escapes: bool,
+    ) -> Option<String> {
+        let names = self.names(schema).join(", ");
+        let mut sql = format!(
+            "SELECT {names} FROM {}.{}",
+            quote_ident(&schema.db),
+            quote_ident(&schema.table)
+        );
+        if let Some(after) = after {
+            sql.push_str(&format!(
+                " WHERE {}",
+                self.after(schema, after, no_backslash_escapes)?
+            ));
+        }
+        sql.push_str(&format!(
+            " ORDER BY {names} LIMIT 1 OFFSET {}",
+            rows.saturating_sub(1)
+        ));
+        Some(sql)
+    }
+
+    fn names(&self, schema: &TableSchema) -> Vec<String> {
+        self.columns
+            .iter()
+            .map(|i| quote_ident(&schema.columns[*i].name))
+            .collect()
+    }
+
+    /// `(key) > (values)` as a range on the key's index; `None` when the values cannot be
+    /// literals of the key (or the key does not order by its text).
+    fn after(
+        &self,
+        schema: &TableSchema,
+        values: &[String],
+        no_backslash_escapes: bool,
+    ) -> Option<String> {
+        let names = self.names(schema);
+        if !self.resumable || values.len() != names.len() {
+            return None;
+        }
+        let values = values
+            .iter()
+            .zip(&self.columns)
+            .map(|(value, i)| literal(&schema.columns[*i].data_type, value, no_backslash_escapes))
+            .collect::<Option<Vec<String>>>()?;
+        // `a > x OR (a = x AND b > y) …`: exact for every type (a row constructor compares
+        // numbers with strings as doubles) and a range on the key's index.
+        let alternatives: Vec<String> = (0..names.len())
+            .map(|last| {
+                let mut terms: Vec<String> = (0..last)
+                    .map(|i| format!("{} = {}", names[i], values[i]))
+                    .collect();
+                terms.push(format!("{} > {}", names[last], values[last]));
+                format!("({})", terms.join(" AND "))
+            })
+            .collect();
+        Some(alternatives.join(" OR "))
+    }
+
+    fn select_where(&self, schema: &TableSchema, predicate: Option<&str>) -> String {
         let mut sql = format!(
             "SELECT * FROM {}.{}",
             quote_ident(&schema.db),
             quote_ident(&schema.table)
         );
-        let names: Vec<String> = self
-            .columns
-            .iter()
-            .map(|i| quote_ident(&schema.columns[*i].name))
-            .collect();
-        let literals = after
-            .filter(|a| self.resumable && a.len() == names.len())
-            .and_then(|after| {
-                after
-                    .iter()
-                    .zip(&self.columns)
-                    .map(|(value, i)| {
-                        literal(&schema.columns[*i].data_type, value, no_backslash_escapes)
-                    })
-                    .collect::<Option<Vec<String>>>()
-            });
-        if let Some(values) = literals {
-            // `a > x OR (a = x AND b > y) …`: exact for every type (a row constructor
-            // compares numbers with strings as doubles) and a range on the key's index.
-            let alternatives: Vec<String> = (0..names.len())
-                .map(|last| {
-                    let mut terms: Vec<String> = (0..last)
-                        .map(|i| format!("{} = {}", names[i], values[i]))
-                        .collect();
-                    terms.push(format!("{} > {}", names[last], values[last]));
-                    format!("({})", terms.join(" AND "))
-                })
-                .collect();
-            sql.push_str(&format!(" WHERE {}", alternatives.join(" OR ")));
+        if let Some(predicate) = predicate {
+            sql.push_str(&format!(" WHERE {predicate}"));
         }
+        let names = self.names(schema);
         if !names.is_empty() {
             sql.push_str(&format!(" ORDER BY {}", names.join(", ")));
         }
         sql
+    }
+
+    /// Whether the table can be cut into chunks along the key: its key orders by its text, and
+    /// that text is the server's UTF-8 (binary strings are not).
+    fn chunkable(&self, schema: &TableSchema) -> bool {
+        self.resumable
+            && self.columns.iter().all(|i| {
+                !matches!(
+                    schema.columns[*i].data_type.as_str(),
+                    "binary" | "varbinary"
+                )
+            })
     }
 
     /// The key of a row read as text, for its offset; `None` when it cannot resume.
@@ -245,16 +329,21 @@ pub async fn run(
     }
 }
 
-async fn read(
-    config: &MySqlConfig,
-    source: &sluice_api::data::SchemaRef,
-    partition: &Arc<SourcePartition>,
-    sender: &mpsc::Sender<Result<Snapshot>>,
-    interrupted: Option<Position>,
-    resume: Option<ResumeAt>,
-    debezium: Option<&DebeziumMetrics>,
-) -> Result<()> {
-    let mut conn = connect(config).await?;
+/// How often the snapshot's connections try to open their views at one binlog position
+/// before the largest group of them that did reads alone.
+const ALIGN_ATTEMPTS: usize = 5;
+
+/// The snapshot's connections, each inside a consistent snapshot at one binlog position: the
+/// coordinator lists and describes the tables, finds chunk boundaries and reads the tables
+/// that are not read in chunks; the readers read chunks.
+struct Views {
+    coordinator: mysql_async::Conn,
+    readers: Vec<mysql_async::Conn>,
+    position: Position,
+}
+
+/// Opens a repeatable-read consistent snapshot on `conn`: the binlog position its view is at.
+async fn begin_view(conn: &mut mysql_async::Conn, config: &MySqlConfig) -> Result<Position> {
     conn.query_drop("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         .await
         .map_err(|e| my_error("beginning the snapshot", config, e))?;
@@ -271,27 +360,339 @@ async fn read(
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.clone())
     };
-    let (Some(file), Some(pos)) = (
+    match (
         value("Binlog_snapshot_file").filter(|f| !f.is_empty()),
         value("Binlog_snapshot_position").and_then(|p| p.parse::<u64>().ok()),
-    ) else {
-        return Err(Error::config(
+    ) {
+        (Some(file), Some(pos)) => Ok(Position { file, pos }),
+        _ => Err(Error::config(
             "the server does not report binlog_snapshot_file/position (MariaDB does; a lock-free consistent \
              snapshot on MySQL is not built yet): use MariaDB, or snapshot.mode=no_data",
-        ));
+        )),
+    }
+}
+
+/// Opens the coordinator's view and up to `readers` readers' views at the same binlog position,
+/// without any lock. MariaDB binlogs and commits transactions in one order and reports the
+/// binlog position a consistent snapshot stands at, so two views at one position see the same
+/// committed transactions. The views are opened together; while writes land between them,
+/// all are opened again (up to [`ALIGN_ATTEMPTS`] times), then the largest group at one position
+/// is kept. A reader that cannot connect (`max_connections`) is left out with a warning.
+async fn open_views(config: &MySqlConfig, readers: usize) -> Result<Views> {
+    let mut conns = vec![connect(config).await?];
+    for _ in 0..readers {
+        match connect(config).await {
+            Ok(conn) => conns.push(conn),
+            Err(e) => {
+                tracing::warn!(error = %e, readers = conns.len() - 1, "a snapshot reader could not connect; reading with fewer");
+                break;
+            }
+        }
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let positions: Vec<Position> =
+            futures_util::future::try_join_all(conns.iter_mut().map(|c| begin_view(c, config)))
+                .await?;
+        let aligned = positions.iter().all(|p| *p == positions[0]);
+        if aligned || attempt == ALIGN_ATTEMPTS {
+            // The largest group at one position (the first connection's on a tie).
+            let count = |p: &Position| positions.iter().filter(|q| *q == p).count();
+            let chosen = positions
+                .iter()
+                .max_by_key(|p| {
+                    let first = positions.iter().position(|q| q == *p);
+                    (count(p), std::cmp::Reverse(first))
+                })
+                .expect("a connection")
+                .clone();
+            let mut group = conns
+                .into_iter()
+                .zip(&positions)
+                .filter(|(_, p)| **p == chosen)
+                .map(|(c, _)| c);
+            let coordinator = group.next().expect("the chosen position's connection");
+            let mut readers: Vec<mysql_async::Conn> = group.collect();
+            for reader in &mut readers {
+                // Idle while the coordinator reads a table alone: kept open; a metadata lock
+                // not granted soon hands the chunk to the coordinator (see `ChunkFailed`).
+                reader
+                    .query_drop(format!(
+                        "SET SESSION wait_timeout = 31536000, lock_wait_timeout = {READER_LOCK_WAIT_SECONDS}"
+                    ))
+                    .await
+                    .map_err(|e| my_error("setting up a snapshot reader", config, e))?;
+            }
+            if !aligned {
+                tracing::info!(
+                    readers = readers.len(),
+                    attempts = attempt,
+                    "writes kept landing while the snapshot readers opened their views; reading with those at one position"
+                );
+            }
+            return Ok(Views {
+                coordinator,
+                readers,
+                position: chosen,
+            });
+        }
+        for conn in &mut conns {
+            conn.query_drop("ROLLBACK")
+                .await
+                .map_err(|e| my_error("reopening the snapshot views", config, e))?;
+        }
+    }
+}
+
+/// What reading one table needs, shared with the chunk readers.
+struct TableRead {
+    config: MySqlConfig,
+    schema: TableSchema,
+    order: KeyOrder,
+    source: sluice_api::data::SchemaRef,
+    partition: Arc<SourcePartition>,
+    position: Position,
+    /// `db.table`.
+    qualified: String,
+    snapshot_ms: i64,
+    no_backslash_escapes: bool,
+}
+
+impl TableRead {
+    /// A row (text protocol) as its read event, marked as a snapshot record in the middle of
+    /// the snapshot (the [`Emitter`] marks the first and last ones).
+    fn record(&self, row: mysql_async::Row) -> Result<SourceRecord> {
+        let values: Vec<Option<Vec<u8>>> = row
+            .unwrap()
+            .into_iter()
+            .map(|v| match v {
+                mysql_async::Value::NULL => None,
+                mysql_async::Value::Bytes(b) => Some(b),
+                other => Some(other.as_sql(true).into_bytes()),
+            })
+            .collect();
+        let key = self.order.key_of(&values);
+        let after = self.schema.row_from_text(&values)?;
+        Ok(read_event(
+            &self.config,
+            &self.schema,
+            &self.source,
+            &self.partition,
+            after,
+            (&self.position.file, self.position.pos),
+            (&self.qualified, key),
+            self.snapshot_ms,
+            "true",
+        ))
+    }
+
+    fn error(&self, e: mysql_async::Error) -> Error {
+        my_error(&format!("reading {}", self.qualified), &self.config, e)
+    }
+}
+
+/// A chunk: the rows after `after` up to `until` (inclusive; `None`: to the table's end).
+#[derive(Debug, Clone)]
+struct Chunk {
+    after: Option<Vec<String>>,
+    until: Option<Vec<String>>,
+}
+
+/// A chunk for a reader, with where its records go.
+struct ChunkJob {
+    table: Arc<TableRead>,
+    chunk: Chunk,
+    reply: tokio::sync::oneshot::Sender<std::result::Result<Vec<SourceRecord>, ChunkFailed>>,
+}
+
+/// Why a reader did not read a chunk.
+enum ChunkFailed {
+    /// The table's metadata lock was not granted within the reader's `lock_wait_timeout`: a
+    /// DDL statement waits for the coordinator's lock on the table, and the reader queues
+    /// behind it. The coordinator, which holds the lock, reads the chunk (and the rest of the
+    /// table) itself; waiting would deadlock in a way the server cannot see.
+    LockWait,
+    Error(Error),
+}
+
+/// How long a reader waits for a table's metadata lock before the coordinator reads its chunk.
+const READER_LOCK_WAIT_SECONDS: u32 = 10;
+
+/// A reader: takes chunks until the jobs end, each read in its view and built into records
+/// here (in parallel with the other readers), then ends its transaction.
+async fn chunk_reader(
+    mut conn: mysql_async::Conn,
+    jobs: Arc<tokio::sync::Mutex<mpsc::Receiver<ChunkJob>>>,
+) {
+    loop {
+        let job = jobs.lock().await.recv().await;
+        let Some(job) = job else { break };
+        if job.reply.is_closed() {
+            continue;
+        }
+        let read = match read_chunk(&mut conn, &job.table, &job.chunk).await {
+            Ok(records) => Ok(records),
+            Err(e) if e.lock_wait => Err(ChunkFailed::LockWait),
+            Err(e) => Err(ChunkFailed::Error(e.error)),
+        };
+        let failed = matches!(read, Err(ChunkFailed::Error(_)));
+        let _ = job.reply.send(read);
+        if failed {
+            break;
+        }
+    }
+    let _ = conn.query_drop("COMMIT").await;
+}
+
+/// A chunk read that failed, and whether it was a metadata lock wait timeout (1205).
+struct ReadFailed {
+    error: Error,
+    lock_wait: bool,
+}
+
+impl From<Error> for ReadFailed {
+    fn from(error: Error) -> ReadFailed {
+        ReadFailed {
+            error,
+            lock_wait: false,
+        }
+    }
+}
+
+/// Reads one chunk in `conn`'s view. A chunk with an end holds exactly `snapshot.fetch.size`
+/// rows (the coordinator counted them in its view): any other count means the views differ,
+/// and the snapshot starts over rather than send a torn table.
+async fn read_chunk(
+    conn: &mut mysql_async::Conn,
+    table: &TableRead,
+    chunk: &Chunk,
+) -> std::result::Result<Vec<SourceRecord>, ReadFailed> {
+    let sql = table
+        .order
+        .select_chunk(
+            &table.schema,
+            chunk.after.as_deref(),
+            chunk.until.as_deref(),
+            table.no_backslash_escapes,
+        )
+        .ok_or_else(|| {
+            Error::config(format!(
+                "a snapshot chunk boundary of {} is not a literal of its primary key ({:?} .. {:?})",
+                table.qualified, chunk.after, chunk.until
+            ))
+        })?;
+    let failed = |e: mysql_async::Error| ReadFailed {
+        lock_wait: matches!(&e, mysql_async::Error::Server(s) if s.code == 1205),
+        error: table.error(e),
     };
+    let mut result = conn.query_iter(sql).await.map_err(failed)?;
+    let mut records = Vec::new();
+    while let Some(row) = result.next().await.map_err(failed)? {
+        records.push(table.record(row)?);
+    }
+    if chunk.until.is_some() && records.len() != table.config.snapshot_fetch_size {
+        return Err(Error::retriable(format!(
+            "a snapshot chunk of {} ({:?} .. {:?}] held {} rows where the coordinator's view counted {}: \
+             the readers' views differ; the snapshot starts over",
+            table.qualified,
+            chunk.after,
+            chunk.until,
+            records.len(),
+            table.config.snapshot_fetch_size
+        ))
+        .into());
+    }
+    Ok(records)
+}
+
+/// Sends the snapshot's records in order, marking the snapshot's first record, each later
+/// table's first and each table's last but the last table's as Debezium does (the source marks
+/// the snapshot's very last one), and counts rows per table for the metrics.
+struct Emitter<'a> {
+    sender: &'a mpsc::Sender<Result<Snapshot>>,
+    debezium: Option<&'a DebeziumMetrics>,
+    /// Rows of the tables done.
+    total: u64,
+    /// Rows of the table being read.
+    rows: u64,
+    /// The last record, held until it is known whether it ends its table.
+    pending: Option<SourceRecord>,
+}
+
+impl Emitter<'_> {
+    /// Queues a record of `qualified`; false when the receiver is gone.
+    async fn push(&mut self, mut record: SourceRecord, qualified: &str) -> bool {
+        match (self.total + self.rows, self.rows) {
+            (0, _) => mark_snapshot(&mut record, "first"),
+            (_, 0) => mark_snapshot(&mut record, "first_in_data_collection"),
+            _ => {}
+        }
+        self.rows += 1;
+        if let Some(debezium) = self.debezium
+            && self.rows.is_multiple_of(1024)
+        {
+            debezium.set_table("snapshot", "RowsScanned", qualified, self.rows as f64);
+        }
+        match self.pending.replace(record) {
+            Some(previous) => self
+                .sender
+                .send(Ok(Snapshot::Record(Box::new(previous))))
+                .await
+                .is_ok(),
+            None => true,
+        }
+    }
+
+    /// Ends a table (`more`: others follow); false when the receiver is gone.
+    async fn end_table(&mut self, qualified: &str, more: bool) -> bool {
+        if let Some(debezium) = self.debezium {
+            debezium.set_table("snapshot", "RowsScanned", qualified, self.rows as f64);
+        }
+        let rows = std::mem::take(&mut self.rows);
+        self.total += rows;
+        tracing::info!(table = %qualified, rows, "snapshot read table");
+        if let Some(mut last) = self.pending.take() {
+            if more && rows > 1 {
+                mark_snapshot(&mut last, "last_in_data_collection");
+            }
+            return self
+                .sender
+                .send(Ok(Snapshot::Record(Box::new(last))))
+                .await
+                .is_ok();
+        }
+        true
+    }
+}
+
+async fn read(
+    config: &MySqlConfig,
+    source: &sluice_api::data::SchemaRef,
+    partition: &Arc<SourcePartition>,
+    sender: &mpsc::Sender<Result<Snapshot>>,
+    interrupted: Option<Position>,
+    resume: Option<ResumeAt>,
+    debezium: Option<&DebeziumMetrics>,
+) -> Result<()> {
+    let threads = config.snapshot_threads();
+    let Views {
+        coordinator: mut conn,
+        readers,
+        position: view,
+    } = open_views(config, if threads > 1 { threads } else { 0 }).await?;
     let view_is_position = interrupted.is_none();
     let (file, pos) = match interrupted {
         Some(earlier) => {
             tracing::info!(
-                view = %format!("{file}:{pos}"),
+                view = %format!("{}:{}", view.file, view.pos),
                 stream_from = %format!("{}:{}", earlier.file, earlier.pos),
                 "snapshotting again after an interrupted snapshot; the stream starts where that one stood, so \
                  the changes made since are streamed too"
             );
             (earlier.file, earlier.pos)
         }
-        None => (file, pos),
+        None => (view.file, view.pos),
     };
     let snapshot_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -308,7 +709,7 @@ async fn read(
         return Ok(());
     }
     let tables = list_tables(&mut conn, config).await?;
-    tracing::info!(tables = tables.len(), file = %file, pos, "snapshot started");
+    tracing::info!(tables = tables.len(), file = %file, pos, readers = readers.len(), "snapshot started");
     let no_backslash_escapes: bool = conn
         .query_first("SELECT @@SESSION.sql_mode LIKE '%NO_BACKSLASH_ESCAPES%'")
         .await
@@ -393,10 +794,26 @@ async fn read(
         }
         described.push(columns);
     }
-    let mut total = 0u64;
     if let Some(debezium) = debezium {
         debezium.set("snapshot", "TotalTableCount", tables.len() as f64);
     }
+    // The readers live for the whole snapshot and end when the jobs do.
+    let reader_count = readers.len();
+    let (jobs, job_queue) = mpsc::channel::<ChunkJob>(reader_count.max(1));
+    let job_queue = Arc::new(tokio::sync::Mutex::new(job_queue));
+    let reader_tasks: Vec<_> = readers
+        .into_iter()
+        .map(|reader| tokio::spawn(chunk_reader(reader, Arc::clone(&job_queue))))
+        .collect();
+    // Held by the readers only: should they all stop, queuing a chunk fails instead of waiting.
+    drop(job_queue);
+    let mut emitter = Emitter {
+        sender,
+        debezium,
+        total: 0,
+        rows: 0,
+        pending: None,
+    };
     for (index, (db, table)) in tables.iter().enumerate() {
         if index < first_table {
             continue;
@@ -432,76 +849,36 @@ async fn read(
         } else {
             None
         };
-        let mut result = conn
-            .query_iter(order.select(&schema, after.as_deref(), no_backslash_escapes))
-            .await
-            .map_err(|e| my_error(&format!("reading {db}.{table}"), config, e))?;
-        let mut rows = 0u64;
-        let mut pending: Option<SourceRecord> = None;
-        while let Some(row) = result
-            .next()
-            .await
-            .map_err(|e| my_error(&format!("reading {db}.{table}"), config, e))?
-        {
-            let values: Vec<Option<Vec<u8>>> = row
-                .unwrap()
-                .into_iter()
-                .map(|v| match v {
-                    mysql_async::Value::NULL => None,
-                    mysql_async::Value::Bytes(b) => Some(b),
-                    other => Some(other.as_sql(true).into_bytes()),
-                })
-                .collect();
-            let key = order.key_of(&values);
-            let after = schema.row_from_text(&values)?;
-            let marker = match (total + rows, rows) {
-                (0, _) => "first",
-                (_, 0) => "first_in_data_collection",
-                _ => "true",
-            };
-            let record = read_event(
-                config,
-                &schema,
-                source,
-                partition,
-                after,
-                (&file, pos),
-                (&qualified, key),
-                snapshot_ms,
-                marker,
-            );
-            if let Some(previous) = pending.replace(record)
-                && sender
-                    .send(Ok(Snapshot::Record(Box::new(previous))))
-                    .await
-                    .is_err()
-            {
-                return Ok(());
-            }
-            rows += 1;
-            if let Some(debezium) = debezium
-                && rows.is_multiple_of(1024)
-            {
-                debezium.set_table("snapshot", "RowsScanned", &qualified, rows as f64);
-            }
-        }
-        if let Some(debezium) = debezium {
-            debezium.set_table("snapshot", "RowsScanned", &qualified, rows as f64);
-        }
-        if let Some(mut last) = pending.take() {
-            if index + 1 < tables.len() && rows > 1 {
-                mark_snapshot(&mut last, "last_in_data_collection");
-            }
-            if sender
-                .send(Ok(Snapshot::Record(Box::new(last))))
+        let read = Arc::new(TableRead {
+            config: config.clone(),
+            schema,
+            order,
+            source: Arc::clone(source),
+            partition: Arc::clone(partition),
+            position: Position {
+                file: file.clone(),
+                pos,
+            },
+            qualified: qualified.clone(),
+            snapshot_ms,
+            no_backslash_escapes,
+        });
+        let delivered = if reader_count > 0 && read.order.chunkable(&read.schema) {
+            read_in_chunks(&mut conn, &read, after, &jobs, reader_count, &mut emitter).await?
+        } else {
+            read_whole(&mut conn, &read, after, &mut emitter).await?
+        };
+        if !delivered
+            || !emitter
+                .end_table(&qualified, index + 1 < tables.len())
                 .await
-                .is_err()
-            {
-                return Ok(());
-            }
+        {
+            return Ok(());
         }
-        total += rows;
-        tracing::info!(table = %qualified, rows, "snapshot read table");
+    }
+    drop(jobs);
+    for task in reader_tasks {
+        let _ = task.await;
     }
     let _ = conn.query_drop("COMMIT").await;
     if let Some(debezium) = debezium {
@@ -509,8 +886,146 @@ async fn read(
         debezium.set("snapshot", "SnapshotRunning", 0.0);
         debezium.set("snapshot", "SnapshotCompleted", 1.0);
     }
-    tracing::info!(rows = total, "snapshot complete");
+    tracing::info!(rows = emitter.total, "snapshot complete");
     Ok(())
+}
+
+/// Reads a table in one query on the coordinator's connection (after `after` when it resumes
+/// by key); false when the receiver is gone.
+async fn read_whole(
+    conn: &mut mysql_async::Conn,
+    table: &TableRead,
+    after: Option<Vec<String>>,
+    emitter: &mut Emitter<'_>,
+) -> Result<bool> {
+    let sql = table
+        .order
+        .select(&table.schema, after.as_deref(), table.no_backslash_escapes);
+    let mut result = conn.query_iter(sql).await.map_err(|e| table.error(e))?;
+    while let Some(row) = result.next().await.map_err(|e| table.error(e))? {
+        if !emitter.push(table.record(row)?, &table.qualified).await {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Reads a table in chunks of `snapshot.fetch.size` rows by primary key: the coordinator finds
+/// each chunk's last key and queues the chunk for the readers, keeping one more chunk than
+/// there are readers in flight (memory is bounded by those), and the records go out strictly
+/// in key order, so every record's offset still names the last row delivered. When a reader
+/// cannot get the table's metadata lock (see [`ChunkFailed::LockWait`]) the coordinator reads
+/// that chunk and the rest of the table itself. False when the receiver is gone.
+async fn read_in_chunks(
+    conn: &mut mysql_async::Conn,
+    table: &Arc<TableRead>,
+    after: Option<Vec<String>>,
+    jobs: &mpsc::Sender<ChunkJob>,
+    readers: usize,
+    emitter: &mut Emitter<'_>,
+) -> Result<bool> {
+    let order = &table.order;
+    let mut after = match after {
+        Some(key)
+            if order
+                .after(&table.schema, &key, table.no_backslash_escapes)
+                .is_none() =>
+        {
+            tracing::warn!(table = %table.qualified, ?key, "the stored snapshot key does not fit the table's primary key; reading the table from its start");
+            None
+        }
+        after => after,
+    };
+    let mut in_flight = std::collections::VecDeque::new();
+    let mut boundaries_done = false;
+    // Set once a reader could not lock the table: the coordinator reads the rest.
+    let mut alone = false;
+    loop {
+        while !boundaries_done && !alone && in_flight.len() <= readers {
+            let sql = order
+                .chunk_end(
+                    &table.schema,
+                    after.as_deref(),
+                    table.config.snapshot_fetch_size,
+                    table.no_backslash_escapes,
+                )
+                .ok_or_else(|| {
+                    Error::config(format!(
+                        "a snapshot chunk boundary of {} is not a literal of its primary key: {after:?}",
+                        table.qualified
+                    ))
+                })?;
+            let end: Option<mysql_async::Row> =
+                conn.query_first(sql).await.map_err(|e| table.error(e))?;
+            let until = match end {
+                Some(row) => Some(boundary_key(table, row)?),
+                None => None,
+            };
+            let chunk = Chunk {
+                after: after.clone(),
+                until: until.clone(),
+            };
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let job = ChunkJob {
+                table: Arc::clone(table),
+                chunk: chunk.clone(),
+                reply,
+            };
+            if jobs.send(job).await.is_err() {
+                // Every reader stopped (a queued answer says why): the coordinator reads on.
+                alone = true;
+                break;
+            }
+            in_flight.push_back((chunk, answer));
+            match until {
+                Some(until) => after = Some(until),
+                None => boundaries_done = true,
+            }
+        }
+        let records = match in_flight.pop_front() {
+            Some((chunk, answer)) => match answer.await {
+                Ok(Ok(records)) => records,
+                Ok(Err(ChunkFailed::LockWait)) => {
+                    tracing::info!(table = %table.qualified, "a snapshot reader waited too long for the table's metadata lock (a DDL statement is queued behind the snapshot); the coordinator reads the rest of the table");
+                    alone = true;
+                    read_chunk(conn, table, &chunk).await.map_err(|e| e.error)?
+                }
+                Ok(Err(ChunkFailed::Error(e))) => return Err(e),
+                Err(_) => {
+                    return Err(Error::retriable(format!(
+                        "a snapshot reader of {} stopped mid-chunk",
+                        table.qualified
+                    )));
+                }
+            },
+            None if alone && !boundaries_done => {
+                // The rest of the table, after the last chunk queued, on the coordinator.
+                return read_whole(conn, table, after, emitter).await;
+            }
+            None => return Ok(true),
+        };
+        for record in records {
+            if !emitter.push(record, &table.qualified).await {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+/// A chunk's last key, as the server's text.
+fn boundary_key(table: &TableRead, row: mysql_async::Row) -> Result<Vec<String>> {
+    row.unwrap()
+        .into_iter()
+        .map(|v| match v {
+            mysql_async::Value::Bytes(b) => String::from_utf8(b).map_err(|_| {
+                Error::config(format!(
+                    "a primary key value of {} is not UTF-8 text; read it with snapshot.max.threads=1",
+                    table.qualified
+                ))
+            }),
+            other => Ok(other.as_sql(true)),
+        })
+        .collect()
 }
 
 /// The position and time a snapshot's schema change events stand for.
@@ -669,6 +1184,37 @@ mod tests {
             order.select(&schema, Some(&not_a_number), false),
             "SELECT * FROM `app`.`t` ORDER BY `id`, `region`",
             "a stored key that is not a number reads the table again whole"
+        );
+        // A chunk: after one key, up to another (inclusive); its end found by an index scan.
+        let until = ["9007199254740999".to_owned(), "eu".to_owned()];
+        assert_eq!(
+            order
+                .select_chunk(&schema, Some(&after), Some(&until), false)
+                .unwrap(),
+            "SELECT * FROM `app`.`t` WHERE ((`id` > 9007199254740993) OR (`id` = 9007199254740993 AND `region` > 'it\\'s\\\\')) AND NOT ((`id` > 9007199254740999) OR (`id` = 9007199254740999 AND `region` > 'eu')) ORDER BY `id`, `region`"
+        );
+        assert_eq!(
+            order
+                .select_chunk(&schema, None, Some(&until), false)
+                .unwrap(),
+            "SELECT * FROM `app`.`t` WHERE NOT ((`id` > 9007199254740999) OR (`id` = 9007199254740999 AND `region` > 'eu')) ORDER BY `id`, `region`"
+        );
+        assert_eq!(
+            order.select_chunk(&schema, None, None, false).unwrap(),
+            "SELECT * FROM `app`.`t` ORDER BY `id`, `region`"
+        );
+        assert_eq!(
+            order.select_chunk(&schema, Some(&not_a_number), None, false),
+            None,
+            "a chunk never widens to the whole table"
+        );
+        assert_eq!(
+            order.chunk_end(&schema, Some(&until), 100, false).unwrap(),
+            "SELECT `id`, `region` FROM `app`.`t` WHERE (`id` > 9007199254740999) OR (`id` = 9007199254740999 AND `region` > 'eu') ORDER BY `id`, `region` LIMIT 1 OFFSET 99"
+        );
+        assert_eq!(
+            order.chunk_end(&schema, None, 1, false).unwrap(),
+            "SELECT `id`, `region` FROM `app`.`t` ORDER BY `id`, `region` LIMIT 1 OFFSET 0"
         );
         let row = [Some(b"eu".to_vec()), None, Some(b"7".to_vec())];
         assert_eq!(order.key_of(&row), Some(vec!["7".into(), "eu".into()]));

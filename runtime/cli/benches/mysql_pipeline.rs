@@ -21,6 +21,7 @@
 //!
 //!     cargo bench -p sluice --bench mysql_pipeline                            # 500k + 1M rows
 //!     cargo bench -p sluice --bench mysql_pipeline -- --rows 20000 --snapshot-rows 50000
+//!     cargo bench -p sluice --bench mysql_pipeline -- --snapshot-threads 1   # snapshot.max.threads
 
 mod common;
 #[path = "../../../tests/support/mod.rs"]
@@ -32,7 +33,10 @@ use std::time::{Duration, Instant};
 use support::mariadb::Server;
 
 fn connector(db: &Server, prefix: &str, table: &str, snapshot: &str) -> String {
+    // `--snapshot-threads N` sets snapshot.max.threads (0, the connector's default: one per core).
+    let threads = common::arg("--snapshot-threads", 0);
     serde_json::json!({"name": prefix, "config": {
+        "snapshot.max.threads": threads.to_string(),
         "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
         "database.hostname": "127.0.0.1", "database.port": db.port.to_string(),
         "database.user": "root", "database.password": "", "database.server.id": "5402",
