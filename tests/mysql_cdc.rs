@@ -914,10 +914,13 @@ fn a_debezium_connector_json_posted_over_rest_runs_unchanged() {
         !lines(&events).is_empty()
     });
     let schema_changes = dir.path().join("schema.jsonl");
+    // Debezium's snapshot statements: SET, DROP TABLE, DROP/CREATE DATABASE, USE, CREATE TABLE.
     wait_until("the table's CREATE", Duration::from_secs(30), || {
-        !lines(&schema_changes).is_empty()
+        lines(&schema_changes)
+            .last()
+            .is_some_and(|l| l.contains("CREATE TABLE"))
     });
-    assert_eq!(lines(&schema_changes).len(), 1);
+    assert_eq!(lines(&schema_changes).len(), 6);
     let logs = worker.logs();
     assert!(
         logs.contains(
@@ -1872,24 +1875,36 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     db.sql("create database other; create table other.t (x int)"); // not captured: no event
     let changes = dir.path().join("schema.jsonl");
     wait_until(
-        "three schema change events",
+        "eight schema change events",
         Duration::from_secs(30),
-        || lines(&changes).len() >= 3,
+        || lines(&changes).len() >= 8,
     );
     let events: Vec<Json> = lines(&changes)
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 3, "{events:?}");
-    // no_data is Debezium's snapshot of the schemas only: the captured table's CREATE first.
-    let create = &events[0]["value"];
+    assert_eq!(events.len(), 8, "{events:?}");
+    // no_data is Debezium's snapshot of the schemas only: its six statements first.
+    let ddls: Vec<&str> = events[..6]
+        .iter()
+        .map(|e| e["value"]["ddl"].as_str().unwrap())
+        .collect();
+    assert!(ddls[0].starts_with("SET character_set_server="), "{ddls:?}");
+    assert_eq!(ddls[1], "DROP TABLE IF EXISTS `inventory`.`accounts`");
+    assert_eq!(ddls[2], "DROP DATABASE IF EXISTS `inventory`");
+    assert!(
+        ddls[3].starts_with("CREATE DATABASE `inventory` CHARSET "),
+        "{ddls:?}"
+    );
+    assert_eq!(ddls[4], "USE `inventory`");
+    let create = &events[5]["value"];
     assert_eq!(create["source"]["snapshot"], "true");
     assert_eq!(create["tableChanges"][0]["type"], "CREATE");
     assert_eq!(
         create["tableChanges"][0]["id"],
         "\"inventory\".\"accounts\""
     );
-    let events = &events[1..];
+    let events = &events[6..];
     let alter = &events[0];
     assert_eq!(alter["topic"], "dbserver1");
     assert_eq!(alter["key"], json!({"databaseName": "inventory"}));
@@ -1916,70 +1931,157 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     assert!(exit.success(), "{logs}");
 }
 
-/// With `include.schema.changes`, the snapshot sends Debezium's schema change event for each
-/// captured table (`CREATE`, its `SHOW CREATE TABLE`, marked as of the snapshot) before the
-/// rows; tables not captured get none.
+/// With `include.schema.changes`, the snapshot sends Debezium's schema change events before
+/// the rows, statement by statement as Debezium's snapshot writes them: the server's character
+/// set, a `DROP TABLE IF EXISTS` per table, then per database `DROP DATABASE IF EXISTS`,
+/// `CREATE DATABASE`, `USE` and each table's `CREATE` (`SHOW CREATE TABLE`, with its
+/// structure), all marked as of the snapshot. By default (Debezium's
+/// `schema.history.internal.store.only.captured.tables.ddl=false`) every table is covered, the
+/// ones not captured too; with it `true`, only the captured ones.
 #[test]
-fn a_snapshot_sends_a_schema_change_event_per_captured_table_when_included() {
+fn a_snapshot_sends_debezium_s_schema_change_events_statement_by_statement() {
     let db = Server::start();
     create_accounts(&db);
     db.sql("create table inventory.notes (id bigint primary key, body text); insert into inventory.accounts values (1, 'one', 1); create database other; create table other.t (x int)");
-    let dir = tempfile::tempdir().unwrap();
-    let mut args = write_configs(dir.path(), &db, json!({"include.schema.changes": "true"}));
-    let schema_sink = dir.path().join("schema.properties");
-    std::fs::write(
-        &schema_sink,
-        "name=schema\nconnector.class=FileStreamSink\nfile=schema.jsonl\nformat=json\ntopics=dbserver1\n",
-    )
-    .unwrap();
-    args.push(schema_sink.to_string_lossy().into_owned());
-    let events = dir.path().join("events.jsonl");
-    let worker = Worker::start(dir.path(), &args);
-    wait_for_rows(
-        &db,
-        &events,
-        "accounts",
-        &["id", "owner", "balance"],
-        "the snapshot",
-    );
-    let changes = dir.path().join("schema.jsonl");
-    wait_until("two schema change events", Duration::from_secs(30), || {
-        lines(&changes).len() >= 2
-    });
-    let (exit, logs) = worker.terminate();
-    assert!(exit.success(), "{logs}");
-    let changes: Vec<Json> = lines(&changes)
+    let charset = db.sql("select @@character_set_server, @@collation_server")[0].clone();
+    let (server_charset, server_collation) = charset.split_once('\t').unwrap();
+    let locale = |name: &str| {
+        db.sql(&format!("select default_character_set_name, default_collation_name from information_schema.schemata where schema_name = '{name}'"))[0]
+            .replace('\t', " COLLATE ")
+    };
+    let run = |extra: Json, count: usize| -> (Vec<Json>, Json) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut settings = json!({"include.schema.changes": "true"});
+        settings
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let mut args = write_configs(dir.path(), &db, settings);
+        let schema_sink = dir.path().join("schema.properties");
+        std::fs::write(
+            &schema_sink,
+            "name=schema\nconnector.class=FileStreamSink\nfile=schema.jsonl\nformat=json\ntopics=dbserver1\n",
+        )
+        .unwrap();
+        args.push(schema_sink.to_string_lossy().into_owned());
+        let events = dir.path().join("events.jsonl");
+        let worker = Worker::start(dir.path(), &args);
+        wait_for_rows(
+            &db,
+            &events,
+            "accounts",
+            &["id", "owner", "balance"],
+            "the snapshot",
+        );
+        let changes = dir.path().join("schema.jsonl");
+        wait_until("the schema change events", Duration::from_secs(30), || {
+            lines(&changes).len() >= count
+        });
+        let (exit, logs) = worker.terminate();
+        assert!(exit.success(), "{logs}");
+        let changes: Vec<Json> = lines(&changes)
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let data: Json = serde_json::from_str(&lines(&events)[0]).unwrap();
+        (changes, data)
+    };
+    let (changes, data) = run(json!({}), 13);
+    let ddls: Vec<&str> = changes
         .iter()
-        .map(|l| serde_json::from_str(l).unwrap())
+        .map(|e| e["value"]["ddl"].as_str().unwrap())
         .collect();
-    assert_eq!(changes.len(), 2, "one per captured table: {changes:?}");
-    let data: Json = serde_json::from_str(&lines(&events)[0]).unwrap();
-    for (event, (table, columns)) in changes.iter().zip([
-        ("accounts", vec!["id", "owner", "balance"]),
-        ("notes", vec!["id", "body"]),
-    ]) {
-        assert_eq!(event["topic"], "dbserver1");
-        assert_eq!(event["key"], json!({"databaseName": "inventory"}));
+    let expected_start = [
+        format!("SET character_set_server={server_charset}, collation_server={server_collation}"),
+        "DROP TABLE IF EXISTS `inventory`.`accounts`".to_owned(),
+        "DROP TABLE IF EXISTS `inventory`.`notes`".to_owned(),
+        "DROP TABLE IF EXISTS `other`.`t`".to_owned(),
+        "DROP DATABASE IF EXISTS `inventory`".to_owned(),
+        format!(
+            "CREATE DATABASE `inventory` CHARSET {}",
+            locale("inventory")
+        ),
+        "USE `inventory`".to_owned(),
+    ];
+    assert_eq!(ddls.len(), 13, "{ddls:#?}");
+    assert_eq!(ddls[..7], expected_start, "{ddls:#?}");
+    assert!(ddls[7].starts_with("CREATE TABLE `accounts`"), "{ddls:#?}");
+    assert!(ddls[8].starts_with("CREATE TABLE `notes`"), "{ddls:#?}");
+    assert_eq!(
+        ddls[9..12],
+        [
+            "DROP DATABASE IF EXISTS `other`".to_owned(),
+            format!("CREATE DATABASE `other` CHARSET {}", locale("other")),
+            "USE `other`".to_owned(),
+        ]
+    );
+    assert!(ddls[12].starts_with("CREATE TABLE `t`"), "{ddls:#?}");
+    for event in &changes {
         let value = &event["value"];
-        assert_eq!(value["databaseName"], "inventory");
+        assert_eq!(event["topic"], "dbserver1");
+        assert_eq!(event["key"], json!({"databaseName": value["databaseName"]}));
         assert_eq!(value["source"]["snapshot"], "true");
-        assert_eq!(value["source"]["table"], table);
+        assert_eq!(value["source"]["db"], value["databaseName"]);
         assert_eq!(value["source"]["file"], data["value"]["source"]["file"]);
         assert_eq!(value["source"]["pos"], data["value"]["source"]["pos"]);
-        assert!(
-            value["ddl"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("CREATE TABLE `{table}`")),
-            "{event}"
+    }
+    // The SET statement names no database; statements on no table carry no table.
+    assert_eq!(changes[0]["key"], json!({"databaseName": ""}));
+    for i in [0, 4, 5, 6, 9, 10, 11] {
+        assert_eq!(
+            changes[i]["value"]["source"]["table"],
+            Json::Null,
+            "{}",
+            ddls[i]
         );
+        assert_eq!(
+            changes[i]["value"]["tableChanges"],
+            json!([]),
+            "{}",
+            ddls[i]
+        );
+    }
+    let dropped = &changes[1]["value"];
+    assert_eq!(dropped["source"]["table"], "accounts");
+    assert_eq!(dropped["tableChanges"][0]["type"], "DROP");
+    assert_eq!(
+        dropped["tableChanges"][0]["id"],
+        "\"inventory\".\"accounts\""
+    );
+    assert_eq!(dropped["tableChanges"][0]["table"], Json::Null);
+    for (event, (db_name, table, columns)) in
+        [&changes[7], &changes[8], &changes[12]].into_iter().zip([
+            ("inventory", "accounts", vec!["id", "owner", "balance"]),
+            ("inventory", "notes", vec!["id", "body"]),
+            ("other", "t", vec!["x"]),
+        ])
+    {
+        let value = &event["value"];
+        assert_eq!(value["databaseName"], db_name);
+        assert_eq!(value["source"]["table"], table);
         let change = &value["tableChanges"][0];
         assert_eq!(change["type"], "CREATE");
-        assert_eq!(change["id"], format!("\"inventory\".\"{table}\""));
-        let names = column_names(change);
-        assert_eq!(names, columns);
-        assert_eq!(change["table"]["primaryKeyColumnNames"], json!(["id"]));
+        assert_eq!(change["id"], format!("\"{db_name}\".\"{table}\""));
+        assert_eq!(column_names(change), columns);
     }
+    assert_eq!(
+        changes[7]["value"]["tableChanges"][0]["table"]["primaryKeyColumnNames"],
+        json!(["id"])
+    );
+    // Only the captured tables (and so only their database) with Debezium's key set.
+    let (changes, _) = run(
+        json!({"schema.history.internal.store.only.captured.tables.ddl": "true"}),
+        8,
+    );
+    let ddls: Vec<&str> = changes
+        .iter()
+        .map(|e| e["value"]["ddl"].as_str().unwrap())
+        .collect();
+    assert_eq!(ddls.len(), 8, "{ddls:#?}");
+    assert_eq!(ddls[..3], expected_start[..3], "{ddls:#?}");
+    assert_eq!(ddls[3..6], expected_start[4..7], "{ddls:#?}");
+    assert!(ddls[6].starts_with("CREATE TABLE `accounts`"), "{ddls:#?}");
+    assert!(ddls[7].starts_with("CREATE TABLE `notes`"), "{ddls:#?}");
 }
 
 /// MariaDB's UUID (`io.debezium.data.Uuid`), POINT with an SRID (`io.debezium.data.geometry.Point`:

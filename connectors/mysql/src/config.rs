@@ -116,6 +116,43 @@ pub enum SnapshotMode {
     Recovery,
 }
 
+/// Which tables a snapshot's schema change events cover: Debezium's
+/// `schema.history.internal.store.only.captured.tables.ddl` and
+/// `….store.only.captured.databases.ddl` (both `false` by default: every table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaScope {
+    /// Only the captured tables.
+    CapturedTables,
+    /// Every table of the databases `database.include.list`/`exclude.list` capture.
+    CapturedDatabases,
+    /// Every table outside the system databases.
+    AllTables,
+}
+
+impl SchemaScope {
+    fn from_props(props: &Props) -> Result<SchemaScope> {
+        let flag = |key: &str| -> Result<bool> {
+            match props.get(key).map(|v| v.trim().to_ascii_lowercase()) {
+                None => Ok(false),
+                Some(v) if v == "true" => Ok(true),
+                Some(v) if v == "false" || v.is_empty() => Ok(false),
+                Some(v) => Err(Error::config(format!(
+                    "`{key}={v}` is not a boolean: use true or false"
+                ))),
+            }
+        };
+        Ok(
+            if flag("schema.history.internal.store.only.captured.tables.ddl")? {
+                SchemaScope::CapturedTables
+            } else if flag("schema.history.internal.store.only.captured.databases.ddl")? {
+                SchemaScope::CapturedDatabases
+            } else {
+                SchemaScope::AllTables
+            },
+        )
+    }
+}
+
 /// Where the schema history is kept (`schema.history.internal` and its keys).
 #[derive(Debug, Clone, PartialEq)]
 pub enum HistoryConfig {
@@ -236,6 +273,8 @@ pub struct MySqlConfig {
     pub inconsistent: Inconsistent,
     /// `include.schema.changes`.
     pub schema_changes: bool,
+    /// Which tables a snapshot's schema change events cover.
+    pub schema_scope: SchemaScope,
     /// `snapshot.max.threads` (1 by default; 0: one per CPU core).
     pub snapshot_max_threads: usize,
     /// `snapshot.fetch.size`: rows per chunk read in parallel.
@@ -291,6 +330,7 @@ impl MySqlConfig {
                 .filter(|q| !q.trim().is_empty()),
             history: HistoryConfig::from_config(&config, props)?,
             schema_changes: config.bool("include.schema.changes")?,
+            schema_scope: SchemaScope::from_props(props)?,
             snapshot_max_threads: usize::try_from(config.i64("snapshot.max.threads")?).unwrap_or(1),
             snapshot_fetch_size: usize::try_from(config.i64("snapshot.fetch.size")?)
                 .unwrap_or(10240)
@@ -311,6 +351,11 @@ impl MySqlConfig {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         }
+    }
+
+    /// Whether database `db` passes `database.include.list`/`exclude.list`.
+    pub fn captures_database(&self, db: &str) -> bool {
+        self.databases.allows(db)
     }
 
     /// Whether changes of `db.table` are captured.
@@ -336,6 +381,32 @@ mod tests {
         .collect();
         props.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         props
+    }
+
+    /// Debezium's `store.only.captured.*.ddl` keys choose the tables a snapshot's schema change
+    /// events cover: all by default; a value that is not a boolean is refused, naming the key.
+    #[test]
+    fn the_schema_events_cover_the_tables_debezium_s_store_only_keys_name() {
+        let scope = |extra: &[(&str, &str)]| {
+            MySqlConfig::from_props(&props(extra), "mysql").map(|c| c.schema_scope)
+        };
+        assert_eq!(scope(&[]).unwrap(), SchemaScope::AllTables);
+        let tables = "schema.history.internal.store.only.captured.tables.ddl";
+        let databases = "schema.history.internal.store.only.captured.databases.ddl";
+        assert_eq!(
+            scope(&[(tables, "true")]).unwrap(),
+            SchemaScope::CapturedTables
+        );
+        assert_eq!(
+            scope(&[(databases, "TRUE"), (tables, "false")]).unwrap(),
+            SchemaScope::CapturedDatabases
+        );
+        assert_eq!(
+            scope(&[(databases, "true"), (tables, "true")]).unwrap(),
+            SchemaScope::CapturedTables
+        );
+        let error = scope(&[(tables, "yes")]).unwrap_err();
+        assert!(error.to_string().contains(tables), "{error}");
     }
 
     /// Debezium's history class picks the file or the topic; without it the key that is set

@@ -15,10 +15,13 @@ use tokio::sync::mpsc;
 use crate::config::MySqlConfig;
 use sluice_debezium::envelope::{envelope_value, mark_snapshot};
 
+use crate::config::SchemaScope;
 use crate::envelope::{SourceInfo, SourceNames, source_value};
-use crate::history::table_change;
+use crate::history::{dropped_change, table_change};
 use crate::schema_change::SchemaChangeSchemas;
-use crate::sql::{connect, describe, list_tables, my_error, quote_ident, show_create};
+use crate::sql::{
+    connect, describe, list_tables, list_tables_where, my_error, quote_ident, show_create,
+};
 use crate::table::{ColumnInfo, TableSchema};
 
 /// The position a snapshot stands for.
@@ -749,23 +752,22 @@ async fn read(
         }
     }
     if config.schema_changes {
-        for (db, table) in &tables {
-            let at = SnapshotAt {
-                file: &file,
-                pos,
-                server_id: 0,
-                ts_ms: snapshot_ms,
-            };
-            let record = schema_change_event(
-                &mut conn,
-                config,
-                source,
-                partition,
-                (db, table),
-                &at,
-                schema_offset.clone(),
-            )
-            .await?;
+        let at = SnapshotAt {
+            file: &file,
+            pos,
+            server_id: 0,
+            ts_ms: snapshot_ms,
+        };
+        let events = schema_change_events(
+            &mut conn,
+            config,
+            source,
+            partition,
+            &at,
+            schema_offset.clone(),
+        )
+        .await?;
+        for record in events {
             if sender
                 .send(Ok(Snapshot::Record(Box::new(record))))
                 .await
@@ -961,6 +963,15 @@ async fn read_in_chunks(
                 Some(row) => Some(boundary_key(table, row)?),
                 None => None,
             };
+            if until.is_some() && until == after {
+                // `(key) > (after)` found `after` again: its text does not round-trip (a lossy
+                // conversion); reading on would queue the same chunk forever.
+                return Err(Error::config(format!(
+                    "the snapshot of {} found chunk boundary {until:?} twice: its primary key's text does not \
+                     compare as the key; read it with snapshot.max.threads=1",
+                    table.qualified
+                )));
+            }
             let chunk = Chunk {
                 after: after.clone(),
                 until: until.clone(),
@@ -1037,45 +1048,162 @@ pub struct SnapshotAt<'a> {
     pub ts_ms: i64,
 }
 
-/// With `include.schema.changes`: a captured table's schema change event as a snapshot sends
-/// it (inside its view, before any rows; or alone, for a snapshot of the schemas only):
-/// `SHOW CREATE TABLE` and the table as INFORMATION_SCHEMA shows it (`CREATE`), marked as of
-/// the snapshot, as Debezium sends one per table. (Debezium also sends the `SET`, `DROP … IF
-/// EXISTS`, `CREATE DATABASE` and `USE` statements it writes around them to its history;
-/// those name no table structure and are left out.)
-pub async fn schema_change_event(
+/// With `include.schema.changes`: the schema change events a snapshot sends (inside its view,
+/// before any rows; or alone, for a snapshot of the schemas only), as Debezium's snapshot sends
+/// them, all marked as of the snapshot:
+/// 1. the server's default character set, `SET character_set_server=…, collation_server=…`
+///    (database `""`);
+/// 2. `DROP TABLE IF EXISTS` for each table (a `DROP` change);
+/// 3. per database: `DROP DATABASE IF EXISTS`, `CREATE DATABASE … CHARSET … COLLATE …` and
+///    `USE` (no table changes), then each of its tables' `SHOW CREATE TABLE` with the table as
+///    INFORMATION_SCHEMA shows it (a `CREATE` change).
+///
+/// The tables are those `schema.history.internal.store.only.captured.tables.ddl` and
+/// `….store.only.captured.databases.ddl` select, as in Debezium: by default every table of
+/// every database but the system ones.
+pub async fn schema_change_events(
     conn: &mut mysql_async::Conn,
     config: &MySqlConfig,
     source: &sluice_api::data::SchemaRef,
     partition: &Arc<SourcePartition>,
-    (db, table): (&str, &str),
     at: &SnapshotAt<'_>,
     offset: SourceOffset,
-) -> Result<SourceRecord> {
-    let SnapshotAt {
-        file,
-        pos,
-        server_id,
-        ts_ms,
-    } = *at;
-    let columns = describe(conn, config, db, table).await?;
-    let ddl = show_create(conn, db, table).await;
-    let changes = [table_change(db, table, "CREATE", &columns)];
-    let info = SourceInfo {
-        flavour: config.flavour,
-        names: SourceNames::owned(&config.topic_prefix, db, table),
-        ts_ms,
-        snapshot: "true",
-        server_id,
-        gtid: None,
-        file: file.into(),
-        pos,
-        row: 0,
-        thread: None,
+) -> Result<Vec<SourceRecord>> {
+    let events = SchemaEvents {
+        config,
+        source,
+        partition,
+        at,
+        offset,
+        schemas: SchemaChangeSchemas::new(config.flavour, source),
     };
-    let schemas = SchemaChangeSchemas::new(config.flavour, source);
-    let value = schemas.value(source_value(source, &info), ts_ms, db, &ddl, &changes);
-    Ok(schemas.record(&config.topic_prefix, db, value, ts_ms, partition, offset))
+    let tables = list_tables_where(conn, config, |db, table| match config.schema_scope {
+        SchemaScope::CapturedTables => config.captures(db, table),
+        SchemaScope::CapturedDatabases => config.captures_database(db),
+        SchemaScope::AllTables => true,
+    })
+    .await?;
+    let variables: Vec<(String, String)> = conn
+        .query("SHOW VARIABLES WHERE Variable_name IN ('character_set_server', 'collation_server')")
+        .await
+        .map_err(|e| my_error("reading the server's character set", config, e))?;
+    let mut out = vec![events.event("", None, &set_statement(variables), &[])];
+    for (db, table) in &tables {
+        let ddl = format!(
+            "DROP TABLE IF EXISTS {}.{}",
+            quote_ident(db),
+            quote_ident(table)
+        );
+        out.push(events.event(db, Some(table), &ddl, &[dropped_change(db, table)]));
+    }
+    let mut databases: Vec<&str> = tables.iter().map(|(db, _)| db.as_str()).collect();
+    databases.dedup();
+    for db in databases {
+        let locale: Option<(Option<String>, Option<String>)> = conn
+            .exec_first(
+                "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM INFORMATION_SCHEMA.SCHEMATA \
+                 WHERE SCHEMA_NAME = ?",
+                (db,),
+            )
+            .await
+            .map_err(|e| my_error(&format!("reading {db}'s default character set"), config, e))?;
+        let mut create = format!("CREATE DATABASE {}", quote_ident(db));
+        if let Some((charset, collation)) = locale {
+            if let Some(charset) = charset {
+                create.push_str(&format!(" CHARSET {charset}"));
+            }
+            if let Some(collation) = collation {
+                create.push_str(&format!(" COLLATE {collation}"));
+            }
+        }
+        for ddl in [
+            format!("DROP DATABASE IF EXISTS {}", quote_ident(db)),
+            create,
+            format!("USE {}", quote_ident(db)),
+        ] {
+            out.push(events.event(db, None, &ddl, &[]));
+        }
+        for (_, table) in tables.iter().filter(|(d, _)| d == db) {
+            let columns = describe(conn, config, db, table).await?;
+            let ddl = show_create(conn, db, table).await;
+            let changes = [table_change(db, table, "CREATE", &columns)];
+            out.push(events.event(db, Some(table), &ddl, &changes));
+        }
+    }
+    Ok(out)
+}
+
+/// Debezium's `SET` statement for server variables: sorted by name, a value quoted only when
+/// it holds `,` or `;` (the parsed statement, without the `;` Debezium's text ends with).
+fn set_statement(mut variables: Vec<(String, String)>) -> String {
+    variables.sort();
+    let assignments: Vec<String> = variables
+        .into_iter()
+        .map(|(name, value)| {
+            if value.contains([',', ';']) {
+                format!("{name}='{value}'")
+            } else {
+                format!("{name}={value}")
+            }
+        })
+        .collect();
+    format!("SET {}", assignments.join(", "))
+}
+
+/// What a snapshot's schema change events share.
+struct SchemaEvents<'a> {
+    config: &'a MySqlConfig,
+    source: &'a sluice_api::data::SchemaRef,
+    partition: &'a Arc<SourcePartition>,
+    at: &'a SnapshotAt<'a>,
+    offset: SourceOffset,
+    schemas: SchemaChangeSchemas,
+}
+
+impl SchemaEvents<'_> {
+    /// One event: `db` its key and `databaseName`; `table` its `source.table` (null for a
+    /// statement on no table).
+    fn event(
+        &self,
+        db: &str,
+        table: Option<&str>,
+        ddl: &str,
+        changes: &[serde_json::Value],
+    ) -> SourceRecord {
+        let SnapshotAt {
+            file,
+            pos,
+            server_id,
+            ts_ms,
+        } = *self.at;
+        let info = SourceInfo {
+            flavour: self.config.flavour,
+            names: SourceNames::owned(&self.config.topic_prefix, db, table.unwrap_or_default()),
+            ts_ms,
+            snapshot: "true",
+            server_id,
+            gtid: None,
+            file: file.into(),
+            pos,
+            row: 0,
+            thread: None,
+        };
+        let mut source = source_value(self.source, &info);
+        if table.is_none()
+            && let Value::Struct(block) = &mut source
+        {
+            let _ = block.put("table", Value::Null);
+        }
+        let value = self.schemas.value(source, ts_ms, db, ddl, changes);
+        self.schemas.record(
+            &self.config.topic_prefix,
+            db,
+            value,
+            ts_ms,
+            self.partition,
+            self.offset.clone(),
+        )
+    }
 }
 
 /// The offset of a snapshot record: the position the snapshot stands for, still snapshotting.
@@ -1244,6 +1372,23 @@ mod tests {
             KeyOrder::of(&keyless, &[], true).select(&keyless, None, false),
             "SELECT * FROM `app`.`t`"
         );
+    }
+
+    #[test]
+    fn the_server_s_charset_is_debezium_s_set_statement() {
+        let variables = vec![
+            (
+                "collation_server".to_owned(),
+                "utf8mb4_general_ci".to_owned(),
+            ),
+            ("character_set_server".to_owned(), "utf8mb4".to_owned()),
+        ];
+        assert_eq!(
+            set_statement(variables),
+            "SET character_set_server=utf8mb4, collation_server=utf8mb4_general_ci"
+        );
+        let odd = vec![("character_set_server".to_owned(), "a,b".to_owned())];
+        assert_eq!(set_statement(odd), "SET character_set_server='a,b'");
     }
 
     #[test]

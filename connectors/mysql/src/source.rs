@@ -1468,25 +1468,21 @@ impl SourceTask for MySqlSourceTask {
                 ts_ms: now_ms(),
             };
             let source = self.source.clone().expect("set above");
-            for (db, table) in crate::sql::list_tables(&mut conn, &config).await? {
-                // The stored offset as it is (it may stand inside a large transaction), else
-                // the stream's start.
-                let offset = committed.clone().unwrap_or_else(|| {
-                    binlog_offset(&start, &self.gtid_state(), at.ts_ms, stored_server_id, 0)
-                });
-                self.queued.push(
-                    crate::snapshot::schema_change_event(
-                        &mut conn,
-                        &config,
-                        &source,
-                        &self.partition,
-                        (&db, &table),
-                        &at,
-                        offset,
-                    )
-                    .await?,
-                );
-            }
+            // The stored offset as it is (it may stand inside a large transaction), else the
+            // stream's start.
+            let offset = committed.clone().unwrap_or_else(|| {
+                binlog_offset(&start, &self.gtid_state(), at.ts_ms, stored_server_id, 0)
+            });
+            let events = crate::snapshot::schema_change_events(
+                &mut conn,
+                &config,
+                &source,
+                &self.partition,
+                &at,
+                offset,
+            )
+            .await?;
+            self.queued.extend(events);
         }
         self.open_stream(&start).await?;
         self.tables

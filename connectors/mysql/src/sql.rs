@@ -176,6 +176,16 @@ pub async fn check_server(conn: &mut Conn, config: &MySqlConfig) -> Result<()> {
 
 /// The tables of every database the filters capture.
 pub async fn list_tables(conn: &mut Conn, config: &MySqlConfig) -> Result<Vec<(String, String)>> {
+    list_tables_where(conn, config, |db, table| config.captures(db, table)).await
+}
+
+/// The base tables outside the system databases that `keep(db, table)` keeps, by database and
+/// name.
+pub async fn list_tables_where(
+    conn: &mut Conn,
+    config: &MySqlConfig,
+    keep: impl Fn(&str, &str) -> bool,
+) -> Result<Vec<(String, String)>> {
     let rows: Vec<(String, String)> = conn
         .query(
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
@@ -186,7 +196,7 @@ pub async fn list_tables(conn: &mut Conn, config: &MySqlConfig) -> Result<Vec<(S
         .map_err(|e| my_error("listing tables", config, e))?;
     Ok(rows
         .into_iter()
-        .filter(|(db, table)| config.captures(db, table))
+        .filter(|(db, table)| keep(db, table))
         .collect())
 }
 

@@ -33,8 +33,8 @@ use std::time::{Duration, Instant};
 use support::mariadb::Server;
 
 fn connector(db: &Server, prefix: &str, table: &str, snapshot: &str) -> String {
-    // `--snapshot-threads N` sets snapshot.max.threads (0, the connector's default: one per core).
-    let threads = common::arg("--snapshot-threads", 0);
+    // `--snapshot-threads N` sets snapshot.max.threads (1, the connector's default; 0: one per core).
+    let threads = common::arg("--snapshot-threads", 1);
     serde_json::json!({"name": prefix, "config": {
         "snapshot.max.threads": threads.to_string(),
         "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
