@@ -2068,15 +2068,27 @@ fn a_snapshot_sends_debezium_s_schema_change_events_statement_by_statement() {
         changes[7]["value"]["tableChanges"][0]["table"]["primaryKeyColumnNames"],
         json!(["id"])
     );
-    // Only the captured tables (and so only their database) with Debezium's key set.
-    let (changes, _) = run(
-        json!({"schema.history.internal.store.only.captured.tables.ddl": "true"}),
-        8,
-    );
-    let ddls: Vec<&str> = changes
-        .iter()
-        .map(|e| e["value"]["ddl"].as_str().unwrap())
-        .collect();
+    // With Debezium's keys: only the captured tables (and so only their database's statements),
+    // or every table of the captured databases.
+    let ddls_of = |changes: &[Json]| -> Vec<String> {
+        changes
+            .iter()
+            .map(|e| e["value"]["ddl"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let only_accounts = json!({"table.include.list": "inventory.accounts"});
+    let mut tables_only = only_accounts.clone();
+    tables_only["schema.history.internal.store.only.captured.tables.ddl"] = json!("true");
+    let (changes, _) = run(tables_only, 6);
+    let ddls = ddls_of(&changes);
+    assert_eq!(ddls.len(), 6, "{ddls:#?}");
+    assert_eq!(ddls[..2], expected_start[..2], "{ddls:#?}");
+    assert_eq!(ddls[2..5], expected_start[4..7], "{ddls:#?}");
+    assert!(ddls[5].starts_with("CREATE TABLE `accounts`"), "{ddls:#?}");
+    let mut databases_only = only_accounts;
+    databases_only["schema.history.internal.store.only.captured.databases.ddl"] = json!("true");
+    let (changes, _) = run(databases_only, 8);
+    let ddls = ddls_of(&changes);
     assert_eq!(ddls.len(), 8, "{ddls:#?}");
     assert_eq!(ddls[..3], expected_start[..3], "{ddls:#?}");
     assert_eq!(ddls[3..6], expected_start[4..7], "{ddls:#?}");

@@ -51,7 +51,7 @@ pub fn config_def() -> ConfigDef {
              itself; 0: one per CPU core). Each opens its own consistent snapshot; only those that open at the \
              same binlog position (the same view, without any lock) read, the others are closed.")
             .validate_with(Validator::Range { min: 0, max: 64 }))
-        .key(ConfigKey::optional("snapshot.fetch.size", Int, "10240", Low,
+        .key(ConfigKey::optional("snapshot.fetch.size", Int, "2048", Low,
             "Rows per snapshot chunk when chunks are read in parallel (tables with a primary key).")
             .validate_with(Validator::Range { min: 1, max: i64::from(i32::MAX) }))
         .key(ConfigKey::optional("decimal.handling.mode", String, "precise", Medium, "DECIMAL as precise (Decimal), double or string.")
@@ -64,8 +64,9 @@ pub fn config_def() -> ConfigDef {
             .validate_with(Validator::OneOf(vec!["long", "precise"])))
         .key(ConfigKey::optional("max.batch.size", Int, "2048", Low, "Most records per poll (whole transactions)."))
         .key(ConfigKey::optional("include.schema.changes", Boolean, "false", Medium,
-            "Debezium's schema change events on the <topic.prefix> topic, one per DDL statement on a captured \
-             table. Off by default in sluice (Debezium: on), because on the embedded pipeline a topic no sink \
+            "Debezium's schema change events on the <topic.prefix> topic: the snapshot's statements (SET, DROP/CREATE \
+             DATABASE, USE, DROP TABLE IF EXISTS and each CREATE TABLE) and, while streaming, one per DDL statement on a \
+             captured table. Off by default in sluice (Debezium: on), because on the embedded pipeline a topic no sink \
              subscribes to holds the source (direct.unrouted.records=wait); set it to true where something reads them."))
         .key(ConfigKey::optional("provide.transaction.metadata", Boolean, "false", Medium,
             "A BEGIN and an END record per binlog transaction on <topic.prefix>.transaction (id: the GTID, else \
@@ -96,6 +97,13 @@ pub fn config_def() -> ConfigDef {
             "The schema history file (Debezium's FileSchemaHistory layout, one record per line): each table's \
              schema versions with their binlog position, so a restart decodes events written before a DDL with \
              the schema they were written under. Empty: in memory only (a restart reads the schemas anew)."))
+        .key(ConfigKey::optional("schema.history.internal.store.only.captured.tables.ddl", Boolean, "false", Low,
+            "true: a snapshot's schema change events cover the captured tables only; false (Debezium's default): \
+             every table outside the system databases (or, with ….store.only.captured.databases.ddl, every table of \
+             the captured databases). The schema history holds the captured tables either way."))
+        .key(ConfigKey::optional("schema.history.internal.store.only.captured.databases.ddl", Boolean, "false", Low,
+            "true: a snapshot's schema change events cover every table of the captured databases (unless \
+             ….store.only.captured.tables.ddl narrows them to the captured tables)."))
         .key(ConfigKey::optional("inconsistent.schema.handling.mode", String, "fail", Medium,
             "When a table's rows in the binlog do not fit its known schema and the server does not write full \
              metadata (binlog_row_metadata=FULL) to decode them by: fail (the task fails, naming the fix), warn \
@@ -130,26 +138,14 @@ pub enum SchemaScope {
 }
 
 impl SchemaScope {
-    fn from_props(props: &Props) -> Result<SchemaScope> {
-        let flag = |key: &str| -> Result<bool> {
-            match props.get(key).map(|v| v.trim().to_ascii_lowercase()) {
-                None => Ok(false),
-                Some(v) if v == "true" => Ok(true),
-                Some(v) if v == "false" || v.is_empty() => Ok(false),
-                Some(v) => Err(Error::config(format!(
-                    "`{key}={v}` is not a boolean: use true or false"
-                ))),
-            }
-        };
-        Ok(
-            if flag("schema.history.internal.store.only.captured.tables.ddl")? {
-                SchemaScope::CapturedTables
-            } else if flag("schema.history.internal.store.only.captured.databases.ddl")? {
-                SchemaScope::CapturedDatabases
-            } else {
-                SchemaScope::AllTables
-            },
-        )
+    fn from_config(config: &Config) -> Result<SchemaScope> {
+        let tables = config.bool("schema.history.internal.store.only.captured.tables.ddl")?;
+        let databases = config.bool("schema.history.internal.store.only.captured.databases.ddl")?;
+        Ok(match (tables, databases) {
+            (true, _) => SchemaScope::CapturedTables,
+            (false, true) => SchemaScope::CapturedDatabases,
+            (false, false) => SchemaScope::AllTables,
+        })
     }
 }
 
@@ -330,10 +326,10 @@ impl MySqlConfig {
                 .filter(|q| !q.trim().is_empty()),
             history: HistoryConfig::from_config(&config, props)?,
             schema_changes: config.bool("include.schema.changes")?,
-            schema_scope: SchemaScope::from_props(props)?,
+            schema_scope: SchemaScope::from_config(&config)?,
             snapshot_max_threads: usize::try_from(config.i64("snapshot.max.threads")?).unwrap_or(1),
             snapshot_fetch_size: usize::try_from(config.i64("snapshot.fetch.size")?)
-                .unwrap_or(10240)
+                .unwrap_or(2048)
                 .max(1),
             transaction_metadata: config.bool("provide.transaction.metadata")?,
             tls: TlsSettings::from_config(&config)?,

@@ -1077,18 +1077,40 @@ pub async fn schema_change_events(
         offset,
         schemas: SchemaChangeSchemas::new(config.flavour, source),
     };
-    let tables = list_tables_where(conn, config, |db, table| match config.schema_scope {
+    let mut listed = list_tables_where(conn, config, |db, table| match config.schema_scope {
         SchemaScope::CapturedTables => config.captures(db, table),
         SchemaScope::CapturedDatabases => config.captures_database(db),
         SchemaScope::AllTables => true,
     })
     .await?;
+    // By the names' bytes, as Debezium orders its table ids (the server's ORDER BY follows its
+    // collation, under which `Foo` and `foo` could interleave).
+    listed.sort();
+    // Each table's structure and statement first: one dropped or unreadable meanwhile (SHOW
+    // CREATE TABLE and INFORMATION_SCHEMA are not read in the view) is left out, with a warning,
+    // rather than sent empty.
+    let mut tables = Vec::with_capacity(listed.len());
+    for (db, table) in listed {
+        let columns = describe(conn, config, &db, &table).await?;
+        let ddl = show_create(conn, &db, &table).await;
+        if columns.is_empty() || ddl.is_empty() {
+            tracing::warn!(table = %format!("{db}.{table}"), "a table listed for the snapshot's schema change events could not be read (dropped meanwhile, or no privilege on its columns); it has no events");
+            continue;
+        }
+        tables.push((db, table, columns, ddl));
+    }
     let variables: Vec<(String, String)> = conn
         .query("SHOW VARIABLES WHERE Variable_name IN ('character_set_server', 'collation_server')")
         .await
         .map_err(|e| my_error("reading the server's character set", config, e))?;
+    let locales: Vec<(String, Option<String>, Option<String>)> = conn
+        .query(
+            "SELECT SCHEMA_NAME, DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM INFORMATION_SCHEMA.SCHEMATA",
+        )
+        .await
+        .map_err(|e| my_error("reading the databases' default character sets", config, e))?;
     let mut out = vec![events.event("", None, &set_statement(variables), &[])];
-    for (db, table) in &tables {
+    for (db, table, _, _) in &tables {
         let ddl = format!(
             "DROP TABLE IF EXISTS {}.{}",
             quote_ident(db),
@@ -1096,19 +1118,10 @@ pub async fn schema_change_events(
         );
         out.push(events.event(db, Some(table), &ddl, &[dropped_change(db, table)]));
     }
-    let mut databases: Vec<&str> = tables.iter().map(|(db, _)| db.as_str()).collect();
-    databases.dedup();
-    for db in databases {
-        let locale: Option<(Option<String>, Option<String>)> = conn
-            .exec_first(
-                "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM INFORMATION_SCHEMA.SCHEMATA \
-                 WHERE SCHEMA_NAME = ?",
-                (db,),
-            )
-            .await
-            .map_err(|e| my_error(&format!("reading {db}'s default character set"), config, e))?;
+    for in_db in tables.chunk_by(|a, b| a.0 == b.0) {
+        let db = in_db[0].0.as_str();
         let mut create = format!("CREATE DATABASE {}", quote_ident(db));
-        if let Some((charset, collation)) = locale {
+        if let Some((_, charset, collation)) = locales.iter().find(|(name, _, _)| name == db) {
             if let Some(charset) = charset {
                 create.push_str(&format!(" CHARSET {charset}"));
             }
@@ -1123,11 +1136,9 @@ pub async fn schema_change_events(
         ] {
             out.push(events.event(db, None, &ddl, &[]));
         }
-        for (_, table) in tables.iter().filter(|(d, _)| d == db) {
-            let columns = describe(conn, config, db, table).await?;
-            let ddl = show_create(conn, db, table).await;
-            let changes = [table_change(db, table, "CREATE", &columns)];
-            out.push(events.event(db, Some(table), &ddl, &changes));
+        for (_, table, columns, ddl) in in_db {
+            let changes = [table_change(db, table, "CREATE", columns)];
+            out.push(events.event(db, Some(table), ddl, &changes));
         }
     }
     Ok(out)

@@ -1454,7 +1454,7 @@ impl SourceTask for MySqlSourceTask {
             );
         }
         // Debezium's snapshot of the schemas only (no_data on a first start, recovery) sends
-        // each captured table's schema change event too.
+        // its snapshot statements as schema change events too.
         let schema_only = match config.snapshot {
             SnapshotMode::NoData => committed.is_none(),
             SnapshotMode::Recovery => true,
