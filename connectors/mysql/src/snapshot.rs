@@ -19,10 +19,54 @@ use crate::config::SchemaScope;
 use crate::envelope::{SourceInfo, SourceNames, source_value};
 use crate::history::{dropped_change, table_change};
 use crate::schema_change::SchemaChangeSchemas;
-use crate::sql::{
-    connect, describe, list_tables, list_tables_where, my_error, quote_ident, show_create,
-};
+use crate::sql::{connect, describe, list_tables_where, my_error, quote_ident, show_create};
 use crate::table::{ColumnInfo, TableSchema};
+
+/// The server's tables, listed once, and the columns and `SHOW CREATE TABLE` statement of each
+/// one asked for, read once: the snapshot's schema change events and its data read the same
+/// tables.
+#[derive(Debug)]
+pub struct Catalog {
+    /// Every base table outside the system databases, ordered by the server.
+    tables: Vec<(String, String)>,
+    described: std::collections::HashMap<(String, String), (Vec<ColumnInfo>, String)>,
+}
+
+impl Catalog {
+    /// Lists the server's tables.
+    pub async fn list(conn: &mut mysql_async::Conn, config: &MySqlConfig) -> Result<Self> {
+        Ok(Self {
+            tables: list_tables_where(conn, config, |_, _| true).await?,
+            described: Default::default(),
+        })
+    }
+
+    /// The tables `keep(db, table)` keeps, in the server's order.
+    fn tables(&self, keep: impl Fn(&str, &str) -> bool) -> Vec<(String, String)> {
+        self.tables
+            .iter()
+            .filter(|(db, table)| keep(db, table))
+            .cloned()
+            .collect()
+    }
+
+    /// A table's columns and statement (both empty when it is gone), read on first ask.
+    async fn describe(
+        &mut self,
+        conn: &mut mysql_async::Conn,
+        config: &MySqlConfig,
+        db: &str,
+        table: &str,
+    ) -> Result<&(Vec<ColumnInfo>, String)> {
+        let name = (db.to_string(), table.to_string());
+        if !self.described.contains_key(&name) {
+            let columns = describe(conn, config, db, table).await?;
+            let ddl = show_create(conn, db, table).await;
+            self.described.insert(name.clone(), (columns, ddl));
+        }
+        Ok(&self.described[&name])
+    }
+}
 
 /// The position a snapshot stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -475,18 +519,41 @@ impl TableRead {
                 other => Some(other.as_sql(true).into_bytes()),
             })
             .collect();
-        let key = self.order.key_of(&values);
+        let row_key = self.order.key_of(&values);
         let after = self.schema.row_from_text(&values)?;
-        Ok(read_event(
-            &self.config,
-            &self.schema,
-            &self.source,
-            &self.partition,
+        let info = SourceInfo {
+            flavour: self.config.flavour,
+            names: self.schema.source_names.clone(),
+            ts_ms: self.snapshot_ms,
+            snapshot: "true",
+            server_id: 0,
+            gtid: None,
+            file: self.position.file.as_str().into(),
+            pos: self.position.pos,
+            row: 0,
+            thread: None,
+        };
+        let key = self.schema.key_of(&after);
+        let value = envelope_value(
+            &self.schema.envelope,
+            Value::Null,
             after,
-            (&self.position.file, self.position.pos),
-            (&self.qualified, key),
+            source_value(&self.source, &info),
+            "r",
+        );
+        // Where a snapshot cut short after this record reads on from.
+        let mut offset = snapshot_offset(&self.position.file, self.position.pos);
+        offset.insert("snapshot_table".into(), json!(self.qualified));
+        if let Some(row_key) = row_key {
+            offset.insert("snapshot_key".into(), json!(row_key));
+        }
+        Ok(crate::source::record(
+            &self.schema,
+            key,
+            value,
+            &self.partition,
+            offset,
             self.snapshot_ms,
-            "true",
         ))
     }
 
@@ -711,7 +778,8 @@ async fn read(
     {
         return Ok(());
     }
-    let tables = list_tables(&mut conn, config).await?;
+    let mut catalog = Catalog::list(&mut conn, config).await?;
+    let tables = catalog.tables(|db, table| config.captures(db, table));
     tracing::info!(tables = tables.len(), file = %file, pos, readers = readers.len(), "snapshot started");
     let no_backslash_escapes: bool = conn
         .query_first("SELECT @@SESSION.sql_mode LIKE '%NO_BACKSLASH_ESCAPES%'")
@@ -760,6 +828,7 @@ async fn read(
         };
         let events = schema_change_events(
             &mut conn,
+            &mut catalog,
             config,
             source,
             partition,
@@ -782,13 +851,14 @@ async fn read(
     // is sent, so a restart (even one cut short mid-snapshot) knows each table from there on.
     let mut described = Vec::with_capacity(tables.len());
     for (db, table) in &tables {
-        let columns = describe(&mut conn, config, db, table).await?;
+        let (columns, ddl) = catalog.describe(&mut conn, config, db, table).await?;
+        let columns = columns.clone();
         if view_is_position {
             let message = Snapshot::Table {
                 db: db.clone(),
                 table: table.clone(),
                 columns: columns.clone(),
-                ddl: show_create(&mut conn, db, table).await,
+                ddl: ddl.clone(),
             };
             if sender.send(Ok(message)).await.is_err() {
                 return Ok(());
@@ -1063,6 +1133,7 @@ pub struct SnapshotAt<'a> {
 /// every database but the system ones.
 pub async fn schema_change_events(
     conn: &mut mysql_async::Conn,
+    catalog: &mut Catalog,
     config: &MySqlConfig,
     source: &sluice_api::data::SchemaRef,
     partition: &Arc<SourcePartition>,
@@ -1077,12 +1148,11 @@ pub async fn schema_change_events(
         offset,
         schemas: SchemaChangeSchemas::new(config.flavour, source),
     };
-    let mut listed = list_tables_where(conn, config, |db, table| match config.schema_scope {
+    let mut listed = catalog.tables(|db, table| match config.schema_scope {
         SchemaScope::CapturedTables => config.captures(db, table),
         SchemaScope::CapturedDatabases => config.captures_database(db),
         SchemaScope::AllTables => true,
-    })
-    .await?;
+    });
     // By the names' bytes, as Debezium orders its table ids (the server's ORDER BY follows its
     // collation, under which `Foo` and `foo` could interleave).
     listed.sort();
@@ -1091,12 +1161,12 @@ pub async fn schema_change_events(
     // rather than sent empty.
     let mut tables = Vec::with_capacity(listed.len());
     for (db, table) in listed {
-        let columns = describe(conn, config, &db, &table).await?;
-        let ddl = show_create(conn, &db, &table).await;
+        let (columns, ddl) = catalog.describe(conn, config, &db, &table).await?;
         if columns.is_empty() || ddl.is_empty() {
             tracing::warn!(table = %format!("{db}.{table}"), "a table listed for the snapshot's schema change events could not be read (dropped meanwhile, or no privilege on its columns); it has no events");
             continue;
         }
+        let (columns, ddl) = (columns.clone(), ddl.clone());
         tables.push((db, table, columns, ddl));
     }
     let variables: Vec<(String, String)> = conn
@@ -1224,47 +1294,6 @@ fn snapshot_offset(file: &str, pos: u64) -> SourceOffset {
     offset.insert("pos".into(), json!(pos));
     offset.insert("snapshot".into(), json!(true));
     offset
-}
-
-#[allow(clippy::too_many_arguments)]
-fn read_event(
-    config: &MySqlConfig,
-    schema: &TableSchema,
-    source: &sluice_api::data::SchemaRef,
-    partition: &Arc<SourcePartition>,
-    after: Value,
-    (file, pos): (&str, u64),
-    (table, row_key): (&str, Option<Vec<String>>),
-    ts_ms: i64,
-    marker: &'static str,
-) -> SourceRecord {
-    let info = SourceInfo {
-        flavour: config.flavour,
-        names: schema.source_names.clone(),
-        ts_ms,
-        snapshot: marker,
-        server_id: 0,
-        gtid: None,
-        file: file.into(),
-        pos,
-        row: 0,
-        thread: None,
-    };
-    let key = schema.key_of(&after);
-    let value = envelope_value(
-        &schema.envelope,
-        Value::Null,
-        after,
-        source_value(source, &info),
-        "r",
-    );
-    // Where a snapshot cut short after this record reads on from.
-    let mut offset = snapshot_offset(file, pos);
-    offset.insert("snapshot_table".into(), json!(table));
-    if let Some(row_key) = row_key {
-        offset.insert("snapshot_key".into(), json!(row_key));
-    }
-    crate::source::record(schema, key, value, partition, offset, ts_ms)
 }
 
 #[cfg(test)]

@@ -1473,8 +1473,10 @@ impl SourceTask for MySqlSourceTask {
             let offset = committed.clone().unwrap_or_else(|| {
                 binlog_offset(&start, &self.gtid_state(), at.ts_ms, stored_server_id, 0)
             });
+            let mut catalog = crate::snapshot::Catalog::list(&mut conn, &config).await?;
             let events = crate::snapshot::schema_change_events(
                 &mut conn,
+                &mut catalog,
                 &config,
                 &source,
                 &self.partition,
