@@ -400,14 +400,10 @@ fn customers_key(id: i64) -> Json {
 }
 
 fn write_worker(dir: &Path) {
-    std::fs::write(
-        dir.join("worker.properties"),
-        "key.converter=org.apache.kafka.connect.json.JsonConverter\n\
-         value.converter=org.apache.kafka.connect.json.JsonConverter\n\
-         key.converter.schemas.enable=true\nvalue.converter.schemas.enable=true\n\
-         offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
-    )
-    .unwrap();
+    support::write_json_worker(
+        dir,
+        "key.converter.schemas.enable=true\nvalue.converter.schemas.enable=true\n",
+    );
 }
 
 #[test]

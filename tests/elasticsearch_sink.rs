@@ -49,13 +49,7 @@ fn accounts_sink(dir: &Path, name: &str, url: &str, extra: &[(&str, &str)]) -> S
 /// The worker (embedded direct pipeline unless Kafka is given by environment) and the
 /// Debezium-style Postgres source for `public.<table>`.
 fn worker_and_source(dir: &Path, pg: &Cluster, table: &str) -> Vec<String> {
-    std::fs::write(
-        dir.join("worker.properties"),
-        "key.converter=org.apache.kafka.connect.json.JsonConverter\n\
-         value.converter=org.apache.kafka.connect.json.JsonConverter\n\
-         offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
-    )
-    .unwrap();
+    support::write_json_worker(dir, "");
     let source = json!({"name": "inventory", "config": {
         "connector.class": "io.debezium.connector.postgresql.PostgresConnector",
         "database.hostname": "127.0.0.1", "database.port": pg.port.to_string(),

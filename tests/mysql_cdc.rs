@@ -1386,13 +1386,7 @@ fn savepoints_rollbacks_and_xa_keep_transactions_whole_and_drop_only_what_was_un
 /// Puts the worker `write_configs` wrote in `dir` on the Kafka transport of `broker`
 /// (JsonConverter, offsets still in a file): the environment to start it with.
 fn on_kafka<'a>(dir: &Path, broker: &'a support::kafka::Broker) -> [(&'static str, &'a str); 2] {
-    std::fs::write(
-        dir.join("worker.properties"),
-        "key.converter=org.apache.kafka.connect.json.JsonConverter\n\
-         value.converter=org.apache.kafka.connect.json.JsonConverter\n\
-         offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
-    )
-    .unwrap();
+    support::write_json_worker(dir, "");
     [
         ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str()),
         ("SLUICE__CONSUMER_SESSION_TIMEOUT_MS", "6000"),
@@ -1498,6 +1492,17 @@ fn hold_write_lock(db: &Server, table: &str) -> std::process::Child {
             .is_some_and(|n| n != "0")
     });
     lock
+}
+
+/// `accounts` with `rows` rows and, after it, `zeta` with one row, write-locked by the process
+/// returned: a snapshot reads `accounts` and then waits on `zeta` until that process is killed.
+fn accounts_and_a_locked_table_after_them(db: &Server, rows: usize) -> std::process::Child {
+    create_accounts(db);
+    db.sql(&format!(
+        "use inventory; insert into accounts select seq, concat('owner-', seq), seq from seq_1_to_{rows}; \
+         create table zeta (id bigint primary key); insert into zeta values (1)"
+    ));
+    hold_write_lock(db, "inventory.zeta")
 }
 
 /// Acceptance: a randomized workload (inserts, updates, primary-key changes, deletes,
@@ -1682,10 +1687,7 @@ fn a_randomized_workload_with_ddl_replays_exactly_across_five_kill_9s_without_ro
 #[test]
 fn kill_9_mid_snapshot_snapshots_again_and_loses_nothing() {
     let db = Server::start();
-    create_accounts(&db);
-    db.sql("use inventory; insert into accounts select seq, concat('owner-', seq), seq from seq_1_to_2000; \
-            create table zeta (id bigint primary key); insert into zeta values (1)");
-    let mut lock = hold_write_lock(&db, "inventory.zeta");
+    let mut lock = accounts_and_a_locked_table_after_them(&db, 2000);
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &db, json!({}));
     let events = dir.path().join("events.jsonl");
@@ -1752,10 +1754,7 @@ fn kill_9_mid_snapshot_snapshots_again_and_loses_nothing() {
 #[test]
 fn a_parallel_snapshot_under_concurrent_writes_replays_to_the_table_across_a_kill_9() {
     let db = Server::start();
-    create_accounts(&db);
-    db.sql("use inventory; insert into accounts select seq, concat('owner-', seq), seq from seq_1_to_20000; \
-            create table zeta (id bigint primary key); insert into zeta values (1)");
-    let mut lock = hold_write_lock(&db, "inventory.zeta");
+    let mut lock = accounts_and_a_locked_table_after_them(&db, 20000);
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(
         dir.path(),

@@ -1601,13 +1601,7 @@ fn cdc_through_kafka_replays_to_the_table_across_a_restart() {
     pg.sql("insert into accounts select g, 'owner-' || g, g * 10 from generate_series(1, 20) g");
     let dir = tempfile::tempdir().unwrap();
     let args = write_configs(dir.path(), &pg);
-    std::fs::write(
-        dir.path().join("worker.properties"),
-        "key.converter=org.apache.kafka.connect.json.JsonConverter\n\
-         value.converter=org.apache.kafka.connect.json.JsonConverter\n\
-         offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n",
-    )
-    .unwrap();
+    support::write_json_worker(dir.path(), "");
     let env = [
         ("SLUICE__BOOTSTRAP_SERVERS", broker.addr.as_str()),
         ("SLUICE__CONSUMER_SESSION_TIMEOUT_MS", "6000"),

@@ -565,6 +565,20 @@ pub(crate) fn write_cdc_configs(dir: &Path, config: Option<Json>, extra: &Json) 
         .collect()
 }
 
+/// Writes `dir/worker.properties` for a worker on the Kafka transport: JsonConverter keys and
+/// values, offsets in `connect.offsets` flushed every 200 ms, then `extra` (whole lines).
+pub(crate) fn write_json_worker(dir: &Path, extra: &str) {
+    std::fs::write(
+        dir.join("worker.properties"),
+        format!(
+            "key.converter=org.apache.kafka.connect.json.JsonConverter\n\
+             value.converter=org.apache.kafka.connect.json.JsonConverter\n\
+             offset.storage.file.filename=connect.offsets\noffset.flush.interval.ms=200\n{extra}"
+        ),
+    )
+    .unwrap();
+}
+
 /// One `GET /metrics`: the text and what the parser read from it.
 pub(crate) struct Scrape {
     pub(crate) text: String,
