@@ -161,16 +161,17 @@ impl DirectBus {
         self.routes_changed.notified().await;
     }
 
-    /// The next offset of `topic` (the direct pipeline numbers records per topic).
-    pub(crate) fn next_offset(&self, topic: &str) -> i64 {
+    /// The first of `count` consecutive offsets of `topic` (the direct pipeline numbers
+    /// records per topic).
+    pub(crate) fn reserve_offsets(&self, topic: &str, count: i64) -> i64 {
         let mut offsets = self.next_offsets.lock().expect("offset counter lock");
         match offsets.get_mut(topic) {
             Some(next) => {
-                *next += 1;
-                *next - 1
+                *next += count;
+                *next - count
             }
             None => {
-                offsets.insert(topic.to_owned(), 1);
+                offsets.insert(topic.to_owned(), count);
                 0
             }
         }
@@ -268,19 +269,52 @@ impl DirectOutput {
         tracker: &Arc<AckTracker>,
         control: &mut watch::Receiver<TaskControl>,
     ) -> Sent {
-        let mut outgoing: Vec<(Route, Vec<SinkRecord>)> = Vec::new();
-        for record in records {
-            let Some(routes) = self.wait_for_routes(&record.topic, control).await else {
-                return Sent::Stopping { abandoned: None };
+        // Per topic of the batch (a source sends to few, in runs), once: its routes and its
+        // offsets, reserved in one go. Per record, that was a map lookup, a clone of the
+        // routes and a lock, which cost as much as building a simple record.
+        let mut topics: Vec<BatchTopic> = Vec::new();
+        let mut topic_of: Vec<u32> = Vec::with_capacity(records.len());
+        for record in &records {
+            let index = match topics.last() {
+                Some(last) if last.name == record.topic.as_str() => topics.len() - 1,
+                _ => match topics.iter().position(|t| t.name == record.topic.as_str()) {
+                    Some(index) => index,
+                    None => {
+                        let Some(routes) = self.wait_for_routes(&record.topic, control).await
+                        else {
+                            return Sent::Stopping { abandoned: None };
+                        };
+                        topics.push(BatchTopic {
+                            name: record.topic.as_str().to_owned(),
+                            routes,
+                            count: 0,
+                            next: 0,
+                        });
+                        topics.len() - 1
+                    }
+                },
             };
-            let Some((last, others)) = routes.split_last() else {
+            topics[index].count += 1;
+            topic_of.push(index as u32);
+        }
+        for topic in &mut topics {
+            if !topic.routes.is_empty() {
+                topic.next = self.bus.reserve_offsets(&topic.name, topic.count);
+            }
+        }
+        let total = records.len();
+        let mut outgoing: Vec<(Route, Vec<SinkRecord>)> = Vec::new();
+        for (record, index) in records.into_iter().zip(topic_of) {
+            let topic = &mut topics[index as usize];
+            let Some((last, others)) = topic.routes.split_last() else {
                 continue;
             };
-            let offset = self.bus.next_offset(&record.topic);
+            let offset = topic.next;
+            topic.next += 1;
             for route in others {
-                push(&mut outgoing, route, record.clone(), offset);
+                push(&mut outgoing, route, record.clone(), offset, total);
             }
-            push(&mut outgoing, last, record, offset);
+            push(&mut outgoing, last, record, offset, total);
         }
         let seq = tracker.register(offsets, outgoing.len() as u32);
         for (route, records) in outgoing {
@@ -312,7 +346,24 @@ impl DirectOutput {
     }
 }
 
-fn push(outgoing: &mut Vec<(Route, Vec<SinkRecord>)>, route: &Route, record: Record, offset: i64) {
+/// A topic of a batch being sent: its routes, how many of its records the batch holds, and the
+/// offset of the next one.
+struct BatchTopic {
+    name: String,
+    routes: Vec<Route>,
+    count: i64,
+    next: i64,
+}
+
+/// Adds `record` to its route's records (room for `total`, the batch's size, up front: growing
+/// copies every record again).
+fn push(
+    outgoing: &mut Vec<(Route, Vec<SinkRecord>)>,
+    route: &Route,
+    record: Record,
+    offset: i64,
+    total: usize,
+) {
     let record = SinkRecord {
         kafka_partition: record.partition.unwrap_or(0),
         kafka_offset: offset,
@@ -323,7 +374,11 @@ fn push(outgoing: &mut Vec<(Route, Vec<SinkRecord>)>, route: &Route, record: Rec
         .find(|(r, _)| r.subscription == route.subscription)
     {
         Some((_, records)) => records.push(record),
-        None => outgoing.push((route.clone(), vec![record])),
+        None => {
+            let mut records = Vec::with_capacity(total);
+            records.push(record);
+            outgoing.push((route.clone(), records));
+        }
     }
 }
 
@@ -459,11 +514,12 @@ mod tests {
         assert_eq!(bus.routes("u").len(), 0);
         assert_eq!(
             (
-                bus.next_offset("t"),
-                bus.next_offset("t"),
-                bus.next_offset("u")
+                bus.reserve_offsets("t", 1),
+                bus.reserve_offsets("t", 3),
+                bus.reserve_offsets("u", 2),
+                bus.reserve_offsets("t", 1),
             ),
-            (0, 1, 0)
+            (0, 1, 0, 4)
         );
     }
 }
