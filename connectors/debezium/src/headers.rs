@@ -1,7 +1,7 @@
 //! The headers Debezium puts on change events: the other key of a primary-key change, and
 //! (`extended.headers.enabled`, on by default) which connector and task produced the event.
 
-use sluice_api::data::{Schema, SchemaRef, Text, Value};
+use sluice_api::data::{SchemaRef, Text, Value};
 use sluice_api::record::{Header, Record};
 
 /// On the delete event of a primary-key change: the row's new key.
@@ -47,13 +47,15 @@ impl ContextHeaders {
     /// The headers of task `task_id` of a connector of type `connector` (`postgresql`,
     /// `mysql`, …) whose `topic.prefix` is `logical_name`.
     pub fn new(logical_name: &str, task_id: u32, connector: &str) -> ContextHeaders {
-        let string = Schema::string().into_ref();
-        // Static names and interned values: stamping clones them onto every event, and the
-        // thread that drops the event is not the one that built it.
+        // Static names, interned values and no schema object: stamping copies them onto every
+        // event, and the thread that drops the event is not the one that built it, so a shared
+        // reference count would be two contended atomic operations per header and event. The
+        // bytes are the same: Kafka Connect's header converter writes a string header as its
+        // text whether its schema is STRING or inferred from the value.
         let header = |key: &'static str, value: String| Header {
             key: Text::from_static(key),
             value: Value::String(Text::interned(&value)),
-            schema: Some(string.clone()),
+            schema: None,
         };
         ContextHeaders {
             headers: vec![
