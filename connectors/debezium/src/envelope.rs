@@ -74,10 +74,27 @@ pub fn envelope_value(
     source: Value,
     op: &'static str,
 ) -> Value {
-    let now = std::time::SystemTime::now()
+    envelope_value_at(schema, before, after, source, op, now_micros())
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_micros() as i64)
-        .unwrap_or_default();
+        .unwrap_or_default()
+}
+
+/// [`envelope_value`] processed at `now` (microseconds since the Unix epoch): for a run of
+/// events built within microseconds of each other, which read the clock once.
+pub fn envelope_value_at(
+    schema: &SchemaRef,
+    before: Value,
+    after: Value,
+    source: Value,
+    op: &'static str,
+    now: i64,
+) -> Value {
     // In the envelope schema's field order: before, after, source, transaction, op, ts_*.
     Value::Struct(Struct {
         schema: Arc::clone(schema),

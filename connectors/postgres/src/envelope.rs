@@ -294,17 +294,30 @@ impl TableSchema {
         let (Some(key_schema), Value::Struct(row)) = (&self.key, row) else {
             return Value::Null;
         };
-        let mut key = Struct::new(Arc::clone(key_schema));
-        for (index, field) in self.key_fields.iter().enumerate() {
-            key.values[index] = row.values.get(*field).cloned().unwrap_or_default();
-        }
-        Value::Struct(key)
+        Value::Struct(Struct {
+            schema: Arc::clone(key_schema),
+            values: self
+                .key_fields
+                .iter()
+                .map(|field| row.values.get(*field).cloned().unwrap_or_default())
+                .collect(),
+        })
     }
 
     /// The envelope value; `ts_ms`/`ts_us`/`ts_ns` are when sluice processed the event (the
     /// commit time is `source.ts_*`), so `ts_ms - source.ts_ms` is the event's lag.
     pub fn envelope(&self, before: Value, after: Value, source: Value, op: &'static str) -> Value {
         envelope_value(&self.envelope, before, after, source, op)
+    }
+
+    /// [`Self::envelope`] processed at `now` (microseconds since the Unix epoch).
+    pub fn envelope_at(
+        &self,
+        (before, after, source): (Value, Value, Value),
+        op: &'static str,
+        now: i64,
+    ) -> Value {
+        sluice_debezium::envelope::envelope_value_at(&self.envelope, before, after, source, op, now)
     }
 }
 

@@ -231,10 +231,10 @@ pub struct SnapshotReader {
     /// Records come in runs (a chunk's worth at most), not one by one: a message per row
     /// cost more than building the row's record.
     records: mpsc::Receiver<Vec<SnapshotRow>>,
-    /// What was received and not handed out yet, oldest first.
-    received: std::collections::VecDeque<SnapshotRow>,
+    /// What was received and not handed out yet, oldest first. Its last record stays until
+    /// the next run comes, or none does: then it is the snapshot's last.
+    received: std::vec::IntoIter<SnapshotRow>,
     runner: Option<JoinHandle<Result<()>>>,
-    held: Option<SnapshotRow>,
     /// Where the newest record handed out was read: its key, or its page range.
     place_handed_out: Option<RowPlace>,
     lsn: u64,
@@ -256,9 +256,8 @@ impl SnapshotReader {
         let runner = tokio::spawn(run(job, sender));
         SnapshotReader {
             records,
-            received: std::collections::VecDeque::new(),
+            received: Vec::new().into_iter(),
             runner: Some(runner),
-            held: None,
             place_handed_out: None,
             lsn,
             table_handed_out: handed_out_through.as_ref().map(|r| r.table.clone()),
@@ -280,39 +279,36 @@ impl SnapshotReader {
         wait: Duration,
     ) -> Result<Option<Vec<SourceRecord>>> {
         let deadline = tokio::time::Instant::now() + wait;
-        let mut batch = Vec::new();
-        while batch.len() < max {
-            let received = match self.received.pop_front() {
-                Some(record) => Some(record),
-                None => {
-                    let run = if batch.is_empty() {
-                        match tokio::time::timeout_at(deadline, self.records.recv()).await {
-                            Ok(run) => run,
-                            Err(_) => return Ok(Some(batch)),
-                        }
-                    } else {
-                        match self.records.try_recv() {
-                            Ok(run) => Some(run),
-                            Err(mpsc::error::TryRecvError::Empty) => {
-                                return Ok(Some(self.seal(batch)));
-                            }
-                            Err(mpsc::error::TryRecvError::Disconnected) => None,
-                        }
-                    };
-                    match run {
-                        Some(run) => {
-                            self.received.extend(run);
-                            continue;
-                        }
-                        None => None,
-                    }
+        // Room up front: growing copies every record again (capped, as the setting may be huge).
+        let mut batch = Vec::with_capacity(max.min(8192));
+        loop {
+            while batch.len() < max && self.received.len() > 1 {
+                let row = self.received.next().expect("more than one left");
+                self.hand_out(row, &mut batch);
+            }
+            if batch.len() >= max {
+                return Ok(Some(self.seal(batch)));
+            }
+            // One record left at most: whether it is the snapshot's last, the next run tells.
+            let run = if batch.is_empty() {
+                match tokio::time::timeout_at(deadline, self.records.recv()).await {
+                    Ok(run) => run,
+                    Err(_) => return Ok(Some(batch)),
+                }
+            } else {
+                match self.records.try_recv() {
+                    Ok(run) => Some(run),
+                    Err(mpsc::error::TryRecvError::Empty) => return Ok(Some(self.seal(batch))),
+                    Err(mpsc::error::TryRecvError::Disconnected) => None,
                 }
             };
-            match received {
-                Some(record) => {
-                    if let Some(previous) = self.held.replace(record) {
-                        self.hand_out(previous, &mut batch);
+            match run {
+                Some(run) if run.is_empty() => {}
+                Some(run) => {
+                    if let Some(row) = self.received.next() {
+                        self.hand_out(row, &mut batch);
                     }
+                    self.received = run.into_iter();
                 }
                 None => {
                     if let Some(runner) = self.runner.take() {
@@ -320,7 +316,7 @@ impl SnapshotReader {
                             Error::fatal(format!("the snapshot reader panicked: {e}"))
                         })??;
                     }
-                    if let Some(last) = self.held.take() {
+                    if let Some(last) = self.received.next() {
                         self.hand_out(last, &mut batch);
                         let last = batch.last_mut().expect("just handed out");
                         self.complete(last, true);
@@ -335,7 +331,6 @@ impl SnapshotReader {
                 }
             }
         }
-        Ok(Some(self.seal(batch)))
     }
 
     /// Adds `record` to `batch`, following which table the records handed out are of (a
@@ -644,15 +639,15 @@ struct RowContext {
 
 impl RowContext {
     /// The record of one decoded row, with `offset` (and its key beside it).
-    fn record(&self, row: &CopyRow, offset: SourceOffset) -> Result<SourceRecord> {
+    fn record(&self, row: &CopyRow, offset: SourceOffset, now: i64) -> Result<SourceRecord> {
         let after = self
             .table
             .row_from(|index| row.column(index))
             .map_err(|e| e.context(format!("the snapshot of {}", self.qualified)))?;
         let key = self.table.key_of(&after);
-        let value = self
-            .table
-            .envelope(Value::Null, after, self.source_block.clone(), "r");
+        let value =
+            self.table
+                .envelope_at((Value::Null, after, self.source_block.clone()), "r", now);
         Ok(self
             .table
             .source_record(key, value, &self.partition, offset, self.micros))
@@ -775,6 +770,7 @@ impl<'a> CopyReader<'a> {
         // (Capped: the setting may be huge, and the vector still grows past it if need be.)
         let mut records =
             Vec::with_capacity(max.min(context.config.snapshot_fetch_size + 1).min(16_384));
+        let mut now = 0;
         while records.len() < max {
             let Some(message) = self.stream.next().await else {
                 break;
@@ -796,14 +792,21 @@ impl<'a> CopyReader<'a> {
             } else {
                 Some(RowPlace::Key(context.key_text(&self.row)))
             };
+            // The processing time, read once per few rows: a row takes about a microsecond.
+            if records.len() % CLOCK_EVERY_ROWS == 0 {
+                now = sluice_debezium::envelope::now_micros();
+            }
             records.push(SnapshotRow {
-                record: context.record(&self.row, offset)?,
+                record: context.record(&self.row, offset, now)?,
                 place,
             });
         }
         Ok(records)
     }
 }
+
+/// How many snapshot rows share one reading of the clock for their `ts_ms`/`ts_us`/`ts_ns`.
+const CLOCK_EVERY_ROWS: usize = 64;
 
 /// How many rows go out between two progress updates within a chunk.
 const PUBLISH_EVERY_ROWS: u64 = 1024;
@@ -824,27 +827,38 @@ struct Outlet<'a> {
 }
 
 impl Outlet<'_> {
-    /// Hands records to the task; `false` when it stopped listening.
+    /// Hands records to the task; `false` when it stopped listening. The records move once,
+    /// in bulk, into the runs sent: a record is a few hundred bytes, and moving each through
+    /// the held-back slot cost more than building it.
     async fn deliver(&mut self, records: Vec<SnapshotRow>) -> bool {
-        let mut run = Vec::with_capacity(records.len().min(self.run_size));
+        let mut records = records.into_iter();
+        if self.pending.is_none() {
+            // The table's first record.
+            let Some(mut first) = records.next() else {
+                self.progress.publish();
+                return true;
+            };
+            let marker = if std::mem::take(self.first_of_snapshot) {
+                "first"
+            } else {
+                "first_in_data_collection"
+            };
+            mark_snapshot(&mut first.record, marker);
+            self.pending = Some(first);
+        }
+        // The newest record is held back; the one held before goes out first.
+        let Some(newest) = records.next_back() else {
+            self.progress.publish();
+            return true;
+        };
+        let held = self.pending.replace(newest).expect("set above");
+        let mut run = Vec::with_capacity((records.len() + 1).min(self.run_size));
+        run.push(held);
         for record in records {
-            match self.pending.replace(record) {
-                Some(previous) => {
-                    run.push(previous);
-                    if run.len() >= self.run_size && !self.send(&mut run).await {
-                        return false;
-                    }
-                }
-                None => {
-                    let pending = self.pending.as_mut().expect("just set");
-                    let marker = if std::mem::take(self.first_of_snapshot) {
-                        "first"
-                    } else {
-                        "first_in_data_collection"
-                    };
-                    mark_snapshot(&mut pending.record, marker);
-                }
+            if run.len() >= self.run_size && !self.send(&mut run).await {
+                return false;
             }
+            run.push(record);
         }
         let sent = self.send(&mut run).await;
         self.progress.publish();
