@@ -1847,9 +1847,11 @@ fn a_parallel_snapshot_under_concurrent_writes_replays_to_the_table_across_a_kil
     assert!(exit.success(), "{logs}");
 }
 
-/// `include.schema.changes=true`: each DDL statement on a captured table is Debezium's schema
-/// change event on the `<topic.prefix>` topic, keyed by database, with the statement and the
-/// tables' structures after it; `no_data` first sends each captured table's `CREATE`.
+/// `include.schema.changes=true`: each DDL statement is Debezium's schema change event on the
+/// `<topic.prefix>` topic, keyed by database, with the statement and the tables' structures
+/// after it; `no_data` first sends each captured table's `CREATE`. Statements on tables and
+/// databases not captured are sent too, as Debezium does by default, and not with
+/// `schema.history.internal.store.only.captured.databases.ddl=true`.
 #[test]
 fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     let db = Server::start();
@@ -1871,18 +1873,24 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     worker.wait_for_log("the stream to start", "streaming the binlog");
     db.sql("alter table inventory.accounts add column note varchar(20) null");
     db.sql("rename table inventory.accounts to inventory.ledger");
-    db.sql("create database other; create table other.t (x int)"); // not captured: no event
+    // Not captured, yet sent (Debezium's store.only.captured.*.ddl are false by default).
+    db.sql("create database other; create table other.t (x int)");
     let changes = dir.path().join("schema.jsonl");
+    // (The structure of a table is read when its statement is: not after it is gone.)
+    wait_until("the CREATE TABLE's event", Duration::from_secs(30), || {
+        lines(&changes).len() >= 10
+    });
+    db.sql("drop database other");
     wait_until(
-        "eight schema change events",
+        "eleven schema change events",
         Duration::from_secs(30),
-        || lines(&changes).len() >= 8,
+        || lines(&changes).len() >= 11,
     );
     let events: Vec<Json> = lines(&changes)
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 8, "{events:?}");
+    assert_eq!(events.len(), 11, "{events:?}");
     // no_data is Debezium's snapshot of the schemas only: its six statements first.
     let ddls: Vec<&str> = events[..6]
         .iter()
@@ -1926,8 +1934,48 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     assert_eq!(rename[0]["type"], "DROP");
     assert_eq!(rename[0]["id"], "\"inventory\".\"accounts\"");
     assert_eq!(rename[1]["id"], "\"inventory\".\"ledger\"");
+    // A database's own statements: events of that database, without table changes.
+    for (event, ddl) in [
+        (&events[2], "create database other"),
+        (&events[4], "drop database other"),
+    ] {
+        let value = &event["value"];
+        assert_eq!(event["key"], json!({"databaseName": "other"}), "{event}");
+        assert_eq!(value["databaseName"], "other", "{event}");
+        assert_eq!(value["ddl"], ddl, "{event}");
+        assert_eq!(value["tableChanges"], json!([]), "{event}");
+        assert_eq!(value["source"]["db"], "other", "{event}");
+        assert_eq!(value["source"]["table"], Json::Null, "{event}");
+    }
+    let create = &events[3]["value"];
+    assert_eq!(create["databaseName"], "other", "{create}");
+    assert_eq!(create["tableChanges"][0]["type"], "CREATE", "{create}");
+    assert_eq!(
+        create["tableChanges"][0]["id"], "\"other\".\"t\"",
+        "{create}"
+    );
+    assert_eq!(column_names(&create["tableChanges"][0]), ["x"]);
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
+    // With store.only.captured.databases.ddl=true, statements on other databases send none.
+    let mut args = write_configs(
+        dir.path(),
+        &db,
+        json!({"include.schema.changes": "true", "snapshot.mode": "no_data",
+               "schema.history.internal.store.only.captured.databases.ddl": "true"}),
+    );
+    args.push(schema_sink.to_string_lossy().into_owned());
+    let worker = Worker::start(dir.path(), &args);
+    worker.wait_for_log("the stream to start", "streaming the binlog");
+    db.sql("create database third; create table third.t (x int); alter table inventory.ledger add column z int");
+    wait_until("the ALTER's event", Duration::from_secs(30), || {
+        lines(&changes).len() > 11
+    });
+    let (exit, logs) = worker.terminate();
+    assert!(exit.success(), "{logs}");
+    let events = lines(&changes);
+    assert_eq!(events.len(), 12, "{events:?}");
+    assert!(events[11].contains("add column z"), "{}", events[11]);
 }
 
 /// With `include.schema.changes`, the snapshot sends Debezium's schema change events before

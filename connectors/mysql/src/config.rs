@@ -124,7 +124,11 @@ pub enum SnapshotMode {
     Recovery,
 }
 
-/// Which tables a snapshot's schema change events cover: Debezium's
+/// The server's own databases, never captured nor described.
+pub const SYSTEM_DATABASES: [&str; 4] =
+    ["mysql", "information_schema", "performance_schema", "sys"];
+
+/// Which tables schema change events cover, in the snapshot and while streaming: Debezium's
 /// `schema.history.internal.store.only.captured.tables.ddl` and
 /// `….store.only.captured.databases.ddl` (both `false` by default: every table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -357,6 +361,20 @@ impl MySqlConfig {
     /// Whether changes of `db.table` are captured.
     pub fn captures(&self, db: &str, table: &str) -> bool {
         self.databases.allows(db) && self.tables.allows(&format!("{db}.{table}"))
+    }
+
+    /// Whether a schema change of `db.table` (of database `db` itself: `table` None) is sent as
+    /// a schema change event, as Debezium's `schema.history.internal.store.only.captured.*`
+    /// keys say: by default for every table and database but the system ones, the ones not
+    /// captured too.
+    pub fn keeps_schema_changes_of(&self, db: &str, table: Option<&str>) -> bool {
+        match (self.schema_scope, table) {
+            (SchemaScope::CapturedTables, Some(table)) => self.captures(db, table),
+            (SchemaScope::CapturedTables | SchemaScope::CapturedDatabases, _) => {
+                self.captures_database(db)
+            }
+            (SchemaScope::AllTables, _) => !SYSTEM_DATABASES.contains(&db),
+        }
     }
 }
 

@@ -23,6 +23,8 @@ pub enum Effect {
     Truncated(TableName),
     /// `DROP DATABASE`: every table in it is gone.
     DroppedDatabase(String),
+    /// `CREATE DATABASE`: no table yet.
+    CreatedDatabase(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,8 +182,8 @@ impl Cursor<'_> {
     }
 }
 
-/// What `sql` (run with default database `default_db`) does to tables; empty for statements
-/// that touch none (`CREATE DATABASE`, `GRANT`, `CREATE VIEW`, …).
+/// What `sql` (run with default database `default_db`) does to tables and databases; empty
+/// for statements that touch none (`GRANT`, `CREATE VIEW`, …).
 pub fn effects(sql: &str, default_db: &str) -> Vec<Effect> {
     let tokens = tokens(sql);
     let mut c = Cursor {
@@ -204,6 +206,9 @@ pub fn effects(sql: &str, default_db: &str) -> Vec<Effect> {
             out.extend(c.table().map(Effect::Changed));
         } else if c.eat("INDEX") {
             out.extend(index_target(&mut c).map(Effect::Changed));
+        } else if c.eat("DATABASE") || c.eat("SCHEMA") {
+            c.skip_any(&["IF", "NOT", "EXISTS"]);
+            out.extend(c.ident().map(Effect::CreatedDatabase));
         }
     } else if c.eat("ALTER") {
         c.skip_any(&["ONLINE", "OFFLINE", "IGNORE"]);
@@ -365,7 +370,11 @@ mod tests {
                 "DROP DATABASE IF EXISTS shop",
                 vec![DroppedDatabase("shop".into())],
             ),
-            ("CREATE DATABASE shop", vec![]),
+            ("CREATE DATABASE shop", vec![CreatedDatabase("shop".into())]),
+            (
+                "create schema if not exists `my shop`",
+                vec![CreatedDatabase("my shop".into())],
+            ),
             ("GRANT SELECT ON *.* TO u", vec![]),
             ("CREATE VIEW v AS SELECT * FROM a", vec![]),
             ("# a comment only\n", vec![]),

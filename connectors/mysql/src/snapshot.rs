@@ -15,7 +15,6 @@ use tokio::sync::mpsc;
 use crate::config::MySqlConfig;
 use sluice_debezium::envelope::{envelope_value, mark_snapshot};
 
-use crate::config::SchemaScope;
 use crate::envelope::{SourceInfo, SourceNames, source_value};
 use crate::history::{dropped_change, table_change};
 use crate::schema_change::SchemaChangeSchemas;
@@ -1148,11 +1147,7 @@ pub async fn schema_change_events(
         offset,
         schemas: SchemaChangeSchemas::new(config.flavour, source),
     };
-    let mut listed = catalog.tables(|db, table| match config.schema_scope {
-        SchemaScope::CapturedTables => config.captures(db, table),
-        SchemaScope::CapturedDatabases => config.captures_database(db),
-        SchemaScope::AllTables => true,
-    });
+    let mut listed = catalog.tables(|db, table| config.keeps_schema_changes_of(db, Some(table)));
     // By the names' bytes, as Debezium orders its table ids (the server's ORDER BY follows its
     // collation, under which `Foo` and `foo` could interleave).
     listed.sort();

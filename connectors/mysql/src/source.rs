@@ -766,18 +766,30 @@ impl MySqlSourceTask {
         let creates = ddl.trim_start().to_ascii_uppercase().starts_with("CREATE");
         let mut changes = Vec::new();
         let mut first: Option<(String, String)> = None;
+        // A statement on a database itself (CREATE or DROP DATABASE): an event of that
+        // database without table changes, as Debezium's parser signals it.
+        let mut database: Option<&str> = None;
+        let kept = |t: &&crate::ddl::TableName| {
+            config.keeps_schema_changes_of(&t.db, Some(t.table.as_str()))
+        };
         for effect in effects {
             let (changed, dropped) = match effect {
                 Effect::Changed(t) => (Some(t), None),
                 Effect::Dropped(t) => (None, Some(t)),
                 Effect::Renamed { from, to } => (Some(to), Some(from)),
-                Effect::Truncated(_) | Effect::DroppedDatabase(_) => (None, None),
+                Effect::DroppedDatabase(db) | Effect::CreatedDatabase(db) => {
+                    if config.keeps_schema_changes_of(db, None) {
+                        database.get_or_insert(db);
+                    }
+                    (None, None)
+                }
+                Effect::Truncated(_) => (None, None),
             };
-            if let Some(t) = dropped.filter(|t| config.captures(&t.db, &t.table)) {
+            if let Some(t) = dropped.filter(kept) {
                 changes.push(dropped_change(&t.db, &t.table));
                 first.get_or_insert((t.db.clone(), t.table.clone()));
             }
-            if let Some(t) = changed.filter(|t| config.captures(&t.db, &t.table)) {
+            if let Some(t) = changed.filter(kept) {
                 let conn = catalog(&mut self.catalog, config).await?;
                 let columns = crate::sql::describe(conn, config, &t.db, &t.table).await?;
                 let kind = if creates { "CREATE" } else { "ALTER" };
@@ -785,13 +797,17 @@ impl MySqlSourceTask {
                 first.get_or_insert((t.db.clone(), t.table.clone()));
             }
         }
-        let Some((db, table)) = first else {
-            return Ok(Vec::new());
-        };
-        let db = if default_db.is_empty() {
-            db
-        } else {
-            default_db.to_owned()
+        let (db, table) = match (first, database) {
+            (Some((db, table)), _) => {
+                let db = if default_db.is_empty() {
+                    db
+                } else {
+                    default_db.to_owned()
+                };
+                (db, Some(table))
+            }
+            (None, Some(db)) => (db.to_owned(), None),
+            (None, None) => return Ok(Vec::new()),
         };
         let source = self
             .source
@@ -801,7 +817,7 @@ impl MySqlSourceTask {
         let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
         let info = SourceInfo {
             flavour: config.flavour,
-            names: SourceNames::owned(&config.topic_prefix, &db, &table),
+            names: SourceNames::owned(&config.topic_prefix, &db, table.as_deref().unwrap_or("")),
             ts_ms,
             snapshot: "false",
             server_id,
@@ -811,7 +827,13 @@ impl MySqlSourceTask {
             row: 0,
             thread: None,
         };
-        let value = schemas.value(source_value(&source, &info), ts_ms, &db, ddl, &changes);
+        let mut source_block = source_value(&source, &info);
+        if table.is_none()
+            && let Value::Struct(block) = &mut source_block
+        {
+            let _ = block.put("table", Value::Null);
+        }
+        let value = schemas.value(source_block, ts_ms, &db, ddl, &changes);
         Ok(vec![schemas.record(
             &config.topic_prefix,
             &db,

@@ -177,7 +177,7 @@ impl Tracker {
                         self.tables.insert(key(&to.db, &to.table), tracked);
                     }
                 }
-                Effect::Truncated(_) => {}
+                Effect::Truncated(_) | Effect::CreatedDatabase(_) => {}
                 Effect::DroppedDatabase(db) => self.tables.retain(|(d, _), _| d != db),
             }
         }
@@ -203,6 +203,7 @@ impl Tracker {
                 config.captures(&from.db, &from.table) || config.captures(&to.db, &to.table)
             }
             Effect::DroppedDatabase(_) => true,
+            Effect::CreatedDatabase(_) => false,
         });
         if !captured {
             return Ok(effects);
@@ -222,7 +223,7 @@ impl Tracker {
                         | Effect::Dropped(t)
                         | Effect::Truncated(t)
                         | Effect::Renamed { from: t, .. } => t.db.as_str(),
-                        Effect::DroppedDatabase(db) => db.as_str(),
+                        Effect::DroppedDatabase(db) | Effect::CreatedDatabase(db) => db.as_str(),
                     })
                     .unwrap_or_default()
             } else {
