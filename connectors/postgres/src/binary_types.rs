@@ -66,6 +66,21 @@ pub(crate) fn binary_key_text(column: &ColumnType, bytes: &[u8]) -> Option<Strin
     })
 }
 
+/// An integer key column's binary form as its value (whose decimal text is what
+/// [`binary_key_text`] gives); `None` for other types.
+pub(crate) fn binary_key_integer(column: &ColumnType, bytes: &[u8]) -> Option<i64> {
+    if !matches!(column.shape, Shape::Scalar) {
+        return None;
+    }
+    Some(match column.oid {
+        oid::INT2 => i16::from_be_bytes(bytes.try_into().ok()?).into(),
+        oid::INT4 => i32::from_be_bytes(bytes.try_into().ok()?).into(),
+        oid::INT8 => i64::from_be_bytes(bytes.try_into().ok()?),
+        oid::OID => u32::from_be_bytes(bytes.try_into().ok()?).into(),
+        _ => return None,
+    })
+}
+
 /// Whether a key column of this type can be written back as text by [`binary_key_text`].
 pub(crate) fn has_binary_key_text(column: &ColumnType) -> bool {
     matches!(column.shape, Shape::Enum(_))
@@ -249,5 +264,30 @@ mod tests {
             Some("42")
         );
         assert_eq!(binary_key_text(&int4, &[1]), None);
+    }
+
+    /// An integer key kept as its value writes the same text the key's text form holds.
+    #[test]
+    fn integer_keys_give_the_text_of_their_binary_form() {
+        let cases: [(u32, Vec<u8>); 5] = [
+            (oid::INT2, (-7i16).to_be_bytes().to_vec()),
+            (oid::INT4, i32::MIN.to_be_bytes().to_vec()),
+            (oid::INT8, i64::MAX.to_be_bytes().to_vec()),
+            (oid::INT8, (-1i64).to_be_bytes().to_vec()),
+            (oid::OID, u32::MAX.to_be_bytes().to_vec()),
+        ];
+        for (type_oid, bytes) in cases {
+            let column = ColumnType::scalar(type_oid, -1);
+            let value = binary_key_integer(&column, &bytes).expect("an integer key");
+            assert_eq!(
+                Some(value.to_string()),
+                binary_key_text(&column, &bytes),
+                "{type_oid}"
+            );
+        }
+        let text = ColumnType::scalar(oid::TEXT, -1);
+        assert_eq!(binary_key_integer(&text, b"12"), None);
+        let int4 = ColumnType::scalar(oid::INT4, -1);
+        assert_eq!(binary_key_integer(&int4, &[1]), None);
     }
 }

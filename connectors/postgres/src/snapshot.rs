@@ -31,7 +31,9 @@ use tokio_postgres::{Client, CopyOutStream};
 
 use sluice_debezium::envelope::mark_snapshot;
 
-use crate::binary_types::{binary_key_text, has_binary_decoder, has_binary_key_text};
+use crate::binary_types::{
+    binary_key_integer, binary_key_text, has_binary_decoder, has_binary_key_text,
+};
 use crate::config::{PostgresConfig, SnapshotMode};
 use crate::copy::{BinaryRow, TextRow};
 use crate::envelope::{ColumnData, SourceInfo, TableSchema, source_value};
@@ -369,6 +371,9 @@ impl SnapshotReader {
             Some(RowPlace::Key(key)) => {
                 offset.insert("snapshot_key".into(), json!(key));
             }
+            Some(RowPlace::IntegerKey(key)) => {
+                offset.insert("snapshot_key".into(), json!([key.to_string()]));
+            }
             Some(RowPlace::Pages(mark)) => {
                 offset.insert("snapshot_page".into(), json!(mark.page));
                 offset.insert("snapshot_filenode".into(), json!(mark.filenode));
@@ -406,6 +411,9 @@ struct SnapshotRow {
 enum RowPlace {
     /// The row's key (a keyed table: a resume goes on right after it).
     Key(KeyText),
+    /// A key of one integer column, kept as its value: its text (what [`RowPlace::Key`]
+    /// would hold) is only written for the last row of a batch, and most keys are this.
+    IntegerKey(i64),
     /// The `ctid` range it was in (a table without a key: a resume reads that range again).
     Pages(PageMark),
 }
@@ -653,6 +661,18 @@ impl RowContext {
             .source_record(key, value, &self.partition, offset, self.micros))
     }
 
+    /// Where a decoded row of a keyed table was read: its key.
+    fn place_of(&self, row: &CopyRow) -> RowPlace {
+        if let ([i], CopyRow::Binary(binary)) = (self.key_positions.as_slice(), row)
+            && let Some(key) = binary
+                .field(*i)
+                .and_then(|b| binary_key_integer(&self.table.columns[*i].column_type, b))
+        {
+            return RowPlace::IntegerKey(key);
+        }
+        RowPlace::Key(self.key_text(row))
+    }
+
     /// The key of a decoded row, in text, as offsets and chunk bounds hold it.
     fn key_text(&self, row: &CopyRow) -> KeyText {
         self.key_positions
@@ -790,7 +810,7 @@ impl<'a> CopyReader<'a> {
             let place = if context.key_positions.is_empty() {
                 self.pages.map(RowPlace::Pages)
             } else {
-                Some(RowPlace::Key(context.key_text(&self.row)))
+                Some(context.place_of(&self.row))
             };
             // The processing time, read once per few rows: a row takes about a microsecond.
             if records.len() % CLOCK_EVERY_ROWS == 0 {
