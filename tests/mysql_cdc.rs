@@ -1872,7 +1872,7 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     let worker = Worker::start(dir.path(), &args);
     worker.wait_for_log("the stream to start", "streaming the binlog");
     db.sql("alter table inventory.accounts add column note varchar(20) null");
-    db.sql("rename table inventory.accounts to inventory.ledger");
+    db.sql("RENAME TABLE inventory.accounts TO inventory.ledger");
     // Not captured, yet sent (Debezium's store.only.captured.*.ddl are false by default).
     db.sql("create database other; create table other.t (x int)");
     let changes = dir.path().join("schema.jsonl");
@@ -1930,10 +1930,18 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     let names = column_names(change);
     assert_eq!(names, ["id", "owner", "balance", "note"]);
     assert_eq!(change["table"]["primaryKeyColumnNames"], json!(["id"]));
-    let rename = &events[1]["value"]["tableChanges"];
-    assert_eq!(rename[0]["type"], "DROP");
-    assert_eq!(rename[0]["id"], "\"inventory\".\"accounts\"");
-    assert_eq!(rename[1]["id"], "\"inventory\".\"ledger\"");
+    // A rename is Debezium's ALTER of the new name (no DROP of the old one).
+    let rename = &events[1]["value"];
+    assert_eq!(
+        rename["ddl"],
+        "RENAME TABLE inventory.accounts TO inventory.ledger"
+    );
+    assert_eq!(rename["source"]["table"], "ledger");
+    let renamed = rename["tableChanges"].as_array().unwrap();
+    assert_eq!(renamed.len(), 1, "{rename}");
+    assert_eq!(renamed[0]["type"], "ALTER");
+    assert_eq!(renamed[0]["id"], "\"inventory\".\"ledger\"");
+    assert_eq!(column_names(&renamed[0]), ["id", "owner", "balance", "note"]);
     // A database's own statements: events of that database, without table changes.
     for (event, ddl) in [
         (&events[2], "create database other"),

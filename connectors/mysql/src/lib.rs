@@ -15,6 +15,7 @@ mod ca_check;
 pub mod config;
 pub mod ddl;
 pub mod ddl_columns;
+pub mod ddl_events;
 pub mod envelope;
 pub mod history;
 pub mod rows;

@@ -747,101 +747,73 @@ impl MySqlSourceTask {
         }
     }
 
-    /// Debezium's schema change event for a DDL statement that touches captured tables: the
-    /// statement, and each table's structure after it as INFORMATION_SCHEMA describes it now
-    /// (`CREATE`/`ALTER`; `DROP` for tables dropped or renamed away).
-    #[allow(clippy::too_many_arguments)]
+    /// Debezium's schema change events of a DDL statement (see [`crate::ddl_events`]) for the
+    /// tables and databases the `schema.history.internal.store.only.captured.*` keys keep, each
+    /// table with its structure after the statement.
     async fn schema_change_records(
         &mut self,
         config: &MySqlConfig,
         effects: &[crate::ddl::Effect],
         ddl: &str,
-        default_db: &str,
         pos: u64,
         ts_ms: i64,
         server_id: u32,
     ) -> Result<Vec<SourceRecord>> {
-        use crate::ddl::Effect;
+        use crate::ddl_events::ChangeKind;
         use crate::history::{dropped_change, table_change};
-        let creates = ddl.trim_start().to_ascii_uppercase().starts_with("CREATE");
-        let mut changes = Vec::new();
-        let mut first: Option<(String, String)> = None;
-        // A statement on a database itself (CREATE or DROP DATABASE): an event of that
-        // database without table changes, as Debezium's parser signals it.
-        let mut database: Option<&str> = None;
-        let kept = |t: &&crate::ddl::TableName| {
-            config.keeps_schema_changes_of(&t.db, Some(t.table.as_str()))
-        };
-        for effect in effects {
-            let (changed, dropped) = match effect {
-                Effect::Changed(t) => (Some(t), None),
-                Effect::Dropped(t) => (None, Some(t)),
-                Effect::Renamed { from, to } => (Some(to), Some(from)),
-                Effect::DroppedDatabase(db) | Effect::CreatedDatabase(db) => {
-                    if config.keeps_schema_changes_of(db, None) {
-                        database.get_or_insert(db);
-                    }
-                    (None, None)
-                }
-                Effect::Truncated(_) => (None, None),
-            };
-            if let Some(t) = dropped.filter(kept) {
-                changes.push(dropped_change(&t.db, &t.table));
-                first.get_or_insert((t.db.clone(), t.table.clone()));
-            }
-            if let Some(t) = changed.filter(kept) {
-                let conn = catalog(&mut self.catalog, config).await?;
-                let columns = crate::sql::describe(conn, config, &t.db, &t.table).await?;
-                let kind = if creates { "CREATE" } else { "ALTER" };
-                changes.push(table_change(&t.db, &t.table, kind, &columns));
-                first.get_or_insert((t.db.clone(), t.table.clone()));
-            }
-        }
-        let (db, table) = match (first, database) {
-            (Some((db, table)), _) => {
-                let db = if default_db.is_empty() {
-                    db
-                } else {
-                    default_db.to_owned()
-                };
-                (db, Some(table))
-            }
-            (None, Some(db)) => (db.to_owned(), None),
-            (None, None) => return Ok(Vec::new()),
-        };
         let source = self
             .source
             .clone()
             .unwrap_or_else(|| source_schema(self.flavour));
         let schemas = crate::schema_change::SchemaChangeSchemas::new(self.flavour, &source);
         let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
-        let info = SourceInfo {
-            flavour: config.flavour,
-            names: SourceNames::owned(&config.topic_prefix, &db, table.as_deref().unwrap_or("")),
-            ts_ms,
-            snapshot: "false",
-            server_id,
-            gtid: gtid.as_deref().map(Text::from),
-            file: Text::from(self.file.as_str()),
-            pos,
-            row: 0,
-            thread: None,
-        };
-        let mut source_block = source_value(&source, &info);
-        if table.is_none()
-            && let Value::Struct(block) = &mut source_block
-        {
-            let _ = block.put("table", Value::Null);
+        let mut records = Vec::new();
+        for event in crate::ddl_events::ddl_events(ddl, effects) {
+            if !config.keeps_schema_changes_of(&event.db, event.table.as_deref()) {
+                continue;
+            }
+            let changes = match (&event.table, event.kind) {
+                (_, ChangeKind::Database) | (None, _) => Vec::new(),
+                (Some(table), ChangeKind::Drop) => vec![dropped_change(&event.db, table)],
+                (Some(table), kind) => {
+                    let conn = catalog(&mut self.catalog, config).await?;
+                    let columns = crate::sql::describe(conn, config, &event.db, table).await?;
+                    vec![table_change(&event.db, table, kind.as_str(), &columns)]
+                }
+            };
+            let info = SourceInfo {
+                flavour: config.flavour,
+                names: SourceNames::owned(
+                    &config.topic_prefix,
+                    &event.db,
+                    event.source_tables.as_deref().unwrap_or_default(),
+                ),
+                ts_ms,
+                snapshot: "false",
+                server_id,
+                gtid: gtid.as_deref().map(Text::from),
+                file: Text::from(self.file.as_str()),
+                pos,
+                row: 0,
+                thread: None,
+            };
+            let mut source_block = source_value(&source, &info);
+            if event.source_tables.is_none()
+                && let Value::Struct(block) = &mut source_block
+            {
+                let _ = block.put("table", Value::Null);
+            }
+            let value = schemas.value(source_block, ts_ms, &event.db, &event.ddl, &changes);
+            records.push(schemas.record(
+                &config.topic_prefix,
+                &event.db,
+                value,
+                ts_ms,
+                &self.partition,
+                SourceOffset::new(),
+            ));
         }
-        let value = schemas.value(source_block, ts_ms, &db, ddl, &changes);
-        Ok(vec![schemas.record(
-            &config.topic_prefix,
-            &db,
-            value,
-            ts_ms,
-            &self.partition,
-            SourceOffset::new(),
-        )])
+        Ok(records)
     }
 
     /// Debezium's truncate events (`op` `t`, no key, no row images) for the captured tables a
@@ -1054,7 +1026,7 @@ impl MySqlSourceTask {
             .on_ddl(&config, text, default_db, &origin)
             .await?;
         let mut records = if config.schema_changes {
-            self.schema_change_records(&config, &effects, text, default_db, start, ts_ms, server_id)
+            self.schema_change_records(&config, &effects, text, start, ts_ms, server_id)
                 .await?
         } else {
             Vec::new()
