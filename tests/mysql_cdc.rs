@@ -1880,17 +1880,17 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     wait_until("the CREATE TABLE's event", Duration::from_secs(30), || {
         lines(&changes).len() >= 10
     });
-    db.sql("drop database other");
+    db.sql("alter database other character set latin1; drop database other");
     wait_until(
-        "eleven schema change events",
+        "twelve schema change events",
         Duration::from_secs(30),
-        || lines(&changes).len() >= 11,
+        || lines(&changes).len() >= 12,
     );
     let events: Vec<Json> = lines(&changes)
         .iter()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(events.len(), 11, "{events:?}");
+    assert_eq!(events.len(), 12, "{events:?}");
     // no_data is Debezium's snapshot of the schemas only: its six statements first.
     let ddls: Vec<&str> = events[..6]
         .iter()
@@ -1941,11 +1941,14 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     assert_eq!(renamed.len(), 1, "{rename}");
     assert_eq!(renamed[0]["type"], "ALTER");
     assert_eq!(renamed[0]["id"], "\"inventory\".\"ledger\"");
-    assert_eq!(column_names(&renamed[0]), ["id", "owner", "balance", "note"]);
+    assert_eq!(
+        column_names(&renamed[0]),
+        ["id", "owner", "balance", "note"]
+    );
     // A database's own statements: events of that database, without table changes.
     for (event, ddl) in [
         (&events[2], "create database other"),
-        (&events[4], "drop database other"),
+        (&events[5], "drop database other"),
     ] {
         let value = &event["value"];
         assert_eq!(event["key"], json!({"databaseName": "other"}), "{event}");
@@ -1963,6 +1966,12 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
         "{create}"
     );
     assert_eq!(column_names(&create["tableChanges"][0]), ["x"]);
+    // ALTER DATABASE: Debezium's fallback, an event of the statement's database (the server
+    // logs it in the database it alters) whose source names an empty table.
+    let alter_database = &events[4];
+    assert_eq!(alter_database["key"], json!({"databaseName": "other"}));
+    assert_eq!(alter_database["value"]["tableChanges"], json!([]));
+    assert_eq!(alter_database["value"]["source"]["table"], "");
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
     // With store.only.captured.databases.ddl=true, statements on other databases send none.
@@ -1977,13 +1986,13 @@ fn schema_changes_are_debezium_s_schema_change_events_when_included() {
     worker.wait_for_log("the stream to start", "streaming the binlog");
     db.sql("create database third; create table third.t (x int); alter table inventory.ledger add column z int");
     wait_until("the ALTER's event", Duration::from_secs(30), || {
-        lines(&changes).len() > 11
+        lines(&changes).len() > 12
     });
     let (exit, logs) = worker.terminate();
     assert!(exit.success(), "{logs}");
     let events = lines(&changes);
-    assert_eq!(events.len(), 12, "{events:?}");
-    assert!(events[11].contains("add column z"), "{}", events[11]);
+    assert_eq!(events.len(), 13, "{events:?}");
+    assert!(events[12].contains("add column z"), "{}", events[12]);
 }
 
 /// With `include.schema.changes`, the snapshot sends Debezium's schema change events before

@@ -47,8 +47,9 @@ pub struct DdlEvent {
     pub source_tables: Option<String>,
 }
 
-/// The events of `sql`, whose effects the tokenizer found, in statement order.
-pub fn ddl_events(sql: &str, effects: &[Effect]) -> Vec<DdlEvent> {
+/// The events of `sql`, run in database `default_db`, whose effects the tokenizer found, in
+/// statement order.
+pub fn ddl_events(sql: &str, default_db: &str, effects: &[Effect]) -> Vec<DdlEvent> {
     let words = leading_words(sql);
     let first = words.first().map(String::as_str).unwrap_or_default();
     let creates_table = first == "CREATE"
@@ -67,6 +68,22 @@ pub fn ddl_events(sql: &str, effects: &[Effect]) -> Vec<DdlEvent> {
     };
     let mut events = Vec::new();
     match first {
+        // Debezium's parser signals nothing for it: its fallback is an event of the session's
+        // database, whose source names an empty table.
+        "ALTER"
+            if matches!(
+                words.get(1).map(String::as_str),
+                Some("DATABASE" | "SCHEMA")
+            ) =>
+        {
+            events.push(DdlEvent {
+                db: default_db.to_owned(),
+                table: None,
+                kind: ChangeKind::Database,
+                ddl: sql.to_owned(),
+                source_tables: Some(String::new()),
+            });
+        }
         "ALTER" => {
             // A rename within ALTER TABLE alters the table under its new name only.
             let renamed = effects.iter().find_map(|e| match e {
@@ -149,10 +166,11 @@ pub fn ddl_events(sql: &str, effects: &[Effect]) -> Vec<DdlEvent> {
             .iter()
             .filter_map(|e| e.table.as_deref())
             .collect();
-        let joined =
-            (!tables.is_empty()).then(|| java_hash_set_order(&events[start].db, &tables).join(","));
-        for event in &mut events[start..end] {
-            event.source_tables = joined.clone();
+        if !tables.is_empty() {
+            let joined = java_hash_set_order(&events[start].db, &tables).join(",");
+            for event in &mut events[start..end] {
+                event.source_tables = Some(joined.clone());
+            }
         }
         start = end;
     }
@@ -277,7 +295,7 @@ mod tests {
     type Row = (String, Option<String>, &'static str, String, Option<String>);
 
     fn events(sql: &str) -> Vec<Row> {
-        ddl_events(sql, &effects(sql, "inventory"))
+        ddl_events(sql, "inventory", &effects(sql, "inventory"))
             .into_iter()
             .map(|e| (e.db, e.table, e.kind.as_str(), e.ddl, e.source_tables))
             .collect()
@@ -366,6 +384,16 @@ mod tests {
             )]
         );
         assert!(events("grant select on *.* to u").is_empty());
+        assert_eq!(
+            events("ALTER DATABASE shop CHARACTER SET utf8mb4"),
+            [(
+                "inventory".into(),
+                None,
+                "DATABASE",
+                "ALTER DATABASE shop CHARACTER SET utf8mb4".into(),
+                some("")
+            )]
+        );
     }
 
     #[test]

@@ -754,7 +754,7 @@ impl MySqlSourceTask {
         &mut self,
         config: &MySqlConfig,
         effects: &[crate::ddl::Effect],
-        ddl: &str,
+        (ddl, default_db): (&str, &str),
         pos: u64,
         ts_ms: i64,
         server_id: u32,
@@ -768,7 +768,7 @@ impl MySqlSourceTask {
         let schemas = crate::schema_change::SchemaChangeSchemas::new(self.flavour, &source);
         let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
         let mut records = Vec::new();
-        for event in crate::ddl_events::ddl_events(ddl, effects) {
+        for event in crate::ddl_events::ddl_events(ddl, default_db, effects) {
             if !config.keeps_schema_changes_of(&event.db, event.table.as_deref()) {
                 continue;
             }
@@ -1026,8 +1026,15 @@ impl MySqlSourceTask {
             .on_ddl(&config, text, default_db, &origin)
             .await?;
         let mut records = if config.schema_changes {
-            self.schema_change_records(&config, &effects, text, start, ts_ms, server_id)
-                .await?
+            self.schema_change_records(
+                &config,
+                &effects,
+                (text, default_db),
+                start,
+                ts_ms,
+                server_id,
+            )
+            .await?
         } else {
             Vec::new()
         };
