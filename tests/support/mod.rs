@@ -565,8 +565,9 @@ pub(crate) fn write_cdc_configs(dir: &Path, config: Option<Json>, extra: &Json) 
         .collect()
 }
 
-/// Writes `dir/worker.properties` for a worker on the Kafka transport: JsonConverter keys and
-/// values, offsets in `connect.offsets` flushed every 200 ms, then `extra` (whole lines).
+/// Writes `dir/worker.properties` with JsonConverter keys and values (used on the Kafka
+/// transport when the environment names a broker), offsets in `connect.offsets` flushed every
+/// 200 ms, then `extra` (whole lines).
 pub(crate) fn write_json_worker(dir: &Path, extra: &str) {
     std::fs::write(
         dir.join("worker.properties"),

@@ -124,7 +124,8 @@ pub enum SnapshotMode {
     Recovery,
 }
 
-/// The server's own databases, never captured nor described.
+/// The server's own databases: their tables are never listed for a snapshot, nor their DDL
+/// sent as schema change events.
 pub const SYSTEM_DATABASES: [&str; 4] =
     ["mysql", "information_schema", "performance_schema", "sys"];
 

@@ -49,6 +49,21 @@ impl Catalog {
             .collect()
     }
 
+    /// [`Self::describe`]'s answer, no longer kept.
+    async fn take(
+        &mut self,
+        conn: &mut mysql_async::Conn,
+        config: &MySqlConfig,
+        db: &str,
+        table: &str,
+    ) -> Result<(Vec<ColumnInfo>, String)> {
+        self.describe(conn, config, db, table).await?;
+        Ok(self
+            .described
+            .remove(&(db.to_string(), table.to_string()))
+            .expect("described just above"))
+    }
+
     /// A table's columns and statement (both empty when it is gone), read on first ask.
     async fn describe(
         &mut self,
@@ -850,14 +865,13 @@ async fn read(
     // is sent, so a restart (even one cut short mid-snapshot) knows each table from there on.
     let mut described = Vec::with_capacity(tables.len());
     for (db, table) in &tables {
-        let (columns, ddl) = catalog.describe(&mut conn, config, db, table).await?;
-        let columns = columns.clone();
+        let (columns, ddl) = catalog.take(&mut conn, config, db, table).await?;
         if view_is_position {
             let message = Snapshot::Table {
                 db: db.clone(),
                 table: table.clone(),
                 columns: columns.clone(),
-                ddl: ddl.clone(),
+                ddl,
             };
             if sender.send(Ok(message)).await.is_err() {
                 return Ok(());

@@ -754,11 +754,16 @@ impl MySqlSourceTask {
         &mut self,
         config: &MySqlConfig,
         effects: &[crate::ddl::Effect],
-        (ddl, default_db): (&str, &str),
-        pos: u64,
-        ts_ms: i64,
-        server_id: u32,
+        ddl: &str,
+        default_db: &str,
+        at: StatementAt,
     ) -> Result<Vec<SourceRecord>> {
+        let StatementAt {
+            start: pos,
+            ts_ms,
+            server_id,
+            ..
+        } = at;
         use crate::ddl_events::ChangeKind;
         use crate::history::{dropped_change, table_change};
         let source = self
@@ -1026,15 +1031,8 @@ impl MySqlSourceTask {
             .on_ddl(&config, text, default_db, &origin)
             .await?;
         let mut records = if config.schema_changes {
-            self.schema_change_records(
-                &config,
-                &effects,
-                (text, default_db),
-                start,
-                ts_ms,
-                server_id,
-            )
-            .await?
+            self.schema_change_records(&config, &effects, text, default_db, event)
+                .await?
         } else {
             Vec::new()
         };

@@ -186,12 +186,16 @@ pub async fn list_tables_where(
     config: &MySqlConfig,
     keep: impl Fn(&str, &str) -> bool,
 ) -> Result<Vec<(String, String)>> {
+    let system: Vec<String> = crate::config::SYSTEM_DATABASES
+        .iter()
+        .map(|db| format!("'{db}'"))
+        .collect();
     let rows: Vec<(String, String)> = conn
-        .query(
+        .query(format!(
             "SELECT TABLE_SCHEMA, TABLE_NAME FROM INFORMATION_SCHEMA.TABLES WHERE TABLE_TYPE = 'BASE TABLE' \
-             AND TABLE_SCHEMA NOT IN ('mysql', 'information_schema', 'performance_schema', 'sys') \
-             ORDER BY TABLE_SCHEMA, TABLE_NAME",
-        )
+             AND TABLE_SCHEMA NOT IN ({}) ORDER BY TABLE_SCHEMA, TABLE_NAME",
+            system.join(", ")
+        ))
         .await
         .map_err(|e| my_error("listing tables", config, e))?;
     Ok(rows

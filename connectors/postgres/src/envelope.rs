@@ -313,7 +313,9 @@ impl TableSchema {
     /// [`Self::envelope`] processed at `now` (microseconds since the Unix epoch).
     pub fn envelope_at(
         &self,
-        (before, after, source): (Value, Value, Value),
+        before: Value,
+        after: Value,
+        source: Value,
         op: &'static str,
         now: i64,
     ) -> Value {

@@ -653,9 +653,9 @@ impl RowContext {
             .row_from(|index| row.column(index))
             .map_err(|e| e.context(format!("the snapshot of {}", self.qualified)))?;
         let key = self.table.key_of(&after);
-        let value =
-            self.table
-                .envelope_at((Value::Null, after, self.source_block.clone()), "r", now);
+        let value = self
+            .table
+            .envelope_at(Value::Null, after, self.source_block.clone(), "r", now);
         Ok(self
             .table
             .source_record(key, value, &self.partition, offset, self.micros))

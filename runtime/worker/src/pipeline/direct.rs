@@ -302,7 +302,6 @@ impl DirectOutput {
                 topic.next = self.bus.reserve_offsets(&topic.name, topic.count);
             }
         }
-        let total = records.len();
         let mut outgoing: Vec<(Route, Vec<SinkRecord>)> = Vec::new();
         for (record, index) in records.into_iter().zip(topic_of) {
             let topic = &mut topics[index as usize];
@@ -311,10 +310,11 @@ impl DirectOutput {
             };
             let offset = topic.next;
             topic.next += 1;
+            let room = topic.count as usize;
             for route in others {
-                push(&mut outgoing, route, record.clone(), offset, total);
+                push(&mut outgoing, route, record.clone(), offset, room);
             }
-            push(&mut outgoing, last, record, offset, total);
+            push(&mut outgoing, last, record, offset, room);
         }
         let seq = tracker.register(offsets, outgoing.len() as u32);
         for (route, records) in outgoing {
@@ -355,14 +355,14 @@ struct BatchTopic {
     next: i64,
 }
 
-/// Adds `record` to its route's records (room for `total`, the batch's size, up front: growing
-/// copies every record again).
+/// Adds `record` to its route's records; a route's first gets room for `room` (its topic's
+/// records in the batch) up front, as growing copies every record again.
 fn push(
     outgoing: &mut Vec<(Route, Vec<SinkRecord>)>,
     route: &Route,
     record: Record,
     offset: i64,
-    total: usize,
+    room: usize,
 ) {
     let record = SinkRecord {
         kafka_partition: record.partition.unwrap_or(0),
@@ -375,7 +375,7 @@ fn push(
     {
         Some((_, records)) => records.push(record),
         None => {
-            let mut records = Vec::with_capacity(total);
+            let mut records = Vec::with_capacity(room);
             records.push(record);
             outgoing.push((route.clone(), records));
         }
