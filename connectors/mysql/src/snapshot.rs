@@ -1077,7 +1077,12 @@ async fn read_in_chunks(
             }
         }
         let records = match in_flight.pop_front() {
-            Some((chunk, answer)) => match answer.await {
+            Some((chunk, answer)) => match tokio::select! {
+                answer = answer => answer,
+                // A task that stopped listening ends the snapshot now, not once a reader
+                // (perhaps waiting on a lock) has finished its chunk.
+                () = emitter.sender.closed() => return Ok(false),
+            } {
                 Ok(Ok(records)) => records,
                 Ok(Err(ChunkFailed::LockWait)) => {
                     tracing::info!(table = %table.qualified, "a snapshot reader waited too long for the table's metadata lock (a DDL statement is queued behind the snapshot); the coordinator reads the rest of the table");

@@ -747,6 +747,34 @@ impl MySqlSourceTask {
         }
     }
 
+    /// The `source` of an event a statement at `pos` of the binlog file being read wrote (in the
+    /// open transaction, whose GTID it carries).
+    fn statement_source(
+        &self,
+        config: &MySqlConfig,
+        names: SourceNames,
+        pos: u64,
+        ts_ms: i64,
+        server_id: u32,
+    ) -> SourceInfo {
+        SourceInfo {
+            flavour: config.flavour,
+            names,
+            ts_ms,
+            snapshot: "false",
+            server_id,
+            gtid: self
+                .transaction
+                .as_ref()
+                .and_then(|t| t.gtid.as_deref())
+                .map(Text::from),
+            file: Text::from(self.file.as_str()),
+            pos,
+            row: 0,
+            thread: None,
+        }
+    }
+
     /// Debezium's schema change events of a DDL statement (see [`crate::ddl_events`]) for the
     /// tables and databases the `schema.history.internal.store.only.captured.*` keys keep, each
     /// table with its structure after the statement.
@@ -771,7 +799,6 @@ impl MySqlSourceTask {
             .clone()
             .unwrap_or_else(|| source_schema(self.flavour));
         let schemas = crate::schema_change::SchemaChangeSchemas::new(self.flavour, &source);
-        let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
         let mut records = Vec::new();
         for event in crate::ddl_events::ddl_events(ddl, default_db, effects) {
             if !config.keeps_schema_changes_of(&event.db, event.table.as_deref()) {
@@ -786,22 +813,12 @@ impl MySqlSourceTask {
                     vec![table_change(&event.db, table, kind.as_str(), &columns)]
                 }
             };
-            let info = SourceInfo {
-                flavour: config.flavour,
-                names: SourceNames::owned(
-                    &config.topic_prefix,
-                    &event.db,
-                    event.source_tables.as_deref().unwrap_or_default(),
-                ),
-                ts_ms,
-                snapshot: "false",
-                server_id,
-                gtid: gtid.as_deref().map(Text::from),
-                file: Text::from(self.file.as_str()),
-                pos,
-                row: 0,
-                thread: None,
-            };
+            let names = SourceNames::owned(
+                &config.topic_prefix,
+                &event.db,
+                event.source_tables.as_deref().unwrap_or_default(),
+            );
+            let info = self.statement_source(config, names, pos, ts_ms, server_id);
             let mut source_block = source_value(&source, &info);
             if event.source_tables.is_none()
                 && let Value::Struct(block) = &mut source_block
@@ -851,19 +868,8 @@ impl MySqlSourceTask {
                 .tables
                 .schema_now(conn, config, &source, &name.db, &name.table)
                 .await?;
-            let gtid = self.transaction.as_ref().and_then(|t| t.gtid.clone());
-            let info = SourceInfo {
-                flavour: config.flavour,
-                names: SourceNames::owned(&config.topic_prefix, &name.db, &name.table),
-                ts_ms,
-                snapshot: "false",
-                server_id,
-                gtid: gtid.as_deref().map(Text::from),
-                file: Text::from(self.file.as_str()),
-                pos,
-                row: 0,
-                thread: None,
-            };
+            let names = SourceNames::owned(&config.topic_prefix, &name.db, &name.table);
+            let info = self.statement_source(config, names, pos, ts_ms, server_id);
             let value = envelope_value(
                 &table.envelope,
                 Value::Null,
