@@ -2048,9 +2048,11 @@ fn cdc_in_a_worker_group_survives_kill_9_of_the_task_s_worker() {
 #[test]
 fn a_frozen_worker_s_slot_passes_to_the_new_owner_and_delete_cleans_up_through_any_worker() {
     let pg = Cluster::start();
-    // 60 s by default; 20 s outlasts the group's failover, so the new owner meets the slot
-    // still held.
-    pg.sql("alter system set wal_sender_timeout = '20s'");
+    // 60 s by default; 45 s outlasts the group's failover, so the new owner meets the slot
+    // still held. (Under CI load that failover took 22 s: a frozen worker misses heartbeats
+    // for a session timeout, then its port still accepts the leader's liveness probe, which
+    // waits 5 s for an answer that never comes; 20 s was too short once.)
+    pg.sql("alter system set wal_sender_timeout = '45s'");
     pg.sql("select pg_reload_conf()");
     let broker = support::kafka::Broker::start();
     pg.create_accounts();
@@ -2092,7 +2094,7 @@ fn a_frozen_worker_s_slot_passes_to_the_new_owner_and_delete_cleans_up_through_a
     pg.sql("set synchronous_commit = on; insert into accounts values (500, 'last', 1)");
     wait_for_state(&pg, &events);
     eprintln!(
-        "worker frozen → every change streamed by the new owner (wal_sender_timeout 20 s): {:?}",
+        "worker frozen → every change streamed by the new owner (wal_sender_timeout 45 s): {:?}",
         frozen_at.elapsed()
     );
     frozen.kill9();
